@@ -1,0 +1,5 @@
+import sys
+
+from genoquery.cli import main
+
+sys.exit(main())

@@ -1,0 +1,43 @@
+"""User-facing errors.
+
+Every problem caused by input (a file, a region string, a store path, a query)
+raises a subclass of :class:`GenoqueryError`. The command line prints such an
+error as one line and exits with status 2; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class GenoqueryError(Exception):
+    """Base class for errors a user can fix; the message says what and how."""
+
+
+class InputFileError(GenoqueryError):
+    """A source file is missing, unreadable, truncated or malformed."""
+
+    def __init__(self, path: str, problem: str, *, line: int | None = None,
+                 record: str | None = None, fix: str | None = None) -> None:
+        where = str(path)
+        if line is not None:
+            where += f", line {line}"
+        if record is not None:
+            where += f" (record {record})"
+        message = f"{where}: {problem}"
+        if fix:
+            message += f"; {fix}"
+        super().__init__(message)
+        self.path = str(path)
+        self.line = line
+        self.record = record
+
+
+class StoreError(GenoqueryError):
+    """A store path is missing, is not a store, or cannot be written."""
+
+
+class RegionError(GenoqueryError):
+    """A region string is malformed or names an unknown contig."""
+
+
+class QueryError(GenoqueryError):
+    """A query is malformed or asks for something the store does not hold."""

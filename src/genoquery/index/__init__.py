@@ -1,0 +1,1 @@
+"""The DuckDB index: variants, statistics, samples, contigs, persons and provenance."""

@@ -1,0 +1,37 @@
+"""DuckDB table definitions of a store's index (``STORE/index.duckdb``).
+
+Positions are 1-based as in VCF. ``site_row`` is the site's row in the Zarr
+genotype arrays; ``allele`` is the 1-based ALT index within the site.
+"""
+
+INDEX_FILE = "index.duckdb"
+
+TABLES = """
+CREATE TABLE contigs (contig_index SMALLINT PRIMARY KEY, contig VARCHAR NOT NULL UNIQUE, length BIGINT);
+CREATE TABLE samples (sample_index INTEGER PRIMARY KEY, sample_id VARCHAR NOT NULL UNIQUE, source VARCHAR);
+CREATE TABLE sites (
+    site_row BIGINT PRIMARY KEY, contig VARCHAR NOT NULL, pos BIGINT NOT NULL, id VARCHAR,
+    alleles VARCHAR[] NOT NULL, qual REAL, filters VARCHAR[] NOT NULL, source VARCHAR NOT NULL,
+    record BIGINT NOT NULL);
+CREATE TABLE variants (
+    variant_key VARCHAR NOT NULL, contig VARCHAR NOT NULL, pos BIGINT NOT NULL,
+    ref VARCHAR NOT NULL, alt VARCHAR NOT NULL, id VARCHAR, filter VARCHAR, qual REAL,
+    ac BIGINT NOT NULL, an BIGINT NOT NULL, af DOUBLE,
+    n_het BIGINT NOT NULL, n_hom_alt BIGINT NOT NULL, n_hemi BIGINT NOT NULL, n_missing BIGINT NOT NULL,
+    allele SMALLINT NOT NULL, site_row BIGINT NOT NULL);
+CREATE TABLE variant_group_stats (
+    site_row BIGINT NOT NULL, allele SMALLINT NOT NULL, grouping VARCHAR NOT NULL, group_value VARCHAR NOT NULL,
+    ac BIGINT NOT NULL, an BIGINT NOT NULL, af DOUBLE,
+    n_het BIGINT NOT NULL, n_hom_alt BIGINT NOT NULL, n_hemi BIGINT NOT NULL, n_missing BIGINT NOT NULL);
+CREATE TABLE provenance (
+    path VARCHAR NOT NULL, size BIGINT NOT NULL, sha256 VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+    records BIGINT NOT NULL, samples INTEGER NOT NULL, tool VARCHAR NOT NULL, ingested_at TIMESTAMPTZ NOT NULL);
+"""
+
+# Built after the bulk load: ART indexes for point lookups by key and rsID.
+INDEXES = """
+CREATE INDEX variants_key ON variants (variant_key);
+CREATE INDEX variants_id ON variants (id);
+CREATE INDEX variants_locus ON variants (contig, pos);
+CREATE INDEX group_stats_allele ON variant_group_stats (site_row, allele);
+"""

@@ -1,0 +1,230 @@
+"""The ingest pipeline: sources -> decoded blocks -> Zarr genotypes + DuckDB index.
+
+Two stages run concurrently so both cores work: a reader thread decompresses
+(ISA-L, its own thread) and decodes genotype blocks, while the main thread
+computes per-allele statistics, compresses and writes shards (numpy and Blosc
+release the GIL). A bounded queue keeps at most two blocks in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from genoquery.errors import InputFileError
+from genoquery.index.persons import read_person_table, sample_groups
+from genoquery.index.schema import INDEX_FILE
+from genoquery.index.writer import IndexWriter
+from genoquery.ingest.allele_stats import SampleGroups, block_stats
+from genoquery.ingest.records import OrderChecker, SiteBlock, first_locus, read_blocks
+from genoquery.ingest.staging import staged_store, write_marker
+from genoquery.ingest.vcf_source import VcfSource, open_source
+from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
+
+GENOTYPES = "genotypes.zarr"
+_DONE = object()
+
+
+def _tool_version() -> str:
+    from genoquery import __version__
+
+    return f"genoquery {__version__}"
+
+
+def _check_same_samples(sources: list[VcfSource]) -> None:
+    first = sources[0]
+    for other in sources[1:]:
+        if other.samples != first.samples:
+            raise InputFileError(other.path,
+                                 f"its samples differ from {first.path.name}'s "
+                                 f"({len(other.samples)} vs {len(first.samples)} samples)",
+                                 fix="files of one ingest must hold the same samples in the same order")
+
+
+def _merged_contigs(sources: list[VcfSource]) -> list[tuple[str, int | None]]:
+    contigs: dict[str, int | None] = {}
+    for source in sources:
+        for name, length in source.contigs:
+            contigs.setdefault(name, length)
+    return list(contigs.items())
+
+
+def _order_sources(sources: list[VcfSource], contigs: list[tuple[str, int | None]]) -> list[VcfSource]:
+    """Sort files by their first record so that split-by-region inputs concatenate in order."""
+    rank = {name: i for i, (name, _) in enumerate(contigs)}
+    firsts = [(first_locus(s), s) for s in sources]
+    for locus, _ in firsts:
+        if locus is not None and locus[0] not in rank:
+            rank[locus[0]] = len(rank)
+    keyed = sorted(firsts, key=lambda f: (rank[f[0][0]], f[0][1]) if f[0] else (-1, 0))
+    return [s for _, s in keyed]
+
+
+def _produce(sources: list[VcfSource], capacity: int, out: queue.Queue, stop: threading.Event) -> None:
+    order = OrderChecker()
+    try:
+        for source in sources:
+            for block in read_blocks(source, capacity, order):
+                while not stop.is_set():
+                    try:
+                        out.put((source, block), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        out.put(_DONE)
+    except BaseException as err:  # handed to the consumer, which re-raises it
+        out.put(err)
+
+
+def _blocks(sources: list[VcfSource], capacity: int) -> Iterator[tuple[VcfSource, SiteBlock]]:
+    """Blocks of all sources in order, decoded on a background thread."""
+    handoff: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    worker = threading.Thread(target=_produce, args=(sources, capacity, handoff, stop), daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _total_records(sources: list[VcfSource]) -> int | None:
+    import cyvcf2
+
+    total = 0
+    for source in sources:
+        try:
+            reader = cyvcf2.VCF(str(source.path))
+            count = reader.num_records
+            reader.close()
+        except Exception:
+            return None
+        if count is None or count < 0:
+            return None
+        total += count
+    return total
+
+
+def _write_variant_arrays(genotypes: GenotypeWriter, index: IndexWriter, samples: list[str],
+                          contigs: list[tuple[str, int | None]], filters: list[str]) -> None:
+    sites = index.sites_arrays()
+    n = len(sites["pos"])
+    max_alleles = max((len(a) for a in sites["alleles"]), default=1)
+    allele = np.full((n, max_alleles), "", dtype=object)
+    for i, alleles in enumerate(sites["alleles"]):
+        allele[i, : len(alleles)] = alleles
+    contig_index = {name: i for i, (name, _) in enumerate(contigs)}
+    filter_index = {name: i for i, name in enumerate(filters)}
+    flags = np.zeros((n, len(filters)), dtype=bool)
+    for i, names in enumerate(sites["filters"]):
+        for name in names:
+            flags[i, filter_index[name]] = True
+    ids = np.array(["." if v is None else v for v in sites["id"]], dtype=object)
+    quality = np.asarray(sites["qual"], dtype=np.float32)
+    arrays = {
+        "variant_position": np.asarray(sites["pos"], dtype=np.int32),
+        "variant_contig": np.array([contig_index[c] for c in sites["contig"]], dtype=np.int16),
+        "variant_allele": allele,
+        "variant_id": ids,
+        "variant_id_mask": ids == ".",
+        "variant_quality": np.where(np.ma.getmaskarray(sites["qual"]), np.nan, quality).astype(np.float32),
+        "variant_filter": flags,
+        "sample_id": np.array(samples, dtype=object),
+        "contig_id": np.array([c for c, _ in contigs], dtype=object),
+        "contig_length": np.array([-1 if n is None else n for _, n in contigs], dtype=np.int64),
+        "filter_id": np.array(filters, dtype=object),
+    }
+    dims = {
+        "variant_position": ("variants",), "variant_contig": ("variants",),
+        "variant_allele": ("variants", "alleles"), "variant_id": ("variants",),
+        "variant_id_mask": ("variants",), "variant_quality": ("variants",),
+        "variant_filter": ("variants", "filters"), "sample_id": ("samples",),
+        "contig_id": ("contigs",), "contig_length": ("contigs",), "filter_id": ("filters",),
+    }
+    genotypes.write_variant_arrays(arrays, dims)
+
+
+def ingest(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
+           persons: str | os.PathLike | None = None, overwrite: bool = False,
+           progress: bool | None = None, layout: ChunkLayout | None = None):
+    """Ingest VCF/VCF.gz/BCF files holding the same samples into a new store.
+
+    Files split by region may be given in any order; they are concatenated by
+    their first record. ``persons`` (CSV/TSV/Parquet with ``sample_id``) adds
+    statistics per ``ancestry`` and ``sex_at_birth`` group. The store appears
+    at ``store`` only when complete; on any error nothing there changes.
+    Returns the opened :class:`genoquery.Store`.
+    """
+    from genoquery.query.store import open as open_store
+
+    if not vcfs:
+        raise InputFileError("(command line)", "no VCF/BCF files given", fix="name at least one input file")
+    layout = layout or ChunkLayout()
+    sources = [open_source(p) for p in vcfs]
+    _check_same_samples(sources)
+    person_table = read_person_table(persons) if persons is not None else None
+    contigs = _merged_contigs(sources)
+    sources = _order_sources(sources, contigs)
+    samples = list(sources[0].samples)
+    groupings = sample_groups(person_table, samples) if person_table is not None else ()
+    show = progress if progress is not None else os.isatty(2)
+    with staged_store(store, overwrite) as staging:
+        counts = _build(staging, sources, samples, contigs, groupings, person_table, layout, show)
+        write_marker(staging, {"samples": len(samples), "sites": counts["sites"],
+                               "variants": counts["variants"], "tool": _tool_version()})
+    return open_store(store)
+
+
+def _build(staging: Path, sources: list[VcfSource], samples: list[str],
+           contigs: list[tuple[str, int | None]], groupings: tuple[SampleGroups, ...],
+           person_table, layout: ChunkLayout, show_progress: bool) -> dict[str, int]:
+    genotypes = GenotypeWriter(staging / GENOTYPES, len(samples), layout)
+    index = IndexWriter(staging / INDEX_FILE)
+    records = {s.path: 0 for s in sources}
+    filters = list(dict.fromkeys(f for s in sources for f in s.filters))
+    known_contigs = {c for c, _ in contigs}
+    n_variants = 0
+    bar = tqdm(total=_total_records(sources) if show_progress else None, unit="rec",
+               unit_scale=True, desc="ingest", disable=not show_progress)
+    try:
+        for source, block in _blocks(sources, layout.variant_shard):
+            for contig in block.contig:
+                if contig not in known_contigs:
+                    known_contigs.add(contig)
+                    contigs.append((contig, None))
+            for names in block.filters:
+                filters.extend(f for f in names if f not in filters)
+            stats = block_stats(block.gt[: block.n], np.fromiter(map(len, block.alleles), np.int64), groupings)
+            first_row = genotypes.append(block.gt[: block.n], block.phased[: block.n])
+            index.add_block(block, first_row, str(source.path), stats)
+            records[source.path] += block.n
+            n_variants += len(stats.row)
+            bar.update(block.n)
+    finally:
+        bar.close()
+    index.add_samples(samples, [str(sources[0].path)] * len(samples))
+    index.add_contigs(contigs)
+    for source in sources:
+        index.add_provenance(str(source.path.absolute()), source.size, source.sha256, source.kind,
+                             records[source.path], len(source.samples), _tool_version())
+    if person_table is not None:
+        index.add_persons(person_table)
+    _write_variant_arrays(genotypes, index, samples, contigs, filters)
+    genotypes.finish()
+    index.finish()
+    return {"sites": genotypes.n_variants, "variants": n_variants}

@@ -1,0 +1,326 @@
+"""Streaming a source's records as blocks of sites with decoded genotypes.
+
+Text VCF (plain or bgzipped) is read line by line through ISA-L's threaded
+gzip reader (decompression runs on its own thread), the fixed columns are
+split in Python and the genotype columns decoded in bulk by
+:mod:`genoquery.ingest.gt_decode`. A line the fast path cannot prove it reads
+exactly is handed whole to htslib (cyvcf2). BCF is read by htslib directly.
+
+Every block holds at most ``capacity`` sites; memory is bounded by
+``capacity x samples x 2`` bytes plus per-site metadata, whatever the input's
+length.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import cyvcf2
+import numpy as np
+from isal import igzip_threaded
+
+from genoquery.errors import InputFileError
+from genoquery.ingest.gt_decode import decode_gt
+from genoquery.ingest.vcf_source import VcfSource
+
+PLOIDY = 2
+MAX_ALLELES = 127  # int8 allele indexes
+
+
+@dataclass
+class SiteBlock:
+    """Up to ``capacity`` consecutive sites of one source.
+
+    ``gt`` is (capacity, samples, 2) int8 in VCF Zarr coding (-1 missing,
+    -2 fill); ``phased`` is (capacity, samples) bool. Only the first ``n``
+    rows are meaningful. ``record`` numbers are 1-based line numbers for text
+    VCF and 1-based record numbers for BCF.
+    """
+
+    capacity: int
+    n_samples: int
+    n: int = 0
+    contig: list[str] = field(default_factory=list)
+    pos: list[int] = field(default_factory=list)
+    vid: list[str] = field(default_factory=list)
+    alleles: list[list[str]] = field(default_factory=list)
+    qual: list[float] = field(default_factory=list)
+    filters: list[list[str]] = field(default_factory=list)
+    record: list[int] = field(default_factory=list)
+    gt: np.ndarray = field(init=False)
+    phased: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gt = np.empty((self.capacity, self.n_samples, PLOIDY), dtype=np.int8)
+        self.phased = np.empty((self.capacity, self.n_samples), dtype=bool)
+
+    @property
+    def full(self) -> bool:
+        return self.n == self.capacity
+
+    def add_site(self, contig: str, pos: int, vid: str, alleles: list[str], qual: float,
+                 filters: list[str], record: int) -> int:
+        """Append a site's fixed columns; returns its row for the genotype arrays."""
+        self.contig.append(contig)
+        self.pos.append(pos)
+        self.vid.append(vid)
+        self.alleles.append(alleles)
+        self.qual.append(qual)
+        self.filters.append(filters)
+        self.record.append(record)
+        self.n += 1
+        return self.n - 1
+
+
+class OrderChecker:
+    """Checks that records arrive sorted, across all files of one ingest.
+
+    Each contig's records must form one run with non-decreasing positions;
+    a contig the file's header does not declare is an error when the header
+    declares any.
+    """
+
+    def __init__(self) -> None:
+        self.finished: set[str] = set()
+        self.current: str | None = None
+        self.last_pos = 0
+
+    def check(self, source: VcfSource, declared: set[str], contig: str, pos: int, record: int) -> None:
+        if declared and contig not in declared:
+            raise InputFileError(source.path, f"contig {contig!r} is not declared in the header",
+                                 line=record, fix="add a ##contig line or fix the CHROM column")
+        if contig == self.current:
+            if pos < self.last_pos:
+                raise InputFileError(source.path,
+                                     f"records are not sorted: {contig}:{pos} comes after {contig}:{self.last_pos}",
+                                     line=record, fix="sort the file (bcftools sort); files split by "
+                                     "region must cover disjoint regions")
+        elif contig in self.finished:
+            raise InputFileError(source.path,
+                                 f"records are not sorted: contig {contig!r} appears again after {self.current!r}",
+                                 line=record, fix="sort the file (bcftools sort); files split by "
+                                 "region must cover disjoint regions")
+        else:
+            if self.current is not None:
+                self.finished.add(self.current)
+            self.current = contig
+        self.last_pos = pos
+
+
+def _check_alleles(source: VcfSource, block: SiteBlock) -> None:
+    """Every allele index must name an allele of its site."""
+    n = block.n
+    if n == 0 or block.n_samples == 0:
+        return
+    max_index = block.gt[:n].reshape(n, -1).max(axis=1)
+    n_alleles = np.fromiter((len(a) for a in block.alleles), dtype=np.int64, count=n)
+    bad = np.flatnonzero(max_index >= n_alleles)
+    if len(bad):
+        row = int(bad[0])
+        raise InputFileError(source.path,
+                             f"GT uses allele {int(max_index[row])} but the site has only "
+                             f"{n_alleles[row] - 1} ALT allele(s)",
+                             line=block.record[row], fix="correct the GT or ALT column")
+
+
+def _htslib_genotypes(source: VcfSource, variant: cyvcf2.Variant, record: int,
+                      out_gt: np.ndarray, out_phased: np.ndarray) -> None:
+    """Copy one htslib-parsed record's GT into the output rows."""
+    genotype = variant.genotype
+    if genotype is None:
+        out_gt[:, 0] = -1
+        out_gt[:, 1] = -2
+        out_phased[:] = False
+        return
+    arr = genotype.array()
+    ploidy = arr.shape[1] - 1
+    if ploidy > PLOIDY:
+        calls = arr[:, :ploidy]
+        if np.any(calls[:, PLOIDY:] != -2):
+            raise InputFileError(source.path, f"a call has ploidy {ploidy}", line=record,
+                                 fix="genoquery stores haploid and diploid calls only")
+    if arr[:, :-1].max(initial=0) > MAX_ALLELES:
+        raise InputFileError(source.path, f"more than {MAX_ALLELES} alleles", line=record,
+                             fix="split the site (bcftools norm -m-)")
+    out_gt[:, :] = -2
+    width = min(ploidy, PLOIDY)
+    out_gt[:, :width] = np.maximum(arr[:, :width], -2)
+    if ploidy == 1:
+        out_gt[:, 1] = -2
+    out_phased[:] = arr[:, -1].astype(bool)
+
+
+def _parse_fixed(source: VcfSource, cols: list[bytes], line_no: int):
+    """Parse CHROM..FILTER of a text record; raises on malformed values."""
+    if len(cols) < 8:
+        raise InputFileError(source.path, f"record has {len(cols)} columns, expected at least 8",
+                             line=line_no, fix="VCF columns must be tab-separated")
+    chrom = cols[0].decode()
+    pos_text = cols[1]
+    if not pos_text.isdigit():
+        raise InputFileError(source.path, f"POS {pos_text.decode(errors='replace')!r} is not a number",
+                             line=line_no, fix="correct the POS column")
+    ref = cols[3].decode()
+    if not ref or ref == ".":
+        raise InputFileError(source.path, "REF is empty", line=line_no, fix="correct the REF column")
+    alt = cols[4].decode()
+    alleles = [ref] + ([] if alt == "." else alt.split(","))
+    if len(alleles) > MAX_ALLELES:
+        raise InputFileError(source.path, f"{len(alleles)} alleles (at most {MAX_ALLELES})",
+                             line=line_no, fix="split the site (bcftools norm -m-)")
+    qual_text = cols[5]
+    try:
+        qual = math.nan if qual_text == b"." else float(qual_text)
+    except ValueError:
+        raise InputFileError(source.path, f"QUAL {qual_text.decode(errors='replace')!r} is not a number",
+                             line=line_no, fix="correct the QUAL column") from None
+    filt = cols[6].decode()
+    filters = [] if filt == "." else filt.split(";")
+    vid = "" if cols[2] == b"." else cols[2].decode()
+    return chrom, int(pos_text), vid, alleles, qual, filters
+
+
+class _TextReader:
+    """Reads a plain or bgzipped VCF into blocks."""
+
+    def __init__(self, source: VcfSource, capacity: int, order: OrderChecker) -> None:
+        self.source = source
+        self.capacity = capacity
+        self.n_samples = len(source.samples)
+        self.order = order
+        self.declared = {name for name, _ in source.contigs}
+        self._fallback: cyvcf2.Writer | None = None
+
+    def _open(self) -> io.BufferedIOBase:
+        if self.source.kind == "vcf.gz":
+            return igzip_threaded.open(self.source.path, "rb", threads=1)
+        return open(self.source.path, "rb")
+
+    def _htslib_variant(self, line: bytes, line_no: int) -> cyvcf2.Variant:
+        if self._fallback is None:
+            self._fallback = cyvcf2.Writer.from_string("/dev/null", self.source.header_text)
+        try:
+            return self._fallback.variant_from_string(line.decode())
+        except Exception as err:
+            raise InputFileError(self.source.path, f"htslib cannot parse the record ({err})",
+                                 line=line_no, fix="check the record against the VCF specification") from None
+
+    def blocks(self) -> Iterator[SiteBlock]:
+        block = SiteBlock(self.capacity, self.n_samples)
+        line_no = 0
+        try:
+            with self._open() as handle:
+                for raw in handle:
+                    line_no += 1
+                    if raw.startswith(b"#"):
+                        continue
+                    line = raw.rstrip(b"\r\n")
+                    if not line:
+                        continue
+                    self._add_line(block, line, line_no)
+                    if block.full:
+                        _check_alleles(self.source, block)
+                        yield block
+                        block = SiteBlock(self.capacity, self.n_samples)
+        except (EOFError, OSError) as err:
+            raise InputFileError(self.source.path, f"cannot read past line {line_no} ({err})",
+                                 fix="the file is truncated or corrupt; check it with 'bgzip -t'") from None
+        except UnicodeDecodeError:
+            raise InputFileError(self.source.path, "record is not valid UTF-8 text", line=line_no + 1,
+                                 fix="check the file's encoding") from None
+        if block.n:
+            _check_alleles(self.source, block)
+            yield block
+
+    def _add_line(self, block: SiteBlock, line: bytes, line_no: int) -> None:
+        cols = line.split(b"\t", 9)
+        chrom, pos, vid, alleles, qual, filters = _parse_fixed(self.source, cols, line_no)
+        self.order.check(self.source, self.declared, chrom, pos, line_no)
+        row = block.add_site(chrom, pos, vid, alleles, qual, filters, line_no)
+        out_gt, out_phased = block.gt[row], block.phased[row]
+        if self.n_samples == 0:
+            return
+        if len(cols) < 10:
+            raise InputFileError(self.source.path,
+                                 f"record has no sample columns, the header names {self.n_samples} samples",
+                                 line=line_no, fix="every record needs FORMAT and one column per sample")
+        fmt = cols[8]
+        found = None
+        if fmt == b"GT" or fmt.startswith(b"GT:"):
+            found = decode_gt(cols[9], self.n_samples, fmt == b"GT", out_gt, out_phased)
+        if found is None:
+            found = cols[9].count(b"\t") + 1
+            if found == self.n_samples:
+                _htslib_genotypes(self.source, self._htslib_variant(line, line_no), line_no, out_gt, out_phased)
+        if found != self.n_samples:
+            raise InputFileError(self.source.path,
+                                 f"record has {found} sample columns, the header names {self.n_samples}",
+                                 line=line_no, fix="every record needs one column per sample")
+
+
+class _BcfReader:
+    """Reads a BCF into blocks through htslib."""
+
+    def __init__(self, source: VcfSource, capacity: int, order: OrderChecker) -> None:
+        self.source = source
+        self.capacity = capacity
+        self.n_samples = len(source.samples)
+        self.order = order
+        self.declared = {name for name, _ in source.contigs}
+
+    def blocks(self) -> Iterator[SiteBlock]:
+        reader = cyvcf2.VCF(str(self.source.path), threads=2)
+        block = SiteBlock(self.capacity, self.n_samples)
+        record = 0
+        try:
+            while True:
+                try:
+                    variant = next(reader)
+                except StopIteration:
+                    break
+                except Exception as err:
+                    raise InputFileError(self.source.path, f"htslib cannot read the record ({err})",
+                                         line=record + 1, fix="check the file with 'bcftools view'") from None
+                record += 1
+                self._add(block, variant, record)
+                if block.full:
+                    _check_alleles(self.source, block)
+                    yield block
+                    block = SiteBlock(self.capacity, self.n_samples)
+        finally:
+            reader.close()
+        if block.n:
+            _check_alleles(self.source, block)
+            yield block
+
+    def _add(self, block: SiteBlock, variant: cyvcf2.Variant, record: int) -> None:
+        self.order.check(self.source, self.declared, variant.CHROM, variant.POS, record)
+        qual = variant.QUAL
+        filt = variant.FILTER
+        filters = ["PASS"] if filt is None and "PASS" in variant.FILTERS else (
+            [] if filt is None else filt.split(";"))
+        row = block.add_site(variant.CHROM, variant.POS, variant.ID or "",
+                             [variant.REF] + list(variant.ALT),
+                             math.nan if qual is None else float(qual), filters, record)
+        if self.n_samples:
+            _htslib_genotypes(self.source, variant, record, block.gt[row], block.phased[row])
+
+
+def read_blocks(source: VcfSource, capacity: int,
+                order: OrderChecker | None = None) -> Iterator[SiteBlock]:
+    """Yield the source's sites in file order, ``capacity`` at a time.
+
+    Pass one ``order`` to every file of an ingest to check sorting across files.
+    """
+    reader_type = _BcfReader if source.kind == "bcf" else _TextReader
+    return reader_type(source, capacity, order or OrderChecker()).blocks()
+
+
+def first_locus(source: VcfSource) -> tuple[str, int] | None:
+    """The CHROM and POS of a source's first record, or None for a file without records."""
+    for block in read_blocks(source, 1):
+        return block.contig[0], block.pos[0]
+    return None

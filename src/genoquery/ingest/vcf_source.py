@@ -1,0 +1,128 @@
+"""Opening a VCF or BCF source: format detection, header, samples, contigs, checksum.
+
+Header parsing is htslib's (through cyvcf2); this module adds the checks that
+htslib lets through (duplicate sample IDs) and records what provenance needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cyvcf2
+
+from genoquery.errors import InputFileError
+
+BGZF_MAGIC = b"\x1f\x8b"
+BCF_MAGIC = b"BCF\x02"
+
+
+@dataclass(frozen=True)
+class VcfSource:
+    """One input file as the header describes it.
+
+    ``contigs`` are ``(name, length or None)`` in header order; ``filters``
+    are the FILTER IDs the header declares, PASS first.
+    """
+
+    path: Path
+    kind: str  # "vcf", "vcf.gz" or "bcf"
+    samples: tuple[str, ...]
+    contigs: tuple[tuple[str, int | None], ...]
+    filters: tuple[str, ...]
+    header_text: str
+    header_lines: int
+    size: int
+    sha256: str = field(repr=False)
+
+
+def _detect_kind(path: Path) -> str:
+    """Tell BCF, bgzipped VCF and plain VCF apart by their first bytes."""
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if head == BGZF_MAGIC:
+        import gzip
+
+        with gzip.open(path, "rb") as handle:
+            try:
+                inner = handle.read(4)
+            except (OSError, EOFError) as err:
+                raise InputFileError(path, f"cannot decompress: {err}",
+                                     fix="check the file is complete (bgzip -t)") from None
+        return "bcf" if inner == BCF_MAGIC else "vcf.gz"
+    return "vcf"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _header_contigs(reader: cyvcf2.VCF) -> tuple[tuple[str, int | None], ...]:
+    contigs = []
+    for rec in reader.header_iter():
+        info = rec.info()
+        if info.get("HeaderType") == "CONTIG":
+            length = info.get("length")
+            contigs.append((info["ID"], int(length) if length and length.isdigit() else None))
+    return tuple(contigs)
+
+
+def _header_filters(reader: cyvcf2.VCF) -> tuple[str, ...]:
+    filters = ["PASS"]
+    for rec in reader.header_iter():
+        info = rec.info()
+        if info.get("HeaderType") == "FILTER" and info["ID"] not in filters:
+            filters.append(info["ID"])
+    return tuple(filters)
+
+
+def _check_samples(path: Path, samples: list[str], header_text: str) -> None:
+    seen: set[str] = set()
+    for name in samples:
+        if name in seen:
+            raise InputFileError(path, f"sample ID {name!r} appears twice in the header",
+                                 fix="rename or remove the duplicate column (bcftools reheader -s)")
+        seen.add(name)
+    chrom_line = header_text.rstrip("\n").split("\n")[-1]
+    if not chrom_line.startswith("#CHROM"):
+        raise InputFileError(path, "header has no #CHROM line",
+                             fix="a VCF header must end with the #CHROM column line")
+    if "\t" not in chrom_line and " " in chrom_line:
+        raise InputFileError(path, "#CHROM line is separated by spaces, not tabs",
+                             fix="VCF columns must be tab-separated")
+
+
+def open_source(path: str | os.PathLike) -> VcfSource:
+    """Read and check the header of a VCF, VCF.gz or BCF file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(path, "no such file", fix="check the path")
+    if not path.is_file():
+        raise InputFileError(path, "not a regular file", fix="give a VCF, VCF.gz or BCF file")
+    if path.stat().st_size == 0:
+        raise InputFileError(path, "file is empty", fix="give a VCF, VCF.gz or BCF file")
+    kind = _detect_kind(path)
+    try:
+        reader = cyvcf2.VCF(str(path), lazy=True)
+    except Exception as err:  # htslib reports any unreadable header this way
+        raise InputFileError(path, f"not a readable VCF/BCF header ({err})",
+                             fix="check the file with 'bcftools view -h'") from None
+    try:
+        header_text = reader.raw_header
+        samples = list(reader.samples)
+        _check_samples(path, samples, header_text)
+        contigs = _header_contigs(reader)
+        filters = _header_filters(reader)
+    finally:
+        reader.close()
+    return VcfSource(
+        path=path, kind=kind, samples=tuple(samples), contigs=contigs, filters=filters,
+        header_text=header_text, header_lines=header_text.count("\n"),
+        size=path.stat().st_size, sha256=_sha256(path),
+    )

@@ -1,0 +1,94 @@
+"""Writing the VCF Zarr genotype group (Zarr v3, sharded).
+
+Genotype arrays are streamed one shard row at a time: a block holds
+``layout.variant_shard`` sites across all samples, so every shard is written
+whole, once, and never read back. Per-variant arrays (positions, alleles, IDs,
+filters) are written at the end from the DuckDB index, when the largest number
+of alleles and the full filter list are known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, BloscShuffle
+
+VCF_ZARR_VERSION = "0.4"
+
+
+@dataclass(frozen=True)
+class ChunkLayout:
+    """Chunk and shard shape of the genotype arrays, in variants and samples.
+
+    Inner chunks are what a reader decompresses; shards are the files. See
+    docs/architecture.md for the measurements behind the defaults.
+    """
+
+    variant_chunk: int = 64
+    sample_chunk: int = 8192
+    variant_shard: int = 256
+    clevel: int = 5
+    variant_array_shard: int = 65536
+
+
+def _compressor(layout: ChunkLayout, typesize: int = 1) -> BloscCodec:
+    return BloscCodec(cname="zstd", clevel=layout.clevel, shuffle=BloscShuffle.bitshuffle,
+                      typesize=typesize)
+
+
+class GenotypeWriter:
+    """Appends genotype blocks to ``call_genotype`` and ``call_genotype_phased``."""
+
+    def __init__(self, path: Path, n_samples: int, layout: ChunkLayout) -> None:
+        self.layout = layout
+        self.n_samples = n_samples
+        self.group = zarr.open_group(str(path), mode="w", zarr_format=3)
+        self.group.attrs["vcf_zarr_version"] = VCF_ZARR_VERSION
+        sample_chunk = min(layout.sample_chunk, max(1, n_samples))
+        v_shard = layout.variant_shard
+        s_shard = -(-max(1, n_samples) // sample_chunk) * sample_chunk  # one shard spans all samples
+        self.genotype = self.group.create_array(
+            "call_genotype", shape=(0, n_samples, 2), dtype="int8",
+            chunks=(layout.variant_chunk, sample_chunk, 2), shards=(v_shard, s_shard, 2),
+            compressors=_compressor(layout), fill_value=-1,
+            dimension_names=("variants", "samples", "ploidy"))
+        self.phased = self.group.create_array(
+            "call_genotype_phased", shape=(0, n_samples), dtype="bool",
+            chunks=(layout.variant_chunk, sample_chunk), shards=(v_shard, s_shard),
+            compressors=_compressor(layout), fill_value=False,
+            dimension_names=("variants", "samples"))
+        self.n_variants = 0
+
+    def append(self, gt: np.ndarray, phased: np.ndarray) -> int:
+        """Write ``gt`` (n, samples, 2) and ``phased`` (n, samples); returns the first row."""
+        first = self.n_variants
+        end = first + len(gt)
+        self.genotype.resize((end, self.n_samples, 2))
+        self.phased.resize((end, self.n_samples))
+        self.genotype[first:end] = gt
+        self.phased[first:end] = phased
+        self.n_variants = end
+        return first
+
+    def write_variant_arrays(self, arrays: dict[str, np.ndarray], dims: dict[str, tuple[str, ...]]) -> None:
+        """Write per-variant and per-sample arrays; variant arrays share the variant chunk size."""
+        for name, values in arrays.items():
+            leading = (self.layout.variant_chunk if dims[name][0] == "variants"
+                       else self.layout.sample_chunk)
+            chunks = (leading,) + tuple(max(1, n) for n in values.shape[1:])
+            shards = (leading * (self.layout.variant_array_shard // leading),) + chunks[1:]
+            is_text = values.dtype.kind in "OUT"
+            array = self.group.create_array(
+                name, shape=values.shape, dtype=str if is_text else values.dtype,
+                chunks=chunks, shards=shards,
+                compressors="auto" if is_text else _compressor(self.layout, values.dtype.itemsize),
+                dimension_names=dims[name])
+            if values.size:
+                array[...] = values
+
+    def finish(self) -> None:
+        """Consolidate metadata so that xarray and zarr open the group with one read."""
+        zarr.consolidate_metadata(self.group.store)

@@ -1,0 +1,1 @@
+"""Queries over a store: variant lookup and statistics (more in later modules)."""

@@ -1,0 +1,46 @@
+"""Region strings, 1-based and inclusive as in samtools: ``chr20``, ``chr20:1000``, ``chr20:1,000-2,000``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from genoquery.errors import RegionError
+
+_REGION = re.compile(r"^(?P<contig>[^:\s]+)(?::(?P<start>[\d,]+)(?:-(?P<end>[\d,]*))?)?$")
+MAX_POS = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Region:
+    """A contig interval; ``start`` and ``end`` are 1-based inclusive."""
+
+    contig: str
+    start: int = 1
+    end: int = MAX_POS
+
+    def __str__(self) -> str:
+        return f"{self.contig}:{self.start}-{self.end}"
+
+
+def parse_region(text: str, contigs: list[str] | None = None) -> Region:
+    """Parse a region string; with ``contigs``, the contig must be one of them."""
+    match = _REGION.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise RegionError(f"bad region {text!r}: write CONTIG, CONTIG:POS or CONTIG:START-END "
+                          "(1-based, inclusive), for example chr20:1000-2000")
+    contig = match["contig"]
+    start = int(match["start"].replace(",", "")) if match["start"] else 1
+    end_text = match["end"]
+    if end_text:
+        end = int(end_text.replace(",", ""))
+    elif match["start"] and end_text is None:
+        end = start
+    else:
+        end = MAX_POS
+    if start < 1 or end < start:
+        raise RegionError(f"bad region {text!r}: start must be >= 1 and end >= start")
+    if contigs is not None and contig not in contigs:
+        raise RegionError(f"region {text!r}: contig {contig!r} is not in the store "
+                          f"(contigs: {', '.join(contigs[:10])}{' ...' if len(contigs) > 10 else ''})")
+    return Region(contig, start, end)

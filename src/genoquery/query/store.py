@@ -1,0 +1,99 @@
+"""An opened store: the DuckDB index and the Zarr genotype group, read-only."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from genoquery.errors import QueryError, StoreError
+from genoquery.index.schema import INDEX_FILE
+from genoquery.ingest.staging import MARKER, is_store, recover
+from genoquery.query.regions import parse_region
+
+VARIANT_COLUMNS = ("contig", "pos", "ref", "alt", "id", "filter", "qual", "ac", "an", "af",
+                   "n_het", "n_hom_alt", "n_hemi", "n_missing", "variant_key", "allele", "site_row")
+STAT_COLUMNS = ("ac", "an", "af", "n_het", "n_hom_alt", "n_hemi", "n_missing")
+
+
+class Store:
+    """A genoquery store opened read-only. Use :func:`genoquery.open`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.info = json.loads((path / MARKER).read_text())
+        self._con = duckdb.connect(str(path / INDEX_FILE), read_only=True)
+        self._contigs = [r[0] for r in self._con.execute(
+            "SELECT contig FROM contigs ORDER BY contig_index").fetchall()]
+
+    def __repr__(self) -> str:
+        return (f"<genoquery.Store {self.path} samples={self.info['samples']} "
+                f"sites={self.info['sites']} variants={self.info['variants']}>")
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def contigs(self) -> list[str]:
+        return list(self._contigs)
+
+    @property
+    def genotypes_path(self) -> Path:
+        return self.path / "genotypes.zarr"
+
+    def _groupings(self) -> list[str]:
+        return [r[0] for r in self._con.execute(
+            "SELECT DISTINCT grouping FROM variant_group_stats ORDER BY 1").fetchall()]
+
+    def variants(self, region: str | None = None, by: str | None = None) -> pa.Table:
+        """Whole-cohort statistics, one row per ALT allele, in genome order.
+
+        ``region`` is ``CONTIG[:START[-END]]``, 1-based inclusive. ``by`` names
+        a sample grouping (``ancestry``, ``sex_at_birth``) to return one row per
+        allele and group, with the group in a column of that name.
+        """
+        where, params = "", []
+        if region is not None:
+            r = parse_region(region, self._contigs)
+            where, params = "WHERE v.contig = ? AND v.pos BETWEEN ? AND ?", [r.contig, r.start, r.end]
+        if by is None:
+            sql = f"SELECT {', '.join('v.' + c for c in VARIANT_COLUMNS)} FROM variants v {where} ORDER BY v.site_row, v.allele"
+            return self._con.sql(sql, params=params).to_arrow_table()
+        if by not in self._groupings():
+            raise QueryError(f"no statistics grouped by {by!r}; this store has: "
+                             f"{', '.join(self._groupings()) or 'none (ingest with --persons)'}")
+        base = [c for c in VARIANT_COLUMNS if c not in STAT_COLUMNS]
+        sql = (f"SELECT {', '.join('v.' + c for c in base)}, g.group_value AS \"{by}\", "
+               f"{', '.join('g.' + c for c in STAT_COLUMNS)} FROM variants v JOIN variant_group_stats g "
+               f"ON g.site_row = v.site_row AND g.allele = v.allele AND g.grouping = ? "
+               f"{where} ORDER BY v.site_row, v.allele, g.group_value")
+        return self._con.sql(sql, params=[by] + params).to_arrow_table()
+
+    def samples(self) -> pa.Table:
+        """The store's samples in genotype-column order: ``sample_index``, ``sample_id``."""
+        return self._con.sql(
+            "SELECT sample_index, sample_id FROM samples ORDER BY sample_index").to_arrow_table()
+
+    def provenance(self) -> pa.Table:
+        """Each ingested file's path, size, sha256, record and sample counts, tool and time."""
+        return self._con.sql("SELECT * FROM provenance").to_arrow_table()
+
+
+def open(path: str | os.PathLike) -> Store:  # noqa: A001 - mirrors zarr.open / xarray.open_*
+    """Open an existing store read-only."""
+    path = Path(path).absolute()
+    recover(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such store; create one with 'genoquery ingest'")
+    if not is_store(path):
+        raise StoreError(f"{path}: not a genoquery store (no {MARKER})")
+    return Store(path)
