@@ -10,7 +10,7 @@ TABLES = """
 CREATE TABLE contigs (contig_index SMALLINT PRIMARY KEY, contig VARCHAR NOT NULL UNIQUE, length BIGINT);
 CREATE TABLE samples (sample_index INTEGER PRIMARY KEY, sample_id VARCHAR NOT NULL UNIQUE, source VARCHAR);
 CREATE TABLE sites (
-    site_row BIGINT PRIMARY KEY, contig VARCHAR NOT NULL, pos BIGINT NOT NULL, id VARCHAR,
+    site_row BIGINT NOT NULL, contig VARCHAR NOT NULL, pos BIGINT NOT NULL, id VARCHAR,
     alleles VARCHAR[] NOT NULL, qual REAL, filters VARCHAR[] NOT NULL, source VARCHAR NOT NULL,
     record BIGINT NOT NULL);
 CREATE TABLE variants (
@@ -33,5 +33,6 @@ INDEXES = """
 CREATE INDEX variants_key ON variants (variant_key);
 CREATE INDEX variants_id ON variants (id);
 CREATE INDEX variants_locus ON variants (contig, pos);
+CREATE UNIQUE INDEX sites_row ON sites (site_row);
 CREATE INDEX group_stats_allele ON variant_group_stats (site_row, allele);
 """

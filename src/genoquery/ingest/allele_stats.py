@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 STATS = ("ac", "an", "n_het", "n_hom_alt", "n_hemi", "n_missing")
@@ -31,26 +32,10 @@ class SampleGroups:
     labels: tuple[str, ...]
     codes: np.ndarray
 
-    def __post_init__(self) -> None:
-        order = np.argsort(self.codes, kind="stable")
-        known = order[self.codes[order] >= 0]
-        sorted_codes = self.codes[known]
-        present = np.unique(sorted_codes)
-        starts = np.searchsorted(sorted_codes, present)
-        object.__setattr__(self, "_order", known)
-        object.__setattr__(self, "_present", present)
-        object.__setattr__(self, "_starts", starts)
-
-    def sums(self, per_sample: np.ndarray) -> np.ndarray:
-        """Sum a (rows, samples) array within each present group: (rows, present groups) int64."""
-        if len(self._present) == 0:
-            return np.zeros((per_sample.shape[0], 0), dtype=np.int64)
-        ordered = per_sample[:, self._order].astype(np.int64, copy=False)
-        return np.add.reduceat(ordered, self._starts, axis=1)
-
     @property
-    def present_labels(self) -> list[str]:
-        return [self.labels[i] for i in self._present]
+    def sizes(self) -> np.ndarray:
+        """Number of samples in each group, (groups,) int64."""
+        return np.bincount(self.codes[self.codes >= 0], minlength=len(self.labels))
 
 
 @dataclass
@@ -59,7 +44,8 @@ class AlleleStats:
 
     ``row`` is the site's row in the block, ``allele`` the 1-based ALT index;
     ``overall[stat]`` is (pairs,) int64 and ``groups[column][stat]`` is
-    (pairs, present groups) int64 with labels in ``group_labels[column]``.
+    (pairs, groups) int64 with labels in ``group_labels[column]`` (groups with
+    no samples in the store are left out).
     """
 
     row: np.ndarray
@@ -69,58 +55,86 @@ class AlleleStats:
     group_labels: dict[str, list[str]]
 
 
-def _per_sample_counts(gt: np.ndarray, allele: int, diploid_full: np.ndarray,
-                       haploid: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-sample indicator arrays (rows, samples) for one ALT allele."""
-    first = gt[:, :, 0] == allele
-    second = gt[:, :, 1] == allele
-    copies = first.view(np.int8) + second.view(np.int8)
-    return {
-        "ac": copies,
-        "n_het": (copies == 1) & diploid_full,
-        "n_hom_alt": copies == 2,
-        "n_hemi": first & haploid,
-    }
+@numba.njit(nogil=True, cache=True)
+def _count(gt, cells, site_counts, allele_counts):  # pragma: no cover - compiled
+    """Accumulate counts over the calls that are not diploid homozygous reference.
+
+    ``cells`` (samples, 1 + groupings) lists each sample's cells: 0 for
+    everyone, then its group's cell in each grouping, or -1 when unknown. ``site_counts`` (sites, cells, 2)
+    gets uncalled allele slots and incomplete calls; ``allele_counts``
+    (sites, alleles, cells, 4) gets AC, het, hom-alt and hemi per allele.
+    """
+    n_sites, n_samples = gt.shape[0], gt.shape[1]
+    for v in range(n_sites):
+        for s in range(n_samples):
+            a0 = gt[v, s, 0]
+            a1 = gt[v, s, 1]
+            if a0 == 0 and a1 == 0:
+                continue
+            called = (a0 >= 0) + (a1 >= 0)
+            ploidy = (a0 != -2) + (a1 != -2)
+            for k in range(cells.shape[1]):
+                c = cells[s, k]
+                if c < 0:
+                    continue
+                site_counts[v, c, 0] += 2 - called
+                site_counts[v, c, 1] += called != ploidy
+                if a0 >= 1:
+                    allele_counts[v, a0, c, 0] += 1
+                if a1 >= 1:
+                    allele_counts[v, a1, c, 0] += 1
+                if called == 2:
+                    if a0 == a1:
+                        allele_counts[v, a0, c, 2] += 1
+                    else:
+                        if a0 >= 1:
+                            allele_counts[v, a0, c, 1] += 1
+                        if a1 >= 1:
+                            allele_counts[v, a1, c, 1] += 1
+                elif ploidy == 1 and called == 1 and a0 >= 1:
+                    allele_counts[v, a0, c, 3] += 1
+
+
+def _cells(n_samples: int, groupings: tuple[SampleGroups, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's cells (everyone, then its group in each grouping) and each cell's size."""
+    cells = np.full((n_samples, 1 + len(groupings)), -1, dtype=np.int32)
+    cells[:, 0] = 0
+    sizes = [np.array([n_samples])]
+    offset = 1
+    for k, g in enumerate(groupings):
+        known = g.codes >= 0
+        cells[known, 1 + k] = offset + g.codes[known]
+        sizes.append(g.sizes)
+        offset += len(g.labels)
+    return cells, np.concatenate(sizes).astype(np.int64)
 
 
 def block_stats(gt: np.ndarray, n_alleles: np.ndarray,
                 groupings: tuple[SampleGroups, ...] = ()) -> AlleleStats:
     """Statistics for every ALT allele of ``gt`` (sites, samples, 2) int8.
 
-    ``n_alleles[i]`` counts REF plus ALT alleles of site i.
+    ``n_alleles[i]`` counts REF plus ALT alleles of site i; every allele index
+    in ``gt`` must be below it.
     """
-    called_alleles = (gt[:, :, 0] >= 0).view(np.int8) + (gt[:, :, 1] >= 0).view(np.int8)
-    ploidy = (gt[:, :, 0] != -2).view(np.int8) + (gt[:, :, 1] != -2).view(np.int8)
-    full = called_alleles == ploidy
-    diploid_full = full & (ploidy == 2)
-    haploid = ploidy == 1
-    site_wide = {"an": called_alleles, "n_missing": ~full}
-
-    rows_out, alleles_out = [], []
-    overall: dict[str, list[np.ndarray]] = {s: [] for s in STATS}
-    grouped: dict[str, dict[str, list[np.ndarray]]] = {
-        g.column: {s: [] for s in STATS} for g in groupings}
-    for allele in range(1, int(n_alleles.max(initial=1))):
-        rows = np.flatnonzero(n_alleles > allele)
-        take = slice(None) if len(rows) == len(n_alleles) else rows
-        per_sample = _per_sample_counts(gt[take], allele, diploid_full[take], haploid[take])
-        per_sample.update({k: v[take] for k, v in site_wide.items()})
-        rows_out.append(rows)
-        alleles_out.append(np.full(len(rows), allele, dtype=np.int16))
-        for stat in STATS:
-            overall[stat].append(per_sample[stat].sum(axis=1, dtype=np.int64))
-            for g in groupings:
-                grouped[g.column][stat].append(g.sums(per_sample[stat]))
-    return AlleleStats(
-        row=_concat(rows_out, np.int64),
-        allele=_concat(alleles_out, np.int16),
-        overall={s: _concat(v, np.int64) for s, v in overall.items()},
-        groups={c: {s: _concat(v, np.int64, 2) for s, v in d.items()} for c, d in grouped.items()},
-        group_labels={g.column: g.present_labels for g in groupings},
-    )
-
-
-def _concat(parts: list[np.ndarray], dtype, ndim: int = 1) -> np.ndarray:
-    if parts:
-        return np.concatenate(parts).astype(dtype, copy=False)
-    return np.zeros((0,) * ndim, dtype=dtype)
+    n_sites, n_samples = gt.shape[:2]
+    cells, sizes = _cells(n_samples, groupings)
+    max_alleles = int(n_alleles.max(initial=1))
+    site_counts = np.zeros((n_sites, len(sizes), 2), dtype=np.int64)
+    allele_counts = np.zeros((n_sites, max(max_alleles, 2), len(sizes), 4), dtype=np.int64)
+    _count(np.ascontiguousarray(gt), cells, site_counts, allele_counts)
+    an = 2 * sizes[None, :] - site_counts[:, :, 0]
+    pairs = [(r, a) for a in range(1, max_alleles) for r in np.flatnonzero(n_alleles > a)]
+    rows = np.array([r for r, _ in pairs], dtype=np.int64)
+    alleles = np.array([a for _, a in pairs], dtype=np.int16)
+    per_pair = allele_counts[rows, alleles]  # (pairs, cells, 4)
+    table = {"ac": per_pair[:, :, 0], "an": an[rows], "n_het": per_pair[:, :, 1],
+             "n_hom_alt": per_pair[:, :, 2], "n_hemi": per_pair[:, :, 3],
+             "n_missing": site_counts[rows, :, 1]}
+    groups, labels, offset = {}, {}, 1
+    for g in groupings:
+        present = np.flatnonzero(g.sizes > 0)
+        groups[g.column] = {stat: table[stat][:, offset + present] for stat in STATS}
+        labels[g.column] = [g.labels[i] for i in present]
+        offset += len(g.labels)
+    return AlleleStats(row=rows, allele=alleles, overall={s: table[s][:, 0] for s in STATS},
+                       groups=groups, group_labels=labels)

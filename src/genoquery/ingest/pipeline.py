@@ -103,6 +103,40 @@ def _blocks(sources: list[VcfSource], capacity: int) -> Iterator[tuple[VcfSource
         worker.join()
 
 
+class _BackgroundWriter:
+    """Writes genotype blocks to Zarr on its own thread (Blosc releases the GIL).
+
+    At most one block waits; an error on the writer thread is raised by the
+    next :meth:`submit` or by :meth:`close`.
+    """
+
+    def __init__(self, genotypes: GenotypeWriter) -> None:
+        self.genotypes = genotypes
+        self.pending: queue.Queue = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.pending.get()) is not None:
+            if self.error is None:
+                try:
+                    self.genotypes.write(*item)
+                except BaseException as err:  # re-raised on the main thread
+                    self.error = err
+
+    def submit(self, first_row: int, gt: np.ndarray, phased: np.ndarray) -> None:
+        if self.error is not None:
+            raise self.error
+        self.pending.put((first_row, gt, phased))
+
+    def close(self) -> None:
+        self.pending.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 def _total_records(sources: list[VcfSource]) -> int | None:
     import cyvcf2
 
@@ -201,6 +235,7 @@ def _build(staging: Path, sources: list[VcfSource], samples: list[str],
     n_variants = 0
     bar = tqdm(total=_total_records(sources) if show_progress else None, unit="rec",
                unit_scale=True, desc="ingest", disable=not show_progress)
+    writer = _BackgroundWriter(genotypes)
     try:
         for source, block in _blocks(sources, layout.variant_shard):
             for contig in block.contig:
@@ -210,13 +245,15 @@ def _build(staging: Path, sources: list[VcfSource], samples: list[str],
             for names in block.filters:
                 filters.extend(f for f in names if f not in filters)
             stats = block_stats(block.gt[: block.n], np.fromiter(map(len, block.alleles), np.int64), groupings)
-            first_row = genotypes.append(block.gt[: block.n], block.phased[: block.n])
+            first_row = genotypes.reserve(block.n)
+            writer.submit(first_row, block.gt[: block.n], block.phased[: block.n])
             index.add_block(block, first_row, str(source.path), stats)
             records[source.path] += block.n
             n_variants += len(stats.row)
             bar.update(block.n)
     finally:
         bar.close()
+        writer.close()
     index.add_samples(samples, [str(sources[0].path)] * len(samples))
     index.add_contigs(contigs)
     for source in sources:

@@ -1,0 +1,68 @@
+"""A bgzipped VCF being written record by record, indexed with tabix on close.
+
+Lines are written as a prefix (CHROM..FORMAT and a tab) plus a row of the
+sample-column byte buffer. Each record's uncompressed start offset, POS and
+REF length are kept (a few bytes per record) to build the .tbi.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from genoquery.simulate.bgzf import BgzfWriter
+from genoquery.simulate.tabix import ContigRecords, write_tbi
+
+
+class IndexedVcfWriter:
+    """Write ``path`` (BGZF) and ``path + '.tbi'``; contigs must come in header order, sorted."""
+
+    def __init__(self, path: str | os.PathLike[str], header: bytes,
+                 pool: ThreadPoolExecutor | None = None) -> None:
+        self.path = Path(path)
+        self._out = BgzfWriter(self.path, pool)
+        self._out.write(header)
+        self._contigs: list[str] = []
+        self._starts: list[list[np.ndarray]] = []
+        self._beg: list[list[np.ndarray]] = []
+        self._end: list[list[np.ndarray]] = []
+        self.n_records = 0
+
+    def write_rows(self, contig: str, prefixes: list[bytes], buffer: np.ndarray, rows: np.ndarray,
+                   pos: np.ndarray, ref_len: np.ndarray) -> None:
+        """Write records ``prefixes[i] + buffer[rows[i]]`` at 1-based ``pos[i]``."""
+        if not self._contigs or self._contigs[-1] != contig:
+            self._contigs.append(contig)
+            self._starts.append([])
+            self._beg.append([])
+            self._end.append([])
+        starts = np.empty(len(rows), dtype=np.int64)
+        out = self._out
+        for i, (prefix, r) in enumerate(zip(prefixes, rows.tolist())):
+            starts[i] = out.tell()
+            out.write(prefix)
+            out.write(buffer[r].data)
+        self._starts[-1].append(starts)
+        self._beg[-1].append(np.asarray(pos, dtype=np.int64) - 1)
+        self._end[-1].append(np.asarray(pos, dtype=np.int64) - 1 + np.asarray(ref_len, dtype=np.int64))
+        self.n_records += len(rows)
+
+    def close(self) -> None:
+        """Finish the BGZF file and write its .tbi."""
+        total = self._out.tell()
+        self._out.close()
+        records = []
+        per_contig = [np.concatenate(s) if s else np.zeros(0, np.int64) for s in self._starts]
+        all_starts = np.concatenate(per_contig + [np.array([total], dtype=np.int64)])
+        all_v = self._out.virtual_offsets(all_starts)
+        at = 0
+        for name, starts, beg, end in zip(self._contigs, per_contig, self._beg, self._end):
+            n = len(starts)
+            records.append(ContigRecords(name, np.concatenate(beg) if beg else np.zeros(0, np.int64),
+                                         np.concatenate(end) if end else np.zeros(0, np.int64),
+                                         all_v[at:at + n], all_v[at + 1:at + n + 1]))
+            at += n
+        write_tbi(str(self.path) + ".tbi", records)
