@@ -38,24 +38,25 @@ def _decode_fixed(buf, out_gt, out_phased):  # pragma: no cover - compiled
     n_cols = (len(buf) + 1) // 4
     words = buf[: 4 * (n_cols - 1)].view(np.uint32)
     pairs = out_gt.reshape(-1).view(np.uint16)
-    bad = np.uint32(0)
+    bad = False
     for col in range(n_cols - 1):
-        word = words[col]
-        first = (word & 0xFF) - np.uint32(_ZERO)
-        second = ((word >> 16) & 0xFF) - np.uint32(_ZERO)
+        word = np.int64(words[col])
+        first = (word & 0xFF) - _ZERO
+        second = ((word >> 16) & 0xFF) - _ZERO
         sep = (word >> 8) & 0xFF
-        bad |= (first > 9) | (second > 9) | ((word >> 24) != _TAB) | ((sep != _PIPE) & (sep != _SLASH))
+        bad |= ((first < 0) | (first > 9) | (second < 0) | (second > 9) | ((word >> 24) != _TAB)
+                | ((sep != _PIPE) & (sep != _SLASH)))
         pairs[col] = np.uint16(first | (second << 8))
         out_phased[col] = sep == _PIPE
     last = 4 * (n_cols - 1)
-    first = np.uint32(buf[last]) - np.uint32(_ZERO)
-    second = np.uint32(buf[last + 2]) - np.uint32(_ZERO)
+    first = np.int64(buf[last]) - _ZERO
+    second = np.int64(buf[last + 2]) - _ZERO
     sep = buf[last + 1]
-    bad |= (first > 9) | (second > 9) | ((sep != _PIPE) & (sep != _SLASH))
+    bad |= (first < 0) | (first > 9) | (second < 0) | (second > 9) | ((sep != _PIPE) & (sep != _SLASH))
     out_gt[n_cols - 1, 0] = first
     out_gt[n_cols - 1, 1] = second
     out_phased[n_cols - 1] = sep == _PIPE
-    return bad == 0
+    return not bad
 
 
 @numba.njit(nogil=True, cache=True)
