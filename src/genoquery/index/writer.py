@@ -117,11 +117,11 @@ class IndexWriter:
         self.con.execute("CREATE TABLE persons AS SELECT * FROM incoming")
         self.con.unregister("incoming")
 
-    def sites_arrays(self) -> dict[str, np.ndarray]:
-        """The site table as column arrays in row order, for the Zarr variant arrays."""
+    def sites_table(self) -> pa.Table:
+        """The site table in row order, for the Zarr variant arrays."""
         self.flush()
-        return self.con.execute(
-            "SELECT contig, pos, id, alleles, qual, filters FROM sites ORDER BY site_row").fetchnumpy()
+        return self.con.sql(
+            "SELECT contig, pos, id, alleles, qual, filters FROM sites ORDER BY site_row").to_arrow_table()
 
     def finish(self) -> None:
         """Build the lookup indexes and close the database."""

@@ -95,33 +95,44 @@ def _count(gt, cells, site_counts, allele_counts):  # pragma: no cover - compile
                     allele_counts[v, a0, c, 3] += 1
 
 
-def _cells(n_samples: int, groupings: tuple[SampleGroups, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Each sample's cells (everyone, then its group in each grouping) and each cell's size."""
-    cells = np.full((n_samples, 1 + len(groupings)), -1, dtype=np.int32)
-    cells[:, 0] = 0
-    sizes = [np.array([n_samples])]
-    offset = 1
-    for k, g in enumerate(groupings):
-        known = g.codes >= 0
-        cells[known, 1 + k] = offset + g.codes[known]
-        sizes.append(g.sizes)
-        offset += len(g.labels)
-    return cells, np.concatenate(sizes).astype(np.int64)
+@dataclass(frozen=True)
+class Cells:
+    """The cells statistics are counted in: 0 is everyone, then one per group of each grouping.
+
+    ``of_sample`` is (samples, 1 + groupings) int32: each sample's cell in each
+    grouping, or -1 when its group is unknown. ``sizes`` counts samples per cell.
+    """
+
+    groupings: tuple[SampleGroups, ...]
+    of_sample: np.ndarray
+    sizes: np.ndarray
+
+    @classmethod
+    def build(cls, n_samples: int, groupings: tuple[SampleGroups, ...] = ()) -> Cells:
+        of_sample = np.full((n_samples, 1 + len(groupings)), -1, dtype=np.int32)
+        of_sample[:, 0] = 0
+        sizes = [np.array([n_samples])]
+        offset = 1
+        for k, g in enumerate(groupings):
+            known = g.codes >= 0
+            of_sample[known, 1 + k] = offset + g.codes[known]
+            sizes.append(g.sizes)
+            offset += len(g.labels)
+        return cls(groupings, of_sample, np.concatenate(sizes).astype(np.int64))
 
 
-def block_stats(gt: np.ndarray, n_alleles: np.ndarray,
-                groupings: tuple[SampleGroups, ...] = ()) -> AlleleStats:
+def block_stats(gt: np.ndarray, n_alleles: np.ndarray, cells: Cells) -> AlleleStats:
     """Statistics for every ALT allele of ``gt`` (sites, samples, 2) int8.
 
     ``n_alleles[i]`` counts REF plus ALT alleles of site i; every allele index
     in ``gt`` must be below it.
     """
-    n_sites, n_samples = gt.shape[:2]
-    cells, sizes = _cells(n_samples, groupings)
+    n_sites = gt.shape[0]
+    sizes = cells.sizes
     max_alleles = int(n_alleles.max(initial=1))
     site_counts = np.zeros((n_sites, len(sizes), 2), dtype=np.int64)
     allele_counts = np.zeros((n_sites, max(max_alleles, 2), len(sizes), 4), dtype=np.int64)
-    _count(np.ascontiguousarray(gt), cells, site_counts, allele_counts)
+    _count(np.ascontiguousarray(gt), cells.of_sample, site_counts, allele_counts)
     an = 2 * sizes[None, :] - site_counts[:, :, 0]
     pairs = [(r, a) for a in range(1, max_alleles) for r in np.flatnonzero(n_alleles > a)]
     rows = np.array([r for r, _ in pairs], dtype=np.int64)
@@ -131,7 +142,7 @@ def block_stats(gt: np.ndarray, n_alleles: np.ndarray,
              "n_hom_alt": per_pair[:, :, 2], "n_hemi": per_pair[:, :, 3],
              "n_missing": site_counts[rows, :, 1]}
     groups, labels, offset = {}, {}, 1
-    for g in groupings:
+    for g in cells.groupings:
         present = np.flatnonzero(g.sizes > 0)
         groups[g.column] = {stat: table[stat][:, offset + present] for stat in STATS}
         labels[g.column] = [g.labels[i] for i in present]

@@ -29,11 +29,12 @@ _MAX_ALLELE = 127
 
 @numba.njit(nogil=True, cache=True)
 def _decode_fixed(buf, out_gt, out_phased):  # pragma: no cover - compiled
-    """Branch-free pass for lines whose every call is ``d/d`` or ``d|d`` (single digits).
+    """Branch-free pass for lines whose every call is ``a/b`` or ``a|b``, each a digit or ``.``.
 
     Each column ``a|b<tab>`` is read as one little-endian uint32; the last
-    column has no tab and is read byte by byte. Returns False if any column
-    does not have that shape (the output is then garbage).
+    column has no tab and is read byte by byte. ``'.' - '0'`` is -2, moved to
+    -1 (missing). Returns False if any column does not have that shape (the
+    output is then garbage).
     """
     n_cols = (len(buf) + 1) // 4
     words = buf[: 4 * (n_cols - 1)].view(np.uint32)
@@ -44,15 +45,20 @@ def _decode_fixed(buf, out_gt, out_phased):  # pragma: no cover - compiled
         first = (word & 0xFF) - _ZERO
         second = ((word >> 16) & 0xFF) - _ZERO
         sep = (word >> 8) & 0xFF
-        bad |= ((first < 0) | (first > 9) | (second < 0) | (second > 9) | ((word >> 24) != _TAB)
-                | ((sep != _PIPE) & (sep != _SLASH)))
-        pairs[col] = np.uint16(first | (second << 8))
+        bad |= ((first < -2) | (first == -1) | (first > 9) | (second < -2) | (second == -1)
+                | (second > 9) | ((word >> 24) != _TAB) | ((sep != _PIPE) & (sep != _SLASH)))
+        first += first == -2
+        second += second == -2
+        pairs[col] = np.uint16((first & 0xFF) | ((second & 0xFF) << 8))
         out_phased[col] = sep == _PIPE
     last = 4 * (n_cols - 1)
     first = np.int64(buf[last]) - _ZERO
     second = np.int64(buf[last + 2]) - _ZERO
     sep = buf[last + 1]
-    bad |= (first < 0) | (first > 9) | (second < 0) | (second > 9) | ((sep != _PIPE) & (sep != _SLASH))
+    bad |= ((first < -2) | (first == -1) | (first > 9) | (second < -2) | (second == -1)
+            | (second > 9) | ((sep != _PIPE) & (sep != _SLASH)))
+    first += first == -2
+    second += second == -2
     out_gt[n_cols - 1, 0] = first
     out_gt[n_cols - 1, 1] = second
     out_phased[n_cols - 1] = sep == _PIPE

@@ -15,13 +15,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from genoquery.errors import InputFileError
 from genoquery.index.persons import read_person_table, sample_groups
 from genoquery.index.schema import INDEX_FILE
 from genoquery.index.writer import IndexWriter
-from genoquery.ingest.allele_stats import SampleGroups, block_stats
+from genoquery.ingest.allele_stats import Cells, SampleGroups, block_stats
 from genoquery.ingest.records import OrderChecker, SiteBlock, first_locus, read_blocks
 from genoquery.ingest.staging import staged_store, write_marker
 from genoquery.ingest.vcf_source import VcfSource, open_source
@@ -154,32 +156,38 @@ def _total_records(sources: list[VcfSource]) -> int | None:
     return total
 
 
+def _ragged_to_dense(lists: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, positions within the row, and values of a list column, flattened."""
+    lists = lists.combine_chunks()
+    lengths = pc.list_value_length(lists).fill_null(0).to_numpy()
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    values = pc.list_flatten(lists).to_numpy(zero_copy_only=False)
+    return rows, np.arange(len(rows)) - starts, values
+
+
 def _write_variant_arrays(genotypes: GenotypeWriter, index: IndexWriter, samples: list[str],
                           contigs: list[tuple[str, int | None]], filters: list[str]) -> None:
-    sites = index.sites_arrays()
-    n = len(sites["pos"])
-    max_alleles = max((len(a) for a in sites["alleles"]), default=1)
-    allele = np.full((n, max_alleles), "", dtype=object)
-    for i, alleles in enumerate(sites["alleles"]):
-        allele[i, : len(alleles)] = alleles
-    contig_index = {name: i for i, (name, _) in enumerate(contigs)}
-    filter_index = {name: i for i, name in enumerate(filters)}
+    sites = index.sites_table()
+    n = sites.num_rows
+    rows, slots, values = _ragged_to_dense(sites["alleles"])
+    allele = np.full((n, int(slots.max(initial=0)) + 1), "", dtype=object)
+    allele[rows, slots] = values
+    rows, _, names = _ragged_to_dense(sites["filters"])
     flags = np.zeros((n, len(filters)), dtype=bool)
-    for i, names in enumerate(sites["filters"]):
-        for name in names:
-            flags[i, filter_index[name]] = True
-    ids = np.array(["." if v is None else v for v in sites["id"]], dtype=object)
-    quality = np.asarray(sites["qual"], dtype=np.float32)
+    flags[rows, pc.index_in(pa.array(names, pa.string()), value_set=pa.array(filters)).to_numpy()] = True
+    contig_names = [c for c, _ in contigs]
+    ids = sites["id"].fill_null(".").to_numpy(zero_copy_only=False)
     arrays = {
-        "variant_position": np.asarray(sites["pos"], dtype=np.int32),
-        "variant_contig": np.array([contig_index[c] for c in sites["contig"]], dtype=np.int16),
+        "variant_position": sites["pos"].to_numpy().astype(np.int32),
+        "variant_contig": pc.index_in(sites["contig"], value_set=pa.array(contig_names)).to_numpy().astype(np.int16),
         "variant_allele": allele,
         "variant_id": ids,
         "variant_id_mask": ids == ".",
-        "variant_quality": np.where(np.ma.getmaskarray(sites["qual"]), np.nan, quality).astype(np.float32),
+        "variant_quality": sites["qual"].fill_null(np.nan).to_numpy().astype(np.float32),
         "variant_filter": flags,
         "sample_id": np.array(samples, dtype=object),
-        "contig_id": np.array([c for c, _ in contigs], dtype=object),
+        "contig_id": np.array(contig_names, dtype=object),
         "contig_length": np.array([-1 if n is None else n for _, n in contigs], dtype=np.int64),
         "filter_id": np.array(filters, dtype=object),
     }
@@ -232,6 +240,7 @@ def _build(staging: Path, sources: list[VcfSource], samples: list[str],
     records = {s.path: 0 for s in sources}
     filters = list(dict.fromkeys(f for s in sources for f in s.filters))
     known_contigs = {c for c, _ in contigs}
+    cells = Cells.build(len(samples), groupings)
     n_variants = 0
     bar = tqdm(total=_total_records(sources) if show_progress else None, unit="rec",
                unit_scale=True, desc="ingest", disable=not show_progress)
@@ -244,7 +253,7 @@ def _build(staging: Path, sources: list[VcfSource], samples: list[str],
                     contigs.append((contig, None))
             for names in block.filters:
                 filters.extend(f for f in names if f not in filters)
-            stats = block_stats(block.gt[: block.n], np.fromiter(map(len, block.alleles), np.int64), groupings)
+            stats = block_stats(block.gt[: block.n], np.fromiter(map(len, block.alleles), np.int64), cells)
             first_row = genotypes.reserve(block.n)
             writer.submit(first_row, block.gt[: block.n], block.phased[: block.n])
             index.add_block(block, first_row, str(source.path), stats)

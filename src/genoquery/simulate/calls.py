@@ -46,6 +46,12 @@ class ChunkCalls:
     missing_sample: np.ndarray
 
 
+def unique_int(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort-based: numpy 2.4's hash-based np.unique is ~40x slower here)."""
+    v = np.sort(values)
+    return v[np.concatenate([[True], v[1:] != v[:-1]])] if len(v) else v
+
+
 class CallBuffers:
     """Text buffers of the joint file and center files for one contig."""
 
@@ -86,7 +92,7 @@ class CallBuffers:
         lo = self.member_start[center]
         pick = np.clip(pick, lo, lo + self.center_size[center] - 1)
         sample = self.member_all[pick]
-        key = np.unique(row * self.design.n_samples + sample)
+        key = unique_int(row * self.design.n_samples + sample)
         row, sample = key // self.design.n_samples, key % self.design.n_samples
         kind = rng.random(len(row))
         return row, sample, kind
@@ -115,7 +121,7 @@ class CallBuffers:
         miss_r = np.concatenate([m_row, m_row[full & diploid]])
         miss_c = np.concatenate([start + 2 * second, start[full & diploid] + 2])
         J[miss_r, miss_c] = DOT
-        touched = np.unique(np.concatenate([rows * width + cols, r[sw] * width + p[sw] + 2,
+        touched = unique_int(np.concatenate([rows * width + cols, r[sw] * width + p[sw] + 2,
                                             miss_r * width + miss_c]))
         self._touched = touched
         chars = J.reshape(-1)[touched]

@@ -3,10 +3,13 @@
 A diploid call takes 4 bytes ``a|b\\t`` (or ``a/b\\t``), a haploid call 2
 bytes ``a\\t``; the last tab of a line is a newline. Allele indexes are single
 digits (at most 4 alleles), so every record of a contig has the same layout:
-a template row holding ``0|0``/``0/0``/``0`` calls, in which only the
-positions of non-REF or missing alleles change. :class:`RowLayout` gives the
-byte column of every haplotype's allele character, for the joint file and
-for each center file.
+a template row of all-REF calls (``0|0``, ``0/0``, ``0``) in which only the
+bytes of non-REF or missing alleles (and the separator of a read-backed
+phased call) change.
+
+Samples of a center are contiguous in the joint file, so a center file's
+sample columns are a byte range of the joint line (its last tab becoming the
+newline): ``joint_row[start[k] : start[k] + width[k]]``.
 """
 
 from __future__ import annotations
@@ -18,61 +21,37 @@ import numpy as np
 from genoquery.simulate.design import CohortDesign
 
 ZERO, DOT, TAB, NEWLINE = ord("0"), ord("."), ord("\t"), ord("\n")
+PIPE, SLASH = ord("|"), ord("/")
 
 
 @dataclass(frozen=True)
 class RowLayout:
-    """Template and allele byte columns of one file's sample columns on one contig."""
+    """Template line and byte columns for one contig (joint order)."""
 
-    template: np.ndarray     # (width,) uint8, a line of all-REF calls, ending with '\n'
-    sample_col: np.ndarray   # (n,) byte column of each sample's first allele
-    ploidy: np.ndarray       # (n,) 1 or 2
+    template: np.ndarray       # (width,) uint8, the sample columns of an all-REF record, ending with '\n'
+    sample_col: np.ndarray     # (n_samples,) byte column of each sample's first allele
+    hap_col: np.ndarray        # (H,) byte column of each haplotype's allele
+    center_start: np.ndarray   # (K,) first byte of each center's columns
+    center_width: np.ndarray   # (K,) bytes of each center's columns, including its final tab
 
     @property
     def width(self) -> int:
         return len(self.template)
 
 
-def build_layout(ploidy: np.ndarray, phased: np.ndarray) -> RowLayout:
-    """Layout for samples with the given ploidy (1/2) and phasing, in file order."""
+def build_layout(design: CohortDesign, ploidy: np.ndarray, hap_sample: np.ndarray,
+                 hap_slot: np.ndarray) -> RowLayout:
+    """Layout for the cohort's samples (joint order) with per-sample ploidy 1 or 2."""
     ploidy = np.asarray(ploidy, dtype=np.int64)
     widths = 2 * ploidy
-    start = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
+    sample_col = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
     template = np.full(int(widths.sum()), TAB, dtype=np.uint8)
-    template[start] = ZERO
-    dip = start[ploidy == 2]
-    template[dip + 1] = np.where(phased[ploidy == 2], ord("|"), ord("/"))
-    template[dip + 2] = ZERO
-    if len(template):
-        template[-1] = NEWLINE
-    return RowLayout(template, start, ploidy)
-
-
-@dataclass(frozen=True)
-class CohortLayout:
-    """Joint-file layout plus, for every joint byte column, its center file and column there."""
-
-    joint: RowLayout
-    centers: list[RowLayout]
-    col_center: np.ndarray   # (joint width,) center index of each joint byte column
-    col_local: np.ndarray    # (joint width,) byte column in that center's line
-    hap_col: np.ndarray      # (H,) joint byte column of each haplotype's allele
-
-
-def build_cohort_layout(design: CohortDesign, ploidy: np.ndarray, hap_sample: np.ndarray,
-                        hap_slot: np.ndarray) -> CohortLayout:
-    """Layouts of the joint file and the center files of one contig."""
-    joint = build_layout(ploidy, design.phased)
-    col_center = np.repeat(design.center, 2 * ploidy).astype(np.int64)
-    col_local = np.empty(joint.width, dtype=np.int64)
-    centers = []
-    for k in range(design.n_centers):
-        members = design.center_members(k)
-        layout = build_layout(ploidy[members], design.phased[members])
-        centers.append(layout)
-        joint_start = joint.sample_col[members]
-        for j in range(4):   # byte j of each call (only 2 bytes for haploid calls)
-            ok = j < 2 * ploidy[members]
-            col_local[joint_start[ok] + j] = layout.sample_col[ok] + j
-    hap_col = joint.sample_col[hap_sample] + 2 * hap_slot.astype(np.int64)
-    return CohortLayout(joint, centers, col_center, col_local, hap_col)
+    template[sample_col] = ZERO
+    dip = ploidy == 2
+    template[sample_col[dip] + 1] = np.where(design.phased[dip], PIPE, SLASH)
+    template[sample_col[dip] + 2] = ZERO
+    template[-1] = NEWLINE
+    hap_col = sample_col[hap_sample] + 2 * hap_slot.astype(np.int64)
+    center_width = np.bincount(design.center, weights=widths, minlength=design.n_centers).astype(np.int64)
+    center_start = np.concatenate([[0], np.cumsum(center_width)[:-1]]).astype(np.int64)
+    return RowLayout(template, sample_col, hap_col, center_start, center_width)

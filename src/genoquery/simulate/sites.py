@@ -30,40 +30,54 @@ class SiteChunk:
     ref: list[str] = field(default_factory=list)
     alts: list[list[str]] = field(default_factory=list)
     alt_count: list[np.ndarray] = field(default_factory=list)  # true copies of each ALT in the cohort
-    rows: list[np.ndarray] = field(default_factory=list)
-    haps: list[np.ndarray] = field(default_factory=list)
-    alleles: list[np.ndarray] = field(default_factory=list)
+    hap_parts: list[np.ndarray] = field(default_factory=list)
+    allele_parts: list[np.ndarray | int] = field(default_factory=list)  # int: same ALT for all haps
     n_visited: int = 0   # msprime sites consumed (including non-variant ones), for progress
 
     def __len__(self) -> int:
         return len(self.pos)
 
     def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Concatenated (row, haplotype, allele) arrays: int64, int64, int8."""
-        if not self.rows:
-            return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8))
-        return (np.concatenate(self.rows), np.concatenate(self.haps), np.concatenate(self.alleles))
+        """(entries per site, haplotype, allele) arrays: int64 (c,), int64 (E,), int8 (E,), by site."""
+        lens = np.array([len(h) for h in self.hap_parts], dtype=np.int64)
+        if not len(lens):
+            return lens, np.zeros(0, np.int64), np.zeros(0, np.int8)
+        haps = np.concatenate(self.hap_parts)
+        scalar = np.array([a if isinstance(a, int) else 0 for a in self.allele_parts], dtype=np.int8)
+        alleles = np.repeat(scalar, lens)
+        ends = np.cumsum(lens)
+        for i, a in enumerate(self.allele_parts):
+            if not isinstance(a, int):
+                alleles[ends[i] - lens[i]:ends[i]] = a
+        return lens, haps, alleles
 
 
-def _site_entries(tree, site, node_hap: np.ndarray, n_haps: int, ref_node: int):
-    """(ref, alts, alt_counts, haps, alleles) of one site, or None if no cohort ALT."""
-    states = [site.ancestral_state]
-    hap_parts, state_parts = [], []
+def _site_entries(tree, ancestral: str, nodes: list[int], derived: list[str], node_hap: np.ndarray,
+                  n_haps: int, ref_node: int):
+    """(ref, alts, alt_counts, haps, alleles) of one site, or None if no cohort haplotype carries an ALT.
+
+    ``nodes``/``derived``: the site's mutations in table order (parents before children).
+    """
+    states = [ancestral]
+    hap_parts, state_of_part = [], []
     ref_state = 0
-    for mut in site.mutations:
-        if mut.derived_state not in states:
-            states.append(mut.derived_state)
-        si = states.index(mut.derived_state)
-        below = node_hap[tree.preorder(mut.node)]
-        below = below[below >= 0]
-        hap_parts.append(below)
-        state_parts.append(np.full(len(below), si, dtype=np.int8))
-        if tree.is_descendant(ref_node, mut.node):
-            ref_state = si   # mutations are ordered parent before child: deepest wins
-    haps, st = hap_parts[0], state_parts[0]
-    if len(hap_parts) > 1:   # recurrent/back mutations: a haplotype takes the last (deepest) state
+    for node, state in zip(nodes, derived):
+        if state not in states:
+            states.append(state)
+        si = states.index(state)
+        below = node_hap[tree.preorder(node)]
+        hap_parts.append(below[below >= 0])
+        state_of_part.append(si)
+        if tree.is_descendant(ref_node, node):
+            ref_state = si   # later mutations are deeper: the last one above the reference wins
+    if len(hap_parts) == 1:
+        haps = hap_parts[0]
+        if ref_state == 0:   # the common case: one mutation, REF ancestral, every carrier has ALT 1
+            return (states[0], [states[1]], np.array([len(haps)]), haps, 1) if len(haps) else None
+        st = np.full(len(haps), state_of_part[0], dtype=np.int8)
+    else:   # recurrent/back mutations: a haplotype takes the last (deepest) state
         haps = np.concatenate(hap_parts)[::-1]
-        st = np.concatenate(state_parts)[::-1]
+        st = np.repeat(np.array(state_of_part, dtype=np.int8), [len(h) for h in hap_parts])[::-1]
         haps, first = np.unique(haps, return_index=True)
         st = st[first]
     counts = np.bincount(st, minlength=len(states))
@@ -92,22 +106,32 @@ def iter_site_chunks(contig: SimulatedContig, max_rows: int) -> Iterator[SiteChu
     node_hap = np.full(ts.num_nodes, -1, dtype=np.int64)
     node_hap[contig.hap_node] = np.arange(n_haps)
     offset = contig.spec.offset
+    # table columns, read once (tskit objects per site/mutation are slow)
+    position = ts.sites_position
+    ancestral = ts.sites_ancestral_state.tolist()
+    mut_node = ts.mutations_node.tolist()
+    mut_state = ts.mutations_derived_state.tolist()
+    mut_start = np.searchsorted(ts.mutations_site, np.arange(ts.num_sites + 1)).tolist()
     chunk = SiteChunk()
     for tree in ts.trees():
-        for site in tree.sites():
+        left, right = tree.interval
+        lo, hi = np.searchsorted(position, [left, right]).tolist()
+        for site in range(lo, hi):
             chunk.n_visited += 1
-            got = _site_entries(tree, site, node_hap, n_haps, contig.ref_node)
+            m0, m1 = mut_start[site], mut_start[site + 1]
+            if m0 == m1:
+                continue
+            got = _site_entries(tree, ancestral[site], mut_node[m0:m1], mut_state[m0:m1], node_hap,
+                                n_haps, contig.ref_node)
             if got is None:
                 continue
             ref, alts, alt_count, haps, alleles = got
-            row = len(chunk.pos)
-            chunk.pos.append(int(site.position) + 1 + offset)
+            chunk.pos.append(int(position[site]) + 1 + offset)
             chunk.ref.append(ref)
             chunk.alts.append(alts)
             chunk.alt_count.append(alt_count)
-            chunk.rows.append(np.full(len(haps), row, dtype=np.int64))
-            chunk.haps.append(haps)
-            chunk.alleles.append(alleles)
+            chunk.hap_parts.append(haps)
+            chunk.allele_parts.append(alleles)
             if len(chunk.pos) >= max_rows:
                 yield chunk
                 chunk = SiteChunk()
