@@ -28,8 +28,12 @@ class IndexWriter:
 
     FLUSH_ROWS = 250_000  # rows buffered per table before one bulk insert
 
+    BLOCK_SIZE = 16384  # bytes; DuckDB's default 256 KiB blocks leave most of a small index empty
+
     def __init__(self, path: Path) -> None:
-        self.con = duckdb.connect(str(path))
+        self.con = duckdb.connect()
+        self.con.execute(f"ATTACH '{path}' AS idx (BLOCK_SIZE {self.BLOCK_SIZE})")
+        self.con.execute("USE idx")
         self.con.execute(TABLES)
         self.buffered: dict[str, list[pa.Table]] = {}
 

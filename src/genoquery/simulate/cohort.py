@@ -24,7 +24,7 @@ from genoquery.simulate.calls import CallBuffers
 from genoquery.simulate.demography import MUTATION_RATE, POPULATIONS, RECOMBINATION_RATE
 from genoquery.simulate.design import design_cohort
 from genoquery.simulate.genomes import CONTIGS, simulate_contig
-from genoquery.simulate.layout import build_cohort_layout
+from genoquery.simulate.layout import build_layout
 from genoquery.simulate.phenotypes import MAX_PCA_SITES, GenotypeCollector, simulate_phenotypes
 from genoquery.simulate.sites import iter_site_chunks
 from genoquery.simulate.vcf_file import IndexedVcfWriter
@@ -101,30 +101,31 @@ def simulate_cohort(out_dir: str | os.PathLike[str], *, n_samples: int = 3000, n
         for ci, spec in enumerate(CONTIGS):
             joint = IndexedVcfWriter(joint_paths[spec.name], vcf_header(design.sample_id, params), pool)
             sim = simulate_contig(design, spec, sequence_length, msprime_seeds[2 * ci], msprime_seeds[2 * ci + 1])
-            layout = build_cohort_layout(design, sim.ploidy, sim.hap_sample, sim.hap_slot)
-            max_rows = int(np.clip(BUFFER_BYTES // max(layout.joint.width, 1), 16, 4096))
+            layout = build_layout(design, sim.ploidy, sim.hap_sample, sim.hap_slot)
+            max_rows = int(np.clip(BUFFER_BYTES // max(layout.width, 1), 16, 4096))
             buffers = CallBuffers(design, layout, sim.ploidy, sim.hap_sample, sim.hap_slot, max_rows)
             bar = _progress_bar(progress, sim.ts.num_sites, spec.name)
             for chunk in iter_site_chunks(sim, max_rows):
                 bar.update(chunk.n_visited)
                 if not len(chunk):
                     continue
-                rows, haps, alleles = chunk.entries()
-                calls = buffers.fill(rng_calls, len(chunk), rows, haps, alleles, missing_rate)
+                lens, haps, alleles = chunk.entries()
+                calls = buffers.fill(rng_calls, lens, haps, alleles, missing_rate)
                 ids, quals, filters = annotator.annotate(chunk.alt_count, buffers.n_haps)
                 pos = np.array(chunk.pos, dtype=np.int64)
                 ref_len = np.array([len(r) for r in chunk.ref], dtype=np.int64)
                 every = np.arange(len(chunk))
                 joint.write_rows(spec.name, record_prefixes(spec.name, chunk.pos, ids, chunk.ref, chunk.alts,
                                                             quals, filters, calls.joint_ac, calls.joint_an, every),
-                                 buffers.joint, every, pos, ref_len)
+                                 buffers.rows, every, pos, ref_len)
                 for k, writer in enumerate(centers):
                     kept = np.flatnonzero(calls.center_keep[k])
                     if len(kept):
                         pre = record_prefixes(spec.name, chunk.pos, ids, chunk.ref, chunk.alts, quals, filters,
                                               calls.center_ac[k], calls.center_an[k], kept)
-                        writer.write_rows(spec.name, pre, buffers.centers[k], kept, pos[kept], ref_len[kept])
-                collector.add(spec.name, chunk, rows, haps, sim.hap_sample, sim.ploidy, buffers.n_haps,
+                        writer.write_rows(spec.name, pre, buffers.rows, kept, pos[kept], ref_len[kept],
+                                          (int(layout.center_start[k]), int(layout.center_width[k])))
+                collector.add(spec.name, chunk, calls.rows, haps, sim.hap_sample, sim.ploidy, buffers.n_haps,
                               calls.missing_row, calls.missing_sample)
                 buffers.reset()
                 regions.setdefault(spec.name, {"first_pos": int(pos[0])})["last_pos"] = int(pos[-1])
@@ -151,7 +152,7 @@ def simulate_cohort(out_dir: str | os.PathLike[str], *, n_samples: int = 3000, n
         "n_records": n_sites,
         "n_samples_by_ancestry": {p: int((design.ancestry == i).sum()) for i, p in enumerate(POPULATIONS)},
         "n_samples_by_center": {f"center{k + 1}": len(m) for k, m in enumerate(center_members)},
-        "n_phased_samples": int(design.phased.sum()),
+        "phased_centers": [f"center{k + 1}" for k in design.phased_centers],
         "traits": traits,
     }
     files.truth.write_text(json.dumps(truth, indent=2) + "\n")

@@ -32,8 +32,12 @@ class IndexedVcfWriter:
         self.n_records = 0
 
     def write_rows(self, contig: str, prefixes: list[bytes], buffer: np.ndarray, rows: np.ndarray,
-                   pos: np.ndarray, ref_len: np.ndarray) -> None:
-        """Write records ``prefixes[i] + buffer[rows[i]]`` at 1-based ``pos[i]``."""
+                   pos: np.ndarray, ref_len: np.ndarray, columns: tuple[int, int] | None = None) -> None:
+        """Write records ``prefixes[i] + buffer[rows[i]]`` at 1-based ``pos[i]``.
+
+        ``columns=(start, width)`` writes only that byte range of each row, its last byte
+        (a tab) replaced by the line's newline.
+        """
         if not self._contigs or self._contigs[-1] != contig:
             self._contigs.append(contig)
             self._starts.append([])
@@ -41,10 +45,18 @@ class IndexedVcfWriter:
             self._end.append([])
         starts = np.empty(len(rows), dtype=np.int64)
         out = self._out
-        for i, (prefix, r) in enumerate(zip(prefixes, rows.tolist())):
-            starts[i] = out.tell()
-            out.write(prefix)
-            out.write(buffer[r].data)
+        if columns is None:
+            for i, (prefix, r) in enumerate(zip(prefixes, rows.tolist())):
+                starts[i] = out.tell()
+                out.write(prefix)
+                out.write(buffer[r].data)
+        else:
+            lo, hi = columns[0], columns[0] + columns[1] - 1
+            for i, (prefix, r) in enumerate(zip(prefixes, rows.tolist())):
+                starts[i] = out.tell()
+                out.write(prefix)
+                out.write(buffer[r, lo:hi].data)
+                out.write(b"\n")
         self._starts[-1].append(starts)
         self._beg[-1].append(np.asarray(pos, dtype=np.int64) - 1)
         self._end[-1].append(np.asarray(pos, dtype=np.int64) - 1 + np.asarray(ref_len, dtype=np.int64))
