@@ -28,6 +28,7 @@ from genoquery.ingest.vcf_source import VcfSource
 
 PLOIDY = 2
 MAX_ALLELES = 127  # int8 allele indexes
+MAX_POS = 2**31 - 1  # VCF/BCF positions are 32-bit
 
 
 @dataclass
@@ -128,8 +129,12 @@ def _check_alleles(source: VcfSource, block: SiteBlock) -> None:
 
 def _htslib_genotypes(source: VcfSource, variant: cyvcf2.Variant, record: int,
                       out_gt: np.ndarray, out_phased: np.ndarray) -> None:
-    """Copy one htslib-parsed record's GT into the output rows."""
-    genotype = variant.genotype
+    """Copy one htslib-parsed record's GT into the output rows; no GT means all calls missing."""
+    try:
+        genotype = variant.genotype if "GT" in variant.FORMAT else None
+    except Exception as err:  # cyvcf2 raises a bare Exception for unreadable GT data
+        raise InputFileError(source.path, f"htslib cannot read the GT values ({err})", line=record,
+                             fix="check the record's GT against the VCF specification") from None
     if genotype is None:
         out_gt[:, 0] = -1
         out_gt[:, 1] = -2
@@ -162,6 +167,9 @@ def _parse_fixed(source: VcfSource, cols: list[bytes], line_no: int):
     pos_text = cols[1]
     if not pos_text.isdigit():
         raise InputFileError(source.path, f"POS {pos_text.decode(errors='replace')!r} is not a number",
+                             line=line_no, fix="correct the POS column")
+    if int(pos_text) > MAX_POS:
+        raise InputFileError(source.path, f"POS {int(pos_text)} is beyond {MAX_POS}, the largest VCF position",
                              line=line_no, fix="correct the POS column")
     ref = cols[3].decode()
     if not ref or ref == ".":

@@ -14,6 +14,7 @@ from pathlib import Path
 import cyvcf2
 
 from genoquery.errors import InputFileError
+from genoquery.ingest.htslib_log import htslib_errors
 
 BGZF_MAGIC = b"\x1f\x8b"
 BCF_MAGIC = b"BCF\x02"
@@ -64,13 +65,12 @@ def _sha256(path: Path) -> str:
 
 
 def _header_contigs(reader: cyvcf2.VCF) -> tuple[tuple[str, int | None], ...]:
-    contigs = []
-    for rec in reader.header_iter():
-        info = rec.info()
-        if info.get("HeaderType") == "CONTIG":
-            length = info.get("length")
-            contigs.append((info["ID"], int(length) if length and length.isdigit() else None))
-    return tuple(contigs)
+    """Declared contigs with their lengths (None where the header gives none)."""
+    try:
+        names, lengths = reader.seqnames, reader.seqlens
+    except Exception:  # htslib has no contig dictionary (no ##contig lines, no index)
+        return ()
+    return tuple((name, int(n) if n is not None and n >= 0 else None) for name, n in zip(names, lengths))
 
 
 def _header_filters(reader: cyvcf2.VCF) -> tuple[str, ...]:
@@ -82,20 +82,38 @@ def _header_filters(reader: cyvcf2.VCF) -> tuple[str, ...]:
     return tuple(filters)
 
 
-def _check_samples(path: Path, samples: list[str], header_text: str) -> None:
+def _text_chrom_line(path: Path, kind: str) -> tuple[int, str] | None:
+    """The 1-based line number and text of a text VCF's ``#CHROM`` line, if it has one."""
+    import gzip
+
+    opener = gzip.open if kind == "vcf.gz" else open
+    try:
+        with opener(path, "rt", errors="replace") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.startswith("#CHROM"):
+                    return number, line.rstrip("\r\n")
+                if not line.startswith("##"):
+                    return None
+    except (OSError, EOFError):
+        return None
+    return None
+
+
+def _check_sample_columns(path: Path, kind: str) -> None:
+    """Checks htslib would report only as an unreadable header: spacing and duplicate IDs."""
+    found = _text_chrom_line(path, kind)
+    if found is None:
+        return
+    number, line = found
+    if "\t" not in line and " " in line:
+        raise InputFileError(path, "the #CHROM line is separated by spaces, not tabs", line=number,
+                             fix="VCF columns must be tab-separated")
     seen: set[str] = set()
-    for name in samples:
+    for name in line.split("\t")[9:]:
         if name in seen:
-            raise InputFileError(path, f"sample ID {name!r} appears twice in the header",
+            raise InputFileError(path, f"sample ID {name!r} appears twice in the header", line=number,
                                  fix="rename or remove the duplicate column (bcftools reheader -s)")
         seen.add(name)
-    chrom_line = header_text.rstrip("\n").split("\n")[-1]
-    if not chrom_line.startswith("#CHROM"):
-        raise InputFileError(path, "header has no #CHROM line",
-                             fix="a VCF header must end with the #CHROM column line")
-    if "\t" not in chrom_line and " " in chrom_line:
-        raise InputFileError(path, "#CHROM line is separated by spaces, not tabs",
-                             fix="VCF columns must be tab-separated")
 
 
 def open_source(path: str | os.PathLike) -> VcfSource:
@@ -108,15 +126,21 @@ def open_source(path: str | os.PathLike) -> VcfSource:
     if path.stat().st_size == 0:
         raise InputFileError(path, "file is empty", fix="give a VCF, VCF.gz or BCF file")
     kind = _detect_kind(path)
-    try:
-        reader = cyvcf2.VCF(str(path), lazy=True)
-    except Exception as err:  # htslib reports any unreadable header this way
-        raise InputFileError(path, f"not a readable VCF/BCF header ({err})",
-                             fix="check the file with 'bcftools view -h'") from None
+    if kind != "bcf":
+        _check_sample_columns(path, kind)
+    reader = None
+    with htslib_errors() as messages:
+        try:
+            reader = cyvcf2.VCF(str(path), lazy=True)
+        except Exception:  # htslib reports any unreadable header this way
+            pass
+    if reader is None:
+        detail = "; ".join(messages) or "htslib cannot parse it"
+        raise InputFileError(path, f"not a readable VCF/BCF header ({detail})",
+                             fix="check the file with 'bcftools view -h'")
     try:
         header_text = reader.raw_header
         samples = list(reader.samples)
-        _check_samples(path, samples, header_text)
         contigs = _header_contigs(reader)
         filters = _header_filters(reader)
     finally:

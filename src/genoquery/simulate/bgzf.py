@@ -72,9 +72,8 @@ def bgzf_block(data: bytes | memoryview, level: int = 1) -> bytes:
     return header + body + _TRAILER.pack(crc, len(data))
 
 
-def _compress_job(data: bytes, level: int) -> list[bytes]:
-    view = memoryview(data)
-    return [bgzf_block(view[i:i + BLOCK_SIZE], level) for i in range(0, len(data), BLOCK_SIZE)]
+def _compress_job(data: memoryview, level: int) -> list[bytes]:
+    return [bgzf_block(data[i:i + BLOCK_SIZE], level) for i in range(0, len(data), BLOCK_SIZE)]
 
 
 class BgzfWriter:
@@ -86,31 +85,48 @@ class BgzfWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], pool: ThreadPoolExecutor | None = None,
-                 level: int = 1, max_pending: int = 6) -> None:
+                 level: int = 1, max_pending: int = 8, batch: int = 64) -> None:
         self.path = Path(path)
         self._fh = open(self.path, "wb")
         self._pool = pool
         self._level = level
         self._max_pending = max_pending
-        self._pending = bytearray()
+        self._batch = batch * BLOCK_SIZE
+        self._pieces: list[bytes | memoryview] = []
+        self._n_pending = 0
         self._futures: deque[Future[list[bytes]]] = deque()
         self._block_sizes: list[int] = []
         self._written = 0
         self._coffsets: np.ndarray | None = None
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._pending += data
-        if len(self._pending) >= BLOCKS_PER_JOB * BLOCK_SIZE:
-            self._submit(len(self._pending) // BLOCK_SIZE * BLOCK_SIZE)
+    def write(self, data: bytes | memoryview) -> None:
+        """Append ``data``. A view is only referenced: keep it unchanged until :meth:`consolidate`."""
+        self._pieces.append(data)
+        self._n_pending += len(data)
+        if self._n_pending >= self._batch:
+            self._flush_blocks(final=False)
+
+    def consolidate(self) -> None:
+        """Copy pending pieces into one private bytes object; callers may then reuse their buffers."""
+        if len(self._pieces) > 1 or (self._pieces and not isinstance(self._pieces[0], bytes)):
+            self._pieces = [b"".join(self._pieces)]
 
     def tell(self) -> int:
         """Uncompressed bytes written so far."""
-        return self._written + len(self._pending)
+        return self._written + self._n_pending
 
-    def _submit(self, n: int) -> None:
-        data = bytes(self._pending[:n])
-        del self._pending[:n]
+    def _flush_blocks(self, final: bool) -> None:
+        data = b"".join(self._pieces)   # the only copy of the data
+        n = len(data) if final else len(data) // BLOCK_SIZE * BLOCK_SIZE
+        self._pieces = [data[n:]] if n < len(data) else []
+        self._n_pending = len(data) - n
         self._written += n
+        view = memoryview(data)[:n]
+        step = BLOCKS_PER_JOB * BLOCK_SIZE
+        for i in range(0, n, step):
+            self._submit(view[i:i + step])
+
+    def _submit(self, data: memoryview) -> None:
         if self._pool is None:
             self._emit(_compress_job(data, self._level))
             return
@@ -126,8 +142,8 @@ class BgzfWriter:
         """Flush, append the EOF marker block and close the file."""
         if self._fh.closed:
             return
-        if self._pending:
-            self._submit(len(self._pending))
+        if self._n_pending:
+            self._flush_blocks(final=True)
         while self._futures:
             self._emit(self._futures.popleft().result())
         self._fh.write(EOF_BLOCK)

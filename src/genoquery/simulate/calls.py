@@ -5,7 +5,7 @@ Missing calls. Per site and center the rate is ``missing_rate * X`` with
 missing calls, a few have many (coverage differs by site and by sequencing
 run), and the mean per call stays about ``missing_rate``. Within a center a
 missing call falls on a sample with probability proportional to its
-``call_weight``. A missing diploid call is fully missing (``./.``) 90% of the
+``call_weight`` (quantised to eighths). A missing diploid call is fully missing (``./.``) 90% of the
 time, else one allele is missing (``./1``, ``0/.``); a haploid call is ``.``.
 
 Phasing. Samples of phased centers keep haplotype order (``a|b``, from the
@@ -32,6 +32,7 @@ from genoquery.simulate.layout import DOT, PIPE, SLASH, ZERO, RowLayout
 MISSING_SHAPE = 0.25
 FULL_MISSING_FRACTION = 0.9
 MAX_ALT = 3
+WEIGHT_SLOTS = 8
 
 
 def unique_int(values: np.ndarray) -> np.ndarray:
@@ -70,12 +71,13 @@ class CallBuffers:
         unphased = (ploidy[hap_sample] == 2) & ~design.phased[hap_sample]
         self.unphased_first = unphased & (hap_slot == 0)
         self.unphased_second = unphased & (hap_slot == 1)
-        # centers are contiguous in joint order: one cumulative weight array serves all
+        # weighted choice of samples by table lookup: sample i appears ~WEIGHT_SLOTS * weight_i
+        # times; centers are contiguous in joint order, hence contiguous in the table
         self.center_size = np.bincount(design.center, minlength=k)
-        self.member_start = np.concatenate([[0], np.cumsum(self.center_size)[:-1]])
-        self.cum_weight = np.cumsum(design.call_weight)
-        self.weight_base = np.concatenate([[0.0], self.cum_weight])[self.member_start]
-        self.weight_total = np.bincount(design.center, weights=design.call_weight, minlength=k)
+        slots = np.maximum(1, np.rint(WEIGHT_SLOTS * design.call_weight)).astype(np.int64)
+        self.slot_sample = np.repeat(np.arange(design.n_samples), slots)
+        self.slot_count = np.bincount(design.center, weights=slots, minlength=k).astype(np.int64)
+        self.slot_start = np.concatenate([[0], np.cumsum(self.slot_count)[:-1]])
         self._reset_zero: list[np.ndarray] = []
         self._reset_slash = np.zeros(0, dtype=np.int64)
 
@@ -88,10 +90,7 @@ class CallBuffers:
         row = np.repeat(np.repeat(np.arange(n_rows), k), n_miss)
         center = np.repeat(np.tile(np.arange(k), n_rows), n_miss)
         u = rng.random(len(row))
-        pick = np.searchsorted(self.cum_weight, self.weight_base[center] + u * self.weight_total[center],
-                               side="right")
-        lo = self.member_start[center]
-        sample = np.clip(pick, lo, lo + self.center_size[center] - 1)
+        sample = self.slot_sample[self.slot_start[center] + (u * self.slot_count[center]).astype(np.int64)]
         n = self.design.n_samples
         key = unique_int(row * n + sample)
         row, sample = key // n, key % n

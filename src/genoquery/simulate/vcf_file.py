@@ -33,7 +33,7 @@ class IndexedVcfWriter:
 
     def write_rows(self, contig: str, prefixes: list[bytes], buffer: np.ndarray, rows: np.ndarray,
                    pos: np.ndarray, ref_len: np.ndarray, columns: tuple[int, int] | None = None) -> None:
-        """Write records ``prefixes[i] + buffer[rows[i]]`` at 1-based ``pos[i]``.
+        """Write records ``prefixes[i] + buffer[rows[i]]`` at 1-based ``pos[i]`` (copied before return).
 
         ``columns=(start, width)`` writes only that byte range of each row, its last byte
         (a tab) replaced by the line's newline.
@@ -57,6 +57,7 @@ class IndexedVcfWriter:
                 out.write(prefix)
                 out.write(buffer[r, lo:hi].data)
                 out.write(b"\n")
+        out.consolidate()   # the buffer rows are reused by the caller after this returns
         self._starts[-1].append(starts)
         self._beg[-1].append(np.asarray(pos, dtype=np.int64) - 1)
         self._end[-1].append(np.asarray(pos, dtype=np.int64) - 1 + np.asarray(ref_len, dtype=np.int64))
