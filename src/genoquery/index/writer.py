@@ -121,11 +121,17 @@ class IndexWriter:
         self.con.execute("CREATE TABLE persons AS SELECT * FROM incoming")
         self.con.unregister("incoming")
 
-    def sites_table(self) -> pa.Table:
-        """The site table in row order, for the Zarr variant arrays."""
+    def sites_table(self, start: int, end: int) -> pa.Table:
+        """Sites with ``start <= site_row < end`` in row order, for the Zarr variant arrays."""
         self.flush()
         return self.con.sql(
-            "SELECT contig, pos, id, alleles, qual, filters FROM sites ORDER BY site_row").to_arrow_table()
+            "SELECT contig, pos, id, alleles, qual, filters FROM sites "
+            "WHERE site_row >= ? AND site_row < ? ORDER BY site_row", params=[start, end]).to_arrow_table()
+
+    def max_alleles(self) -> int:
+        """The largest number of alleles (REF included) of any site."""
+        self.flush()
+        return self.con.execute("SELECT coalesce(max(len(alleles)), 0) FROM sites").fetchall()[0][0]
 
     def finish(self) -> None:
         """Build the lookup indexes and close the database."""

@@ -15,8 +15,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from tqdm import tqdm
 
 from genoquery.errors import InputFileError
@@ -27,6 +25,7 @@ from genoquery.ingest.allele_stats import Cells, SampleGroups, block_stats
 from genoquery.ingest.records import OrderChecker, SiteBlock, first_locus, read_blocks
 from genoquery.ingest.staging import staged_store, write_marker
 from genoquery.ingest.vcf_source import VcfSource, open_source
+from genoquery.ingest.variant_arrays import write_variant_arrays
 from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
 
 GENOTYPES = "genotypes.zarr"
@@ -156,51 +155,6 @@ def _total_records(sources: list[VcfSource]) -> int | None:
     return total
 
 
-def _ragged_to_dense(lists: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows, positions within the row, and values of a list column, flattened."""
-    lists = lists.combine_chunks()
-    lengths = pc.list_value_length(lists).fill_null(0).to_numpy()
-    rows = np.repeat(np.arange(len(lengths)), lengths)
-    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    values = pc.list_flatten(lists).to_numpy(zero_copy_only=False)
-    return rows, np.arange(len(rows)) - starts, values
-
-
-def _write_variant_arrays(genotypes: GenotypeWriter, index: IndexWriter, samples: list[str],
-                          contigs: list[tuple[str, int | None]], filters: list[str]) -> None:
-    sites = index.sites_table()
-    n = sites.num_rows
-    rows, slots, values = _ragged_to_dense(sites["alleles"])
-    allele = np.full((n, int(slots.max(initial=0)) + 1), "", dtype=object)
-    allele[rows, slots] = values
-    rows, _, names = _ragged_to_dense(sites["filters"])
-    flags = np.zeros((n, len(filters)), dtype=bool)
-    flags[rows, pc.index_in(pa.array(names, pa.string()), value_set=pa.array(filters)).to_numpy()] = True
-    contig_names = [c for c, _ in contigs]
-    ids = sites["id"].fill_null(".").to_numpy(zero_copy_only=False)
-    arrays = {
-        "variant_position": sites["pos"].to_numpy().astype(np.int32),
-        "variant_contig": pc.index_in(sites["contig"], value_set=pa.array(contig_names)).to_numpy().astype(np.int16),
-        "variant_allele": allele,
-        "variant_id": ids,
-        "variant_id_mask": ids == ".",
-        "variant_quality": sites["qual"].fill_null(np.nan).to_numpy().astype(np.float32),
-        "variant_filter": flags,
-        "sample_id": np.array(samples, dtype=object),
-        "contig_id": np.array(contig_names, dtype=object),
-        "contig_length": np.array([-1 if n is None else n for _, n in contigs], dtype=np.int64),
-        "filter_id": np.array(filters, dtype=object),
-    }
-    dims = {
-        "variant_position": ("variants",), "variant_contig": ("variants",),
-        "variant_allele": ("variants", "alleles"), "variant_id": ("variants",),
-        "variant_id_mask": ("variants",), "variant_quality": ("variants",),
-        "variant_filter": ("variants", "filters"), "sample_id": ("samples",),
-        "contig_id": ("contigs",), "contig_length": ("contigs",), "filter_id": ("filters",),
-    }
-    genotypes.write_variant_arrays(arrays, dims)
-
-
 def ingest(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
            persons: str | os.PathLike | None = None, overwrite: bool = False,
            progress: bool | None = None, layout: ChunkLayout | None = None):
@@ -270,7 +224,7 @@ def _build(staging: Path, sources: list[VcfSource], samples: list[str],
                              records[source.path], len(source.samples), _tool_version())
     if person_table is not None:
         index.add_persons(person_table)
-    _write_variant_arrays(genotypes, index, samples, contigs, filters)
+    write_variant_arrays(genotypes, index, samples, contigs, filters)
     genotypes.finish()
     index.finish()
     return {"sites": genotypes.n_variants, "variants": n_variants}

@@ -80,24 +80,30 @@ class GenotypeWriter:
         self.genotype[first:first + len(gt)] = gt
         self.phased[first:first + len(gt)] = phased
 
-    def write_variant_arrays(self, arrays: dict[str, np.ndarray], dims: dict[str, tuple[str, ...]]) -> None:
-        """Write per-variant and per-sample arrays.
+    def create_variant_array(self, name: str, shape: tuple[int, ...], dtype,
+                             dims: tuple[str, ...]) -> zarr.Array:
+        """An empty per-variant array in 4,096-row chunks.
 
-        They use 4,096-row chunks: 64-row chunks (the genotype chunk) cost ~2 ms
-        each to encode, which dominated ingest of small cohorts.
+        64-row chunks (the genotype chunk) cost ~2 ms each to encode in
+        zarr-python, which dominated ingest of small cohorts; 4,096 is a
+        multiple of 64, so chunk boundaries still align with the genotypes'.
         """
-        for name, values in arrays.items():
-            leading = self.layout.variant_array_chunk
-            chunks = (leading,) + tuple(max(1, n) for n in values.shape[1:])
-            shards = (self.layout.variant_array_shard,) + chunks[1:]
-            is_text = values.dtype.kind in "OUT"
-            array = self.group.create_array(
-                name, shape=values.shape, dtype=str if is_text else values.dtype,
-                chunks=chunks, shards=shards,
-                compressors="auto" if is_text else _compressor(self.layout, values.dtype.itemsize),
-                dimension_names=dims[name])
-            if values.size:
-                array[...] = values
+        chunks = (self.layout.variant_array_chunk,) + tuple(max(1, n) for n in shape[1:])
+        is_text = dtype is str
+        return self.group.create_array(
+            name, shape=shape, dtype=dtype, chunks=chunks,
+            shards=(self.layout.variant_array_shard,) + chunks[1:],
+            compressors="auto" if is_text else _compressor(self.layout, np.dtype(dtype).itemsize),
+            dimension_names=dims)
+
+    def write_small_array(self, name: str, values: np.ndarray, dims: tuple[str, ...]) -> None:
+        """Write a per-sample, per-contig or per-filter array whole."""
+        is_text = values.dtype.kind in "OUT"
+        array = self.group.create_array(
+            name, shape=values.shape, dtype=str if is_text else values.dtype,
+            chunks=(max(1, len(values)),), dimension_names=dims)
+        if values.size:
+            array[...] = values
 
     def finish(self) -> None:
         """Consolidate metadata so that xarray and zarr open the group with one read."""

@@ -1,8 +1,9 @@
 """VCF header and the fixed columns of records (ID, QUAL, FILTER, INFO).
 
 Site annotations are properties of the site, shared by the joint callset and
-every center file that contains the site: rsIDs on about 40% of sites
-(more often on common ones, as in dbSNP), unique across the cohort;
+every center file that contains the site: an rsID (unique in the cohort)
+on 75% of sites with MAF >= 1% and 35% of rarer ones, as dbSNP favours
+common variants (about 40% of sites overall, more in small cohorts);
 QUAL grows with the allele count; FILTER is ``LowQual`` when QUAL < 30,
 ``ExcessHet`` on a random 2% of sites, both (``LowQual;ExcessHet``) or
 ``PASS``; QUAL is ``.`` on 1% of sites. INFO carries ``AC`` (per ALT) and
@@ -54,7 +55,7 @@ class SiteAnnotator:
         rng = self.rng
         ac = np.array([int(a.sum()) for a in alt_count], dtype=np.float64)
         maf = np.minimum(ac, np.maximum(n_haps - ac, 0)) / max(n_haps, 1)
-        p_rs = np.where(maf >= 0.01, 0.9, 0.35)
+        p_rs = np.where(maf >= 0.01, 0.75, 0.35)
         has_rs = rng.random(n) < p_rs
         index = self.site_counter + np.arange(n, dtype=np.int64)
         self.site_counter += n

@@ -5,8 +5,9 @@ Missing calls. Per site and center the rate is ``missing_rate * X`` with
 missing calls, a few have many (coverage differs by site and by sequencing
 run), and the mean per call stays about ``missing_rate``. Within a center a
 missing call falls on a sample with probability proportional to its
-``call_weight`` (quantised to eighths). A missing diploid call is fully missing (``./.``) 90% of the
-time, else one allele is missing (``./1``, ``0/.``); a haploid call is ``.``.
+``call_weight`` (quantised to eighths). A missing diploid call is fully
+missing (``./.``, or ``.|.`` in a phased center) 90% of the time, else one
+allele is missing (``./1``, ``0/.``); a haploid call is ``.``.
 
 Phasing. Samples of phased centers keep haplotype order (``a|b``, from the
 template). In unphased centers a heterozygous call is written ``a/b`` with
@@ -14,10 +15,11 @@ alleles ascending (as GATK does), or, with probability
 ``READ_BACKED_PHASED``, read-backed phased: ``a|b`` in haplotype order.
 
 Text. The lines are built in a persistent byte buffer holding template rows
-(all-REF calls); only the bytes of non-REF alleles, missing alleles and
-read-backed separators are written, and :meth:`CallBuffers.reset` restores
-them after the chunk is written. Cost grows with the number of non-REF and
-missing alleles, not with samples x sites.
+(all-REF calls). For a sparse (rare) site only the bytes of its non-REF
+alleles are written, for a dense (common) site the whole row with vectorised
+numpy; then missing alleles and read-backed separators. :meth:`CallBuffers.reset`
+restores the template after the chunk is written, so the cost of rare sites
+grows with their allele count, not with the number of samples.
 """
 
 from __future__ import annotations
@@ -78,8 +80,15 @@ class CallBuffers:
         self.slot_sample = np.repeat(np.arange(design.n_samples), slots)
         self.slot_count = np.bincount(design.center, weights=slots, minlength=k).astype(np.int64)
         self.slot_start = np.concatenate([[0], np.cumsum(self.slot_count)[:-1]])
+        # dense rows: unphased diploid calls by haplotype index, center haplotype ranges
+        first = np.flatnonzero(self.unphased_first)
+        self.dense_first, self.dense_second = first, first + 1
+        self.dense_first_col = layout.hap_col[first]
+        self.center_hap_bounds = np.concatenate([[0], np.cumsum(self.center_haps)])
+        self.all_diploid = bool(np.all(ploidy == 2))
         self._reset_zero: list[np.ndarray] = []
         self._reset_slash = np.zeros(0, dtype=np.int64)
+        self._reset_rows: list[int] = []
 
     def _draw_missing(self, rng: np.random.Generator, n_rows: int, missing_rate: float):
         """(row, sample, kind uniform) of missing calls, unique and sorted by row then sample."""
@@ -97,10 +106,11 @@ class CallBuffers:
         return row, sample, rng.random(len(row))
 
     def fill(self, rng: np.random.Generator, lens: np.ndarray, haps: np.ndarray, alleles: np.ndarray,
-             missing_rate: float) -> ChunkCalls:
+             dense: dict[int, np.ndarray], missing_rate: float) -> ChunkCalls:
         """Write the calls of ``len(lens)`` sites into rows 0.. of the buffer.
 
-        ``haps``/``alleles``: true non-REF alleles, grouped by site (``lens`` per site).
+        Sparse rows: ``haps``/``alleles`` are the true non-REF alleles, grouped by row
+        (``lens`` per row). Dense rows: ``dense[row]`` holds every haplotype's allele.
         """
         n_rows = len(lens)
         if n_rows > self.max_rows:
@@ -123,6 +133,12 @@ class CallBuffers:
         flat_buf[swap], flat_buf[swap + 2] = flat_buf[swap + 2], flat_buf[swap]
         seps = p0[read_backed] + 1
         flat_buf[seps] = PIPE
+        joint_true = np.bincount(rows * MAX_ALT + alleles - 1, minlength=n_rows * MAX_ALT).reshape(n_rows, MAX_ALT)
+        cell = self.hap_center[haps] * n_rows + rows
+        center_true = np.bincount(cell * MAX_ALT + alleles - 1,
+                                  minlength=k * n_rows * MAX_ALT).reshape(k, n_rows, MAX_ALT)
+        for r in sorted(dense):
+            self._fill_dense(rng, r, dense[r], joint_true, center_true)
 
         # missing calls overwrite alleles; remember what they covered for AC
         m_row, m_sample, kind = self._draw_missing(rng, n_rows, missing_rate)
@@ -135,23 +151,47 @@ class CallBuffers:
         miss_center = self.design.center[np.concatenate([m_sample, m_sample[full]])].astype(np.int64)
         covered = flat_buf[miss].astype(np.int64) - ZERO - 1
         flat_buf[miss] = DOT
+        sep = start[full] + 1   # a fully missing call is never read-backed phased
+        flat_buf[sep] = self.layout.template[self.layout.sample_col[m_sample[full]] + 1]
         self._reset_zero = [flat, swap, swap + 2, miss]
         self._reset_slash = seps
+        self._reset_rows = sorted(dense)
 
-        # counts: true entries minus alleles hidden by missing calls
+        # counts: true alleles minus those hidden by missing calls
         alt = covered >= 0
-        joint_ac = np.bincount(rows * MAX_ALT + alleles - 1, minlength=n_rows * MAX_ALT)
-        joint_ac -= np.bincount(miss_row[alt] * MAX_ALT + covered[alt], minlength=n_rows * MAX_ALT)
+        joint_ac = joint_true.ravel() - np.bincount(miss_row[alt] * MAX_ALT + covered[alt],
+                                                    minlength=n_rows * MAX_ALT)
         joint_an = self.n_haps - np.bincount(miss_row, minlength=n_rows)
-        cell = self.hap_center[haps] * n_rows + rows
-        center_true = np.bincount(cell * MAX_ALT + alleles - 1, minlength=k * n_rows * MAX_ALT)
         m_cell = miss_center * n_rows + miss_row
-        center_ac = center_true - np.bincount(m_cell[alt] * MAX_ALT + covered[alt], minlength=k * n_rows * MAX_ALT)
+        center_ac = center_true.ravel() - np.bincount(m_cell[alt] * MAX_ALT + covered[alt],
+                                                      minlength=k * n_rows * MAX_ALT)
         center_missing = np.bincount(m_cell, minlength=k * n_rows).reshape(k, n_rows)
-        keep = (center_true.reshape(k, n_rows, MAX_ALT).sum(-1) > 0) | (center_missing > 0)
+        keep = (center_true.sum(-1) > 0) | (center_missing > 0)
         return ChunkCalls(rows, joint_ac.reshape(n_rows, MAX_ALT), joint_an,
                           center_ac.reshape(k, n_rows, MAX_ALT), self.center_haps[:, None] - center_missing,
                           keep, m_row, m_sample)
+
+    def _fill_dense(self, rng: np.random.Generator, r: int, g: np.ndarray, joint_true: np.ndarray,
+                    center_true: np.ndarray) -> None:
+        """Write one densely decoded row (``g``: allele index of every haplotype) and count it."""
+        line = self.rows[r]
+        if self.all_diploid:
+            calls = line.reshape(-1, 4)
+            calls[:, 0] = g[0::2] + ZERO
+            calls[:, 2] = g[1::2] + ZERO
+        else:
+            line[self.layout.hap_col] = g + ZERO
+        a, b = g[self.dense_first], g[self.dense_second]
+        het = np.flatnonzero(a != b)
+        read_backed = rng.random(len(het)) < READ_BACKED_PHASED
+        swap = het[~read_backed & (a[het] > b[het])]
+        col = self.dense_first_col[swap]
+        line[col], line[col + 2] = b[swap] + ZERO, a[swap] + ZERO
+        line[self.dense_first_col[het[read_backed]] + 1] = PIPE
+        joint_true[r] = np.bincount(g, minlength=MAX_ALT + 1)[1:]
+        bounds = self.center_hap_bounds
+        for c in range(len(bounds) - 1):
+            center_true[c, r] = np.bincount(g[bounds[c]:bounds[c + 1]], minlength=MAX_ALT + 1)[1:]
 
     def reset(self) -> None:
         """Restore the template rows after the chunk's lines were written."""
@@ -159,4 +199,6 @@ class CallBuffers:
         for idx in self._reset_zero:
             flat_buf[idx] = ZERO
         flat_buf[self._reset_slash] = SLASH
-        self._reset_zero, self._reset_slash = [], np.zeros(0, dtype=np.int64)
+        if self._reset_rows:
+            self.rows[self._reset_rows] = self.layout.template
+        self._reset_zero, self._reset_slash, self._reset_rows = [], np.zeros(0, dtype=np.int64), []

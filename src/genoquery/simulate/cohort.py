@@ -30,7 +30,7 @@ from genoquery.simulate.sites import iter_site_chunks
 from genoquery.simulate.vcf_file import IndexedVcfWriter
 
 BUFFER_BYTES = 32 << 20
-"""Bytes of joint-file text per chunk of sites (center buffers take as much again)."""
+"""Bytes of sample-column text per chunk of sites (bounds memory at any cohort size)."""
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,11 @@ class CohortFiles:
         return f"{self.out_dir}: " + ", ".join(names)
 
 
-def _check(n_samples: int, n_centers: int, sequence_length: int, missing_rate: float,
+def _check(n_samples: int, n_centers: int, sequence_length: int, seed: int, missing_rate: float,
            phased_fraction: float) -> None:
     problems = []
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        problems.append(f"seed must be an integer >= 0, got {seed!r}")
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
         problems.append(f"n_samples must be an integer >= 2, got {n_samples!r}")
     elif not isinstance(n_centers, (int, np.integer)) or not 1 <= n_centers <= n_samples:
@@ -73,11 +75,14 @@ def simulate_cohort(out_dir: str | os.PathLike[str], *, n_samples: int = 3000, n
     """Simulate a cohort and write its files into ``out_dir`` (created if absent; files replaced).
 
     ``sequence_length`` bp are simulated on chr20 (POS 1..L) and on chrX
-    (after PAR1); ``missing_rate`` is the mean fraction of missing calls;
-    ``phased_fraction`` the expected fraction of samples whose calls are
-    phased. Deterministic for given arguments (``progress`` aside).
+    (POS 2,781,480..; after PAR1). ``missing_rate`` is the mean fraction of
+    missing calls. ``phased_fraction`` is the fraction of centers delivering
+    phased calls (rounded; with 0 < fraction < 1 and several centers, at
+    least one phased and one unphased center). ``progress`` shows tqdm bars.
+    The output depends only on the other arguments. Invalid arguments raise
+    :class:`~genoquery.errors.GenoqueryError`.
     """
-    _check(n_samples, n_centers, sequence_length, missing_rate, phased_fraction)
+    _check(n_samples, n_centers, sequence_length, seed, missing_rate, phased_fraction)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     params = {"n_samples": int(n_samples), "n_centers": int(n_centers), "sequence_length": int(sequence_length),
@@ -92,7 +97,7 @@ def simulate_cohort(out_dir: str | os.PathLike[str], *, n_samples: int = 3000, n
     center_paths = [out / f"center{k + 1}.vcf.gz" for k in range(n_centers)]
     collector = GenotypeCollector(rng_collect, n_samples, max(1, sequence_length // MAX_PCA_SITES))
     annotator = SiteAnnotator(rng_annot)
-    n_sites: dict[str, int] = {}
+    n_records: dict[str, int] = {}
     regions: dict[str, dict[str, int]] = {}
 
     with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
@@ -110,7 +115,7 @@ def simulate_cohort(out_dir: str | os.PathLike[str], *, n_samples: int = 3000, n
                 if not len(chunk):
                     continue
                 lens, haps, alleles = chunk.entries()
-                calls = buffers.fill(rng_calls, lens, haps, alleles, missing_rate)
+                calls = buffers.fill(rng_calls, lens, haps, alleles, chunk.dense, missing_rate)
                 ids, quals, filters = annotator.annotate(chunk.alt_count, buffers.n_haps)
                 pos = np.array(chunk.pos, dtype=np.int64)
                 ref_len = np.array([len(r) for r in chunk.ref], dtype=np.int64)
@@ -131,11 +136,11 @@ def simulate_cohort(out_dir: str | os.PathLike[str], *, n_samples: int = 3000, n
                 regions.setdefault(spec.name, {"first_pos": int(pos[0])})["last_pos"] = int(pos[-1])
             bar.close()
             joint.close()
-            n_sites[joint.path.name] = joint.n_records
+            n_records[joint.path.name] = joint.n_records
             del sim, buffers, layout
         for writer in centers:
             writer.close()
-            n_sites[writer.path.name] = writer.n_records
+            n_records[writer.path.name] = writer.n_records
 
     persons, conditions, traits = simulate_phenotypes(rng_pheno, design, collector)
     files = CohortFiles(out, tuple(center_paths), tuple(joint_paths.values()), out / "persons.tsv",
@@ -149,7 +154,7 @@ def simulate_cohort(out_dir: str | os.PathLike[str], *, n_samples: int = 3000, n
                   "recombination_rate": RECOMBINATION_RATE, "mutation_model": "JC69 (msprime default)",
                   "chrX": "males haploid, population sizes x0.75, region after PAR1"},
         "contigs": {c.name: {"length": c.length, "pos_offset": c.offset, **regions.get(c.name, {})} for c in CONTIGS},
-        "n_records": n_sites,
+        "n_records": n_records,
         "n_samples_by_ancestry": {p: int((design.ancestry == i).sum()) for i, p in enumerate(POPULATIONS)},
         "n_samples_by_center": {f"center{k + 1}": len(m) for k, m in enumerate(center_members)},
         "phased_centers": [f"center{k + 1}" for k in design.phased_centers],

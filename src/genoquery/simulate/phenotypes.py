@@ -66,47 +66,64 @@ class GenotypeCollector:
 
     def add(self, contig: str, chunk, rows: np.ndarray, haps: np.ndarray, hap_sample: np.ndarray,
             ploidy: np.ndarray, n_haps: int, missing_row: np.ndarray, missing_sample: np.ndarray) -> None:
-        """Look at a chunk's biallelic sites (entries are true non-REF alleles, sorted by row)."""
+        """Look at a chunk's biallelic sites.
+
+        ``rows``/``haps``: sparse true non-REF entries (sorted by row); dense rows are in
+        ``chunk.dense``; ``missing_*``: calls with a missing allele, sorted by row.
+        """
         bounds = np.searchsorted(rows, np.arange(len(chunk) + 1))
         m_bounds = np.searchsorted(missing_row, np.arange(len(chunk) + 1))
         pool = self.candidates.setdefault(contig, [])
         for r in range(len(chunk)):
             if len(chunk.alts[r]) != 1:
                 continue
-            ac = int(chunk.alt_count[r][0])
-            af = ac / n_haps
+            af = int(chunk.alt_count[r][0]) / n_haps
             maf = min(af, 1 - af)
             if maf < CAUSAL_MAF:
                 continue
-            carriers = hap_sample[haps[bounds[r]:bounds[r + 1]]]
-            dosage = np.bincount(carriers, minlength=self.n_samples).astype(np.int8)
-            if contig == "chr20" and maf >= PCA_MAF and chunk.pos[r] - self._last_pca_pos >= self.pca_spacing:
+            want_pca = (contig == "chr20" and maf >= PCA_MAF
+                        and chunk.pos[r] - self._last_pca_pos >= self.pca_spacing)
+            t = self.seen.get(contig, 0)
+            self.seen[contig] = t + 1
+            slot: int | None = t if t < self.reservoir_size else int(self.rng.integers(0, t + 1))
+            if slot is not None and slot >= self.reservoir_size:
+                slot = None
+            if slot is None and not want_pca:
+                continue
+            if r in chunk.dense:
+                dosage = np.bincount(hap_sample, weights=chunk.dense[r], minlength=self.n_samples)
+            else:
+                dosage = np.bincount(hap_sample[haps[bounds[r]:bounds[r + 1]]], minlength=self.n_samples)
+            dosage = dosage.astype(np.int8)
+            if want_pca:
                 observed = dosage.copy()
                 observed[missing_sample[m_bounds[r]:m_bounds[r + 1]]] = -1
                 self.pca.append(observed)
                 self._last_pca_pos = chunk.pos[r]
-            dosage = dosage * (3 - ploidy).astype(np.int8)   # haploid ALT counts 2
-            cand = Candidate(contig, chunk.pos[r], chunk.ref[r], chunk.alts[r][0], af, dosage)
-            t = self.seen.get(contig, 0)
-            self.seen[contig] = t + 1
-            if len(pool) < self.reservoir_size:
-                pool.append(cand)
-            else:
-                j = int(self.rng.integers(0, t + 1))
-                if j < self.reservoir_size:
-                    pool[j] = cand
+            if slot is not None:
+                dosage = dosage * (3 - ploidy).astype(np.int8)   # haploid ALT counts 2
+                cand = Candidate(contig, chunk.pos[r], chunk.ref[r], chunk.alts[r][0], af, dosage)
+                if slot < len(pool):
+                    pool[slot] = cand
+                else:
+                    pool.append(cand)
 
 
 def principal_components(dosages: list[np.ndarray], n_samples: int, k: int = 4) -> np.ndarray:
     """(n_samples, k) PC scores from observed dosages (-1 = missing); zeros if too few sites."""
     if len(dosages) < k + 1:
         return np.zeros((n_samples, k))
-    g = np.stack(dosages, axis=1).astype(np.float32)
-    called = g >= 0
-    p = np.where(called, g, 0).sum(0) / np.maximum(called.sum(0), 1) / 2
+    x = np.stack(dosages, axis=1).astype(np.float32)   # standardised in place below
+    called = x >= 0
+    x[~called] = 0
+    p = x.sum(0) / np.maximum(called.sum(0), 1) / 2
     ok = (p > 0) & (p < 1)
-    g, called, p = g[:, ok], called[:, ok], p[ok]
-    x = np.where(called, (g - 2 * p) / np.sqrt(2 * p * (1 - p)), 0).astype(np.float32)
+    x, called, p = x[:, ok], called[:, ok], p[ok]
+    x -= 2 * p
+    x /= np.sqrt(2 * p * (1 - p))
+    x[~called] = 0
+    if x.shape[1] < k + 1:
+        return np.zeros((n_samples, k))
     gram = (x.T @ x).astype(np.float64)
     _, _, vt = np.linalg.svd(gram)
     v = vt[:k].T
