@@ -25,6 +25,59 @@ def _cmd_variants(args: argparse.Namespace) -> None:
         write_table(store.variants(region=args.region, by=args.by), args.format, args.output)
 
 
+def _cmd_phenotypes(args: argparse.Namespace) -> None:
+    from genoquery.index.phenotypes import import_table
+
+    result = import_table(args.store, args.file, kind=args.kind, table=args.table)
+    target = "the person table" if result.kind == "person" else f"event table {result.table!r}"
+    print(f"{args.store}: {result.rows} rows of {args.file} imported as {target}", file=sys.stderr)
+    if result.ignored_columns:
+        print(f"ignored columns: {', '.join(result.ignored_columns)}", file=sys.stderr)
+    if result.unknown_ids:
+        shown = ", ".join(result.unknown_ids[:5]) + (", ..." if len(result.unknown_ids) > 5 else "")
+        print(f"warning: {len(result.unknown_ids)} ID(s) are not samples of this store (imported, "
+              f"matched by no cohort until ingested): {shown}", file=sys.stderr)
+
+
+def _cohort_spec(text: str) -> str | list[str]:
+    """A cohort argument: a saved name or filter, or @FILE with one sample ID per line."""
+    if not text.startswith("@"):
+        return text
+    from pathlib import Path
+
+    from genoquery.errors import InputFileError
+
+    path = Path(text[1:])
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputFileError(path, f"cannot read the sample ID list ({err.__class__.__name__})",
+                             fix="give @FILE with one sample ID per line") from None
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _cmd_cohort(args: argparse.Namespace) -> None:
+    from genoquery.query.store import open as open_store
+
+    with open_store(args.store) as store:
+        if args.action == "list":
+            table = store.cohorts()
+            if args.format == "json":
+                write_table(table, "json", None)
+            for row in table.to_pylist() if args.format == "tsv" else ():
+                definition = " ".join(row["definition"].split())
+                print(f"{row['name']}\t{row['kind']}\t{row['created_at']:%Y-%m-%d %H:%M:%S}\t{definition}")
+            return
+        if args.action == "save":
+            indexes = store.save_cohort(args.name, _cohort_spec(args.cohort))
+            print(f"saved cohort {args.name!r}: {len(indexes)} samples", file=sys.stderr)
+            return
+        indexes = store.cohort(_cohort_spec(args.cohort))
+        ids = store.samples().column("sample_id").to_numpy(zero_copy_only=False)[indexes]
+        print(f"{len(indexes)} samples", file=sys.stderr)
+        sys.stdout.write("".join(f"{i}\n" for i in ids))
+
+
 def _cmd_simulate(args: argparse.Namespace) -> None:
     from genoquery.simulate import simulate_cohort
 
@@ -53,6 +106,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="tsv")
     p.add_argument("--output", help="write to this file instead of standard output")
     p.set_defaults(run=_cmd_variants)
+
+    p = sub.add_parser("phenotypes", help="import a person table or an OMOP-style event table into a store")
+    p.add_argument("store")
+    p.add_argument("file", help="CSV/TSV/Parquet: sample_id (or person_id) + person columns, or "
+                   "person_id, a code column (e.g. condition_code), a date column, optional value")
+    p.add_argument("--kind", choices=("person", "events"), help="default: detected from the columns")
+    p.add_argument("--table", help="event table name (default from the code column, e.g. condition_occurrence)")
+    p.set_defaults(run=_cmd_phenotypes)
+
+    p = sub.add_parser("cohort", help="save, list or show cohorts (sample ID lists or phenotype filters)")
+    p.add_argument("store")
+    actions = p.add_subparsers(dest="action", required=True)
+    a = actions.add_parser("save", help="save a cohort under a name (replaces one of that name)")
+    a.add_argument("name")
+    a.add_argument("cohort", help="filter, e.g. \"sex_at_birth = 'Female' AND has_condition('E11')\", "
+                   "or @FILE of sample IDs")
+    a = actions.add_parser("list", help="the saved cohorts: name, kind, created_at, definition")
+    a.add_argument("--format", choices=("tsv", "json"), default="tsv")
+    a = actions.add_parser("show", help="print a cohort's sample IDs (count on standard error)")
+    a.add_argument("cohort", help="saved name, filter expression, or @FILE of sample IDs")
+    p.set_defaults(run=_cmd_cohort)
 
     p = sub.add_parser("simulate", help="simulate a multi-center cohort (msprime) as bgzipped VCFs")
     p.add_argument("outdir")

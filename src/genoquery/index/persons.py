@@ -7,43 +7,68 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from genoquery.errors import InputFileError
 from genoquery.ingest.allele_stats import SampleGroups
 
 SAMPLE_COLUMN = "sample_id"
+ID_ALIASES = ("person_id",)  # accepted instead of sample_id (OMOP names it person_id)
 GROUP_COLUMNS = ("ancestry", "sex_at_birth")
 
 
-def read_person_table(path: str | Path) -> pa.Table:
-    """Read a person table; it must have a ``sample_id`` column with unique values."""
+def read_table(path: str | Path, fix: str = "check the --persons path") -> pa.Table:
+    """Read a CSV, TSV (also ``.gz``) or Parquet file with a header row, column types inferred."""
     path = Path(path)
     if not path.is_file():
-        raise InputFileError(path, "no such file", fix="check the --persons path")
+        raise InputFileError(path, "no such file", fix=fix)
+    suffixes = [s.lower() for s in path.suffixes[-2:]]
     con = duckdb.connect()
     try:
-        if path.suffix.lower() == ".parquet":
+        if suffixes[-1:] == [".parquet"]:
             table = con.sql("SELECT * FROM read_parquet(?)", params=[str(path)]).to_arrow_table()
         else:
-            delim = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
+            delim = "\t" if {".tsv", ".txt", ".tab"} & set(suffixes) else ","
             table = con.sql("SELECT * FROM read_csv(?, delim=?, header=true)",
                             params=[str(path), delim]).to_arrow_table()
     except duckdb.Error as err:
-        raise InputFileError(path, f"cannot read the person table ({err})",
+        raise InputFileError(path, f"cannot read the table ({err})",
                              fix="give a CSV, TSV or Parquet file with a header row") from None
     finally:
         con.close()
-    if SAMPLE_COLUMN not in table.column_names:
+    return table
+
+
+def id_column(table: pa.Table) -> str | None:
+    """The table's sample ID column: ``sample_id``, else ``person_id``, else None."""
+    for name in (SAMPLE_COLUMN, *ID_ALIASES):
+        if name in table.column_names:
+            return name
+    return None
+
+
+def person_table(table: pa.Table, path: str | Path) -> pa.Table:
+    """Check a person table: one row per sample ID (``sample_id`` or ``person_id``, as text)."""
+    column = id_column(table)
+    if column is None:
         raise InputFileError(path, f"no {SAMPLE_COLUMN!r} column (columns: {', '.join(table.column_names)})",
-                             fix=f"name the sample ID column {SAMPLE_COLUMN!r}")
-    table = table.set_column(table.column_names.index(SAMPLE_COLUMN), SAMPLE_COLUMN,
-                             table[SAMPLE_COLUMN].cast(pa.string()))
-    ids = table[SAMPLE_COLUMN].to_pylist()
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
+                             fix=f"name the sample ID column {SAMPLE_COLUMN!r} (or 'person_id')")
+    table = table.set_column(table.column_names.index(column), SAMPLE_COLUMN,
+                             table[column].cast(pa.string()))
+    ids = table[SAMPLE_COLUMN]
+    if ids.null_count:
+        raise InputFileError(path, f"{ids.null_count} row(s) have no sample ID", fix="give every row a sample ID")
+    if pc.count_distinct(ids).as_py() != len(ids):
+        counts = pc.value_counts(ids)
+        dup = next(v["values"] for v in counts.to_pylist() if v["counts"] > 1)
         raise InputFileError(path, f"sample ID {dup!r} appears more than once",
                              fix="give one row per sample")
     return table
+
+
+def read_person_table(path: str | Path) -> pa.Table:
+    """Read a person table; it must have a ``sample_id`` (or ``person_id``) column with unique values."""
+    return person_table(read_table(path), path)
 
 
 def sample_groups(persons: pa.Table, samples: list[str]) -> tuple[SampleGroups, ...]:

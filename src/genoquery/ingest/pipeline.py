@@ -42,8 +42,13 @@ def _check_same_samples(sources: list[VcfSource]) -> None:
     first = sources[0]
     for other in sources[1:]:
         if other.samples != first.samples:
+            column = next((i for i, (a, b) in enumerate(zip(other.samples, first.samples)) if a != b),
+                          min(len(other.samples), len(first.samples)))
+            theirs = other.samples[column] if column < len(other.samples) else "(none)"
+            ours = first.samples[column] if column < len(first.samples) else "(none)"
             raise InputFileError(other.path,
-                                 f"its samples differ from {first.path.name}'s "
+                                 f"its samples differ from {first.path.name}'s: sample column {column + 1} "
+                                 f"is {theirs!r} there and {ours!r} in {first.path.name} "
                                  f"({len(other.samples)} vs {len(first.samples)} samples)",
                                  fix="files of one ingest must hold the same samples in the same order")
 
@@ -182,7 +187,8 @@ def ingest(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
     with staged_store(store, overwrite) as staging:
         counts = _build(staging, sources, samples, contigs, groupings, person_table, layout, show)
         write_marker(staging, {"samples": len(samples), "sites": counts["sites"],
-                               "variants": counts["variants"], "tool": _tool_version()})
+                               "variants": counts["variants"], "tool": _tool_version(),
+                               "groupings": [g.column for g in groupings]})
     return open_store(store)
 
 

@@ -155,7 +155,7 @@ def _htslib_genotypes(source: VcfSource, variant: cyvcf2.Variant, record: int,
     out_gt[:, :width] = np.maximum(arr[:, :width], -2)
     if ploidy == 1:
         out_gt[:, 1] = -2
-    out_phased[:] = arr[:, -1].astype(bool)
+    out_phased[:] = arr[:, -1].astype(bool) | (out_gt[:, 1] == -2)  # haploid calls count as phased
 
 
 def _parse_fixed(source: VcfSource, cols: list[bytes], line_no: int):

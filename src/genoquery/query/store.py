@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from genoquery.errors import QueryError, StoreError
@@ -51,8 +52,8 @@ class Store:
         return self.path / "genotypes.zarr"
 
     def _groupings(self) -> list[str]:
-        return [r[0] for r in self._con.execute(
-            "SELECT DISTINCT grouping FROM variant_group_stats ORDER BY 1").fetchall()]
+        """Person-table columns with per-group statistics (recorded at ingest)."""
+        return list(self.info.get("groupings", []))
 
     def variants(self, region: str | None = None, by: str | None = None) -> pa.Table:
         """Whole-cohort statistics, one row per ALT allele, in genome order.
@@ -86,6 +87,36 @@ class Store:
     def provenance(self) -> pa.Table:
         """Each ingested file's path, size, sha256, record and sample counts, tool and time."""
         return self._con.sql("SELECT * FROM provenance").to_arrow_table()
+
+    def cohort(self, cohort) -> np.ndarray:
+        """Sorted sample indexes (genotype column order) of a saved cohort name, a filter
+        expression over the phenotype tables, or a list of sample IDs; see :mod:`genoquery.query.cohorts`.
+        An empty cohort, an unknown ID or a filter matching no sample is a :class:`QueryError`."""
+        from genoquery.query.cohorts import resolve
+
+        return resolve(self._con, cohort)[2]
+
+    def cohorts(self) -> pa.Table:
+        """The saved cohorts: ``name, kind`` (filter or ids), ``definition, created_at``."""
+        from genoquery.query.cohorts import saved
+
+        return saved(self._con)
+
+    def save_cohort(self, name: str, cohort) -> np.ndarray:
+        """Check a cohort (filter expression or sample IDs) and save it under ``name``, replacing
+        one of that name; returns its sample indexes. The index is written through a separate
+        read-write connection, so this store is closed and reopened around the write: other
+        :class:`Store` objects on this store in this process must be closed first."""
+        from genoquery.query.cohorts import check_name, resolve, save
+
+        check_name(self._con, name)
+        kind, definition, indexes = resolve(self._con, cohort)
+        self._con.close()
+        try:
+            save(self.path, name, kind, definition)
+        finally:
+            self._con = duckdb.connect(str(self.path / INDEX_FILE), read_only=True)
+        return indexes
 
 
 def open(path: str | os.PathLike) -> Store:  # noqa: A001 - mirrors zarr.open / xarray.open_*
