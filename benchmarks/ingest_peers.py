@@ -43,7 +43,7 @@ def ingest_commands(vcf: Path, work: Path, threads: int) -> dict[str, tuple[list
     return {
         "genoquery": ([str(bindir / "genoquery"), "ingest", str(work / "gq"), str(vcf), "--quiet"], work / "gq"),
         "plink2": ([plink2, "--vcf", str(vcf), "--make-pgen", "--threads", str(threads),
-                    "--allow-extra-chr", "--out", str(work / "pl" / "out")], work / "pl") if plink2 else None,
+                    "--allow-extra-chr", "--vcf-half-call", "missing", "--out", str(work / "pl" / "out")], work / "pl") if plink2 else None,
         "vcf2zarr": ([str(vcf2zarr), "convert", "-p", str(threads), "--force", str(vcf), str(work / "vz.zarr")],
                      work / "vz.zarr") if vcf2zarr.exists() else None,
     }

@@ -25,6 +25,32 @@ def _cmd_variants(args: argparse.Namespace) -> None:
         write_table(store.variants(region=args.region, by=args.by), args.format, args.output)
 
 
+def _cmd_query(args: argparse.Namespace) -> None:
+    from genoquery.query.store import open as open_store
+
+    with open_store(args.store) as store:
+        table = store.lookup(**{args.target: args.what}, af_min=args.af_min, af_max=args.af_max,
+                             pass_only=args.pass_only, variant_type=args.type, by=args.by)
+        write_table(table, args.format, args.output)
+
+
+def _cmd_genes(args: argparse.Namespace) -> None:
+    from genoquery.index.genes import import_genes
+
+    count = import_genes(args.store, args.file, fmt=args.format)
+    print(f"{args.store}: {count} genes imported from {args.file}", file=sys.stderr)
+
+
+def _lookup_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--af-min", type=float, help="keep variants with whole-cohort AF >= this")
+    p.add_argument("--af-max", type=float, help="keep variants with whole-cohort AF <= this")
+    p.add_argument("--pass-only", action="store_true", help="keep variants with FILTER = PASS")
+    p.add_argument("--type", choices=("snv", "indel", "other"), help="keep one variant type")
+    p.add_argument("--by", help="statistics per group: ancestry or sex_at_birth")
+    p.add_argument("--format", choices=FORMATS, default="tsv")
+    p.add_argument("--output", help="write to this file instead of standard output")
+
+
 def _cmd_phenotypes(args: argparse.Namespace) -> None:
     from genoquery.index.phenotypes import import_table
 
@@ -106,6 +132,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="tsv")
     p.add_argument("--output", help="write to this file instead of standard output")
     p.set_defaults(run=_cmd_variants)
+
+    p = sub.add_parser("query", help="variants by key or rsID, region or gene, with filters")
+    p.add_argument("store")
+    targets = p.add_subparsers(dest="target", required=True)
+    for target, metavar, text in (
+            ("variant", "KEY|RSID", "a variant key (chr20-1030-A-C, 20-1030-A-C, chr20:1030:A:C) or an rsID"),
+            ("region", "REGION", "CONTIG[:START[-END]], 1-based inclusive"),
+            ("gene", "GENE", "a gene name or ID imported with 'genoquery genes'")):
+        t = targets.add_parser(target, help=text)
+        t.add_argument("what", metavar=metavar, help=text)
+        _lookup_options(t)
+        t.set_defaults(run=_cmd_query)
+
+    p = sub.add_parser("genes", help="import gene coordinates (GENCODE-style GTF or BED) into a store")
+    p.add_argument("store")
+    p.add_argument("file", help="GTF (gene lines; 1-based) or BED (0-based, name column), optionally .gz")
+    p.add_argument("--format", choices=("gtf", "bed"), help="default: from the file name")
+    p.set_defaults(run=_cmd_genes)
 
     p = sub.add_parser("phenotypes", help="import a person table or an OMOP-style event table into a store")
     p.add_argument("store")

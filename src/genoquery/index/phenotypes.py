@@ -7,7 +7,7 @@ as it was):
 - a **person table** (``sample_id`` or ``person_id`` plus typed columns) replaces
   the ``persons`` table;
 - a **long event table** (person id, a code column ``code``/``*_code``/``*_concept_id``,
-  a date column ``date``/``*_date``, optionally a ``value``) replaces that event
+  a date column ``date``/``*_date``, optionally a numeric ``value``/``value_as_number``) replaces that event
   table's rows in ``events (table_name, sample_id, code, date, value)``. Its
   ``table_name`` is ``--table`` or, by default, the OMOP table of the code
   column's domain (``condition_code`` -> ``condition_occurrence``).
@@ -90,7 +90,10 @@ def writable_index(store: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
         con.commit()
     except BaseException as err:
-        con.rollback()
+        try:
+            con.rollback()
+        except duckdb.Error:
+            pass  # the failed commit already ended the transaction
         if isinstance(err, duckdb.Error):
             raise StoreError(f"{path}: writing the index failed, nothing was changed ({err})") from None
         raise
@@ -124,7 +127,7 @@ def _event_columns(table: pa.Table, path: Path) -> dict[str, str | None]:
                      prefer=("_code",)),
         "date": _one(_columns_like(cols, ("date",), ("_date", "_datetime")), "date", path,
                      prefer=("_start_date",)),
-        "value": _one(_columns_like(cols, ("value", "value_as_number"), ("_value",)), "value", path),
+        "value": _one(_columns_like(cols, ("value", "value_as_number"), ()), "value", path),
     }
 
 

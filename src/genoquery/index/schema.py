@@ -37,3 +37,10 @@ CREATE INDEX variants_key ON variants (variant_key);
 CREATE INDEX variants_id ON variants (id);
 CREATE INDEX group_stats_allele ON variant_group_stats (site_row, allele);
 """
+
+# Created by `genoquery genes` (index/genes.py), replaced on re-import; 1-based inclusive.
+GENES = """
+CREATE OR REPLACE TABLE genes (
+    gene_id VARCHAR NOT NULL, gene_name VARCHAR, gene_type VARCHAR, contig VARCHAR NOT NULL,
+    start BIGINT NOT NULL, "end" BIGINT NOT NULL, strand VARCHAR, source VARCHAR NOT NULL);
+"""

@@ -56,7 +56,6 @@ FUNCTIONS = {"+", "-", "*", "/", "//", "%", "||", "~~", "!~~", "~~*", "!~~*",  #
 CAST_TYPES = {"INTEGER", "INT", "BIGINT", "SMALLINT", "DOUBLE", "FLOAT", "REAL", "DECIMAL", "NUMERIC",
               "VARCHAR", "TEXT", "STRING", "DATE", "BOOLEAN", "BOOL", "TIMESTAMP"}
 EVENT_FUNCTIONS = {"has_condition", "has_event"}
-_NOT_EXPRESSIONS = ("alias", "query_location", "query_location_length")
 
 
 def _serialize(con: duckdb.DuckDBPyConnection, sql: str) -> dict:
@@ -318,7 +317,7 @@ def resolve(con: duckdb.DuckDBPyConnection, cohort: CohortSpec) -> tuple[str, st
             "SELECT sample_id FROM samples WHERE sample_index IN (SELECT unnest(?)) ORDER BY sample_index",
             [indexes.tolist()]).fetchall()]
         return "ids", json.dumps(ids), indexes
-    if isinstance(cohort, (bytes, dict)) or not isinstance(cohort, (Sequence, np.ndarray)):
+    if isinstance(cohort, (bytes, dict)) or not hasattr(cohort, "__iter__"):
         raise QueryError(f"a cohort is a saved name, a filter expression or a list of sample IDs; "
                          f"got {type(cohort).__name__}")
     ids = [str(i) if isinstance(i, np.str_) else i for i in cohort]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import cached_property
 from pathlib import Path
 
 import duckdb
@@ -79,6 +80,28 @@ class Store:
                f"{where} ORDER BY v.site_row, v.allele, g.group_value")
         return self._con.sql(sql, params=[by] + params).to_arrow_table()
 
+    @cached_property
+    def _lookup(self):  # a genoquery.query.lookup.VariantLookup (which imports this module)
+        from genoquery.query.lookup import VariantLookup
+
+        return VariantLookup(self._con, self._contigs, self._groupings)
+
+    def lookup(self, variant: str | None = None, *, region: str | None = None, gene: str | None = None,
+               af_min: float | None = None, af_max: float | None = None, pass_only: bool = False,
+               variant_type: str | None = None, by: str | None = None) -> pa.Table:
+        """Variants by key or rsID, region or gene, with the columns of :meth:`variants`.
+
+        ``variant`` is a key (``chr20-1030-A-C``, ``20-1030-A-C``, ``chr20:1030:A:C``,
+        ``chr20_1030_A_C``) or an ID (``rs123``, also within ``rs1;rs2``); ``region``
+        is ``CONTIG[:START[-END]]`` and ``gene`` a name or ID from ``genoquery genes``
+        (1-based inclusive; ``chr`` may be added or left out). Filters: ``af_min`` <=
+        AF <= ``af_max``, ``pass_only`` (FILTER = PASS), ``variant_type`` snv, indel or
+        other. An unknown key, ID, gene or contig raises; an empty table means a valid
+        region or gene holds no variant passing the filters. See :mod:`genoquery.query.lookup`.
+        """
+        return self._lookup(variant, region=region, gene=gene, af_min=af_min, af_max=af_max,
+                            pass_only=pass_only, variant_type=variant_type, by=by)
+
     def samples(self) -> pa.Table:
         """The store's samples in genotype-column order: ``sample_index``, ``sample_id``."""
         return self._con.sql(
@@ -116,6 +139,9 @@ class Store:
             save(self.path, name, kind, definition)
         finally:
             self._con = duckdb.connect(str(self.path / INDEX_FILE), read_only=True)
+            for attr, value in vars(type(self)).items():  # helpers built on the closed connection
+                if isinstance(value, cached_property):
+                    self.__dict__.pop(attr, None)
         return indexes
 
 
