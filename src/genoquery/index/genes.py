@@ -146,12 +146,12 @@ def import_genes(store_path: str | os.PathLike, file: str | os.PathLike, fmt: st
                 con.execute(_GTF_GENES)
             else:
                 con.execute(_BED_GENES.format(source=_read_csv(path, 6)))
+            if not con.execute("SELECT count(*) FROM incoming").fetchall()[0][0]:
+                raise InputFileError(str(path), f"no genes found in this {fmt.upper()} file")
             problem = _first_problem(con, fmt)
             if problem is not None:
                 raise InputFileError(str(path), problem)
             count = _store_genes(con, str(path))
-            if count == 0:
-                raise InputFileError(str(path), f"no genes found in this {fmt.upper()} file")
             con.commit()
         except duckdb.Error as err:
             con.rollback()

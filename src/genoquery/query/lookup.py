@@ -6,13 +6,20 @@ Results have the columns of ``Store.variants`` (with ``by``, one row per allele 
 group), in genome order.
 
 Speed: a key or rsID lookup is one point query through the ART index on
-``variants.variant_key`` / ``variants.id``, from a statement parsed once per process,
-fetched as Python rows (DuckDB's Arrow export of one row costs ~0.5 ms more) and
-returned as a one-row Arrow table. Measured on a 2-core machine
-(``benchmarks/test_bench_lookup.py``, 5,000 samples): ~0.5 ms p50 for one variant's
-whole-cohort statistics; ~0.6 ms on a synthetic 3 x 10^6-variant index (the ART
-lookup does not grow with the table). A per-group lookup (``by``) adds a join to
-``variant_group_stats`` that reads one row group (~1 ms more).
+``variants.variant_key`` / ``variants.id`` (filters apply to a materialized CTE, since
+DuckDB scans an index only when its column is the scan's only filter), from a statement
+parsed once per process, fetched as tuples (no ORDER BY, no Arrow export: each doubles
+DuckDB's time for one row) and returned as one Arrow table.
+
+Measured with ``benchmarks/test_bench_lookup.py`` (5,000 samples, 23,629 variants; 2 cores
+shared with other jobs, load 1-3): one variant's whole-cohort statistics 0.8-1.2 ms p50
+(min 0.6-1.0 ms), of which Arrow and Python take ~0.06 ms. The query alone takes 0.5-0.6 ms
+on a quiet machine, also on a synthetic 3 x 10^6-variant index (ART lookups do not grow with
+the table); DuckDB's ``SELECT 1`` takes ~0.3 ms. The alternative, every variant in memory
+(Arrow table + dict key -> rows), answers in 0.08 ms but holds ~340 B per variant and reads
+the whole index at first use, so it is not used. ``by`` adds a join to
+``variant_group_stats`` (2-4 ms); the first rsID lookup per store scans the ID column
+once for ID lists (``rs1;rs2``).
 """
 
 from __future__ import annotations
@@ -109,7 +116,7 @@ def _filter_sql(af_min: float | None, af_max: float | None, pass_only: bool,
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
             raise QueryError(f"{name} must be a number between 0 and 1, not {value!r}")
-        terms.append(f"v.af {op} ${name}")
+        terms.append(f"v.af {op} ${name} AND NOT isnan(v.af)")  # AN = 0 gives NaN, which DuckDB sorts last
         params[name] = float(value)
     if af_min is not None and af_max is not None and af_min > af_max:
         raise QueryError(f"af_min ({af_min}) is larger than af_max ({af_max}): no variant can match")
@@ -130,7 +137,7 @@ class VariantLookup:
         self._con = con
         self._contigs = contigs
         self._groupings = groupings
-        self._schemas: dict[str | None, pa.Schema] = {}
+        self._schemas: dict[str | None, pa.StructType] = {}
         self._multi_ids: dict[str, list[str]] | None = None
 
     def __call__(self, variant: str | None = None, *, region: str | None = None, gene: str | None = None,
@@ -161,33 +168,46 @@ class VariantLookup:
                              f"{', '.join(groupings) or 'none (ingest with --persons)'}")
 
     @staticmethod
-    def _sql(terms: list[str], by: str | None, ordered: bool = True) -> str:
+    def _sql(terms: list[str], by: str | None, ordered: bool = True, table: str = "variants") -> str:
         where = f" WHERE {' AND '.join(terms)}" if terms else ""
         if by is None:
             order = " ORDER BY v.site_row, v.allele" if ordered else ""
-            return f"SELECT {', '.join('v.' + c for c in VARIANT_COLUMNS)} FROM variants v{where}{order}"
+            return f"SELECT {', '.join('v.' + c for c in VARIANT_COLUMNS)} FROM {table} v{where}{order}"
         base = [c for c in VARIANT_COLUMNS if c not in STAT_COLUMNS]
         alias = by.replace('"', '""')
         order = " ORDER BY v.site_row, v.allele, g.group_value" if ordered else ""
         return (f"SELECT {', '.join('v.' + c for c in base)}, g.group_value AS \"{alias}\", "
-                f"{', '.join('g.' + c for c in STAT_COLUMNS)} FROM variants v JOIN variant_group_stats g "
+                f"{', '.join('g.' + c for c in STAT_COLUMNS)} FROM {table} v JOIN variant_group_stats g "
                 f"ON g.site_row = v.site_row AND g.allele = v.allele AND g.grouping = $grouping{where}{order}")
 
-    def _schema(self, by: str | None) -> pa.Schema:
+    def _row_type(self, by: str | None) -> pa.StructType:
+        """The result's columns as one struct type (from DuckDB's Arrow export of an empty result)."""
         if by not in self._schemas:
             sql = self._sql(["false"], by)
-            self._schemas[by] = self._con.sql(sql, params={"grouping": by} if by else None).to_arrow_table().schema
+            schema = self._con.sql(sql, params={"grouping": by} if by else None).to_arrow_table().schema
+            self._schemas[by] = pa.struct(schema)
         return self._schemas[by]
 
-    def _point(self, terms: list[str], params: dict, by: str | None) -> pa.Table:
-        """A few rows found through an index: fetched as tuples (sorted here: an ORDER BY
-        doubles DuckDB's time for one row) and returned as Arrow."""
-        rows = self._con.execute(_statement(self._sql(terms, by, ordered=False)), params).fetchall()
-        schema = self._schema(by)
+    @classmethod
+    def _point_sql(cls, indexed: str, terms: list[str], by: str | None) -> str:
+        if not terms:
+            return cls._sql([indexed], by, ordered=False)
+        return (f"WITH hit AS MATERIALIZED (SELECT * FROM variants WHERE {indexed}) "
+                + cls._sql(terms, by, ordered=False, table="hit"))
+
+    def _point(self, indexed: str, terms: list[str], params: dict, by: str | None) -> pa.Table:
+        """Rows found through an ART index by the ``indexed`` condition, then filtered by ``terms``.
+
+        DuckDB scans the index only when the indexed column is the scan's only filter, so
+        other filters apply to a materialized CTE. Rows come back as tuples (sorted here:
+        an ORDER BY doubles DuckDB's time for one row) and become one Arrow table.
+        """
+        rows = self._con.execute(_statement(self._point_sql(indexed, terms, by)), params).fetchall()
+        row_type = self._row_type(by)
         if len(rows) > 1:
-            order = [schema.get_field_index(c) for c in ("site_row", "allele", by) if c]
+            order = [row_type.get_field_index(c) for c in ("site_row", "allele", by) if c]
             rows.sort(key=lambda row: tuple(row[i] for i in order))
-        return pa.Table.from_struct_array(pa.array(rows, pa.struct(schema)))  # 3x faster than per column
+        return pa.Table.from_struct_array(pa.array(rows, row_type))  # 3x faster than column by column
 
     # ----------------------------------------------------------------- variants
 
@@ -205,21 +225,21 @@ class VariantLookup:
                          "nor an rsID (rs123) or other ID in this store")
 
     def _by_key(self, key: VariantKey, terms: list[str], params: dict, by: str | None) -> pa.Table:
-        table = self._point(["v.variant_key = $key", *terms], {**params, "key": str(key)}, by)
-        if table.num_rows == 0 and not self._exists("v.variant_key = $key", {"key": str(key)}, bool(terms)):
+        table = self._point("variant_key = $key", terms, {**params, "key": str(key)}, by)
+        if table.num_rows == 0 and not self._exists("variant_key = $key", {"key": str(key)}, bool(terms)):
             raise QueryError(self._missing_key_message(key))
         return table
 
     def _by_id(self, vid: str, terms: list[str], params: dict, by: str | None,
                quiet: bool = False) -> pa.Table | None:
-        table = self._point(["v.id = $vid", *terms], {**params, "vid": vid}, by)
+        table = self._point("id = $vid", terms, {**params, "vid": vid}, by)
         keys = self._ids_in_lists().get(vid)
         if keys:
-            more = self._point([f"v.variant_key IN ({', '.join(f'$k{i}' for i in range(len(keys)))})", *terms],
+            more = self._point(f"variant_key IN ({', '.join(f'$k{i}' for i in range(len(keys)))})", terms,
                                {**params, **{f"k{i}": k for i, k in enumerate(keys)}}, by)
             order = [("site_row", "ascending"), ("allele", "ascending")] + ([(by, "ascending")] if by else [])
             table = pa.concat_tables([table, more]).sort_by(order)
-        if table.num_rows or keys or self._exists("v.id = $vid", {"vid": vid}, bool(terms)):
+        if table.num_rows or keys or self._exists("id = $vid", {"vid": vid}, bool(terms)):
             return table
         if quiet:
             return None
@@ -241,7 +261,7 @@ class VariantLookup:
         """Whether a point query matched nothing only because of the filters."""
         if not filtered:
             return False
-        return bool(self._con.execute(_statement(f"SELECT count(*) FROM variants v WHERE {term}"),
+        return bool(self._con.execute(_statement(f"SELECT count(*) FROM variants WHERE {term}"),
                                       params).fetchall()[0][0])
 
     def _count(self) -> int:
