@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 from genoquery.errors import GenoqueryError, InputFileError, StoreError
 from genoquery.index.persons import SAMPLE_COLUMN, id_column, person_table, read_table
 from genoquery.index.schema import INDEX_FILE
-from genoquery.ingest.staging import is_store, recover
+from genoquery.ingest.staging import existing_store
 
 KINDS = ("person", "events")
 EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS events (
@@ -62,21 +62,10 @@ class ImportResult:
     ignored_columns: list[str] = field(default_factory=list)
 
 
-def store_dir(store: str | Path) -> Path:
-    """The absolute path of an existing store, or a :class:`StoreError`."""
-    path = Path(store).absolute()
-    recover(path)
-    if not path.exists():
-        raise StoreError(f"{path}: no such store; create one with 'genoquery ingest'")
-    if not is_store(path):
-        raise StoreError(f"{path}: not a genoquery store")
-    return path
-
-
 @contextmanager
 def writable_index(store: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to the store's index inside one transaction (rolled back on error)."""
-    path = store_dir(store)
+    path = existing_store(store)
     try:
         con = duckdb.connect(str(path / INDEX_FILE))
     except duckdb.ConnectionException:
@@ -225,7 +214,7 @@ def import_table(store: str | Path, file: str | Path, kind: str | None = None,
     path = Path(file)
     if kind is not None and kind not in KINDS:
         raise GenoqueryError(f"unknown kind {kind!r}; choose {' or '.join(KINDS)}")
-    store_dir(store)
+    existing_store(store)
     raw = read_table(path, fix="check the file path")
     kind = kind or detect_kind(raw, path)
     ignored: list[str] = []
@@ -250,4 +239,4 @@ def import_table(store: str | Path, file: str | Path, kind: str | None = None,
     return ImportResult(kind, name, incoming.num_rows, unknown, ignored)
 
 
-__all__ = ["ImportResult", "import_table", "detect_kind", "writable_index", "store_dir", "SAMPLE_COLUMN"]
+__all__ = ["ImportResult", "import_table", "detect_kind", "writable_index", "SAMPLE_COLUMN"]

@@ -31,6 +31,17 @@ def write_marker(path: Path, info: dict) -> None:
     (path / MARKER).write_text(json.dumps({"format_version": FORMAT_VERSION, **info}, indent=2))
 
 
+def existing_store(path: str | os.PathLike) -> Path:
+    """The absolute path of an existing store (after :func:`recover`), or a :class:`StoreError`."""
+    path = Path(path).absolute()
+    recover(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such store; create one with 'genoquery ingest'")
+    if not is_store(path):
+        raise StoreError(f"{path}: not a genoquery store (no {MARKER})")
+    return path
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

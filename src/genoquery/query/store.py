@@ -11,9 +11,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from genoquery.errors import QueryError, StoreError
+from genoquery.errors import QueryError
 from genoquery.index.schema import INDEX_FILE
-from genoquery.ingest.staging import MARKER, is_store, recover
+from genoquery.ingest.staging import MARKER, existing_store
 from genoquery.query.regions import parse_region
 
 VARIANT_COLUMNS = ("contig", "pos", "ref", "alt", "id", "filter", "qual", "ac", "an", "af",
@@ -147,10 +147,4 @@ class Store:
 
 def open(path: str | os.PathLike) -> Store:  # noqa: A001 - mirrors zarr.open / xarray.open_*
     """Open an existing store read-only."""
-    path = Path(path).absolute()
-    recover(path)
-    if not path.exists():
-        raise StoreError(f"{path}: no such store; create one with 'genoquery ingest'")
-    if not is_store(path):
-        raise StoreError(f"{path}: not a genoquery store (no {MARKER})")
-    return Store(path)
+    return Store(existing_store(path))
