@@ -26,12 +26,14 @@ from peers import directory_size, tool_versions  # noqa: E402
 
 def run_measured(cmd: list[str]) -> tuple[float, int]:
     """Run ``cmd``; return (wall seconds, peak resident memory in bytes)."""
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.monotonic() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{cmd[0]} failed: {proc.stderr.read().decode()[-2000:]}")
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: progress bars would fill a pipe and stall
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.monotonic() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            errors.seek(0)
+            raise SystemExit(f"{cmd[0]} failed: {errors.read().decode(errors='replace')[-2000:]}")
     return elapsed, usage.ru_maxrss * 1024
 
 
