@@ -31,7 +31,7 @@ class ChunkLayout:
     variant_chunk: int = 64
     sample_chunk: int = 8192
     variant_shard: int = 256
-    clevel: int = 3
+    clevel: int = 5
     variant_array_chunk: int = 4096  # a multiple of variant_chunk, so chunk boundaries align
     variant_array_shard: int = 262144
 
