@@ -64,11 +64,16 @@ def _text_case(name: str, text: str, bad_line_needle: str | None, mentions: tupl
     return Case(name, make, mentions)
 
 
-def _truncated_bgzip(tmp: Path):
+def _big_vcf(tmp: Path) -> Path:
+    """A 20,000-record VCF, large enough that a cut falls inside the records."""
     records = [f"chr1\t{pos}\t.\tA\tC\t.\t.\t.\tGT\t0/1\t1/1" for pos in range(1, 20001)]
     text = tmp / "big.vcf"
     text.write_text(_vcf(records))
-    full = checks.bgzip(text, tmp / "full.vcf.gz")
+    return text
+
+
+def _truncated_bgzip(tmp: Path):
+    full = checks.bgzip(_big_vcf(tmp), tmp / "full.vcf.gz")
     data = full.read_bytes()
     assert len(data) > 40_000  # several BGZF blocks: the cut falls inside the records
     cut = tmp / "truncated.vcf.gz"
@@ -79,10 +84,7 @@ def _truncated_bgzip(tmp: Path):
 
 
 def _truncated_bcf(tmp: Path):
-    records = [f"chr1\t{pos}\t.\tA\tC\t.\t.\t.\tGT\t0/1\t1/1" for pos in range(1, 20001)]
-    text = tmp / "big.vcf"
-    text.write_text(_vcf(records))
-    full = checks.to_bcf(text, tmp / "full.bcf")
+    full = checks.to_bcf(_big_vcf(tmp), tmp / "full.bcf")
     data = full.read_bytes()
     cut = tmp / "truncated.bcf"
     cut.write_bytes(data[: len(data) // 2])
