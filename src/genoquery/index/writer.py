@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from genoquery.index.schema import INDEXES, TABLES
 from genoquery.ingest.allele_stats import STATS, AlleleStats
+from genoquery.ingest.call_codes import CallCodes
 from genoquery.ingest.records import SiteBlock
 
 
@@ -57,15 +58,26 @@ class IndexWriter:
         for table in list(self.buffered):
             self._flush(table)
 
-    def add_block(self, block: SiteBlock, first_row: int, source: str, stats: AlleleStats) -> None:
-        """Append a block's sites, its per-allele rows and their group statistics."""
+    def add_block(self, block: SiteBlock, first_row: int, source: str, stats: AlleleStats,
+                  codes: CallCodes, first_dense: int, first_listed: int, first_missing: int) -> None:
+        """Append a block's sites, its per-allele rows and their group statistics; the
+        ``first_*`` rows locate its query encoding in the Zarr group."""
         n = block.n
         site_rows = np.arange(first_row, first_row + n, dtype=np.int64)
+        n_listed = np.bincount(codes.row_site, minlength=n)
+        n_missing = np.bincount(codes.missing_site, minlength=n)
         self._insert("sites", pa.table({
             "site_row": site_rows, "contig": block.contig, "pos": block.pos,
             "id": [v or None for v in block.vid], "alleles": block.alleles,
             "qual": pa.array(block.qual, pa.float32(), from_pandas=True),
             "filters": block.filters, "source": [source] * n, "record": block.record,
+            "n_carriers": codes.carriers.astype(np.int32),
+            "dense_row": pa.array(np.cumsum(codes.dense) - 1 + first_dense, mask=~codes.dense),
+            "haploid_pattern": pa.array(codes.haploid_pattern.astype(np.int32), mask=codes.haploid_pattern < 0),
+            "listed_start": np.cumsum(n_listed) - n_listed + first_listed,
+            "n_listed": n_listed.astype(np.int32),
+            "missing_start": np.cumsum(n_missing) - n_missing + first_missing,
+            "n_missing_calls": n_missing.astype(np.int32),
         }))
         rows, alleles = stats.row, stats.allele
         ref = [block.alleles[r][0] for r in rows]

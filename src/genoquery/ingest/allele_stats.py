@@ -56,25 +56,59 @@ class AlleleStats:
 
 
 @numba.njit(nogil=True, cache=True)
+def tally_site(hist, v, site_counts, allele_counts):  # pragma: no cover - compiled
+    """Add one site's call histogram to the statistics of row ``v``.
+
+    ``hist`` (cells, width * width) counts calls by cell and genotype code
+    ``(a0 + 2) * width + (a1 + 2)`` with ``width = alleles + 2`` (allele codes
+    -2 .. alleles - 1); diploid hom-ref calls may be left out, they add nothing
+    but 2 to AN, which the caller derives from the cell sizes. ``site_counts``
+    (sites, cells, 2) gets uncalled allele slots and incomplete calls;
+    ``allele_counts`` (sites, alleles, cells, 4) gets AC, het, hom-alt and hemi.
+    """
+    width = allele_counts.shape[1] + 2
+    for code in range(width * width):
+        a0 = code // width - 2
+        a1 = code % width - 2
+        called = (a0 >= 0) + (a1 >= 0)
+        ploidy = (a0 != -2) + (a1 != -2)
+        for c in range(site_counts.shape[1]):
+            n = hist[c, code]
+            if n == 0:
+                continue
+            site_counts[v, c, 0] += n * (2 - called)
+            site_counts[v, c, 1] += n * (called != ploidy)
+            if a0 >= 1:
+                allele_counts[v, a0, c, 0] += n
+            if a1 >= 1:
+                allele_counts[v, a1, c, 0] += n
+            if called == 2:
+                if a0 == a1:
+                    allele_counts[v, a0, c, 2] += n
+                else:
+                    if a0 >= 1:
+                        allele_counts[v, a0, c, 1] += n
+                    if a1 >= 1:
+                        allele_counts[v, a1, c, 1] += n
+            elif ploidy == 1 and called == 1 and a0 >= 1:
+                allele_counts[v, a0, c, 3] += n
+
+
+@numba.njit(nogil=True, cache=True)
 def _count(gt, cells, site_counts, allele_counts):  # pragma: no cover - compiled
     """Count each site's calls by genotype and cell, then turn the counts into statistics.
 
     ``cells`` (samples, 1 + groupings) lists each sample's cells: 0 for
     everyone, then its group's cell in each grouping, or -1 when unknown.
-    ``site_counts`` (sites, cells, 2) gets uncalled allele slots and
-    incomplete calls; ``allele_counts`` (sites, alleles, cells, 4) gets AC,
-    het, hom-alt and hemi per allele. Diploid homozygous-reference calls
-    (most calls) are skipped: they add nothing but 2 to AN, which the caller
-    derives from the cell sizes. One histogram increment per call and cell
-    (3.5x faster than updating every statistic per call on common variants).
+    Diploid homozygous-reference calls (most calls) are skipped. One histogram
+    increment per call and cell (3.5x faster than updating every statistic
+    per call on common variants).
     """
-    n_sites, n_samples = gt.shape[0], gt.shape[1]
-    width = allele_counts.shape[1] + 2  # allele codes -2 .. alleles-1
-    n_cells = site_counts.shape[1]
-    hist = np.zeros((n_cells, width * width), dtype=np.int64)
-    for v in range(n_sites):
+    width = allele_counts.shape[1] + 2
+    hist = np.zeros((site_counts.shape[1], width * width), dtype=np.int64)
+    for v in range(gt.shape[0]):
         hist[:, :] = 0
-        for s in range(n_samples):
+        for s in range(gt.shape[1]):
             a0 = gt[v, s, 0]
             a1 = gt[v, s, 1]
             if a0 == 0 and a1 == 0:
@@ -84,31 +118,7 @@ def _count(gt, cells, site_counts, allele_counts):  # pragma: no cover - compile
                 c = cells[s, k]
                 if c >= 0:
                     hist[c, code] += 1
-        for code in range(width * width):
-            a0 = code // width - 2
-            a1 = code % width - 2
-            called = (a0 >= 0) + (a1 >= 0)
-            ploidy = (a0 != -2) + (a1 != -2)
-            for c in range(n_cells):
-                n = hist[c, code]
-                if n == 0:
-                    continue
-                site_counts[v, c, 0] += n * (2 - called)
-                site_counts[v, c, 1] += n * (called != ploidy)
-                if a0 >= 1:
-                    allele_counts[v, a0, c, 0] += n
-                if a1 >= 1:
-                    allele_counts[v, a1, c, 0] += n
-                if called == 2:
-                    if a0 == a1:
-                        allele_counts[v, a0, c, 2] += n
-                    else:
-                        if a0 >= 1:
-                            allele_counts[v, a0, c, 1] += n
-                        if a1 >= 1:
-                            allele_counts[v, a1, c, 1] += n
-                elif ploidy == 1 and called == 1 and a0 >= 1:
-                    allele_counts[v, a0, c, 3] += n
+        tally_site(hist, v, site_counts, allele_counts)
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,22 @@ class Cells:
             offset += len(g.labels)
         return cls(groupings, of_sample, np.concatenate(sizes).astype(np.int64))
 
+    def restrict(self, members: np.ndarray) -> Cells:
+        """The same cells over ``members`` (sample indexes) only; other samples are in none."""
+        of_sample = np.full_like(self.of_sample, -1)
+        of_sample[members] = self.of_sample[members]
+        cells = of_sample[members].reshape(-1)
+        sizes = np.bincount(cells[cells >= 0], minlength=len(self.sizes)).astype(np.int64)
+        return Cells(self.groupings, of_sample, sizes)
+
+
+def empty_counts(n_alleles: np.ndarray, cells: Cells) -> tuple[np.ndarray, np.ndarray]:
+    """Zeroed ``site_counts`` and ``allele_counts`` for :func:`tally_site`."""
+    n_sites, n_cells = len(n_alleles), len(cells.sizes)
+    width = max(int(n_alleles.max(initial=1)), 2)
+    return (np.zeros((n_sites, n_cells, 2), dtype=np.int64),
+            np.zeros((n_sites, width, n_cells, 4), dtype=np.int64))
+
 
 def block_stats(gt: np.ndarray, n_alleles: np.ndarray, cells: Cells) -> AlleleStats:
     """Statistics for every ALT allele of ``gt`` (sites, samples, 2) int8.
@@ -143,12 +169,17 @@ def block_stats(gt: np.ndarray, n_alleles: np.ndarray, cells: Cells) -> AlleleSt
     ``n_alleles[i]`` counts REF plus ALT alleles of site i; every allele index
     in ``gt`` must be below it.
     """
-    n_sites = gt.shape[0]
+    site_counts, allele_counts = empty_counts(n_alleles, cells)
+    _count(np.ascontiguousarray(gt), cells.of_sample, site_counts, allele_counts)
+    return assemble_stats(site_counts, allele_counts, n_alleles, cells)
+
+
+def assemble_stats(site_counts: np.ndarray, allele_counts: np.ndarray, n_alleles: np.ndarray,
+                   cells: Cells) -> AlleleStats:
+    """Per-(site, ALT allele) statistics from the counts :func:`tally_site` filled, in
+    (allele, site) order; groups with no sample among ``cells`` are left out."""
     sizes = cells.sizes
     max_alleles = int(n_alleles.max(initial=1))
-    site_counts = np.zeros((n_sites, len(sizes), 2), dtype=np.int64)
-    allele_counts = np.zeros((n_sites, max(max_alleles, 2), len(sizes), 4), dtype=np.int64)
-    _count(np.ascontiguousarray(gt), cells.of_sample, site_counts, allele_counts)
     an = 2 * sizes[None, :] - site_counts[:, :, 0]
     pairs = [(r, a) for a in range(1, max_alleles) for r in np.flatnonzero(n_alleles > a)]
     rows = np.array([r for r, _ in pairs], dtype=np.int64)
@@ -159,7 +190,7 @@ def block_stats(gt: np.ndarray, n_alleles: np.ndarray, cells: Cells) -> AlleleSt
              "n_missing": site_counts[rows, :, 1]}
     groups, labels, offset = {}, {}, 1
     for g in cells.groupings:
-        present = np.flatnonzero(g.sizes > 0)
+        present = np.flatnonzero(sizes[offset:offset + len(g.labels)] > 0)
         groups[g.column] = {stat: table[stat][:, offset + present] for stat in STATS}
         labels[g.column] = [g.labels[i] for i in present]
         offset += len(g.labels)

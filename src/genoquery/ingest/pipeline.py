@@ -1,9 +1,10 @@
 """The ingest pipeline: sources -> decoded blocks -> Zarr genotypes + DuckDB index.
 
-Two stages run concurrently so both cores work: a reader thread decompresses
-(ISA-L, its own thread) and decodes genotype blocks, while the main thread
-computes per-allele statistics, compresses and writes shards (numpy and Blosc
-release the GIL). A bounded queue keeps at most two blocks in flight.
+Three stages run concurrently so both cores work: a reader thread decompresses
+(ISA-L, its own thread) and decodes genotype blocks; the main thread computes
+per-allele statistics and the query encoding (:mod:`genoquery.ingest.call_codes`)
+and fills the index; a writer thread compresses and writes Zarr shards (numba,
+numpy and Blosc release the GIL). Bounded queues keep at most two blocks in flight.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from genoquery.index.persons import read_person_table, sample_groups
 from genoquery.index.schema import INDEX_FILE
 from genoquery.index.writer import IndexWriter
 from genoquery.ingest.allele_stats import Cells, SampleGroups, block_stats
+from genoquery.ingest.call_codes import HaploidPatterns, encode_block
 from genoquery.ingest.records import OrderChecker, SiteBlock, first_locus, read_blocks
 from genoquery.ingest.staging import staged_store, write_marker
 from genoquery.ingest.vcf_source import VcfSource, open_source
@@ -110,14 +112,13 @@ def _blocks(sources: list[VcfSource], capacity: int) -> Iterator[tuple[VcfSource
 
 
 class _BackgroundWriter:
-    """Writes genotype blocks to Zarr on its own thread (Blosc releases the GIL).
+    """Runs Zarr writes on their own thread, in order (Blosc releases the GIL).
 
-    At most one block waits; an error on the writer thread is raised by the
+    At most one write waits; an error on the writer thread is raised by the
     next :meth:`submit` or by :meth:`close`.
     """
 
-    def __init__(self, genotypes: GenotypeWriter) -> None:
-        self.genotypes = genotypes
+    def __init__(self) -> None:
         self.pending: queue.Queue = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -126,15 +127,16 @@ class _BackgroundWriter:
     def _run(self) -> None:
         while (item := self.pending.get()) is not None:
             if self.error is None:
+                write, args = item
                 try:
-                    self.genotypes.write(*item)
+                    write(*args)
                 except BaseException as err:  # re-raised on the main thread
                     self.error = err
 
-    def submit(self, first_row: int, gt: np.ndarray, phased: np.ndarray) -> None:
+    def submit(self, write, *args) -> None:
         if self.error is not None:
             raise self.error
-        self.pending.put((first_row, gt, phased))
+        self.pending.put((write, args))
 
     def close(self) -> None:
         self.pending.put(None)
@@ -204,7 +206,8 @@ def _build(staging: Path, sources: list[VcfSource], samples: list[str],
     n_variants = 0
     bar = tqdm(total=_total_records(sources) if show_progress else None, unit="rec",
                unit_scale=True, desc="ingest", disable=not show_progress)
-    writer = _BackgroundWriter(genotypes)
+    patterns = HaploidPatterns(len(samples))
+    writer = _BackgroundWriter()
     try:
         for source, block in _blocks(sources, layout.variant_shard):
             for contig in block.contig:
@@ -213,16 +216,22 @@ def _build(staging: Path, sources: list[VcfSource], samples: list[str],
                     contigs.append((contig, None))
             for names in block.filters:
                 filters.extend(f for f in names if f not in filters)
-            stats = block_stats(block.gt[: block.n], np.fromiter(map(len, block.alleles), np.int64), cells)
+            gt = block.gt[: block.n]
+            stats = block_stats(gt, np.fromiter(map(len, block.alleles), np.int64), cells)
+            codes = encode_block(gt, patterns)
             first_row = genotypes.reserve(block.n)
-            writer.submit(first_row, block.gt[: block.n], block.phased[: block.n])
-            index.add_block(block, first_row, str(source.path), stats)
+            firsts = genotypes.reserve_codes(codes)
+            writer.submit(genotypes.write, first_row, gt, block.phased[: block.n])
+            writer.submit(genotypes.write_codes, codes)
+            index.add_block(block, first_row, str(source.path), stats, codes, *firsts)
             records[source.path] += block.n
             n_variants += len(stats.row)
             bar.update(block.n)
+        writer.submit(genotypes.flush_codes)
     finally:
         bar.close()
         writer.close()
+    genotypes.write_small_array("haploid_mask", patterns.array(), ("haploid_patterns", "sample_octets"))
     index.add_samples(samples, [str(sources[0].path)] * len(samples))
     index.add_contigs(contigs)
     for source in sources:

@@ -17,6 +17,8 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
+from genoquery.ingest.call_codes import CallCodes
+
 VCF_ZARR_VERSION = "0.4"
 
 
@@ -34,6 +36,11 @@ class ChunkLayout:
     clevel: int = 5
     variant_array_chunk: int = 4096  # a multiple of variant_chunk, so chunk boundaries align
     variant_array_shard: int = 262144
+    code_chunk_bytes: int = 32768  # dense 2-bit codes: 131,072 samples per chunk
+    listed_chunk: int = 65536  # listed calls: one rare variant's calls decode ~256 KiB
+    listed_shard: int = 1048576
+    missing_chunk: int = 1048576  # read whole regions at a time: zarr costs ~1-2 ms per chunk read
+    missing_shard: int = 16777216
 
 
 def _compressor(layout: ChunkLayout, typesize: int = 1) -> BloscCodec:
@@ -42,6 +49,44 @@ def _compressor(layout: ChunkLayout, typesize: int = 1) -> BloscCodec:
     chunk_bytes = layout.variant_chunk * layout.sample_chunk * 2 * typesize
     return BloscCodec(cname="zstd", clevel=layout.clevel, shuffle=BloscShuffle.bitshuffle,
                       typesize=typesize, blocksize=chunk_bytes)
+
+
+class _AppendedArray:
+    """A Zarr array grown along its first axis whole shards at a time.
+
+    Rows are buffered until a shard fills, so no shard is written twice (zarr
+    would read it back and rewrite it); :meth:`flush` writes the rest.
+    """
+
+    def __init__(self, array: zarr.Array) -> None:
+        self.array = array
+        self.shard_rows = array.shards[0]
+        self.pending: list[np.ndarray] = []
+        self.reserved = 0
+
+    def reserve(self, n: int) -> int:
+        """Count ``n`` rows to come; returns the first one's row."""
+        self.reserved += n
+        return self.reserved - n
+
+    def append(self, rows: np.ndarray) -> None:
+        self.pending.append(rows)
+        if sum(len(p) for p in self.pending) >= self.shard_rows:
+            self._write(whole_shards=True)
+
+    def flush(self) -> None:
+        self._write(whole_shards=False)
+
+    def _write(self, whole_shards: bool) -> None:
+        if not self.pending:
+            return
+        stacked = np.concatenate(self.pending)
+        keep = len(stacked) // self.shard_rows * self.shard_rows if whole_shards else len(stacked)
+        first = self.array.shape[0]
+        if keep:
+            self.array.resize((first + keep,) + self.array.shape[1:])
+            self.array[first:first + keep] = stacked[:keep]
+        self.pending = [stacked[keep:]] if keep < len(stacked) else []
 
 
 class GenotypeWriter:
@@ -66,6 +111,27 @@ class GenotypeWriter:
             compressors=_compressor(layout), fill_value=False,
             dimension_names=("variants", "samples"))
         self.n_variants = 0
+        n_bytes = max(1, -(-n_samples // 4))
+        code_chunk = min(layout.code_chunk_bytes, n_bytes)
+        self.codes = _AppendedArray(self.group.create_array(
+            "call_genotype_code", shape=(0, n_bytes), dtype="uint8",
+            chunks=(layout.variant_chunk, code_chunk),
+            shards=(v_shard, -(-n_bytes // code_chunk) * code_chunk),
+            compressors=BloscCodec(cname="zstd", clevel=layout.clevel, shuffle=BloscShuffle.noshuffle),
+            fill_value=0, dimension_names=("dense_variants", "sample_quads")))
+        listed = dict(chunks=(layout.listed_chunk,), shards=(layout.listed_shard,))
+        self.listed_sample = _AppendedArray(self.group.create_array(
+            "listed_call_sample", shape=(0,), dtype="int32", **listed,
+            compressors=BloscCodec(cname="zstd", clevel=layout.clevel, shuffle=BloscShuffle.shuffle),
+            dimension_names=("listed_calls",)))
+        self.listed_genotype = _AppendedArray(self.group.create_array(
+            "listed_call_genotype", shape=(0, 2), dtype="int8", chunks=listed["chunks"] + (2,),
+            shards=listed["shards"] + (2,), compressors=_compressor(layout),
+            dimension_names=("listed_calls", "ploidy")))
+        self.missing_sample = _AppendedArray(self.group.create_array(
+            "missing_call_sample", shape=(0,), dtype="int32", chunks=(layout.missing_chunk,),
+            shards=(layout.missing_shard,), dimension_names=("missing_calls",),
+            compressors=BloscCodec(cname="zstd", clevel=layout.clevel, shuffle=BloscShuffle.shuffle)))
 
     def reserve(self, n: int) -> int:
         """Grow the arrays by ``n`` variants; returns the first new row."""
@@ -79,6 +145,23 @@ class GenotypeWriter:
         """Write ``gt`` (n, samples, 2) and ``phased`` (n, samples) at rows reserved before."""
         self.genotype[first:first + len(gt)] = gt
         self.phased[first:first + len(gt)] = phased
+
+    def reserve_codes(self, codes: CallCodes) -> tuple[int, int, int]:
+        """Count a block's dense sites, listed calls and missing calls; returns the first row of each."""
+        return (self.codes.reserve(len(codes.codes)), self.listed_sample.reserve(len(codes.row_sample)),
+                self.missing_sample.reserve(len(codes.missing_sample)))
+
+    def write_codes(self, codes: CallCodes) -> None:
+        """Append a block's query encoding, in the order of :meth:`reserve_codes`."""
+        self.codes.append(codes.codes)
+        self.listed_sample.append(codes.row_sample)
+        self.listed_genotype.append(np.stack([codes.row_a0, codes.row_a1], axis=1))
+        self.missing_sample.append(codes.missing_sample)
+
+    def flush_codes(self) -> None:
+        """Write the query encoding still pending (each array's last, partial shard)."""
+        for array in (self.codes, self.listed_sample, self.listed_genotype, self.missing_sample):
+            array.flush()
 
     def create_variant_array(self, name: str, shape: tuple[int, ...], dtype,
                              dims: tuple[str, ...]) -> zarr.Array:
@@ -97,11 +180,11 @@ class GenotypeWriter:
             dimension_names=dims)
 
     def write_small_array(self, name: str, values: np.ndarray, dims: tuple[str, ...]) -> None:
-        """Write a per-sample, per-contig or per-filter array whole."""
+        """Write a per-sample, per-contig, per-filter or per-pattern array whole, as one chunk."""
         is_text = values.dtype.kind in "OUT"
         array = self.group.create_array(
             name, shape=values.shape, dtype=str if is_text else values.dtype,
-            chunks=(max(1, len(values)),), dimension_names=dims)
+            chunks=tuple(max(1, n) for n in values.shape), dimension_names=dims)
         if values.size:
             array[...] = values
 
