@@ -104,6 +104,17 @@ def _cmd_cohort(args: argparse.Namespace) -> None:
         sys.stdout.write("".join(f"{i}\n" for i in ids))
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    from genoquery.query.store import open as open_store
+
+    samples = None if args.samples is None else _cohort_spec(args.samples)
+    if isinstance(samples, str):
+        samples = [s.strip() for s in samples.split(",") if s.strip()]
+    with open_store(args.store) as store:
+        out = store.export_vcf(args.out, region=args.region, samples=samples)
+    print(f"wrote {out}", file=sys.stderr)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> None:
     from genoquery.simulate import simulate_cohort
 
@@ -171,6 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     a = actions.add_parser("show", help="print a cohort's sample IDs (count on standard error)")
     a.add_argument("cohort", help="saved name, filter expression, or @FILE of sample IDs")
     p.set_defaults(run=_cmd_cohort)
+
+    p = sub.add_parser("export", help="write a region's genotypes as VCF, bgzipped VCF or BCF")
+    p.add_argument("store")
+    p.add_argument("out", metavar="OUT.vcf[.gz]|OUT.bcf", help="output file; the format follows the name")
+    p.add_argument("--region", help="CONTIG[:START[-END]], 1-based inclusive (default: every site)")
+    p.add_argument("--samples", metavar="ID,ID,...|@FILE",
+                   help="samples in output order, comma-separated or @FILE with one ID per line (default: all)")
+    p.set_defaults(run=_cmd_export)
 
     p = sub.add_parser("simulate", help="simulate a multi-center cohort (msprime) as bgzipped VCFs")
     p.add_argument("outdir")

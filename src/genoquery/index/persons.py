@@ -73,16 +73,16 @@ def read_person_table(path: str | Path) -> pa.Table:
 
 def sample_groups(persons: pa.Table, samples: list[str]) -> tuple[SampleGroups, ...]:
     """One :class:`SampleGroups` per group column present in the person table."""
+    return tuple(groups_of(persons, samples, c) for c in GROUP_COLUMNS if c in persons.column_names)
+
+
+def groups_of(persons: pa.Table, samples: list[str], column: str) -> SampleGroups:
+    """The samples grouped by a person-table column's values (as text; -1 where unknown)."""
     row_of = {sid: i for i, sid in enumerate(persons[SAMPLE_COLUMN].to_pylist())}
-    rows = np.array([row_of.get(s, -1) for s in samples], dtype=np.int64)
-    groupings = []
-    for column in GROUP_COLUMNS:
-        if column not in persons.column_names:
-            continue
-        values = persons[column].cast(pa.string()).to_pylist()
-        labels = tuple(sorted({v for v in values if v is not None}))
-        code_of = {label: i for i, label in enumerate(labels)}
-        codes = np.array([code_of.get(values[r], -1) if r >= 0 and values[r] is not None else -1
-                          for r in rows], dtype=np.int64)
-        groupings.append(SampleGroups(column, labels, codes))
-    return tuple(groupings)
+    values = persons[column].cast(pa.string()).to_pylist()
+    labels = tuple(sorted({v for v in values if v is not None}))
+    code_of = {label: i for i, label in enumerate(labels)}
+    rows = (row_of.get(s, -1) for s in samples)
+    codes = np.fromiter((code_of.get(values[r], -1) if r >= 0 and values[r] is not None else -1
+                         for r in rows), dtype=np.int64, count=len(samples))
+    return SampleGroups(column, labels, codes)

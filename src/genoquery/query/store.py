@@ -63,10 +63,7 @@ class Store:
         a sample grouping (``ancestry``, ``sex_at_birth``) to return one row per
         allele and group, with the group in a column of that name.
         """
-        where, params = "", []
-        if region is not None:
-            r = parse_region(region, self._contigs)
-            where, params = "WHERE v.contig = ? AND v.pos BETWEEN ? AND ?", [r.contig, r.start, r.end]
+        where, params = self.region_filter(region, alias="v.")
         if by is None:
             sql = f"SELECT {', '.join('v.' + c for c in VARIANT_COLUMNS)} FROM variants v {where} ORDER BY v.site_row, v.allele"
             return self._con.sql(sql, params=params).to_arrow_table()
@@ -79,6 +76,78 @@ class Store:
                f"ON g.site_row = v.site_row AND g.allele = v.allele AND g.grouping = ? "
                f"{where} ORDER BY v.site_row, v.allele, g.group_value")
         return self._con.sql(sql, params=[by] + params).to_arrow_table()
+
+    def frequencies(self, region: str | None = None, cohort=None, by: str | None = None) -> pa.Table:
+        """Exact statistics of ``cohort`` per ALT allele in ``region``, with the columns of :meth:`variants`.
+
+        ``cohort`` is a saved cohort name, a filter expression, or sample IDs (None: every
+        sample, read from the index); ``by`` any person-table column, for one row per allele
+        and group value (as text; groups without a cohort member are left out). ``region`` is
+        ``CONTIG[:START[-END]]``, 1-based inclusive, None for the whole store.
+        """
+        from genoquery.query.frequencies import cohort_frequencies
+
+        return cohort_frequencies(self, region, cohort, by)
+
+    def carriers(self, variant: str | None = None, cohort=None, *, gene: str | None = None,
+                 region: str | None = None, af_min: float | None = None, af_max: float | None = None,
+                 pass_only: bool = False, variant_type: str | None = None) -> pa.Table:
+        """Samples carrying an ALT allele: of ``variant`` (key or rsID), or of every variant of a
+        ``gene`` or ``region`` passing the filters of :meth:`lookup` (whole-store AF), e.g.
+        ``carriers(gene="BRCA2", af_max=0.01)`` for burden questions.
+
+        One row per carrier and allele: ``variant_key, sample_id, zygosity`` (het, hom_alt,
+        hemi, or partial for ``./1``), ``allele_copies, gt`` (unphased VCF text),
+        ``sample_index, site_row, allele``; in genome order, then by sample. ``cohort``
+        restricts the samples (see :meth:`cohort`).
+        """
+        from genoquery.query.carriers import carriers
+
+        variants = self.lookup(variant, gene=gene, region=region, af_min=af_min, af_max=af_max,
+                               pass_only=pass_only, variant_type=variant_type)
+        return carriers(self, variants, self.cohort(cohort) if cohort is not None else None)
+
+    def participant(self, sample_id: str) -> pa.Table:
+        """One participant's ALT alleles (zygosity, GT) with each variant's whole-store AC, AN
+        and AF, and AF in the participant's ancestry group when the store has it."""
+        from genoquery.query.carriers import participant
+
+        return participant(self, int(self.cohort([sample_id])[0]))
+
+    def persons(self) -> pa.Table:
+        """The person table (``sample_id`` and phenotype columns); empty when none was imported."""
+        if not self.sql("SELECT 1 FROM duckdb_tables() WHERE table_name = 'persons' AND database_name = "
+                        "current_database()", []).num_rows:
+            return pa.table({"sample_id": pa.array([], pa.string())})
+        return self.sql("SELECT * FROM persons", [])
+
+    def region_filter(self, region: str | None, alias: str = "") -> tuple[str, list]:
+        """A ``WHERE`` clause (or "") and its parameters selecting ``region``'s rows by contig and pos."""
+        if region is None:
+            return "", []
+        r = parse_region(region, self._contigs)
+        return f"WHERE {alias}contig = ? AND {alias}pos BETWEEN ? AND ?", [r.contig, r.start, r.end]
+
+    def sql(self, query: str, params: list, **tables: pa.Table) -> pa.Table:
+        """Run a read-only query on the index, with ``tables`` registered under their names."""
+        for name, table in tables.items():
+            self._con.register(name, table)
+        try:
+            return self._con.sql(query, params=params).to_arrow_table()
+        finally:
+            for name in tables:
+                self._con.unregister(name)
+
+    @cached_property
+    def sample_ids(self) -> np.ndarray:
+        """Sample IDs in genotype-column order, (samples,) object array (read once)."""
+        return self.samples().column("sample_id").to_numpy(zero_copy_only=False)
+
+    @cached_property
+    def call_reader(self):  # a genoquery.query.call_reader.CallReader
+        from genoquery.query.call_reader import CallReader
+
+        return CallReader(self.genotypes_path, self.info["samples"])
 
     @cached_property
     def _lookup(self):  # a genoquery.query.lookup.VariantLookup (which imports this module)
@@ -143,6 +212,36 @@ class Store:
                 if isinstance(value, cached_property):
                     self.__dict__.pop(attr, None)
         return indexes
+
+    def genotypes(self, region: str | None = None, samples: list[str] | None = None, *,
+                  max_bytes: int | None = None):  # -> genoquery.query.genotypes.Genotypes
+        """The genotype matrix of ``region`` for ``samples``, from the Zarr arrays.
+
+        ``region`` is ``CONTIG[:START[-END]]``, 1-based inclusive (``None``: every site);
+        ``samples`` a list of sample IDs, returned in that order (``None``: all, store
+        order). Returns a :class:`genoquery.query.genotypes.Genotypes`: ``sites`` (Arrow),
+        ``sample_ids``, ``gt`` int8 (sites, samples, 2; -1 missing, -2 haploid fill) and
+        ``phased`` bool (sites, samples); ``.to_xarray()`` gives a VCF Zarr dataset. The
+        result takes 3 bytes per call (``sites x samples x 2`` for ``gt`` plus
+        ``sites x samples`` for ``phased``); more than ``max_bytes`` (default 2 GiB) is a
+        :class:`QueryError`, as are unknown or duplicated sample IDs.
+        """
+        from genoquery.query.genotypes import MAX_BYTES, read_genotypes
+
+        return read_genotypes(self._con, self._contigs, self.genotypes_path, region, samples,
+                              MAX_BYTES if max_bytes is None else max_bytes)
+
+    def export_vcf(self, path: str | os.PathLike, region: str | None = None,
+                   samples: list[str] | None = None) -> Path:
+        """Write ``region`` (1-based inclusive; ``None``: every site) for ``samples`` (IDs, in
+        that order; ``None``: all) as VCF, bgzipped VCF or BCF, chosen by the name: ``.vcf``,
+        ``.vcf.gz`` (BGZF, indexable by tabix) or ``.bcf``. INFO holds AC (per ALT) and AN over
+        the exported samples, FORMAT holds GT. Memory stays bounded (256 sites at a time);
+        the file appears only when complete. Returns ``path``.
+        """
+        from genoquery.query.vcf_export import export_vcf
+
+        return export_vcf(self, path, region, samples)
 
 
 def open(path: str | os.PathLike) -> Store:  # noqa: A001 - mirrors zarr.open / xarray.open_*

@@ -1,0 +1,140 @@
+"""Who carries which allele: carriers of variants, and one participant's variants.
+
+Both read only calls that are not hom-ref (:mod:`genoquery.ingest.call_codes`):
+a rare variant's listed calls (one small Zarr chunk) or, at a dense site, the
+2-bit codes of the samples asked for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from genoquery.query.call_reader import SITE_COLUMNS, SiteCalls
+
+if TYPE_CHECKING:
+    from genoquery.query.store import Store
+
+CARRIER_COLUMNS = ("variant_key", "sample_id", "zygosity", "allele_copies", "gt", "sample_index",
+                   "site_row", "allele")
+
+
+def non_ref_calls(batch: SiteCalls, haploid: np.ndarray,
+                  members: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A batch's called calls that are not hom-ref among ``members`` (sorted sample indexes;
+    None for all): (site index in the batch, sample index, (calls, 2) int8 alleles), by site
+    then sample. Missing calls are left out."""
+    if members is None:
+        keep = slice(None)
+        members = np.arange(haploid.shape[1])  # haploid is (patterns, samples)
+    else:
+        in_cohort = np.zeros(haploid.shape[1], dtype=bool)
+        in_cohort[members] = True
+        keep = in_cohort[batch.listed_sample]
+    per_site = np.diff(batch.listed)
+    site = np.repeat(np.arange(len(per_site)), per_site)
+    sites, samples, gts = [site[keep]], [batch.listed_sample[keep].astype(np.int64)], [batch.listed_gt[keep]]
+    dense_sites = np.flatnonzero(batch.dense >= 0)
+    if len(dense_sites) and len(members):
+        codes = (batch.codes[batch.dense[dense_sites]][:, members >> 2] >> ((members & 3) * 2)) & 3
+        row, col = np.nonzero((codes == 1) | (codes == 2))
+        code, s, v = codes[row, col], members[col], dense_sites[row]
+        pattern = batch.pattern[v]
+        hap = (pattern >= 0) & haploid[np.maximum(pattern, 0), s] if len(haploid) else pattern >= 0
+        gt = np.where(code[:, None] == 1, [0, 1], [1, 1]).astype(np.int8)
+        gt[hap, 1] = -2
+        sites.append(v), samples.append(s), gts.append(gt)
+    site, sample, gt = np.concatenate(sites), np.concatenate(samples), np.concatenate(gts)
+    order = np.lexsort((sample, site))
+    return site[order], sample[order], gt[order]
+
+
+def gt_text(gt: np.ndarray) -> list[str]:
+    """VCF GT text of (calls, 2) int8 alleles, unphased (``0/1``, ``1``, ``./1``)."""
+    def allele(a: int) -> str:
+        return "." if a == -1 else str(a)
+    return [allele(a0) if a1 == -2 else f"{allele(a0)}/{allele(a1)}" for a0, a1 in gt.tolist()]
+
+
+def zygosity(gt: np.ndarray, allele: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per call of ``allele``: its copies and ``het``, ``hom_alt``, ``hemi`` or ``partial``
+    (one copy beside a missing allele, as ``./1``)."""
+    copies = (gt[:, 0] == allele).astype(np.int8) + (gt[:, 1] == allele)
+    kind = np.where(gt[:, 1] == -2, "hemi",
+                    np.where((gt < 0).any(axis=1), "partial", np.where(copies == 2, "hom_alt", "het")))
+    return copies, kind
+
+
+def carriers(store: Store, variants: pa.Table, members: np.ndarray | None) -> pa.Table:
+    """Samples among ``members`` (sorted sample indexes; None for all) carrying each ALT allele
+    of ``variants`` (rows with ``site_row``, ``allele``, ``variant_key``), one row per carrier
+    and allele."""
+    sites = _sites(store, np.unique(variants["site_row"].to_numpy()))
+    wanted = {}
+    for key, row, allele in zip(*(variants[c].to_pylist() for c in ("variant_key", "site_row", "allele"))):
+        wanted.setdefault(row, []).append((allele, key))
+    reader, parts = store.call_reader, []
+    for batch in reader.batches(sites):
+        site, sample, gt = non_ref_calls(batch, reader.haploid, members)
+        for i, row in enumerate(batch.site_row.tolist()):
+            lo, hi = np.searchsorted(site, [i, i + 1])
+            for allele, key in wanted.get(row, ()):
+                hit = lo + np.flatnonzero((gt[lo:hi] == allele).any(axis=1))
+                parts.append(_carrier_rows(key, row, allele, sample[hit], gt[hit]))
+    table = pa.concat_tables(parts) if parts else _carrier_rows("", 0, 1, np.zeros(0, np.int64),
+                                                                np.zeros((0, 2), np.int8))
+    ids = store.sample_ids[table["sample_index"].to_numpy()]
+    return table.append_column("sample_id", pa.array(ids, pa.string())).select(list(CARRIER_COLUMNS))
+
+
+def _sites(store: Store, rows: np.ndarray) -> pa.Table:
+    """The query-encoding columns of the sites with these (sorted) rows: one ART index
+    probe for a single site, else a range scan pruned by min/max."""
+    if len(rows) == 1:
+        return store.sql(f"SELECT {SITE_COLUMNS} FROM sites WHERE site_row = ?", [int(rows[0])])
+    return store.sql(f"SELECT {SITE_COLUMNS} FROM sites WHERE site_row BETWEEN ? AND ? "
+                     f"AND site_row IN (SELECT unnest(?)) ORDER BY site_row",
+                     [int(rows.min(initial=0)), int(rows.max(initial=0)), rows.tolist()])
+
+
+def _carrier_rows(key: str, site_row: int, allele: int, samples: np.ndarray, gt: np.ndarray) -> pa.Table:
+    copies, kind = zygosity(gt, allele)
+    n = len(samples)
+    return pa.table({"variant_key": pa.array([key] * n, pa.string()), "zygosity": pa.array(kind.tolist(), pa.string()),
+                     "allele_copies": pa.array(copies, pa.int8()), "gt": pa.array(gt_text(gt), pa.string()),
+                     "sample_index": pa.array(samples, pa.int32()), "site_row": pa.array([site_row] * n, pa.int64()),
+                     "allele": pa.array([allele] * n, pa.int16())})
+
+
+def participant(store: Store, sample_index: int) -> pa.Table:
+    """Every ALT allele one sample carries, with the variant and its whole-store AC, AN and AF
+    (and AF in the sample's ancestry group when the store has ancestry statistics)."""
+    sites = store.sql(f"SELECT {SITE_COLUMNS} FROM sites ORDER BY site_row", [])
+    reader, member, parts = store.call_reader, np.array([sample_index]), []
+    for batch in reader.batches(sites):
+        site, _, gt = non_ref_calls(batch, reader.haploid, member)
+        for allele in range(1, int(batch.n_alleles.max(initial=1))):
+            hit = np.flatnonzero((gt == allele).any(axis=1))
+            if len(hit):
+                parts.append(_carrier_rows("", 0, allele, np.full(len(hit), sample_index), gt[hit])
+                             .set_column(5, "site_row", pa.array(batch.site_row[site[hit]], pa.int64())))
+    calls = pa.concat_tables(parts) if parts else _carrier_rows("", 0, 1, np.zeros(0, np.int64),
+                                                                np.zeros((0, 2), np.int8))
+    ancestry = _ancestry(store, sample_index)
+    group_join = ("LEFT JOIN variant_group_stats g ON g.site_row = v.site_row AND g.allele = v.allele "
+                  "AND g.grouping = 'ancestry' AND g.group_value = ?") if ancestry else ""
+    group_cols = ", ? AS ancestry, g.af AS ancestry_af, g.ac AS ancestry_ac, g.an AS ancestry_an" if ancestry else ""
+    sql = (f"SELECT v.variant_key, v.contig, v.pos, v.ref, v.alt, v.id, v.filter, c.zygosity, c.gt, "
+           f"c.allele_copies, v.ac, v.an, v.af{group_cols} FROM counted c JOIN variants v "
+           f"ON v.site_row = c.site_row AND v.allele = c.allele {group_join} ORDER BY v.site_row, v.allele")
+    return store.sql(sql, [ancestry, ancestry] if ancestry else [], counted=calls)
+
+
+def _ancestry(store: Store, sample_index: int) -> str | None:
+    if "ancestry" not in store.info.get("groupings", []):
+        return None
+    rows = store.sql("SELECT CAST(p.ancestry AS VARCHAR) AS a FROM persons p JOIN samples s "
+                     "ON s.sample_id = p.sample_id WHERE s.sample_index = ?", [sample_index]).to_pylist()
+    return rows[0]["a"] if rows else None

@@ -1,0 +1,104 @@
+"""Exact per-allele statistics of any cohort, from the query encoding of calls.
+
+A site's statistics need only its calls that are not hom-ref, plus each cell's
+sample count and haploid count: the listed calls are counted as they are, a
+dense site's codes are read for the cohort's samples only, and hom-ref calls
+are never visited. Definitions are those of :mod:`genoquery.ingest.allele_stats`,
+whose :func:`~genoquery.ingest.allele_stats.tally_site` turns the histograms into
+statistics, so a cohort of everyone gives the ingest's numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numba
+import numpy as np
+
+from genoquery.ingest.allele_stats import AlleleStats, Cells, assemble_stats, empty_counts, tally_site
+from genoquery.query.call_reader import SiteCalls
+
+
+@numba.njit(nogil=True, cache=True)
+def _count(listed, listed_sample, listed_gt, missing, missing_sample, dense, codes, pattern, haploid,
+           haploid_cells, members, cells, site_counts, allele_counts):  # pragma: no cover - compiled
+    """Histogram each site's non-hom-ref calls per cell and tally them.
+
+    ``cells`` (samples, k) is each sample's cells (-1 outside the cohort);
+    ``members`` the cohort's sample indexes; ``haploid_cells`` (patterns, cells)
+    the cohort's haploid samples per cell, from which a sparse site's unlisted
+    haploid hom-ref calls are counted.
+    """
+    width = allele_counts.shape[1] + 2
+    n_cells = site_counts.shape[1]
+    hist = np.zeros((n_cells, width * width), dtype=np.int64)
+    hap_ref = 2 * width  # code of a haploid REF call (0, -2)
+    for v in range(len(dense)):
+        hist[:, :] = 0
+        p = pattern[v]
+        sparse_haploid = p >= 0 and dense[v] < 0  # unlisted haploid calls are REF: counted below
+        for r in range(listed[v], listed[v + 1]):
+            s = listed_sample[r]
+            code = (listed_gt[r, 0] + 2) * width + (listed_gt[r, 1] + 2)
+            for k in range(cells.shape[1]):
+                c = cells[s, k]
+                if c >= 0:
+                    hist[c, code] += 1
+                    if sparse_haploid and listed_gt[r, 1] == -2:
+                        hist[c, hap_ref] -= 1
+        for r in range(missing[v], missing[v + 1]):
+            s = missing_sample[r]
+            hap = p >= 0 and haploid[p, s]
+            code = width if hap else width + 1  # (-1, -2) or (-1, -1)
+            for k in range(cells.shape[1]):
+                c = cells[s, k]
+                if c >= 0:
+                    hist[c, code] += 1
+                    if sparse_haploid and hap:
+                        hist[c, hap_ref] -= 1
+        d = dense[v]
+        if d >= 0:
+            for s in members:
+                b = (codes[d, s >> 2] >> ((s & 3) * 2)) & 3
+                if b == 3:
+                    continue
+                hap = p >= 0 and haploid[p, s]
+                if b == 0:
+                    if not hap:
+                        continue
+                    code = hap_ref
+                elif b == 1:
+                    code = 2 * width + 3
+                else:
+                    code = 3 * width + (0 if hap else 3)
+                for k in range(cells.shape[1]):
+                    c = cells[s, k]
+                    if c >= 0:
+                        hist[c, code] += 1
+        elif p >= 0:
+            for c in range(n_cells):
+                hist[c, hap_ref] += haploid_cells[p, c]
+        tally_site(hist, v, site_counts, allele_counts)
+
+
+def _haploid_cells(haploid: np.ndarray, cells: Cells) -> np.ndarray:
+    """(patterns, cells) int64: the cohort's haploid samples in each cell, per pattern."""
+    out = np.zeros((len(haploid), len(cells.sizes)), dtype=np.int64)
+    for p, mask in enumerate(haploid):
+        of = cells.of_sample[mask].reshape(-1)
+        out[p] = np.bincount(of[of >= 0], minlength=len(cells.sizes))
+    return out
+
+
+def cohort_stats(batches: Iterator[SiteCalls], haploid: np.ndarray, cells: Cells,
+                 members: np.ndarray) -> Iterator[tuple[SiteCalls, AlleleStats]]:
+    """Statistics of every ALT allele of each batch for the cohort ``members`` (sorted
+    sample indexes) in ``cells`` (restricted to the cohort with :meth:`Cells.restrict`)."""
+    haploid_cells = _haploid_cells(haploid, cells)
+    members = np.ascontiguousarray(members, dtype=np.int64)
+    for batch in batches:
+        site_counts, allele_counts = empty_counts(batch.n_alleles, cells)
+        _count(batch.listed, batch.listed_sample, batch.listed_gt, batch.missing, batch.missing_sample,
+               batch.dense, batch.codes,
+               batch.pattern, haploid, haploid_cells, members, cells.of_sample, site_counts, allele_counts)
+        yield batch, assemble_stats(site_counts, allele_counts, batch.n_alleles, cells)

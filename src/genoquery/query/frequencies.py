@@ -1,0 +1,84 @@
+"""Allele frequencies of any cohort over a region, optionally per group of a person column.
+
+The whole store's statistics (overall and per ingest grouping) are read from the
+index; any other cohort or grouping is counted exactly from the query encoding
+(:mod:`genoquery.query.cohort_counts`), touching only calls that are not hom-ref
+and, at dense sites, the cohort's 2-bit codes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from genoquery.errors import QueryError
+from genoquery.index.persons import groups_of
+from genoquery.ingest.allele_stats import STATS, AlleleStats, Cells
+from genoquery.query.call_reader import SITE_COLUMNS
+from genoquery.query.cohort_counts import cohort_stats
+
+if TYPE_CHECKING:
+    from genoquery.query.store import Store
+
+STAT_TYPES = {s: pa.int64() for s in STATS}
+
+
+def _cells(store: Store, members: np.ndarray, by: str | None) -> Cells:
+    groupings = ()
+    if by is not None:
+        persons = store.persons()
+        if by not in persons.column_names or by == "sample_id":
+            columns = ", ".join(c for c in persons.column_names if c != "sample_id")
+            raise QueryError(f"no person-table column {by!r} to group by; columns: {columns or 'none'}")
+        groupings = (groups_of(persons, store.sample_ids.tolist(), by),)
+    return Cells.build(store.info["samples"], groupings).restrict(members)
+
+
+def _stats_rows(site_row: np.ndarray, stats: AlleleStats, by: str | None) -> pa.Table:
+    """One row per (site, allele), or per (site, allele, group) when ``by`` is given."""
+    if by is None:
+        return pa.table({"site_row": site_row[stats.row], "allele": stats.allele,
+                         **{s: stats.overall[s] for s in STATS}})
+    labels = stats.group_labels[by]
+    n = len(labels)
+    return pa.table({"site_row": np.repeat(site_row[stats.row], n), "allele": np.repeat(stats.allele, n),
+                     by: np.tile(np.array(labels, dtype=object), len(stats.row)),
+                     **{s: stats.groups[by][s].reshape(-1) for s in STATS}})
+
+
+def cohort_frequencies(store: Store, region: str | None, cohort, by: str | None) -> pa.Table:
+    """Per-ALT-allele statistics of ``cohort`` in ``region``; see :meth:`Store.frequencies`."""
+    if cohort is None and (by is None or by in store.info.get("groupings", [])):
+        return store.variants(region, by=by)
+    members = store.cohort(cohort) if cohort is not None else np.arange(store.info["samples"])
+    cells = _cells(store, members, by)
+    where, params = store.region_filter(region)
+    sites = store.sql(f"SELECT {SITE_COLUMNS} FROM sites {where} ORDER BY site_row", params)
+    reader = store.call_reader
+    parts = [_stats_rows(batch.site_row, stats, by)
+             for batch, stats in cohort_stats(reader.batches(sites, missing=True), reader.haploid, cells, members)]
+    schema = pa.schema([("site_row", pa.int64()), ("allele", pa.int16())]
+                       + ([(by, pa.string())] if by else []) + list(STAT_TYPES.items()))
+    counted = pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
+    return _with_variant_columns(store, counted, region, by)
+
+
+def _with_variant_columns(store: Store, counted: pa.Table, region: str | None, by: str | None) -> pa.Table:
+    """The counts with the columns of :meth:`Store.variants`, in its row order."""
+    from genoquery.query.store import STAT_COLUMNS, VARIANT_COLUMNS
+
+    base = [c for c in VARIANT_COLUMNS if c not in STAT_COLUMNS]
+    group = [f'c."{by}"'] if by else []
+    stats = {s: f"c.{s}" for s in STATS}
+    stats["af"] = "CASE WHEN c.an > 0 THEN c.ac / c.an END AS af"
+    if by:
+        columns = [f"v.{c}" for c in base] + group + [stats[c] for c in STAT_COLUMNS]
+    else:
+        columns = [stats[c] if c in STAT_COLUMNS else f"v.{c}" for c in VARIANT_COLUMNS]
+    where, params = store.region_filter(region, alias="v.")
+    sql = (f"SELECT {', '.join(columns)} FROM variants v JOIN counted c "
+           f"ON c.site_row = v.site_row AND c.allele = v.allele {where} "
+           f"ORDER BY v.site_row, v.allele{', ' + group[0] if group else ''}")
+    return store.sql(sql, params, counted=counted)

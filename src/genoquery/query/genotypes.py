@@ -1,0 +1,173 @@
+"""Genotype matrices of a region for chosen samples, read from the Zarr genotype arrays.
+
+A region is ``CONTIG[:START[-END]]``, 1-based inclusive, and selects the sites
+whose POS lies in it (as :meth:`Store.variants`). Sites are stored in genome
+order, so a region is one contiguous range of ``site_row`` (the row of
+``call_genotype``); only the Zarr chunks of those rows and of the requested
+samples are read (orthogonal selection over sorted sample indexes), then the
+samples are put in the order asked for.
+
+Memory: a result holds 3 bytes per call, ``sites x samples x 2`` bytes of
+``gt`` (int8) plus ``sites x samples`` bytes of ``phased`` (bool); a request
+over ``max_bytes`` (2 GiB by default) is refused before anything is read.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import zarr
+
+from genoquery.errors import QueryError
+from genoquery.query.regions import parse_region
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+MAX_BYTES = 2 * 1024**3
+BYTES_PER_CALL = 3  # two int8 alleles + one bool phase flag
+Calls = tuple[zarr.Array, zarr.Array]  # call_genotype, call_genotype_phased
+SITE_SQL = ("SELECT site_row, contig, pos, id, alleles[1] AS ref, alleles[2:] AS alt, qual, filters "
+            "FROM sites WHERE site_row >= ? AND site_row < ? ORDER BY site_row")
+
+
+@dataclass(frozen=True)
+class Genotypes:
+    """Calls of some sites (rows) for some samples (columns), samples in the order requested.
+
+    ``sites``: ``site_row, contig, pos`` (1-based), ``id`` (null when missing), ``ref``,
+    ``alt`` (list of ALT alleles), ``qual`` (null when missing), ``filters`` (list).
+    ``gt``: int8 (sites, samples, 2), allele indexes with -1 missing and -2 in the second
+    slot of a haploid call. ``phased``: bool (sites, samples); haploid calls count as phased.
+    """
+
+    sites: pa.Table
+    sample_ids: list[str]
+    gt: np.ndarray
+    phased: np.ndarray
+
+    def to_xarray(self) -> xr.Dataset:
+        """The calls as an ``xarray.Dataset`` with VCF Zarr names and dimensions
+        (``variants``, ``samples``, ``ploidy``, ``alleles``; ``variant_allele`` is REF
+        then the ALT alleles, padded with ""; a missing ID is ".")."""
+        import xarray as xr  # 1.3 s to import: only when asked for
+
+        refs, alts = self.sites["ref"].to_pylist(), self.sites["alt"].to_pylist()
+        width = 1 + max((len(a) for a in alts), default=0)
+        alleles = [[ref, *alt] + [""] * (width - 1 - len(alt)) for ref, alt in zip(refs, alts)]
+        return xr.Dataset({
+            "call_genotype": (("variants", "samples", "ploidy"), self.gt),
+            "call_genotype_phased": (("variants", "samples"), self.phased),
+            "variant_contig": (("variants",), np.array(self.sites["contig"].to_pylist(), dtype=str)),
+            "variant_position": (("variants",), self.sites["pos"].to_numpy().astype(np.int32)),
+            "variant_allele": (("variants", "alleles"), np.array(alleles, dtype=str).reshape(-1, width)),
+            "variant_id": (("variants",), np.array(self.sites["id"].fill_null(".").to_pylist(), dtype=str)),
+            "sample_id": (("samples",), np.array(self.sample_ids, dtype=str)),
+        })
+
+
+@dataclass(frozen=True)
+class SampleSelection:
+    """Samples to read: IDs in the caller's order, the sorted store indexes to read
+    (``None`` for all samples), and each requested sample's column among those read."""
+
+    ids: list[str]
+    indexes: np.ndarray | None
+    columns: np.ndarray | None
+
+
+def select_samples(con: duckdb.DuckDBPyConnection, samples: Sequence[str] | None) -> SampleSelection:
+    """Resolve sample IDs (``None``: every sample in store order); unknown, duplicated or
+    no IDs are a :class:`QueryError` naming them."""
+    if samples is None:
+        ids = [r[0] for r in con.execute("SELECT sample_id FROM samples ORDER BY sample_index").fetchall()]
+        return SampleSelection(ids, None, None)
+    ids = list(samples) if not isinstance(samples, str) else None
+    if ids is None or not all(isinstance(s, str) for s in ids):
+        raise QueryError(f"samples must be a list of sample IDs (text); got {samples!r:.80}")
+    if not ids:
+        raise QueryError("no sample IDs given; pass samples=None for every sample")
+    duplicated = [s for s, n in Counter(ids).items() if n > 1]
+    if duplicated:
+        raise QueryError(f"sample ID(s) requested more than once: {_shown(duplicated)}")
+    indexes = _sample_indexes(con, ids)
+    unknown = [s for s, i in zip(ids, indexes) if i < 0]
+    if unknown:
+        raise QueryError(f"{len(unknown)} sample ID(s) are not in this store: {_shown(unknown)}")
+    read = np.sort(indexes)
+    return SampleSelection(ids, read, np.searchsorted(read, indexes))
+
+
+def _shown(ids: list[str]) -> str:
+    return ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+
+
+def _sample_indexes(con: duckdb.DuckDBPyConnection, ids: list[str]) -> np.ndarray:
+    """Store index of each ID, in the order given; -1 for an ID not in the store."""
+    wanted = pa.table({"k": pa.array(np.arange(len(ids))), "sample_id": pa.array(ids, pa.string())})
+    cur = con.cursor()
+    try:
+        cur.register("gq_wanted_samples", wanted)
+        found = cur.execute("SELECT coalesce(s.sample_index, -1) AS i FROM gq_wanted_samples AS w "
+                            "LEFT JOIN samples AS s ON s.sample_id = w.sample_id ORDER BY w.k").fetchnumpy()
+    finally:
+        cur.close()
+    return np.asarray(found["i"], dtype=np.int64)
+
+
+def site_rows(con: duckdb.DuckDBPyConnection, contigs: list[str], region: str | None) -> tuple[int, int]:
+    """The ``site_row`` range ``[lo, hi)`` of a region (1-based inclusive; ``None``: every site)."""
+    if region is None:
+        lo, hi = con.execute("SELECT coalesce(min(site_row), 0), coalesce(max(site_row) + 1, 0) "
+                             "FROM sites").fetchall()[0]
+        return lo, hi
+    r = parse_region(region, contigs)
+    lo, hi = con.execute("SELECT min(site_row), max(site_row) + 1 FROM sites "
+                         "WHERE contig = ? AND pos BETWEEN ? AND ?", [r.contig, r.start, r.end]).fetchall()[0]
+    return (0, 0) if lo is None else (lo, hi)
+
+
+def sites_between(con: duckdb.DuckDBPyConnection, lo: int, hi: int) -> pa.Table:
+    """The ``sites`` rows ``lo <= site_row < hi`` with the columns of :attr:`Genotypes.sites`."""
+    return con.sql(SITE_SQL, params=[lo, hi]).to_arrow_table()
+
+
+def open_calls(genotypes_path: Path) -> Calls:
+    """``call_genotype`` and ``call_genotype_phased`` of a store's Zarr group, read-only."""
+    group = zarr.open_group(str(genotypes_path), mode="r")
+    return group["call_genotype"], group["call_genotype_phased"]
+
+
+def read_calls(calls: Calls, sites: pa.Table, selection: SampleSelection) -> Genotypes:
+    """The calls of ``sites`` (consecutive site rows) for the selected samples."""
+    lo = sites["site_row"][0].as_py() if sites.num_rows else 0
+    rows = slice(lo, lo + sites.num_rows)
+    genotype, phased = calls
+    if selection.indexes is None:
+        gt, ph = genotype[rows], phased[rows]
+    else:
+        gt = np.ascontiguousarray(genotype.get_orthogonal_selection((rows, selection.indexes))[:, selection.columns])
+        ph = np.ascontiguousarray(phased.get_orthogonal_selection((rows, selection.indexes))[:, selection.columns])
+    return Genotypes(sites, selection.ids, gt, ph)
+
+
+def read_genotypes(con: duckdb.DuckDBPyConnection, contigs: list[str], genotypes_path: Path,
+                   region: str | None, samples: Sequence[str] | None, max_bytes: int = MAX_BYTES) -> Genotypes:
+    """The genotype matrix of a region (1-based inclusive; ``None``: every site) for
+    ``samples`` (``None``: all, in store order); see the module docstring for memory."""
+    lo, hi = site_rows(con, contigs, region)
+    selection = select_samples(con, samples)
+    size = (hi - lo) * len(selection.ids) * BYTES_PER_CALL
+    if size > max_bytes:
+        raise QueryError(
+            f"{region or 'the whole store'} holds {hi - lo} sites x {len(selection.ids)} samples = "
+            f"{size / 2**20:,.0f} MiB of genotypes ({BYTES_PER_CALL} bytes per call), over max_bytes "
+            f"({max_bytes / 2**20:,.0f} MiB): narrow the region or the samples, or raise max_bytes")
+    return read_calls(open_calls(genotypes_path), sites_between(con, lo, hi), selection)
