@@ -34,6 +34,35 @@ def _cmd_query(args: argparse.Namespace) -> None:
         write_table(table, args.format, args.output)
 
 
+def _cmd_frequencies(args: argparse.Namespace) -> None:
+    from genoquery.query.store import open as open_store
+
+    cohort = None if args.cohort is None else _cohort_spec(args.cohort)
+    with open_store(args.store) as store:
+        write_table(store.frequencies(args.region, cohort=cohort, by=args.by), args.format, args.output)
+
+
+def _cmd_carriers(args: argparse.Namespace) -> None:
+    from genoquery.errors import QueryError
+    from genoquery.query.store import open as open_store
+
+    if (args.variant is None) == (args.gene is None and args.region is None):
+        raise QueryError("give a variant (key or rsID), or --gene or --region with optional filters")
+    cohort = None if args.cohort is None else _cohort_spec(args.cohort)
+    with open_store(args.store) as store:
+        table = store.carriers(args.variant, cohort, gene=args.gene, region=args.region,
+                               af_min=args.af_min, af_max=args.af_max, pass_only=args.pass_only,
+                               variant_type=args.type)
+        write_table(table, args.format, args.output)
+
+
+def _cmd_participant(args: argparse.Namespace) -> None:
+    from genoquery.query.store import open as open_store
+
+    with open_store(args.store) as store:
+        write_table(store.participant(args.sample_id), args.format, args.output)
+
+
 def _cmd_genes(args: argparse.Namespace) -> None:
     from genoquery.index.genes import import_genes
 
@@ -41,14 +70,22 @@ def _cmd_genes(args: argparse.Namespace) -> None:
     print(f"{args.store}: {count} genes imported from {args.file}", file=sys.stderr)
 
 
-def _lookup_options(p: argparse.ArgumentParser) -> None:
+def _filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--af-min", type=float, help="keep variants with whole-cohort AF >= this")
     p.add_argument("--af-max", type=float, help="keep variants with whole-cohort AF <= this")
     p.add_argument("--pass-only", action="store_true", help="keep variants with FILTER = PASS")
     p.add_argument("--type", choices=("snv", "indel", "other"), help="keep one variant type")
-    p.add_argument("--by", help="statistics per group: ancestry or sex_at_birth")
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default="tsv")
     p.add_argument("--output", help="write to this file instead of standard output")
+
+
+def _lookup_options(p: argparse.ArgumentParser) -> None:
+    _filter_options(p)
+    p.add_argument("--by", help="statistics per group: ancestry or sex_at_birth")
+    _output_options(p)
 
 
 def _cmd_phenotypes(args: argparse.Namespace) -> None:
@@ -155,6 +192,25 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("what", metavar=metavar, help=text)
         _lookup_options(t)
         t.set_defaults(run=_cmd_query)
+    cohort_help = "saved cohort name, filter expression, or @FILE of sample IDs (default: every sample)"
+    t = targets.add_parser("frequencies", help="exact AC/AN/AF per ALT allele for a cohort, optionally by group")
+    t.add_argument("region", nargs="?", help="CONTIG[:START[-END]], 1-based inclusive (default: everything)")
+    t.add_argument("--cohort", help=cohort_help)
+    t.add_argument("--by", help="any person-table column (e.g. ancestry, sex_at_birth, center)")
+    _output_options(t)
+    t.set_defaults(run=_cmd_frequencies)
+    t = targets.add_parser("carriers", help="samples carrying a variant, or any filtered variant of a gene/region")
+    t.add_argument("variant", nargs="?", metavar="KEY|RSID", help="a variant key or rsID")
+    t.add_argument("--gene", help="carriers of every variant of this gene passing the filters")
+    t.add_argument("--region", help="carriers of every variant of this region passing the filters")
+    t.add_argument("--cohort", help=cohort_help)
+    _filter_options(t)
+    _output_options(t)
+    t.set_defaults(run=_cmd_carriers)
+    t = targets.add_parser("participant", help="one participant's ALT alleles with population frequencies")
+    t.add_argument("sample_id")
+    _output_options(t)
+    t.set_defaults(run=_cmd_participant)
 
     p = sub.add_parser("genes", help="import gene coordinates (GENCODE-style GTF or BED) into a store")
     p.add_argument("store")
