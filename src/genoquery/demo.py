@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 import genoquery
 from genoquery.errors import GenoqueryError
+from genoquery.index.phenotypes import import_table
 from genoquery.simulate import simulate_cohort
 
 SHOWN = ["variant_key", "id", "filter", "ac", "an", "af", "n_het", "n_hom_alt", "n_hemi", "n_missing"]
@@ -66,8 +67,31 @@ def run(samples: int, out: Path, seed: int) -> None:
     first_common = chr_x.filter(pc.field("af") > 0.2)["variant_key"][0].as_py()
     _print_table("5. a chrX variant by sex at birth (males are haploid: n_hemi):",
                  chr_x.filter(pc.field("variant_key") == first_common), ["sex_at_birth"] + SHOWN[3:])
+    store = _cohort_answers(store, files, key, region, window)
     print(f"\nDone in {time.monotonic() - started:.0f} s. Store: {store.path}")
     print(f"Try: {sys.executable} -m genoquery variants {store.path} --region chr20:1-100000 --by ancestry")
+
+
+def _cohort_answers(store: genoquery.Store, files, key: str, region: str, window: pa.Table) -> genoquery.Store:
+    """Steps 6-8: a phenotype cohort's exact frequency, carriers of a rare variant, one participant."""
+    path = store.path
+    store.close()  # importing phenotypes writes the index through its own connection
+    import_table(path, files.conditions)
+    store = genoquery.open(path)
+    cohort = "sex_at_birth = 'Female' AND has_condition('E11')"
+    size = len(store.cohort(cohort))
+    in_cohort = store.frequencies(region, cohort=cohort).filter(pc.field("variant_key") == key)
+    _print_table(f"6. {key} among women with type 2 diabetes (E11, {size} samples), counted exactly:",
+                 in_cohort, SHOWN)
+    rare = window.filter(pc.field("ac") == 2)["variant_key"][0].as_py()
+    _print_table(f"7. carriers of the rare variant {rare}:", store.carriers(rare),
+                 ["sample_id", "zygosity", "gt"])
+    sample = store.samples()["sample_id"][0].as_py()
+    mine = store.participant(sample)
+    rarest = mine.take(pc.sort_indices(mine, sort_keys=[("af", "ascending")])[:3])
+    _print_table(f"8. participant {sample}: {mine.num_rows} ALT alleles carried; the rarest three:",
+                 rarest, ["variant_key", "zygosity", "gt", "af", "ancestry", "ancestry_af"])
+    return store
 
 
 def main(argv: list[str] | None = None) -> int:
