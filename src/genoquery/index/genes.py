@@ -17,7 +17,7 @@ import duckdb
 from genoquery.errors import InputFileError, QueryError, StoreError
 from genoquery.index.schema import GENES, INDEX_FILE
 from genoquery.ingest.staging import is_store, recover
-from genoquery.query.lookup import resolve_contig
+from genoquery.query.regions import resolve_contig
 
 FORMATS = ("gtf", "bed")
 _SUFFIXES = {".gtf": "gtf", ".gff2": "gtf", ".bed": "bed"}

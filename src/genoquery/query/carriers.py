@@ -52,10 +52,13 @@ def non_ref_calls(batch: SiteCalls, haploid: np.ndarray,
 
 
 def gt_text(gt: np.ndarray) -> list[str]:
-    """VCF GT text of (calls, 2) int8 alleles, unphased (``0/1``, ``1``, ``./1``)."""
+    """Unphased VCF GT text of (calls, 2) int8 alleles, in ascending allele order, missing
+    first (``0/1`` for ``1|0``; ``./1``; haploid ``1``): the 2-bit codes of common sites
+    keep neither phase nor order."""
     def allele(a: int) -> str:
         return "." if a == -1 else str(a)
-    return [allele(a0) if a1 == -2 else f"{allele(a0)}/{allele(a1)}" for a0, a1 in gt.tolist()]
+    return [allele(a0) if a1 == -2 else f"{allele(min(a0, a1))}/{allele(max(a0, a1))}"
+            for a0, a1 in gt.tolist()]
 
 
 def zygosity(gt: np.ndarray, allele: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -72,7 +72,7 @@ def _with_variant_columns(store: Store, counted: pa.Table, region: str | None, b
     base = [c for c in VARIANT_COLUMNS if c not in STAT_COLUMNS]
     group = [f'c."{by}"'] if by else []
     stats = {s: f"c.{s}" for s in STATS}
-    stats["af"] = "CASE WHEN c.an > 0 THEN c.ac / c.an END AS af"
+    stats["af"] = "CASE WHEN c.an > 0 THEN c.ac / c.an ELSE 'NaN'::DOUBLE END AS af"
     if by:
         columns = [f"v.{c}" for c in base] + group + [stats[c] for c in STAT_COLUMNS]
     else:

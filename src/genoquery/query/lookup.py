@@ -24,7 +24,6 @@ once for ID lists (``rs1;rs2``).
 
 from __future__ import annotations
 
-import difflib
 import numbers
 import re
 from collections.abc import Callable
@@ -34,8 +33,8 @@ from typing import NamedTuple
 import duckdb
 import pyarrow as pa
 
-from genoquery.errors import QueryError, RegionError
-from genoquery.query.regions import parse_region
+from genoquery.errors import QueryError
+from genoquery.query.regions import contig_hint, parse_region, resolve_contig
 from genoquery.query.store import STAT_COLUMNS, VARIANT_COLUMNS
 
 VARIANT_TYPES = ("snv", "indel", "other")
@@ -58,25 +57,6 @@ _TYPE_SQL = {
 def _statement(sql: str) -> duckdb.Statement:
     """Parse ``sql`` once per process; a statement runs on any connection."""
     return duckdb.extract_statements(sql)[0]
-
-
-def resolve_contig(name: str, contigs: list[str]) -> str | None:
-    """The store's name for ``name``: itself, or with ``chr`` added or removed (M = MT) when unambiguous."""
-    if name in contigs:
-        return name
-    bare = name[3:] if name.lower().startswith("chr") else name
-    candidates = {bare, "chr" + bare, "Chr" + bare, "CHR" + bare}
-    if bare.upper() in ("M", "MT"):
-        candidates |= {"M", "MT", "chrM", "chrMT"}
-    found = [c for c in contigs if c in candidates]
-    return found[0] if len(found) == 1 else None
-
-
-def contig_hint(name: str, contigs: list[str]) -> str:
-    """Names the store's contigs, nearest to ``name`` first, for an error message."""
-    near = difflib.get_close_matches(name, contigs, n=3, cutoff=0.4)
-    listed = ", ".join(contigs[:10]) + (" ..." if len(contigs) > 10 else "")
-    return (f"did you mean {', '.join(near)}? " if near else "") + f"the store has: {listed or 'no contigs'}"
 
 
 class VariantKey(NamedTuple):
@@ -282,12 +262,8 @@ class VariantLookup:
     # ----------------------------------------------------------------- regions and genes
 
     def _region_sql(self, text: str, params: dict) -> str:
-        region = parse_region(text)
-        contig = resolve_contig(region.contig, self._contigs)
-        if contig is None:
-            raise RegionError(f"region {text!r}: contig {region.contig!r} is not in the store; "
-                              + contig_hint(region.contig, self._contigs))
-        params.update(contig=contig, start=region.start, end=region.end)
+        region = parse_region(text, self._contigs)
+        params.update(contig=region.contig, start=region.start, end=region.end)
         return "v.contig = $contig AND v.pos BETWEEN $start AND $end"
 
     def _gene_sql(self, name: str, params: dict) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -24,7 +25,8 @@ class Region:
 
 
 def parse_region(text: str, contigs: list[str] | None = None) -> Region:
-    """Parse a region string; with ``contigs``, the contig must be one of them."""
+    """Parse a region string; with ``contigs``, the contig must be one of them, named with or
+    without ``chr`` (``20`` finds ``chr20``; see :func:`resolve_contig`)."""
     match = _REGION.match(text.strip()) if isinstance(text, str) else None
     if match is None:
         raise RegionError(f"bad region {text!r}: write CONTIG, CONTIG:POS or CONTIG:START-END "
@@ -40,7 +42,30 @@ def parse_region(text: str, contigs: list[str] | None = None) -> Region:
         end = MAX_POS
     if start < 1 or end < start:
         raise RegionError(f"bad region {text!r}: start must be >= 1 and end >= start")
-    if contigs is not None and contig not in contigs:
-        raise RegionError(f"region {text!r}: contig {contig!r} is not in the store "
-                          f"(contigs: {', '.join(contigs[:10])}{' ...' if len(contigs) > 10 else ''})")
+    if contigs is not None:
+        named = resolve_contig(contig, contigs)
+        if named is None:
+            raise RegionError(f"region {text!r}: contig {contig!r} is not in the store; "
+                              + contig_hint(contig, contigs))
+        contig = named
     return Region(contig, start, end)
+
+
+def resolve_contig(name: str, contigs: list[str]) -> str | None:
+    """The store's name for ``name``: itself, or with ``chr`` added or removed (M = MT) when unambiguous."""
+    if name in contigs:
+        return name
+    bare = name[3:] if name.lower().startswith("chr") else name
+    candidates = {bare, "chr" + bare, "Chr" + bare, "CHR" + bare}
+    if bare.upper() in ("M", "MT"):
+        candidates |= {"M", "MT", "chrM", "chrMT"}
+    found = [c for c in contigs if c in candidates]
+    return found[0] if len(found) == 1 else None
+
+
+def contig_hint(name: str, contigs: list[str]) -> str:
+    """Names the store's contigs, nearest to ``name`` first, for an error message."""
+    near = difflib.get_close_matches(name, contigs, n=3, cutoff=0.4)
+    listed = ", ".join(contigs[:10]) + (" ..." if len(contigs) > 10 else "")
+    return (f"did you mean {', '.join(near)}? " if near else "") + f"the store has: {listed or 'no contigs'}"
+
