@@ -9,7 +9,9 @@ the batch's listed calls, whatever the region's length.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -52,9 +54,16 @@ def _column(sites: pa.Table, name: str, fill: int = -1) -> np.ndarray:
 
 
 class CallReader:
-    """Reads encoded calls from a store's ``genotypes.zarr``."""
+    """Reads encoded calls from a store's ``genotypes.zarr``.
+
+    Unless the user configured it, zarr's decoding pool is capped at the core count:
+    its default (cores + 4 threads, each running multi-threaded Blosc) read 100 MB of
+    missing calls in 306 ms on 2 cores, 2 threads in 84 ms.
+    """
 
     def __init__(self, genotypes: Path, n_samples: int) -> None:
+        if zarr.config.get("threading.max_workers") is None:
+            zarr.config.set({"threading.max_workers": os.cpu_count() or 1})
         group = zarr.open_group(str(genotypes), mode="r")
         self.n_samples = n_samples
         self._codes = group["call_genotype_code"]
@@ -72,16 +81,25 @@ class CallReader:
 
     def batches(self, sites: pa.Table, max_dense: int = 256, missing: bool = False) -> Iterator[SiteCalls]:
         """The calls of ``sites`` (columns of :data:`SITE_COLUMNS`, in site order), batch by
-        batch; ``missing`` also reads the missing calls (only statistics need them)."""
+        batch; ``missing`` also reads the missing calls (only statistics need them). The next
+        batch is read on a background thread while the caller works on this one."""
         dense_row = _column(sites, "dense_row")
         is_dense = dense_row >= 0
         dense_before = np.cumsum(is_dense) - is_dense
-        start = 0
+        bounds, start = [], 0
         while start < len(sites):
-            end = int(np.searchsorted(dense_before, dense_before[start] + max_dense, side="left"))
-            end = max(end, start + 1)
-            yield self._read(sites.slice(start, end - start), dense_row[start:end], missing)
+            end = max(int(np.searchsorted(dense_before, dense_before[start] + max_dense)), start + 1)
+            bounds.append((start, end))
             start = end
+        if not bounds:
+            return
+        with ThreadPoolExecutor(max_workers=1) as prefetch:
+            read = lambda b: self._read(sites.slice(b[0], b[1] - b[0]), dense_row[b[0]:b[1]], missing)  # noqa: E731
+            pending = prefetch.submit(read, bounds[0])
+            for following in bounds[1:] + [None]:
+                batch = pending.result()
+                pending = prefetch.submit(read, following) if following else None
+                yield batch
 
     def _read(self, sites: pa.Table, dense_row: np.ndarray, missing: bool) -> SiteCalls:
         listed = _Ranges(_column(sites, "listed_start"), _column(sites, "n_listed"))

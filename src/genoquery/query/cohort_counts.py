@@ -20,6 +20,42 @@ from genoquery.query.call_reader import SiteCalls
 
 
 @numba.njit(nogil=True, cache=True)
+def _add_dense(hist, codes, d, members, cells, haploid, p, width):  # pragma: no cover - compiled
+    """A dense site's codes 1 and 2 (and haploid REF calls) of the cohort's samples.
+
+    All-diploid sites count codes per cell without branching on them (codes are
+    unpredictable; branches cost 5x); sites with haploid calls test each sample.
+    """
+    if p < 0:
+        per_code = np.zeros((hist.shape[0], 4), dtype=np.int64)
+        if cells.shape[1] == 1:  # no grouping: every member is in cell 0, row 1
+            for s in members:
+                per_code[1, (codes[d, s >> 2] >> ((s & 3) * 2)) & 3] += 1
+        else:
+            for s in members:
+                b = (codes[d, s >> 2] >> ((s & 3) * 2)) & 3
+                for k in range(cells.shape[1]):
+                    per_code[cells[s, k] + 1, b] += 1
+        hist[:, 2 * width + 3] += per_code[:, 1]  # (0, 1)
+        hist[:, 3 * width + 3] += per_code[:, 2]  # (1, 1)
+        return
+    for s in members:
+        b = (codes[d, s >> 2] >> ((s & 3) * 2)) & 3
+        if b == 3:
+            continue
+        if b == 0:
+            code = 2 * width  # haploid REF (0, -2); diploid REF calls are not counted
+            if not haploid[p, s]:
+                continue
+        elif b == 1:
+            code = 2 * width + 3
+        else:
+            code = 3 * width + (0 if haploid[p, s] else 3)  # (1, -2) or (1, 1)
+        for k in range(cells.shape[1]):
+            hist[cells[s, k] + 1, code] += 1
+
+
+@numba.njit(nogil=True, cache=True)
 def _count(listed, listed_sample, listed_gt, missing, missing_sample, dense, codes, pattern, haploid,
            haploid_cells, members, cells, site_counts, allele_counts):  # pragma: no cover - compiled
     """Histogram each site's non-hom-ref calls per cell and tally them.
@@ -27,58 +63,47 @@ def _count(listed, listed_sample, listed_gt, missing, missing_sample, dense, cod
     ``cells`` (samples, k) is each sample's cells (-1 outside the cohort);
     ``members`` the cohort's sample indexes; ``haploid_cells`` (patterns, cells)
     the cohort's haploid samples per cell, from which a sparse site's unlisted
-    haploid hom-ref calls are counted.
+    haploid REF calls are counted. Genotype codes are ``(a0 + 2) * width + a1 + 2``.
+    ``hist`` row ``c + 1`` is cell ``c`` (row 0: outside the cohort). Missing calls of
+    all-diploid sites without grouping, most calls read, are counted in a register
+    without branching on membership (unpredictable for a random cohort). Loops are
+    written out: numba does not inline a helper per call (2x slower).
     """
     width = allele_counts.shape[1] + 2
-    n_cells = site_counts.shape[1]
-    hist = np.zeros((n_cells, width * width), dtype=np.int64)
-    hap_ref = 2 * width  # code of a haploid REF call (0, -2)
+    hist = np.zeros((site_counts.shape[1] + 1, width * width), dtype=np.int64)
+    hap_ref = 2 * width
     for v in range(len(dense)):
         hist[:, :] = 0
         p = pattern[v]
-        sparse_haploid = p >= 0 and dense[v] < 0  # unlisted haploid calls are REF: counted below
+        sparse_haploid = p >= 0 and dense[v] < 0  # unlisted haploid calls are REF
         for r in range(listed[v], listed[v + 1]):
             s = listed_sample[r]
             code = (listed_gt[r, 0] + 2) * width + (listed_gt[r, 1] + 2)
+            fewer_ref = sparse_haploid and listed_gt[r, 1] == -2
             for k in range(cells.shape[1]):
-                c = cells[s, k]
-                if c >= 0:
+                c = cells[s, k] + 1
+                if c:
                     hist[c, code] += 1
-                    if sparse_haploid and listed_gt[r, 1] == -2:
-                        hist[c, hap_ref] -= 1
-        for r in range(missing[v], missing[v + 1]):
-            s = missing_sample[r]
-            hap = p >= 0 and haploid[p, s]
-            code = width if hap else width + 1  # (-1, -2) or (-1, -1)
-            for k in range(cells.shape[1]):
-                c = cells[s, k]
-                if c >= 0:
-                    hist[c, code] += 1
-                    if sparse_haploid and hap:
-                        hist[c, hap_ref] -= 1
-        d = dense[v]
-        if d >= 0:
-            for s in members:
-                b = (codes[d, s >> 2] >> ((s & 3) * 2)) & 3
-                if b == 3:
-                    continue
+                    hist[c, hap_ref] -= fewer_ref
+        if p < 0 and cells.shape[1] == 1:  # the commonest case: a register count, no branch
+            n = 0
+            for r in range(missing[v], missing[v + 1]):
+                n += cells[missing_sample[r], 0] + 1
+            hist[1, width + 1] += n  # (-1, -1)
+        else:
+            for r in range(missing[v], missing[v + 1]):
+                s = missing_sample[r]
                 hap = p >= 0 and haploid[p, s]
-                if b == 0:
-                    if not hap:
-                        continue
-                    code = hap_ref
-                elif b == 1:
-                    code = 2 * width + 3
-                else:
-                    code = 3 * width + (0 if hap else 3)
                 for k in range(cells.shape[1]):
-                    c = cells[s, k]
-                    if c >= 0:
-                        hist[c, code] += 1
+                    c = cells[s, k] + 1
+                    if c:
+                        hist[c, width + 1 - hap] += 1  # (-1, -2) or (-1, -1)
+                        hist[c, hap_ref] -= sparse_haploid and hap
+        if dense[v] >= 0:
+            _add_dense(hist, codes, dense[v], members, cells, haploid, p, width)
         elif p >= 0:
-            for c in range(n_cells):
-                hist[c, hap_ref] += haploid_cells[p, c]
-        tally_site(hist, v, site_counts, allele_counts)
+            hist[1:, hap_ref] += haploid_cells[p]
+        tally_site(hist[1:], v, site_counts, allele_counts)
 
 
 def _haploid_cells(haploid: np.ndarray, cells: Cells) -> np.ndarray:
