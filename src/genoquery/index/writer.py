@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from genoquery.index.schema import INDEXES, TABLES
 from genoquery.ingest.allele_stats import STATS, AlleleStats
-from genoquery.ingest.call_codes import CallCodes
+from genoquery.ingest.call_codes import CallCodes, inline_lists
 from genoquery.ingest.records import SiteBlock
 
 
@@ -78,6 +78,7 @@ class IndexWriter:
             "n_listed": n_listed.astype(np.int32),
             "missing_start": np.cumsum(n_missing) - n_missing + first_missing,
             "n_missing_calls": n_missing.astype(np.int32),
+            "inline_calls": pa.array(inline_lists(codes), pa.list_(pa.int64())),
         }))
         rows, alleles = stats.row, stats.allele
         ref = [block.alleles[r][0] for r in rows]

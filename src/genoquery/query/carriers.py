@@ -7,12 +7,15 @@ a rare variant's listed calls (one small Zarr chunk) or, at a dense site, the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
+from genoquery.ingest.call_codes import unpack_inline
 from genoquery.query.call_reader import SITE_COLUMNS, SiteCalls
+from genoquery.query.lookup import parsed_statement
 
 if TYPE_CHECKING:
     from genoquery.query.store import Store
@@ -74,12 +77,11 @@ def carriers(store: Store, variants: pa.Table, members: np.ndarray | None) -> pa
     """Samples among ``members`` (sorted sample indexes; None for all) carrying each ALT allele
     of ``variants`` (rows with ``site_row``, ``allele``, ``variant_key``), one row per carrier
     and allele."""
-    sites = _sites(store, np.unique(variants["site_row"].to_numpy()))
     wanted = {}
     for key, row, allele in zip(*(variants[c].to_pylist() for c in ("variant_key", "site_row", "allele"))):
         wanted.setdefault(row, []).append((allele, key))
     reader, parts = store.call_reader, []
-    for batch in reader.batches(sites):
+    for batch in _site_batches(store, np.unique(variants["site_row"].to_numpy())):
         site, sample, gt = non_ref_calls(batch, reader.haploid, members)
         for i, row in enumerate(batch.site_row.tolist()):
             lo, hi = np.searchsorted(site, [i, i + 1])
@@ -92,14 +94,29 @@ def carriers(store: Store, variants: pa.Table, members: np.ndarray | None) -> pa
     return table.append_column("sample_id", pa.array(ids, pa.string())).select(list(CARRIER_COLUMNS))
 
 
-def _sites(store: Store, rows: np.ndarray) -> pa.Table:
-    """The query-encoding columns of the sites with these (sorted) rows: one ART index
-    probe for a single site, else a range scan pruned by min/max."""
-    if len(rows) == 1:
-        return store.sql(f"SELECT {SITE_COLUMNS} FROM sites WHERE site_row = ?", [int(rows[0])])
-    return store.sql(f"SELECT {SITE_COLUMNS} FROM sites WHERE site_row BETWEEN ? AND ? "
-                     f"AND site_row IN (SELECT unnest(?)) ORDER BY site_row",
-                     [int(rows.min(initial=0)), int(rows.max(initial=0)), rows.tolist()])
+def _site_batches(store: Store, rows: np.ndarray) -> Iterable[SiteCalls]:
+    """The encoded calls of the sites with these (sorted) rows. One site is found by its ART
+    index with a parsed statement (1 ms less than an Arrow result) and, when rare enough to
+    be inlined, read from its index row alone; more sites are a range scan pruned by min/max."""
+    if len(rows) != 1:
+        sites = store.sql(f"SELECT {SITE_COLUMNS} FROM sites WHERE site_row BETWEEN ? AND ? "
+                          f"AND site_row IN (SELECT unnest(?)) ORDER BY site_row",
+                          [int(rows.min(initial=0)), int(rows.max(initial=0)), rows.tolist()])
+        return store.call_reader.batches(sites)
+    found = store.connection.execute(
+        parsed_statement(f"SELECT {SITE_COLUMNS}, inline_calls FROM sites WHERE site_row = $1"),
+        [int(rows[0])]).fetchall()
+    names = [c.split(" AS ")[-1].strip() for c in SITE_COLUMNS.split(",")]
+    site = dict(zip(names + ["inline_calls"], found[0]))
+    if site["inline_calls"] is None:
+        return store.call_reader.batches(pa.table({n: pa.array([site[n]], pa.int64()) for n in names}))
+    samples, gt = unpack_inline(site["inline_calls"])
+    pattern = -1 if site["haploid_pattern"] is None else site["haploid_pattern"]
+    empty = np.zeros(2, np.int64)
+    return [SiteCalls(site_row=np.array([site["site_row"]]), n_alleles=np.array([site["n_alleles"]]),
+                      dense=np.array([-1]), pattern=np.array([pattern]), listed=np.array([0, len(samples)]),
+                      listed_sample=samples, listed_gt=gt, missing=empty, missing_sample=np.zeros(0, np.int32),
+                      codes=np.zeros((0, 0), np.uint8))]
 
 
 def _carrier_rows(key: str, site_row: int, allele: int, samples: np.ndarray, gt: np.ndarray) -> pa.Table:

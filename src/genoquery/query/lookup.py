@@ -54,7 +54,7 @@ _TYPE_SQL = {
 
 
 @lru_cache(maxsize=512)
-def _statement(sql: str) -> duckdb.Statement:
+def parsed_statement(sql: str) -> duckdb.Statement:
     """Parse ``sql`` once per process; a statement runs on any connection."""
     return duckdb.extract_statements(sql)[0]
 
@@ -182,7 +182,7 @@ class VariantLookup:
         other filters apply to a materialized CTE. Rows come back as tuples (sorted here:
         an ORDER BY doubles DuckDB's time for one row) and become one Arrow table.
         """
-        rows = self._con.execute(_statement(self._point_sql(indexed, terms, by)), params).fetchall()
+        rows = self._con.execute(parsed_statement(self._point_sql(indexed, terms, by)), params).fetchall()
         row_type = self._row_type(by)
         if len(rows) > 1:
             order = [row_type.get_field_index(c) for c in ("site_row", "allele", by) if c]
@@ -241,7 +241,7 @@ class VariantLookup:
         """Whether a point query matched nothing only because of the filters."""
         if not filtered:
             return False
-        return bool(self._con.execute(_statement(f"SELECT count(*) FROM variants WHERE {term}"),
+        return bool(self._con.execute(parsed_statement(f"SELECT count(*) FROM variants WHERE {term}"),
                                       params).fetchall()[0][0])
 
     def _count(self) -> int:

@@ -128,6 +128,11 @@ class Store:
         r = parse_region(region, self._contigs)
         return f"WHERE {alias}contig = ? AND {alias}pos BETWEEN ? AND ?", [r.contig, r.start, r.end]
 
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The read-only DuckDB connection on the index (replaced by :meth:`save_cohort`)."""
+        return self._con
+
     def sql(self, query: str, params: list, **tables: pa.Table) -> pa.Table:
         """Run a read-only query on the index, with ``tables`` registered under their names."""
         for name, table in tables.items():
