@@ -21,6 +21,20 @@ import zarr
 import oracle
 
 STAT_FIELDS = ("ac", "an", "n_het", "n_hom_alt", "n_hemi", "n_missing")
+FIXTURES = Path(__file__).parents[1] / "data" / "fixtures"
+FIXTURE_VCFS = (FIXTURES / "cohort.chr20.vcf.gz", FIXTURES / "cohort.chrX.vcf.gz")
+FIXTURE_PERSONS = FIXTURES / "persons.tsv"
+FIXTURE_GTF = FIXTURES / "genes.gtf"
+
+
+def ingest_fixture(path: Path):
+    """The 120-sample fixture cohort ingested at ``path`` with its persons and genes, opened."""
+    import genoquery
+    from genoquery.index.genes import import_genes
+
+    genoquery.ingest(path, list(FIXTURE_VCFS), persons=FIXTURE_PERSONS, progress=False).close()
+    import_genes(path, FIXTURE_GTF)
+    return genoquery.open(path)
 
 
 # --------------------------------------------------------------------------- file preparation

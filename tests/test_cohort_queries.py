@@ -34,10 +34,7 @@ from hypothesis import strategies as st
 import checks
 import oracle
 
-FIXTURES = Path(__file__).parents[1] / "data" / "fixtures"
-VCFS = (FIXTURES / "cohort.chr20.vcf.gz", FIXTURES / "cohort.chrX.vcf.gz")
-PERSONS = FIXTURES / "persons.tsv"
-GTF = FIXTURES / "genes.gtf"
+VCFS, PERSONS, GTF = checks.FIXTURE_VCFS, checks.FIXTURE_PERSONS, checks.FIXTURE_GTF
 IDS = oracle.sample_names(VCFS[0])  # store order = header order
 CONTIG_SPAN = {"chr20": (1, 50_000), "chrX": (2_781_480, 2_831_479)}  # data/fixtures/README.md
 CARRIER_COLUMNS = ["variant_key", "sample_id", "zygosity", "allele_copies", "gt", "sample_index",
@@ -191,13 +188,7 @@ def work(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def store(work):
-    import genoquery
-    from genoquery.index.genes import import_genes
-
-    path = work / "cohort.gq"
-    genoquery.ingest(path, list(VCFS), persons=PERSONS, progress=False).close()
-    import_genes(path, GTF)
-    s = genoquery.open(path)
+    s = checks.ingest_fixture(work / "cohort.gq")
     yield s
     s.close()
 

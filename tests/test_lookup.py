@@ -17,12 +17,10 @@ import pandas as pd
 import pysam.bcftools as bcftools
 import pytest
 
+import checks
 import oracle
 
-FIXTURES = Path(__file__).parents[1] / "data" / "fixtures"
-VCFS = [FIXTURES / "cohort.chr20.vcf.gz", FIXTURES / "cohort.chrX.vcf.gz"]
-PERSONS = FIXTURES / "persons.tsv"
-GTF = FIXTURES / "genes.gtf"
+VCFS, PERSONS, GTF = list(checks.FIXTURE_VCFS), checks.FIXTURE_PERSONS, checks.FIXTURE_GTF
 KEY_FORMAT = "%CHROM-%POS-%REF-%ALT\n"
 
 SMALL_VCF = """\
@@ -75,13 +73,7 @@ def work(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cohort(work):
     """The fixture cohort's store (with the fixture genes) and its split VCFs."""
-    import genoquery
-    from genoquery.index.genes import import_genes
-
-    path = work / "s.gq"
-    genoquery.ingest(path, VCFS, persons=PERSONS, progress=False).close()
-    import_genes(path, GTF)
-    store = genoquery.open(path)
+    store = checks.ingest_fixture(work / "s.gq")
     yield store, {v.name.split(".")[1]: Split(v, work) for v in VCFS}
     store.close()
 

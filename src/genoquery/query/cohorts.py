@@ -252,6 +252,24 @@ def evaluate_filter(con: duckdb.DuckDBPyConnection, expr: str) -> np.ndarray:
     return np.unique(np.asarray(found, dtype=np.int64))
 
 
+def indexes_of(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> np.ndarray:
+    """Store index of each sample ID, in the order given; -1 for an ID not in the store."""
+    wanted = pa.table({"k": pa.array(np.arange(len(ids))), "sample_id": pa.array(list(ids), pa.string())})
+    cur = con.cursor()
+    try:
+        cur.register("gq_wanted_samples", wanted)
+        found = cur.execute("SELECT coalesce(s.sample_index, -1) AS i FROM gq_wanted_samples AS w "
+                            "LEFT JOIN samples AS s ON s.sample_id = w.sample_id ORDER BY w.k").fetchnumpy()
+    finally:
+        cur.close()
+    return np.asarray(found["i"], dtype=np.int64)
+
+
+def shown(ids: Sequence[str]) -> str:
+    """The first five IDs for a message, then "..."."""
+    return ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+
+
 def sample_indexes(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> np.ndarray:
     """Sorted sample indexes of a list of sample IDs; a :class:`QueryError` if empty or any is unknown."""
     ids = list(ids)
@@ -260,20 +278,12 @@ def sample_indexes(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> np.nda
     if not all(isinstance(i, str) for i in ids):
         bad = next(i for i in ids if not isinstance(i, str))
         raise QueryError(f"sample IDs must be text; got {bad!r} ({type(bad).__name__})")
-    wanted = pa.table({"sample_id": pa.array(list(dict.fromkeys(ids)), pa.string())})
-    cur = con.cursor()
-    try:
-        cur.register("wanted_ids", wanted)
-        found = cur.execute("SELECT w.sample_id, s.sample_index FROM wanted_ids AS w LEFT JOIN samples AS s "
-                            "ON s.sample_id = w.sample_id").fetchall()
-    finally:
-        cur.close()
-    index_of = dict(found)
-    unknown = [i for i in wanted["sample_id"].to_pylist() if index_of[i] is None]
+    distinct = list(dict.fromkeys(ids))
+    indexes = indexes_of(con, distinct)
+    unknown = [i for i, k in zip(distinct, indexes) if k < 0]
     if unknown:
-        shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-        raise QueryError(f"{len(unknown)} sample ID(s) of the cohort are not in this store: {shown}")
-    return np.unique(np.fromiter(index_of.values(), dtype=np.int64, count=len(index_of)))
+        raise QueryError(f"{len(unknown)} sample ID(s) of the cohort are not in this store: {shown(unknown)}")
+    return np.unique(indexes)
 
 
 def index_array(con: duckdb.DuckDBPyConnection, indexes: np.ndarray) -> np.ndarray:

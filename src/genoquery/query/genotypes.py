@@ -26,6 +26,7 @@ import pyarrow as pa
 import zarr
 
 from genoquery.errors import QueryError
+from genoquery.query.cohorts import indexes_of, shown
 from genoquery.query.regions import parse_region
 
 if TYPE_CHECKING:
@@ -96,30 +97,13 @@ def select_samples(con: duckdb.DuckDBPyConnection, samples: Sequence[str] | None
         raise QueryError("no sample IDs given; pass samples=None for every sample")
     duplicated = [s for s, n in Counter(ids).items() if n > 1]
     if duplicated:
-        raise QueryError(f"sample ID(s) requested more than once: {_shown(duplicated)}")
-    indexes = _sample_indexes(con, ids)
+        raise QueryError(f"sample ID(s) requested more than once: {shown(duplicated)}")
+    indexes = indexes_of(con, ids)
     unknown = [s for s, i in zip(ids, indexes) if i < 0]
     if unknown:
-        raise QueryError(f"{len(unknown)} sample ID(s) are not in this store: {_shown(unknown)}")
+        raise QueryError(f"{len(unknown)} sample ID(s) are not in this store: {shown(unknown)}")
     read = np.sort(indexes)
     return SampleSelection(ids, read, np.searchsorted(read, indexes))
-
-
-def _shown(ids: list[str]) -> str:
-    return ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
-
-
-def _sample_indexes(con: duckdb.DuckDBPyConnection, ids: list[str]) -> np.ndarray:
-    """Store index of each ID, in the order given; -1 for an ID not in the store."""
-    wanted = pa.table({"k": pa.array(np.arange(len(ids))), "sample_id": pa.array(ids, pa.string())})
-    cur = con.cursor()
-    try:
-        cur.register("gq_wanted_samples", wanted)
-        found = cur.execute("SELECT coalesce(s.sample_index, -1) AS i FROM gq_wanted_samples AS w "
-                            "LEFT JOIN samples AS s ON s.sample_id = w.sample_id ORDER BY w.k").fetchnumpy()
-    finally:
-        cur.close()
-    return np.asarray(found["i"], dtype=np.int64)
 
 
 def site_rows(con: duckdb.DuckDBPyConnection, contigs: list[str], region: str | None) -> tuple[int, int]:
