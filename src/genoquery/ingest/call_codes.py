@@ -9,9 +9,10 @@ site is encoded once more, at ingest:
   from the site's *haploid pattern*, a bit mask over samples shared by every site
   with the same haploid samples (all of chrX outside the PARs shares one), or none
   when every call is diploid.
-- *Missing* calls (``./.``, haploid ``.``) are listed by sample in ``missing_call_sample``;
-  they are most of the calls that are not hom-ref at rare sites (1% missingness is
-  1,000 calls per site at 10^5 samples), and a missing call needs no alleles.
+- *Missing* calls (``./.``, haploid ``.``, and partial REF calls ``./0``, ``0/.`` with
+  the sign bit set) are listed by sample in ``missing_call_sample``; they are most of
+  the calls that are not hom-ref at rare sites (1% missingness is 1,000 calls per site
+  at 10^5 samples), and need no alleles.
 - A *sparse* site (at most ``samples // SPARSE_DIVISOR`` other non-hom-ref calls;
   most sites, since most variants are rare) lists those calls with their alleles in
   ``listed_call_sample`` and ``listed_call_genotype``.
@@ -35,6 +36,13 @@ import numpy as np
 
 SPARSE_DIVISOR = 16  # a listed call costs ~3 bytes compressed, a dense site samples/4 bytes
 HOM_REF, HET_ALT1, HOM_ALT1, OTHER = 0, 1, 2, 3
+PARTIAL_REF = np.int32(-2**31)  # sign bit of a missing call's sample: ./0 or 0/. rather than ./.
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _no_alt_missing(a0, a1):  # pragma: no cover - compiled
+    """``./.``, haploid ``.``, or a partial REF call ``./0`` / ``0/.``."""
+    return (a0 == -1 and (a1 == -1 or a1 == -2 or a1 == 0)) or (a0 == 0 and a1 == -1)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -49,7 +57,7 @@ def _classify(gt, carriers, other, missing):  # pragma: no cover - compiled
             a1 = gt[v, s, 1]
             if a0 == 0 and (a1 == 0 or a1 == -2):
                 continue
-            if a0 == -1 and (a1 == -1 or a1 == -2):
+            if _no_alt_missing(a0, a1):
                 n_missing += 1
                 continue
             n += 1
@@ -80,9 +88,9 @@ def _encode(gt, dense_of_site, codes, row_site, row_sample, row_a0, row_a1,
                 code = HOM_ALT1
             if d >= 0:
                 codes[d, s >> 2] |= np.uint8(code << ((s & 3) * 2))
-            if a0 == -1 and (a1 == -1 or a1 == -2):
+            if _no_alt_missing(a0, a1):
                 missing_site[m] = v
-                missing_sample[m] = s
+                missing_sample[m] = s | (PARTIAL_REF if a0 == 0 or a1 == 0 else 0)
                 m += 1
             elif d < 0 or code == OTHER:
                 row_site[k] = v
@@ -96,12 +104,12 @@ def _encode(gt, dense_of_site, codes, row_site, row_sample, row_a0, row_a1,
 class CallCodes:
     """The query encoding of one block of sites.
 
-    Per site: ``carriers`` (sites,) int64 counts called calls that are not hom-ref
-    (partial calls such as ``./1`` included); ``dense`` marks dense sites, whose
+    Per site: ``carriers`` (sites,) int64 counts calls with an ALT allele (partial
+    calls such as ``./1`` included); ``dense`` marks dense sites, whose
     codes are the rows of ``codes`` (dense sites, ceil(samples / 4)) uint8 in site
     order; ``haploid_pattern`` is the pattern id or -1. Listed calls: ``row_site``
-    (block row), ``row_sample``, ``row_a0``, ``row_a1``; missing calls (``./.``,
-    ``.``): ``missing_site``, ``missing_sample``; both by site, then sample.
+    (block row), ``row_sample``, ``row_a0``, ``row_a1``; missing calls: ``missing_site``,
+    ``missing_sample`` (ORed with :data:`PARTIAL_REF` for ``./0``); both by site, then sample.
     """
 
     carriers: np.ndarray

@@ -85,19 +85,25 @@ def _count(listed, listed_sample, listed_gt, missing, missing_sample, dense, cod
                 if c:
                     hist[c, code] += 1
                     hist[c, hap_ref] -= fewer_ref
-        if p < 0 and cells.shape[1] == 1:  # the commonest case: a register count, no branch
+        if p < 0 and cells.shape[1] == 1:  # the commonest case: register counts, no branch
             n = 0
+            n_partial = 0
             for r in range(missing[v], missing[v + 1]):
-                n += cells[missing_sample[r], 0] + 1
-            hist[1, width + 1] += n  # (-1, -1)
+                x = missing_sample[r]
+                member = cells[x & 0x7FFFFFFF, 0] + 1
+                n += member
+                n_partial += member & (x < 0)
+            hist[1, width + 1] += n - n_partial  # (-1, -1)
+            hist[1, width + 2] += n_partial  # (-1, 0)
         else:
             for r in range(missing[v], missing[v + 1]):
-                s = missing_sample[r]
+                s = missing_sample[r] & 0x7FFFFFFF
                 hap = p >= 0 and haploid[p, s]
+                code = width + 2 if missing_sample[r] < 0 else width + 1 - hap  # (-1, 0), (-1, -2), (-1, -1)
                 for k in range(cells.shape[1]):
                     c = cells[s, k] + 1
                     if c:
-                        hist[c, width + 1 - hap] += 1  # (-1, -2) or (-1, -1)
+                        hist[c, code] += 1
                         hist[c, hap_ref] -= sparse_haploid and hap
         if dense[v] >= 0:
             _add_dense(hist, codes, dense[v], members, cells, haploid, p, width)
