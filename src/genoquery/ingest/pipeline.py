@@ -162,17 +162,10 @@ def _total_records(sources: list[VcfSource]) -> int | None:
     return total
 
 
-def ingest(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
-           persons: str | os.PathLike | None = None, overwrite: bool = False,
-           progress: bool | None = None, layout: ChunkLayout | None = None):
-    """Ingest VCF/VCF.gz/BCF files holding the same samples into a new store.
-
-    Files split by region may be given in any order; they are concatenated by
-    their first record. ``persons`` (CSV/TSV/Parquet with ``sample_id``) adds
-    statistics per ``ancestry`` and ``sex_at_birth`` group. The store appears
-    at ``store`` only when complete; on any error nothing there changes.
-    Returns the opened :class:`genoquery.Store`.
-    """
+def ingest_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
+                 persons: str | os.PathLike | None, overwrite: bool, progress: bool | None,
+                 layout: ChunkLayout | None):
+    """:func:`genoquery.ingest` (documented there)."""
     from genoquery.query.store import open as open_store
 
     if not vcfs:
