@@ -7,7 +7,7 @@ genotype arrays; ``allele`` is the 1-based ALT index within the site.
 site's row in ``call_genotype_code`` (NULL for a sparse site) and ``haploid_pattern``
 its row in ``haploid_mask`` (NULL when every call is diploid); its listed calls are
 rows ``listed_start`` .. ``listed_start + n_listed - 1`` of ``listed_call_sample`` and
-``listed_call_genotype``, its missing calls ``missing_start`` .. of ``missing_call_sample``;
+``listed_call_genotype``, its missing calls ``missing_start`` .. of ``missing_call_token``;
 a sparse site with few listed calls also holds them in ``inline_calls``.
 See :mod:`genoquery.ingest.call_codes`.
 """
@@ -22,7 +22,7 @@ CREATE TABLE sites (
     alleles VARCHAR[] NOT NULL, qual REAL, filters VARCHAR[] NOT NULL, source VARCHAR NOT NULL,
     record BIGINT NOT NULL, n_carriers INTEGER NOT NULL, dense_row BIGINT, haploid_pattern INTEGER,
     listed_start BIGINT NOT NULL, n_listed INTEGER NOT NULL, missing_start BIGINT NOT NULL,
-    n_missing_calls INTEGER NOT NULL, inline_calls BIGINT[]);
+    n_missing_tokens INTEGER NOT NULL, inline_calls BIGINT[]);
 CREATE TABLE variants (
     variant_key VARCHAR NOT NULL, contig VARCHAR NOT NULL, pos BIGINT NOT NULL,
     ref VARCHAR NOT NULL, alt VARCHAR NOT NULL, id VARCHAR, filter VARCHAR, qual REAL,

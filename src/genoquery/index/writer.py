@@ -65,7 +65,7 @@ class IndexWriter:
         n = block.n
         site_rows = np.arange(first_row, first_row + n, dtype=np.int64)
         n_listed = np.bincount(codes.row_site, minlength=n)
-        n_missing = np.bincount(codes.missing_site, minlength=n)
+        n_tokens = np.bincount(codes.token_site, minlength=n)
         self._insert("sites", pa.table({
             "site_row": site_rows, "contig": block.contig, "pos": block.pos,
             "id": [v or None for v in block.vid], "alleles": block.alleles,
@@ -76,8 +76,8 @@ class IndexWriter:
             "haploid_pattern": pa.array(codes.haploid_pattern.astype(np.int32), mask=codes.haploid_pattern < 0),
             "listed_start": np.cumsum(n_listed) - n_listed + first_listed,
             "n_listed": n_listed.astype(np.int32),
-            "missing_start": np.cumsum(n_missing) - n_missing + first_missing,
-            "n_missing_calls": n_missing.astype(np.int32),
+            "missing_start": np.cumsum(n_tokens) - n_tokens + first_missing,
+            "n_missing_tokens": n_tokens.astype(np.int32),
             "inline_calls": pa.array(inline_lists(codes), pa.list_(pa.int64())),
         }))
         rows, alleles = stats.row, stats.allele

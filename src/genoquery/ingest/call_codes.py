@@ -9,10 +9,12 @@ site is encoded once more, at ingest:
   from the site's *haploid pattern*, a bit mask over samples shared by every site
   with the same haploid samples (all of chrX outside the PARs shares one), or none
   when every call is diploid.
-- *Missing* calls (``./.``, haploid ``.``, and partial REF calls ``./0``, ``0/.`` with
-  the sign bit set) are listed by sample in ``missing_call_sample``; they are most of
-  the calls that are not hom-ref at rare sites (1% missingness is 1,000 calls per site
-  at 10^5 samples), and need no alleles.
+- *Missing* calls (``./.``, haploid ``.``, and partial REF calls ``./0``, ``0/.``) are
+  listed as uint16 tokens in ``missing_call_token``: bits 0-14 the gap from the site's
+  previous missing sample (from -1), bit 15 set for a partial REF call; a token of 0
+  advances 32,767 samples without a call. They are most of the calls that are not
+  hom-ref at rare sites (1% missingness is 1,000 calls per site at 10^5 samples), need
+  no alleles, and take half the bytes of int32 sample indexes.
 - A *sparse* site (at most ``samples // SPARSE_DIVISOR`` other non-hom-ref calls;
   most sites, since most variants are rare) lists those calls with their alleles in
   ``listed_call_sample`` and ``listed_call_genotype``.
@@ -24,7 +26,7 @@ site is encoded once more, at ingest:
 
 Every call that is neither listed nor missing nor coded 1 or 2 is hom-ref. Each
 site's listed and missing calls are contiguous ranges (``sites.listed_start``,
-``n_listed``, ``missing_start``, ``n_missing_calls``).
+``n_listed``, ``missing_start``, ``n_missing_tokens``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ import numpy as np
 
 SPARSE_DIVISOR = 16  # a listed call costs ~3 bytes compressed, a dense site samples/4 bytes
 HOM_REF, HET_ALT1, HOM_ALT1, OTHER = 0, 1, 2, 3
-PARTIAL_REF = np.int32(-2**31)  # sign bit of a missing call's sample: ./0 or 0/. rather than ./.
+PARTIAL_REF = 0x8000  # bit 15 of a missing-call token: ./0 or 0/. rather than ./.
+MAX_GAP = 0x7FFF  # a token's gap; the token 0 advances this far without a call
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -46,36 +49,39 @@ def _no_alt_missing(a0, a1):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
-def _classify(gt, carriers, other, missing):  # pragma: no cover - compiled
-    """Per site: called non-hom-ref calls, those the 2-bit code cannot hold, missing calls."""
+def _classify(gt, carriers, other, tokens):  # pragma: no cover - compiled
+    """Per site: calls with an ALT allele, those the 2-bit code cannot hold, missing-call tokens."""
     for v in range(gt.shape[0]):
         n = 0
         n_other = 0
-        n_missing = 0
+        n_tokens = 0
+        previous = -1
         for s in range(gt.shape[1]):
             a0 = gt[v, s, 0]
             a1 = gt[v, s, 1]
             if a0 == 0 and (a1 == 0 or a1 == -2):
                 continue
             if _no_alt_missing(a0, a1):
-                n_missing += 1
+                n_tokens += 1 + (s - previous - 1) // MAX_GAP
+                previous = s
                 continue
             n += 1
             if not ((a0 == 1 and (a1 == 0 or a1 == 1 or a1 == -2)) or (a0 == 0 and a1 == 1)):
                 n_other += 1
         carriers[v] = n
         other[v] = n_other
-        missing[v] = n_missing
+        tokens[v] = n_tokens
 
 
 @numba.njit(nogil=True, cache=True)
 def _encode(gt, dense_of_site, codes, row_site, row_sample, row_a0, row_a1,
-            missing_site, missing_sample):  # pragma: no cover - compiled
-    """Fill ``codes`` (dense sites), the listed calls and the missing calls."""
+            token_site, token):  # pragma: no cover - compiled
+    """Fill ``codes`` (dense sites), the listed calls and the missing-call tokens."""
     k = 0
     m = 0
     for v in range(gt.shape[0]):
         d = dense_of_site[v]
+        previous = -1
         for s in range(gt.shape[1]):
             a0 = gt[v, s, 0]
             a1 = gt[v, s, 1]
@@ -89,9 +95,16 @@ def _encode(gt, dense_of_site, codes, row_site, row_sample, row_a0, row_a1,
             if d >= 0:
                 codes[d, s >> 2] |= np.uint8(code << ((s & 3) * 2))
             if _no_alt_missing(a0, a1):
-                missing_site[m] = v
-                missing_sample[m] = s | (PARTIAL_REF if a0 == 0 or a1 == 0 else 0)
+                gap = s - previous
+                while gap > MAX_GAP:
+                    token_site[m] = v
+                    token[m] = 0
+                    m += 1
+                    gap -= MAX_GAP
+                token_site[m] = v
+                token[m] = gap | (PARTIAL_REF if a0 == 0 or a1 == 0 else 0)
                 m += 1
+                previous = s
             elif d < 0 or code == OTHER:
                 row_site[k] = v
                 row_sample[k] = s
@@ -108,8 +121,8 @@ class CallCodes:
     calls such as ``./1`` included); ``dense`` marks dense sites, whose
     codes are the rows of ``codes`` (dense sites, ceil(samples / 4)) uint8 in site
     order; ``haploid_pattern`` is the pattern id or -1. Listed calls: ``row_site``
-    (block row), ``row_sample``, ``row_a0``, ``row_a1``; missing calls: ``missing_site``,
-    ``missing_sample`` (ORed with :data:`PARTIAL_REF` for ``./0``); both by site, then sample.
+    (block row), ``row_sample``, ``row_a0``, ``row_a1``, by site then sample; missing-call
+    tokens: ``token_site``, ``token`` (uint16, see the module docstring).
     """
 
     carriers: np.ndarray
@@ -120,8 +133,8 @@ class CallCodes:
     row_sample: np.ndarray
     row_a0: np.ndarray
     row_a1: np.ndarray
-    missing_site: np.ndarray
-    missing_sample: np.ndarray
+    token_site: np.ndarray
+    token: np.ndarray
 
 
 class HaploidPatterns:
@@ -153,17 +166,17 @@ def encode_block(gt: np.ndarray, patterns: HaploidPatterns) -> CallCodes:
     """Encode ``gt`` (sites, samples, 2) int8 in VCF Zarr coding (see the module docstring)."""
     gt = np.ascontiguousarray(gt)
     n_sites, n_samples = gt.shape[0], gt.shape[1]
-    carriers, other, missing = (np.zeros(n_sites, dtype=np.int64) for _ in range(3))
-    _classify(gt, carriers, other, missing)
+    carriers, other, tokens = (np.zeros(n_sites, dtype=np.int64) for _ in range(3))
+    _classify(gt, carriers, other, tokens)
     dense = carriers > n_samples // SPARSE_DIVISOR
     dense_of_site = np.where(dense, np.cumsum(dense) - 1, -1)
     codes = np.zeros((int(dense.sum()), -(-n_samples // 4)), dtype=np.uint8)
-    n_rows, n_missing = int(np.where(dense, other, carriers).sum()), int(missing.sum())
+    n_rows, n_tokens = int(np.where(dense, other, carriers).sum()), int(tokens.sum())
     rows = (np.empty(n_rows, np.int64), np.empty(n_rows, np.int32), np.empty(n_rows, np.int8),
             np.empty(n_rows, np.int8))
-    missing_rows = (np.empty(n_missing, np.int64), np.empty(n_missing, np.int32))
-    _encode(gt, dense_of_site, codes, *rows, *missing_rows)
-    return CallCodes(carriers, dense, codes, patterns.ids(gt), *rows, *missing_rows)
+    token_rows = (np.empty(n_tokens, np.int64), np.empty(n_tokens, np.uint16))
+    _encode(gt, dense_of_site, codes, *rows, *token_rows)
+    return CallCodes(carriers, dense, codes, patterns.ids(gt), *rows, *token_rows)
 
 
 INLINE_CALLS = 16  # sparse sites listing at most this many calls also keep them in the index

@@ -36,9 +36,11 @@ class ChunkLayout:
     clevel: int = 5
     variant_array_chunk: int = 4096  # a multiple of variant_chunk, so chunk boundaries align
     variant_array_shard: int = 262144
-    code_chunk_bytes: int = 32768  # dense 2-bit codes: 131,072 samples per chunk
-    listed_chunk: int = 65536  # listed calls: one rare variant's calls decode ~256 KiB
-    listed_shard: int = 1048576
+    # The query encoding is read region by region, where zarr's cost per chunk read (~1-2 ms)
+    # outweighs decoding; the rarest sites' calls are also inline in the index.
+    code_chunk_bytes: int = 32768  # dense 2-bit codes: 131,072 samples by variant_shard sites per chunk
+    listed_chunk: int = 1048576
+    listed_shard: int = 16777216
     missing_chunk: int = 1048576  # read whole regions at a time: zarr costs ~1-2 ms per chunk read
     missing_shard: int = 16777216
 
@@ -115,7 +117,7 @@ class GenotypeWriter:
         code_chunk = min(layout.code_chunk_bytes, n_bytes)
         self.codes = _AppendedArray(self.group.create_array(
             "call_genotype_code", shape=(0, n_bytes), dtype="uint8",
-            chunks=(layout.variant_chunk, code_chunk),
+            chunks=(v_shard, code_chunk),
             shards=(v_shard, -(-n_bytes // code_chunk) * code_chunk),
             compressors=BloscCodec(cname="zstd", clevel=layout.clevel, shuffle=BloscShuffle.noshuffle),
             fill_value=0, dimension_names=("dense_variants", "sample_quads")))
@@ -128,9 +130,9 @@ class GenotypeWriter:
             "listed_call_genotype", shape=(0, 2), dtype="int8", chunks=listed["chunks"] + (2,),
             shards=listed["shards"] + (2,), compressors=_compressor(layout),
             dimension_names=("listed_calls", "ploidy")))
-        self.missing_sample = _AppendedArray(self.group.create_array(
-            "missing_call_sample", shape=(0,), dtype="int32", chunks=(layout.missing_chunk,),
-            shards=(layout.missing_shard,), dimension_names=("missing_calls",),
+        self.missing_tokens = _AppendedArray(self.group.create_array(
+            "missing_call_token", shape=(0,), dtype="uint16", chunks=(layout.missing_chunk,),
+            shards=(layout.missing_shard,), dimension_names=("missing_tokens",),
             compressors=BloscCodec(cname="zstd", clevel=layout.clevel, shuffle=BloscShuffle.shuffle)))
 
     def reserve(self, n: int) -> int:
@@ -147,20 +149,20 @@ class GenotypeWriter:
         self.phased[first:first + len(gt)] = phased
 
     def reserve_codes(self, codes: CallCodes) -> tuple[int, int, int]:
-        """Count a block's dense sites, listed calls and missing calls; returns the first row of each."""
+        """Count a block's dense sites, listed calls and missing-call tokens; returns the first row of each."""
         return (self.codes.reserve(len(codes.codes)), self.listed_sample.reserve(len(codes.row_sample)),
-                self.missing_sample.reserve(len(codes.missing_sample)))
+                self.missing_tokens.reserve(len(codes.token)))
 
     def write_codes(self, codes: CallCodes) -> None:
         """Append a block's query encoding, in the order of :meth:`reserve_codes`."""
         self.codes.append(codes.codes)
         self.listed_sample.append(codes.row_sample)
         self.listed_genotype.append(np.stack([codes.row_a0, codes.row_a1], axis=1))
-        self.missing_sample.append(codes.missing_sample)
+        self.missing_tokens.append(codes.token)
 
     def flush_codes(self) -> None:
         """Write the query encoding still pending (each array's last, partial shard)."""
-        for array in (self.codes, self.listed_sample, self.listed_genotype, self.missing_sample):
+        for array in (self.codes, self.listed_sample, self.listed_genotype, self.missing_tokens):
             array.flush()
 
     def create_variant_array(self, name: str, shape: tuple[int, ...], dtype,

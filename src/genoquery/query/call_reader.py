@@ -22,7 +22,7 @@ import zarr
 from zarr.core.sync import sync
 
 SITE_COLUMNS = ("site_row, len(alleles) AS n_alleles, dense_row, haploid_pattern, listed_start, n_listed, "
-                "missing_start, n_missing_calls")
+                "missing_start, n_missing_tokens")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class SiteCalls:
     Per site (``n``): ``site_row``, ``n_alleles`` (REF included), ``dense`` (row in
     ``codes`` or -1), ``pattern`` (haploid mask id or -1), ``listed`` (n + 1) offsets
     into ``listed_sample`` (int32) / ``listed_gt`` (m, 2) int8, and ``missing`` (n + 1)
-    offsets into ``missing_sample`` (int32; empty unless asked for). ``codes`` is
+    offsets into ``missing_tokens`` (uint16, see :mod:`genoquery.ingest.call_codes`; empty
+    unless asked for). ``codes`` is
     (dense sites, ceil(samples / 4)) uint8.
     """
 
@@ -44,7 +45,7 @@ class SiteCalls:
     listed_sample: np.ndarray
     listed_gt: np.ndarray
     missing: np.ndarray
-    missing_sample: np.ndarray
+    missing_tokens: np.ndarray
     codes: np.ndarray
 
 
@@ -69,7 +70,7 @@ class CallReader:
         self._codes = group["call_genotype_code"]
         self._listed_sample = group["listed_call_sample"]
         self._listed_gt = group["listed_call_genotype"]
-        self._missing_sample = group["missing_call_sample"]
+        self._missing_tokens = group["missing_call_token"]
         self._masks = group["haploid_mask"]
 
     @cached_property
@@ -104,19 +105,19 @@ class CallReader:
 
     def _read(self, sites: pa.Table, dense_row: np.ndarray, missing: bool) -> SiteCalls:
         listed = _Ranges(_column(sites, "listed_start"), _column(sites, "n_listed"))
-        missed = _Ranges(_column(sites, "missing_start"), _column(sites, "n_missing_calls") * missing)
+        missed = _Ranges(_column(sites, "missing_start"), _column(sites, "n_missing_tokens") * missing)
         dense = dense_row >= 0
         rows = dense_row[dense]
         lo = int(rows.min(initial=0))
         slices = [(self._listed_sample, listed.span), (self._listed_gt, listed.span),
-                  (self._missing_sample, missed.span), (self._codes, slice(lo, int(rows.max(initial=-1)) + 1))]
-        listed_sample, listed_gt, missing_sample, codes = read_together(slices)
+                  (self._missing_tokens, missed.span), (self._codes, slice(lo, int(rows.max(initial=-1)) + 1))]
+        listed_sample, listed_gt, missing_tokens, codes = read_together(slices)
         return SiteCalls(site_row=_column(sites, "site_row"), n_alleles=_column(sites, "n_alleles"),
                          dense=np.where(dense, np.cumsum(dense) - 1, -1).astype(np.int64),
                          pattern=_column(sites, "haploid_pattern").astype(np.int64),
                          listed=listed.offsets, listed_sample=listed.keep(listed_sample),
                          listed_gt=listed.keep(listed_gt), missing=missed.offsets,
-                         missing_sample=missed.keep(missing_sample), codes=codes[rows - lo])
+                         missing_tokens=missed.keep(missing_tokens), codes=codes[rows - lo])
 
 
 def read_together(slices: list[tuple[zarr.Array, slice]]) -> list[np.ndarray]:

@@ -115,7 +115,7 @@ def _site_batches(store: Store, rows: np.ndarray) -> Iterable[SiteCalls]:
     empty = np.zeros(2, np.int64)
     return [SiteCalls(site_row=np.array([site["site_row"]]), n_alleles=np.array([site["n_alleles"]]),
                       dense=np.array([-1]), pattern=np.array([pattern]), listed=np.array([0, len(samples)]),
-                      listed_sample=samples, listed_gt=gt, missing=empty, missing_sample=np.zeros(0, np.int32),
+                      listed_sample=samples, listed_gt=gt, missing=empty, missing_tokens=np.zeros(0, np.uint16),
                       codes=np.zeros((0, 0), np.uint8))]
 
 

@@ -16,6 +16,7 @@ import numba
 import numpy as np
 
 from genoquery.ingest.allele_stats import AlleleStats, Cells, assemble_stats, empty_counts, tally_site
+from genoquery.ingest.call_codes import MAX_GAP, PARTIAL_REF
 from genoquery.query.call_reader import SiteCalls
 
 
@@ -56,7 +57,7 @@ def _add_dense(hist, codes, d, members, cells, haploid, p, width):  # pragma: no
 
 
 @numba.njit(nogil=True, cache=True)
-def _count(listed, listed_sample, listed_gt, missing, missing_sample, dense, codes, pattern, haploid,
+def _count(listed, listed_sample, listed_gt, missing, missing_tokens, dense, codes, pattern, haploid,
            haploid_cells, members, cells, site_counts, allele_counts):  # pragma: no cover - compiled
     """Histogram each site's non-hom-ref calls per cell and tally them.
 
@@ -85,23 +86,32 @@ def _count(listed, listed_sample, listed_gt, missing, missing_sample, dense, cod
                 if c:
                     hist[c, code] += 1
                     hist[c, hap_ref] -= fewer_ref
-        if p < 0 and cells.shape[1] == 1:  # the commonest case: register counts, no branch
+        sample = -1  # missing-call tokens: gaps from the previous missing sample
+        if p < 0 and cells.shape[1] == 1:  # the commonest case: register counts, no branch on membership
             n = 0
             n_partial = 0
             for r in range(missing[v], missing[v + 1]):
-                x = missing_sample[r]
-                member = cells[x & 0x7FFFFFFF, 0] + 1
+                gap = missing_tokens[r] & MAX_GAP
+                if gap == 0:
+                    sample += MAX_GAP
+                    continue
+                sample += gap
+                member = cells[sample, 0] + 1
                 n += member
-                n_partial += member & (x < 0)
+                n_partial += member & (missing_tokens[r] >> 15)
             hist[1, width + 1] += n - n_partial  # (-1, -1)
             hist[1, width + 2] += n_partial  # (-1, 0)
         else:
             for r in range(missing[v], missing[v + 1]):
-                s = missing_sample[r] & 0x7FFFFFFF
-                hap = p >= 0 and haploid[p, s]
-                code = width + 2 if missing_sample[r] < 0 else width + 1 - hap  # (-1, 0), (-1, -2), (-1, -1)
+                gap = missing_tokens[r] & MAX_GAP
+                if gap == 0:
+                    sample += MAX_GAP
+                    continue
+                sample += gap
+                hap = p >= 0 and haploid[p, sample]
+                code = width + 2 if missing_tokens[r] & PARTIAL_REF else width + 1 - hap  # (-1, 0), (-1, -2), (-1, -1)
                 for k in range(cells.shape[1]):
-                    c = cells[s, k] + 1
+                    c = cells[sample, k] + 1
                     if c:
                         hist[c, code] += 1
                         hist[c, hap_ref] -= sparse_haploid and hap
@@ -129,7 +139,7 @@ def cohort_stats(batches: Iterator[SiteCalls], haploid: np.ndarray, cells: Cells
     members = np.ascontiguousarray(members, dtype=np.int64)
     for batch in batches:
         site_counts, allele_counts = empty_counts(batch.n_alleles, cells)
-        _count(batch.listed, batch.listed_sample, batch.listed_gt, batch.missing, batch.missing_sample,
+        _count(batch.listed, batch.listed_sample, batch.listed_gt, batch.missing, batch.missing_tokens,
                batch.dense, batch.codes,
                batch.pattern, haploid, haploid_cells, members, cells.of_sample, site_counts, allele_counts)
         yield batch, assemble_stats(site_counts, allele_counts, batch.n_alleles, cells)

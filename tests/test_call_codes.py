@@ -1,0 +1,103 @@
+"""The query encoding (ingest/call_codes.py) against the ingest's own counting of the same calls.
+
+``block_stats`` counts ``call_genotype`` directly and is proven equal to bcftools in
+test_ingest_oracle.py; here the encoding and the cohort kernel that reads it must give
+exactly the same statistics for random cohorts, on call arrays too large for a test VCF
+(gaps between missing calls beyond one uint16 token, 70,000 samples) and on small
+hypothesis-drawn ones with every kind of call.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from genoquery.ingest.allele_stats import Cells, SampleGroups, block_stats
+from genoquery.ingest.call_codes import MAX_GAP, HaploidPatterns, encode_block
+from genoquery.query.call_reader import SiteCalls
+from genoquery.query.cohort_counts import cohort_stats
+
+CALLS = [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (1, 2), (2, 2), (-1, -1), (-1, 0), (0, -1), (-1, 1), (2, -1)]
+HAPLOID = [(0, -2), (1, -2), (2, -2), (-1, -2)]
+
+
+def site_calls(gt: np.ndarray) -> tuple[SiteCalls, np.ndarray]:
+    """The encoding of ``gt`` as a query reads it back, and the haploid masks."""
+    patterns = HaploidPatterns(gt.shape[1])
+    codes = encode_block(gt, patterns)
+    n = len(gt)
+    listed = np.concatenate([[0], np.cumsum(np.bincount(codes.row_site, minlength=n))])
+    missing = np.concatenate([[0], np.cumsum(np.bincount(codes.token_site, minlength=n))])
+    batch = SiteCalls(site_row=np.arange(n), n_alleles=np.full(n, 3), dense=np.where(codes.dense, np.cumsum(codes.dense) - 1, -1),
+                      pattern=codes.haploid_pattern, listed=listed, listed_sample=codes.row_sample,
+                      listed_gt=np.stack([codes.row_a0, codes.row_a1], axis=1), missing=missing,
+                      missing_tokens=codes.token, codes=codes.codes)
+    masks = patterns.array()
+    haploid = np.unpackbits(masks, axis=1, bitorder="little", count=gt.shape[1]).astype(bool) \
+        if len(masks) else np.zeros((0, gt.shape[1]), dtype=bool)
+    return batch, haploid
+
+
+def assert_same_stats(gt: np.ndarray, members: np.ndarray, groups: SampleGroups | None) -> None:
+    cells = Cells.build(gt.shape[1], (groups,) if groups else ()).restrict(members)
+    want = block_stats(gt, np.full(len(gt), 3), cells)
+    batch, haploid = site_calls(gt)
+    (_, got), = cohort_stats(iter([batch]), haploid, cells, members)
+    assert np.array_equal(got.row, want.row) and np.array_equal(got.allele, want.allele)
+    for stat, values in want.overall.items():
+        assert np.array_equal(got.overall[stat], values), stat
+    for column, per_stat in want.groups.items():
+        for stat, values in per_stat.items():
+            assert np.array_equal(got.groups[column][stat], values), (column, stat)
+
+
+def random_calls(rng: np.random.Generator, n_sites: int, n_samples: int, missing: float) -> np.ndarray:
+    """Sites from monomorphic to common, with missing and partial calls; haploid males on odd sites."""
+    gt = np.zeros((n_sites, n_samples, 2), dtype=np.int8)
+    for v in range(n_sites):
+        af = [0.0, 1e-4, 0.01, 0.2, 0.5][v % 5]
+        gt[v] = rng.random((n_samples, 2)) < af
+        gt[v][rng.random(n_samples) < missing] = -1
+        gt[v, rng.random(n_samples) < missing / 4, 1] = 0  # partial REF ./0
+        if v % 2:
+            gt[v, n_samples // 2:, 1] = -2
+    return gt
+
+
+@pytest.mark.parametrize("missing", [0.0, 2e-5, 0.01])
+def test_large_cohorts_match_the_ingest_counts(missing):
+    """70,000 samples: rare missing calls are further apart than one token's 32,767."""
+    rng = np.random.default_rng(7)
+    gt = random_calls(rng, 10, 70_000, missing)
+    if missing == 2e-5:
+        gt[0, :, :] = 0
+        gt[0, [3, 3 + MAX_GAP, 3 + 2 * MAX_GAP + 1, 69_999]] = -1  # gaps of exactly one token and more
+    ancestry = SampleGroups("ancestry", ("A", "B", "C"), rng.integers(-1, 3, size=70_000))
+    for members in (np.arange(70_000), np.sort(rng.choice(70_000, 7_000, replace=False)), np.array([69_999])):
+        assert_same_stats(gt, members, None)
+        assert_same_stats(gt, members, ancestry)
+
+
+@st.composite
+def small_calls(draw):
+    n_sites, n_samples = draw(st.integers(1, 6)), draw(st.integers(1, 40))
+    haploid = draw(st.lists(st.booleans(), min_size=n_samples, max_size=n_samples))
+    gt = np.zeros((n_sites, n_samples, 2), dtype=np.int8)
+    for v in range(n_sites):
+        for s in range(n_samples):
+            gt[v, s] = draw(st.sampled_from(HAPLOID if haploid[s] and v % 2 else CALLS))
+    members = sorted(draw(st.sets(st.integers(0, n_samples - 1), min_size=1)))
+    codes = draw(st.lists(st.integers(-1, 2), min_size=n_samples, max_size=n_samples))
+    return gt, np.array(members), SampleGroups("g", ("a", "b", "c"), np.array(codes))
+
+
+@settings(max_examples=150, deadline=None, derandomize=bool(os.environ.get("CI")))
+@given(small_calls())
+def test_any_calls_any_cohort_match_the_ingest_counts(case):
+    gt, members, groups = case
+    assert_same_stats(gt, members, None)
+    assert_same_stats(gt, members, groups)
