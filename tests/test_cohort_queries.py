@@ -716,3 +716,27 @@ def test_errors_name_the_problem(store):
     for call, error, message in cases:
         with pytest.raises(error, match=message):
             call()
+
+
+def test_reimported_person_table_regroups_the_stored_statistics(tmp_path):
+    """`genoquery phenotypes` with new ancestry labels: variants(by=...) and frequencies(by=...)
+    follow the new table, equal to bcftools on each new group's samples."""
+    import genoquery
+    from genoquery.index.phenotypes import import_table
+
+    path = tmp_path / "regroup.gq"
+    checks.ingest_fixture(path).close()
+    persons = pd.read_csv(PERSONS, sep="\t")
+    persons["ancestry"] = np.roll(persons["ancestry"].to_numpy(), 7)  # new labels for most samples
+    persons = persons.drop(columns=["sex_at_birth"])
+    changed = tmp_path / "persons2.tsv"
+    persons.to_csv(changed, sep="\t", index=False)
+    import_table(path, changed)
+    groups = {g: list(ids) for g, ids in persons.groupby("ancestry")["sample_id"]}
+    with genoquery.open(path) as store:
+        assert store.info["groupings"] == ["ancestry"]
+        checks.assert_group_stats_match(store, list(VCFS), "ancestry", groups)
+        fresh = store.frequencies(cohort=persons["sample_id"].tolist(), by="ancestry")
+        assert fresh.equals(store.frequencies(by="ancestry"))
+        with pytest.raises(genoquery.QueryError, match="sex_at_birth"):
+            store.variants(by="sex_at_birth")

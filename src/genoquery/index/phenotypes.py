@@ -34,13 +34,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from genoquery.errors import GenoqueryError, InputFileError, StoreError
 from genoquery.index.persons import SAMPLE_COLUMN, id_column, person_table, read_table
 from genoquery.index.schema import INDEX_FILE
-from genoquery.ingest.staging import existing_store
+from genoquery.ingest.staging import GENOTYPES, existing_store, update_marker
 
 KINDS = ("person", "events")
 EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS events (
@@ -229,6 +230,7 @@ def import_table(store: str | Path, file: str | Path, kind: str | None = None,
         if kind == "person":
             con.execute("DROP TABLE IF EXISTS persons")
             con.execute("CREATE TABLE persons AS SELECT * FROM incoming")
+            groupings = recompute_group_stats(con, existing_store(store), incoming)
         else:
             con.execute(EVENTS_TABLE)
             con.execute("DELETE FROM events WHERE table_name = ?", [name])
@@ -236,7 +238,38 @@ def import_table(store: str | Path, file: str | Path, kind: str | None = None,
         unknown = _unknown_ids(con)
         _record_provenance(con, path, "persons" if kind == "person" else f"events:{name}", incoming.num_rows)
         con.unregister("incoming")
+    if kind == "person":
+        update_marker(existing_store(store), groupings=groupings)
     return ImportResult(kind, name, incoming.num_rows, unknown, ignored)
+
+
+def recompute_group_stats(con: duckdb.DuckDBPyConnection, store: Path, persons: pa.Table) -> list[str]:
+    """Replace ``variant_group_stats`` with statistics per group of the new person table's
+    ``ancestry`` and ``sex_at_birth``, counted from the query encoding of every site (the
+    statistics of :meth:`Store.variants` by group then follow the imported table). Returns
+    the groupings."""
+    from genoquery.index.persons import sample_groups
+    from genoquery.index.writer import group_stats_rows
+    from genoquery.ingest.allele_stats import Cells
+    from genoquery.query.call_reader import SITE_COLUMNS, CallReader
+    from genoquery.query.cohort_counts import cohort_stats
+
+    samples = [r[0] for r in con.execute("SELECT sample_id FROM samples ORDER BY sample_index").fetchall()]
+    groupings = sample_groups(persons, samples)
+    con.execute("DELETE FROM variant_group_stats")
+    reader = CallReader(store / GENOTYPES, len(samples))
+    sites = con.sql(f"SELECT {SITE_COLUMNS} FROM sites ORDER BY site_row").to_arrow_table()
+    batches = reader.batches(sites, missing=True)
+    for batch, stats in cohort_stats(batches, reader.haploid, Cells.build(len(samples), groupings),
+                                     np.arange(len(samples))):
+        for column, per_stat in stats.groups.items():
+            if len(stats.row) and stats.group_labels[column]:
+                rows = group_stats_rows(column, stats.group_labels[column], batch.site_row[stats.row],
+                                        stats.allele, per_stat)
+                con.register("group_rows", rows)
+                con.execute("INSERT INTO variant_group_stats BY NAME SELECT * FROM group_rows")
+                con.unregister("group_rows")
+    return [g.column for g in groupings]
 
 
 __all__ = ["ImportResult", "import_table", "detect_kind", "writable_index", "SAMPLE_COLUMN"]

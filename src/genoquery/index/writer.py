@@ -24,6 +24,19 @@ def _filter_text(filters: list[str]) -> str | None:
     return ";".join(filters) if filters else None
 
 
+def group_stats_rows(column: str, labels: list[str], site_rows: np.ndarray, alleles: np.ndarray,
+                     per_stat: dict[str, np.ndarray]) -> pa.Table:
+    """``variant_group_stats`` rows of (site, allele) pairs by ``labels`` of one grouping."""
+    n_pairs, n_groups = len(site_rows), len(labels)
+    flat = {s: per_stat[s].reshape(-1) for s in STATS}
+    return pa.table({
+        "site_row": np.repeat(site_rows, n_groups), "allele": np.repeat(alleles, n_groups),
+        "grouping": [column] * (n_pairs * n_groups),
+        "group_value": np.tile(np.array(labels, dtype=object), n_pairs),
+        **flat, "af": _allele_frequency(flat["ac"], flat["an"]),
+    })
+
+
 class IndexWriter:
     """Creates ``index.duckdb`` and appends sites, variants and statistics."""
 
@@ -100,16 +113,8 @@ class IndexWriter:
 
     def _add_group_stats(self, column: str, labels: list[str], site_rows: np.ndarray,
                          alleles: np.ndarray, per_stat: dict[str, np.ndarray]) -> None:
-        n_pairs, n_groups = len(site_rows), len(labels)
-        if n_pairs == 0 or n_groups == 0:
-            return
-        flat = {s: per_stat[s].reshape(-1) for s in STATS}
-        self._insert("variant_group_stats", pa.table({
-            "site_row": np.repeat(site_rows, n_groups), "allele": np.repeat(alleles, n_groups),
-            "grouping": [column] * (n_pairs * n_groups),
-            "group_value": np.tile(np.array(labels, dtype=object), n_pairs),
-            **flat, "af": _allele_frequency(flat["ac"], flat["an"]),
-        }))
+        if len(site_rows) and labels:
+            self._insert("variant_group_stats", group_stats_rows(column, labels, site_rows, alleles, per_stat))
 
     def add_samples(self, samples: list[str], sources: list[str]) -> None:
         self._insert("samples", pa.table({

@@ -25,12 +25,11 @@ from genoquery.index.writer import IndexWriter
 from genoquery.ingest.allele_stats import Cells, SampleGroups, block_stats
 from genoquery.ingest.call_codes import HaploidPatterns, encode_block
 from genoquery.ingest.records import OrderChecker, SiteBlock, first_locus, read_blocks
-from genoquery.ingest.staging import staged_store, write_marker
+from genoquery.ingest.staging import GENOTYPES, staged_store, write_marker
 from genoquery.ingest.vcf_source import VcfSource, open_source
 from genoquery.ingest.variant_arrays import write_variant_arrays
 from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
 
-GENOTYPES = "genotypes.zarr"
 _DONE = object()
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from genoquery.errors import StoreError
 
 MARKER = "genoquery.json"
+GENOTYPES = "genotypes.zarr"  # the Zarr group inside a store
 FORMAT_VERSION = 1
 
 
@@ -29,6 +30,14 @@ def is_store(path: Path) -> bool:
 
 def write_marker(path: Path, info: dict) -> None:
     (path / MARKER).write_text(json.dumps({"format_version": FORMAT_VERSION, **info}, indent=2))
+
+
+def update_marker(path: Path, **changes) -> None:
+    """Change entries of an existing store's marker, atomically (temp file, then rename)."""
+    info = json.loads((path / MARKER).read_text())
+    temporary = path / (MARKER + ".tmp")
+    temporary.write_text(json.dumps({**info, **changes}, indent=2))
+    os.replace(temporary, path / MARKER)
 
 
 def existing_store(path: str | os.PathLike) -> Path:

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from genoquery.errors import QueryError
 from genoquery.index.schema import INDEX_FILE
-from genoquery.ingest.staging import MARKER, existing_store
+from genoquery.ingest.staging import GENOTYPES, MARKER, existing_store
 from genoquery.query.regions import parse_region
 
 VARIANT_COLUMNS = ("contig", "pos", "ref", "alt", "id", "filter", "qual", "ac", "an", "af",
@@ -50,7 +50,7 @@ class Store:
 
     @property
     def genotypes_path(self) -> Path:
-        return self.path / "genotypes.zarr"
+        return self.path / GENOTYPES
 
     def _groupings(self) -> list[str]:
         """Person-table columns with per-group statistics (recorded at ingest)."""
