@@ -48,6 +48,26 @@ def _no_alt_missing(a0, a1):  # pragma: no cover - compiled
     return (a0 == -1 and (a1 == -1 or a1 == -2 or a1 == 0)) or (a0 == 0 and a1 == -1)
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _code(a0, a1):  # pragma: no cover - compiled
+    """The 2-bit code of a call that is not hom-ref: HET_ALT1, HOM_ALT1 or OTHER."""
+    if (a0 == 1 and a1 == 0) or (a0 == 0 and a1 == 1):
+        return HET_ALT1
+    if a0 == 1 and (a1 == 1 or a1 == -2):
+        return HOM_ALT1
+    return OTHER
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def next_missing(token, sample):  # pragma: no cover - compiled
+    """Step through a site's missing-call tokens from ``sample`` (-1 before the first):
+    the next sample, and whether the token is a call (False for a 32,767-sample skip)."""
+    gap = token & MAX_GAP
+    if gap == 0:
+        return sample + MAX_GAP, False
+    return sample + gap, True
+
+
 @numba.njit(nogil=True, cache=True)
 def _classify(gt, carriers, other, tokens):  # pragma: no cover - compiled
     """Per site: calls with an ALT allele, those the 2-bit code cannot hold, missing-call tokens."""
@@ -66,8 +86,7 @@ def _classify(gt, carriers, other, tokens):  # pragma: no cover - compiled
                 previous = s
                 continue
             n += 1
-            if not ((a0 == 1 and (a1 == 0 or a1 == 1 or a1 == -2)) or (a0 == 0 and a1 == 1)):
-                n_other += 1
+            n_other += _code(a0, a1) == OTHER
         carriers[v] = n
         other[v] = n_other
         tokens[v] = n_tokens
@@ -87,11 +106,7 @@ def _encode(gt, dense_of_site, codes, row_site, row_sample, row_a0, row_a1,
             a1 = gt[v, s, 1]
             if a0 == 0 and (a1 == 0 or a1 == -2):
                 continue
-            code = OTHER
-            if (a0 == 1 and a1 == 0) or (a0 == 0 and a1 == 1):
-                code = HET_ALT1
-            elif a0 == 1 and (a1 == 1 or a1 == -2):
-                code = HOM_ALT1
+            code = _code(a0, a1)
             if d >= 0:
                 codes[d, s >> 2] |= np.uint8(code << ((s & 3) * 2))
             if _no_alt_missing(a0, a1):

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from genoquery.ingest.allele_stats import AlleleStats, Cells, assemble_stats, empty_counts, tally_site
-from genoquery.ingest.call_codes import MAX_GAP, PARTIAL_REF
+from genoquery.ingest.call_codes import PARTIAL_REF, next_missing
 from genoquery.query.call_reader import SiteCalls
 
 
@@ -91,23 +91,17 @@ def _count(listed, listed_sample, listed_gt, missing, missing_tokens, dense, cod
             n = 0
             n_partial = 0
             for r in range(missing[v], missing[v + 1]):
-                gap = missing_tokens[r] & MAX_GAP
-                if gap == 0:
-                    sample += MAX_GAP
-                    continue
-                sample += gap
-                member = cells[sample, 0] + 1
+                sample, is_call = next_missing(missing_tokens[r], sample)
+                member = (cells[sample, 0] + 1) * is_call
                 n += member
                 n_partial += member & (missing_tokens[r] >> 15)
             hist[1, width + 1] += n - n_partial  # (-1, -1)
             hist[1, width + 2] += n_partial  # (-1, 0)
         else:
             for r in range(missing[v], missing[v + 1]):
-                gap = missing_tokens[r] & MAX_GAP
-                if gap == 0:
-                    sample += MAX_GAP
+                sample, is_call = next_missing(missing_tokens[r], sample)
+                if not is_call:
                     continue
-                sample += gap
                 hap = p >= 0 and haploid[p, sample]
                 code = width + 2 if missing_tokens[r] & PARTIAL_REF else width + 1 - hap  # (-1, 0), (-1, -2), (-1, -1)
                 for k in range(cells.shape[1]):
