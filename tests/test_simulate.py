@@ -23,7 +23,7 @@ import pytest
 
 from genoquery.errors import GenoqueryError
 from genoquery.simulate import CohortFiles, simulate_cohort
-from genoquery.simulate.bgzf import EOF_BLOCK
+from genoquery.bgzf import EOF_BLOCK
 
 N_SAMPLES, N_CENTERS, LENGTH, SEED = 400, 3, 250_000, 7
 POPULATIONS = {"AFR", "EUR", "EAS", "AMR"}

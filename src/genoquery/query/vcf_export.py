@@ -34,8 +34,8 @@ from genoquery.query.genotypes import (Calls, Genotypes, SampleSelection, open_c
                                        site_rows, sites_between)
 
 if TYPE_CHECKING:
+    from genoquery.bgzf import BgzfWriter
     from genoquery.query.store import Store
-    from genoquery.simulate.bgzf import BgzfWriter
 
 SUFFIXES = (".vcf.gz", ".vcf", ".bcf")
 BLOCK_SITES = 256
@@ -100,7 +100,7 @@ def _output(target: Path, bgzf: bool, pool: ThreadPoolExecutor) -> BinaryIO | Bg
     """``target`` opened for writing, through a BGZF writer compressing on ``pool`` if ``bgzf``."""
     if not bgzf:
         return open(target, "wb")
-    from genoquery.simulate.bgzf import BgzfWriter  # imports genoquery.simulate (0.5-0.8 s)
+    from genoquery.bgzf import BgzfWriter
 
     return BgzfWriter(target, pool)
 

@@ -8,7 +8,7 @@
 Modules: ``demography`` (msprime model), ``design`` (samples, centers,
 ancestry, sex), ``genomes`` (ancestry + mutation runs), ``sites`` (sparse true
 genotypes), ``layout``/``calls`` (GT text, missingness, phasing),
-``annotate`` (header, ID/QUAL/FILTER/INFO), ``bgzf``/``tabix``/``vcf_file``
+``annotate`` (header, ID/QUAL/FILTER/INFO), ``tabix``/``vcf_file`` (with genoquery.bgzf)
 (output), ``phenotypes`` (PCs, traits, conditions), ``cohort`` (the driver).
 """
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genoquery.simulate.bgzf import BgzfWriter
+from genoquery.bgzf import BgzfWriter
 
 MIN_SHIFT = 14
 DEPTH = 5

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genoquery.simulate.bgzf import BgzfWriter
+from genoquery.bgzf import BgzfWriter
 from genoquery.simulate.tabix import ContigRecords, write_tbi
 
 
