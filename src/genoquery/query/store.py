@@ -107,6 +107,50 @@ class Store:
                                pass_only=pass_only, variant_type=variant_type)
         return carriers(self, variants, self.cohort(cohort) if cohort is not None else None)
 
+    def associate(self, phenotype, covariates=(), *, region: str | None = None, variants=None,
+                  gene: str | None = None, cohort=None, model: str | None = None, min_mac: int = 1) -> pa.Table:
+        """Test each ALT allele of ``region``, ``variants`` (keys or rsIDs) or ``gene`` for association
+        with ``phenotype``: a person-table column, or condition code(s) (cases have any of them).
+
+        ``covariates`` are person-table columns, ``age`` (from ``birth_year``), ``sex`` and ``pcs``
+        (every ``pcN`` column); ``model`` is ``linear`` or ``logistic`` (default: logistic for a
+        0/1 trait). Additive coding, one row per allele in genome order: ``n`` (samples tested),
+        ``ac, an, af, mac`` among them, ``beta`` (log odds ratio for logistic), ``se``,
+        ``statistic`` (t or z), ``p``, ``odds_ratio``, ``status`` (ok, too_few_carriers when MAC <
+        ``min_mac``, collinear, firth_separated / firth_nonconvergence when the Firth fit is
+        reported, not_converged) and ``firth``. Samples with a missing genotype are left out of that
+        allele's test; see :mod:`genoquery.query.regression`.
+        """
+        from genoquery.query.association import associate
+
+        return associate(self, phenotype, list(covariates), region=region, variants=variants, gene=gene,
+                         cohort=cohort, model=model, min_mac=min_mac)
+
+    def phewas(self, variant: str, phenotypes=None, *, covariates=(), cohort=None, min_cases: int = 20) -> pa.Table:
+        """One ALT allele (a key) against ``phenotypes`` (default: every condition code with at least
+        ``min_cases`` cases, then every numeric person column but covariates and pcN): per phenotype
+        ``model, n, n_cases, n_controls``, ``beta``/``odds_ratio``, ``p``, ``p_bonferroni`` and
+        Benjamini-Hochberg ``q_bh`` over the phenotypes tested."""
+        from genoquery.query.association import phewas
+
+        return phewas(self, variant, phenotypes, list(covariates), cohort, min_cases)
+
+    def carrier_table(self, variant: str | None = None, condition=None, cohort=None, *, gene: str | None = None,
+                      region: str | None = None, af_max: float | None = None, pass_only: bool = False,
+                      variant_type: str | None = None) -> pa.Table:
+        """Carriers of ``variant``, or of any variant of ``gene``/``region`` passing the filters of
+        :meth:`lookup`, against cases of ``condition`` (a code or a list: any of them) among the cohort:
+        the 2x2 counts, sample odds ratio and Fisher's exact two-sided p-value. A sample whose call is
+        missing counts as a non-carrier."""
+        from genoquery.query.association import carrier_table
+
+        if condition is None:
+            raise QueryError("give the condition code(s) whose cases to count")
+        carriers = self.carriers(variant, cohort, gene=gene, region=region, af_max=af_max, pass_only=pass_only,
+                                 variant_type=variant_type)
+        codes = [condition] if isinstance(condition, str) else list(condition)
+        return carrier_table(self, carriers, codes, cohort)
+
     def participant(self, sample_id: str) -> pa.Table:
         """One participant's ALT alleles (zygosity, GT) with each variant's whole-store AC, AN
         and AF, and AF in the participant's ancestry group when the store has it."""

@@ -1,0 +1,193 @@
+"""Genotype-phenotype association: per-allele GWAS tests, PheWAS of one allele, carrier 2x2 tables.
+
+Each ALT allele is tested with additive coding (copies 0/1/2; haploid calls 0/1) by
+:mod:`genoquery.query.regression`; samples with a missing genotype are excluded from
+that allele's test, samples missing the phenotype or a covariate from every test
+(:mod:`genoquery.query.phenotype_design`). Results are Arrow tables in genome order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from scipy import stats
+
+from genoquery.errors import QueryError
+from genoquery.query.allele_dosages import AlleleDosages, allele_dosages
+from genoquery.query.call_reader import SITE_COLUMNS
+from genoquery.query.phenotype_design import (PC_COLUMN, Design, build_design, cases, condition_codes,
+                                              expand_covariates, person_frame)
+from genoquery.query.regression import Covariates, allele_sums, linear, logistic, null_logistic
+
+if TYPE_CHECKING:
+    from genoquery.query.store import Store
+
+MODELS = ("linear", "logistic")
+BATCH_BYTES = 16 << 20  # encoded calls per batch: dense codes expand 4x when decoded per sample
+RESULT_TYPES = {"site_row": pa.int64(), "allele": pa.int16(), "model": pa.string(), "n": pa.int64(),
+                "n_cases": pa.int64(), "n_controls": pa.int64(), "ac": pa.int64(), "an": pa.int64(),
+                "af": pa.float64(), "mac": pa.int64(), "n_carriers": pa.int64(), "case_ac": pa.int64(),
+                "beta": pa.float64(), "se": pa.float64(), "statistic": pa.float64(), "p": pa.float64(),
+                "odds_ratio": pa.float64(), "status": pa.string(), "firth": pa.bool_()}
+VARIANT_FIELDS = ("variant_key", "contig", "pos", "ref", "alt", "id")
+
+
+def _variants(store: Store, region: str | None, variants: list[str] | str | None, gene: str | None) -> pa.Table:
+    """The ALT alleles to test (``site_row``, ``allele``), from exactly one of the three selections."""
+    if sum(x is not None for x in (region, variants, gene)) != 1:
+        raise QueryError("give exactly one of region=, variants= or gene= to choose the variants to test")
+    if variants is not None:
+        keys = [variants] if isinstance(variants, str) else list(variants)
+        if not keys:
+            raise QueryError("variants= is an empty list")
+        return pa.concat_tables([store.lookup(k) for k in keys])
+    return store.lookup(region=region, gene=gene)
+
+
+def decode(store: Store, site_rows: np.ndarray, members: np.ndarray | None) -> Iterable[AlleleDosages]:
+    """The dosages of every ALT allele of the sites ``site_rows`` (sorted) among ``members``."""
+    sites = store.sql(f"SELECT {SITE_COLUMNS} FROM sites WHERE site_row BETWEEN ? AND ? "
+                      f"AND site_row IN (SELECT unnest(?)) ORDER BY site_row",
+                      [int(site_rows.min(initial=0)), int(site_rows.max(initial=0)), site_rows.tolist()])
+    reader = store.call_reader
+    return allele_dosages(reader.batches(sites, budget=BATCH_BYTES, missing=True), reader.haploid, members)
+
+
+def fit(store: Store, design: Design, model: str, dosages: Iterable[AlleleDosages], min_mac: int) -> pa.Table:
+    """One result row per allele of ``dosages`` (columns :data:`RESULT_TYPES`)."""
+    cov = Covariates(design, store.info["samples"])
+    haploid = store.call_reader.haploid
+    hap_analysed = haploid[:, design.samples].sum(axis=1) if len(haploid) else np.zeros(0, np.int64)
+    null = null_logistic(cov) if model == "logistic" else None
+    parts = []
+    for batch in dosages:
+        counts, sums = allele_sums(cov, haploid, hap_analysed, batch, cov.y_star if null is None else design.y)
+        mac = np.minimum(counts.ac, counts.an - counts.ac)
+        testable = (mac >= max(min_mac, 1)) & (counts.n > 0)
+        result = linear(cov, counts, sums, testable) if null is None else \
+            logistic(cov, null, counts, batch, testable)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            af = np.where(counts.an > 0, counts.ac / counts.an, np.nan)
+        binary = design.binary
+        parts.append(pa.table({
+            "site_row": batch.site_row, "allele": batch.allele, "model": [model] * len(mac), "n": counts.n,
+            "n_cases": counts.case_n if binary else pa.nulls(len(mac), pa.int64()),
+            "n_controls": counts.n - counts.case_n if binary else pa.nulls(len(mac), pa.int64()),
+            "ac": counts.ac, "an": counts.an, "af": pa.array(af, from_pandas=True), "mac": mac,
+            "n_carriers": counts.n_carriers,
+            "case_ac": counts.case_ac if binary else pa.nulls(len(mac), pa.int64()),
+            **{c: pa.array(v, from_pandas=True) for c, v in (  # NaN (not tested) as null
+                ("beta", result.beta), ("se", result.se), ("statistic", result.statistic), ("p", result.p))},
+            "odds_ratio": pa.array(np.exp(result.beta), from_pandas=True) if model == "logistic"
+            else pa.nulls(len(mac), pa.float64()),
+            "status": result.status.astype(str), "firth": result.firth}).cast(pa.schema(RESULT_TYPES)))
+    schema = pa.schema(RESULT_TYPES)
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def _model(design: Design, model: str | None) -> str:
+    if model is None:
+        return "logistic" if design.binary else "linear"
+    if model not in MODELS:
+        raise QueryError(f"unknown model {model!r}; choose {' or '.join(MODELS)}")
+    return model
+
+
+def associate(store: Store, phenotype: str | list[str], covariates: list[str], *, region: str | None = None,
+              variants: list[str] | str | None = None, gene: str | None = None, cohort=None,
+              model: str | None = None, min_mac: int = 1) -> pa.Table:
+    """Per-allele association results; see :meth:`genoquery.query.store.Store.associate`."""
+    if model is not None and model not in MODELS:
+        raise QueryError(f"unknown model {model!r}; choose {' or '.join(MODELS)}")
+    wanted = _variants(store, region, variants, gene)
+    members = store.cohort(cohort) if cohort is not None else None
+    design = build_design(store, phenotype, covariates, members, binary=True if model == "logistic" else None)
+    model = _model(design, model)
+    rows = np.unique(wanted["site_row"].to_numpy())
+    results = fit(store, design, model, decode(store, rows, design.samples), min_mac)
+    return _with_variants(store, results, wanted)
+
+
+def _with_variants(store: Store, results: pa.Table, wanted: pa.Table) -> pa.Table:
+    """The results of the ``wanted`` alleles with their variant columns first, in genome order."""
+    fields = ", ".join(f"w.{c}" for c in VARIANT_FIELDS)
+    rest = ", ".join(f"r.{c}" for c in RESULT_TYPES)
+    return store.sql(f"SELECT DISTINCT {fields}, {rest} FROM r JOIN w ON w.site_row = r.site_row "
+                     f"AND w.allele = r.allele ORDER BY r.site_row, r.allele", [],
+                     r=results, w=wanted.select(list(VARIANT_FIELDS) + ["site_row", "allele"]))
+
+
+def _one_allele(store: Store, variant: str) -> pa.Table:
+    found = store.lookup(variant)
+    if found.num_rows != 1:
+        keys = ", ".join(found["variant_key"].to_pylist())
+        raise QueryError(f"{variant!r} names {found.num_rows} ALT alleles ({keys}); give one variant key")
+    return found
+
+
+def phewas(store: Store, variant: str, phenotypes: list[str] | None, covariates: list[str], cohort,
+           min_cases: int) -> pa.Table:
+    """One allele against condition codes and quantitative person columns; see :meth:`Store.phewas`."""
+    found = _one_allele(store, variant)
+    members = store.cohort(cohort) if cohort is not None else None
+    if phenotypes is None:
+        phenotypes = _all_phenotypes(store, covariates, min_cases)
+    rows = []
+    allele = found["allele"][0].as_py()
+    dosages = list(decode(store, found["site_row"].to_numpy(), members))  # once, for every phenotype
+    for phenotype in phenotypes:
+        design = build_design(store, phenotype, covariates, members)
+        if design.binary and min(design.y.sum(), len(design.y) - design.y.sum()) < min_cases:
+            continue
+        result = fit(store, design, _model(design, None), dosages, 1).filter(pc.field("allele") == allele)
+        rows.append(result.append_column("phenotype", pa.array([design.phenotype], pa.string())))
+    if not rows:
+        raise QueryError(f"no phenotype with at least {min_cases} cases or a quantitative value to test")
+    table = pa.concat_tables(rows)
+    p = table["p"].to_numpy(zero_copy_only=False)
+    tested = np.isfinite(p)
+    bonferroni, bh = np.full(len(p), np.nan), np.full(len(p), np.nan)
+    bonferroni[tested] = np.minimum(1.0, p[tested] * tested.sum())
+    bh[tested] = stats.false_discovery_control(p[tested], method="bh")
+    table = table.append_column("p_bonferroni", pa.array(bonferroni)).append_column("q_bh", pa.array(bh))
+    columns = ["phenotype", "model", "n", "n_cases", "n_controls", "ac", "af", "beta", "se", "odds_ratio",
+               "statistic", "p", "p_bonferroni", "q_bh", "status", "firth"]
+    variant_columns = pa.table({c: [found[c][0].as_py()] * table.num_rows for c in VARIANT_FIELDS})
+    table = table.select(columns)
+    for i, c in enumerate(VARIANT_FIELDS):
+        table = table.add_column(i, c, variant_columns[c])
+    return table
+
+
+def _all_phenotypes(store: Store, covariates: list[str], min_cases: int) -> list[str]:
+    """Every condition code with ``min_cases`` cases in the store, then every numeric person column
+    not used as a covariate (nor ``birth_year`` when ``age`` is one, nor principal components)."""
+    codes = condition_codes(store)
+    persons = person_frame(store)
+    used = set(expand_covariates(persons, list(covariates))) | {"sample_id"}
+    if "age" in used:
+        used.add("birth_year")
+    numeric = [c for c in persons.columns if c not in used and not PC_COLUMN.fullmatch(c)
+               and pd.api.types.is_numeric_dtype(persons[c])]
+    return [c for c in codes.index if codes[c] >= min_cases] + numeric
+
+
+def carrier_table(store: Store, carriers: pa.Table, condition: list[str], cohort) -> pa.Table:
+    """The 2x2 table of carriers (samples in ``carriers``) x cases of ``condition`` among the cohort
+    (every sample when None), with the sample odds ratio and Fisher's exact two-sided p-value."""
+    members = store.cohort(cohort) if cohort is not None else np.arange(store.info["samples"])
+    carrier = np.isin(members, carriers["sample_index"].to_numpy())
+    case = np.isin(members, cases(store, condition))
+    table = [[int((carrier & case).sum()), int((carrier & ~case).sum())],
+             [int((~carrier & case).sum()), int((~carrier & ~case).sum())]]
+    odds_ratio, p = stats.fisher_exact(table)
+    n_variants = len({(r, a) for r, a in zip(carriers["site_row"].to_pylist(), carriers["allele"].to_pylist())})
+    return pa.table({"condition": ["|".join(condition)], "n_variants": [n_variants],
+                     "carrier_cases": [table[0][0]], "carrier_controls": [table[0][1]],
+                     "noncarrier_cases": [table[1][0]], "noncarrier_controls": [table[1][1]],
+                     "odds_ratio": [float(odds_ratio)], "p": [float(p)]})

@@ -1,0 +1,393 @@
+"""Per-allele regressions of a phenotype on additive dosage plus covariates, vectorised across alleles.
+
+Samples with a missing genotype are excluded from that allele's test (PLINK 2's rule),
+exactly: statistics over all analysed samples are computed once, and each allele's
+missing samples are subtracted from them.
+
+**Linear** (OLS, t test). The covariates ``C`` (n, k) are orthonormalised once
+(``C = QR``) and the phenotype residualised once, ``y* = y - Q Q'y`` (this changes
+only the covariates' coefficients). Per allele with dosage ``g`` over the samples
+``S`` it is called in, with ``G = Q_S'Q_S = I - Q_m'Q_m`` (``m``: its missing samples):
+``gMg = g'g - g'Q G^-1 Q'g``, ``gMy = g'y* - g'Q G^-1 Q_S'y*``, ``yMy = y*_S'y*_S -
+y*_S'Q_S G^-1 Q_S'y*_S``; ``beta = gMy / gMg``, ``se^2 = (yMy - beta gMy) / (|S| - k - 1) / gMg``.
+The sums over ``g`` visit carriers only, those over ``m`` missing samples only (one
+compiled pass per batch), so a rare allele costs its few calls.
+
+**Logistic** (Wald z test). Newton-Raphson (IRLS) on a batch of alleles at once, each
+from the null model's coefficients, one compiled pass over the samples per allele and step
+(memory O(alleles x k^2)); an allele whose carriers are all cases or all controls
+(quasi-complete separation: no finite MLE), or whose fit has not converged after
+``MAX_ITER`` steps or drifts beyond ``MAX_LOGIT``, is refitted with Firth's penalised
+likelihood (Jeffreys prior, ``l(b) + log|I(b)| / 2``), as PLINK 2's ``firth-fallback``
+does, with step halving on the penalised likelihood; its standard error is from the
+penalised fit's information matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from scipy import special, stats
+
+from genoquery.errors import QueryError
+from genoquery.query.allele_dosages import AlleleDosages
+from genoquery.query.phenotype_design import Design
+
+MAX_ITER = 50  # Newton steps of a plain logistic fit before it is declared not converged
+FIRTH_MAX_ITER = 500  # Firth steps converge linearly near some optima (0.65-0.9 per step): cheap, few alleles
+TOLERANCE = 1e-10  # largest coefficient change at convergence
+MAX_STEP = 5.0  # largest coefficient change per Newton step (logistf's maxstep)
+MAX_LOGIT = 30.0  # |coefficient| beyond which a plain fit is treated as diverging (separation)
+OK, TOO_FEW, NOT_CONVERGED, FIRTH_SEPARATED, FIRTH_NOT_CONVERGED, COLLINEAR = (
+    "ok", "too_few_carriers", "not_converged", "firth_separated", "firth_nonconvergence", "collinear")
+
+
+@dataclass(frozen=True)
+class AlleleCounts:
+    """Per allele over its analysed samples: ``n`` (called), ``ac`` (ALT copies), ``an``
+    (called alleles, haploid calls count one), ``n_carriers``, ``case_ac`` (copies in cases, binary traits)."""
+
+    n: np.ndarray
+    ac: np.ndarray
+    an: np.ndarray
+    n_carriers: np.ndarray
+    case_ac: np.ndarray
+    case_carriers: np.ndarray
+    case_n: np.ndarray
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Per allele: ``beta`` (log odds ratio for logistic), ``se``, ``statistic`` (t or z),
+    ``p``, ``status`` and ``firth`` (whether the Firth fit is reported)."""
+
+    beta: np.ndarray
+    se: np.ndarray
+    statistic: np.ndarray
+    p: np.ndarray
+    status: np.ndarray
+    firth: np.ndarray
+
+
+class Covariates:
+    """The analysed samples' orthonormal covariate basis and residualised phenotype."""
+
+    def __init__(self, design: Design, n_samples: int) -> None:
+        q, r = np.linalg.qr(design.covariates)
+        diag = np.abs(np.diag(r))
+        if diag.min() <= 1e-10 * diag.max():
+            raise QueryError(f"the covariates {', '.join(design.names[1:])} are collinear among the "
+                             f"{len(design.y)} analysed samples; leave one out")
+        self.design = design
+        self.q = np.ascontiguousarray(q)
+        self.y_star = design.y - q @ (q.T @ design.y)
+        self.row = np.full(n_samples, -1, dtype=np.int64)  # store sample index -> analysed row
+        self.row[design.samples] = np.arange(len(design.samples))
+
+
+@numba.njit(nogil=True, cache=True)
+def _sums(row, q, y, case, haploid, pattern, carrier, sample, dosage, missing, missing_sample,
+          counts, qg, gg, gy, qm, qy_m, yy_m):  # pragma: no cover - compiled
+    """Per allele ``a``: ``counts[a]`` = (missing, ac, carriers, haploid missing, case ac, case
+    carriers, case missing); over carriers ``qg = Q'g``, ``gg``, ``gy``; over missing samples
+    ``qm = Q_m'Q_m`` (upper triangle), ``qy_m = Q_m'y``, ``yy_m = y_m'y_m``. Samples outside the
+    analysis are skipped."""
+    k = q.shape[1]
+    for a in range(len(carrier) - 1):
+        for c in range(carrier[a], carrier[a + 1]):
+            r = row[sample[c]]
+            if r < 0:
+                continue
+            d = dosage[c]
+            counts[a, 1] += d
+            counts[a, 2] += 1
+            counts[a, 4] += d * case[r]
+            counts[a, 5] += case[r]
+            gg[a] += d * d
+            gy[a] += d * y[r]
+            for i in range(k):
+                qg[a, i] += d * q[r, i]
+        p = pattern[a]
+        for m in range(missing[a], missing[a + 1]):
+            s = missing_sample[m]
+            r = row[s]
+            if r < 0:
+                continue
+            counts[a, 0] += 1
+            counts[a, 6] += case[r]
+            if p >= 0 and haploid[p, s]:
+                counts[a, 3] += 1
+            yy_m[a] += y[r] * y[r]
+            for i in range(k):
+                qy_m[a, i] += q[r, i] * y[r]
+                for j in range(i, k):  # upper triangle; the caller mirrors it
+                    qm[a, i, j] += q[r, i] * q[r, j]
+
+
+def allele_sums(cov: Covariates, haploid: np.ndarray, hap_analysed: np.ndarray, dosages: AlleleDosages,
+                y: np.ndarray) -> tuple[AlleleCounts, tuple[np.ndarray, ...]]:
+    """Counts and the carrier/missing sums of :func:`_sums` of one batch of alleles (``y``: the
+    vector summed against, ``y*`` for linear models)."""
+    n_alleles, k = len(dosages.allele), cov.q.shape[1]
+    counts = np.zeros((n_alleles, 7), dtype=np.int64)
+    qg, qy_m = np.zeros((n_alleles, k)), np.zeros((n_alleles, k))
+    gg, gy, yy_m = np.zeros(n_alleles), np.zeros(n_alleles), np.zeros(n_alleles)
+    qm = np.zeros((n_alleles, k, k))
+    case = cov.design.y.astype(np.int64) if cov.design.binary else np.zeros(len(cov.design.y), np.int64)
+    hap = haploid if len(haploid) else np.zeros((1, 1), dtype=bool)
+    _sums(cov.row, cov.q, y, case, hap, dosages.pattern, dosages.carrier, dosages.sample, dosages.dosage,
+          dosages.missing, dosages.missing_sample, counts, qg, gg, gy, qm, qy_m, yy_m)
+    qm += np.triu(qm, 1).transpose(0, 2, 1)
+    n = len(cov.design.y) - counts[:, 0]
+    hap_called = np.where(dosages.pattern >= 0, hap_analysed[np.maximum(dosages.pattern, 0)], 0) - counts[:, 3] \
+        if len(hap_analysed) else np.zeros(n_alleles, np.int64)
+    n_cases = int(cov.design.y.sum()) if cov.design.binary else 0
+    return (AlleleCounts(n=n, ac=counts[:, 1], an=2 * n - hap_called, n_carriers=counts[:, 2],
+                         case_ac=counts[:, 4], case_carriers=counts[:, 5], case_n=n_cases - counts[:, 6]),
+            (qg, gg, gy, qm, qy_m, yy_m))
+
+
+def linear(cov: Covariates, counts: AlleleCounts, sums: tuple[np.ndarray, ...], testable: np.ndarray) -> Fit:
+    """OLS of ``y`` on intercept, covariates and dosage for each allele (see the module docstring)."""
+    qg, gg, gy, qm, qy_m, yy_m = sums
+    k = cov.q.shape[1]
+    g_inv = np.linalg.solve(np.eye(k) - qm, np.stack([-qy_m, qg], axis=2))  # G^-1 [Q_S'y*, Q'g]
+    qy_s = -qy_m
+    g_m_g = gg - np.einsum("ai,ai->a", qg, g_inv[:, :, 1])
+    g_m_y = gy - np.einsum("ai,ai->a", qg, g_inv[:, :, 0])
+    y_m_y = float(cov.y_star @ cov.y_star) - yy_m - np.einsum("ai,ai->a", qy_s, g_inv[:, :, 0])
+    df = counts.n - k - 1
+    ok = testable & (g_m_g > 1e-9 * np.maximum(gg, 1)) & (df > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta = np.where(ok, g_m_y / g_m_g, np.nan)
+        se = np.where(ok, np.sqrt(np.maximum(y_m_y - beta * g_m_y, 0) / np.maximum(df, 1) / g_m_g), np.nan)
+        t = beta / se
+    p = 2 * stats.t.sf(np.abs(t), np.maximum(df, 1))
+    status = np.where(ok, OK, np.where(testable, COLLINEAR, TOO_FEW)).astype(object)
+    return Fit(beta, se, t, np.where(ok, p, np.nan), status, np.zeros(len(beta), dtype=bool))
+
+
+def _separated(counts: AlleleCounts) -> np.ndarray:
+    """Alleles whose carriers are all cases or all controls: the dosage's MLE is infinite. (Other
+    separations, e.g. by carriers and covariates together, show as a fit that does not converge.)"""
+    return (counts.case_carriers == 0) | (counts.case_carriers == counts.n_carriers)
+
+
+@numba.njit(nogil=True, cache=True)
+def _logistic_terms(x, y, c_off, c_row, c_dose, m_off, m_row, coef, inverse, firth,
+                    info, score, loglik):  # pragma: no cover - compiled
+    """One pass over the samples per allele ``a`` at ``coef[a]`` (covariates then dosage): the
+    information ``X'WX`` (upper triangle), the score ``X'(y - mu)`` (Firth: plus
+    ``h (1/2 - mu)`` with the leverage ``h = w x' inverse x``) and the log-likelihood, skipping
+    the allele's missing samples. Carriers and missing rows are ascending per allele."""
+    n, k = x.shape
+    for a in range(coef.shape[0]):
+        ci, ce, mi, me = c_off[a], c_off[a + 1], m_off[a], m_off[a + 1]
+        ll = 0.0
+        for i in range(n):
+            if mi < me and m_row[mi] == i:
+                mi += 1
+                continue
+            g = 0.0
+            if ci < ce and c_row[ci] == i:
+                g = c_dose[ci]
+                ci += 1
+            eta = coef[a, k] * g
+            for j in range(k):
+                eta += x[i, j] * coef[a, j]
+            if eta >= 0:
+                e = np.exp(-eta)
+                mu = 1.0 / (1.0 + e)
+                ll += y[i] * eta - eta - np.log1p(e)
+            else:
+                e = np.exp(eta)
+                mu = e / (1.0 + e)
+                ll += y[i] * eta - np.log1p(e)
+            w = mu * (1.0 - mu)
+            r = y[i] - mu
+            if firth:
+                quad = 0.0
+                for j in range(k + 1):
+                    xj = x[i, j] if j < k else g
+                    t = inverse[a, j, k] * g
+                    for m in range(k):
+                        t += inverse[a, j, m] * x[i, m]
+                    quad += xj * t
+                r += w * quad * (0.5 - mu)
+            for j in range(k):
+                score[a, j] += x[i, j] * r
+                wx = w * x[i, j]
+                for m in range(j, k):
+                    info[a, j, m] += wx * x[i, m]
+                info[a, j, k] += wx * g
+            score[a, k] += g * r
+            info[a, k, k] += w * g * g
+        loglik[a] = ll
+
+
+class _Alleles:
+    """Carriers (``c_row`` analysed rows, ``c_dose``) and missing rows (``m_row``) of a set of
+    alleles, CSR by allele (``c_off``, ``m_off``), with the covariates ``x`` and phenotype ``y``."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, c_off: np.ndarray, c_row: np.ndarray, c_dose: np.ndarray,
+                 m_off: np.ndarray, m_row: np.ndarray) -> None:
+        self.x, self.y = x, y
+        self.c_off, self.c_row, self.c_dose, self.m_off, self.m_row = c_off, c_row, c_dose, m_off, m_row
+        self.b = len(c_off) - 1
+
+    def take(self, alleles: np.ndarray) -> _Alleles:
+        """These alleles (indexes into this set) only."""
+        if len(alleles) == self.b:
+            return self
+        c_off, c_rows = _take_ranges(self.c_off, alleles)
+        m_off, m_rows = _take_ranges(self.m_off, alleles)
+        return _Alleles(self.x, self.y, c_off, self.c_row[c_rows], self.c_dose[c_rows], m_off, self.m_row[m_rows])
+
+    def terms(self, coef: np.ndarray, inverse: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(information (b, k + 1, k + 1), score (b, k + 1), log-likelihood (b,)) at ``coef``;
+        the Firth-modified score when ``inverse`` (the information's inverse) is given."""
+        b, k1 = coef.shape
+        info, score, loglik = np.zeros((b, k1, k1)), np.zeros((b, k1)), np.zeros(b)
+        _logistic_terms(self.x, self.y, self.c_off, self.c_row, self.c_dose, self.m_off, self.m_row,
+                        np.ascontiguousarray(coef), np.zeros((b, k1, k1)) if inverse is None else inverse,
+                        inverse is not None, info, score, loglik)
+        return info + np.triu(info, 1).transpose(0, 2, 1), score, loglik
+
+
+def _take_ranges(offsets: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """New offsets and the element indexes of the ranges ``chosen`` of a CSR layout."""
+    counts = offsets[chosen + 1] - offsets[chosen]
+    new = np.concatenate([[0], np.cumsum(counts)])
+    return new, np.repeat(offsets[chosen] - new[:-1], counts) + np.arange(new[-1])
+
+
+def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a^-1 b`` per allele; NaN for an allele whose matrix is singular (a diverging fit)."""
+    try:
+        return np.linalg.solve(a, b)
+    except np.linalg.LinAlgError:
+        out = np.full(b.shape, np.nan)
+        for j in range(len(a)):
+            try:
+                out[j] = np.linalg.solve(a[j], b[j])
+            except np.linalg.LinAlgError:
+                pass
+        return out
+
+
+def _direction(batch: _Alleles, coef: np.ndarray, firth: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """At ``coef``: the Newton step ``I^-1 U`` (Firth: ``U`` the modified score), the (penalised)
+    log-likelihood and the Newton decrement ``U' I^-1 U``."""
+    info, score, objective = batch.terms(coef, None)
+    if firth:
+        objective = objective + 0.5 * np.linalg.slogdet(info)[1]
+        inverse = np.nan_to_num(_solve(info, np.broadcast_to(np.eye(info.shape[1]), info.shape)))
+        score = batch.terms(coef, inverse)[1]
+    step = _solve(info, score[:, :, None])[:, :, 0]
+    return step, objective, np.einsum("bi,bi->b", step, score)
+
+
+def _newton(batch: _Alleles, coef: np.ndarray, firth: bool, max_iter: int,
+            active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Newton-Raphson from ``coef`` (b, k + 1) for the ``active`` alleles, penalised (Firth) or
+    not; returns the coefficients and whether each active fit converged. Each step works on the
+    alleles still moving only.
+
+    Steps are at most ``MAX_STEP`` and halved (as R's glm and logistf do) until the (penalised)
+    likelihood does not fall; Firth steps also until the Newton decrement falls: the modified
+    score's Jacobian is not the information matrix, and full steps can cycle around the optimum
+    when an allele has one or two carriers."""
+    coef, done = coef.copy(), np.zeros(len(coef), dtype=bool)
+    moving = np.flatnonzero(active)
+    step, objective, decrement = _direction(batch.take(moving), coef[moving], firth)
+    for _ in range(max_iter):
+        if not len(moving):
+            break
+        sub = batch.take(moving)
+        step *= np.minimum(1, MAX_STEP / np.maximum(np.abs(step).max(axis=1), 1e-300))[:, None]
+        t_step, t_objective, t_decrement = np.empty_like(step), np.empty_like(objective), np.empty_like(decrement)
+        halving = np.arange(len(moving))
+        for _halving in range(30):
+            part = sub.take(halving)
+            t_step[halving], t_objective[halving], t_decrement[halving] = \
+                _direction(part, coef[moving[halving]] + step[halving], firth)
+            worse = (t_objective[halving] < objective[halving] - 1e-9 * (1 + np.abs(objective[halving]))) \
+                | (firth & (t_decrement[halving] >= decrement[halving]))
+            if not worse.any():
+                break
+            halving = halving[worse]
+            step[halving] /= 2
+        coef[moving] += step
+        diverged = ~np.isfinite(coef[moving]).all(axis=1) | ~np.isfinite(t_step).all(axis=1)
+        coef[moving[diverged]] = 0
+        stop = diverged | (np.abs(step).max(axis=1) < TOLERANCE * (1 + np.abs(coef[moving]).max(axis=1)))
+        done[moving[stop & ~diverged]] = True
+        keep = ~stop
+        moving, step, objective, decrement = moving[keep], t_step[keep], t_objective[keep], t_decrement[keep]
+    return coef, done
+
+
+def _wald(batch: _Alleles, coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    info = batch.terms(coef, None)[0]
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(_solve(info, np.broadcast_to(np.eye(info.shape[1]), info.shape))[:, -1, -1])
+    return coef[:, -1], se
+
+
+def null_logistic(cov: Covariates) -> np.ndarray:
+    """The null model's coefficients on the orthonormal covariate basis (Newton-Raphson)."""
+    x, y = cov.q, cov.design.y
+    coef = np.zeros(x.shape[1])
+    for _ in range(MAX_ITER):
+        mu = special.expit(x @ coef)
+        step = np.linalg.solve((x * (mu * (1 - mu))[:, None]).T @ x, x.T @ (y - mu))
+        coef += step
+        if np.abs(step).max() < TOLERANCE * (1 + np.abs(coef).max()):
+            return coef
+    raise QueryError(f"the null logistic model of {cov.design.phenotype!r} on the covariates does not converge "
+                     "(a covariate separates cases from controls); leave it out")
+
+
+def logistic(cov: Covariates, null: np.ndarray, counts: AlleleCounts, dosages: AlleleDosages,
+             testable: np.ndarray) -> Fit:
+    """Logistic regression of each testable allele, Firth's where the plain fit fails."""
+    n_alleles = len(dosages.allele)
+    beta, se = np.full(n_alleles, np.nan), np.full(n_alleles, np.nan)
+    status = np.where(testable, OK, TOO_FEW).astype(object)
+    firth = np.zeros(n_alleles, dtype=bool)
+    separated = _separated(counts) & testable
+    x = cov.q * np.sqrt(len(cov.design.y))  # O(1) entries; a reparametrisation of the covariates
+    null = null / np.sqrt(len(cov.design.y))
+    chosen = np.flatnonzero(testable)
+    if len(chosen):
+        batch = _alleles(cov, x, dosages, chosen)
+        start = np.concatenate([np.tile(null, (len(chosen), 1)), np.zeros((len(chosen), 1))], axis=1)
+        plain = ~separated[chosen]
+        coef, converged = _newton(batch, start, False, MAX_ITER, plain)
+        failed = ~(converged & (np.abs(coef[:, -1]) < MAX_LOGIT))
+        coef[failed] = start[failed]
+        if failed.any():
+            f_coef, f_conv = _newton(batch, start, True, FIRTH_MAX_ITER, failed)
+            coef[failed] = f_coef[failed]
+            converged = np.where(failed, f_conv, converged)
+        b, s = _wald(batch, coef)
+        beta[chosen], se[chosen] = np.where(converged, b, np.nan), np.where(converged, s, np.nan)
+        firth[chosen] = failed
+        status[chosen] = np.where(~converged, NOT_CONVERGED,
+                                  np.where(~failed, OK, np.where(plain, FIRTH_NOT_CONVERGED, FIRTH_SEPARATED)))
+    z = beta / se
+    return Fit(beta, se, z, 2 * stats.norm.sf(np.abs(z)), status, firth)
+
+
+def _alleles(cov: Covariates, x: np.ndarray, dosages: AlleleDosages, chosen: np.ndarray) -> _Alleles:
+    """The ``chosen`` alleles' carriers and missing samples as analysed rows (others dropped)."""
+    c_off, c_at = _take_ranges(dosages.carrier, chosen)
+    m_off, m_at = _take_ranges(dosages.missing, chosen)
+    c_row, m_row = cov.row[dosages.sample[c_at]], cov.row[dosages.missing_sample[m_at]]
+    c_keep, m_keep = c_row >= 0, m_row >= 0
+    c_off = np.concatenate([[0], np.cumsum(c_keep)])[c_off]
+    m_off = np.concatenate([[0], np.cumsum(m_keep)])[m_off]
+    return _Alleles(x, cov.design.y, c_off, c_row[c_keep], dosages.dosage[c_at][c_keep].astype(np.float64),
+                    m_off, m_row[m_keep])
