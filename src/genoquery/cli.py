@@ -161,6 +161,81 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     print(files, file=sys.stderr)
 
 
+def _cmd_serve(args: argparse.Namespace) -> None:
+    from genoquery.server.app import serve
+    from genoquery.server.settings import Settings
+
+    settings = Settings(min_cohort=args.min_cohort, budget=args.budget)
+    print(f"serving {args.store} on http://{args.host}:{args.port} (docs: /docs); Ctrl-C stops", file=sys.stderr)
+    serve(args.store, host=args.host, port=args.port, workers=args.workers, settings=settings)
+
+
+def _cmd_tokens(args: argparse.Namespace) -> None:
+    from genoquery.server.auth import create_token, list_tokens, revoke_token
+
+    if args.action == "create":
+        secret = create_token(args.store, args.tier, args.name, args.sample)
+        print(f"token {args.name!r} ({args.tier}); shown once, keep it secret:", file=sys.stderr)
+        print(secret)
+    elif args.action == "revoke":
+        revoke_token(args.store, args.name)
+        print(f"revoked token {args.name!r}", file=sys.stderr)
+    else:
+        for t in list_tokens(args.store):
+            print("\t".join(str(t[k] or "-") for k in ("name", "tier", "sample_id", "created_at", "revoked_at")))
+
+
+def _cmd_audit(args: argparse.Namespace) -> None:
+    import json
+
+    from genoquery.server.audit import read
+
+    records = list(read(args.store))
+    for r in records[-args.tail:] if args.tail else records:
+        if args.format == "json":
+            print(json.dumps(r))
+        else:
+            params = "&".join(f"{k}={v}" for k, v in r["params"].items())
+            print(f"{r['time']}\t{r['token'] or '-'}\t{r['tier'] or '-'}\t{r['method']} {r['endpoint']}"
+                  f"{'?' + params if params else ''}\t{r['status']}\t{'-' if r['rows'] is None else r['rows']}")
+
+
+def _cmd_assoc(args: argparse.Namespace) -> None:
+    from genoquery.errors import QueryError
+    from genoquery.query import plots
+    from genoquery.query.store import open as open_store
+
+    cohort = None if args.cohort is None else _cohort_spec(args.cohort)
+    covariates = [c.strip() for c in (getattr(args, "covar", None) or "").split(",") if c.strip()]
+    with open_store(args.store) as store:
+        if args.action == "table":
+            if (args.variant is None) == (args.gene is None and args.region is None):
+                raise QueryError("give a variant (key or rsID), or --gene or --region with optional filters")
+            table = store.carrier_table(args.variant, args.condition.split(","), cohort, gene=args.gene,
+                                        region=args.region, af_max=args.af_max, pass_only=args.pass_only,
+                                        variant_type=args.type)
+        elif args.action == "phewas":
+            phenotypes = None if args.phenotypes is None else args.phenotypes.split(",")
+            table = store.phewas(args.variant, phenotypes, covariates=covariates, cohort=cohort,
+                                 min_cases=args.min_cases)
+            if args.plot:
+                plots.phewas_plot(table, args.plot)
+        elif args.action == "ancestry":
+            plots.af_by_ancestry(store, args.variant, args.plot, cohort=cohort)
+            print(f"wrote {args.plot}", file=sys.stderr)
+            return
+        else:
+            phenotype = args.phenotype.split(",") if "," in args.phenotype else args.phenotype
+            table = store.associate(phenotype, covariates, region=args.region, gene=args.gene,
+                                    variants=None if args.variants is None else args.variants.split(","),
+                                    cohort=cohort, model=args.model, min_mac=args.min_mac)
+            for kind, path in (("manhattan", args.manhattan), ("qq", args.qq)):
+                if path:
+                    getattr(plots, kind)(table, path, title=f"{phenotype} ({args.model or 'auto'})"
+                                         if kind == "manhattan" else None)
+        write_table(table, args.format, args.output)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genoquery", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -212,6 +287,49 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(t)
     t.set_defaults(run=_cmd_participant)
 
+    p = sub.add_parser("assoc", help="association: per-allele GWAS (glm), PheWAS, carrier 2x2 tables, plots")
+    p.add_argument("store")
+    actions = p.add_subparsers(dest="action", required=True)
+    covar_help = "comma-separated person-table columns, age (from birth_year), sex, pcs (every pcN)"
+    a = actions.add_parser("glm", help="linear or logistic regression of each ALT allele (additive coding)")
+    a.add_argument("--phenotype", required=True,
+                   help="a person-table column, or condition code(s) CODE[,CODE...] (cases have any)")
+    a.add_argument("--covar", help=covar_help)
+    where = a.add_mutually_exclusive_group(required=True)
+    where.add_argument("--region", help="CONTIG[:START[-END]], 1-based inclusive")
+    where.add_argument("--gene", help="a gene imported with 'genoquery genes'")
+    where.add_argument("--variants", help="comma-separated variant keys or rsIDs")
+    a.add_argument("--model", choices=("linear", "logistic"), help="default: logistic for a 0/1 trait")
+    a.add_argument("--min-mac", type=int, default=1, help="test alleles with at least this minor allele count")
+    a.add_argument("--cohort", help=cohort_help)
+    a.add_argument("--manhattan", metavar="FILE.png|svg", help="also write a Manhattan plot")
+    a.add_argument("--qq", metavar="FILE.png|svg", help="also write a QQ plot")
+    _output_options(a)
+    a = actions.add_parser("phewas", help="one ALT allele against every condition code and quantitative column")
+    a.add_argument("variant", metavar="KEY", help="a variant key")
+    a.add_argument("--phenotypes", help="comma-separated phenotypes (default: codes with --min-cases cases, "
+                   "numeric person columns)")
+    a.add_argument("--covar", help=covar_help)
+    a.add_argument("--min-cases", type=int, default=20)
+    a.add_argument("--cohort", help=cohort_help)
+    a.add_argument("--plot", metavar="FILE.png|svg", help="also write a PheWAS plot")
+    _output_options(a)
+    a = actions.add_parser("table", help="2x2 table of carriers x cases with odds ratio and Fisher's exact p")
+    a.add_argument("variant", nargs="?", metavar="KEY|RSID")
+    a.add_argument("--condition", required=True, help="condition code(s) CODE[,CODE...] defining cases")
+    a.add_argument("--gene", help="carriers of any variant of this gene passing the filters")
+    a.add_argument("--region", help="carriers of any variant of this region passing the filters")
+    a.add_argument("--af-max", type=float, help="keep variants with whole-cohort AF <= this")
+    a.add_argument("--pass-only", action="store_true", help="keep variants with FILTER = PASS")
+    a.add_argument("--type", choices=("snv", "indel", "other"), help="keep one variant type")
+    a.add_argument("--cohort", help=cohort_help)
+    _output_options(a)
+    a = actions.add_parser("ancestry", help="plot one allele's frequency by ancestry group")
+    a.add_argument("variant", metavar="KEY", help="a variant key")
+    a.add_argument("--plot", required=True, metavar="FILE.png|svg")
+    a.add_argument("--cohort", help=cohort_help)
+    p.set_defaults(run=_cmd_assoc)
+
     p = sub.add_parser("genes", help="import gene coordinates (GENCODE-style GTF or BED) into a store")
     p.add_argument("store")
     p.add_argument("file", help="GTF (gene lines; 1-based) or BED (0-based, name column), optionally .gz")
@@ -246,6 +364,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", metavar="ID,ID,...|@FILE",
                    help="samples in output order, comma-separated or @FILE with one ID per line (default: all)")
     p.set_defaults(run=_cmd_export)
+
+    p = sub.add_parser("serve", help="serve the store: JSON API (/api/v1, /docs) and GA4GH Beacon v2 (/beacon/v2)")
+    p.add_argument("store")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument("--min-cohort", type=int, default=50, help="smallest cohort answered below the controlled tier")
+    p.add_argument("--budget", type=int, default=1000, help="answers about rare alleles per token per day")
+    p.set_defaults(run=_cmd_serve)
+
+    p = sub.add_parser("tokens", help="create, list or revoke API tokens (stored hashed in the store)")
+    p.add_argument("store")
+    actions = p.add_subparsers(dest="action", required=True)
+    a = actions.add_parser("create", help="create a token and print it (once)")
+    a.add_argument("--tier", required=True, choices=("registered", "controlled", "participant"))
+    a.add_argument("--name", required=True, help="who or what uses the token (unique among active tokens)")
+    a.add_argument("--sample", help="the participant's sample ID (participant tokens only)")
+    actions.add_parser("list", help="name, tier, sample, created, revoked (never the secret)")
+    a = actions.add_parser("revoke", help="revoke the active token of this name")
+    a.add_argument("--name", required=True)
+    p.set_defaults(run=_cmd_tokens)
+
+    p = sub.add_parser("audit", help="show the server's audit log: time, token, tier, request, status, rows")
+    p.add_argument("store")
+    p.add_argument("--tail", type=int, help="only the last N requests")
+    p.add_argument("--format", choices=("tsv", "json"), default="tsv")
+    p.set_defaults(run=_cmd_audit)
 
     p = sub.add_parser("simulate", help="simulate a multi-center cohort (msprime) as bgzipped VCFs")
     p.add_argument("outdir")

@@ -1,4 +1,5 @@
-"""The README's demo: simulate a three-center cohort, ingest it, print real answers.
+"""The README's demo: simulate a three-center cohort, ingest it, print real answers, then
+start the query server on it and show real requests.
 
     python -m genoquery.demo [--samples 3000] [--out demo-out]
 """
@@ -68,6 +69,11 @@ def run(samples: int, out: Path, seed: int) -> None:
     _print_table("5. a chrX variant by sex at birth (males are haploid: n_hemi):",
                  chr_x.filter(pc.field("variant_key") == first_common), ["sex_at_birth"] + SHOWN[3:])
     store = _cohort_answers(store, files, key, region, window)
+    from genoquery.server.showcase import run as serve_examples
+
+    rare = window.filter(pc.field("ac") == 2)["variant_key"][0].as_py()
+    print()
+    serve_examples(store.path, rare, key)
     print(f"\nDone in {time.monotonic() - started:.0f} s. Store: {store.path}")
     print(f"Try: {sys.executable} -m genoquery variants {store.path} --region chr20:1-100000 --by ancestry")
 

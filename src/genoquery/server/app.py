@@ -1,0 +1,69 @@
+"""The FastAPI application: ``create_app(store_path, settings)``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from genoquery import __version__
+from genoquery.ingest.staging import existing_store
+from genoquery.server import (beacon, problems, routes_association, routes_cohorts, routes_individual,
+                              routes_store, routes_variants)
+from genoquery.server.audit import AuditLog, AuditMiddleware
+from genoquery.server.context import Context
+from genoquery.server.settings import ENV_STORE, Settings
+
+MAX_BODY = 4 << 20  # bytes of a request body (a cohort of 100,000 sample IDs fits)
+DESCRIPTION = """Allele frequencies, carriers, genotypes, cohorts and association over one genoquery store,
+and a GA4GH Beacon v2. Send `Authorization: Bearer <token>` (from `genoquery tokens create`) for the
+registered, controlled or participant tier; without a token you are public. In the public and
+registered tiers counts of 1..20 come back as `"<=20"` (named in `suppressed`), larger counts are
+rounded, and small or near-duplicate cohorts are refused. Errors are `{"error": {"status", "message"}}`."""
+
+
+def create_app(store_path: str | os.PathLike, settings: Settings | None = None) -> FastAPI:
+    """The server for one store. Opens the store read-only when it starts (``settings.pool``
+    connections) and appends every request to ``STORE/audit.jsonl``."""
+    path = existing_store(store_path)
+    settings = settings or Settings()
+    audit = AuditLog(path, settings.audit_fsync_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.context = Context(path, settings)
+        try:
+            yield
+        finally:
+            app.state.context.close()
+            audit.close()
+
+    app = FastAPI(title="genoquery", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    problems.install(app)
+    for module in (routes_store, routes_variants, routes_individual, routes_association, routes_cohorts, beacon):
+        app.include_router(module.router)
+    app.add_middleware(problems.BodyLimit, limit=MAX_BODY)
+    app.add_middleware(AuditMiddleware, log=audit)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory uvicorn workers call (``genoquery serve --workers N``): store and settings from
+    the environment the CLI sets."""
+    return create_app(Path(os.environ[ENV_STORE]), Settings.from_env())
+
+
+def serve(store_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          settings: Settings | None = None) -> None:
+    """Run the server with uvicorn until interrupted."""
+    import uvicorn
+
+    from genoquery.server.settings import ENV_SETTINGS
+
+    os.environ[ENV_STORE] = str(existing_store(store_path))
+    os.environ[ENV_SETTINGS] = (settings or Settings()).to_env()
+    uvicorn.run("genoquery.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)

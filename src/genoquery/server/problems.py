@@ -1,0 +1,104 @@
+"""Errors as JSON: ``{"error": {"status": ..., "message": ...}}``, with the right 4xx status."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from genoquery.errors import GenoqueryError, QueryError, RegionError
+
+log = logging.getLogger("genoquery.server")
+NOT_FOUND = re.compile(r"is not (in th(e|is) store|among)")  # unknown key, rsID, gene, sample
+
+
+class ApiError(Exception):
+    """An answer the caller can act on: ``status`` (4xx) and a message saying what and how."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
+
+
+def error_body(status: int, message: str) -> dict:
+    return {"error": {"status": status, "message": message}}
+
+
+def _json(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The error as JSON; under ``/beacon/`` as a Beacon error response."""
+    if request.url.path.startswith("/beacon/"):
+        from genoquery.server.beacon import error_response
+
+        return JSONResponse(error_response(status, message), status_code=status, headers=headers)
+    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
+
+
+def _validation_message(err: RequestValidationError) -> str:
+    parts = []
+    for e in err.errors()[:5]:
+        where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "body", "path"))
+        parts.append(f"{where or 'request'}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+class BodyLimit:
+    """ASGI middleware answering 413 in JSON for a request body over ``limit`` bytes: at once when
+    Content-Length says so, else (a chunked body) when the bytes read pass the limit."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length", b"0")
+            if not length.isdigit() or int(length) > self.limit:
+                status = 413 if length.isdigit() else 400
+                response = JSONResponse(error_body(status, f"request body over {self.limit} bytes" if status == 413
+                                                   else "malformed Content-Length"), status_code=status)
+                await response(scope, receive, send)
+                return
+            received = 0
+
+            async def limited():
+                nonlocal received
+                message = await receive()
+                received += len(message.get("body", b""))
+                if received > self.limit:  # an HTTPException: FastAPI passes it through body parsing
+                    raise HTTPException(413, f"request body over {self.limit} bytes")
+                return message
+
+            await self.app(scope, limited, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def install(app: FastAPI) -> None:
+    """Map every error to JSON: ours, the library's (4xx), validation (422), and bugs (500, no traceback)."""
+
+    @app.exception_handler(ApiError)
+    async def _api(request: Request, err: ApiError) -> JSONResponse:
+        return _json(request, err.status, err.message, err.headers)
+
+    @app.exception_handler(GenoqueryError)
+    async def _library(request: Request, err: GenoqueryError) -> JSONResponse:
+        status = 400 if isinstance(err, (QueryError, RegionError)) else 409
+        if status == 400 and NOT_FOUND.search(str(err)):
+            status = 404
+        return _json(request, status, str(err))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, err: RequestValidationError) -> JSONResponse:
+        return _json(request, 422, _validation_message(err))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        return _json(request, err.status_code, str(err.detail), getattr(err, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, err: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return _json(request, 500, "internal server error (a bug: it is in the server log)")

@@ -1,0 +1,172 @@
+"""Individual-level answers (controlled tier): carriers, genotypes, VCF export; the participant view."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path as FilePath
+from typing import Annotated, Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
+
+from genoquery.server.auth import Principal, require
+from genoquery.server.context import Context, caller, context, page_bounds, rows_returned
+from genoquery.server.models import ERRORS, CarrierPage, GenotypeAnswer, ParticipantAnswer
+from genoquery.server.problems import ApiError
+from genoquery.server.release import page_of
+
+router = APIRouter(prefix="/api/v1", tags=["individual-level"], responses=ERRORS)
+
+Offset = Annotated[int, Query(ge=0, le=10**9)]
+Limit = Annotated[int, Query(ge=1, le=100_000)]
+Text = Annotated[str | None, Query(max_length=200)]
+Samples = Annotated[str | None, Query(max_length=100_000, description="comma-separated sample IDs (default: all)")]
+
+
+def _sample_list(samples: str | None) -> list[str] | None:
+    return None if samples is None else [s.strip() for s in samples.split(",") if s.strip()]
+
+
+@router.get("/carriers", response_model=CarrierPage, summary="Samples carrying a variant, or any filtered "
+            "variant of a gene or region")
+def carriers(request: Request, variant: Text = None, gene: Text = None, region: Text = None,
+             af_min: Annotated[float | None, Query(ge=0, le=1)] = None,
+             af_max: Annotated[float | None, Query(ge=0, le=1)] = None, pass_only: bool = False,
+             type: Literal["snv", "indel", "other"] | None = None,  # noqa: A002
+             cohort: Annotated[str | None, Query(max_length=4000)] = None,
+             offset: Offset = 0, limit: Limit = 100,
+             principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
+    require(principal, "controlled", "carrier IDs")
+    if (variant is None) == (gene is None and region is None):
+        raise ApiError(400, "give a variant (key or rsID), or a gene or region with optional filters")
+    offset, limit = page_bounds(ctx, offset, limit)
+    with ctx.pool.store() as store:
+        chosen = ctx.cohort(store, principal, cohort)
+        table = store.carriers(variant, chosen.indexes, gene=gene, region=region, af_min=af_min, af_max=af_max,
+                               pass_only=pass_only, variant_type=type)
+    rows = table.select(["variant_key", "sample_id", "zygosity", "allele_copies", "gt"]).slice(offset, limit)
+    rows_returned(request, rows.num_rows)
+    return page_of(rows.to_pylist(), table.num_rows, offset, limit)
+
+
+def _gt_text(gt: np.ndarray, phased: np.ndarray) -> list[str]:
+    """VCF GT text of one site's calls: ``0/1``, ``1|0``, ``./.``, haploid ``1``."""
+    out = []
+    for (a, b), p in zip(gt.tolist(), phased.tolist()):
+        first = "." if a < 0 else str(a)
+        out.append(first if b == -2 else first + ("|" if p else "/") + ("." if b < 0 else str(b)))
+    return out
+
+
+@router.get("/genotypes", response_model=GenotypeAnswer, summary="The genotype matrix of a region")
+def genotypes(request: Request, region: Annotated[str, Query(max_length=200)], samples: Samples = None,
+              offset: Offset = 0, limit: Limit = 100,
+              principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
+    require(principal, "controlled", "genotypes")
+    offset, limit = page_bounds(ctx, offset, limit)
+    wanted = _sample_list(samples)
+    calls = limit * (len(wanted) if wanted is not None else ctx.n_samples)
+    if calls > ctx.settings.max_genotype_calls:
+        raise ApiError(413, f"{calls} calls per page is over the limit of {ctx.settings.max_genotype_calls}; "
+                       "ask for fewer samples or sites (limit), or use /api/v1/export.vcf")
+    with ctx.pool.store() as store:  # the whole region is read (3 bytes per call), then paged
+        g = store.genotypes(region, wanted, max_bytes=3 * ctx.settings.max_genotype_calls)
+    sites = g.sites.slice(offset, limit).to_pylist()
+    items = []
+    for k, site in enumerate(sites, start=offset):
+        alleles = [site["ref"], *site["alt"]]
+        items.append({"variant_key": f"{site['contig']}-{site['pos']}-{site['ref']}-{','.join(site['alt'])}",
+                      "contig": site["contig"], "pos": site["pos"], "alleles": alleles,
+                      "gt": _gt_text(g.gt[k], g.phased[k])})
+    rows_returned(request, len(items))
+    return dict(page_of(items, g.sites.num_rows, offset, limit), sample_ids=list(g.sample_ids))
+
+
+@router.get("/export.vcf", summary="Stream a region's genotypes as VCF or bgzipped VCF",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/x-vcf": {}, "application/gzip": {}}}})
+def export(request: Request, region: Annotated[str | None, Query(max_length=200)] = None, samples: Samples = None,
+           compress: bool = False, principal: Principal = Depends(caller),
+           ctx: Context = Depends(context)) -> StreamingResponse:
+    require(principal, "controlled", "VCF export")
+    workdir = tempfile.mkdtemp(prefix="gq-export-")
+    out = FilePath(workdir) / ("export.vcf.gz" if compress else "export.vcf")
+    try:
+        with ctx.pool.store() as store:
+            store.export_vcf(out, region=region, samples=_sample_list(samples))
+    except BaseException:
+        _remove(workdir)
+        raise
+    rows_returned(request, _count_records(out) if not compress else None)
+    return StreamingResponse(_chunks(out), media_type="application/gzip" if compress else "text/x-vcf",
+                             headers={"Content-Disposition": f'attachment; filename="{out.name}"'},
+                             background=BackgroundTask(_remove, workdir))
+
+
+def _count_records(path: FilePath) -> int:
+    with path.open("rb") as fh:
+        return sum(1 for line in fh if not line.startswith(b"#"))
+
+
+def _chunks(path: FilePath):
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            yield chunk
+
+
+def _remove(workdir: str) -> None:
+    for name in os.listdir(workdir):
+        os.unlink(os.path.join(workdir, name))
+    os.rmdir(workdir)
+
+
+def _participant_page(ctx: Context, principal: Principal, sample_id: str, offset: int, limit: int) -> dict:
+    """The participant view; for a participant token the population counts go through disclosure
+    control (an AC of 1..20 would tell a person how many others carry their variant)."""
+    with ctx.pool.store() as store:
+        table = store.participant(sample_id)
+    rows = table.slice(offset, limit).to_pylist()
+    if principal.tier == "participant":
+        rows = [_released(ctx, r) for r in rows]
+    else:
+        rows = [dict(r, suppressed=[]) for r in rows]
+    return dict(page_of(rows, table.num_rows, offset, limit), sample_id=sample_id)
+
+
+def _released(ctx: Context, row: dict) -> dict:
+    counts = [c for c in ("ac", "an", "ancestry_ac", "ancestry_an") if c in row]
+    out = ctx.disclosure.table_row(row, ctx.everyone, counts, (), row["variant_key"])
+    for prefix in ("", "ancestry_"):
+        if prefix + "af" in row:
+            ac, an = out.get(prefix + "ac"), out.get(prefix + "an")
+            out[prefix + "af"] = ac / an if isinstance(ac, int) and isinstance(an, int) and an else None
+            if out[prefix + "af"] is None and row.get(prefix + "af") is not None:
+                out["suppressed"] = sorted(set(out["suppressed"]) | {prefix + "af"})
+    return out
+
+
+@router.get("/participants/{sample_id}", response_model=ParticipantAnswer,
+            summary="One participant's ALT alleles with population frequencies")
+def participant(request: Request, sample_id: Annotated[str, Path(max_length=200)], offset: Offset = 0,
+                limit: Limit = 100, principal: Principal = Depends(caller),
+                ctx: Context = Depends(context)) -> dict:
+    if not (principal.tier == "participant" and principal.sample_id == sample_id):
+        require(principal, "controlled", "another participant's data")
+    offset, limit = page_bounds(ctx, offset, limit)
+    answer = _participant_page(ctx, principal, sample_id, offset, limit)
+    rows_returned(request, len(answer["items"]))
+    return answer
+
+
+@router.get("/me", response_model=ParticipantAnswer, summary="The calling participant's own data")
+def me(request: Request, offset: Offset = 0, limit: Limit = 100, principal: Principal = Depends(caller),
+       ctx: Context = Depends(context)) -> dict:
+    if principal.tier != "participant":
+        raise ApiError(403 if principal.tier != "public" else 401, "/api/v1/me needs a participant token")
+    offset, limit = page_bounds(ctx, offset, limit)
+    answer = _participant_page(ctx, principal, principal.sample_id, offset, limit)
+    rows_returned(request, len(answer["items"]))
+    return answer

@@ -1,0 +1,26 @@
+"""Store information and health."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from genoquery.server.auth import Principal
+from genoquery.server.context import Context, caller, context
+from genoquery.server.models import ERRORS, Health, StoreInfo
+
+router = APIRouter(prefix="/api/v1", tags=["store"], responses=ERRORS)
+
+
+@router.get("/health", response_model=Health, summary="Liveness")
+async def health() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/info", response_model=StoreInfo, summary="The store, your tier, your budget, the disclosure rules")
+def info(principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
+    s = ctx.settings
+    return {**{k: ctx.info[k] for k in ("samples", "sites", "variants", "contigs", "tool")},
+            "groupings": ctx.info.get("groupings", []), "tier": principal.tier,
+            "budget_remaining": ctx.budget.remaining(principal),
+            "disclosure": {"max_suppressed": s.max_suppressed, "min_cohort": s.min_cohort, "rounding": s.rounding,
+                           "budget": s.budget, "budget_window_s": int(s.budget_window_s)}}

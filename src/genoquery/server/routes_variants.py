@@ -1,0 +1,71 @@
+"""Variant lookup and search, and cohort frequencies: ``/api/v1/variants``, ``/api/v1/frequencies``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from genoquery.server.auth import Principal
+from genoquery.server.context import Context, caller, context, page_bounds, rows_returned
+from genoquery.server.models import ERRORS, VariantPage
+from genoquery.server.problems import ApiError
+from genoquery.server.release import variant_page
+
+router = APIRouter(prefix="/api/v1", tags=["variants"], responses=ERRORS)
+
+Offset = Annotated[int, Query(ge=0, le=10**9, description="first row of the page")]
+Limit = Annotated[int, Query(ge=1, le=100_000, description="rows per page (at most the server's page size)")]
+By = Annotated[str | None, Query(max_length=64, description="statistics per group of this person-table column")]
+Text = Annotated[str | None, Query(max_length=200)]
+
+
+@router.get("/variants/{variant}", response_model=VariantPage, summary="One variant by key or rsID")
+def variant(request: Request, variant: Annotated[str, Path(max_length=200, description="chr20-1030-A-C or rs123")],
+            by: Annotated[Literal["ancestry", "sex_at_birth"] | None, Query()] = None,
+            principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
+    with ctx.pool.store() as store:
+        table = store.lookup(variant, by=by)
+        answer = variant_page(ctx, store, principal, table, cohort_digest=ctx.everyone, within=None, by=by,
+                              offset=0, limit=ctx.settings.max_page)
+    rows_returned(request, len(answer["items"]))
+    return answer
+
+
+@router.get("/variants", response_model=VariantPage, summary="Variants of a region or gene, with filters")
+def variants(request: Request, region: Text = None, gene: Text = None,
+             af_min: Annotated[float | None, Query(ge=0, le=1)] = None,
+             af_max: Annotated[float | None, Query(ge=0, le=1)] = None,
+             pass_only: bool = False, type: Literal["snv", "indel", "other"] | None = None,  # noqa: A002
+             by: Annotated[Literal["ancestry", "sex_at_birth"] | None, Query()] = None,
+             offset: Offset = 0, limit: Limit = 100,
+             principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
+    if (region is None) == (gene is None):
+        raise ApiError(400, "give exactly one of region (CONTIG[:START[-END]]) or gene")
+    offset, limit = page_bounds(ctx, offset, limit)
+    with ctx.pool.store() as store:
+        table = store.lookup(region=region, gene=gene, af_min=af_min, af_max=af_max, pass_only=pass_only,
+                             variant_type=type, by=by)
+        answer = variant_page(ctx, store, principal, table, cohort_digest=ctx.everyone, within=None, by=by,
+                              offset=offset, limit=limit)
+    rows_returned(request, len(answer["items"]))
+    return answer
+
+
+@router.get("/frequencies", response_model=VariantPage, summary="Exact statistics of a cohort in a region")
+def frequencies(request: Request, region: Annotated[str, Query(max_length=200)],
+                cohort: Annotated[str | None, Query(max_length=4000, description="a cohort name or filter "
+                                                    "expression (registered tier); none: every sample")] = None,
+                by: By = None, offset: Offset = 0, limit: Limit = 100,
+                principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
+    offset, limit = page_bounds(ctx, offset, limit)
+    if principal.tier == "public" and (cohort is not None or by not in (None, "ancestry", "sex_at_birth")):
+        raise ApiError(401, "cohorts and breakdowns by other columns need a registered token",
+                       {"WWW-Authenticate": "Bearer"})
+    with ctx.pool.store() as store:
+        chosen = ctx.cohort(store, principal, cohort)
+        table = store.frequencies(region, cohort=chosen.indexes, by=by)
+        answer = variant_page(ctx, store, principal, table, cohort_digest=chosen.digest, within=chosen.indexes,
+                              by=by, offset=offset, limit=limit)
+    rows_returned(request, len(answer["items"]))
+    return answer

@@ -1,0 +1,57 @@
+"""The server's access database ``STORE/access.sqlite``: tokens, budget use, cohort history.
+
+It is SQLite, not a table of ``index.duckdb``, because DuckDB lets one process write a
+database only while no other process has it open: a running server holds the index
+read-only, and ``genoquery tokens create|revoke`` must work while it runs (a revoked
+token must stop working at once). SQLite in WAL mode lets the CLI and every uvicorn
+worker read and write it concurrently; each write is one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from genoquery.ingest.staging import existing_store
+
+ACCESS_DB = "access.sqlite"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    token_id TEXT PRIMARY KEY, name TEXT NOT NULL, tier TEXT NOT NULL, sample_id TEXT,
+    secret_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT);
+CREATE TABLE IF NOT EXISTS budget_use (principal TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS budget_use_by_principal ON budget_use (principal, at);
+CREATE TABLE IF NOT EXISTS cohort_history (
+    principal TEXT NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL, members BLOB NOT NULL,
+    PRIMARY KEY (principal, digest));
+CREATE TABLE IF NOT EXISTS server_cohorts (
+    principal TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, definition TEXT NOT NULL,
+    created_at TEXT NOT NULL, PRIMARY KEY (principal, name));
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+"""
+
+
+def connect(store: str | Path) -> sqlite3.Connection:
+    """A connection to the store's access database (created on first use), autocommit off."""
+    path = existing_store(store) / ACCESS_DB
+    con = sqlite3.connect(path, timeout=10.0, isolation_level="IMMEDIATE", check_same_thread=False)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.executescript(SCHEMA)
+    return con
+
+
+class AccessDb:
+    """One SQLite connection per thread on a store's access database."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self._local = threading.local()
+
+    @property
+    def con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = connect(self.store)
+        return con

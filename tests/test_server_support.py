@@ -1,0 +1,107 @@
+"""A running ``genoquery serve`` for the server tests (no tests here).
+
+:func:`server` builds the 120-sample fixture store with its conditions, creates tokens
+through :mod:`genoquery.server.auth` (as ``genoquery tokens create`` does), and starts
+``python -m genoquery serve`` on a free loopback port; one server per set of options
+per test session, stopped at exit. The rounding secret is fixed, so answers are
+reproducible from run to run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import httpx
+
+import checks
+
+SECRET = b"genoquery-tests-rounding-secret!"
+TOKENS = {"reg": ("registered", None), "ctl": ("controlled", None), "me": ("participant", "S000001"),
+          "old": ("controlled", None)}
+
+
+@dataclass
+class Server:
+    url: str
+    store: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+    min_cohort: int = 30
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[token]}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def new_token(self, tier: str, name: str) -> str:
+        from genoquery.server.auth import create_token
+
+        self.tokens[name] = create_token(self.store, tier, name)
+        return name
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@lru_cache(maxsize=None)
+def fixture_store() -> Path:
+    """The fixture cohort with persons, genes and conditions, in a directory removed at exit."""
+    from genoquery.index.phenotypes import import_table
+
+    tmp = Path(tempfile.mkdtemp(prefix="gq-server-tests-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    path = tmp / "fixture.gq"
+    checks.ingest_fixture(path).close()
+    import_table(path, checks.FIXTURES / "conditions.tsv")
+    return path
+
+
+@lru_cache(maxsize=None)
+def server(min_cohort: int = 30, budget: int = 100_000) -> Server:
+    """A server on a copy of the fixture store (each has its own tokens, budgets and audit log)."""
+    from genoquery.server.auth import create_token, revoke_token
+    from genoquery.server.state import connect
+
+    store = fixture_store().parent / f"served-{min_cohort}-{budget}.gq"
+    shutil.copytree(fixture_store(), store)
+    con = connect(store)
+    with con:
+        con.execute("INSERT INTO secrets VALUES ('rounding', ?)", [SECRET])
+    con.close()
+    tokens = {name: create_token(store, tier, name, sample) for name, (tier, sample) in TOKENS.items()}
+    revoke_token(store, "old")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "genoquery", "serve", str(store), "--port", str(port),
+                             "--min-cohort", str(min_cohort), "--budget", str(budget)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    atexit.register(_stop, proc)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(url + "/api/v1/health", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start: {proc.stderr.read() if proc.poll() is not None else 'timeout'}")
+        time.sleep(0.1)
+    return Server(url, store, tokens, min_cohort)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
