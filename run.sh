@@ -42,7 +42,7 @@ case "${1:-}" in
         ;;
     test)
         ensure_venv test
-        ensure_debian_packages htslib-test bcftools
+        ensure_debian_packages htslib-test bcftools plink2
         shift
         exec "$PY" -m pytest -q "$@"
         ;;

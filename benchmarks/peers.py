@@ -1,11 +1,90 @@
-"""Helpers shared by the side-by-side benchmark scripts: sizes on disk and tool versions."""
+"""Helpers shared by the side-by-side benchmark scripts: child processes measured with a time limit,
+sizes on disk, tool versions and the machine description."""
 
 from __future__ import annotations
 
+import os
+import platform
 import shutil
+import signal
 import subprocess
+import sys
+import tempfile
+import threading
+import time
 from importlib import metadata
 from pathlib import Path
+
+
+class PeerFailed(RuntimeError):
+    """A measured command exited with an error (the message ends with its standard error)."""
+
+
+class TimedOut(PeerFailed):
+    """A measured command was killed at its time limit."""
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:  # exited and reaped just before the limit
+        pass
+
+
+# The measured command runs as the grandchild of a small interpreter: a child forked from this
+# (large) process would inherit its resident set as the starting point of ru_maxrss.
+_WRAPPER = """
+import os, sys, time
+start = time.monotonic()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+elapsed = time.monotonic() - start
+with open(sys.argv[1], "w") as f:
+    f.write(f"{elapsed} {usage.ru_maxrss}")
+code = os.waitstatus_to_exitcode(status)
+os._exit(code if code >= 0 else 128 - code)
+"""
+
+
+def run_measured(cmd: list[str], timeout: float | None = None) -> tuple[float, int]:
+    """Run ``cmd``; return (wall seconds, peak resident memory in bytes).
+
+    The peak is the command's own rusage (``os.wait4``): the largest resident set of the
+    command and of the descendants it waited for (a pipeline's or a process pool's largest
+    member, not their sum). At ``timeout`` seconds the whole process group is killed and
+    :class:`TimedOut` raised; a non-zero exit raises :class:`PeerFailed`.
+    """
+    with tempfile.TemporaryFile() as errors, tempfile.NamedTemporaryFile("r") as result:
+        # stderr to a file, not a pipe: progress bars would fill a pipe and stall
+        start = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-S", "-c", _WRAPPER, result.name, *cmd],
+                                stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
+        timer = threading.Timer(timeout, _kill_group, (proc.pid,)) if timeout else None
+        if timer:
+            timer.start()
+        code = proc.wait()
+        if timer:
+            timer.cancel()
+        if code == -signal.SIGKILL and timeout and time.monotonic() - start >= timeout:
+            raise TimedOut(f"did not finish in {timeout:.0f} s")
+        if code != 0:
+            errors.seek(0)
+            raise PeerFailed(f"{Path(cmd[0]).name} failed ({code}): "
+                             f"{errors.read().decode(errors='replace')[-2000:]}")
+        elapsed, maxrss = result.read().split()
+    return float(elapsed), int(maxrss) * 1024
+
+
+def warm_page_cache(path: Path) -> None:
+    """Read a file once so that the first tool timed is not the only one reading it from disk."""
+    with path.open("rb") as f:
+        while f.read(64 << 20):
+            pass
 
 
 def directory_size(path: Path) -> int:
@@ -35,3 +114,15 @@ def tool_versions() -> dict[str, str]:
     versions["plink2"] = _first_line(["plink2", "--version"]) if shutil.which("plink2") else "absent"
     versions["bcftools"] = _first_line(["bcftools", "--version"]) if shutil.which("bcftools") else "absent"
     return versions
+
+
+def machine() -> str:
+    """One line: cores, memory, CPU model, kernel, Python and the current load average."""
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in
+                                                 Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)}
+    memory = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{os.cpu_count()} cores ({fields.get('model name', platform.processor())}), "
+            f"{memory / 2**20:.1f} GiB RAM, Linux {platform.release()}, Python {platform.python_version()}; "
+            f"load average {load}")

@@ -3,35 +3,40 @@
 Targets from issue 4 (read as medians, on a quiet machine): carriers of one rare
 variant <= 5 ms p50; cohort AF over the 1 Mb region for a random 10% cohort at
 least as fast as ``plink2 --keep --freq`` (side by side: ``query_peers.py``).
+``test_frequencies_bcftools`` asks bcftools (pysam's, in-process) the same question
+for the same cohorts: ``benchmarks/check.py`` requires genoquery to stay faster by a
+margin (see README).
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
-import pytest
+import pysam.bcftools
+from conftest import REGION
 
 
-@pytest.fixture(scope="module")
-def chr20(store):
-    return store.variants(region="chr20")
+def test_frequencies(benchmark, store, chr20, random_cohort):
+    """Exact AC/AN/AF of every allele of chr20's 1 Mb for a random 1%, 10% or 50% of the samples."""
+    table = benchmark.pedantic(store.frequencies, args=(REGION,), kwargs={"cohort": random_cohort},
+                               rounds=7, warmup_rounds=1)
+    assert table.num_rows == chr20.num_rows
+    assert int(np.asarray(table["an"]).max()) <= 2 * len(random_cohort)
 
 
-@pytest.fixture(scope="module")
-def tenth(store) -> list[str]:
-    ids = np.array(store.samples()["sample_id"].to_pylist())
-    return sorted(np.random.default_rng(3).choice(ids, size=len(ids) // 10, replace=False).tolist())
+def test_frequencies_bcftools(benchmark, cohort, random_cohort, tmp_path):
+    """The same cohort and region with ``bcftools view -S -r``, which recomputes INFO/AC and AN
+    for the kept samples (AF is their ratio: ``+fill-tags`` would add a division per allele)."""
+    keep = tmp_path / "cohort.txt"
+    keep.write_text("".join(f"{s}\n" for s in random_cohort))
+    chr20_vcf = next(str(p) for p in cohort.joint_vcfs if p.name == f"cohort.{REGION}.vcf.gz")
+    benchmark.pedantic(pysam.bcftools.view, args=("-S", str(keep), "-r", REGION, "-Ou", "-o", os.devnull,
+                                                  chr20_vcf), rounds=2, iterations=1)
 
 
-def test_frequencies_random_tenth_1mb(benchmark, store, tenth):
-    """Exact AC/AN/AF of every allele of chr20's 1 Mb for a random 10% of the samples."""
-    table = benchmark.pedantic(store.frequencies, args=("chr20",), kwargs={"cohort": tenth},
-                               rounds=10, warmup_rounds=1)
-    assert table.num_rows == store.variants("chr20").num_rows
-    assert int(np.asarray(table["an"]).max()) <= 2 * len(tenth)
-
-
-def test_frequencies_by_ancestry_in_cohort(benchmark, store, tenth):
-    table = benchmark.pedantic(store.frequencies, args=("chr20",), kwargs={"cohort": tenth, "by": "ancestry"},
+def test_frequencies_by_ancestry_in_cohort(benchmark, store, random_cohort):
+    table = benchmark.pedantic(store.frequencies, args=(REGION,), kwargs={"cohort": random_cohort, "by": "ancestry"},
                                rounds=5, warmup_rounds=1)
     assert "ancestry" in table.column_names
 

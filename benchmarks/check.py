@@ -1,0 +1,141 @@
+"""Latency checks of a benchmark run: pytest-benchmark's JSON against the committed baseline.
+
+    python benchmarks/check.py RUN.json                     # exit 1 when a check fails
+    python benchmarks/check.py RUN.json... --update-baseline  # the runs' median ratios become the baseline
+
+Every check is a ratio of two medians measured in the same run, so the machine's speed and
+load (which slow both sides) cancel to first order:
+
+- **latency**: each genoquery benchmark's median divided by its calibration (a fixed numpy and
+  DuckDB workload, ``calibration.py``, timed just before and just after that benchmark and
+  recorded in its ``extra_info``) must stay within ``BOUND`` times the same ratio in
+  ``baseline.json``;
+- **peers**: cohort frequencies must stay at least ``MIN_SPEEDUP`` times faster than bcftools
+  on the same cohort and region (``test_frequencies_bcftools``).
+
+Medians of runs at another cohort size than the baseline's are not comparable: such a run
+fails until the baseline is refreshed at that size. See benchmarks/README.md for the bounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+BASELINE = Path(__file__).parent / "baseline.json"
+BOUND = 5.0
+"""A genoquery median may grow to BOUND x its baseline ratio to the calibration (README: why 5)."""
+MIN_SPEEDUP = 10.0
+"""Cohort frequencies must beat bcftools view -S -r by this factor (README: measured 23-108x)."""
+PEERS = {f"benchmarks/test_bench_cohort.py::test_frequencies[{f}]":
+         f"benchmarks/test_bench_cohort.py::test_frequencies_bcftools[{f}]" for f in ("1%", "10%", "50%")}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    kind: str        # latency, peer, missing, samples
+    value: float     # what was measured (normalised median, or speed-up over the peer)
+    limit: float     # the bound it is held to
+    ok: bool
+    detail: str
+
+
+def medians(run: dict) -> dict[str, float]:
+    """Median seconds of each benchmark of a pytest-benchmark JSON, by full test name."""
+    return {b["fullname"]: b["stats"]["median"] for b in run["benchmarks"]}
+
+
+def run_samples(run: dict) -> int | None:
+    """The cohort size of the run, recorded with each benchmark's calibration."""
+    return next((b["extra_info"]["samples"] for b in run["benchmarks"] if "samples" in b["extra_info"]), None)
+
+
+def normalised(run: dict) -> dict[str, float]:
+    """Each genoquery benchmark's median over its calibration (peers and uncalibrated ones left out)."""
+    return {b["fullname"]: b["stats"]["median"] / b["extra_info"]["calibration_s"]
+            for b in sorted(run["benchmarks"], key=lambda b: b["fullname"])
+            if "calibration_s" in b["extra_info"] and b["fullname"] not in PEERS.values()}
+
+
+def make_baseline(runs: list[dict], sources: list[str]) -> dict:
+    """The baseline of one or more runs at one cohort size: each genoquery benchmark's median over
+    its calibration, the median over the runs (several runs make the baseline less noisy)."""
+    sizes = {run_samples(run) for run in runs}
+    if len(sizes) != 1:
+        raise ValueError(f"runs at different cohort sizes: {sorted(map(str, sizes))}")
+    ratios = [normalised(run) for run in runs]
+    cpu = runs[0].get("machine_info", {}).get("cpu", {}).get("brand_raw", "")
+    return {
+        "made": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "sources": sources,
+        "machine": f"{platform.machine()} {cpu}".strip(),
+        "samples": sizes.pop(),
+        "ratios": {name: statistics.median(r[name] for r in ratios if name in r)
+                   for name in sorted(set().union(*ratios))},
+    }
+
+
+def check(run: dict, baseline: dict, bound: float = BOUND, min_speedup: float = MIN_SPEEDUP) -> list[Check]:
+    """Every check of ``run`` against ``baseline``; a check with ``ok`` False fails the run."""
+    times = medians(run)
+    ratios = normalised(run)
+    samples = run_samples(run)
+    if samples != baseline["samples"]:
+        return [Check("run", "samples", float(samples or 0), float(baseline["samples"]), False,
+                      f"run at {samples} samples, baseline at {baseline['samples']}: set GENOQUERY_BENCH_SAMPLES "
+                      f"or refresh the baseline (--update-baseline)")]
+    checks = []
+    for name, ratio in baseline["ratios"].items():
+        if name not in ratios:
+            checks.append(Check(name, "missing", float("nan"), bound * ratio, False,
+                                "in the baseline, not in the run (or run without its calibration)"))
+            continue
+        value = ratios[name]
+        checks.append(Check(name, "latency", value, bound * ratio, value <= bound * ratio,
+                            f"{times[name] * 1e3:.2f} ms = {value / ratio:.2f} x baseline"))
+    for query, peer in PEERS.items():
+        if query not in times or peer not in times:
+            checks.append(Check(query, "missing", float("nan"), min_speedup, False, f"needs {query} and {peer}"))
+            continue
+        speedup = times[peer] / times[query]
+        checks.append(Check(query, "peer", speedup, min_speedup, speedup >= min_speedup,
+                            f"{speedup:.1f}x faster than bcftools ({times[peer]:.3f} s vs {times[query]:.3f} s)"))
+    return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", type=Path, nargs="+", metavar="RUN",
+                        help="pytest-benchmark --benchmark-json output (several only with --update-baseline)")
+    parser.add_argument("--baseline", type=Path, default=BASELINE)
+    parser.add_argument("--update-baseline", action="store_true",
+                        help="write the runs' ratios (median over the runs) as the baseline")
+    args = parser.parse_args(argv)
+    runs = [json.loads(path.read_text()) for path in args.runs]
+    if args.update_baseline:
+        baseline = make_baseline(runs, [path.name for path in args.runs])
+        args.baseline.write_text(json.dumps(baseline, indent=1) + "\n")
+        print(f"baseline written: {args.baseline}")
+        return 0
+    if len(runs) > 1:
+        parser.error("check one run at a time")
+    checks = check(runs[0], json.loads(args.baseline.read_text()))
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        need = ">=" if c.kind == "peer" else "<="
+        print(f"{'ok  ' if c.ok else 'FAIL'} {c.kind:8} {c.name:{width}} {c.value:10.4g} (needs {need} {c.limit:.4g}) "
+              f"{c.detail}")
+    failed = [c for c in checks if not c.ok]
+    print(f"\n{len(checks) - len(failed)} of {len(checks)} checks passed" + (f"; {len(failed)} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
