@@ -79,13 +79,13 @@ def _staging_entries(parent: Path, name: str) -> list[str]:
 
 def _chunks_written(staging: Path) -> bool:
     """Genotype chunks are being written (early in the build)."""
-    array = staging / "genotypes.zarr" / "call_genotype"
-    return array.is_dir() and any(p.is_file() and p.name != "zarr.json" for p in array.rglob("*"))
+    arrays = list(staging.glob("batches/*.zarr/call_genotype"))
+    return any(p.is_file() and p.name != "zarr.json" for a in arrays for p in a.rglob("*"))
 
 
 def _variant_arrays_started(staging: Path) -> bool:
     """Per-variant arrays exist: genotypes are done, the build is finishing (late)."""
-    return (staging / "genotypes.zarr" / "variant_position" / "zarr.json").exists()
+    return any(staging.glob("batches/*.zarr/variant_position/zarr.json"))
 
 
 PHASES = {"early": _chunks_written, "late": _variant_arrays_started}
@@ -96,13 +96,19 @@ def _kill_during(cmd: list[str], target: Path, phase: str) -> bool:
 
     Returns False if the process ended before that was seen (it was not killed).
     """
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
     seen = PHASES[phase]
+    return _kill_when(cmd, lambda: any(seen(target.parent / name)
+                                       for name in _staging_entries(target.parent, target.name)))
+
+
+def _kill_when(cmd: list[str], reached) -> bool:
+    """Start ``cmd`` and SIGKILL it as soon as ``reached()`` is true; False if it ended first."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 120
         while proc.poll() is None:
-            if any(seen(target.parent / name) for name in _staging_entries(target.parent, target.name)):
+            if reached():
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
                 assert proc.returncode == -signal.SIGKILL
@@ -123,12 +129,7 @@ def _check_big_store(gq, path: Path, codes: np.ndarray) -> None:
     store = gq.open(path)
     rows = store.variants().to_pylist()
     assert len(rows) == N_SITES
-    gt = CALL_GT[codes]
-    called = (gt >= 0).sum(axis=(1, 2))
-    alt = (gt == 1).sum(axis=(1, 2))
-    assert [r["pos"] for r in rows] == [1000 + 10 * i for i in range(N_SITES)]
-    assert [r["an"] for r in rows] == called.tolist()
-    assert [r["ac"] for r in rows] == alt.tolist()
+    _check_big_stats(rows, codes)
     group = checks.open_genotypes(path)
     for i in (0, 1, N_SITES // 2, N_SITES - 1):
         got = np.asarray(group["call_genotype"][i])
@@ -136,6 +137,46 @@ def _check_big_store(gq, path: Path, codes: np.ndarray) -> None:
         assert len(bad) == 0, (f"site {i}: {len(bad)} samples differ, e.g. sample {bad[0]}: "
                                f"{CALLS[codes[i, bad[0]]].decode()} stored as {got[bad[0]].tolist()}")
         assert (np.asarray(group["call_genotype_phased"][i]) == CALL_PHASED[codes[i]]).all()
+
+
+def _check_big_stats(rows: list[dict], codes: np.ndarray, missing_samples: int = 0) -> None:
+    """AN and AC of the big VCF's sites; ``missing_samples`` of another batch lack them (missing)."""
+    gt = CALL_GT[codes]
+    called = (gt >= 0).sum(axis=(1, 2))
+    alt = (gt == 1).sum(axis=(1, 2))
+    assert [r["pos"] for r in rows] == [1000 + 10 * i for i in range(N_SITES)]
+    assert [r["an"] for r in rows] == called.tolist()
+    assert [r["ac"] for r in rows] == alt.tolist()
+    assert [r["n_missing"] for r in rows] == ((gt < 0).any(axis=2).sum(axis=1) + missing_samples).tolist()
+
+
+APPEND_PHASES = {
+    "early": lambda store: any(p.is_file() for g in store.glob("batches/.big.zarr.staging-*/call_genotype")
+                               for p in g.rglob("*") if p.name != "zarr.json"),
+    "late": lambda store: any(store.glob("batches/.big.zarr.staging-*/variant_position/zarr.json")),
+}
+
+
+@pytest.mark.parametrize("phase", ["early", "late"])
+def test_killed_append_leaves_the_store_answering_as_before(gq, store_path, big_vcf, small_store, phase):
+    vcf, codes = big_vcf
+    shutil.copytree(small_store, store_path)
+    answers = gq.open(store_path).variants().to_pylist()
+    killed = _kill_when(_ingest_cmd(store_path, vcf, "--batch", "big"), lambda: APPEND_PHASES[phase](store_path))
+    if not killed:
+        pytest.skip("the append finished before the kill point was observed")
+    with gq.open(store_path) as store:
+        assert store.variants().to_pylist() == answers
+        assert store.info["samples"] == 3
+    gq.ingest(store_path, [vcf], batch="big").close()
+    with gq.open(store_path) as store:
+        rows = store.variants(region="chr1:1000-100000000").to_pylist()
+        _check_big_stats(rows, codes, missing_samples=3)
+        small = store.variants(region="chr1:1-999").to_pylist()
+        assert [(r["ac"], r["an"], r["n_missing"]) for r in small] == \
+            [(r["ac"], r["an"], r["n_missing"] + N_SAMPLES) for r in answers]
+    leftovers = [p.name for p in [*store_path.glob(".*staging*"), *store_path.glob("batches/.*")]]
+    assert leftovers == [], "the killed append's files remain after the next one"
 
 
 @pytest.mark.parametrize("phase", ["early", "late"])

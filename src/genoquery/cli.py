@@ -12,7 +12,8 @@ from genoquery.output import FORMATS, write_table
 def _cmd_ingest(args: argparse.Namespace) -> None:
     from genoquery.ingest import ingest
 
-    store = ingest(args.store, args.vcfs, persons=args.persons, overwrite=args.overwrite,
+    store = ingest(args.store, args.vcfs, persons=args.persons, overwrite=args.overwrite, batch=args.batch,
+                   complete_callset=args.complete_callset,
                    progress=None if not args.quiet else False)
     print(f"{store.path}: {store.info['samples']} samples, {store.info['sites']} sites, "
           f"{store.info['variants']} ALT alleles", file=sys.stderr)
@@ -165,9 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genoquery", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("ingest", help="ingest VCF/VCF.gz/BCF files into a new store")
+    p = sub.add_parser("ingest", help="ingest VCF/VCF.gz/BCF files into a new store, one batch per sample set")
     p.add_argument("store", help="store directory to create")
-    p.add_argument("vcfs", nargs="+", metavar="VCF", help="input files (same samples; split by region is fine)")
+    p.add_argument("vcfs", nargs="+", metavar="VCF",
+                   help="input files: files with the same samples form a batch (split by region is fine), "
+                        "files with other samples (other centers) other batches")
+    p.add_argument("--batch", metavar="NAME", help="name of the (single) batch; default: its first file's name")
+    p.add_argument("--complete-callset", action="store_true",
+                   help="sites a batch's VCF lacks are hom-ref for its samples (default: not called)")
     p.add_argument("--persons", help="person table (CSV/TSV/Parquet with sample_id, ancestry, sex_at_birth)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store atomically")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 from genoquery.errors import GenoqueryError, InputFileError, StoreError
 from genoquery.index.persons import SAMPLE_COLUMN, id_column, person_table, read_table
 from genoquery.index.schema import INDEX_FILE
-from genoquery.ingest.staging import GENOTYPES, existing_store, update_marker
+from genoquery.ingest.staging import existing_store
 
 KINDS = ("person", "events")
 EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS events (
@@ -198,7 +198,7 @@ def _record_provenance(con: duckdb.DuckDBPyConnection, path: Path, kind: str, ro
 
     con.execute("DELETE FROM provenance WHERE kind = ?", [kind])
     con.execute("INSERT INTO provenance VALUES (?, ?, ?, ?, ?, "
-                "(SELECT count(DISTINCT sample_id) FROM incoming), ?, ?)",
+                "(SELECT count(DISTINCT sample_id) FROM incoming), ?, ?, NULL)",
                 [str(path.absolute()), path.stat().st_size, _sha256(path), kind, rows,
                  f"genoquery {__version__}", datetime.now(timezone.utc)])
 
@@ -230,7 +230,7 @@ def import_table(store: str | Path, file: str | Path, kind: str | None = None,
         if kind == "person":
             con.execute("DROP TABLE IF EXISTS persons")
             con.execute("CREATE TABLE persons AS SELECT * FROM incoming")
-            groupings = recompute_group_stats(con, existing_store(store), incoming)
+            recompute_group_stats(con, existing_store(store), incoming)
         else:
             con.execute(EVENTS_TABLE)
             con.execute("DELETE FROM events WHERE table_name = ?", [name])
@@ -238,38 +238,48 @@ def import_table(store: str | Path, file: str | Path, kind: str | None = None,
         unknown = _unknown_ids(con)
         _record_provenance(con, path, "persons" if kind == "person" else f"events:{name}", incoming.num_rows)
         con.unregister("incoming")
-    if kind == "person":
-        update_marker(existing_store(store), groupings=groupings)
     return ImportResult(kind, name, incoming.num_rows, unknown, ignored)
 
 
-def recompute_group_stats(con: duckdb.DuckDBPyConnection, store: Path, persons: pa.Table) -> list[str]:
-    """Replace ``variant_group_stats`` with statistics per group of the new person table's
-    ``ancestry`` and ``sex_at_birth``, counted from the query encoding of every site (the
-    statistics of :meth:`Store.variants` by group then follow the imported table). Returns
-    the groupings."""
+def recompute_group_stats(con: duckdb.DuckDBPyConnection, store: Path, persons: pa.Table) -> None:
+    """Replace every batch's counts per group with counts per group of the new person table's
+    ``ancestry`` and ``sex_at_birth``, counted from the query encoding of every record, and
+    re-derive the whole-store statistics (so :meth:`Store.variants` by group follows the
+    imported table)."""
+    from genoquery.index.merge import rebuild
     from genoquery.index.persons import sample_groups
-    from genoquery.index.writer import group_stats_rows
+    from genoquery.index.writer import cell_rows, count_rows
     from genoquery.ingest.allele_stats import Cells
-    from genoquery.query.call_reader import SITE_COLUMNS, CallReader
-    from genoquery.query.cohort_counts import cohort_stats
+    from genoquery.query.batches import read_batches
+    from genoquery.query.call_reader import SITE_COLUMNS
+    from genoquery.query.cohort_counts import count_calls
 
-    samples = [r[0] for r in con.execute("SELECT sample_id FROM samples ORDER BY sample_index").fetchall()]
-    groupings = sample_groups(persons, samples)
-    con.execute("DELETE FROM variant_group_stats")
-    reader = CallReader(store / GENOTYPES, len(samples))
-    sites = con.sql(f"SELECT {SITE_COLUMNS} FROM sites ORDER BY site_row").to_arrow_table()
-    batches = reader.batches(sites, missing=True)
-    for batch, stats in cohort_stats(batches, reader.haploid, Cells.build(len(samples), groupings),
-                                     np.arange(len(samples))):
-        for column, per_stat in stats.groups.items():
-            if len(stats.row) and stats.group_labels[column]:
-                rows = group_stats_rows(column, stats.group_labels[column], batch.site_row[stats.row],
-                                        stats.allele, per_stat)
-                con.register("group_rows", rows)
-                con.execute("INSERT INTO variant_group_stats BY NAME SELECT * FROM group_rows")
-                con.unregister("group_rows")
-    return [g.column for g in groupings]
+    for table in ("batch_cells", "batch_site_counts", "batch_allele_counts"):
+        con.execute(f"DELETE FROM {table} WHERE grouping <> ''")
+    for batch in read_batches(con, store):
+        samples = [r[0] for r in con.execute("SELECT sample_id FROM samples WHERE batch = ? ORDER BY sample_index",
+                                             [batch.number]).fetchall()]
+        groupings = sample_groups(persons, samples)
+        cells = Cells.build(len(samples), groupings)
+        keys, grouped = cells.keys(), slice(1, None)
+        _insert(con, "batch_cells", cell_rows(batch.number, keys[grouped], cells.sizes[grouped]))
+        sites = con.sql(f"SELECT {SITE_COLUMNS}, batch_row FROM batch_sites WHERE batch = ? ORDER BY batch_row",
+                        params=[batch.number]).to_arrow_table()
+        reader, done, batch_rows = batch.reader, 0, sites["batch_row"].to_numpy()
+        for calls, site_counts, allele_counts in count_calls(reader.batches(sites, missing=True), reader.haploid,
+                                                             cells, np.arange(len(samples))):
+            rows, done = batch_rows[done:done + len(calls.site_row)], done + len(calls.site_row)
+            for table, part in zip(("batch_site_counts", "batch_allele_counts"),
+                                   count_rows(batch.number, rows,
+                                              site_counts[:, grouped], allele_counts[:, :, grouped], keys[grouped])):
+                _insert(con, table, part)
+    rebuild(con)
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+    con.register("gq_rows", rows)
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM gq_rows")
+    con.unregister("gq_rows")
 
 
 __all__ = ["ImportResult", "import_table", "detect_kind", "writable_index", "SAMPLE_COLUMN"]

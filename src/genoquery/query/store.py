@@ -11,9 +11,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from genoquery.errors import QueryError
+from genoquery.errors import QueryError, StoreError
 from genoquery.index.schema import INDEX_FILE
-from genoquery.ingest.staging import GENOTYPES, MARKER, existing_store
+from genoquery.ingest.staging import FORMAT_VERSION, MARKER, existing_store
+from genoquery.query.batches import Batch, read_batches
 from genoquery.query.regions import parse_region
 
 VARIANT_COLUMNS = ("contig", "pos", "ref", "alt", "id", "filter", "qual", "ac", "an", "af",
@@ -26,10 +27,23 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.info = json.loads((path / MARKER).read_text())
+        marker = json.loads((path / MARKER).read_text())
+        if marker.get("format_version") != FORMAT_VERSION:
+            raise StoreError(f"{path}: made by another genoquery version (store format "
+                             f"{marker.get('format_version')}, this version reads {FORMAT_VERSION}); "
+                             "ingest its VCFs again")
         self._con = duckdb.connect(str(path / INDEX_FILE), read_only=True)
+        self.info = {**marker, **self._counts()}
         self._contigs = [r[0] for r in self._con.execute(
             "SELECT contig FROM contigs ORDER BY contig_index").fetchall()]
+
+    def _counts(self) -> dict:
+        """``samples``, ``sites``, ``variants``, ``batches`` and the ``groupings`` with statistics."""
+        counts = self._con.execute(
+            "SELECT (SELECT count(*) FROM samples), (SELECT count(*) FROM sites), (SELECT count(*) FROM variants), "
+            "(SELECT count(*) FROM batches), (SELECT list(DISTINCT grouping ORDER BY grouping) FROM batch_cells "
+            "WHERE grouping <> '')").fetchall()[0]
+        return dict(zip(("samples", "sites", "variants", "batches", "groupings"), counts[:4] + (counts[4] or [],)))
 
     def __repr__(self) -> str:
         return (f"<genoquery.Store {self.path} samples={self.info['samples']} "
@@ -48,13 +62,14 @@ class Store:
     def contigs(self) -> list[str]:
         return list(self._contigs)
 
-    @property
-    def genotypes_path(self) -> Path:
-        return self.path / GENOTYPES
+    @cached_property
+    def batches(self) -> list[Batch]:
+        """The store's batches in order (each a VCF Zarr group over its own samples)."""
+        return read_batches(self._con, self.path)
 
     def _groupings(self) -> list[str]:
-        """Person-table columns with per-group statistics (recorded at ingest)."""
-        return list(self.info.get("groupings", []))
+        """Person-table columns with per-group statistics."""
+        return list(self.info["groupings"])
 
     def variants(self, region: str | None = None, by: str | None = None) -> pa.Table:
         """Whole-cohort statistics, one row per ALT allele, in genome order.
@@ -149,12 +164,6 @@ class Store:
         return self.samples().column("sample_id").to_numpy(zero_copy_only=False)
 
     @cached_property
-    def call_reader(self):  # a genoquery.query.call_reader.CallReader
-        from genoquery.query.call_reader import CallReader
-
-        return CallReader(self.genotypes_path, self.info["samples"])
-
-    @cached_property
     def _lookup(self):  # a genoquery.query.lookup.VariantLookup (which imports this module)
         from genoquery.query.lookup import VariantLookup
 
@@ -233,7 +242,7 @@ class Store:
         """
         from genoquery.query.genotypes import MAX_BYTES, read_genotypes
 
-        return read_genotypes(self._con, self._contigs, self.genotypes_path, region, samples,
+        return read_genotypes(self._con, self._contigs, self.batches, region, samples,
                               MAX_BYTES if max_bytes is None else max_bytes)
 
     def export_vcf(self, path: str | os.PathLike, region: str | None = None,

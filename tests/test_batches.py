@@ -1,0 +1,228 @@
+"""Stores of several batches (genome centers) against ``bcftools merge`` of the same files.
+
+The fixture cohort's three center files hold different samples and partly different sites
+(a center's file leaves out the sites where none of its samples carries an ALT allele).
+Ingested together they must equal ``bcftools merge -m none`` of the three files (a site a
+center lacks is missing for its samples), and with ``complete_callset`` the joint callset
+(absent = hom-ref) on the diploid contig; statistics overall, by group and for any cohort,
+carriers and genotypes are compared. Expectations come from bcftools through pysam
+(tests/oracle.py) and pandas on the person table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pysam.bcftools as bcftools
+import pytest
+
+import checks
+import genoquery
+import oracle
+from genoquery.errors import GenoqueryError
+
+CENTERS = tuple(sorted(checks.FIXTURES.glob("center*.vcf.gz")))
+STATS = ("ac", "an", "n_het", "n_hom_alt", "n_hemi", "n_missing")
+
+
+@pytest.fixture(scope="module")
+def merged(tmp_path_factory) -> Path:
+    """``bcftools merge -m none`` of the center files: the oracle's view of the batches together."""
+    out = tmp_path_factory.mktemp("merged") / "merged.vcf.gz"
+    bcftools.merge("-m", "none", "-Oz", "-o", str(out), *map(str, CENTERS), catch_stdout=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("batches") / "centers.gq"
+    genoquery.ingest(path, list(CENTERS), persons=checks.FIXTURE_PERSONS, progress=False).close()
+    with genoquery.open(path) as opened:
+        yield opened
+
+
+def _by_key(stats) -> dict[tuple[str, int, str, str], tuple[int, ...]]:
+    return {(e.contig, e.pos, e.ref, e.alt): tuple(getattr(e, s) for s in STATS) for e in stats}
+
+
+def _store_by_key(table) -> dict[tuple[str, int, str, str], tuple[int, ...]]:
+    rows = table.to_pylist()
+    got = {(r["contig"], r["pos"], r["ref"], r["alt"]): tuple(r[s] for s in STATS) for r in rows}
+    assert len(got) == len(rows), "two rows for one allele"
+    return got
+
+
+def test_one_batch_per_center_with_its_samples(store) -> None:
+    batches = store.sql("SELECT name, sample_offset, n_samples FROM batches ORDER BY batch", []).to_pylist()
+    assert [b["name"] for b in batches] == [p.name.split(".")[0] for p in CENTERS]
+    offset = 0
+    for batch, path in zip(batches, CENTERS):
+        ids = oracle.sample_names(path)
+        assert (batch["sample_offset"], batch["n_samples"]) == (offset, len(ids))
+        assert store.sample_ids[offset:offset + len(ids)].tolist() == ids
+        offset += len(ids)
+    assert store.info["samples"] == offset == 120
+
+
+def test_whole_store_statistics_equal_bcftools_merge(store, merged) -> None:
+    want = _by_key(oracle.allele_stats(merged))
+    assert _store_by_key(store.variants()) == want
+    keys = [(r["contig"], r["pos"]) for r in store.variants().to_pylist()]
+    assert keys == sorted(keys, key=lambda k: (["chr20", "chrX"].index(k[0]), k[1])), "not in genome order"
+
+
+def test_group_statistics_equal_bcftools_merge_per_group(store, merged) -> None:
+    persons = pd.read_csv(checks.FIXTURE_PERSONS, sep="\t", dtype=str)
+    for column in ("ancestry", "sex_at_birth"):
+        got = store.variants(by=column).to_pylist()
+        for group, members in persons.groupby(column)["sample_id"]:
+            want = _by_key(oracle.allele_stats(merged, sorted(members)))
+            mine = {(r["contig"], r["pos"], r["ref"], r["alt"]): tuple(r[s] for s in STATS)
+                    for r in got if r[column] == group}
+            assert mine == want, (column, group)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_cohort_frequencies_across_batches_equal_bcftools(store, merged, seed) -> None:
+    rng = np.random.default_rng(seed)
+    ids = sorted(rng.choice(store.sample_ids, size=37, replace=False).tolist())
+    want = _by_key(oracle.allele_stats(merged, ids))
+    assert _store_by_key(store.frequencies(cohort=ids)) == want
+    region = "chrX:2790000-2820000"
+    in_region = {k: v for k, v in want.items() if k[0] == "chrX" and 2790000 <= k[1] <= 2820000}
+    assert _store_by_key(store.frequencies(region, cohort=ids)) == in_region
+
+
+def test_carriers_across_batches_equal_bcftools(store, merged) -> None:
+    text = bcftools.query("-f", "%CHROM-%POS-%REF-%ALT[\t%SAMPLE=%GT]\n", str(merged))
+    checked = 0
+    for line in text.splitlines()[::7]:
+        key, *calls = line.split("\t")
+        alts = key.split("-", 3)[3].split(",")
+        for number, alt in enumerate(alts, start=1):
+            variant = "-".join(key.split("-")[:3] + [alt])
+            want = sorted(s for s, gt in (c.split("=") for c in calls)
+                          if str(number) in gt.replace("|", "/").split("/"))
+            got = store.carriers(variant)["sample_id"].to_pylist()
+            assert sorted(got) == want, variant
+            checked += 1
+    assert checked > 30
+
+
+def test_genotypes_across_batches_equal_bcftools(store, merged) -> None:
+    want_gt, _ = oracle.genotype_arrays(merged)
+    got = store.genotypes()
+    missing = (want_gt == -1).any(axis=2)
+    # bcftools writes an absent center's haploid calls as '.' or './.'; both are missing calls.
+    assert np.array_equal(got.gt[~missing], want_gt[~missing])
+    assert np.array_equal((got.gt == -1).any(axis=2), missing)
+    assert got.sample_ids == oracle.sample_names(merged)
+
+
+def test_participant_view_of_a_later_batch(store, merged) -> None:
+    sample = oracle.sample_names(CENTERS[-1])[3]
+    got = store.participant(sample).to_pylist()
+    want = []
+    for line in bcftools.query("-s", sample, "-f", "%CHROM-%POS-%REF-%ALT[\t%GT]\n", str(merged)).splitlines():
+        key, gt = line.split("\t")
+        alts = key.split("-", 3)[3].split(",")
+        for number, alt in enumerate(alts, start=1):
+            if str(number) in gt.replace("|", "/").split("/"):
+                want.append("-".join(key.split("-")[:3] + [alt]))
+    assert [r["variant_key"] for r in got] == want
+
+
+def test_complete_callsets_equal_the_joint_callset_on_a_diploid_contig(tmp_path) -> None:
+    """Absent records of a complete callset are hom-ref: the centers' chr20 equals the joint chr20."""
+    chr20 = [checks.subset_targets(p, tmp_path / p.name, "chr20") for p in CENTERS]
+    store = genoquery.ingest(tmp_path / "complete.gq", chr20, complete_callset=True, progress=False)
+    want = _by_key(oracle.allele_stats(checks.FIXTURE_VCFS[0]))
+    assert _store_by_key(store.variants()) == want
+    store.close()
+
+
+def test_a_sample_in_two_batches_is_refused(tmp_path) -> None:
+    twin = tmp_path / "twin.vcf"
+    twin.write_text(checks.vcf_text([oracle.sample_names(CENTERS[0])[0], "NEW1"],
+                                    [["chr20", "100", ".", "A", "C", ".", "PASS", ".", "GT", "0/1", "0/0"]],
+                                    contigs=(("chr20", 64444167),)))
+    with pytest.raises(GenoqueryError, match="is also in .*center1"):
+        genoquery.ingest(tmp_path / "x.gq", [CENTERS[0], twin], progress=False)
+    assert not (tmp_path / "x.gq").exists()
+
+
+def test_contig_names_differing_between_batches_are_refused(tmp_path) -> None:
+    plain = tmp_path / "plain.vcf"
+    plain.write_text(checks.vcf_text(["NEW1"], [["20", "100", ".", "A", "C", ".", "PASS", ".", "GT", "0/1"]],
+                                     contigs=(("20", 64444167),)))
+    with pytest.raises(GenoqueryError, match="contig '20' is named 'chr20'"):
+        genoquery.ingest(tmp_path / "x.gq", [CENTERS[0], plain], progress=False)
+
+
+def test_one_batch_name_for_several_sample_sets_is_refused(tmp_path) -> None:
+    with pytest.raises(GenoqueryError, match="names one batch"):
+        genoquery.ingest(tmp_path / "x.gq", list(CENTERS), batch="all", progress=False)
+
+
+# --------------------------------------------------------------------------- appending a batch
+
+
+def _batch_files(store_path: Path) -> dict[str, str]:
+    return {k: v for k, v in checks.tree_digest(store_path).items() if k.startswith("batches/")}
+
+
+@pytest.fixture(scope="module")
+def appended(tmp_path_factory):
+    """Centers 1 and 2 ingested, then center 3 appended; with the batch files' digests before."""
+    path = tmp_path_factory.mktemp("append") / "centers.gq"
+    genoquery.ingest(path, list(CENTERS[:2]), persons=checks.FIXTURE_PERSONS, progress=False).close()
+    before = _batch_files(path)
+    genoquery.ingest(path, [CENTERS[2]], batch="late", progress=False).close()
+    with genoquery.open(path) as opened:
+        yield opened, before
+
+
+def test_append_rewrites_no_existing_genotype_file(appended) -> None:
+    store, before = appended
+    after = _batch_files(store.path)
+    assert {k: after.get(k) for k in before} == before
+    assert all(k.startswith("batches/late.zarr/") for k in set(after) - set(before))
+
+
+def test_appended_store_equals_bcftools_merge_overall_by_group_and_cohort(appended, merged) -> None:
+    store, _ = appended
+    assert _store_by_key(store.variants()) == _by_key(oracle.allele_stats(merged))
+    persons = pd.read_csv(checks.FIXTURE_PERSONS, sep="\t", dtype=str)
+    got = store.variants(by="ancestry").to_pylist()
+    for group, members in persons.groupby("ancestry")["sample_id"]:
+        mine = {(r["contig"], r["pos"], r["ref"], r["alt"]): tuple(r[s] for s in STATS)
+                for r in got if r["ancestry"] == group}
+        assert mine == _by_key(oracle.allele_stats(merged, sorted(members))), group
+    ids = sorted(np.random.default_rng(7).choice(store.sample_ids, size=41, replace=False).tolist())
+    assert _store_by_key(store.frequencies(cohort=ids)) == _by_key(oracle.allele_stats(merged, ids))
+
+
+def test_append_refuses_a_taken_name_or_a_known_sample(appended, tmp_path) -> None:
+    store, _ = appended
+    before = checks.tree_digest(store.path)
+    with pytest.raises(GenoqueryError, match="already has a batch named 'late'"):
+        genoquery.ingest(store.path, [CENTERS[0]], batch="late", progress=False)
+    with pytest.raises(GenoqueryError, match="is also in"):
+        genoquery.ingest(store.path, [CENTERS[0]], batch="again", progress=False)
+    after = checks.tree_digest(store.path)
+    assert {k: v for k, v in after.items() if k != ".lock"} == {k: v for k, v in before.items() if k != ".lock"}
+
+
+def test_a_reader_open_during_an_append_keeps_the_old_state(tmp_path) -> None:
+    path = tmp_path / "s.gq"
+    genoquery.ingest(path, [CENTERS[0]], progress=False).close()
+    with genoquery.open(path) as reader:
+        old, key = reader.variants(), reader.variants()["variant_key"][0].as_py()
+        old_carriers = reader.carriers(key)
+        genoquery.ingest(path, [CENTERS[1]], batch="second", progress=False).close()
+        assert reader.variants().equals(old)
+        assert reader.carriers(key).equals(old_carriers)
+    with genoquery.open(path) as fresh:
+        assert fresh.info["samples"] == len(oracle.sample_names(CENTERS[0])) + len(oracle.sample_names(CENTERS[1]))
