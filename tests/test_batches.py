@@ -11,6 +11,7 @@ carriers and genotypes are compared. Expectations come from bcftools through pys
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -226,3 +227,72 @@ def test_a_reader_open_during_an_append_keeps_the_old_state(tmp_path) -> None:
         assert reader.carriers(key).equals(old_carriers)
     with genoquery.open(path) as fresh:
         assert fresh.info["samples"] == len(oracle.sample_names(CENTERS[0])) + len(oracle.sample_names(CENTERS[1]))
+
+
+# --------------------------------------------------------------------------- withdrawal
+
+
+WITHDRAWN = [oracle.sample_names(CENTERS[0])[1], oracle.sample_names(CENTERS[0])[5],
+             oracle.sample_names(CENTERS[2])[0]]
+
+
+@pytest.fixture(scope="module")
+def withdrawn(tmp_path_factory):
+    """The centers' store after withdrawing three samples, and the centers' files without them."""
+    from genoquery.ingest.withdraw import withdraw
+
+    root = tmp_path_factory.mktemp("withdraw")
+    path = root / "centers.gq"
+    genoquery.ingest(path, list(CENTERS), persons=checks.FIXTURE_PERSONS, progress=False).close()
+    done = withdraw(path, WITHDRAWN + WITHDRAWN[:1], "consent withdrawn")
+    assert done.withdrawn == WITHDRAWN and done.already == []
+    without = []
+    for center in CENTERS:
+        out = root / center.name
+        bcftools.view("-s", "^" + ",".join(WITHDRAWN), "--force-samples", "-Oz", "-o", str(out), str(center),
+                      catch_stdout=False)
+        without.append(out)
+    with genoquery.open(path) as opened:
+        yield opened, without, root
+
+
+def test_withdrawn_statistics_equal_a_store_ingested_without_them(withdrawn) -> None:
+    store, without, root = withdrawn
+    fresh = genoquery.ingest(root / "fresh.gq", without, persons=checks.FIXTURE_PERSONS, progress=False)
+    assert _store_by_key(store.variants()) == _store_by_key(fresh.variants())
+    for column in ("ancestry", "sex_at_birth"):
+        assert store.variants(by=column).drop_columns(["site_row"]).equals(
+            fresh.variants(by=column).drop_columns(["site_row"])), column
+    fresh.close()
+
+
+def test_withdrawn_samples_are_in_no_answer(withdrawn, merged) -> None:
+    store, _, _ = withdrawn
+    keep = [s for s in oracle.sample_names(merged) if s not in WITHDRAWN]
+    assert _store_by_key(store.variants()) == _by_key(oracle.allele_stats(merged, keep))
+    persons = pd.read_csv(checks.FIXTURE_PERSONS, sep="\t", dtype={"sample_id": str})
+    women = sorted(set(persons.loc[persons.sex_at_birth == "Female", "sample_id"]) - set(WITHDRAWN))
+    assert _store_by_key(store.frequencies(cohort="sex_at_birth = 'Female'")) == \
+        _by_key(oracle.allele_stats(merged, women))
+    carriers = {s for key in store.variants()["variant_key"].to_pylist()[:60]
+                for s in store.carriers(key)["sample_id"].to_pylist()}
+    assert carriers and not carriers & set(WITHDRAWN)
+    assert store.genotypes("chr20:1-5000").sample_ids == keep
+    with pytest.raises(GenoqueryError, match="withdrawn"):
+        store.participant(WITHDRAWN[0])
+    with pytest.raises(GenoqueryError, match="withdrawn"):
+        store.frequencies(cohort=[WITHDRAWN[1], keep[0]])
+    with pytest.raises(GenoqueryError, match="withdrawn"):
+        store.genotypes("chr20:1-5000", samples=[WITHDRAWN[2]])
+    log = store.sql("SELECT action, detail, reason FROM store_log WHERE action = 'withdraw'", []).to_pylist()
+    assert log == [{"action": "withdraw", "detail": json.dumps(WITHDRAWN), "reason": "consent withdrawn"}]
+
+
+def test_withdrawing_an_unknown_sample_changes_nothing(withdrawn, tmp_path) -> None:
+    from genoquery.ingest.withdraw import withdraw
+
+    store, _, _ = withdrawn
+    before = {k: v for k, v in checks.tree_digest(store.path).items() if k != ".lock"}
+    with pytest.raises(GenoqueryError, match="not in"):
+        withdraw(store.path, [oracle.sample_names(CENTERS[1])[0], "NOBODY"], "test")
+    assert {k: v for k, v in checks.tree_digest(store.path).items() if k != ".lock"} == before

@@ -153,6 +153,16 @@ def _cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {out}", file=sys.stderr)
 
 
+def _cmd_withdraw(args: argparse.Namespace) -> None:
+    from genoquery.ingest.withdraw import withdraw
+
+    ids = [i for text in args.samples for i in ([text] if not text.startswith("@") else _cohort_spec(text))]
+    done = withdraw(args.store, ids, args.reason)
+    print(f"withdrew {len(done.withdrawn)} sample(s); statistics recomputed without them"
+          + (f"; {len(done.already)} already withdrawn" if done.already else "")
+          + ". Run 'genoquery compact' to remove their genotypes from disk.", file=sys.stderr)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> None:
     from genoquery.simulate import simulate_cohort
 
@@ -244,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     a = actions.add_parser("show", help="print a cohort's sample IDs (count on standard error)")
     a.add_argument("cohort", help="saved name, filter expression, or @FILE of sample IDs")
     p.set_defaults(run=_cmd_cohort)
+
+    p = sub.add_parser("withdraw", help="withdraw participants: no answer includes them from now on")
+    p.add_argument("store")
+    p.add_argument("samples", nargs="+", metavar="SAMPLE_ID", help="sample IDs, or @FILE with one per line")
+    p.add_argument("--reason", required=True, help="why (recorded with the time, e.g. 'consent withdrawn')")
+    p.set_defaults(run=_cmd_withdraw)
 
     p = sub.add_parser("export", help="write a region's genotypes as VCF, bgzipped VCF or BCF")
     p.add_argument("store")

@@ -243,43 +243,15 @@ def import_table(store: str | Path, file: str | Path, kind: str | None = None,
 
 def recompute_group_stats(con: duckdb.DuckDBPyConnection, store: Path, persons: pa.Table) -> None:
     """Replace every batch's counts per group with counts per group of the new person table's
-    ``ancestry`` and ``sex_at_birth``, counted from the query encoding of every record, and
-    re-derive the whole-store statistics (so :meth:`Store.variants` by group follows the
-    imported table)."""
+    ``ancestry`` and ``sex_at_birth`` (from the query encoding of every record), and re-derive
+    the whole-store statistics, so :meth:`Store.variants` by group follows the imported table."""
     from genoquery.index.merge import rebuild
-    from genoquery.index.persons import sample_groups
-    from genoquery.index.writer import cell_rows, count_rows
-    from genoquery.ingest.allele_stats import Cells
+    from genoquery.index.recount import recount_batch
     from genoquery.query.batches import read_batches
-    from genoquery.query.call_reader import SITE_COLUMNS
-    from genoquery.query.cohort_counts import count_calls
 
-    for table in ("batch_cells", "batch_site_counts", "batch_allele_counts"):
-        con.execute(f"DELETE FROM {table} WHERE grouping <> ''")
     for batch in read_batches(con, store):
-        samples = [r[0] for r in con.execute("SELECT sample_id FROM samples WHERE batch = ? ORDER BY sample_index",
-                                             [batch.number]).fetchall()]
-        groupings = sample_groups(persons, samples)
-        cells = Cells.build(len(samples), groupings)
-        keys, grouped = cells.keys(), slice(1, None)
-        _insert(con, "batch_cells", cell_rows(batch.number, keys[grouped], cells.sizes[grouped]))
-        sites = con.sql(f"SELECT {SITE_COLUMNS}, batch_row FROM batch_sites WHERE batch = ? ORDER BY batch_row",
-                        params=[batch.number]).to_arrow_table()
-        reader, done, batch_rows = batch.reader, 0, sites["batch_row"].to_numpy()
-        for calls, site_counts, allele_counts in count_calls(reader.batches(sites, missing=True), reader.haploid,
-                                                             cells, np.arange(len(samples))):
-            rows, done = batch_rows[done:done + len(calls.site_row)], done + len(calls.site_row)
-            for table, part in zip(("batch_site_counts", "batch_allele_counts"),
-                                   count_rows(batch.number, rows,
-                                              site_counts[:, grouped], allele_counts[:, :, grouped], keys[grouped])):
-                _insert(con, table, part)
+        recount_batch(con, batch, persons, groups_only=True)
     rebuild(con)
-
-
-def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
-    con.register("gq_rows", rows)
-    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM gq_rows")
-    con.unregister("gq_rows")
 
 
 __all__ = ["ImportResult", "import_table", "detect_kind", "writable_index", "SAMPLE_COLUMN"]

@@ -23,6 +23,10 @@ its listed calls are rows ``listed_start`` .. ``listed_start + n_listed - 1`` of
 ``missing_start`` .. of ``missing_call_token``; a sparse record with few listed
 calls also holds them in ``inline_calls``. See :mod:`genoquery.ingest.call_codes`.
 
+A withdrawn sample keeps its row in ``samples`` (its index and batch) with
+``withdrawn_at`` and ``withdrawn_reason`` set; no count, statistic or query
+includes it. ``store_log`` records every append, withdrawal and compaction.
+
 Per-batch counts are by **cell**: ``grouping`` and ``group_value`` are '' for every
 sample of the batch, else a person-table column and its value. ``batch_cells``
 counts the batch's samples per cell; ``batch_site_counts`` has a record's
@@ -39,7 +43,9 @@ CREATE TABLE batches (
     batch SMALLINT NOT NULL, name VARCHAR NOT NULL, path VARCHAR NOT NULL, sample_offset INTEGER NOT NULL,
     n_samples INTEGER NOT NULL, complete_callset BOOLEAN NOT NULL, created_at TIMESTAMPTZ NOT NULL);
 CREATE TABLE samples (sample_index INTEGER NOT NULL, sample_id VARCHAR NOT NULL, source VARCHAR,
-    batch SMALLINT NOT NULL);
+    batch SMALLINT NOT NULL, withdrawn_at TIMESTAMPTZ, withdrawn_reason VARCHAR);
+CREATE TABLE store_log (logged_at TIMESTAMPTZ NOT NULL, action VARCHAR NOT NULL, detail VARCHAR NOT NULL,
+    reason VARCHAR);
 CREATE TABLE batch_sites (
     batch SMALLINT NOT NULL, batch_row BIGINT NOT NULL, site_row BIGINT,
     contig VARCHAR NOT NULL, pos BIGINT NOT NULL, id VARCHAR,

@@ -142,6 +142,12 @@ class IndexWriter:
             "records": [records], "samples": [samples], "tool": [tool], "batch": pa.array([batch], pa.int16()),
             "ingested_at": pa.array([datetime.now(timezone.utc)], pa.timestamp("us", tz="UTC"))}))
 
+    def log(self, action: str, detail: str, reason: str | None = None) -> None:
+        """Record a change of the store in ``store_log``, with the time."""
+        self._insert("store_log", pa.table({
+            "logged_at": pa.array([datetime.now(timezone.utc)], pa.timestamp("us", tz="UTC")),
+            "action": [action], "detail": [detail], "reason": pa.array([reason], pa.string())}))
+
     def add_persons(self, persons: pa.Table) -> None:
         self.con.register("incoming", persons)
         self.con.execute("CREATE TABLE persons AS SELECT * FROM incoming")

@@ -21,12 +21,13 @@ from pathlib import Path
 import duckdb
 
 from genoquery.errors import InputFileError, StoreError
+from genoquery.index.persons import stored_persons
 from genoquery.index.schema import INDEX_FILE
 from genoquery.index.writer import IndexWriter
 from genoquery.ingest.pipeline import (IngestPlan, batches_of, check_contig_names, check_unique_samples,
                                        merged_contigs, order_sources, batch_path, build_batch)
-from genoquery.ingest.staging import (BATCHES, check_batch_name, existing_store, fsync_dir, remove_leftovers,
-                                      staging_name, write_lock)
+from genoquery.ingest.staging import (BATCHES, check_batch_name, existing_store, fsync_dir, index_transaction,
+                                      remove_leftovers, staging_name, write_lock)
 from genoquery.ingest.vcf_source import open_source
 from genoquery.ingest.zarr_writer import ChunkLayout
 
@@ -41,9 +42,7 @@ def _existing(index: Path) -> dict:
         batches = con.execute("SELECT name, path FROM batches").fetchall()
         number, offset = con.execute("SELECT coalesce(max(batch) + 1, 0), coalesce(max(sample_offset + n_samples), 0) "
                                      "FROM batches").fetchall()[0]
-        has_persons = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'persons' "
-                                  "AND database_name = current_database()").fetchall()[0][0]
-        persons = con.sql("SELECT * FROM persons").to_arrow_table() if has_persons else None
+        persons = stored_persons(con)
     finally:
         con.close()
     return {"samples": samples, "contigs": contigs, "names": {n for n, _ in batches},
@@ -81,21 +80,18 @@ def append_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
 
 def _commit(path: Path, name: str, existing: dict, sources: list, contigs: list, plan: IngestPlan) -> None:
     """Build the batch and the new index beside the old ones, then rename them into place."""
-    index_copy = path / staging_name(INDEX_FILE)
     (path / BATCHES).mkdir(exist_ok=True)
     group = path / BATCHES / staging_name(f"{name}.zarr")
     try:
-        shutil.copyfile(path / INDEX_FILE, index_copy)
-        index = IndexWriter(index_copy, create=False)
-        build_batch(group, index, existing["number"], name, order_sources(sources, contigs), existing["offset"],
-                    contigs, plan)
-        index.add_contigs(contigs)
-        index.finish()
-        os.rename(group, path / batch_path(name))
-        fsync_dir(path / BATCHES)
-        os.replace(index_copy, path / INDEX_FILE)
-        fsync_dir(path)
-    except BaseException:
+        with index_transaction(path) as index_copy:
+            index = IndexWriter(index_copy, create=False)
+            build_batch(group, index, existing["number"], name, order_sources(sources, contigs),
+                        existing["offset"], contigs, plan)
+            index.add_contigs(contigs)
+            index.log("append", f"batch {name}: {len(sources[0].samples)} samples from "
+                      f"{', '.join(str(s.path) for s in sources)}")
+            index.finish()
+            os.rename(group, path / batch_path(name))
+            fsync_dir(path / BATCHES)
+    finally:
         shutil.rmtree(group, ignore_errors=True)
-        index_copy.unlink(missing_ok=True)
-        raise

@@ -127,6 +127,23 @@ def staging_name(name: str) -> str:
     return f".{name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
 
 
+@contextmanager
+def index_transaction(store: Path) -> Iterator[Path]:
+    """A copy of ``store``'s index to change (under :func:`write_lock`); when the block
+    completes the copy replaces the index in one rename, the commit. Readers that opened
+    the old index keep reading it; on any error the store is as it was."""
+    from genoquery.index.schema import INDEX_FILE
+
+    copy = store / staging_name(INDEX_FILE)
+    try:
+        shutil.copyfile(store / INDEX_FILE, copy)
+        yield copy
+        os.replace(copy, store / INDEX_FILE)
+        fsync_dir(store)
+    finally:
+        copy.unlink(missing_ok=True)
+
+
 def fsync_dir(path: Path) -> None:
     """Make renames inside ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)

@@ -51,7 +51,7 @@ def cohort_frequencies(store: Store, region: str | None, cohort, by: str | None)
     """Per-ALT-allele statistics of ``cohort`` in ``region``; see :meth:`Store.frequencies`."""
     if cohort is None and (by is None or by in store.info.get("groupings", [])):
         return store.variants(region, by=by)
-    members = store.cohort(cohort) if cohort is not None else np.arange(store.info["samples"])
+    members = store.cohort(cohort) if cohort is not None else store.active_samples
     cells = _cells(store, members, by)
     where, params = store.region_filter(region)
     sites = store.sql(f"SELECT site_row, len(alleles) AS n_alleles FROM sites {where} ORDER BY site_row", params)

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from genoquery.errors import QueryError
-from genoquery.query.cohorts import indexes_of, shown
+from genoquery.query.cohorts import indexes_of, shown, without_withdrawn
 from genoquery.query.regions import parse_region
 
 if TYPE_CHECKING:
@@ -85,11 +85,16 @@ class SampleSelection:
 
 
 def select_samples(con: duckdb.DuckDBPyConnection, samples: Sequence[str] | None) -> SampleSelection:
-    """Resolve sample IDs (``None``: every sample in store order); unknown, duplicated or
-    no IDs are a :class:`QueryError` naming them."""
+    """Resolve sample IDs (``None``: every sample in store order but the withdrawn); unknown,
+    duplicated, withdrawn or no IDs are a :class:`QueryError` naming them."""
     if samples is None:
-        ids = [r[0] for r in con.execute("SELECT sample_id FROM samples ORDER BY sample_index").fetchall()]
-        return SampleSelection(ids, None, None)
+        rows = con.execute("SELECT sample_id, sample_index, withdrawn_at IS NULL FROM samples "
+                           "ORDER BY sample_index").fetchall()
+        ids = [sample for sample, _, active in rows if active]
+        if len(ids) == len(rows):
+            return SampleSelection(ids, None, None)
+        return SampleSelection(ids, np.array([i for _, i, active in rows if active], dtype=np.int64),
+                               np.arange(len(ids)))
     ids = list(samples) if not isinstance(samples, str) else None
     if ids is None or not all(isinstance(s, str) for s in ids):
         raise QueryError(f"samples must be a list of sample IDs (text); got {samples!r:.80}")
@@ -102,7 +107,7 @@ def select_samples(con: duckdb.DuckDBPyConnection, samples: Sequence[str] | None
     unknown = [s for s, i in zip(ids, indexes) if i < 0]
     if unknown:
         raise QueryError(f"{len(unknown)} sample ID(s) are not in this store: {shown(unknown)}")
-    read = np.sort(indexes)
+    read = without_withdrawn(con, np.sort(indexes), refuse=True)
     return SampleSelection(ids, read, np.searchsorted(read, indexes))
 
 

@@ -120,7 +120,11 @@ class Store:
 
         variants = self.lookup(variant, gene=gene, region=region, af_min=af_min, af_max=af_max,
                                pass_only=pass_only, variant_type=variant_type)
-        return carriers(self, variants, self.cohort(cohort) if cohort is not None else None)
+        if cohort is not None:
+            members = self.cohort(cohort)
+        else:
+            members = None if len(self.active_samples) == self.info["samples"] else self.active_samples
+        return carriers(self, variants, members)
 
     def participant(self, sample_id: str) -> pa.Table:
         """One participant's ALT alleles (zygosity, GT) with each variant's whole-store AC, AN
@@ -131,10 +135,10 @@ class Store:
 
     def persons(self) -> pa.Table:
         """The person table (``sample_id`` and phenotype columns); empty when none was imported."""
-        if not self.sql("SELECT 1 FROM duckdb_tables() WHERE table_name = 'persons' AND database_name = "
-                        "current_database()", []).num_rows:
-            return pa.table({"sample_id": pa.array([], pa.string())})
-        return self.sql("SELECT * FROM persons", [])
+        from genoquery.index.persons import stored_persons
+
+        persons = stored_persons(self._con)
+        return pa.table({"sample_id": pa.array([], pa.string())}) if persons is None else persons
 
     def region_filter(self, region: str | None, alias: str = "") -> tuple[str, list]:
         """A ``WHERE`` clause (or "") and its parameters selecting ``region``'s rows by contig and pos."""
@@ -157,6 +161,12 @@ class Store:
         finally:
             for name in tables:
                 self._con.unregister(name)
+
+    @cached_property
+    def active_samples(self) -> np.ndarray:
+        """Sorted indexes of the samples that are not withdrawn (every query's whole cohort)."""
+        return self._con.execute("SELECT sample_index FROM samples WHERE withdrawn_at IS NULL "
+                                 "ORDER BY sample_index").fetchnumpy()["sample_index"].astype(np.int64)
 
     @cached_property
     def sample_ids(self) -> np.ndarray:
