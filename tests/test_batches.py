@@ -12,6 +12,8 @@ carriers and genotypes are compared. Expectations come from bcftools through pys
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -296,3 +298,55 @@ def test_withdrawing_an_unknown_sample_changes_nothing(withdrawn, tmp_path) -> N
     with pytest.raises(GenoqueryError, match="not in"):
         withdraw(store.path, [oracle.sample_names(CENTERS[1])[0], "NOBODY"], "test")
     assert {k: v for k, v in checks.tree_digest(store.path).items() if k != ".lock"} == before
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "genoquery", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture()
+def fresh_store(tmp_path) -> Path:
+    path = tmp_path / "centers.gq"
+    genoquery.ingest(path, list(CENTERS), persons=checks.FIXTURE_PERSONS, progress=False).close()
+    return path
+
+
+def test_verify_passes_on_an_intact_store_with_its_sources(fresh_store) -> None:
+    from genoquery.ingest.withdraw import withdraw
+
+    withdraw(fresh_store, WITHDRAWN[:1], "test")
+    run = _cli("verify", str(fresh_store), "--sources", *map(str, CENTERS), "--quiet")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "verified" in run.stderr and "MISMATCH" not in run.stdout
+    calls = sum(len(oracle.sample_names(c)) * len(oracle.sites(c)) for c in CENTERS)
+    assert f"{calls - len(oracle.sites(CENTERS[0]))} calls" in run.stderr
+
+
+def test_verify_finds_a_flipped_byte_and_names_the_chunk(fresh_store) -> None:
+    chunk = max((p for p in fresh_store.glob("batches/center2.zarr/call_genotype/c/**/*") if p.is_file()),
+                key=lambda p: p.stat().st_size)
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    chunk.write_bytes(bytes(data))
+    run = _cli("verify", str(fresh_store), "--quiet")
+    assert run.returncode == 1
+    assert f"MISMATCH {chunk.relative_to(fresh_store)}: sha256 differs from the manifest" in run.stdout
+
+
+def test_verify_finds_a_changed_statistic_and_a_changed_source(fresh_store, tmp_path) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(fresh_store / "index.duckdb"))
+    site, allele = con.execute("UPDATE variants SET ac = ac + 1 WHERE pos = (SELECT min(pos) FROM variants) "
+                               "RETURNING site_row, allele").fetchall()[0]
+    con.close()
+    changed = tmp_path / CENTERS[0].name
+    text = bcftools.view(str(CENTERS[0])).replace("0|1", "1|1", 1)
+    changed.with_suffix("").write_text(text)
+    run = _cli("verify", str(fresh_store), "--sources", str(changed.with_suffix("")), "--quiet")
+    assert run.returncode == 1
+    assert f"MISMATCH site {site} allele {allele}: stored" in run.stdout
+    assert "its sha256 is not that of any ingested file" in run.stdout

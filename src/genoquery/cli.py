@@ -163,6 +163,20 @@ def _cmd_withdraw(args: argparse.Namespace) -> None:
           + ". Run 'genoquery compact' to remove their genotypes from disk.", file=sys.stderr)
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from genoquery.verify import verify
+
+    report = verify(args.store, args.sources, progress=not args.quiet)
+    counts = ", ".join(f"{n} {kind}" for kind, n in report.checked.items() if not kind.endswith("problems"))
+    for problem in report.problems:
+        print(f"MISMATCH {problem}")
+    more = sum(n for kind, n in report.checked.items() if kind.endswith("problems")) - len(report.problems)
+    if more > 0:
+        print(f"... and {more} more")
+    print(f"{args.store}: {'verified' if report.ok else 'FAILED'} ({counts})", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
 def _cmd_simulate(args: argparse.Namespace) -> None:
     from genoquery.simulate import simulate_cohort
 
@@ -261,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True, help="why (recorded with the time, e.g. 'consent withdrawn')")
     p.set_defaults(run=_cmd_withdraw)
 
+    p = sub.add_parser("verify", help="prove the store equal to its manifest and, re-read with pysam, its sources")
+    p.add_argument("store")
+    p.add_argument("--sources", nargs="+", default=[], metavar="VCF", help="the ingested VCF/BCF files to re-read")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=_cmd_verify)
+
     p = sub.add_parser("export", help="write a region's genotypes as VCF, bgzipped VCF or BCF")
     p.add_argument("store")
     p.add_argument("out", metavar="OUT.vcf[.gz]|OUT.bcf", help="output file; the format follows the name")
@@ -284,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        return args.run(args) or 0
     except GenoqueryError as err:
         print(f"genoquery: error: {err}", file=sys.stderr)
         return 2
@@ -293,7 +313,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    return 0
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ process, so close stores first (``Store.save_cohort`` does this for its own).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ import pyarrow.compute as pc
 from genoquery.errors import GenoqueryError, InputFileError, StoreError
 from genoquery.index.persons import SAMPLE_COLUMN, id_column, person_table, read_table
 from genoquery.index.schema import INDEX_FILE
+from genoquery.ingest.checksums import file_sha256
 from genoquery.ingest.staging import existing_store
 
 KINDS = ("person", "events")
@@ -178,14 +178,6 @@ def event_table(table: pa.Table, path: Path, name: str | None) -> tuple[pa.Table
     return out, name, ignored
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _unknown_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Distinct IDs of ``incoming`` not in ``samples``, in order of first appearance."""
     return [r[0] for r in con.execute(
@@ -199,7 +191,7 @@ def _record_provenance(con: duckdb.DuckDBPyConnection, path: Path, kind: str, ro
     con.execute("DELETE FROM provenance WHERE kind = ?", [kind])
     con.execute("INSERT INTO provenance VALUES (?, ?, ?, ?, ?, "
                 "(SELECT count(DISTINCT sample_id) FROM incoming), ?, ?, NULL)",
-                [str(path.absolute()), path.stat().st_size, _sha256(path), kind, rows,
+                [str(path.absolute()), path.stat().st_size, file_sha256(path), kind, rows,
                  f"genoquery {__version__}", datetime.now(timezone.utc)])
 
 

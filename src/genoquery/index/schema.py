@@ -23,6 +23,11 @@ its listed calls are rows ``listed_start`` .. ``listed_start + n_listed - 1`` of
 ``missing_start`` .. of ``missing_call_token``; a sparse record with few listed
 calls also holds them in ``inline_calls``. See :mod:`genoquery.ingest.call_codes`.
 
+``batch_files`` is the manifest of every file of each batch's Zarr group (path
+relative to the store, size, sha256), written when the batch is; with ``provenance``
+(each input's sha256, size, records, samples and batch) it is what
+``genoquery verify`` checks the store against.
+
 A withdrawn sample keeps its row in ``samples`` (its index and batch) with
 ``withdrawn_at`` and ``withdrawn_reason`` set; no count, statistic or query
 includes it. ``store_log`` records every append, withdrawal and compaction.
@@ -44,6 +49,8 @@ CREATE TABLE batches (
     n_samples INTEGER NOT NULL, complete_callset BOOLEAN NOT NULL, created_at TIMESTAMPTZ NOT NULL);
 CREATE TABLE samples (sample_index INTEGER NOT NULL, sample_id VARCHAR NOT NULL, source VARCHAR,
     batch SMALLINT NOT NULL, withdrawn_at TIMESTAMPTZ, withdrawn_reason VARCHAR);
+CREATE TABLE batch_files (batch SMALLINT NOT NULL, path VARCHAR NOT NULL, size BIGINT NOT NULL,
+    sha256 VARCHAR NOT NULL);
 CREATE TABLE store_log (logged_at TIMESTAMPTZ NOT NULL, action VARCHAR NOT NULL, detail VARCHAR NOT NULL,
     reason VARCHAR);
 CREATE TABLE batch_sites (

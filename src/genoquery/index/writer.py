@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from genoquery.index.merge import rebuild
+from genoquery.ingest.checksums import file_sha256
 from genoquery.index.schema import TABLES
 from genoquery.ingest.call_codes import CallCodes, inline_lists
 from genoquery.ingest.records import SiteBlock
@@ -141,6 +142,16 @@ class IndexWriter:
             "path": [path], "size": [size], "sha256": [sha256], "kind": [kind],
             "records": [records], "samples": [samples], "tool": [tool], "batch": pa.array([batch], pa.int16()),
             "ingested_at": pa.array([datetime.now(timezone.utc)], pa.timestamp("us", tz="UTC"))}))
+
+    def add_files(self, batch: int, group: Path, relative: str) -> None:
+        """Record every file of a batch's finished Zarr group ``group`` (named ``relative`` in the
+        store) with its size and sha256: the manifest ``genoquery verify`` checks."""
+        files = sorted(p for p in group.rglob("*") if p.is_file())
+        self._insert("batch_files", pa.table({
+            "batch": pa.array(np.full(len(files), batch), pa.int16()),
+            "path": [f"{relative}/{p.relative_to(group)}" for p in files],
+            "size": pa.array([p.stat().st_size for p in files], pa.int64()),
+            "sha256": [file_sha256(p) for p in files]}))
 
     def log(self, action: str, detail: str, reason: str | None = None) -> None:
         """Record a change of the store in ``store_log``, with the time."""

@@ -277,7 +277,7 @@ def build_batch(group: Path, index: IndexWriter, batch: int, name: str, sources:
             firsts = genotypes.reserve_codes(codes)
             writer.submit(genotypes.write, first_row, gt, block.phased[: block.n])
             writer.submit(genotypes.write_codes, codes)
-            index.add_block(batch, block, first_row, str(source.path), counts, keys, codes, *firsts)
+            index.add_block(batch, block, first_row, str(source.path.absolute()), counts, keys, codes, *firsts)
             records[source.path] += block.n
             bar.update(block.n)
         writer.submit(genotypes.flush_codes)
@@ -293,3 +293,4 @@ def build_batch(group: Path, index: IndexWriter, batch: int, name: str, sources:
                     cell_rows(batch, keys, cells.sizes))
     write_variant_arrays(genotypes, index, batch, samples, contigs, filters)
     genotypes.finish()
+    index.add_files(batch, group, batch_path(name))
