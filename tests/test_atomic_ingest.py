@@ -224,3 +224,47 @@ def test_killed_overwrite_keeps_existing_store(gq, store_path, big_vcf, small_st
     gq.ingest(store_path, [vcf], overwrite=True)
     _check_big_store(gq, store_path, codes)
     assert os.listdir(store_path.parent) == [store_path.name], "staging leftovers remain after the next ingest"
+
+
+WRITES = {  # operation -> (command after the store path, kill points)
+    "withdraw": (["withdraw", "{store}", "S3", "S4", "--reason", "test"],
+                 {"index copied": lambda s: any(s.glob(".index.duckdb.staging-*"))}),
+    "compact": (["compact", "{store}"],
+                {"group half written": lambda s: any(p.is_file() for g in s.glob("batches/.*staging*")
+                                                     for p in g.rglob("call_genotype/c/*/*/*")),
+                 "group renamed": lambda s: (s / "batches" / "big.v1.zarr").exists()}),
+}
+
+
+@pytest.fixture(scope="module")
+def big_store(tmp_path_factory, gq, big_vcf) -> Path:
+    path = tmp_path_factory.mktemp("bigstore") / "big.gq"
+    gq.ingest(path, [big_vcf[0]], batch="big").close()
+    from genoquery.ingest.withdraw import withdraw
+
+    withdraw(path, ["S1", "S2"], "test")  # for compact to erase
+    return path
+
+
+@pytest.mark.parametrize("operation,point", [(op, point) for op, (_, points) in WRITES.items() for point in points])
+def test_killed_withdraw_or_compact_leaves_a_consistent_store(gq, store_path, big_store, operation, point):
+    from genoquery.verify import verify
+
+    shutil.copytree(big_store, store_path)
+    with gq.open(store_path) as store:
+        before = store.variants()
+    args, points = WRITES[operation]
+    cmd = [sys.executable, "-m", "genoquery", *(a.format(store=store_path) for a in args)]
+    if not _kill_when(cmd, lambda: points[point](store_path)):
+        pytest.skip(f"{operation} finished before '{point}' was observed")
+    with gq.open(store_path) as store:
+        committed = not store.variants().equals(before) or store.batches[0].path.name == "big.v1.zarr"
+    report = verify(store_path)
+    assert report.ok, report.problems
+    if not committed:
+        with gq.open(store_path) as store:
+            assert store.variants().equals(before)
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert verify(store_path).ok
+    leftovers = [p.name for p in [*store_path.glob(".*staging*"), *store_path.glob("batches/.*")]]
+    assert leftovers == [], leftovers

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pysam.bcftools as bcftools
 import pytest
+import zarr
 
 import checks
 import genoquery
@@ -350,3 +351,32 @@ def test_verify_finds_a_changed_statistic_and_a_changed_source(fresh_store, tmp_
     assert run.returncode == 1
     assert f"MISMATCH site {site} allele {allele}: stored" in run.stdout
     assert "its sha256 is not that of any ingested file" in run.stdout
+
+
+def test_compact_erases_withdrawn_genotypes_and_keeps_every_answer(fresh_store) -> None:
+    from genoquery.ingest.compact import compact
+    from genoquery.ingest.withdraw import withdraw
+
+    withdraw(fresh_store, WITHDRAWN, "consent withdrawn")
+    with genoquery.open(fresh_store) as store:
+        answers = (store.variants(), store.variants(by="ancestry"), store.genotypes(),
+                   store.carriers(gene=None, region="chr20"))
+    untouched = _batch_files(fresh_store)
+    untouched = {k: v for k, v in untouched.items() if k.startswith("batches/center2.zarr/")}
+    assert compact(fresh_store) == ["center1", "center3"]
+    assert sorted(p.name for p in (fresh_store / "batches").iterdir()) == \
+        ["center1.v1.zarr", "center2.zarr", "center3.v1.zarr"]
+    assert {k: v for k, v in _batch_files(fresh_store).items() if k.startswith("batches/center2.zarr/")} == untouched
+    for name, column in (("center1.v1.zarr", [1, 5]), ("center3.v1.zarr", [0])):
+        group = zarr.open_group(fresh_store / "batches" / name, mode="r")
+        assert (np.asarray(group["call_genotype"][...])[:, column] == -1).all()
+        assert not np.asarray(group["call_genotype_phased"][...])[:, column].any()
+        assert all(group["sample_id"][i] == "" for i in column)
+    with genoquery.open(fresh_store) as store:
+        after = (store.variants(), store.variants(by="ancestry"), store.genotypes(),
+                 store.carriers(gene=None, region="chr20"))
+        assert after[0].equals(answers[0]) and after[1].equals(answers[1]) and after[3].equals(answers[3])
+        assert np.array_equal(after[2].gt, answers[2].gt) and after[2].sample_ids == answers[2].sample_ids
+    assert compact(fresh_store) == []
+    run = _cli("verify", str(fresh_store), "--sources", *map(str, CENTERS), "--quiet")
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -177,6 +177,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_compact(args: argparse.Namespace) -> None:
+    from genoquery.ingest.compact import compact
+
+    done = compact(args.store)
+    print(f"rewrote {len(done)} batch(es) without withdrawn genotypes" + (f": {', '.join(done)}" if done else ""),
+          file=sys.stderr)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> None:
     from genoquery.simulate import simulate_cohort
 
@@ -274,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("samples", nargs="+", metavar="SAMPLE_ID", help="sample IDs, or @FILE with one per line")
     p.add_argument("--reason", required=True, help="why (recorded with the time, e.g. 'consent withdrawn')")
     p.set_defaults(run=_cmd_withdraw)
+
+    p = sub.add_parser("compact", help="rewrite batches so withdrawn participants' genotypes leave the disk")
+    p.add_argument("store")
+    p.set_defaults(run=_cmd_compact)
 
     p = sub.add_parser("verify", help="prove the store equal to its manifest and, re-read with pysam, its sources")
     p.add_argument("store")

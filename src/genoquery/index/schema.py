@@ -30,7 +30,8 @@ relative to the store, size, sha256), written when the batch is; with ``provenan
 
 A withdrawn sample keeps its row in ``samples`` (its index and batch) with
 ``withdrawn_at`` and ``withdrawn_reason`` set; no count, statistic or query
-includes it. ``store_log`` records every append, withdrawal and compaction.
+includes it. ``erased_at`` is when ``genoquery compact`` rewrote its batch without its
+genotypes. ``store_log`` records every append, withdrawal and compaction.
 
 Per-batch counts are by **cell**: ``grouping`` and ``group_value`` are '' for every
 sample of the batch, else a person-table column and its value. ``batch_cells``
@@ -48,7 +49,7 @@ CREATE TABLE batches (
     batch SMALLINT NOT NULL, name VARCHAR NOT NULL, path VARCHAR NOT NULL, sample_offset INTEGER NOT NULL,
     n_samples INTEGER NOT NULL, complete_callset BOOLEAN NOT NULL, created_at TIMESTAMPTZ NOT NULL);
 CREATE TABLE samples (sample_index INTEGER NOT NULL, sample_id VARCHAR NOT NULL, source VARCHAR,
-    batch SMALLINT NOT NULL, withdrawn_at TIMESTAMPTZ, withdrawn_reason VARCHAR);
+    batch SMALLINT NOT NULL, withdrawn_at TIMESTAMPTZ, withdrawn_reason VARCHAR, erased_at TIMESTAMPTZ);
 CREATE TABLE batch_files (batch SMALLINT NOT NULL, path VARCHAR NOT NULL, size BIGINT NOT NULL,
     sha256 VARCHAR NOT NULL);
 CREATE TABLE store_log (logged_at TIMESTAMPTZ NOT NULL, action VARCHAR NOT NULL, detail VARCHAR NOT NULL,

@@ -43,6 +43,26 @@ def cell_rows(batch: int, keys: list[tuple[str, str]], sizes: np.ndarray) -> pa.
                      "n_samples": sizes[keep].astype(np.int64)})
 
 
+def encoding_columns(batch: int, batch_rows: np.ndarray, codes: CallCodes, first_dense: int, first_listed: int,
+                     first_missing: int) -> dict[str, pa.Array]:
+    """The ``batch_sites`` columns that locate the records' query encoding in the batch's Zarr
+    group (``first_*``: the block's first dense row, listed call and missing-call token)."""
+    n = len(batch_rows)
+    n_listed = np.bincount(codes.row_site, minlength=n)
+    n_tokens = np.bincount(codes.token_site, minlength=n)
+    return {
+        "batch": pa.array(np.full(n, batch), pa.int16()), "batch_row": pa.array(batch_rows, pa.int64()),
+        "n_carriers": pa.array(codes.carriers.astype(np.int32)),
+        "dense_row": pa.array(np.cumsum(codes.dense) - 1 + first_dense, mask=~codes.dense),
+        "haploid_pattern": pa.array(codes.haploid_pattern.astype(np.int32), mask=codes.haploid_pattern < 0),
+        "listed_start": pa.array(np.cumsum(n_listed) - n_listed + first_listed),
+        "n_listed": pa.array(n_listed.astype(np.int32)),
+        "missing_start": pa.array(np.cumsum(n_tokens) - n_tokens + first_missing),
+        "n_missing_tokens": pa.array(n_tokens.astype(np.int32)),
+        "inline_calls": pa.array(inline_lists(codes), pa.list_(pa.int64())),
+    }
+
+
 class IndexWriter:
     """Creates ``index.duckdb`` and appends batches, their records and per-cell counts."""
 
@@ -87,22 +107,12 @@ class IndexWriter:
         batch's Zarr group."""
         n = block.n
         batch_rows = np.arange(first_row, first_row + n, dtype=np.int64)
-        n_listed = np.bincount(codes.row_site, minlength=n)
-        n_tokens = np.bincount(codes.token_site, minlength=n)
         self._insert("batch_sites", pa.table({
-            "batch": pa.array(np.full(n, batch), pa.int16()), "batch_row": batch_rows,
             "contig": block.contig, "pos": block.pos,
             "id": [v or None for v in block.vid], "alleles": block.alleles,
             "qual": pa.array(block.qual, pa.float32(), from_pandas=True),
             "filters": block.filters, "source": [source] * n, "record": block.record,
-            "n_carriers": codes.carriers.astype(np.int32),
-            "dense_row": pa.array(np.cumsum(codes.dense) - 1 + first_dense, mask=~codes.dense),
-            "haploid_pattern": pa.array(codes.haploid_pattern.astype(np.int32), mask=codes.haploid_pattern < 0),
-            "listed_start": np.cumsum(n_listed) - n_listed + first_listed,
-            "n_listed": n_listed.astype(np.int32),
-            "missing_start": np.cumsum(n_tokens) - n_tokens + first_missing,
-            "n_missing_tokens": n_tokens.astype(np.int32),
-            "inline_calls": pa.array(inline_lists(codes), pa.list_(pa.int64())),
+            **encoding_columns(batch, batch_rows, codes, first_dense, first_listed, first_missing),
         }))
         self.add_counts(*count_rows(batch, batch_rows, *counts, keys))
 
