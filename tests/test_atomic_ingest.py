@@ -130,6 +130,7 @@ def _check_big_store(gq, path: Path, codes: np.ndarray) -> None:
     rows = store.variants().to_pylist()
     assert len(rows) == N_SITES
     _check_big_stats(rows, codes)
+    gt = CALL_GT[codes]
     group = checks.open_genotypes(path)
     for i in (0, 1, N_SITES // 2, N_SITES - 1):
         got = np.asarray(group["call_genotype"][i])

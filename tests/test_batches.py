@@ -380,3 +380,29 @@ def test_compact_erases_withdrawn_genotypes_and_keeps_every_answer(fresh_store) 
     assert compact(fresh_store) == []
     run = _cli("verify", str(fresh_store), "--sources", *map(str, CENTERS), "--quiet")
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_conflicting_ref_alleles_are_refused_unless_allowed(tmp_path) -> None:
+    first = oracle.sites(CENTERS[0])[0]
+    other = {"A": "G", "C": "T", "G": "A", "T": "C"}[first.ref[0]]
+    odd = tmp_path / "odd.vcf"
+    odd.write_text(checks.vcf_text(["NEW1"], [[first.contig, str(first.pos), ".", other, "A" if other != "A" else "C",
+                                               ".", "PASS", ".", "GT", "0/1"]], contigs=(("chr20", 64444167),)))
+    with pytest.raises(GenoqueryError, match=f"REF {other} at {first.contig}:{first.pos} conflicts with REF "
+                                             f"{first.ref} of .*center1.vcf.gz"):
+        genoquery.ingest(tmp_path / "x.gq", [CENTERS[0], odd], progress=False)
+    store = genoquery.ingest(tmp_path / "y.gq", [CENTERS[0], odd], allow_ref_conflicts=True, progress=False)
+    at = store.variants(region=f"{first.contig}:{first.pos}").to_pylist()
+    assert {r["ref"] for r in at} == {first.ref, other}
+    store.close()
+
+
+def test_contig_names_can_be_matched_on_request(tmp_path) -> None:
+    plain = tmp_path / "plain.vcf"
+    plain.write_text(checks.vcf_text(["NEW1"], [["20", "100", ".", "A", "C", ".", "PASS", ".", "GT", "0/1"]],
+                                     contigs=(("20", 64444167),)))
+    store = genoquery.ingest(tmp_path / "x.gq", [CENTERS[0], plain], match_contig_names=True, progress=False)
+    assert store.contigs == ["chr20", "chrX"]
+    row = store.lookup("chr20-100-A-C").to_pylist()[0]
+    assert (row["ac"], row["an"]) == (1, 2)
+    store.close()

@@ -13,7 +13,8 @@ def _cmd_ingest(args: argparse.Namespace) -> None:
     from genoquery.ingest import ingest
 
     store = ingest(args.store, args.vcfs, persons=args.persons, overwrite=args.overwrite, batch=args.batch,
-                   complete_callset=args.complete_callset,
+                   complete_callset=args.complete_callset, allow_ref_conflicts=args.allow_ref_conflicts,
+                   match_contig_names=args.match_contig_names,
                    progress=None if not args.quiet else False)
     print(f"{store.path}: {store.info['samples']} samples, {store.info['sites']} sites, "
           f"{store.info['variants']} ALT alleles", file=sys.stderr)
@@ -206,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", metavar="NAME", help="name of the (single) batch; default: its first file's name")
     p.add_argument("--complete-callset", action="store_true",
                    help="sites a batch's VCF lacks are hom-ref for its samples (default: not called)")
+    p.add_argument("--allow-ref-conflicts", action="store_true",
+                   help="keep records whose REF disagrees with another batch's at a position as separate sites")
+    p.add_argument("--match-contig-names", action="store_true",
+                   help="rename contigs spelled differently from another batch's (20 / chr20) to the first spelling")
     p.add_argument("--persons", help="person table (CSV/TSV/Parquet with sample_id, ancestry, sex_at_birth)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store atomically")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

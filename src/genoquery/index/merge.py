@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import duckdb
 
+from genoquery.errors import InputFileError
 from genoquery.index.schema import DERIVED, INDEXES
 
 _SITE_ROWS = """
@@ -107,6 +108,27 @@ SELECT t.site_row, t.allele, t.grouping, t.group_value, t.ac, t.an, {_AF},
        t.n_het, t.n_hom_alt, t.n_hemi, t.n_missing
 FROM gq_stats t WHERE t.grouping <> '' ORDER BY t.site_row, t.allele, t.grouping, t.group_value
 """
+
+_REF_CONFLICTS = """
+SELECT a.contig, a.pos, a.alleles[1], a.source, a.record, b.alleles[1], b.source, b.record
+FROM batch_sites a JOIN batch_sites b ON a.contig = b.contig AND a.pos = b.pos AND a.batch < b.batch
+WHERE NOT starts_with(a.alleles[1], b.alleles[1]) AND NOT starts_with(b.alleles[1], a.alleles[1])
+ORDER BY a.contig, a.pos LIMIT 1
+"""
+
+
+def check_ref_alleles(con: duckdb.DuckDBPyConnection) -> None:
+    """Two batches whose REF alleles at one position disagree (neither is a prefix of the other:
+    ``A`` vs ``G``, not ``A`` vs ``AT``) were called against different references: an error
+    naming both records."""
+    found = con.execute(_REF_CONFLICTS).fetchall()
+    if found:
+        contig, pos, ref_a, file_a, record_a, ref_b, file_b, record_b = found[0]
+        raise InputFileError(file_b, f"REF {ref_b} at {contig}:{pos} conflicts with REF {ref_a} of {file_a} "
+                             f"(record {record_a})", line=record_b,
+                             fix="check both were called against the same reference build, or pass "
+                                 "--allow-ref-conflicts to keep them as different sites")
+
 
 _INDEX_NAMES = ("variants_key", "variants_id", "group_stats_allele", "batch_sites_site")
 

@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from genoquery.index.merge import rebuild
+from genoquery.index.merge import check_ref_alleles, rebuild
 from genoquery.ingest.checksums import file_sha256
 from genoquery.index.schema import TABLES
 from genoquery.ingest.call_codes import CallCodes, inline_lists
@@ -188,9 +188,12 @@ class IndexWriter:
         return self.con.execute("SELECT coalesce(max(len(alleles)), 0) FROM batch_sites WHERE batch = ?",
                                 [batch]).fetchall()[0][0]
 
-    def finish(self) -> None:
-        """Derive the sites and whole-store statistics, build the lookup indexes, close the database."""
+    def finish(self, check_refs: bool = True) -> None:
+        """Derive the sites and whole-store statistics, build the lookup indexes, close the database;
+        ``check_refs``: first refuse batches whose REF alleles disagree at a position."""
         self.flush()
+        if check_refs:
+            check_ref_alleles(self.con)
         rebuild(self.con)
         self.con.execute("CHECKPOINT")
         self.con.close()

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 def ingest(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
            persons: str | os.PathLike | None = None, overwrite: bool = False,
            progress: bool | None = None, layout: ChunkLayout | None = None, batch: str | None = None,
-           complete_callset: bool = False) -> Store:
+           complete_callset: bool = False, allow_ref_conflicts: bool = False,
+           match_contig_names: bool = False) -> Store:
     """Ingest VCF/VCF.gz/BCF files into a new store, one batch per sample set.
 
     Files with the same samples form one batch (files split by region may be
@@ -25,7 +26,10 @@ def ingest(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
     different batches are one site when CHROM, POS, REF and ALT agree; where a
     batch has no record of a site its samples count as not called, unless
     ``complete_callset`` says absent records mean hom-ref (see
-    :mod:`genoquery.index.merge`). With ``batch`` on an existing store (and no
+    :mod:`genoquery.index.merge`). Batches whose REF alleles disagree at a position, or
+    that spell a contig differently (``20``, ``chr20``), are refused unless
+    ``allow_ref_conflicts`` (keep them as different sites) or ``match_contig_names``
+    (rename to the first spelling). With ``batch`` on an existing store (and no
     ``overwrite``), the files are **appended** as a new batch: existing genotype
     chunks are not rewritten and the statistics add up (:mod:`genoquery.ingest.append`).
     ``persons`` (CSV/TSV/Parquet with ``sample_id``) adds
@@ -35,17 +39,16 @@ def ingest(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
     first call: its kernels and readers take ~1.5 s to import, which queries
     on an existing store never need.
     """
+    from genoquery.ingest.pipeline import BatchOptions, ingest_files
     from genoquery.ingest.staging import is_store
 
+    options = BatchOptions(complete_callset, allow_ref_conflicts, match_contig_names)
     if batch is not None and not overwrite and is_store(Path(store).absolute()):
         from genoquery.ingest.append import append_files
 
-        return append_files(store, vcfs, batch=batch, complete_callset=complete_callset, progress=progress,
-                            layout=layout)
-    from genoquery.ingest.pipeline import ingest_files
-
+        return append_files(store, vcfs, batch=batch, options=options, progress=progress, layout=layout)
     return ingest_files(store, vcfs, persons=persons, overwrite=overwrite, progress=progress, layout=layout,
-                        batch=batch, complete_callset=complete_callset)
+                        batch=batch, options=options)
 
 
 __all__ = ["ingest"]

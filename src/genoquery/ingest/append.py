@@ -24,8 +24,8 @@ from genoquery.errors import InputFileError, StoreError
 from genoquery.index.persons import stored_persons
 from genoquery.index.schema import INDEX_FILE
 from genoquery.index.writer import IndexWriter
-from genoquery.ingest.pipeline import (IngestPlan, batches_of, check_contig_names, check_unique_samples,
-                                       merged_contigs, order_sources, batch_path, build_batch)
+from genoquery.ingest.pipeline import (BatchOptions, IngestPlan, batch_path, batches_of, build_batch,
+                                       check_unique_samples, contig_renames, merged_contigs, order_sources)
 from genoquery.ingest.staging import (BATCHES, check_batch_name, existing_store, fsync_dir, index_transaction,
                                       remove_leftovers, staging_name, write_lock)
 from genoquery.ingest.vcf_source import open_source
@@ -50,7 +50,7 @@ def _existing(index: Path) -> dict:
 
 
 def append_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *, batch: str,
-                 complete_callset: bool, progress: bool | None, layout: ChunkLayout | None):
+                 options: BatchOptions, progress: bool | None, layout: ChunkLayout | None):
     """Add ``vcfs`` (one sample set) to the existing ``store`` as the batch ``batch``; see the module docstring."""
     from genoquery.query.store import open as open_store
 
@@ -69,16 +69,17 @@ def append_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
         if name in existing["names"]:
             raise StoreError(f"{path}: it already has a batch named {name!r}; choose another --batch name")
         check_unique_samples(groups, existing["samples"])
-        check_contig_names(groups, [c for c, _ in existing["contigs"]])
+        renames = contig_renames(groups, [c for c, _ in existing["contigs"]], options.match_contig_names)
         contigs = list(existing["contigs"])
-        contigs += [c for c in merged_contigs(sources) if c[0] not in {n for n, _ in contigs}]
-        plan = IngestPlan(layout or ChunkLayout(), existing["persons"], complete_callset,
+        contigs += [c for c in merged_contigs(sources, renames) if c[0] not in {n for n, _ in contigs}]
+        plan = IngestPlan(layout or ChunkLayout(), existing["persons"], options.complete_callset,
                           progress if progress is not None else os.isatty(2))
-        _commit(path, name, existing, groups[0], contigs, plan)
+        _commit(path, name, existing, groups[0], contigs, plan, renames[0], options)
     return open_store(path)
 
 
-def _commit(path: Path, name: str, existing: dict, sources: list, contigs: list, plan: IngestPlan) -> None:
+def _commit(path: Path, name: str, existing: dict, sources: list, contigs: list, plan: IngestPlan,
+            rename: dict[str, str], options: BatchOptions) -> None:
     """Build the batch and the new index beside the old ones, then rename them into place."""
     (path / BATCHES).mkdir(exist_ok=True)
     group = path / BATCHES / staging_name(f"{name}.zarr")
@@ -86,11 +87,11 @@ def _commit(path: Path, name: str, existing: dict, sources: list, contigs: list,
         with index_transaction(path) as index_copy:
             index = IndexWriter(index_copy, create=False)
             build_batch(group, index, existing["number"], name, order_sources(sources, contigs),
-                        existing["offset"], contigs, plan)
+                        existing["offset"], contigs, plan, rename)
             index.add_contigs(contigs)
             index.log("append", f"batch {name}: {len(sources[0].samples)} samples from "
                       f"{', '.join(str(s.path) for s in sources)}")
-            index.finish()
+            index.finish(check_refs=not options.allow_ref_conflicts)
             os.rename(group, path / batch_path(name))
             fsync_dir(path / BATCHES)
     finally:

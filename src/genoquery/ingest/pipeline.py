@@ -76,11 +76,16 @@ def check_unique_samples(groups: list[list[VcfSource]], existing: dict[str, str]
             seen[sample] = where
 
 
-def merged_contigs(sources: list[VcfSource]) -> list[tuple[str, int | None]]:
+def merged_contigs(sources: list[VcfSource], renames: list[dict[str, str]] | None = None
+                   ) -> list[tuple[str, int | None]]:
+    """The contigs the sources declare, in order of first appearance, renamed per batch (``renames``,
+    one dict per sample set as :func:`batches_of` orders them)."""
+    rename_of = {s.samples: r for s, r in zip((g[0] for g in batches_of(sources)), renames or [])}
     contigs: dict[str, int | None] = {}
     for source in sources:
+        rename = rename_of.get(source.samples, {})
         for name, length in source.contigs:
-            contigs.setdefault(name, length)
+            contigs.setdefault(rename.get(name, name), length)
     return list(contigs.items())
 
 
@@ -183,25 +188,30 @@ def _total_records(sources: list[VcfSource]) -> int | None:
     return total
 
 
-def check_contig_names(groups: list[list[VcfSource]], known: list[str]) -> None:
-    """``20`` in one batch and ``chr20`` in another (or in the store) is an error, not two contigs."""
+def contig_renames(groups: list[list[VcfSource]], known: list[str], match: bool) -> list[dict[str, str]]:
+    """``20`` in one batch and ``chr20`` in another (or in the store) is an error, not two contigs;
+    with ``match``, the later batch's names are renamed to the first spelling: per batch, its renames."""
     from genoquery.query.regions import resolve_contig
 
-    names = list(known)
+    names, renames = list(known), []
     for group in groups:
-        declared = {c for s in group for c, _ in s.contigs}
-        for contig in sorted(declared):
+        declared, rename = sorted({c for s in group for c, _ in s.contigs}), {}
+        for contig in declared:
             other = resolve_contig(contig, [n for n in names if n != contig])
             if other is not None and contig not in names:
-                raise InputFileError(group[0].path, f"contig {contig!r} is named {other!r} in the other batches",
-                                     fix=f"use one naming: bcftools annotate --rename-chrs on this file "
-                                         f"({contig} -> {other})")
-        names.extend(c for c in sorted(declared) if c not in names)
+                if not match:
+                    raise InputFileError(group[0].path, f"contig {contig!r} is named {other!r} in the other batches",
+                                         fix=f"use one naming (bcftools annotate --rename-chrs, {contig} -> {other}), "
+                                             "or pass --match-contig-names to rename it")
+                rename[contig] = other
+        names.extend(c for c in declared if c not in names and c not in rename)
+        renames.append(rename)
+    return renames
 
 
 def ingest_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
                  persons: str | os.PathLike | None, overwrite: bool, progress: bool | None,
-                 layout: ChunkLayout | None, batch: str | None = None, complete_callset: bool = False):
+                 layout: ChunkLayout | None, batch: str | None, options: BatchOptions):
     """:func:`genoquery.ingest` (documented there)."""
     from genoquery.query.store import open as open_store
 
@@ -211,24 +221,37 @@ def ingest_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
     groups = batches_of(sources)
     names = _batch_names(groups, batch)
     check_unique_samples(groups, {})
-    check_contig_names(groups, [])
+    renames = contig_renames(groups, [], options.match_contig_names)
     person_table = read_person_table(persons) if persons is not None else None
-    contigs = merged_contigs(sources)
-    plan = IngestPlan(layout or ChunkLayout(), person_table, complete_callset,
+    contigs = merged_contigs(sources, renames)
+    plan = IngestPlan(layout or ChunkLayout(), person_table, options.complete_callset,
                       progress if progress is not None else os.isatty(2))
     with staged_store(store, overwrite) as staging:
         index = IndexWriter(staging / INDEX_FILE)
         offset = 0
-        for number, (name, group) in enumerate(zip(names, groups)):
+        for number, (name, group, rename) in enumerate(zip(names, groups, renames)):
             build_batch(staging / batch_path(name), index, number, name, order_sources(group, contigs), offset,
-                        contigs, plan)
+                        contigs, plan, rename)
             offset += len(group[0].samples)
         index.add_contigs(contigs)
         if person_table is not None:
             index.add_persons(person_table)
-        index.finish()
+        index.log("ingest", "; ".join(f"batch {n}: {', '.join(str(s.path) for s in g)}"
+                                      for n, g in zip(names, groups)))
+        index.finish(check_refs=not options.allow_ref_conflicts)
         write_marker(staging, {"tool": _tool_version()})
     return open_store(store)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How batches are merged: absent records mean hom-ref (``complete_callset``) or not called;
+    REF alleles that disagree at a position are kept as different sites or refused; contig
+    names spelled differently (``20``/``chr20``) are renamed to the first spelling or refused."""
+
+    complete_callset: bool = False
+    allow_ref_conflicts: bool = False
+    match_contig_names: bool = False
 
 
 @dataclass(frozen=True)
@@ -247,9 +270,11 @@ def batch_path(name: str) -> str:
 
 
 def build_batch(group: Path, index: IndexWriter, batch: int, name: str, sources: list[VcfSource],
-                offset: int, contigs: list[tuple[str, int | None]], plan: IngestPlan) -> None:
+                offset: int, contigs: list[tuple[str, int | None]], plan: IngestPlan,
+                rename: dict[str, str]) -> None:
     """Write one batch (files with the same samples) as the Zarr group ``group`` and its index
-    rows; ``offset`` is its first global sample index. New contigs are added to ``contigs``."""
+    rows; ``offset`` is its first global sample index, ``rename`` maps its contig names to the
+    store's. New contigs are added to ``contigs``."""
     samples = list(sources[0].samples)
     groupings = sample_groups(plan.persons, samples) if plan.persons is not None else ()
     cells = Cells.build(len(samples), groupings)
@@ -264,6 +289,8 @@ def build_batch(group: Path, index: IndexWriter, batch: int, name: str, sources:
     writer = _BackgroundWriter()
     try:
         for source, block in _blocks(sources, plan.layout.variant_shard):
+            if rename:
+                block.contig[:] = [rename.get(c, c) for c in block.contig]
             for contig in block.contig:
                 if contig not in known_contigs:
                     known_contigs.add(contig)
