@@ -2,8 +2,9 @@
 
 Records of different batches are one site when CHROM, POS, REF and the ALT list
 agree (``bcftools merge -m none``); the k-th such record of a batch matches the
-k-th of every other. Sites are numbered in genome order (contig order of the
-``contigs`` table, then POS, then arrival).
+k-th of every other. Sites are numbered in genome order: contigs in the order their
+first record arrived (batch, then row: a single file's records keep their order),
+then POS, then arrival.
 
 Statistics are sums of the batches' per-cell counts. For a batch without a record
 of a site, its samples count as not called there (each adds 2 uncalled allele
@@ -34,9 +35,10 @@ WITH keyed AS (
 keys AS (
     SELECT k.contig, k.pos, k.alleles, k.dup, min(k.batch * 1099511627776 + k.batch_row) AS arrival
     FROM keyed k GROUP BY ALL),
+ranked AS (  -- contigs in order of first arrival: a single file's records keep their order
+    SELECT *, min(arrival) OVER (PARTITION BY contig) AS contig_arrival FROM keys),
 numbered AS (
-    SELECT k.*, row_number() OVER (ORDER BY c.contig_index, k.pos, k.arrival) - 1 AS site_row
-    FROM keys k JOIN contigs c USING (contig))
+    SELECT *, row_number() OVER (ORDER BY contig_arrival, pos, arrival) - 1 AS site_row FROM ranked)
 SELECT keyed.batch, keyed.batch_row, numbered.site_row
 FROM keyed JOIN numbered USING (contig, pos, alleles, dup)
 """
