@@ -141,7 +141,10 @@ def _filter_set(value) -> frozenset[str]:
 
 
 def open_genotypes(store_path: Path) -> zarr.Group:
-    return zarr.open_group(Path(store_path) / "genotypes.zarr", mode="r")
+    """The Zarr group of a single-batch store."""
+    groups = sorted((Path(store_path) / "batches").glob("*.zarr"))
+    assert len(groups) == 1, groups
+    return zarr.open_group(groups[0], mode="r")
 
 
 def as_list(array) -> list:

@@ -404,11 +404,73 @@ def test_allele_dosages_sample_offset(store):
     from genoquery.query.allele_dosages import allele_dosages
     from genoquery.query.call_reader import SITE_COLUMNS
 
-    reader = store.call_reader
-    sites = store.sql(f"SELECT {SITE_COLUMNS} FROM sites ORDER BY site_row", [])
+    reader = store.batches[0].reader
+    sites = store.sql(f"SELECT {SITE_COLUMNS} FROM batch_sites WHERE batch = 0 ORDER BY batch_row", [])
     plain = list(allele_dosages(reader.batches(sites, missing=True), reader.haploid))
     shifted = list(allele_dosages(reader.batches(sites, missing=True), reader.haploid, sample_offset=1000))
     for a, b in zip(plain, shifted):
         assert np.array_equal(a.sample + 1000, b.sample) and np.array_equal(a.missing_sample + 1000, b.missing_sample)
         assert np.array_equal(a.dosage, b.dosage) and np.array_equal(a.carrier, b.carrier)
     assert sum(len(a.allele) for a in plain) == store.info["variants"]
+
+
+def test_complete_callset_batches_give_the_joint_callsets_results(gq, store, ldl_chr20, e11_chr20, tmp_path):
+    """The centers' chr20 files as complete-callset batches hold the joint chr20's calls, so every
+    allele's test is the same: dosages are gathered across batches with global sample indexes."""
+    from genoquery.index.phenotypes import import_table
+
+    centers = [checks.subset_targets(p, tmp_path / p.name, "chr20")
+               for p in sorted(checks.FIXTURES.glob("center*.vcf.gz"))]
+    path = tmp_path / "centers.gq"
+    gq.ingest(path, centers, persons=checks.FIXTURE_PERSONS, complete_callset=True, progress=False).close()
+    import_table(path, CONDITIONS)
+    with gq.open(path) as merged:
+        assert len(merged.batches) == 3
+        for want, got in ((ldl_chr20, merged.associate("ldl_mg_dl", COVARIATES, region="chr20", min_mac=2)),
+                          (e11_chr20, merged.associate("E11", COVARIATES, region="chr20"))):
+            by_key = {r["variant_key"]: r for r in got.to_pylist()}
+            assert set(by_key) == {r["variant_key"] for r in want}
+            for row in want:
+                other = by_key[row["variant_key"]]
+                assert (other["n"], other["ac"], other["an"], other["status"]) == \
+                    (row["n"], row["ac"], row["an"], row["status"]), row["variant_key"]
+                if row["p"] is not None:
+                    assert math.isclose(other["p"], row["p"], rel_tol=RTOL), row["variant_key"]
+
+
+def test_a_center_lacking_a_site_leaves_its_samples_out_of_that_test(gq, tmp_path):
+    """Without complete_callset a batch's absent record is not called: its samples are missing there."""
+    from genoquery.index.phenotypes import import_table
+
+    centers = sorted(checks.FIXTURES.glob("center*.vcf.gz"))
+    path = tmp_path / "centers.gq"
+    gq.ingest(path, centers, persons=checks.FIXTURE_PERSONS, progress=False).close()
+    import_table(path, CONDITIONS)
+    with gq.open(path) as merged:
+        results = merged.associate("ldl_mg_dl", COVARIATES, region="chr20").to_pylist()
+        stats = {r["variant_key"]: r for r in merged.variants("chr20").to_pylist()}
+        persons = merged.persons().to_pandas()
+        analysed = int(persons[["ldl_mg_dl", "birth_year", "sex_at_birth", "pc1", "pc2"]].notna().all(axis=1).sum())
+        lacking = [r for r in results if stats[r["variant_key"]]["n_missing"] > 40]
+        assert lacking, "the fixture's centers should lack some sites"
+        for row in lacking:
+            assert row["n"] <= analysed - 40 and row["an"] <= 2 * row["n"], row["variant_key"]
+
+
+def test_withdrawn_samples_are_not_analysed(gq, tmp_path):
+    from genoquery.index.phenotypes import import_table
+    from genoquery.ingest.withdraw import withdraw
+
+    path = tmp_path / "w.gq"
+    checks.ingest_fixture(path).close()
+    import_table(path, CONDITIONS)
+    with gq.open(path) as before:
+        gone = before.sample_ids[before.cohort("ldl_mg_dl IS NOT NULL AND pc1 IS NOT NULL")[:3]].tolist()
+        rest = [s for s in before.sample_ids.tolist() if s not in gone]
+        want = before.associate("ldl_mg_dl", COVARIATES, region="chr20:1-20000", cohort=rest)
+    withdraw(path, gone, "test")
+    with gq.open(path) as after:
+        got = after.associate("ldl_mg_dl", COVARIATES, region="chr20:1-20000")
+    assert got.num_rows == want.num_rows > 0
+    assert got.select(["variant_key", "n", "ac", "an", "status"]).equals(want.select(["variant_key", "n", "ac", "an",
+                                                                                     "status"]))

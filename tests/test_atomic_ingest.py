@@ -79,13 +79,13 @@ def _staging_entries(parent: Path, name: str) -> list[str]:
 
 def _chunks_written(staging: Path) -> bool:
     """Genotype chunks are being written (early in the build)."""
-    array = staging / "genotypes.zarr" / "call_genotype"
-    return array.is_dir() and any(p.is_file() and p.name != "zarr.json" for p in array.rglob("*"))
+    arrays = list(staging.glob("batches/*.zarr/call_genotype"))
+    return any(p.is_file() and p.name != "zarr.json" for a in arrays for p in a.rglob("*"))
 
 
 def _variant_arrays_started(staging: Path) -> bool:
     """Per-variant arrays exist: genotypes are done, the build is finishing (late)."""
-    return (staging / "genotypes.zarr" / "variant_position" / "zarr.json").exists()
+    return any(staging.glob("batches/*.zarr/variant_position/zarr.json"))
 
 
 PHASES = {"early": _chunks_written, "late": _variant_arrays_started}
@@ -96,13 +96,19 @@ def _kill_during(cmd: list[str], target: Path, phase: str) -> bool:
 
     Returns False if the process ended before that was seen (it was not killed).
     """
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
     seen = PHASES[phase]
+    return _kill_when(cmd, lambda: any(seen(target.parent / name)
+                                       for name in _staging_entries(target.parent, target.name)))
+
+
+def _kill_when(cmd: list[str], reached) -> bool:
+    """Start ``cmd`` and SIGKILL it as soon as ``reached()`` is true; False if it ended first."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 120
         while proc.poll() is None:
-            if any(seen(target.parent / name) for name in _staging_entries(target.parent, target.name)):
+            if reached():
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
                 assert proc.returncode == -signal.SIGKILL
@@ -123,12 +129,8 @@ def _check_big_store(gq, path: Path, codes: np.ndarray) -> None:
     store = gq.open(path)
     rows = store.variants().to_pylist()
     assert len(rows) == N_SITES
+    _check_big_stats(rows, codes)
     gt = CALL_GT[codes]
-    called = (gt >= 0).sum(axis=(1, 2))
-    alt = (gt == 1).sum(axis=(1, 2))
-    assert [r["pos"] for r in rows] == [1000 + 10 * i for i in range(N_SITES)]
-    assert [r["an"] for r in rows] == called.tolist()
-    assert [r["ac"] for r in rows] == alt.tolist()
     group = checks.open_genotypes(path)
     for i in (0, 1, N_SITES // 2, N_SITES - 1):
         got = np.asarray(group["call_genotype"][i])
@@ -136,6 +138,46 @@ def _check_big_store(gq, path: Path, codes: np.ndarray) -> None:
         assert len(bad) == 0, (f"site {i}: {len(bad)} samples differ, e.g. sample {bad[0]}: "
                                f"{CALLS[codes[i, bad[0]]].decode()} stored as {got[bad[0]].tolist()}")
         assert (np.asarray(group["call_genotype_phased"][i]) == CALL_PHASED[codes[i]]).all()
+
+
+def _check_big_stats(rows: list[dict], codes: np.ndarray, missing_samples: int = 0) -> None:
+    """AN and AC of the big VCF's sites; ``missing_samples`` of another batch lack them (missing)."""
+    gt = CALL_GT[codes]
+    called = (gt >= 0).sum(axis=(1, 2))
+    alt = (gt == 1).sum(axis=(1, 2))
+    assert [r["pos"] for r in rows] == [1000 + 10 * i for i in range(N_SITES)]
+    assert [r["an"] for r in rows] == called.tolist()
+    assert [r["ac"] for r in rows] == alt.tolist()
+    assert [r["n_missing"] for r in rows] == ((gt < 0).any(axis=2).sum(axis=1) + missing_samples).tolist()
+
+
+APPEND_PHASES = {
+    "early": lambda store: any(p.is_file() for g in store.glob("batches/.big.zarr.staging-*/call_genotype")
+                               for p in g.rglob("*") if p.name != "zarr.json"),
+    "late": lambda store: any(store.glob("batches/.big.zarr.staging-*/variant_position/zarr.json")),
+}
+
+
+@pytest.mark.parametrize("phase", ["early", "late"])
+def test_killed_append_leaves_the_store_answering_as_before(gq, store_path, big_vcf, small_store, phase):
+    vcf, codes = big_vcf
+    shutil.copytree(small_store, store_path)
+    answers = gq.open(store_path).variants().to_pylist()
+    killed = _kill_when(_ingest_cmd(store_path, vcf, "--batch", "big"), lambda: APPEND_PHASES[phase](store_path))
+    if not killed:
+        pytest.skip("the append finished before the kill point was observed")
+    with gq.open(store_path) as store:
+        assert store.variants().to_pylist() == answers
+        assert store.info["samples"] == 3
+    gq.ingest(store_path, [vcf], batch="big").close()
+    with gq.open(store_path) as store:
+        rows = store.variants(region="chr1:1000-100000000").to_pylist()
+        _check_big_stats(rows, codes, missing_samples=3)
+        small = store.variants(region="chr1:1-999").to_pylist()
+        assert [(r["ac"], r["an"], r["n_missing"]) for r in small] == \
+            [(r["ac"], r["an"], r["n_missing"] + N_SAMPLES) for r in answers]
+    leftovers = [p.name for p in [*store_path.glob(".*staging*"), *store_path.glob("batches/.*")]]
+    assert leftovers == [], "the killed append's files remain after the next one"
 
 
 @pytest.mark.parametrize("phase", ["early", "late"])
@@ -183,3 +225,47 @@ def test_killed_overwrite_keeps_existing_store(gq, store_path, big_vcf, small_st
     gq.ingest(store_path, [vcf], overwrite=True)
     _check_big_store(gq, store_path, codes)
     assert os.listdir(store_path.parent) == [store_path.name], "staging leftovers remain after the next ingest"
+
+
+WRITES = {  # operation -> (command after the store path, kill points)
+    "withdraw": (["withdraw", "{store}", "S3", "S4", "--reason", "test"],
+                 {"index copied": lambda s: any(s.glob(".index.duckdb.staging-*"))}),
+    "compact": (["compact", "{store}"],
+                {"group half written": lambda s: any(p.is_file() for g in s.glob("batches/.*staging*")
+                                                     for p in g.rglob("call_genotype/c/*/*/*")),
+                 "group renamed": lambda s: (s / "batches" / "big.v1.zarr").exists()}),
+}
+
+
+@pytest.fixture(scope="module")
+def big_store(tmp_path_factory, gq, big_vcf) -> Path:
+    path = tmp_path_factory.mktemp("bigstore") / "big.gq"
+    gq.ingest(path, [big_vcf[0]], batch="big").close()
+    from genoquery.ingest.withdraw import withdraw
+
+    withdraw(path, ["S1", "S2"], "test")  # for compact to erase
+    return path
+
+
+@pytest.mark.parametrize("operation,point", [(op, point) for op, (_, points) in WRITES.items() for point in points])
+def test_killed_withdraw_or_compact_leaves_a_consistent_store(gq, store_path, big_store, operation, point):
+    from genoquery.verify import verify
+
+    shutil.copytree(big_store, store_path)
+    with gq.open(store_path) as store:
+        before = store.variants()
+    args, points = WRITES[operation]
+    cmd = [sys.executable, "-m", "genoquery", *(a.format(store=store_path) for a in args)]
+    if not _kill_when(cmd, lambda: points[point](store_path)):
+        pytest.skip(f"{operation} finished before '{point}' was observed")
+    with gq.open(store_path) as store:
+        committed = not store.variants().equals(before) or store.batches[0].path.name == "big.v1.zarr"
+    report = verify(store_path)
+    assert report.ok, report.problems
+    if not committed:
+        with gq.open(store_path) as store:
+            assert store.variants().equals(before)
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert verify(store_path).ok
+    leftovers = [p.name for p in [*store_path.glob(".*staging*"), *store_path.glob("batches/.*")]]
+    assert leftovers == [], leftovers

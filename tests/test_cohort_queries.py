@@ -232,7 +232,7 @@ def cohort_ids(name: str, persons: pd.DataFrame) -> tuple[object, list[str]]:
 def dense_sites(store) -> dict[int, bool]:
     """site_row -> whether the site is dense in the query encoding (genoquery.ingest.call_codes)."""
     return {r["site_row"]: r["dense"] for r in store.sql(
-        "SELECT site_row, dense_row IS NOT NULL AS dense FROM sites", []).to_pylist()}
+        "SELECT site_row, dense_row IS NOT NULL AS dense FROM batch_sites", []).to_pylist()}
 
 
 def carrier_count(site) -> int:
@@ -341,7 +341,7 @@ def test_carriers_of_every_allele(store):
     sites = gt_sites(VCFS)
     keys = [f"{s[1]}-{s[2]}-{s[3]}-{a}" for s in sites for a in s[4]]
     assert len(keys) == store.info["variants"]
-    dense = {r["site_row"] for r in store.sql("SELECT site_row FROM sites WHERE dense_row IS NOT NULL",
+    dense = {r["site_row"] for r in store.sql("SELECT site_row FROM batch_sites WHERE dense_row IS NOT NULL",
                                               []).to_pylist()}
     seen = {"sparse": 0, "dense": 0}
     for s in sites:
@@ -438,7 +438,7 @@ def test_gene_carriers_cover_both_encodings(store):
     """Rare variants of a gene sit at sparse sites, common ones at dense sites: both paths are read."""
     def encodings(table):
         rows = sorted(set(table.column("site_row").to_pylist()))
-        return {r["dense"] for r in store.sql("SELECT dense_row IS NOT NULL AS dense FROM sites "
+        return {r["dense"] for r in store.sql("SELECT dense_row IS NOT NULL AS dense FROM batch_sites "
                                               "WHERE site_row IN (SELECT unnest(?))", [rows]).to_pylist()}
     assert False in encodings(store.carriers(gene="GQA1", af_max=0.01))
     assert True in encodings(store.carriers(gene="GQA1", af_min=0.05))
@@ -633,7 +633,7 @@ def small_members(name, persons) -> tuple[object, list[str] | None]:
 
 def test_small_vcf_sites_fall_on_both_sides_of_the_boundary(small):
     store, vcfs, _ = small
-    rows = store.sql("SELECT pos, dense_row IS NOT NULL AS dense, haploid_pattern FROM sites "
+    rows = store.sql("SELECT pos, dense_row IS NOT NULL AS dense, haploid_pattern FROM batch_sites "
                      "ORDER BY site_row", []).to_pylist()
     assert [r["pos"] for r in rows] == [s[2] for s in gt_sites(vcfs)]
     dense = {r["pos"]: r["dense"] for r in rows}

@@ -12,7 +12,9 @@ from genoquery.output import FORMATS, write_table
 def _cmd_ingest(args: argparse.Namespace) -> None:
     from genoquery.ingest import ingest
 
-    store = ingest(args.store, args.vcfs, persons=args.persons, overwrite=args.overwrite,
+    store = ingest(args.store, args.vcfs, persons=args.persons, overwrite=args.overwrite, batch=args.batch,
+                   complete_callset=args.complete_callset, allow_ref_conflicts=args.allow_ref_conflicts,
+                   match_contig_names=args.match_contig_names,
                    progress=None if not args.quiet else False)
     print(f"{store.path}: {store.info['samples']} samples, {store.info['sites']} sites, "
           f"{store.info['variants']} ALT alleles", file=sys.stderr)
@@ -152,6 +154,38 @@ def _cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {out}", file=sys.stderr)
 
 
+def _cmd_withdraw(args: argparse.Namespace) -> None:
+    from genoquery.ingest.withdraw import withdraw
+
+    ids = [i for text in args.samples for i in ([text] if not text.startswith("@") else _cohort_spec(text))]
+    done = withdraw(args.store, ids, args.reason)
+    print(f"withdrew {len(done.withdrawn)} sample(s); statistics recomputed without them"
+          + (f"; {len(done.already)} already withdrawn" if done.already else "")
+          + ". Run 'genoquery compact' to remove their genotypes from disk.", file=sys.stderr)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from genoquery.verify import verify
+
+    report = verify(args.store, args.sources, progress=not args.quiet)
+    counts = ", ".join(f"{n} {kind}" for kind, n in report.checked.items() if not kind.endswith("problems"))
+    for problem in report.problems:
+        print(f"MISMATCH {problem}")
+    more = sum(n for kind, n in report.checked.items() if kind.endswith("problems")) - len(report.problems)
+    if more > 0:
+        print(f"... and {more} more")
+    print(f"{args.store}: {'verified' if report.ok else 'FAILED'} ({counts})", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def _cmd_compact(args: argparse.Namespace) -> None:
+    from genoquery.ingest.compact import compact
+
+    done = compact(args.store)
+    print(f"rewrote {len(done)} batch(es) without withdrawn genotypes" + (f": {', '.join(done)}" if done else ""),
+          file=sys.stderr)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> None:
     from genoquery.simulate import simulate_cohort
 
@@ -240,9 +274,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genoquery", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("ingest", help="ingest VCF/VCF.gz/BCF files into a new store")
+    p = sub.add_parser("ingest", help="ingest VCF/VCF.gz/BCF files into a new store, one batch per sample set")
     p.add_argument("store", help="store directory to create")
-    p.add_argument("vcfs", nargs="+", metavar="VCF", help="input files (same samples; split by region is fine)")
+    p.add_argument("vcfs", nargs="+", metavar="VCF",
+                   help="input files: files with the same samples form a batch (split by region is fine), "
+                        "files with other samples (other centers) other batches")
+    p.add_argument("--batch", metavar="NAME", help="name of the (single) batch; default: its first file's name")
+    p.add_argument("--complete-callset", action="store_true",
+                   help="sites a batch's VCF lacks are hom-ref for its samples (default: not called)")
+    p.add_argument("--allow-ref-conflicts", action="store_true",
+                   help="keep records whose REF disagrees with another batch's at a position as separate sites")
+    p.add_argument("--match-contig-names", action="store_true",
+                   help="rename contigs spelled differently from another batch's (20 / chr20) to the first spelling")
     p.add_argument("--persons", help="person table (CSV/TSV/Parquet with sample_id, ancestry, sex_at_birth)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store atomically")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -357,6 +400,22 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("cohort", help="saved name, filter expression, or @FILE of sample IDs")
     p.set_defaults(run=_cmd_cohort)
 
+    p = sub.add_parser("withdraw", help="withdraw participants: no answer includes them from now on")
+    p.add_argument("store")
+    p.add_argument("samples", nargs="+", metavar="SAMPLE_ID", help="sample IDs, or @FILE with one per line")
+    p.add_argument("--reason", required=True, help="why (recorded with the time, e.g. 'consent withdrawn')")
+    p.set_defaults(run=_cmd_withdraw)
+
+    p = sub.add_parser("compact", help="rewrite batches so withdrawn participants' genotypes leave the disk")
+    p.add_argument("store")
+    p.set_defaults(run=_cmd_compact)
+
+    p = sub.add_parser("verify", help="prove the store equal to its manifest and, re-read with pysam, its sources")
+    p.add_argument("store")
+    p.add_argument("--sources", nargs="+", default=[], metavar="VCF", help="the ingested VCF/BCF files to re-read")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=_cmd_verify)
+
     p = sub.add_parser("export", help="write a region's genotypes as VCF, bgzipped VCF or BCF")
     p.add_argument("store")
     p.add_argument("out", metavar="OUT.vcf[.gz]|OUT.bcf", help="output file; the format follows the name")
@@ -407,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        return args.run(args) or 0
     except GenoqueryError as err:
         print(f"genoquery: error: {err}", file=sys.stderr)
         return 2
@@ -416,7 +475,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    return 0
 
 
 if __name__ == "__main__":

@@ -44,10 +44,13 @@ def run(samples: int, out: Path, seed: int) -> None:
     files = simulate_cohort(out / "cohort", n_samples=samples, n_centers=3,
                             sequence_length=1_000_000, seed=seed, progress=True)
     print(f"   {files}")
-    print("2. ingesting the joint callset (chr20 and chrX files) with the person table ...")
-    store = genoquery.ingest(out / "demo.gq", files.joint_vcfs, persons=files.persons,
-                             overwrite=True, progress=True)
-    print(f"   {store}")
+    print("2. ingesting the first two centers' files (one batch each, merged) with the person table,")
+    print("   then appending the third center's batch (no existing chunk is rewritten) ...")
+    genoquery.ingest(out / "demo.gq", files.center_vcfs[:2], persons=files.persons, overwrite=True,
+                     progress=True).close()
+    store = genoquery.ingest(out / "demo.gq", files.center_vcfs[2:], batch="center3", progress=True)
+    batches = ", ".join(f"{b.name} ({b.n_samples} samples)" for b in store.batches)
+    print(f"   {store}\n   batches: {batches}; a site a center's file lacks is not called for its samples")
 
     variants = store.variants()
     common = variants.filter(pc.field("af") > 0.05)

@@ -86,3 +86,10 @@ def groups_of(persons: pa.Table, samples: list[str], column: str) -> SampleGroup
     codes = np.fromiter((code_of.get(values[r], -1) if r >= 0 and values[r] is not None else -1
                          for r in rows), dtype=np.int64, count=len(samples))
     return SampleGroups(column, labels, codes)
+
+
+def stored_persons(con: duckdb.DuckDBPyConnection) -> pa.Table | None:
+    """The person table of the index ``con`` is connected to, or None when none was imported."""
+    found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'persons' "
+                        "AND database_name = current_database()").fetchall()[0][0]
+    return con.sql("SELECT * FROM persons").to_arrow_table() if found else None

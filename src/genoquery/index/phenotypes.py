@@ -25,7 +25,6 @@ process, so close stores first (``Store.save_cohort`` does this for its own).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,7 +40,8 @@ import pyarrow.compute as pc
 from genoquery.errors import GenoqueryError, InputFileError, StoreError
 from genoquery.index.persons import SAMPLE_COLUMN, id_column, person_table, read_table
 from genoquery.index.schema import INDEX_FILE
-from genoquery.ingest.staging import GENOTYPES, existing_store, update_marker
+from genoquery.ingest.checksums import file_sha256
+from genoquery.ingest.staging import existing_store
 
 KINDS = ("person", "events")
 EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS events (
@@ -178,14 +178,6 @@ def event_table(table: pa.Table, path: Path, name: str | None) -> tuple[pa.Table
     return out, name, ignored
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _unknown_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Distinct IDs of ``incoming`` not in ``samples``, in order of first appearance."""
     return [r[0] for r in con.execute(
@@ -198,8 +190,8 @@ def _record_provenance(con: duckdb.DuckDBPyConnection, path: Path, kind: str, ro
 
     con.execute("DELETE FROM provenance WHERE kind = ?", [kind])
     con.execute("INSERT INTO provenance VALUES (?, ?, ?, ?, ?, "
-                "(SELECT count(DISTINCT sample_id) FROM incoming), ?, ?)",
-                [str(path.absolute()), path.stat().st_size, _sha256(path), kind, rows,
+                "(SELECT count(DISTINCT sample_id) FROM incoming), ?, ?, NULL)",
+                [str(path.absolute()), path.stat().st_size, file_sha256(path), kind, rows,
                  f"genoquery {__version__}", datetime.now(timezone.utc)])
 
 
@@ -230,7 +222,7 @@ def import_table(store: str | Path, file: str | Path, kind: str | None = None,
         if kind == "person":
             con.execute("DROP TABLE IF EXISTS persons")
             con.execute("CREATE TABLE persons AS SELECT * FROM incoming")
-            groupings = recompute_group_stats(con, existing_store(store), incoming)
+            recompute_group_stats(con, existing_store(store), incoming)
         else:
             con.execute(EVENTS_TABLE)
             con.execute("DELETE FROM events WHERE table_name = ?", [name])
@@ -238,38 +230,20 @@ def import_table(store: str | Path, file: str | Path, kind: str | None = None,
         unknown = _unknown_ids(con)
         _record_provenance(con, path, "persons" if kind == "person" else f"events:{name}", incoming.num_rows)
         con.unregister("incoming")
-    if kind == "person":
-        update_marker(existing_store(store), groupings=groupings)
     return ImportResult(kind, name, incoming.num_rows, unknown, ignored)
 
 
-def recompute_group_stats(con: duckdb.DuckDBPyConnection, store: Path, persons: pa.Table) -> list[str]:
-    """Replace ``variant_group_stats`` with statistics per group of the new person table's
-    ``ancestry`` and ``sex_at_birth``, counted from the query encoding of every site (the
-    statistics of :meth:`Store.variants` by group then follow the imported table). Returns
-    the groupings."""
-    from genoquery.index.persons import sample_groups
-    from genoquery.index.writer import group_stats_rows
-    from genoquery.ingest.allele_stats import Cells
-    from genoquery.query.call_reader import SITE_COLUMNS, CallReader
-    from genoquery.query.cohort_counts import cohort_stats
+def recompute_group_stats(con: duckdb.DuckDBPyConnection, store: Path, persons: pa.Table) -> None:
+    """Replace every batch's counts per group with counts per group of the new person table's
+    ``ancestry`` and ``sex_at_birth`` (from the query encoding of every record), and re-derive
+    the whole-store statistics, so :meth:`Store.variants` by group follows the imported table."""
+    from genoquery.index.merge import rebuild
+    from genoquery.index.recount import recount_batch
+    from genoquery.query.batches import read_batches
 
-    samples = [r[0] for r in con.execute("SELECT sample_id FROM samples ORDER BY sample_index").fetchall()]
-    groupings = sample_groups(persons, samples)
-    con.execute("DELETE FROM variant_group_stats")
-    reader = CallReader(store / GENOTYPES, len(samples))
-    sites = con.sql(f"SELECT {SITE_COLUMNS} FROM sites ORDER BY site_row").to_arrow_table()
-    batches = reader.batches(sites, missing=True)
-    for batch, stats in cohort_stats(batches, reader.haploid, Cells.build(len(samples), groupings),
-                                     np.arange(len(samples))):
-        for column, per_stat in stats.groups.items():
-            if len(stats.row) and stats.group_labels[column]:
-                rows = group_stats_rows(column, stats.group_labels[column], batch.site_row[stats.row],
-                                        stats.allele, per_stat)
-                con.register("group_rows", rows)
-                con.execute("INSERT INTO variant_group_stats BY NAME SELECT * FROM group_rows")
-                con.unregister("group_rows")
-    return [g.column for g in groupings]
+    for batch in read_batches(con, store):
+        recount_batch(con, batch, persons, groups_only=True)
+    rebuild(con)
 
 
 __all__ = ["ImportResult", "import_table", "detect_kind", "writable_index", "SAMPLE_COLUMN"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -13,20 +14,41 @@ if TYPE_CHECKING:
 
 def ingest(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
            persons: str | os.PathLike | None = None, overwrite: bool = False,
-           progress: bool | None = None, layout: ChunkLayout | None = None) -> Store:
-    """Ingest VCF/VCF.gz/BCF files holding the same samples into a new store.
+           progress: bool | None = None, layout: ChunkLayout | None = None, batch: str | None = None,
+           complete_callset: bool = False, allow_ref_conflicts: bool = False,
+           match_contig_names: bool = False) -> Store:
+    """Ingest VCF/VCF.gz/BCF files into a new store, one batch per sample set.
 
-    Files split by region may be given in any order; they are concatenated by
-    their first record. ``persons`` (CSV/TSV/Parquet with ``sample_id``) adds
+    Files with the same samples form one batch (files split by region may be
+    given in any order; they are concatenated by their first record); files
+    with other samples (another center) form other batches, named after their
+    first file, or ``batch``. A sample ID may be in one batch only. Records of
+    different batches are one site when CHROM, POS, REF and ALT agree; where a
+    batch has no record of a site its samples count as not called, unless
+    ``complete_callset`` says absent records mean hom-ref (see
+    :mod:`genoquery.index.merge`). Batches whose REF alleles disagree at a position, or
+    that spell a contig differently (``20``, ``chr20``), are refused unless
+    ``allow_ref_conflicts`` (keep them as different sites) or ``match_contig_names``
+    (rename to the first spelling). With ``batch`` on an existing store (and no
+    ``overwrite``), the files are **appended** as a new batch: existing genotype
+    chunks are not rewritten and the statistics add up (:mod:`genoquery.ingest.append`).
+    ``persons`` (CSV/TSV/Parquet with ``sample_id``) adds
     statistics per ``ancestry`` and ``sex_at_birth`` group. The store appears
     at ``store`` only when complete; on any error nothing there changes.
     Returns the opened :class:`genoquery.Store`. The pipeline is imported on
     first call: its kernels and readers take ~1.5 s to import, which queries
     on an existing store never need.
     """
-    from genoquery.ingest.pipeline import ingest_files
+    from genoquery.ingest.pipeline import BatchOptions, ingest_files
+    from genoquery.ingest.staging import is_store
 
-    return ingest_files(store, vcfs, persons=persons, overwrite=overwrite, progress=progress, layout=layout)
+    options = BatchOptions(complete_callset, allow_ref_conflicts, match_contig_names)
+    if batch is not None and not overwrite and is_store(Path(store).absolute()):
+        from genoquery.ingest.append import append_files
+
+        return append_files(store, vcfs, batch=batch, options=options, progress=progress, layout=layout)
+    return ingest_files(store, vcfs, persons=persons, overwrite=overwrite, progress=progress, layout=layout,
+                        batch=batch, options=options)
 
 
 __all__ = ["ingest"]

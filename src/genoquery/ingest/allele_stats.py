@@ -146,6 +146,11 @@ class Cells:
             offset += len(g.labels)
         return cls(groupings, of_sample, np.concatenate(sizes).astype(np.int64))
 
+    def keys(self) -> list[tuple[str, str]]:
+        """``(grouping, group_value)`` of each cell: ``("", "")`` for everyone, then each
+        grouping's column and label."""
+        return [("", "")] + [(g.column, label) for g in self.groupings for label in g.labels]
+
     def restrict(self, members: np.ndarray) -> Cells:
         """The same cells over ``members`` (sample indexes) only; other samples are in none."""
         of_sample = np.full_like(self.of_sample, -1)
@@ -163,15 +168,13 @@ def empty_counts(n_alleles: np.ndarray, cells: Cells) -> tuple[np.ndarray, np.nd
             np.zeros((n_sites, width, n_cells, 4), dtype=np.int64))
 
 
-def block_stats(gt: np.ndarray, n_alleles: np.ndarray, cells: Cells) -> AlleleStats:
-    """Statistics for every ALT allele of ``gt`` (sites, samples, 2) int8.
-
-    ``n_alleles[i]`` counts REF plus ALT alleles of site i; every allele index
-    in ``gt`` must be below it.
-    """
+def block_counts(gt: np.ndarray, n_alleles: np.ndarray, cells: Cells) -> tuple[np.ndarray, np.ndarray]:
+    """``site_counts`` and ``allele_counts`` (see :func:`tally_site`) of ``gt`` (sites, samples, 2)
+    int8. ``n_alleles[i]`` counts REF plus ALT alleles of site i; every allele index in ``gt``
+    must be below it."""
     site_counts, allele_counts = empty_counts(n_alleles, cells)
     _count(np.ascontiguousarray(gt), cells.of_sample, site_counts, allele_counts)
-    return assemble_stats(site_counts, allele_counts, n_alleles, cells)
+    return site_counts, allele_counts
 
 
 def assemble_stats(site_counts: np.ndarray, allele_counts: np.ndarray, n_alleles: np.ndarray,

@@ -13,6 +13,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,11 @@ from tqdm import tqdm
 from genoquery.errors import InputFileError
 from genoquery.index.persons import read_person_table, sample_groups
 from genoquery.index.schema import INDEX_FILE
-from genoquery.index.writer import IndexWriter
-from genoquery.ingest.allele_stats import Cells, SampleGroups, block_stats
+from genoquery.index.writer import IndexWriter, cell_rows
+from genoquery.ingest.allele_stats import Cells, block_counts
 from genoquery.ingest.call_codes import HaploidPatterns, encode_block
 from genoquery.ingest.records import OrderChecker, SiteBlock, first_locus, read_blocks
-from genoquery.ingest.staging import GENOTYPES, staged_store, write_marker
+from genoquery.ingest.staging import BATCHES, BATCH_NAME, check_batch_name, staged_store, write_marker
 from genoquery.ingest.vcf_source import VcfSource, open_source
 from genoquery.ingest.variant_arrays import write_variant_arrays
 from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
@@ -39,30 +40,56 @@ def _tool_version() -> str:
     return f"genoquery {__version__}"
 
 
-def _check_same_samples(sources: list[VcfSource]) -> None:
-    first = sources[0]
-    for other in sources[1:]:
-        if other.samples != first.samples:
-            column = next((i for i, (a, b) in enumerate(zip(other.samples, first.samples)) if a != b),
-                          min(len(other.samples), len(first.samples)))
-            theirs = other.samples[column] if column < len(other.samples) else "(none)"
-            ours = first.samples[column] if column < len(first.samples) else "(none)"
-            raise InputFileError(other.path,
-                                 f"its samples differ from {first.path.name}'s: sample column {column + 1} "
-                                 f"is {theirs!r} there and {ours!r} in {first.path.name} "
-                                 f"({len(other.samples)} vs {len(first.samples)} samples)",
-                                 fix="files of one ingest must hold the same samples in the same order")
+def batches_of(sources: list[VcfSource]) -> list[list[VcfSource]]:
+    """Files grouped by their sample list (one group per batch), in order of first appearance."""
+    groups: dict[tuple[str, ...], list[VcfSource]] = {}
+    for source in sources:
+        groups.setdefault(source.samples, []).append(source)
+    return list(groups.values())
 
 
-def _merged_contigs(sources: list[VcfSource]) -> list[tuple[str, int | None]]:
+def _batch_names(groups: list[list[VcfSource]], name: str | None) -> list[str]:
+    """``name`` for a single batch, else each batch's first file name without its suffixes."""
+    if name is not None:
+        if len(groups) > 1:
+            raise InputFileError(groups[1][0].path, f"--batch {name} names one batch, but these files hold "
+                                 f"{len(groups)} different sample sets",
+                                 fix="append one batch at a time, or leave out --batch")
+        return [check_batch_name(name)]
+    names: list[str] = []
+    for group in groups:
+        stem = BATCH_NAME.sub("_", group[0].path.name.split(".")[0]) or "batch"
+        names.append(stem if stem not in names else f"{stem}_{len(names) + 1}")
+    return names
+
+
+def check_unique_samples(groups: list[list[VcfSource]], existing: dict[str, str]) -> None:
+    """A sample ID in two batches (or already in the store) is an error naming both files."""
+    seen = dict(existing)
+    for group in groups:
+        where = str(group[0].path)
+        for sample in group[0].samples:
+            if sample in seen:
+                raise InputFileError(group[0].path, f"sample {sample!r} is also in {seen[sample]}",
+                                     fix="each sample belongs to one batch: remove or rename one "
+                                         "(bcftools reheader -s), or withdraw the old one")
+            seen[sample] = where
+
+
+def merged_contigs(sources: list[VcfSource], renames: list[dict[str, str]] | None = None
+                   ) -> list[tuple[str, int | None]]:
+    """The contigs the sources declare, in order of first appearance, renamed per batch (``renames``,
+    one dict per sample set as :func:`batches_of` orders them)."""
+    rename_of = {s.samples: r for s, r in zip((g[0] for g in batches_of(sources)), renames or [])}
     contigs: dict[str, int | None] = {}
     for source in sources:
+        rename = rename_of.get(source.samples, {})
         for name, length in source.contigs:
-            contigs.setdefault(name, length)
+            contigs.setdefault(rename.get(name, name), length)
     return list(contigs.items())
 
 
-def _order_sources(sources: list[VcfSource], contigs: list[tuple[str, int | None]]) -> list[VcfSource]:
+def order_sources(sources: list[VcfSource], contigs: list[tuple[str, int | None]]) -> list[VcfSource]:
     """Sort files by their first record so that split-by-region inputs concatenate in order."""
     rank = {name: i for i, (name, _) in enumerate(contigs)}
     firsts = [(first_locus(s), s) for s in sources]
@@ -161,47 +188,109 @@ def _total_records(sources: list[VcfSource]) -> int | None:
     return total
 
 
+def contig_renames(groups: list[list[VcfSource]], known: list[str], match: bool) -> list[dict[str, str]]:
+    """``20`` in one batch and ``chr20`` in another (or in the store) is an error, not two contigs;
+    with ``match``, the later batch's names are renamed to the first spelling: per batch, its renames."""
+    from genoquery.query.regions import resolve_contig
+
+    names, renames = list(known), []
+    for group in groups:
+        declared, rename = sorted({c for s in group for c, _ in s.contigs}), {}
+        for contig in declared:
+            other = resolve_contig(contig, [n for n in names if n != contig])
+            if other is not None and contig not in names:
+                if not match:
+                    raise InputFileError(group[0].path, f"contig {contig!r} is named {other!r} in the other batches",
+                                         fix=f"use one naming (bcftools annotate --rename-chrs, {contig} -> {other}), "
+                                             "or pass --match-contig-names to rename it")
+                rename[contig] = other
+        names.extend(c for c in declared if c not in names and c not in rename)
+        renames.append(rename)
+    return renames
+
+
 def ingest_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
                  persons: str | os.PathLike | None, overwrite: bool, progress: bool | None,
-                 layout: ChunkLayout | None):
+                 layout: ChunkLayout | None, batch: str | None, options: BatchOptions):
     """:func:`genoquery.ingest` (documented there)."""
     from genoquery.query.store import open as open_store
 
     if not vcfs:
         raise InputFileError("(command line)", "no VCF/BCF files given", fix="name at least one input file")
-    layout = layout or ChunkLayout()
     sources = [open_source(p) for p in vcfs]
-    _check_same_samples(sources)
+    groups = batches_of(sources)
+    names = _batch_names(groups, batch)
+    check_unique_samples(groups, {})
+    renames = contig_renames(groups, [], options.match_contig_names)
     person_table = read_person_table(persons) if persons is not None else None
-    contigs = _merged_contigs(sources)
-    sources = _order_sources(sources, contigs)
-    samples = list(sources[0].samples)
-    groupings = sample_groups(person_table, samples) if person_table is not None else ()
-    show = progress if progress is not None else os.isatty(2)
+    contigs = merged_contigs(sources, renames)
+    plan = IngestPlan(layout or ChunkLayout(), person_table, options.complete_callset,
+                      progress if progress is not None else os.isatty(2))
     with staged_store(store, overwrite) as staging:
-        counts = _build(staging, sources, samples, contigs, groupings, person_table, layout, show)
-        write_marker(staging, {"samples": len(samples), "sites": counts["sites"],
-                               "variants": counts["variants"], "tool": _tool_version(),
-                               "groupings": [g.column for g in groupings]})
+        index = IndexWriter(staging / INDEX_FILE)
+        offset = 0
+        for number, (name, group, rename) in enumerate(zip(names, groups, renames)):
+            build_batch(staging / batch_path(name), index, number, name, order_sources(group, contigs), offset,
+                        contigs, plan, rename)
+            offset += len(group[0].samples)
+        index.add_contigs(contigs)
+        if person_table is not None:
+            index.add_persons(person_table)
+        index.log("ingest", "; ".join(f"batch {n}: {', '.join(str(s.path) for s in g)}"
+                                      for n, g in zip(names, groups)))
+        index.finish(check_refs=not options.allow_ref_conflicts)
+        write_marker(staging, {"tool": _tool_version()})
     return open_store(store)
 
 
-def _build(staging: Path, sources: list[VcfSource], samples: list[str],
-           contigs: list[tuple[str, int | None]], groupings: tuple[SampleGroups, ...],
-           person_table, layout: ChunkLayout, show_progress: bool) -> dict[str, int]:
-    genotypes = GenotypeWriter(staging / GENOTYPES, len(samples), layout)
-    index = IndexWriter(staging / INDEX_FILE)
+@dataclass(frozen=True)
+class BatchOptions:
+    """How batches are merged: absent records mean hom-ref (``complete_callset``) or not called;
+    REF alleles that disagree at a position are kept as different sites or refused; contig
+    names spelled differently (``20``/``chr20``) are renamed to the first spelling or refused."""
+
+    complete_callset: bool = False
+    allow_ref_conflicts: bool = False
+    match_contig_names: bool = False
+
+
+@dataclass(frozen=True)
+class IngestPlan:
+    """What every batch of one ingest shares: chunk layout, person table, absent-record rule, progress."""
+
+    layout: ChunkLayout
+    persons: object  # pyarrow.Table or None
+    complete_callset: bool
+    show_progress: bool
+
+
+def batch_path(name: str) -> str:
+    """A batch's Zarr group, relative to the store."""
+    return f"{BATCHES}/{name}.zarr"
+
+
+def build_batch(group: Path, index: IndexWriter, batch: int, name: str, sources: list[VcfSource],
+                offset: int, contigs: list[tuple[str, int | None]], plan: IngestPlan,
+                rename: dict[str, str]) -> None:
+    """Write one batch (files with the same samples) as the Zarr group ``group`` and its index
+    rows; ``offset`` is its first global sample index, ``rename`` maps its contig names to the
+    store's. New contigs are added to ``contigs``."""
+    samples = list(sources[0].samples)
+    groupings = sample_groups(plan.persons, samples) if plan.persons is not None else ()
+    cells = Cells.build(len(samples), groupings)
+    keys = cells.keys()
+    genotypes = GenotypeWriter(group, len(samples), plan.layout)
     records = {s.path: 0 for s in sources}
     filters = list(dict.fromkeys(f for s in sources for f in s.filters))
     known_contigs = {c for c, _ in contigs}
-    cells = Cells.build(len(samples), groupings)
-    n_variants = 0
-    bar = tqdm(total=_total_records(sources) if show_progress else None, unit="rec",
-               unit_scale=True, desc="ingest", disable=not show_progress)
+    bar = tqdm(total=_total_records(sources) if plan.show_progress else None, unit="rec",
+               unit_scale=True, desc=f"ingest {name}", disable=not plan.show_progress)
     patterns = HaploidPatterns(len(samples))
     writer = _BackgroundWriter()
     try:
-        for source, block in _blocks(sources, layout.variant_shard):
+        for source, block in _blocks(sources, plan.layout.variant_shard):
+            if rename:
+                block.contig[:] = [rename.get(c, c) for c in block.contig]
             for contig in block.contig:
                 if contig not in known_contigs:
                     known_contigs.add(contig)
@@ -209,29 +298,26 @@ def _build(staging: Path, sources: list[VcfSource], samples: list[str],
             for names in block.filters:
                 filters.extend(f for f in names if f not in filters)
             gt = block.gt[: block.n]
-            stats = block_stats(gt, np.fromiter(map(len, block.alleles), np.int64), cells)
+            counts = block_counts(gt, np.fromiter(map(len, block.alleles), np.int64), cells)
             codes = encode_block(gt, patterns)
             first_row = genotypes.reserve(block.n)
             firsts = genotypes.reserve_codes(codes)
             writer.submit(genotypes.write, first_row, gt, block.phased[: block.n])
             writer.submit(genotypes.write_codes, codes)
-            index.add_block(block, first_row, str(source.path), stats, codes, *firsts)
+            index.add_block(batch, block, first_row, str(source.path.absolute()), counts, keys, codes, *firsts)
             records[source.path] += block.n
-            n_variants += len(stats.row)
             bar.update(block.n)
         writer.submit(genotypes.flush_codes)
     finally:
         bar.close()
         writer.close()
     genotypes.write_small_array("haploid_mask", patterns.array(), ("haploid_patterns", "sample_octets"))
-    index.add_samples(samples, [str(sources[0].path)] * len(samples))
-    index.add_contigs(contigs)
+    index.add_samples(batch, offset, samples, str(sources[0].path))
     for source in sources:
-        index.add_provenance(str(source.path.absolute()), source.size, source.sha256, source.kind,
+        index.add_provenance(batch, str(source.path.absolute()), source.size, source.sha256, source.kind,
                              records[source.path], len(source.samples), _tool_version())
-    if person_table is not None:
-        index.add_persons(person_table)
-    write_variant_arrays(genotypes, index, samples, contigs, filters)
+    index.add_batch(batch, name, batch_path(name), offset, len(samples), plan.complete_callset,
+                    cell_rows(batch, keys, cells.sizes))
+    write_variant_arrays(genotypes, index, batch, samples, contigs, filters)
     genotypes.finish()
-    index.finish()
-    return {"sites": genotypes.n_variants, "variants": n_variants}
+    index.add_files(batch, group, batch_path(name))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -20,8 +21,17 @@ from pathlib import Path
 from genoquery.errors import StoreError
 
 MARKER = "genoquery.json"
-GENOTYPES = "genotypes.zarr"  # the Zarr group inside a store
-FORMAT_VERSION = 1
+BATCHES = "batches"  # a store's directory of per-batch Zarr groups, NAME.zarr
+LOCK = ".lock"
+BATCH_NAME = re.compile(r"[^A-Za-z0-9_-]")
+FORMAT_VERSION = 2
+
+
+def check_batch_name(name: str) -> str:
+    """``name`` if it can name a batch (letters, digits, ``_``, ``-``), else a :class:`StoreError`."""
+    if not name or BATCH_NAME.search(name) or len(name) > 64:
+        raise StoreError(f"batch name {name!r}: use 1 to 64 letters, digits, '_' or '-'")
+    return name
 
 
 def is_store(path: Path) -> bool:
@@ -75,14 +85,78 @@ def recover(target: Path) -> None:
             return
 
 
+def _dead_writer(path: Path) -> bool:
+    """Whether ``path`` (named ``...staging-PID-TOKEN...``) was left by a process that is gone."""
+    try:
+        pid = int(path.name.rsplit("staging-", 1)[1].split("-")[0])
+    except (IndexError, ValueError):
+        return False
+    return not _pid_alive(pid)
+
+
+@contextmanager
+def write_lock(store: Path) -> Iterator[None]:
+    """Hold the store's write lock (``STORE/.lock``): one append, withdrawal or import at a time."""
+    import fcntl
+
+    with open(store / LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"{store}: another genoquery process is writing to this store; "
+                             "wait for it to finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_leftovers(store: Path, batch_paths: set[str]) -> None:
+    """Under the write lock: remove what killed writers left in ``store``: staged index copies,
+    staged batch groups, and batch groups that the index does not list (``batch_paths``)."""
+    for leftover in [*store.glob(".*.staging-*"), *store.glob(f"{BATCHES}/.*.staging-*")]:
+        if _dead_writer(leftover):
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    for group in store.glob(f"{BATCHES}/*.zarr"):
+        if f"{BATCHES}/{group.name}" not in batch_paths:
+            shutil.rmtree(group)
+
+
+def staging_name(name: str) -> str:
+    """A hidden sibling name for building ``name`` in this process: ``.NAME.staging-PID-TOKEN``."""
+    return f".{name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+@contextmanager
+def index_transaction(store: Path) -> Iterator[Path]:
+    """A copy of ``store``'s index to change (under :func:`write_lock`); when the block
+    completes the copy replaces the index in one rename, the commit. Readers that opened
+    the old index keep reading it; on any error the store is as it was."""
+    from genoquery.index.schema import INDEX_FILE
+
+    copy = store / staging_name(INDEX_FILE)
+    try:
+        shutil.copyfile(store / INDEX_FILE, copy)
+        yield copy
+        os.replace(copy, store / INDEX_FILE)
+        fsync_dir(store)
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _remove_stale(parent: Path, name: str) -> None:
     recover(parent / name)
     for leftover in parent.glob(f".{name}.staging-*"):
-        try:
-            pid = int(leftover.name.rsplit("staging-", 1)[1].split("-")[0])
-        except ValueError:
-            continue
-        if not _pid_alive(pid):
+        if _dead_writer(leftover):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
@@ -99,35 +173,26 @@ def _check_target(target: Path, overwrite: bool) -> None:
                          "pass --overwrite to replace it, or choose a new path")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @contextmanager
 def staged_store(target: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a fresh staging directory; on normal exit it replaces ``target`` atomically."""
     target = Path(target).absolute()
     _remove_stale(target.parent, target.name)
     _check_target(target, overwrite)
-    token = secrets.token_hex(4)
-    staging = target.parent / f".{target.name}.staging-{os.getpid()}-{token}"
+    staging = target.parent / staging_name(target.name)
     staging.mkdir()
     try:
         yield staging
         if not is_store(staging):
             raise RuntimeError("staging directory has no marker; the build did not finish")
         if target.exists():
-            retired = target.parent / f".{target.name}.staging-{os.getpid()}-{token}-old"
+            retired = target.parent / f"{staging.name}-old"
             os.rename(target, retired)
             os.rename(staging, target)
             shutil.rmtree(retired, ignore_errors=True)
         else:
             os.rename(staging, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

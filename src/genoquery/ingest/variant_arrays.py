@@ -1,4 +1,4 @@
-"""The per-variant VCF Zarr arrays, built from the index's ``sites`` table.
+"""The per-variant VCF Zarr arrays of a batch, built from the index's ``batch_sites`` rows.
 
 They are written after the genotypes, when the widest allele list and every
 FILTER are known, one shard of rows at a time so memory does not grow with
@@ -53,11 +53,11 @@ def _slice_arrays(sites: pa.Table, max_alleles: int, contigs: list[str],
     }
 
 
-def write_variant_arrays(genotypes: GenotypeWriter, index: IndexWriter, samples: list[str],
+def write_variant_arrays(genotypes: GenotypeWriter, index: IndexWriter, batch: int, samples: list[str],
                          contigs: list[tuple[str, int | None]], filters: list[str]) -> None:
-    """Write the per-variant, per-sample, per-contig and per-filter arrays."""
+    """Write a batch's per-variant, per-sample, per-contig and per-filter arrays."""
     n = genotypes.n_variants
-    max_alleles = max(1, index.max_alleles())
+    max_alleles = max(1, index.max_alleles(batch))
     names = [c for c, _ in contigs]
     shapes = {"variant_allele": (n, max_alleles), "variant_filter": (n, len(filters))}
     dtypes = {"variant_position": np.int32, "variant_contig": np.int16, "variant_allele": str,
@@ -67,7 +67,7 @@ def write_variant_arrays(genotypes: GenotypeWriter, index: IndexWriter, samples:
               for name, dims in VARIANT_DIMS.items()}
     step = genotypes.layout.variant_array_shard
     for start in range(0, n, step):
-        values = _slice_arrays(index.sites_table(start, start + step), max_alleles, names, filters)
+        values = _slice_arrays(index.sites_table(batch, start, start + step), max_alleles, names, filters)
         for name, array in arrays.items():
             array[start:start + len(values[name])] = values[name]
     genotypes.write_small_array("sample_id", np.array(samples, dtype=object), ("samples",))

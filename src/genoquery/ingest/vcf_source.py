@@ -6,7 +6,6 @@ htslib lets through (duplicate sample IDs) and records what provenance needs.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import cyvcf2
 
 from genoquery.errors import InputFileError
+from genoquery.ingest.checksums import file_sha256
 from genoquery.ingest.htslib_log import htslib_errors
 
 BGZF_MAGIC = b"\x1f\x8b"
@@ -54,14 +54,6 @@ def _detect_kind(path: Path) -> str:
                                      fix="check the file is complete (bgzip -t)") from None
         return "bcf" if inner == BCF_MAGIC else "vcf.gz"
     return "vcf"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _header_contigs(reader: cyvcf2.VCF) -> tuple[tuple[str, int | None], ...]:
@@ -148,5 +140,5 @@ def open_source(path: str | os.PathLike) -> VcfSource:
     return VcfSource(
         path=path, kind=kind, samples=tuple(samples), contigs=contigs, filters=filters,
         header_text=header_text, header_lines=header_text.count("\n"),
-        size=path.stat().st_size, sha256=_sha256(path),
+        size=path.stat().st_size, sha256=file_sha256(path),
     )

@@ -18,17 +18,16 @@ import pyarrow.compute as pc
 from scipy import stats
 
 from genoquery.errors import QueryError
-from genoquery.query.allele_dosages import AlleleDosages, allele_dosages
-from genoquery.query.call_reader import SITE_COLUMNS
+from genoquery.query.allele_dosages import AlleleDosages
 from genoquery.query.phenotype_design import (PC_COLUMN, Design, build_design, cases, condition_codes,
                                               expand_covariates, person_frame)
 from genoquery.query.regression import Covariates, allele_sums, linear, logistic, null_logistic
+from genoquery.query.store_dosages import store_dosages
 
 if TYPE_CHECKING:
     from genoquery.query.store import Store
 
 MODELS = ("linear", "logistic")
-BATCH_BYTES = 16 << 20  # encoded calls per batch: dense codes expand 4x when decoded per sample
 RESULT_TYPES = {"site_row": pa.int64(), "allele": pa.int16(), "model": pa.string(), "n": pa.int64(),
                 "n_cases": pa.int64(), "n_controls": pa.int64(), "ac": pa.int64(), "an": pa.int64(),
                 "af": pa.float64(), "mac": pa.int64(), "n_carriers": pa.int64(), "case_ac": pa.int64(),
@@ -49,19 +48,17 @@ def _variants(store: Store, region: str | None, variants: list[str] | str | None
     return store.lookup(region=region, gene=gene)
 
 
-def decode(store: Store, site_rows: np.ndarray, members: np.ndarray | None) -> Iterable[AlleleDosages]:
-    """The dosages of every ALT allele of the sites ``site_rows`` (sorted) among ``members``."""
-    sites = store.sql(f"SELECT {SITE_COLUMNS} FROM sites WHERE site_row BETWEEN ? AND ? "
-                      f"AND site_row IN (SELECT unnest(?)) ORDER BY site_row",
-                      [int(site_rows.min(initial=0)), int(site_rows.max(initial=0)), site_rows.tolist()])
-    reader = store.call_reader
-    return allele_dosages(reader.batches(sites, budget=BATCH_BYTES, missing=True), reader.haploid, members)
+def _members(store: Store, cohort) -> np.ndarray:
+    """The cohort's sample indexes; every sample not withdrawn when ``cohort`` is None."""
+    return store.cohort(cohort) if cohort is not None else store.active_samples
 
 
-def fit(store: Store, design: Design, model: str, dosages: Iterable[AlleleDosages], min_mac: int) -> pa.Table:
-    """One result row per allele of ``dosages`` (columns :data:`RESULT_TYPES`)."""
+def fit(store: Store, design: Design, model: str, dosages: tuple[np.ndarray, Iterable[AlleleDosages]],
+        min_mac: int) -> pa.Table:
+    """One result row per allele of ``dosages`` (the haploid masks and the dosages of
+    :func:`~genoquery.query.store_dosages.store_dosages`; columns :data:`RESULT_TYPES`)."""
     cov = Covariates(design, store.info["samples"])
-    haploid = store.call_reader.haploid
+    haploid, dosages = dosages
     hap_analysed = haploid[:, design.samples].sum(axis=1) if len(haploid) else np.zeros(0, np.int64)
     null = null_logistic(cov) if model == "logistic" else None
     parts = []
@@ -105,11 +102,11 @@ def associate(store: Store, phenotype: str | list[str], covariates: list[str], *
     if model is not None and model not in MODELS:
         raise QueryError(f"unknown model {model!r}; choose {' or '.join(MODELS)}")
     wanted = _variants(store, region, variants, gene)
-    members = store.cohort(cohort) if cohort is not None else None
+    members = _members(store, cohort)
     design = build_design(store, phenotype, covariates, members, binary=True if model == "logistic" else None)
     model = _model(design, model)
     rows = np.unique(wanted["site_row"].to_numpy())
-    results = fit(store, design, model, decode(store, rows, design.samples), min_mac)
+    results = fit(store, design, model, store_dosages(store, rows, design.samples), min_mac)
     return _with_variants(store, results, wanted)
 
 
@@ -134,12 +131,13 @@ def phewas(store: Store, variant: str, phenotypes: list[str] | None, covariates:
            min_cases: int) -> pa.Table:
     """One allele against condition codes and quantitative person columns; see :meth:`Store.phewas`."""
     found = _one_allele(store, variant)
-    members = store.cohort(cohort) if cohort is not None else None
+    members = _members(store, cohort)
     if phenotypes is None:
         phenotypes = _all_phenotypes(store, covariates, min_cases)
     rows = []
     allele = found["allele"][0].as_py()
-    dosages = list(decode(store, found["site_row"].to_numpy(), members))  # once, for every phenotype
+    haploid, dosages = store_dosages(store, found["site_row"].to_numpy(), members)
+    dosages = (haploid, list(dosages))  # decoded once, for every phenotype
     for phenotype in phenotypes:
         design = build_design(store, phenotype, covariates, members)
         if design.binary and min(design.y.sum(), len(design.y) - design.y.sum()) < min_cases:
@@ -180,7 +178,7 @@ def _all_phenotypes(store: Store, covariates: list[str], min_cases: int) -> list
 def carrier_table(store: Store, carriers: pa.Table, condition: list[str], cohort) -> pa.Table:
     """The 2x2 table of carriers (samples in ``carriers``) x cases of ``condition`` among the cohort
     (every sample when None), with the sample odds ratio and Fisher's exact two-sided p-value."""
-    members = store.cohort(cohort) if cohort is not None else np.arange(store.info["samples"])
+    members = _members(store, cohort)
     carrier = np.isin(members, carriers["sample_index"].to_numpy())
     case = np.isin(members, cases(store, condition))
     table = [[int((carrier & case).sum()), int((carrier & ~case).sum())],

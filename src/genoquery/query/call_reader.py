@@ -60,7 +60,7 @@ def _column(sites: pa.Table, name: str, fill: int = -1) -> np.ndarray:
 
 
 class CallReader:
-    """Reads encoded calls from a store's ``genotypes.zarr``.
+    """Reads encoded calls from one batch's Zarr group (``STORE/batches/NAME.zarr``).
 
     Unless the user configured it, zarr's decoding pool is capped at the core count:
     its default (cores + 4 threads, each running multi-threaded Blosc) read 100 MB of

@@ -7,7 +7,7 @@ a rare variant's listed calls (one small Zarr chunk) or, at a dense site, the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,6 +18,7 @@ from genoquery.query.call_reader import SITE_COLUMNS, SiteCalls
 from genoquery.query.lookup import parsed_statement
 
 if TYPE_CHECKING:
+    from genoquery.query.batches import Batch
     from genoquery.query.store import Store
 
 CARRIER_COLUMNS = ("variant_key", "sample_id", "zygosity", "allele_copies", "gt", "sample_index",
@@ -26,9 +27,10 @@ CARRIER_COLUMNS = ("variant_key", "sample_id", "zygosity", "allele_copies", "gt"
 
 def non_ref_calls(batch: SiteCalls, haploid: np.ndarray,
                   members: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A batch's called calls that are not hom-ref among ``members`` (sorted sample indexes;
-    None for all): (site index in the batch, sample index, (calls, 2) int8 alleles), by site
-    then sample. Missing calls are left out."""
+    """Called calls that are not hom-ref among ``members`` (sorted sample indexes of the
+    genotype batch ``batch`` was read from; None for all): (site index in ``batch``, sample
+    index in the genotype batch, (calls, 2) int8 alleles), by site then sample. Missing
+    calls are left out."""
     if members is None:
         keep = slice(None)
         members = np.arange(haploid.shape[1])  # haploid is (patterns, samples)
@@ -74,49 +76,67 @@ def zygosity(gt: np.ndarray, allele: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def carriers(store: Store, variants: pa.Table, members: np.ndarray | None) -> pa.Table:
-    """Samples among ``members`` (sorted sample indexes; None for all) carrying each ALT allele
-    of ``variants`` (rows with ``site_row``, ``allele``, ``variant_key``), one row per carrier
-    and allele."""
+    """Samples among ``members`` (sorted global sample indexes; None for all) carrying each ALT
+    allele of ``variants`` (rows with ``site_row``, ``allele``, ``variant_key``), one row per
+    carrier and allele, by site, allele and sample."""
     wanted = {}
     for key, row, allele in zip(*(variants[c].to_pylist() for c in ("variant_key", "site_row", "allele"))):
         wanted.setdefault(row, []).append((allele, key))
-    reader, parts = store.call_reader, []
-    for batch in _site_batches(store, np.unique(variants["site_row"].to_numpy())):
-        site, sample, gt = non_ref_calls(batch, reader.haploid, members)
-        for i, row in enumerate(batch.site_row.tolist()):
+    parts = []
+    for batch, calls in _batch_calls(store, np.unique(variants["site_row"].to_numpy())):
+        local = None if members is None else batch.local(members)
+        site, sample, gt = non_ref_calls(calls, batch.reader.haploid, local)
+        sample += batch.offset
+        for i, row in enumerate(calls.site_row.tolist()):
             lo, hi = np.searchsorted(site, [i, i + 1])
             for allele, key in wanted.get(row, ()):
                 hit = lo + np.flatnonzero((gt[lo:hi] == allele).any(axis=1))
                 parts.append(_carrier_rows(key, row, allele, sample[hit], gt[hit]))
     table = pa.concat_tables(parts) if parts else _carrier_rows("", 0, 1, np.zeros(0, np.int64),
                                                                 np.zeros((0, 2), np.int8))
+    table = table.sort_by([("site_row", "ascending"), ("allele", "ascending"), ("sample_index", "ascending")])
     ids = store.sample_ids[table["sample_index"].to_numpy()]
     return table.append_column("sample_id", pa.array(ids, pa.string())).select(list(CARRIER_COLUMNS))
 
 
-def _site_batches(store: Store, rows: np.ndarray) -> Iterable[SiteCalls]:
-    """The encoded calls of the sites with these (sorted) rows. One site is found by its ART
-    index with a parsed statement (1 ms less than an Arrow result) and, when rare enough to
-    be inlined, read from its index row alone; more sites are a range scan pruned by min/max."""
+_NAMES = [c.split(" AS ")[-1].strip() for c in SITE_COLUMNS.split(",")]
+
+
+def _batch_calls(store: Store, rows: np.ndarray) -> Iterator[tuple[Batch, SiteCalls]]:
+    """The encoded calls of the sites with these (sorted) rows, batch by batch. One site's
+    records are found by their ART index with a parsed statement (1 ms less than an Arrow
+    result) and, when rare enough to be inlined, read from their index rows alone; more
+    sites are a range scan pruned by min/max."""
+    batches = {b.number: b for b in store.batches}
     if len(rows) != 1:
-        sites = store.sql(f"SELECT {SITE_COLUMNS} FROM sites WHERE site_row BETWEEN ? AND ? "
-                          f"AND site_row IN (SELECT unnest(?)) ORDER BY site_row",
+        sites = store.sql(f"SELECT batch, {SITE_COLUMNS} FROM batch_sites WHERE site_row BETWEEN ? AND ? "
+                          f"AND site_row IN (SELECT unnest(?)) ORDER BY batch, batch_row",
                           [int(rows.min(initial=0)), int(rows.max(initial=0)), rows.tolist()])
-        return store.call_reader.batches(sites)
+        numbers = sites["batch"].to_numpy()
+        for number in np.unique(numbers).tolist():
+            part = sites.filter(pa.array(numbers == number))
+            yield from ((batches[number], calls) for calls in batches[number].reader.batches(part))
+        return
     found = store.connection.execute(
-        parsed_statement(f"SELECT {SITE_COLUMNS}, inline_calls FROM sites WHERE site_row = $1"),
-        [int(rows[0])]).fetchall()
-    names = [c.split(" AS ")[-1].strip() for c in SITE_COLUMNS.split(",")]
-    site = dict(zip(names + ["inline_calls"], found[0]))
-    if site["inline_calls"] is None:
-        return store.call_reader.batches(pa.table({n: pa.array([site[n]], pa.int64()) for n in names}))
+        parsed_statement(f"SELECT batch, {SITE_COLUMNS}, inline_calls FROM batch_sites WHERE site_row = $1 "
+                         f"ORDER BY batch"), [int(rows[0])]).fetchall()
+    for record in found:
+        batch, site = batches[record[0]], dict(zip(_NAMES + ["inline_calls"], record[1:]))
+        if site["inline_calls"] is None:
+            one = pa.table({n: pa.array([site[n]], pa.int64()) for n in _NAMES})
+            yield from ((batch, calls) for calls in batch.reader.batches(one))
+        else:
+            yield batch, _inline_calls(site)
+
+
+def _inline_calls(site: dict) -> SiteCalls:
+    """The calls of a sparse site from its index row's ``inline_calls``."""
     samples, gt = unpack_inline(site["inline_calls"])
     pattern = -1 if site["haploid_pattern"] is None else site["haploid_pattern"]
-    empty = np.zeros(2, np.int64)
-    return [SiteCalls(site_row=np.array([site["site_row"]]), n_alleles=np.array([site["n_alleles"]]),
-                      dense=np.array([-1]), pattern=np.array([pattern]), listed=np.array([0, len(samples)]),
-                      listed_sample=samples, listed_gt=gt, missing=empty, missing_tokens=np.zeros(0, np.uint16),
-                      codes=np.zeros((0, 0), np.uint8))]
+    return SiteCalls(site_row=np.array([site["site_row"]]), n_alleles=np.array([site["n_alleles"]]),
+                     dense=np.array([-1]), pattern=np.array([pattern]), listed=np.array([0, len(samples)]),
+                     listed_sample=samples, listed_gt=gt, missing=np.zeros(2, np.int64),
+                     missing_tokens=np.zeros(0, np.uint16), codes=np.zeros((0, 0), np.uint8))
 
 
 def _carrier_rows(key: str, site_row: int, allele: int, samples: np.ndarray, gt: np.ndarray) -> pa.Table:
@@ -131,15 +151,16 @@ def _carrier_rows(key: str, site_row: int, allele: int, samples: np.ndarray, gt:
 def participant(store: Store, sample_index: int) -> pa.Table:
     """Every ALT allele one sample carries, with the variant and its whole-store AC, AN and AF
     (and AF in the sample's ancestry group when the store has ancestry statistics)."""
-    sites = store.sql(f"SELECT {SITE_COLUMNS} FROM sites ORDER BY site_row", [])
-    reader, member, parts = store.call_reader, np.array([sample_index]), []
-    for batch in reader.batches(sites):
-        site, _, gt = non_ref_calls(batch, reader.haploid, member)
-        for allele in range(1, int(batch.n_alleles.max(initial=1))):
+    batch = next(b for b in store.batches if b.offset <= sample_index < b.offset + b.n_samples)
+    sites = store.sql(f"SELECT {SITE_COLUMNS} FROM batch_sites WHERE batch = ? ORDER BY batch_row", [batch.number])
+    reader, member, parts = batch.reader, np.array([sample_index - batch.offset]), []
+    for calls in reader.batches(sites):
+        site, _, gt = non_ref_calls(calls, reader.haploid, member)
+        for allele in range(1, int(calls.n_alleles.max(initial=1))):
             hit = np.flatnonzero((gt == allele).any(axis=1))
             if len(hit):
                 parts.append(_carrier_rows("", 0, allele, np.full(len(hit), sample_index), gt[hit])
-                             .set_column(5, "site_row", pa.array(batch.site_row[site[hit]], pa.int64())))
+                             .set_column(5, "site_row", pa.array(calls.site_row[site[hit]], pa.int64())))
     calls = pa.concat_tables(parts) if parts else _carrier_rows("", 0, 1, np.zeros(0, np.int64),
                                                                 np.zeros((0, 2), np.int8))
     ancestry = _ancestry(store, sample_index)

@@ -13,15 +13,22 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
+import pyarrow as pa
 
 from genoquery.ingest.allele_stats import AlleleStats, Cells, assemble_stats, empty_counts, tally_site
 from genoquery.ingest.call_codes import PARTIAL_REF, next_missing
-from genoquery.query.call_reader import SiteCalls
+from genoquery.query.call_reader import SITE_COLUMNS, SiteCalls
+
+if TYPE_CHECKING:
+    from genoquery.query.batches import Batch
+    from genoquery.query.store import Store
 
 COUNT_THREADS = os.cpu_count() or 1
+WINDOW_BYTES = 64 << 20
 
 
 @numba.njit(nogil=True, cache=True)
@@ -139,10 +146,11 @@ def _split(batch: SiteCalls, members: int, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def cohort_stats(batches: Iterator[SiteCalls], haploid: np.ndarray, cells: Cells,
-                 members: np.ndarray) -> Iterator[tuple[SiteCalls, AlleleStats]]:
-    """Statistics of every ALT allele of each batch for the cohort ``members`` (sorted
-    sample indexes) in ``cells`` (restricted to the cohort with :meth:`Cells.restrict`).
+def count_calls(batches: Iterator[SiteCalls], haploid: np.ndarray, cells: Cells,
+                members: np.ndarray) -> Iterator[tuple[SiteCalls, np.ndarray, np.ndarray]]:
+    """``site_counts`` and ``allele_counts`` (see :func:`~genoquery.ingest.allele_stats.tally_site`)
+    of each batch of one genotype batch's sites, for the cohort ``members`` (sorted sample
+    indexes of that batch) in ``cells`` (over the batch's samples, restricted to the cohort).
 
     Each batch's sites are counted in as many ranges as there are cores, on threads
     (the kernel releases the GIL)."""
@@ -161,4 +169,54 @@ def cohort_stats(batches: Iterator[SiteCalls], haploid: np.ndarray, cells: Cells
                        batch.missing_tokens, batch.dense[a:b], batch.codes, batch.pattern[a:b], *fixed,
                        site_counts[a:b], allele_counts[a:b])
             list(pool.map(count, _split(batch, len(members), COUNT_THREADS)))
-            yield batch, assemble_stats(site_counts, allele_counts, batch.n_alleles, cells)
+            yield batch, site_counts, allele_counts
+
+
+def _window(n_alleles: np.ndarray, cells: Cells) -> int:
+    """Sites counted at once: their count arrays stay under :data:`WINDOW_BYTES`."""
+    width = max(int(n_alleles.max(initial=1)), 2)
+    return max(1024, WINDOW_BYTES // (len(cells.sizes) * (2 + 4 * width) * 8))
+
+
+def store_stats(store: Store, sites: pa.Table, cells: Cells,
+                members: np.ndarray) -> Iterator[tuple[np.ndarray, AlleleStats]]:
+    """Statistics of every ALT allele of ``sites`` (``site_row``, ``n_alleles``; a range of
+    consecutive site rows, in order) for the cohort ``members`` (sorted global sample
+    indexes) in ``cells`` (restricted to the cohort with :meth:`Cells.restrict`), summed
+    over the batches; a batch without a record of a site adds its members as missing
+    calls there, or nothing if it is a complete callset (see :mod:`genoquery.index.merge`).
+    Yields the site rows and statistics of consecutive windows of sites."""
+    rows_all, n_alleles_all = sites["site_row"].to_numpy(), sites["n_alleles"].to_numpy()
+    step = _window(n_alleles_all, cells)
+    for start in range(0, len(rows_all), step):
+        rows, n_alleles = rows_all[start:start + step], n_alleles_all[start:start + step]
+        site_counts, allele_counts = empty_counts(n_alleles, cells)
+        for batch in store.batches:
+            _add_batch(store, batch, rows, cells, members, site_counts, allele_counts)
+        yield rows, assemble_stats(site_counts, allele_counts, n_alleles, cells)
+
+
+def _add_batch(store: Store, batch: Batch, rows: np.ndarray, cells: Cells, members: np.ndarray,
+               site_counts: np.ndarray, allele_counts: np.ndarray) -> None:
+    """Add one batch's counts for the sites ``rows`` (consecutive site rows)."""
+    local = batch.local(members)
+    if not len(local):
+        return
+    of_sample = cells.of_sample[batch.offset:batch.offset + batch.n_samples]
+    batch_cells = Cells(cells.groupings, of_sample, cells.sizes)
+    sites = store.sql(f"SELECT {SITE_COLUMNS} FROM batch_sites WHERE batch = ? AND site_row BETWEEN ? AND ? "
+                      f"ORDER BY batch_row", [batch.number, int(rows[0]), int(rows[-1])])
+    present = np.zeros(len(rows), dtype=bool)
+    reader = batch.reader
+    for calls, counts, per_allele in count_calls(reader.batches(sites, missing=True), reader.haploid,
+                                                 batch_cells, local):
+        at = np.searchsorted(rows, calls.site_row)
+        present[at] = True
+        site_counts[at] += counts
+        allele_counts[at, :per_allele.shape[1]] += per_allele
+    if not batch.complete:
+        absent = ~present
+        sizes = np.bincount(of_sample[local].reshape(-1)[of_sample[local].reshape(-1) >= 0],
+                            minlength=len(cells.sizes))
+        site_counts[absent, :, 0] += 2 * sizes
+        site_counts[absent, :, 1] += sizes

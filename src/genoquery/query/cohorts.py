@@ -314,12 +314,35 @@ def _lookup(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str, str] | None
 
 
 def resolve(con: duckdb.DuckDBPyConnection, cohort: CohortSpec) -> tuple[str, str, np.ndarray]:
-    """``(kind, definition, sorted sample indexes)`` of a saved name, a filter, a list of IDs or indexes."""
+    """``(kind, definition, sorted sample indexes)`` of a saved name, a filter, a list of IDs or indexes.
+    Withdrawn samples are in no cohort: a filter leaves them out, a list naming one is refused."""
+    kind, definition, indexes = _resolve(con, cohort)
+    return kind, definition, without_withdrawn(con, indexes, refuse=kind == "ids")
+
+
+def without_withdrawn(con: duckdb.DuckDBPyConnection, indexes: np.ndarray, refuse: bool) -> np.ndarray:
+    """``indexes`` (sorted) less the withdrawn samples; with ``refuse``, a :class:`QueryError` naming
+    them instead. Leaving them out of a filter's cohort must not empty it silently either."""
+    withdrawn = con.execute("SELECT sample_index, sample_id FROM samples WHERE withdrawn_at IS NOT NULL "
+                            "ORDER BY sample_index").fetchall()
+    if not withdrawn:
+        return indexes
+    gone = np.array([i for i, _ in withdrawn], dtype=np.int64)
+    named = np.isin(indexes, gone)
+    if refuse and named.any():
+        ids = [sample for i, sample in withdrawn if i in set(indexes[named].tolist())]
+        raise QueryError(f"{len(ids)} sample ID(s) were withdrawn from this store and are in no answer: {shown(ids)}")
+    if named.all():
+        raise QueryError("empty cohort: every sample it matches was withdrawn from this store")
+    return indexes[~named]
+
+
+def _resolve(con: duckdb.DuckDBPyConnection, cohort: CohortSpec) -> tuple[str, str, np.ndarray]:
     if isinstance(cohort, str):
         found = _lookup(con, cohort)
         if found is not None:
             kind, definition = found
-            return resolve(con, json.loads(definition)) if kind == "ids" else resolve(con, definition)
+            return _resolve(con, json.loads(definition)) if kind == "ids" else _resolve(con, definition)
         return "filter", cohort, evaluate_filter(con, cohort)
     if isinstance(cohort, np.ndarray) and cohort.dtype.kind in "iu":
         indexes = index_array(con, cohort)

@@ -16,8 +16,7 @@ import pyarrow as pa
 from genoquery.errors import QueryError
 from genoquery.index.persons import groups_of
 from genoquery.ingest.allele_stats import STATS, AlleleStats, Cells
-from genoquery.query.call_reader import SITE_COLUMNS
-from genoquery.query.cohort_counts import cohort_stats
+from genoquery.query.cohort_counts import store_stats
 
 if TYPE_CHECKING:
     from genoquery.query.store import Store
@@ -52,13 +51,11 @@ def cohort_frequencies(store: Store, region: str | None, cohort, by: str | None)
     """Per-ALT-allele statistics of ``cohort`` in ``region``; see :meth:`Store.frequencies`."""
     if cohort is None and (by is None or by in store.info.get("groupings", [])):
         return store.variants(region, by=by)
-    members = store.cohort(cohort) if cohort is not None else np.arange(store.info["samples"])
+    members = store.cohort(cohort) if cohort is not None else store.active_samples
     cells = _cells(store, members, by)
     where, params = store.region_filter(region)
-    sites = store.sql(f"SELECT {SITE_COLUMNS} FROM sites {where} ORDER BY site_row", params)
-    reader = store.call_reader
-    parts = [_stats_rows(batch.site_row, stats, by)
-             for batch, stats in cohort_stats(reader.batches(sites, missing=True), reader.haploid, cells, members)]
+    sites = store.sql(f"SELECT site_row, len(alleles) AS n_alleles FROM sites {where} ORDER BY site_row", params)
+    parts = [_stats_rows(rows, stats, by) for rows, stats in store_stats(store, sites, cells, members)]
     schema = pa.schema([("site_row", pa.int64()), ("allele", pa.int16())]
                        + ([(by, pa.string())] if by else []) + list(STAT_TYPES.items()))
     counted = pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()

@@ -1,11 +1,11 @@
 """Genotype matrices of a region for chosen samples, read from the Zarr genotype arrays.
 
 A region is ``CONTIG[:START[-END]]``, 1-based inclusive, and selects the sites
-whose POS lies in it (as :meth:`Store.variants`). Sites are stored in genome
-order, so a region is one contiguous range of ``site_row`` (the row of
-``call_genotype``); only the Zarr chunks of those rows and of the requested
-samples are read (orthogonal selection over sorted sample indexes), then the
-samples are put in the order asked for.
+whose POS lies in it (as :meth:`Store.variants`). Sites are numbered in genome
+order, so a region is one contiguous range of ``site_row``; each batch's records
+of those sites are read from its ``call_genotype`` (orthogonal selection over its
+rows and its sorted requested samples: only their Zarr chunks are decoded), then
+the samples are put in the order asked for.
 
 Memory: a result holds 3 bytes per call, ``sites x samples x 2`` bytes of
 ``gt`` (int8) plus ``sites x samples`` bytes of ``phased`` (bool); a request
@@ -23,18 +23,18 @@ from typing import TYPE_CHECKING
 import duckdb
 import numpy as np
 import pyarrow as pa
-import zarr
 
 from genoquery.errors import QueryError
-from genoquery.query.cohorts import indexes_of, shown
+from genoquery.query.cohorts import indexes_of, shown, without_withdrawn
 from genoquery.query.regions import parse_region
 
 if TYPE_CHECKING:
     import xarray as xr
 
+    from genoquery.query.batches import Batch
+
 MAX_BYTES = 2 * 1024**3
 BYTES_PER_CALL = 3  # two int8 alleles + one bool phase flag
-Calls = tuple[zarr.Array, zarr.Array]  # call_genotype, call_genotype_phased
 SITE_SQL = ("SELECT site_row, contig, pos, id, alleles[1] AS ref, alleles[2:] AS alt, qual, filters "
             "FROM sites WHERE site_row >= ? AND site_row < ? ORDER BY site_row")
 
@@ -85,11 +85,16 @@ class SampleSelection:
 
 
 def select_samples(con: duckdb.DuckDBPyConnection, samples: Sequence[str] | None) -> SampleSelection:
-    """Resolve sample IDs (``None``: every sample in store order); unknown, duplicated or
-    no IDs are a :class:`QueryError` naming them."""
+    """Resolve sample IDs (``None``: every sample in store order but the withdrawn); unknown,
+    duplicated, withdrawn or no IDs are a :class:`QueryError` naming them."""
     if samples is None:
-        ids = [r[0] for r in con.execute("SELECT sample_id FROM samples ORDER BY sample_index").fetchall()]
-        return SampleSelection(ids, None, None)
+        rows = con.execute("SELECT sample_id, sample_index, withdrawn_at IS NULL FROM samples "
+                           "ORDER BY sample_index").fetchall()
+        ids = [sample for sample, _, active in rows if active]
+        if len(ids) == len(rows):
+            return SampleSelection(ids, None, None)
+        return SampleSelection(ids, np.array([i for _, i, active in rows if active], dtype=np.int64),
+                               np.arange(len(ids)))
     ids = list(samples) if not isinstance(samples, str) else None
     if ids is None or not all(isinstance(s, str) for s in ids):
         raise QueryError(f"samples must be a list of sample IDs (text); got {samples!r:.80}")
@@ -102,7 +107,7 @@ def select_samples(con: duckdb.DuckDBPyConnection, samples: Sequence[str] | None
     unknown = [s for s, i in zip(ids, indexes) if i < 0]
     if unknown:
         raise QueryError(f"{len(unknown)} sample ID(s) are not in this store: {shown(unknown)}")
-    read = np.sort(indexes)
+    read = without_withdrawn(con, np.sort(indexes), refuse=True)
     return SampleSelection(ids, read, np.searchsorted(read, indexes))
 
 
@@ -123,26 +128,39 @@ def sites_between(con: duckdb.DuckDBPyConnection, lo: int, hi: int) -> pa.Table:
     return con.sql(SITE_SQL, params=[lo, hi]).to_arrow_table()
 
 
-def open_calls(genotypes_path: Path) -> Calls:
-    """``call_genotype`` and ``call_genotype_phased`` of a store's Zarr group, read-only."""
-    group = zarr.open_group(str(genotypes_path), mode="r")
-    return group["call_genotype"], group["call_genotype_phased"]
+def read_calls(batches: list[Batch], con: duckdb.DuckDBPyConnection, sites: pa.Table,
+               selection: SampleSelection) -> Genotypes:
+    """The calls of ``sites`` (consecutive site rows) for the selected samples, gathered from
+    each batch's records; a batch without a record of a site gives ``./.`` there (``0/0``
+    for a complete callset)."""
+    n = sites.num_rows
+    lo = sites["site_row"][0].as_py() if n else 0
+    read = selection.indexes
+    width = len(selection.ids) if read is None else len(read)
+    gt = np.full((n, width, 2), -1, dtype=np.int8)
+    phased = np.zeros((n, width), dtype=bool)
+    for batch in batches:
+        first, last = (batch.offset, batch.offset + batch.n_samples) if read is None else \
+            np.searchsorted(read, [batch.offset, batch.offset + batch.n_samples]).tolist()
+        if first == last or not n:
+            continue
+        if batch.complete:
+            gt[:, first:last] = 0
+        rows = con.execute("SELECT batch_row, site_row FROM batch_sites WHERE batch = ? AND site_row BETWEEN ? AND ? "
+                           "ORDER BY batch_row", [batch.number, lo, lo + n - 1]).fetchnumpy()
+        if not len(rows["batch_row"]):
+            continue
+        at = rows["site_row"] - lo
+        samples = slice(None) if read is None else read[first:last] - batch.offset
+        genotype, phase = batch.calls
+        gt[at, first:last] = genotype.get_orthogonal_selection((rows["batch_row"], samples))
+        phased[at, first:last] = phase.get_orthogonal_selection((rows["batch_row"], samples))
+    if selection.columns is not None:
+        gt, phased = np.ascontiguousarray(gt[:, selection.columns]), np.ascontiguousarray(phased[:, selection.columns])
+    return Genotypes(sites, selection.ids, gt, phased)
 
 
-def read_calls(calls: Calls, sites: pa.Table, selection: SampleSelection) -> Genotypes:
-    """The calls of ``sites`` (consecutive site rows) for the selected samples."""
-    lo = sites["site_row"][0].as_py() if sites.num_rows else 0
-    rows = slice(lo, lo + sites.num_rows)
-    genotype, phased = calls
-    if selection.indexes is None:
-        gt, ph = genotype[rows], phased[rows]
-    else:
-        gt = np.ascontiguousarray(genotype.get_orthogonal_selection((rows, selection.indexes))[:, selection.columns])
-        ph = np.ascontiguousarray(phased.get_orthogonal_selection((rows, selection.indexes))[:, selection.columns])
-    return Genotypes(sites, selection.ids, gt, ph)
-
-
-def read_genotypes(con: duckdb.DuckDBPyConnection, contigs: list[str], genotypes_path: Path,
+def read_genotypes(con: duckdb.DuckDBPyConnection, contigs: list[str], batches: list[Batch],
                    region: str | None, samples: Sequence[str] | None, max_bytes: int = MAX_BYTES) -> Genotypes:
     """The genotype matrix of a region (1-based inclusive; ``None``: every site) for
     ``samples`` (``None``: all, in store order); see the module docstring for memory."""
@@ -154,4 +172,4 @@ def read_genotypes(con: duckdb.DuckDBPyConnection, contigs: list[str], genotypes
             f"{region or 'the whole store'} holds {hi - lo} sites x {len(selection.ids)} samples = "
             f"{size / 2**20:,.0f} MiB of genotypes ({BYTES_PER_CALL} bytes per call), over max_bytes "
             f"({max_bytes / 2**20:,.0f} MiB): narrow the region or the samples, or raise max_bytes")
-    return read_calls(open_calls(genotypes_path), sites_between(con, lo, hi), selection)
+    return read_calls(batches, con, sites_between(con, lo, hi), selection)

@@ -11,9 +11,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from genoquery.errors import QueryError
+from genoquery.errors import QueryError, StoreError
 from genoquery.index.schema import INDEX_FILE
-from genoquery.ingest.staging import GENOTYPES, MARKER, existing_store
+from genoquery.ingest.staging import FORMAT_VERSION, MARKER, existing_store
+from genoquery.query.batches import Batch, read_batches
 from genoquery.query.regions import parse_region
 
 VARIANT_COLUMNS = ("contig", "pos", "ref", "alt", "id", "filter", "qual", "ac", "an", "af",
@@ -26,10 +27,23 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.info = json.loads((path / MARKER).read_text())
+        marker = json.loads((path / MARKER).read_text())
+        if marker.get("format_version") != FORMAT_VERSION:
+            raise StoreError(f"{path}: made by another genoquery version (store format "
+                             f"{marker.get('format_version')}, this version reads {FORMAT_VERSION}); "
+                             "ingest its VCFs again")
         self._con = duckdb.connect(str(path / INDEX_FILE), read_only=True)
+        self.info = {**marker, **self._counts()}
         self._contigs = [r[0] for r in self._con.execute(
             "SELECT contig FROM contigs ORDER BY contig_index").fetchall()]
+
+    def _counts(self) -> dict:
+        """``samples``, ``sites``, ``variants``, ``batches`` and the ``groupings`` with statistics."""
+        counts = self._con.execute(
+            "SELECT (SELECT count(*) FROM samples), (SELECT count(*) FROM sites), (SELECT count(*) FROM variants), "
+            "(SELECT count(*) FROM batches), (SELECT list(DISTINCT grouping ORDER BY grouping) FROM batch_cells "
+            "WHERE grouping <> '')").fetchall()[0]
+        return dict(zip(("samples", "sites", "variants", "batches", "groupings"), counts[:4] + (counts[4] or [],)))
 
     def __repr__(self) -> str:
         return (f"<genoquery.Store {self.path} samples={self.info['samples']} "
@@ -48,13 +62,14 @@ class Store:
     def contigs(self) -> list[str]:
         return list(self._contigs)
 
-    @property
-    def genotypes_path(self) -> Path:
-        return self.path / GENOTYPES
+    @cached_property
+    def batches(self) -> list[Batch]:
+        """The store's batches in order (each a VCF Zarr group over its own samples)."""
+        return read_batches(self._con, self.path)
 
     def _groupings(self) -> list[str]:
-        """Person-table columns with per-group statistics (recorded at ingest)."""
-        return list(self.info.get("groupings", []))
+        """Person-table columns with per-group statistics."""
+        return list(self.info["groupings"])
 
     def variants(self, region: str | None = None, by: str | None = None) -> pa.Table:
         """Whole-cohort statistics, one row per ALT allele, in genome order.
@@ -105,7 +120,11 @@ class Store:
 
         variants = self.lookup(variant, gene=gene, region=region, af_min=af_min, af_max=af_max,
                                pass_only=pass_only, variant_type=variant_type)
-        return carriers(self, variants, self.cohort(cohort) if cohort is not None else None)
+        if cohort is not None:
+            members = self.cohort(cohort)
+        else:
+            members = None if len(self.active_samples) == self.info["samples"] else self.active_samples
+        return carriers(self, variants, members)
 
     def associate(self, phenotype, covariates=(), *, region: str | None = None, variants=None,
                   gene: str | None = None, cohort=None, model: str | None = None, min_mac: int = 1) -> pa.Table:
@@ -160,10 +179,10 @@ class Store:
 
     def persons(self) -> pa.Table:
         """The person table (``sample_id`` and phenotype columns); empty when none was imported."""
-        if not self.sql("SELECT 1 FROM duckdb_tables() WHERE table_name = 'persons' AND database_name = "
-                        "current_database()", []).num_rows:
-            return pa.table({"sample_id": pa.array([], pa.string())})
-        return self.sql("SELECT * FROM persons", [])
+        from genoquery.index.persons import stored_persons
+
+        persons = stored_persons(self._con)
+        return pa.table({"sample_id": pa.array([], pa.string())}) if persons is None else persons
 
     def region_filter(self, region: str | None, alias: str = "") -> tuple[str, list]:
         """A ``WHERE`` clause (or "") and its parameters selecting ``region``'s rows by contig and pos."""
@@ -188,15 +207,15 @@ class Store:
                 self._con.unregister(name)
 
     @cached_property
+    def active_samples(self) -> np.ndarray:
+        """Sorted indexes of the samples that are not withdrawn (every query's whole cohort)."""
+        return self._con.execute("SELECT sample_index FROM samples WHERE withdrawn_at IS NULL "
+                                 "ORDER BY sample_index").fetchnumpy()["sample_index"].astype(np.int64)
+
+    @cached_property
     def sample_ids(self) -> np.ndarray:
         """Sample IDs in genotype-column order, (samples,) object array (read once)."""
         return self.samples().column("sample_id").to_numpy(zero_copy_only=False)
-
-    @cached_property
-    def call_reader(self):  # a genoquery.query.call_reader.CallReader
-        from genoquery.query.call_reader import CallReader
-
-        return CallReader(self.genotypes_path, self.info["samples"])
 
     @cached_property
     def _lookup(self):  # a genoquery.query.lookup.VariantLookup (which imports this module)
@@ -277,7 +296,7 @@ class Store:
         """
         from genoquery.query.genotypes import MAX_BYTES, read_genotypes
 
-        return read_genotypes(self._con, self._contigs, self.genotypes_path, region, samples,
+        return read_genotypes(self._con, self._contigs, self.batches, region, samples,
                               MAX_BYTES if max_bytes is None else max_bytes)
 
     def export_vcf(self, path: str | os.PathLike, region: str | None = None,

@@ -30,11 +30,11 @@ import pysam.bcftools
 
 from genoquery import __version__
 from genoquery.errors import QueryError
-from genoquery.query.genotypes import (Calls, Genotypes, SampleSelection, open_calls, read_calls, select_samples,
-                                       site_rows, sites_between)
+from genoquery.query.genotypes import Genotypes, SampleSelection, read_calls, select_samples, site_rows, sites_between
 
 if TYPE_CHECKING:
     from genoquery.bgzf import BgzfWriter
+    from genoquery.query.batches import Batch
     from genoquery.query.store import Store
 
 SUFFIXES = (".vcf.gz", ".vcf", ".bcf")
@@ -56,7 +56,7 @@ def export_vcf(store: Store, path: str | os.PathLike, region: str | None = None,
     lo, hi = site_rows(con, store.contigs, region)
     selection = select_samples(con, samples)
     header = _header(con, lo, hi, selection.ids)
-    records = partial(_write_vcf, header=header, con=con, calls=open_calls(store.genotypes_path),
+    records = partial(_write_vcf, header=header, con=con, batches=store.batches,
                       rows=(lo, hi), selection=selection)
     with _replacing(path) as out:
         if suffix == ".bcf":
@@ -82,7 +82,7 @@ def _replacing(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def _write_vcf(target: Path, bgzf: bool, header: bytes, con: duckdb.DuckDBPyConnection, calls: Calls,
+def _write_vcf(target: Path, bgzf: bool, header: bytes, con: duckdb.DuckDBPyConnection, batches: list[Batch],
                rows: tuple[int, int], selection: SampleSelection) -> None:
     """Write the header and the records of site rows ``[lo, hi)``, as text or BGZF."""
     lo, hi = rows
@@ -91,7 +91,7 @@ def _write_vcf(target: Path, bgzf: bool, header: bytes, con: duckdb.DuckDBPyConn
         for query_lo, query_hi in _spans(lo, hi, SITES_PER_QUERY):
             sites = sites_between(con, query_lo, query_hi)
             for block_lo, block_hi in _spans(query_lo, query_hi, BLOCK_SITES):
-                block = read_calls(calls, sites.slice(block_lo - query_lo, block_hi - block_lo), selection)
+                block = read_calls(batches, con, sites.slice(block_lo - query_lo, block_hi - block_lo), selection)
                 for piece in _records(block):
                     out.write(piece)
 

@@ -14,6 +14,7 @@ from fastapi import Request
 
 import genoquery
 from genoquery.errors import GenoqueryError
+from genoquery.index.schema import INDEX_FILE
 from genoquery.query.store import Store
 from genoquery.server.auth import Authenticator, Principal, require
 from genoquery.server.budget import Budget
@@ -29,23 +30,38 @@ class StorePool:
     costs 1.3 ms of CPU on one thread against 1.8 ms on two)."""
 
     def __init__(self, path: Path, size: int) -> None:
-        self._free: queue.Queue[Store] = queue.Queue()
-        self._all = [genoquery.open(path) for _ in range(size)]
-        for store in self._all:
-            store.connection.execute("SET threads = 1")
-            self._free.put(store)
+        self.path = path
+        self._free: queue.Queue[tuple[Store, tuple]] = queue.Queue()
+        for _ in range(size):
+            self._free.put(self._open())
+
+    def _open(self) -> tuple[Store, tuple]:
+        stamp = self._stamp()
+        store = genoquery.open(self.path)
+        store.connection.execute("SET threads = 1")
+        return store, stamp
+
+    def _stamp(self) -> tuple:
+        """The index file's identity: an append, withdrawal or compaction replaces it (a new inode)."""
+        stat = (self.path / INDEX_FILE).stat()
+        return stat.st_ino, stat.st_mtime_ns
 
     @contextmanager
     def store(self) -> Iterator[Store]:
-        s = self._free.get()
+        """A store for one request, reopened first if the index was replaced since it was opened,
+        so a withdrawal or an append shows in the next request (a request never sees a mix)."""
+        s, stamp = self._free.get()
+        if stamp != self._stamp():
+            s.close()
+            s, stamp = self._open()
         try:
             yield s
         finally:
-            self._free.put(s)
+            self._free.put((s, stamp))
 
     def close(self) -> None:
-        for s in self._all:
-            s.close()
+        while not self._free.empty():
+            self._free.get()[0].close()
 
 
 @dataclass
@@ -73,7 +89,7 @@ class Context:
         with self.pool.store() as s:
             self.info = dict(s.info, contigs=s.contigs)
             haploid = {r["contig"] for r in s.sql("SELECT DISTINCT contig FROM variants WHERE n_hemi > 0", []).to_pylist()}
-        self.n_samples = int(self.info["samples"])
+            self.n_samples = len(s.active_samples)
         self.disclosure = Disclosure(settings, _secret(self.db), self.db, self.n_samples, haploid)
         self.everyone = self.disclosure.everyone
 
@@ -86,9 +102,9 @@ class Context:
         """Resolve a ``cohort`` parameter for ``principal``: a cohort defined through the API by this
         token, a cohort saved in the store, or a filter expression; checked by disclosure control in
         the aggregate tiers (sample lists need the controlled tier)."""
-        # Issue 5 (withdrawal) goes here and in StorePool: every answer is computed over a cohort
-        # resolved by this method or over the whole store, so withdrawn samples will be removed
-        # from both before any query runs.
+        # Withdrawn samples are in no answer: Store.cohort leaves them out of filters and refuses
+        # them in ID lists, whole-store statistics are recounted without them, and StorePool reopens
+        # stores when a withdrawal replaced the index.
         if text is None:
             return Cohort(None, self.everyone)
         kind, definition = self.definition(store, principal, text)
@@ -119,7 +135,8 @@ class Context:
             raise GenoqueryError(f"no person-table column {column!r}; columns: {', '.join(names.values())}")
         col = names[column.lower()].replace('"', '""')
         table = store.sql(f'SELECT CAST(p."{col}" AS VARCHAR) AS g, s.sample_index AS i FROM persons p '
-                          "JOIN samples s ON s.sample_id = p.sample_id WHERE p.\"" + col + '" IS NOT NULL', [])
+                          "JOIN samples s ON s.sample_id = p.sample_id WHERE s.withdrawn_at IS NULL "
+                          'AND p."' + col + '" IS NOT NULL', [])
         groups = np.asarray(table["g"].to_numpy(zero_copy_only=False), dtype=object)
         idx = table["i"].to_numpy()
         if within is not None:

@@ -1,0 +1,48 @@
+"""A store's batches as queries see them: each batch's Zarr group, samples and records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch: ``number`` (``batches.batch``), ``name``, its Zarr group ``path``, global
+    sample indexes ``offset`` .. ``offset + n_samples - 1``, and whether it is a complete
+    callset (records it lacks mean hom-ref, not missing)."""
+
+    number: int
+    name: str
+    path: Path
+    offset: int
+    n_samples: int
+    complete: bool
+
+    @cached_property
+    def reader(self):  # a genoquery.query.call_reader.CallReader (imports zarr: only when asked for)
+        from genoquery.query.call_reader import CallReader
+
+        return CallReader(self.path, self.n_samples)
+
+    @cached_property
+    def calls(self):  # (call_genotype, call_genotype_phased) zarr.Arrays, opened read-only once
+        import zarr
+
+        group = zarr.open_group(str(self.path), mode="r")
+        return group["call_genotype"], group["call_genotype_phased"]
+
+    def local(self, members: np.ndarray) -> np.ndarray:
+        """The batch's columns of ``members`` (sorted global sample indexes), sorted int64."""
+        lo, hi = np.searchsorted(members, [self.offset, self.offset + self.n_samples])
+        return np.asarray(members[lo:hi], dtype=np.int64) - self.offset
+
+
+def read_batches(con, store: Path) -> list[Batch]:
+    """The batches of the store at ``store`` from its index connection ``con``, in order."""
+    rows = con.execute("SELECT batch, name, path, sample_offset, n_samples, complete_callset "
+                       "FROM batches ORDER BY batch").fetchall()
+    return [Batch(number, name, store / path, offset, n, complete) for number, name, path, offset, n, complete in rows]

@@ -1,0 +1,120 @@
+"""Allele dosages of a store's sites over all its batches, for association tests.
+
+:func:`genoquery.query.allele_dosages.allele_dosages` decodes one batch's records; here
+the batches' dosages of each site are put together with global sample indexes, and a
+batch without a record of a site lists its analysed samples as missing there (nothing,
+for a complete callset, whose absent records are hom-ref). Haploid patterns are per
+batch, so a site's pattern here is the combination of its records' patterns: the
+combinations of the sites asked for are numbered, and their masks over all samples
+built, before any site is decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from genoquery.query.allele_dosages import AlleleDosages, allele_dosages
+from genoquery.query.call_reader import SITE_COLUMNS
+
+if TYPE_CHECKING:
+    from genoquery.query.store import Store
+
+WINDOW_SITES = 4096  # sites whose dosages are put together at once
+BATCH_BYTES = 16 << 20  # encoded calls per read: dense codes expand 4x when decoded per sample
+
+
+def store_dosages(store: Store, site_rows: np.ndarray,
+                  members: np.ndarray) -> tuple[np.ndarray, Iterator[AlleleDosages]]:
+    """``(haploid, dosages)``: the (patterns, samples) haploid masks of the sites ``site_rows``
+    (sorted global rows) and, lazily, the dosages of their ALT alleles among ``members``
+    (sorted global sample indexes), in windows of sites, with ``pattern`` indexing ``haploid``."""
+    records = store.sql(f"SELECT batch, {SITE_COLUMNS} FROM batch_sites WHERE site_row BETWEEN ? AND ? "
+                        f"AND site_row IN (SELECT unnest(?)) ORDER BY batch, batch_row",
+                        [int(site_rows.min(initial=0)), int(site_rows.max(initial=0)), site_rows.tolist()])
+    combo_of, haploid = _patterns(store, records, site_rows)
+    return haploid, _windows(store, records, site_rows, members, combo_of)
+
+
+def _patterns(store: Store, records: pa.Table, site_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per site, its combination of per-batch haploid patterns (-1: all diploid), and the masks."""
+    batch, row = records["batch"].to_numpy(), records["site_row"].to_numpy()
+    pattern = records["haploid_pattern"].fill_null(-1).to_numpy()
+    per_site: dict[int, tuple] = {}
+    for b, r, p in zip(batch.tolist(), row.tolist(), pattern.tolist()):
+        if p >= 0:
+            per_site[r] = per_site.get(r, ()) + ((b, p),)
+    combos = sorted(set(per_site.values()))
+    number = {c: i for i, c in enumerate(combos)}
+    haploid = np.zeros((len(combos), store.info["samples"]), dtype=bool)
+    batches = {b.number: b for b in store.batches}
+    for i, combo in enumerate(combos):
+        for b, p in combo:
+            haploid[i, batches[b].offset:batches[b].offset + batches[b].n_samples] = batches[b].reader.haploid[p]
+    return np.array([number[per_site[r]] if r in per_site else -1 for r in site_rows.tolist()], np.int64), haploid
+
+
+def _windows(store: Store, records: pa.Table, site_rows: np.ndarray, members: np.ndarray,
+             combo_of: np.ndarray) -> Iterator[AlleleDosages]:
+    n_alleles = store.sql("SELECT site_row, len(alleles) AS n FROM sites WHERE site_row IN (SELECT unnest(?)) "
+                          "ORDER BY site_row", [site_rows.tolist()])["n"].to_numpy()
+    for start in range(0, len(site_rows), WINDOW_SITES):
+        rows = site_rows[start:start + WINDOW_SITES]
+        yield _window(store, records, rows, n_alleles[start:start + WINDOW_SITES], members,
+                      combo_of[start:start + WINDOW_SITES])
+
+
+def _window(store: Store, records: pa.Table, rows: np.ndarray, n_alleles: np.ndarray, members: np.ndarray,
+            combo: np.ndarray) -> AlleleDosages:
+    """The dosages of the ALT alleles of the sites ``rows``, from every batch."""
+    carriers, missing = [], []  # (site_row, allele, sample[, dosage]) arrays
+    record_rows, record_batch = records["site_row"].to_numpy(), records["batch"].to_numpy()
+    in_window = (record_rows >= rows[0]) & (record_rows <= rows[-1])
+    for batch in store.batches:
+        local = batch.local(members)
+        mine = in_window & (record_batch == batch.number)
+        present = np.isin(rows, record_rows[mine])
+        if len(local) and mine.any():
+            reader = batch.reader
+            calls = reader.batches(records.filter(pa.array(mine)), budget=BATCH_BYTES, missing=True)
+            for part in allele_dosages(calls, reader.haploid, local, sample_offset=batch.offset):
+                n_carriers, n_missing = np.diff(part.carrier), np.diff(part.missing)
+                carriers.append((np.repeat(part.site_row, n_carriers), np.repeat(part.allele, n_carriers),
+                                 part.sample, part.dosage))
+                missing.append((np.repeat(part.site_row, n_missing), np.repeat(part.allele, n_missing),
+                                part.missing_sample))
+        if len(local) and not batch.complete and not present.all():
+            missing.append(_absent(rows[~present], n_alleles[~present], local + batch.offset))
+    return _assemble(rows, n_alleles, combo, carriers, missing)
+
+
+def _absent(rows: np.ndarray, n_alleles: np.ndarray, samples: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Every allele of the sites ``rows`` missing for ``samples``."""
+    site = np.repeat(rows, n_alleles - 1)
+    allele = np.concatenate([np.arange(1, n) for n in n_alleles.tolist()] or [np.zeros(0, np.int64)])
+    return (np.repeat(site, len(samples)), np.repeat(allele, len(samples)), np.tile(samples, len(site)))
+
+
+def _assemble(rows: np.ndarray, n_alleles: np.ndarray, combo: np.ndarray, carriers: list, missing: list
+              ) -> AlleleDosages:
+    """One :class:`AlleleDosages` over the alleles of ``rows``, entries sorted by allele then sample."""
+    n_alt = (n_alleles - 1).astype(np.int64)
+    site_row = np.repeat(rows, n_alt)
+    allele = np.concatenate([np.arange(1, n + 1) for n in n_alt.tolist()] or [np.zeros(0, np.int64)])
+    width = int(n_alleles.max(initial=2))
+
+    def group(parts: list, columns: int) -> tuple[np.ndarray, ...]:
+        joined = [np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, np.int64) for i in range(columns)]
+        keys = np.searchsorted(site_row * width + allele, joined[0] * width + joined[1])
+        order = np.lexsort((joined[2], keys))
+        offsets = np.searchsorted(keys[order], np.arange(len(site_row) + 1))
+        return (offsets, *(c[order] for c in joined[2:]))
+
+    carrier, sample, dosage = group(carriers, 4)
+    missing_offsets, missing_sample = group(missing, 3)
+    return AlleleDosages(site_row=site_row, allele=allele, pattern=np.repeat(combo, n_alt),
+                         carrier=carrier, sample=sample.astype(np.int64), dosage=dosage.astype(np.int8),
+                         missing=missing_offsets, missing_sample=missing_sample.astype(np.int64))

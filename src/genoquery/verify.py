@@ -1,0 +1,247 @@
+"""``genoquery verify``: prove a store identical to what the centers delivered.
+
+Three checks, none using the code that wrote the store:
+
+1. **Files.** Every file of every batch's Zarr group has the size and sha256 its
+   manifest (``batch_files``, written at ingest) records, and no file is added.
+2. **Statistics.** Each batch's calls are read from ``call_genotype`` and counted
+   here with plain numpy (not the ingest's kernels, not the query encoding); per
+   site, ALT allele and cell, the sums over the batches (a batch without a record
+   counting as not called, or as hom-ref for a complete callset) must equal
+   ``variants`` and ``variant_group_stats``. Withdrawn samples are left out.
+3. **Sources** (files given with ``--sources``). Each is matched to the provenance
+   by sha256 and size, and its records are re-read with pysam (htslib's parser
+   through pysam's ``VariantFile``, not cyvcf2): CHROM, POS and alleles of every
+   record, and every call of every sample not withdrawn, must equal the store's.
+
+Problems are reported with the file, record (1-based line or record number),
+sample and both values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pysam
+from tqdm import tqdm
+
+from genoquery.index.schema import INDEX_FILE
+from genoquery.ingest.checksums import file_sha256
+from genoquery.ingest.staging import existing_store
+from genoquery.query.batches import Batch, read_batches
+
+MAX_PROBLEMS = 20  # per check: the first ones say where to look
+STATS = ("ac", "an", "n_het", "n_hom_alt", "n_hemi", "n_missing")
+
+
+@dataclass
+class Report:
+    """What :func:`verify` checked (``checked``: counts by kind) and the ``problems`` it found."""
+
+    checked: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(store: str | os.PathLike, sources: Sequence[str | os.PathLike] = (), progress: bool = False) -> Report:
+    """Run the checks of the module docstring on ``store``; ``sources`` are its input files."""
+    path = existing_store(store)
+    report = Report()
+    con = duckdb.connect(str(path / INDEX_FILE), read_only=True)
+    try:
+        batches = read_batches(con, path)
+        _check_files(con, path, report)
+        _check_statistics(con, batches, report, progress)
+        for source in sources:
+            _check_source(con, batches, Path(source), report, progress)
+    finally:
+        con.close()
+    return report
+
+
+def _problem(report: Report, kind: str, text: str) -> None:
+    report.checked[f"{kind} problems"] += 1
+    if report.checked[f"{kind} problems"] <= MAX_PROBLEMS:
+        report.problems.append(text)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _check_files(con: duckdb.DuckDBPyConnection, store: Path, report: Report) -> None:
+    manifest = {p: (size, digest) for p, size, digest in con.execute("SELECT path, size, sha256 FROM batch_files").fetchall()}
+    groups = [p for (p,) in con.execute("SELECT path FROM batches").fetchall()]
+    present = {str(f.relative_to(store)) for g in groups for f in (store / g).rglob("*") if f.is_file()}
+    for name in sorted(present - set(manifest)):
+        _problem(report, "file", f"{name}: not in the manifest (added after ingest)")
+    for name, (size, digest) in sorted(manifest.items()):
+        file = store / name
+        if not file.is_file():
+            _problem(report, "file", f"{name}: missing (manifest: {size} bytes)")
+        elif file.stat().st_size != size:
+            _problem(report, "file", f"{name}: {file.stat().st_size} bytes, manifest {size}")
+        elif file_sha256(file) != digest:
+            _problem(report, "file", f"{name}: sha256 differs from the manifest (its bytes changed after ingest)")
+        report.checked["files"] += 1
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _cells(con: duckdb.DuckDBPyConnection, batch: Batch) -> dict[tuple[str, str], np.ndarray]:
+    """Each cell's (grouping, value) -> bool mask over the batch's samples that are not withdrawn."""
+    groupings = [g for (g,) in con.execute("SELECT DISTINCT grouping FROM batch_cells WHERE grouping <> '' ORDER BY 1").fetchall()]
+    columns = "".join(f', CAST(p."{g}" AS VARCHAR)' for g in groupings)
+    join = "LEFT JOIN persons p ON p.sample_id = s.sample_id" if groupings else ""
+    rows = con.execute(f"SELECT s.withdrawn_at IS NULL{columns} FROM samples s {join} WHERE s.batch = ? "
+                       f"ORDER BY s.sample_index", [batch.number]).fetchall()
+    active = np.array([r[0] for r in rows], dtype=bool)
+    cells = {("", ""): active}
+    for k, grouping in enumerate(groupings, start=1):
+        values = np.array([r[k] for r in rows], dtype=object)
+        for value in sorted({v for v in values[active] if v is not None}):
+            cells[(grouping, value)] = active & (values == value)
+    return cells
+
+
+def _block_counts(gt: np.ndarray, n_alleles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per site of ``gt`` (sites, samples, 2): AN, incomplete calls, and per ALT allele
+    (sites, alleles - 1, 4) AC, het, hom-alt, hemi, by the definitions of allele_stats.py."""
+    missing = (gt == -1).any(axis=2)
+    diploid = gt[:, :, 1] != -2
+    an = (gt >= 0).sum(axis=(1, 2))
+    per_allele = np.zeros((len(gt), max(n_alleles - 1, 0), 4), dtype=np.int64)
+    for a in range(1, n_alleles):
+        copies = (gt == a).sum(axis=2)
+        per_allele[:, a - 1, 0] = copies.sum(axis=1)
+        per_allele[:, a - 1, 1] = ((copies == 1) & diploid & ~missing).sum(axis=1)
+        per_allele[:, a - 1, 2] = ((copies == 2) & diploid & ~missing).sum(axis=1)
+        per_allele[:, a - 1, 3] = ((gt[:, :, 0] == a) & ~diploid & ~missing).sum(axis=1)
+    return an, missing.sum(axis=1), per_allele
+
+
+def _batch_records(con: duckdb.DuckDBPyConnection, batch: Batch) -> list[tuple[int, int, int]]:
+    return con.execute("SELECT batch_row, site_row, len(alleles) FROM batch_sites WHERE batch = ? "
+                       "ORDER BY batch_row", [batch.number]).fetchall()
+
+
+def _blocks(batch: Batch, records: list, report: Report) -> Iterator[tuple[list, np.ndarray]]:
+    """``(records, gt)`` per shard row of the batch's ``call_genotype``; undecodable blocks are problems."""
+    genotype, _ = batch.calls
+    step = genotype.shards[0] if genotype.shards else genotype.chunks[0]
+    for start in range(0, len(records), step):
+        part = records[start:start + step]
+        try:
+            yield part, np.asarray(genotype[part[0][0]:part[-1][0] + 1])
+        except Exception as err:  # a corrupted chunk: zarr or Blosc cannot decode it
+            _problem(report, "genotype", f"{batch.path.name}/call_genotype rows {part[0][0]}-{part[-1][0]}: "
+                     f"cannot be decoded ({err.__class__.__name__}: {err})")
+
+
+def _check_statistics(con: duckdb.DuckDBPyConnection, batches: list[Batch], report: Report, progress: bool) -> None:
+    counted: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros(6, dtype=np.int64))
+    present: dict[int, set[int]] = defaultdict(set)
+    sizes: list[tuple[Batch, dict]] = []
+    for batch in batches:
+        cells = _cells(con, batch)
+        sizes.append((batch, {k: int(m.sum()) for k, m in cells.items()}))
+        records = _batch_records(con, batch)
+        bar = tqdm(total=len(records), desc=f"count {batch.name}", unit="rec", disable=not progress)
+        for part, gt in _blocks(batch, records, report):
+            width = max(n for _, _, n in part)
+            for key, mask in cells.items():
+                an, incomplete, per_allele = _block_counts(gt[:, mask], width)
+                for i, (_, site, n) in enumerate(part):
+                    for a in range(1, n):
+                        counted[(site, a, *key)] += [*per_allele[i, a - 1, :1], an[i], *per_allele[i, a - 1, 1:],
+                                                     incomplete[i]]
+            for _, site, _ in part:
+                present[site].add(batch.number)
+            bar.update(len(part))
+        bar.close()
+    stored = _stored_statistics(con)
+    for (site, allele, grouping, value), row in stored.items():
+        want = counted.get((site, allele, grouping, value), np.zeros(6, dtype=np.int64)).copy()
+        for batch, cell_sizes in sizes:
+            if batch.number not in present[site]:
+                n = cell_sizes.get((grouping, value), 0)
+                want[1 if batch.complete else 5] += 2 * n if batch.complete else n
+        report.checked["statistics"] += 1
+        if tuple(want.tolist()) != row:
+            cell = f" in {grouping}={value}" if grouping else ""
+            _problem(report, "statistic", f"site {site} allele {allele}{cell}: stored "
+                     f"{dict(zip(STATS, row))}, counted from the genotypes {dict(zip(STATS, want.tolist()))}")
+
+
+def _stored_statistics(con: duckdb.DuckDBPyConnection) -> dict[tuple, tuple]:
+    columns = ", ".join(STATS)
+    rows = con.execute(f"SELECT site_row, allele, '', '', {columns} FROM variants UNION ALL "
+                       f"SELECT site_row, allele, grouping, group_value, {columns} FROM variant_group_stats").fetchall()
+    return {tuple(r[:4]): tuple(r[4:]) for r in rows}
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _pysam_calls(record: pysam.VariantRecord) -> np.ndarray:
+    """(samples, 2) int8 alleles of a record read by pysam: -1 missing, -2 the absent second slot."""
+    out = np.full((len(record.samples), 2), -1, dtype=np.int8)
+    for j, sample in enumerate(record.samples.values()):
+        alleles = sample.get("GT") or (None,)
+        out[j, 0] = -1 if alleles[0] is None else alleles[0]
+        out[j, 1] = -2 if len(alleles) == 1 else (-1 if alleles[1] is None else alleles[1])
+    return out
+
+
+def _check_source(con: duckdb.DuckDBPyConnection, batches: list[Batch], source: Path, report: Report,
+                  progress: bool) -> None:
+    digest = file_sha256(source)
+    found = con.execute("SELECT path, size, batch, records FROM provenance WHERE sha256 = ? AND batch IS NOT NULL",
+                        [digest]).fetchall()
+    if not found:
+        _problem(report, "source", f"{source}: its sha256 is not that of any ingested file (changed, or not an input)")
+        return
+    ingested, size, number, n_records = found[0]
+    report.checked["sources"] += 1
+    batch = next(b for b in batches if b.number == number)
+    active = np.array([r[0] for r in con.execute("SELECT withdrawn_at IS NULL FROM samples WHERE batch = ? "
+                                                 "ORDER BY sample_index", [number]).fetchall()], dtype=bool)
+    rows = con.execute("SELECT batch_row, record, contig, pos, alleles FROM batch_sites WHERE batch = ? "
+                       "AND source = ? ORDER BY batch_row", [number, ingested]).fetchall()
+    genotype, _ = batch.calls
+    with pysam.VariantFile(str(source)) as reader:
+        if list(reader.header.samples) != _batch_sample_ids(con, number):
+            _problem(report, "source", f"{source}: its samples differ from batch {batch.name}'s")
+            return
+        seen = 0
+        for (batch_row, line, contig, pos, alleles), record in zip(rows, tqdm(
+                reader, total=n_records, desc=f"verify {source.name}", unit="rec", disable=not progress)):
+            seen += 1
+            where = f"{source} record {line} ({record.chrom}:{record.pos})"
+            if (contig, pos, list(alleles)) != (record.chrom, record.pos, list(record.alleles)):
+                _problem(report, "source", f"{where}: stored as {contig}:{pos} {'/'.join(alleles)}")
+                continue
+            stored = np.asarray(genotype[batch_row])
+            differ = np.flatnonzero(((stored != _pysam_calls(record)).any(axis=1)) & active)
+            report.checked["calls"] += int(active.sum())
+            if len(differ):
+                j = int(differ[0])
+                _problem(report, "genotype", f"{where}, sample {list(reader.header.samples)[j]}: source "
+                         f"{_pysam_calls(record)[j].tolist()}, store {stored[j].tolist()} "
+                         f"({len(differ)} samples differ)")
+    if seen != len(rows) or seen != n_records:
+        _problem(report, "source", f"{source}: {seen} records read, the store holds {len(rows)} of it")
+
+
+def _batch_sample_ids(con: duckdb.DuckDBPyConnection, number: int) -> list[str]:
+    return [r[0] for r in con.execute("SELECT sample_id FROM samples WHERE batch = ? ORDER BY sample_index",
+                                      [number]).fetchall()]
