@@ -229,7 +229,8 @@ def test_killed_overwrite_keeps_existing_store(gq, store_path, big_vcf, small_st
 
 WRITES = {  # operation -> (command after the store path, kill points)
     "withdraw": (["withdraw", "{store}", "S3", "S4", "--reason", "test"],
-                 {"index copied": lambda s: any(s.glob(".index.duckdb.staging-*"))}),
+                 {"index copied": lambda s: any(s.glob(".index.duckdb.staging-*")),
+                  "recounting": lambda s: any(s.glob(".index.duckdb.staging-*.wal"))}),
     "compact": (["compact", "{store}"],
                 {"group half written": lambda s: any(p.is_file() for g in s.glob("batches/.*staging*")
                                                      for p in g.rglob("call_genotype/c/*/*/*")),

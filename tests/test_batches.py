@@ -157,6 +157,20 @@ def test_a_sample_in_two_batches_is_refused(tmp_path) -> None:
     assert not (tmp_path / "x.gq").exists()
 
 
+def test_duplicate_sample_ids_can_be_renamed_on_request(tmp_path) -> None:
+    twin_id = oracle.sample_names(CENTERS[0])[0]
+    twin = tmp_path / "twin.vcf"
+    twin.write_text(checks.vcf_text([twin_id, "NEW1"],
+                                    [["chr20", "100", ".", "A", "C", ".", "PASS", ".", "GT", "0/1", "0/0"]],
+                                    contigs=(("chr20", 64444167),)))
+    store = genoquery.ingest(tmp_path / "x.gq", [CENTERS[0], twin], rename_duplicate_samples=True, progress=False)
+    assert store.sample_ids[-2:].tolist() == [f"{twin_id}@twin", "NEW1"]
+    assert store.carriers("chr20-100-A-C")["sample_id"].to_pylist() == [f"{twin_id}@twin"]
+    store.close()
+    run = _cli("verify", str(tmp_path / "x.gq"), "--sources", str(CENTERS[0]), str(twin), "--quiet")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
 def test_contig_names_differing_between_batches_are_refused(tmp_path) -> None:
     plain = tmp_path / "plain.vcf"
     plain.write_text(checks.vcf_text(["NEW1"], [["20", "100", ".", "A", "C", ".", "PASS", ".", "GT", "0/1"]],

@@ -14,7 +14,7 @@ def _cmd_ingest(args: argparse.Namespace) -> None:
 
     store = ingest(args.store, args.vcfs, persons=args.persons, overwrite=args.overwrite, batch=args.batch,
                    complete_callset=args.complete_callset, allow_ref_conflicts=args.allow_ref_conflicts,
-                   match_contig_names=args.match_contig_names,
+                   match_contig_names=args.match_contig_names, rename_duplicate_samples=args.rename_duplicate_samples,
                    progress=None if not args.quiet else False)
     print(f"{store.path}: {store.info['samples']} samples, {store.info['sites']} sites, "
           f"{store.info['variants']} ALT alleles", file=sys.stderr)
@@ -286,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep records whose REF disagrees with another batch's at a position as separate sites")
     p.add_argument("--match-contig-names", action="store_true",
                    help="rename contigs spelled differently from another batch's (20 / chr20) to the first spelling")
+    p.add_argument("--rename-duplicate-samples", action="store_true",
+                   help="a sample ID already in another batch becomes ID@BATCH in this one (default: an error)")
     p.add_argument("--persons", help="person table (CSV/TSV/Parquet with sample_id, ancestry, sex_at_birth)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store atomically")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

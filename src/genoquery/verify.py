@@ -219,7 +219,9 @@ def _check_source(con: duckdb.DuckDBPyConnection, batches: list[Batch], source: 
                        "AND source = ? ORDER BY batch_row", [number, ingested]).fetchall()
     genotype, _ = batch.calls
     with pysam.VariantFile(str(source)) as reader:
-        if list(reader.header.samples) != _batch_sample_ids(con, number):
+        stored = _batch_sample_ids(con, number)
+        given = list(reader.header.samples)
+        if len(given) != len(stored) or any(s not in (g, f"{g}@{batch.name}") for g, s in zip(given, stored)):
             _problem(report, "source", f"{source}: its samples differ from batch {batch.name}'s")
             return
         seen = 0

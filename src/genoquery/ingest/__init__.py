@@ -16,7 +16,7 @@ def ingest(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
            persons: str | os.PathLike | None = None, overwrite: bool = False,
            progress: bool | None = None, layout: ChunkLayout | None = None, batch: str | None = None,
            complete_callset: bool = False, allow_ref_conflicts: bool = False,
-           match_contig_names: bool = False) -> Store:
+           match_contig_names: bool = False, rename_duplicate_samples: bool = False) -> Store:
     """Ingest VCF/VCF.gz/BCF files into a new store, one batch per sample set.
 
     Files with the same samples form one batch (files split by region may be
@@ -29,7 +29,8 @@ def ingest(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
     :mod:`genoquery.index.merge`). Batches whose REF alleles disagree at a position, or
     that spell a contig differently (``20``, ``chr20``), are refused unless
     ``allow_ref_conflicts`` (keep them as different sites) or ``match_contig_names``
-    (rename to the first spelling). With ``batch`` on an existing store (and no
+    (rename to the first spelling); a sample ID in two batches is refused unless
+    ``rename_duplicate_samples`` (the later one becomes ``ID@BATCH``). With ``batch`` on an existing store (and no
     ``overwrite``), the files are **appended** as a new batch: existing genotype
     chunks are not rewritten and the statistics add up (:mod:`genoquery.ingest.append`).
     ``persons`` (CSV/TSV/Parquet with ``sample_id``) adds
@@ -42,7 +43,7 @@ def ingest(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
     from genoquery.ingest.pipeline import BatchOptions, ingest_files
     from genoquery.ingest.staging import is_store
 
-    options = BatchOptions(complete_callset, allow_ref_conflicts, match_contig_names)
+    options = BatchOptions(complete_callset, allow_ref_conflicts, match_contig_names, rename_duplicate_samples)
     if batch is not None and not overwrite and is_store(Path(store).absolute()):
         from genoquery.ingest.append import append_files
 

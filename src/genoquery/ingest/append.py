@@ -25,7 +25,7 @@ from genoquery.index.persons import stored_persons
 from genoquery.index.schema import INDEX_FILE
 from genoquery.index.writer import IndexWriter
 from genoquery.ingest.pipeline import (BatchOptions, IngestPlan, batch_path, batches_of, build_batch,
-                                       check_unique_samples, contig_renames, merged_contigs, order_sources)
+                                       contig_renames, merged_contigs, order_sources, unique_sample_ids)
 from genoquery.ingest.staging import (BATCHES, check_batch_name, existing_store, fsync_dir, index_transaction,
                                       remove_leftovers, staging_name, write_lock)
 from genoquery.ingest.vcf_source import open_source
@@ -68,25 +68,25 @@ def append_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
         remove_leftovers(path, existing["paths"])
         if name in existing["names"]:
             raise StoreError(f"{path}: it already has a batch named {name!r}; choose another --batch name")
-        check_unique_samples(groups, existing["samples"])
+        ids = unique_sample_ids(groups, [name], existing["samples"], options.rename_duplicate_samples)[0]
         renames = contig_renames(groups, [c for c, _ in existing["contigs"]], options.match_contig_names)
         contigs = list(existing["contigs"])
         contigs += [c for c in merged_contigs(sources, renames) if c[0] not in {n for n, _ in contigs}]
         plan = IngestPlan(layout or ChunkLayout(), existing["persons"], options.complete_callset,
                           progress if progress is not None else os.isatty(2))
-        _commit(path, name, existing, groups[0], contigs, plan, renames[0], options)
+        _commit(path, name, existing, groups[0], ids, contigs, plan, renames[0], options)
     return open_store(path)
 
 
-def _commit(path: Path, name: str, existing: dict, sources: list, contigs: list, plan: IngestPlan,
-            rename: dict[str, str], options: BatchOptions) -> None:
+def _commit(path: Path, name: str, existing: dict, sources: list, ids: list[str], contigs: list,
+            plan: IngestPlan, rename: dict[str, str], options: BatchOptions) -> None:
     """Build the batch and the new index beside the old ones, then rename them into place."""
     (path / BATCHES).mkdir(exist_ok=True)
     group = path / BATCHES / staging_name(f"{name}.zarr")
     try:
         with index_transaction(path) as index_copy:
             index = IndexWriter(index_copy, create=False)
-            build_batch(group, index, existing["number"], name, order_sources(sources, contigs),
+            build_batch(group, index, existing["number"], name, order_sources(sources, contigs), ids,
                         existing["offset"], contigs, plan, rename)
             index.add_contigs(contigs)
             index.log("append", f"batch {name}: {len(sources[0].samples)} samples from "

@@ -63,17 +63,27 @@ def _batch_names(groups: list[list[VcfSource]], name: str | None) -> list[str]:
     return names
 
 
-def check_unique_samples(groups: list[list[VcfSource]], existing: dict[str, str]) -> None:
-    """A sample ID in two batches (or already in the store) is an error naming both files."""
-    seen = dict(existing)
-    for group in groups:
-        where = str(group[0].path)
+def unique_sample_ids(groups: list[list[VcfSource]], names: list[str], existing: dict[str, str],
+                      rename: bool) -> list[list[str]]:
+    """The sample IDs of each batch. An ID in two batches (or already in the store) is an error
+    naming both files, or with ``rename`` becomes ``ID@BATCH`` in the later batch."""
+    seen, out = dict(existing), []
+    for group, name in zip(groups, names):
+        where, ids = str(group[0].path), []
         for sample in group[0].samples:
             if sample in seen:
-                raise InputFileError(group[0].path, f"sample {sample!r} is also in {seen[sample]}",
-                                     fix="each sample belongs to one batch: remove or rename one "
-                                         "(bcftools reheader -s), or withdraw the old one")
+                if not rename:
+                    raise InputFileError(group[0].path, f"sample {sample!r} is also in {seen[sample]}",
+                                         fix="each sample belongs to one batch: remove or rename one (bcftools "
+                                             "reheader -s), or pass --rename-duplicate-samples (ID@BATCH)")
+                sample = f"{sample}@{name}"
+                if sample in seen:
+                    raise InputFileError(group[0].path, f"sample {sample!r} is also in {seen[sample]}",
+                                         fix="rename it with bcftools reheader -s")
             seen[sample] = where
+            ids.append(sample)
+        out.append(ids)
+    return out
 
 
 def merged_contigs(sources: list[VcfSource], renames: list[dict[str, str]] | None = None
@@ -220,7 +230,7 @@ def ingest_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
     sources = [open_source(p) for p in vcfs]
     groups = batches_of(sources)
     names = _batch_names(groups, batch)
-    check_unique_samples(groups, {})
+    sample_ids = unique_sample_ids(groups, names, {}, options.rename_duplicate_samples)
     renames = contig_renames(groups, [], options.match_contig_names)
     person_table = read_person_table(persons) if persons is not None else None
     contigs = merged_contigs(sources, renames)
@@ -229,10 +239,10 @@ def ingest_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
     with staged_store(store, overwrite) as staging:
         index = IndexWriter(staging / INDEX_FILE)
         offset = 0
-        for number, (name, group, rename) in enumerate(zip(names, groups, renames)):
-            build_batch(staging / batch_path(name), index, number, name, order_sources(group, contigs), offset,
-                        contigs, plan, rename)
-            offset += len(group[0].samples)
+        for number, (name, group, ids, rename) in enumerate(zip(names, groups, sample_ids, renames)):
+            build_batch(staging / batch_path(name), index, number, name, order_sources(group, contigs), ids,
+                        offset, contigs, plan, rename)
+            offset += len(ids)
         index.add_contigs(contigs)
         if person_table is not None:
             index.add_persons(person_table)
@@ -247,11 +257,13 @@ def ingest_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
 class BatchOptions:
     """How batches are merged: absent records mean hom-ref (``complete_callset``) or not called;
     REF alleles that disagree at a position are kept as different sites or refused; contig
-    names spelled differently (``20``/``chr20``) are renamed to the first spelling or refused."""
+    names spelled differently (``20``/``chr20``) are renamed to the first spelling or refused; a
+    sample ID already in another batch becomes ``ID@BATCH`` or is refused."""
 
     complete_callset: bool = False
     allow_ref_conflicts: bool = False
     match_contig_names: bool = False
+    rename_duplicate_samples: bool = False
 
 
 @dataclass(frozen=True)
@@ -270,12 +282,11 @@ def batch_path(name: str) -> str:
 
 
 def build_batch(group: Path, index: IndexWriter, batch: int, name: str, sources: list[VcfSource],
-                offset: int, contigs: list[tuple[str, int | None]], plan: IngestPlan,
+                samples: list[str], offset: int, contigs: list[tuple[str, int | None]], plan: IngestPlan,
                 rename: dict[str, str]) -> None:
-    """Write one batch (files with the same samples) as the Zarr group ``group`` and its index
-    rows; ``offset`` is its first global sample index, ``rename`` maps its contig names to the
-    store's. New contigs are added to ``contigs``."""
-    samples = list(sources[0].samples)
+    """Write one batch (files with the same samples, stored as ``samples``) as the Zarr group
+    ``group`` and its index rows; ``offset`` is its first global sample index, ``rename`` maps its
+    contig names to the store's. New contigs are added to ``contigs``."""
     groupings = sample_groups(plan.persons, samples) if plan.persons is not None else ()
     cells = Cells.build(len(samples), groupings)
     keys = cells.keys()

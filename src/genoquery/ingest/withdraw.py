@@ -52,7 +52,8 @@ def withdraw(store: str | os.PathLike, sample_ids: Sequence[str], reason: str) -
                                      "WHERE sample_id IN (SELECT unnest(?))", [ids]).fetchall())
             unknown = [i for i in ids if i not in found]
             if unknown:
-                raise StoreError(f"{len(unknown)} sample ID(s) are not in {path}: {shown(unknown)}; nothing was withdrawn")
+                raise StoreError(f"{len(unknown)} sample ID(s) are not in {path}: {shown(unknown)}; "
+                                 "nothing was withdrawn")
             new = [i for i in ids if not found[i]]
             if new:
                 _mark(con, path, new, reason.strip())
