@@ -135,29 +135,49 @@ def read_calls(batches: list[Batch], con: duckdb.DuckDBPyConnection, sites: pa.T
     for a complete callset)."""
     n = sites.num_rows
     lo = sites["site_row"][0].as_py() if n else 0
-    read = selection.indexes
-    width = len(selection.ids) if read is None else len(read)
-    gt = np.full((n, width, 2), -1, dtype=np.int8)
-    phased = np.zeros((n, width), dtype=bool)
+    width = len(selection.ids) if selection.indexes is None else len(selection.indexes)
+    reads = list(_batch_reads(batches, con, lo, n, selection.indexes))
+    if len(reads) == 1 and reads[0][1:3] == (0, width) and len(reads[0][3]) == n:  # one batch holds it all
+        batch, _, _, _, rows, samples = reads[0]
+        gt, phased = (array.get_orthogonal_selection((rows, samples)) for array in batch.calls)
+    else:
+        gt = np.full((n, width, 2), -1, dtype=np.int8)
+        phased = np.zeros((n, width), dtype=bool)
+        for batch, first, last, at, rows, samples in reads:
+            if batch.complete:
+                gt[:, first:last] = 0
+            if not len(at):
+                continue
+            genotype, phase = batch.calls
+            gt[at, first:last] = genotype.get_orthogonal_selection((rows, samples))
+            phased[at, first:last] = phase.get_orthogonal_selection((rows, samples))
+    if selection.columns is not None:
+        gt, phased = np.ascontiguousarray(gt[:, selection.columns]), np.ascontiguousarray(phased[:, selection.columns])
+    return Genotypes(sites, selection.ids, gt, phased)
+
+
+def _batch_reads(batches: list[Batch], con: duckdb.DuckDBPyConnection, lo: int, n: int, read: np.ndarray | None):
+    """Per batch with selected samples: ``(batch, first, last, at, rows, samples)``: its columns
+    ``first:last`` of the result, the positions ``at`` of its records among the ``n`` sites from
+    ``lo``, and the Zarr selection (its rows, its samples)."""
     for batch in batches:
         first, last = (batch.offset, batch.offset + batch.n_samples) if read is None else \
             np.searchsorted(read, [batch.offset, batch.offset + batch.n_samples]).tolist()
         if first == last or not n:
             continue
-        if batch.complete:
-            gt[:, first:last] = 0
         rows = con.execute("SELECT batch_row, site_row FROM batch_sites WHERE batch = ? AND site_row BETWEEN ? AND ? "
                            "ORDER BY batch_row", [batch.number, lo, lo + n - 1]).fetchnumpy()
-        if not len(rows["batch_row"]):
-            continue
-        at = rows["site_row"] - lo
         samples = slice(None) if read is None else read[first:last] - batch.offset
-        genotype, phase = batch.calls
-        gt[at, first:last] = genotype.get_orthogonal_selection((rows["batch_row"], samples))
-        phased[at, first:last] = phase.get_orthogonal_selection((rows["batch_row"], samples))
-    if selection.columns is not None:
-        gt, phased = np.ascontiguousarray(gt[:, selection.columns]), np.ascontiguousarray(phased[:, selection.columns])
-    return Genotypes(sites, selection.ids, gt, phased)
+        at = rows["site_row"] - lo
+        yield batch, first, last, at, _as_slice(rows["batch_row"]), samples
+
+
+def _as_slice(rows: np.ndarray) -> slice | np.ndarray:
+    """Consecutive rows as a slice: zarr reads a slice's chunks whole, while an integer array
+    goes through orthogonal indexing (10x slower when exporting every sample of a region)."""
+    if len(rows) and int(rows[-1]) - int(rows[0]) + 1 == len(rows):
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
 
 
 def read_genotypes(con: duckdb.DuckDBPyConnection, contigs: list[str], batches: list[Batch],
