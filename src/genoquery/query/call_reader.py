@@ -9,7 +9,6 @@ is read alone).
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import zarr
-from zarr.core.sync import sync
+
+from genoquery.query.shard_reads import RowReader, read_rows_together
 
 # Decoded bytes per batch: large batches decode each compressed chunk once (256 dense sites
 # per batch re-decoded the chunks they shared: 1 Mb at 10^5 samples read in 280 ms, against
@@ -72,10 +72,9 @@ class CallReader:
             zarr.config.set({"threading.max_workers": os.cpu_count() or 1})
         group = zarr.open_group(str(genotypes), mode="r")
         self.n_samples = n_samples
-        self._codes = group["call_genotype_code"]
-        self._listed_sample = group["listed_call_sample"]
-        self._listed_gt = group["listed_call_genotype"]
-        self._missing_tokens = group["missing_call_token"]
+        self._codes, self._listed_sample, self._listed_gt, self._missing_tokens = (
+            RowReader(group[name]) for name in
+            ("call_genotype_code", "listed_call_sample", "listed_call_genotype", "missing_call_token"))
         self._masks = group["haploid_mask"]
 
     @cached_property
@@ -104,7 +103,7 @@ class CallReader:
 
     def _site_bytes(self, sites: pa.Table, dense: np.ndarray, missing: bool) -> np.ndarray:
         """Decoded bytes of each site's calls: its code row, listed calls and (if read) tokens."""
-        row_bytes = self._codes.shape[1]
+        row_bytes = self._codes.array.shape[1]
         listed = _column(sites, "n_listed").astype(np.int64) * (4 + 2)
         tokens = _column(sites, "n_missing_tokens").astype(np.int64) * 2 * missing
         return dense * row_bytes + listed + tokens
@@ -117,7 +116,7 @@ class CallReader:
         lo = int(rows.min(initial=0))
         slices = [(self._listed_sample, listed.span), (self._listed_gt, listed.span),
                   (self._missing_tokens, missed.span), (self._codes, slice(lo, int(rows.max(initial=-1)) + 1))]
-        listed_sample, listed_gt, missing_tokens, codes = read_together(slices)
+        listed_sample, listed_gt, missing_tokens, codes = read_rows_together(slices)
         return SiteCalls(site_row=_column(sites, "site_row"), n_alleles=_column(sites, "n_alleles"),
                          dense=np.where(dense, np.cumsum(dense) - 1, -1).astype(np.int64),
                          pattern=_column(sites, "haploid_pattern").astype(np.int64),
@@ -136,18 +135,6 @@ def _batch_bounds(site_bytes: np.ndarray, budget: int) -> list[tuple[int, int]]:
         bounds.append((start, end))
         start = end
     return bounds
-
-
-def read_together(slices: list[tuple[zarr.Array, slice]]) -> list[np.ndarray]:
-    """Read ``array[selection]`` for each pair concurrently (one zarr round trip, ~2 ms, for all);
-    empty slices are not sent to zarr."""
-    wanted = [(a, sl) for a, sl in slices if sl.stop > sl.start]
-
-    async def gather():
-        return await asyncio.gather(*(array.async_array.getitem(selection) for array, selection in wanted))
-    parts = iter(sync(gather()) if wanted else ())
-    return [np.asarray(next(parts)) if sl.stop > sl.start else np.zeros((0,) + a.shape[1:], a.dtype)
-            for a, sl in slices]
 
 
 class _Ranges:

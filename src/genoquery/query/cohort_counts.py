@@ -89,15 +89,21 @@ def _count(listed, listed_sample, listed_gt, missing, missing_tokens, dense, cod
         hist[:, :] = 0
         p = pattern[v]
         sparse_haploid = p >= 0 and dense[v] < 0  # unlisted haploid calls are REF
-        for r in range(listed[v], listed[v + 1]):
-            s = listed_sample[r]
-            code = (listed_gt[r, 0] + 2) * width + (listed_gt[r, 1] + 2)
-            fewer_ref = sparse_haploid and listed_gt[r, 1] == -2
-            for k in range(cells.shape[1]):
-                c = cells[s, k] + 1
-                if c:
-                    hist[c, code] += 1
-                    hist[c, hap_ref] -= fewer_ref
+        if cells.shape[1] == 1:  # no grouping: add membership (0 or 1), no branch on it
+            for r in range(listed[v], listed[v + 1]):
+                member = in_cohort[listed_sample[r]]
+                hist[1, (listed_gt[r, 0] + 2) * width + (listed_gt[r, 1] + 2)] += member
+                hist[1, hap_ref] -= member & (sparse_haploid and listed_gt[r, 1] == -2)
+        else:
+            for r in range(listed[v], listed[v + 1]):
+                s = listed_sample[r]
+                code = (listed_gt[r, 0] + 2) * width + (listed_gt[r, 1] + 2)
+                fewer_ref = sparse_haploid and listed_gt[r, 1] == -2
+                for k in range(cells.shape[1]):
+                    c = cells[s, k] + 1
+                    if c:
+                        hist[c, code] += 1
+                        hist[c, hap_ref] -= fewer_ref
         sample = -1  # missing-call tokens: gaps from the previous missing sample
         if p < 0 and cells.shape[1] == 1:  # the commonest case: register counts, no branch on membership
             n = 0

@@ -1,0 +1,99 @@
+"""Direct shard reads (query/shard_reads.py) against zarr-python reading the same arrays.
+
+Arrays are written by zarr with the ingest's codecs and sharding (1-D and 2-D, inner chunks
+that do and do not span the trailing axis, partial edge chunks, chunks and shards never
+written); every row range read directly must equal zarr's own read. A damaged shard index is
+an error naming the file, and arrays of another layout are read through zarr.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from genoquery.errors import StoreError
+from genoquery.ingest.zarr_writer import ChunkLayout, _compressor, _query_compressor
+from genoquery.query.shard_reads import RowReader, read_rows_together
+
+DTYPES = ["uint8", "uint16", "int32", "int8"]
+
+
+@st.composite
+def arrays(draw) -> tuple[dict, np.ndarray, list[tuple[int, int]]]:
+    """Array parameters, its values (some chunks left at the fill value) and row ranges to read."""
+    two_d = draw(st.booleans())
+    chunk0 = draw(st.integers(1, 9))
+    shard0 = chunk0 * draw(st.integers(1, 4))
+    rows = draw(st.integers(1, 60))
+    if two_d:
+        width = draw(st.integers(1, 20))
+        chunk1 = draw(st.integers(1, width))
+        shape, chunks = (rows, width), (chunk0, chunk1)
+        shards = (shard0, -(-width // chunk1) * chunk1)  # one shard spans the trailing axis, as written
+    else:
+        shape, chunks, shards = (rows,), (chunk0,), (shard0,)
+    dtype = draw(st.sampled_from(DTYPES))
+    seed = draw(st.integers(0, 2**32 - 1))
+    values = np.random.default_rng(seed).integers(0, 100, size=shape).astype(dtype)
+    blank = draw(st.lists(st.integers(0, rows - 1), max_size=3))  # rows whose chunk stays at the fill value
+    for r in blank:
+        values[r // chunk0 * chunk0:(r // chunk0 + 1) * chunk0] = 7
+    ranges = draw(st.lists(st.tuples(st.integers(0, rows), st.integers(0, rows)).map(sorted), min_size=1, max_size=5))
+    return dict(shape=shape, chunks=chunks, shards=shards, dtype=dtype, zstd=draw(st.booleans())), values, ranges
+
+
+def write(path, params: dict, values: np.ndarray) -> zarr.Array:
+    compressor = _compressor(ChunkLayout(), np.dtype(params["dtype"]).itemsize) if params["zstd"] \
+        else _query_compressor()
+    array = zarr.create_array(str(path), shape=params["shape"], dtype=params["dtype"], chunks=params["chunks"],
+                              shards=params["shards"], compressors=compressor, fill_value=7)
+    array[...] = values
+    return array
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=arrays())
+def test_rows_equal_zarr(tmp_path_factory, case):
+    params, values, ranges = case
+    array = write(tmp_path_factory.mktemp("a") / "x.zarr", params, values)
+    reader = RowReader(zarr.open_array(array.store_path.store.root, mode="r"))
+    assert reader.layout is not None
+    got = read_rows_together([(reader, slice(a, b)) for a, b in ranges])
+    for (a, b), part in zip(ranges, got):
+        assert part.dtype == values.dtype
+        np.testing.assert_array_equal(part, values[a:b])
+        np.testing.assert_array_equal(part, array[a:b])
+
+
+def test_several_arrays_at_once(tmp_path):
+    tokens = write(tmp_path / "t.zarr", dict(shape=(1000,), chunks=(64,), shards=(256,), dtype="uint16", zstd=False),
+                   np.arange(1000, dtype="uint16"))
+    codes = write(tmp_path / "c.zarr", dict(shape=(10, 9), chunks=(4, 4), shards=(8, 12), dtype="uint8", zstd=False),
+                  np.arange(90, dtype="uint8").reshape(10, 9))
+    first, second = read_rows_together([(RowReader(tokens), slice(100, 900)), (RowReader(codes), slice(3, 10))])
+    np.testing.assert_array_equal(first, np.arange(100, 900))
+    np.testing.assert_array_equal(second, np.arange(90).reshape(10, 9)[3:])
+
+
+def test_damaged_index_names_the_file(tmp_path):
+    array = write(tmp_path / "t.zarr", dict(shape=(100,), chunks=(10,), shards=(50,), dtype="int32", zstd=False),
+                  np.arange(100, dtype="int32"))
+    shard = tmp_path / "t.zarr" / "c" / "1"
+    data = bytearray(shard.read_bytes())
+    data[-10] ^= 0xFF  # a byte of the index, before its CRC32C
+    shard.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match=r"t\.zarr/c/1: the shard index fails its CRC32C check"):
+        read_rows_together([(RowReader(array), slice(40, 60))])
+    np.testing.assert_array_equal(read_rows_together([(RowReader(array), slice(0, 50))])[0], np.arange(50))
+
+
+def test_other_layouts_read_through_zarr(tmp_path):
+    values = np.arange(300, dtype="int16").reshape(100, 3)
+    array = zarr.create_array(str(tmp_path / "plain.zarr"), shape=values.shape, dtype=values.dtype, chunks=(7, 3))
+    array[...] = values
+    reader = RowReader(array)
+    assert reader.layout is None
+    np.testing.assert_array_equal(read_rows_together([(reader, slice(5, 95))])[0], values[5:95])
