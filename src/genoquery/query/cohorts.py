@@ -239,6 +239,13 @@ def filter_sql(con: duckdb.DuckDBPyConnection, expr: str) -> str:
     return con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchall()[0][0]
 
 
+def sorted_unique(indexes) -> np.ndarray:
+    """Sorted distinct int64 values. numpy 2.4's ``np.unique`` hashes integers: 11 ms for 54,000
+    sample indexes against 0.8 ms for this sort."""
+    values = np.sort(np.asarray(indexes, dtype=np.int64))
+    return values[np.concatenate([[True], values[1:] != values[:-1]])] if len(values) else values
+
+
 def evaluate_filter(con: duckdb.DuckDBPyConnection, expr: str) -> np.ndarray:
     """Sorted sample indexes matching a filter expression; a :class:`QueryError` if none match."""
     sql = filter_sql(con, expr)
@@ -249,7 +256,7 @@ def evaluate_filter(con: duckdb.DuckDBPyConnection, expr: str) -> np.ndarray:
         raise QueryError(f"cohort expression {expr!r} cannot be evaluated: {message}") from None
     if len(found) == 0:
         raise QueryError(f"cohort expression {expr!r} matches no sample of this store")
-    return np.unique(np.asarray(found, dtype=np.int64))
+    return sorted_unique(found)
 
 
 def indexes_of(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> np.ndarray:
@@ -283,13 +290,13 @@ def sample_indexes(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> np.nda
     unknown = [i for i, k in zip(distinct, indexes) if k < 0]
     if unknown:
         raise QueryError(f"{len(unknown)} sample ID(s) of the cohort are not in this store: {shown(unknown)}")
-    return np.unique(indexes)
+    return sorted_unique(indexes)
 
 
 def index_array(con: duckdb.DuckDBPyConnection, indexes: np.ndarray) -> np.ndarray:
     """Check an integer array of sample indexes (genotype column order)."""
     n = con.execute("SELECT count(*) FROM samples").fetchall()[0][0]
-    indexes = np.unique(np.asarray(indexes, dtype=np.int64))
+    indexes = sorted_unique(indexes)
     if indexes.size == 0:
         raise QueryError("empty cohort: no sample indexes given")
     if indexes[0] < 0 or indexes[-1] >= n:
