@@ -259,17 +259,19 @@ def evaluate_filter(con: duckdb.DuckDBPyConnection, expr: str) -> np.ndarray:
     return sorted_unique(found)
 
 
-def indexes_of(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> np.ndarray:
+def indexes_of(con: duckdb.DuckDBPyConnection, ids: Sequence[str] | pa.Array) -> np.ndarray:
     """Store index of each sample ID, in the order given; -1 for an ID not in the store."""
-    wanted = pa.table({"k": pa.array(np.arange(len(ids))), "sample_id": pa.array(list(ids), pa.string())})
+    wanted = pa.table({"k": pa.array(np.arange(len(ids))), "sample_id": pa.array(ids, pa.string())})
     cur = con.cursor()
     try:
         cur.register("gq_wanted_samples", wanted)
-        found = cur.execute("SELECT coalesce(s.sample_index, -1) AS i FROM gq_wanted_samples AS w "
-                            "LEFT JOIN samples AS s ON s.sample_id = w.sample_id ORDER BY w.k").fetchnumpy()
+        found = cur.execute("SELECT w.k, s.sample_index FROM gq_wanted_samples AS w "
+                            "JOIN samples AS s ON s.sample_id = w.sample_id").fetchnumpy()
     finally:
         cur.close()
-    return np.asarray(found["i"], dtype=np.int64)
+    out = np.full(len(ids), -1, dtype=np.int64)
+    out[np.asarray(found["k"], dtype=np.int64)] = found["sample_index"]
+    return out
 
 
 def shown(ids: Sequence[str]) -> str:
@@ -277,18 +279,26 @@ def shown(ids: Sequence[str]) -> str:
     return ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
 
 
-def sample_indexes(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> np.ndarray:
-    """Sorted sample indexes of a list of sample IDs; a :class:`QueryError` if empty or any is unknown."""
-    ids = list(ids)
-    if not ids:
+def id_array(ids: Sequence) -> pa.Array:
+    """Sample IDs as an Arrow string array; a :class:`QueryError` for an empty list or one that is not text."""
+    if not len(ids):
         raise QueryError("empty cohort: no sample IDs given")
-    if not all(isinstance(i, str) for i in ids):
+    try:
+        array = pa.array(ids, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        array = None
+    if array is None or array.null_count:
         bad = next(i for i in ids if not isinstance(i, str))
         raise QueryError(f"sample IDs must be text; got {bad!r} ({type(bad).__name__})")
-    distinct = list(dict.fromkeys(ids))
-    indexes = indexes_of(con, distinct)
-    unknown = [i for i, k in zip(distinct, indexes) if k < 0]
-    if unknown:
+    return array
+
+
+def sample_indexes(con: duckdb.DuckDBPyConnection, ids: pa.Array) -> np.ndarray:
+    """Sorted sample indexes of distinct sample IDs (see :func:`id_array`); a :class:`QueryError`
+    if any is unknown."""
+    indexes = indexes_of(con, ids)
+    if (indexes < 0).any():
+        unknown = ids.filter(pa.array(indexes < 0)).to_pylist()
         raise QueryError(f"{len(unknown)} sample ID(s) of the cohort are not in this store: {shown(unknown)}")
     return sorted_unique(indexes)
 
@@ -360,9 +370,8 @@ def _resolve(con: duckdb.DuckDBPyConnection, cohort: CohortSpec) -> tuple[str, s
     if isinstance(cohort, (bytes, dict)) or not hasattr(cohort, "__iter__"):
         raise QueryError(f"a cohort is a saved name, a filter expression or a list of sample IDs; "
                          f"got {type(cohort).__name__}")
-    ids = [str(i) if isinstance(i, np.str_) else i for i in cohort]
-    indexes = sample_indexes(con, ids)
-    return "ids", json.dumps(list(dict.fromkeys(ids))), indexes
+    distinct = id_array(cohort if isinstance(cohort, (list, np.ndarray)) else list(cohort)).unique()
+    return "ids", json.dumps(distinct.to_pylist()), sample_indexes(con, distinct)
 
 
 def check_name(con: duckdb.DuckDBPyConnection, name: str) -> None:
