@@ -8,6 +8,7 @@ an error naming the file, and arrays of another layout are read through zarr.
 
 from __future__ import annotations
 
+import numcodecs.blosc
 import numpy as np
 import pytest
 import zarr
@@ -97,3 +98,28 @@ def test_other_layouts_read_through_zarr(tmp_path):
     reader = RowReader(array)
     assert reader.layout is None
     np.testing.assert_array_equal(read_rows_together([(reader, slice(5, 95))])[0], values[5:95])
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=arrays(), cuts=st.lists(st.integers(0, 60), max_size=6))
+def test_consecutive_reads_sharing_chunks(tmp_path_factory, case, cuts):
+    """Consecutive row ranges read with one ``kept`` equal zarr's reads of the same ranges."""
+    params, values, _ = case
+    array = write(tmp_path_factory.mktemp("a") / "x.zarr", params, values)
+    edges = sorted({0, len(values), *[c for c in cuts if c <= len(values)]})
+    reader, kept = RowReader(array), {}
+    for a, b in zip(edges[:-1], edges[1:]):
+        np.testing.assert_array_equal(read_rows_together([(reader, slice(a, b))], kept)[0], values[a:b])
+
+
+def test_a_shared_chunk_is_decoded_once(tmp_path, monkeypatch):
+    values = np.arange(90, dtype="uint8").reshape(10, 9)
+    array = write(tmp_path / "c.zarr", dict(shape=(10, 9), chunks=(4, 4), shards=(8, 12), dtype="uint8", zstd=False),
+                  values)
+    decoded = []
+    real = numcodecs.blosc.decompress
+    monkeypatch.setattr(numcodecs.blosc, "decompress", lambda src, dest: decoded.append(1) or real(src, dest))
+    reader, kept = RowReader(array), {}
+    parts = [read_rows_together([(reader, slice(a, b))], kept)[0] for a, b in [(0, 1), (1, 2), (2, 6), (6, 10)]]
+    np.testing.assert_array_equal(np.concatenate(parts), values)
+    assert len(decoded) == 3 * 3  # three chunk rows of three chunks, each decoded once (18 decodes without kept)

@@ -108,10 +108,12 @@ def _batch_calls(store: Store, rows: np.ndarray) -> Iterator[tuple[Batch, SiteCa
     result) and, when rare enough to be inlined, read from their index rows alone; more
     sites are a range scan pruned by min/max."""
     batches = {b.number: b for b in store.batches}
-    if len(rows) != 1:
+    if len(rows) == 0:
+        return
+    if len(rows) > 1:
         sites = store.sql(f"SELECT batch, {SITE_COLUMNS} FROM batch_sites WHERE site_row BETWEEN ? AND ? "
                           f"AND site_row IN (SELECT unnest(?)) ORDER BY batch, batch_row",
-                          [int(rows.min(initial=0)), int(rows.max(initial=0)), rows.tolist()])
+                          [int(rows[0]), int(rows[-1]), rows.tolist()])
         numbers = sites["batch"].to_numpy()
         for number in np.unique(numbers).tolist():
             part = sites.filter(pa.array(numbers == number))

@@ -78,9 +78,13 @@ class RowReader:
     def empty(self, rows: slice) -> np.ndarray:
         return np.empty((rows.stop - rows.start,) + tuple(self.array.shape[1:]), dtype=self.array.dtype)
 
-    def jobs(self, rows: slice, out: np.ndarray, files: ExitStack) -> Iterator[Callable[[], None]]:
+    def jobs(self, rows: slice, out: np.ndarray, files: ExitStack,
+             kept: dict | None = None) -> Iterator[Callable[[], None]]:
         """Jobs that fill ``out`` with ``array[rows]``, to run on any thread; shard files are
-        opened (and their indexes read) here and closed by ``files``."""
+        opened (and their indexes read) here and closed by ``files``. ``kept`` carries decoded
+        chunks from one read of this array to the next, of consecutive row ranges: the last
+        chunk row, when only partly read, is kept (under the array's directory) for the next
+        read instead of being decoded twice."""
         if self.layout is None:
             def read_with_zarr() -> None:
                 out[...] = self.array[rows]
@@ -90,20 +94,24 @@ class RowReader:
         first, last = rows.start // lay.chunk[0], (rows.stop - 1) // lay.chunk[0]
         trailing = [range(-(-n // c)) for n, c in zip(lay.shape[1:], lay.chunk[1:])]
         shards: dict[tuple[int, ...], tuple[int, np.ndarray] | None] = {}
+        before, after = (kept.pop(lay.directory, {}), kept.setdefault(lay.directory, {})) \
+            if kept is not None else ({}, None)
         for position in itertools.product(range(first, last + 1), *trailing):
+            to, within = self._placement(position, rows)
+            keep = after if position[0] == last and within[0].stop < lay.chunk[0] else None
+            if position in before:
+                yield self._copy_job(before[position], to, within, out, keep, position)
+                continue
             shard = tuple(p // k for p, k in zip(position, lay.per_shard))
             if shard not in shards:
                 shards[shard] = _open_shard(lay, shard, files)
-            if shards[shard] is None:
-                yield self._fill_job(position, rows, out)
-                continue
-            fd, index = shards[shard]
             local = tuple(p % k for p, k in zip(position, lay.per_shard))
-            offset, nbytes = (int(v) for v in index[np.ravel_multi_index(local, lay.per_shard)])
+            offset, nbytes = (ABSENT, ABSENT) if shards[shard] is None else \
+                (int(v) for v in shards[shard][1][np.ravel_multi_index(local, lay.per_shard)])
             if offset == ABSENT and nbytes == ABSENT:
-                yield self._fill_job(position, rows, out)
-            else:
-                yield self._decode_job(fd, offset, nbytes, position, rows, out)
+                yield self._fill_job(to, out)
+                continue
+            yield self._decode_job(shards[shard][0], offset, nbytes, to, within, out, keep, position)
 
     def _placement(self, position: tuple[int, ...], rows: slice) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
         """Where inner chunk ``position`` goes: (its part in ``out``, that part within the chunk)."""
@@ -117,9 +125,8 @@ class RowReader:
             within.append(slice(0, min(s + c, n) - s))
         return tuple(to), tuple(within)
 
-    def _decode_job(self, fd: int, offset: int, nbytes: int, position: tuple[int, ...], rows: slice,
-                    out: np.ndarray) -> Callable[[], None]:
-        to, within = self._placement(position, rows)
+    def _decode_job(self, fd: int, offset: int, nbytes: int, to: tuple[slice, ...], within: tuple[slice, ...],
+                    out: np.ndarray, keep: dict | None, position: tuple) -> Callable[[], None]:
         lay = self.layout
         whole = to[0].stop - to[0].start == lay.chunk[0] and lay.chunk[1:] == lay.shape[1:]
 
@@ -134,11 +141,20 @@ class RowReader:
             scratch = np.empty(lay.chunk, dtype=lay.dtype)
             numcodecs.blosc.decompress(packed, scratch)
             out[to] = scratch[within]
+            if keep is not None:
+                keep[position] = scratch
         return decode
 
-    def _fill_job(self, position: tuple[int, ...], rows: slice, out: np.ndarray) -> Callable[[], None]:
-        to, _ = self._placement(position, rows)
+    @staticmethod
+    def _copy_job(chunk: np.ndarray, to: tuple[slice, ...], within: tuple[slice, ...], out: np.ndarray,
+                  keep: dict | None, position: tuple) -> Callable[[], None]:
+        def copy() -> None:
+            out[to] = chunk[within]
+            if keep is not None:
+                keep[position] = chunk
+        return copy
 
+    def _fill_job(self, to: tuple[slice, ...], out: np.ndarray) -> Callable[[], None]:
         def fill() -> None:
             out[to] = self.array.fill_value
         return fill
@@ -161,12 +177,14 @@ def _open_shard(lay: _Layout, shard: tuple[int, ...], files: ExitStack) -> tuple
     return fd, np.frombuffer(tail[:-4], dtype="<u8").reshape(n_chunks, 2)
 
 
-def read_rows_together(wanted: list[tuple[RowReader, slice]]) -> list[np.ndarray]:
-    """``reader.array[rows]`` for each pair, decoded on :data:`READ_THREADS` threads."""
+def read_rows_together(wanted: list[tuple[RowReader, slice]], kept: dict | None = None) -> list[np.ndarray]:
+    """``reader.array[rows]`` for each pair, decoded on :data:`READ_THREADS` threads. Reads of
+    consecutive row ranges that pass the same ``kept`` (initially empty) decode the chunks they
+    share once (see :meth:`RowReader.jobs`)."""
     outs = [reader.empty(rows) for reader, rows in wanted]
     with ExitStack() as files:
         jobs = [job for (reader, rows), out in zip(wanted, outs) if rows.stop > rows.start
-                for job in reader.jobs(rows, out, files)]
+                for job in reader.jobs(rows, out, files, kept)]
         if len(jobs) == 1:
             jobs[0]()
         elif jobs:

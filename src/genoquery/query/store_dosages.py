@@ -34,7 +34,7 @@ def store_dosages(store: Store, site_rows: np.ndarray,
     (sorted global sample indexes), in windows of sites, with ``pattern`` indexing ``haploid``."""
     records = store.sql(f"SELECT batch, {SITE_COLUMNS} FROM batch_sites WHERE site_row BETWEEN ? AND ? "
                         f"AND site_row IN (SELECT unnest(?)) ORDER BY batch, batch_row",
-                        [int(site_rows.min(initial=0)), int(site_rows.max(initial=0)), site_rows.tolist()])
+                        [int(site_rows[0]), int(site_rows[-1]), site_rows.tolist()] if len(site_rows) else [0, -1, []])
     combo_of, haploid = _patterns(store, records, site_rows)
     return haploid, _windows(store, records, site_rows, members, combo_of)
 
