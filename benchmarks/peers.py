@@ -126,3 +126,38 @@ def machine() -> str:
     return (f"{os.cpu_count()} cores ({fields.get('model name', platform.processor())}), "
             f"{memory / 2**20:.1f} GiB RAM, Linux {platform.release()}, Python {platform.python_version()}; "
             f"load average {load}")
+
+
+class Server:
+    """``genoquery serve STORE`` (one worker) on a free loopback port, started and awaited; stop()
+    returns its peak resident memory in bytes (``os.wait4``)."""
+
+    def __init__(self, store: Path, *options: str) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "genoquery", "serve", str(store), "--port", str(port),
+                                      *options], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self._wait_healthy()
+
+    def _wait_healthy(self) -> None:
+        import httpx
+
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if httpx.get(self.url + "/api/v1/health", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        self.stop()
+        raise PeerFailed(f"genoquery serve did not start: {self.proc.stderr.read()[-2000:]}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        _, _, usage = os.wait4(self.proc.pid, 0)
+        return usage.ru_maxrss * 1024

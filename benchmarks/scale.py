@@ -14,8 +14,9 @@ Steps, in this order (the slowest peer last, so a deadline cuts the least):
 3. questions on the store (in-process medians; ``genoquery query`` CLI as a child process) and the
    same questions asked of plink2 and bcftools: variant lookup, cohort AC/AN/AF over the whole
    region for random 1%, 10% and 50% cohorts, carriers of a rare and of the commonest variant,
-   association of the simulated LDL trait without covariates (``Store.associate`` in a new process,
-   "not built" while it does not exist, vs ``plink2 --glm allow-no-covars``);
+   ``genoquery serve`` on the store (a lookup over HTTP, a filter cohort's frequencies over the
+   region, and the server's peak memory), and association of the simulated LDL trait without
+   covariates (``Store.associate`` in a new process, vs ``plink2 --glm allow-no-covars``);
 4. ingest with ``vcf2zarr convert`` (bio2zarr).
 
 A peer past ``--timeout`` (ingests) or ``--query-timeout`` (one query run) is killed and reported as
@@ -40,7 +41,7 @@ import genoquery
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ingest_peers import ingest_commands, measure_ingest  # noqa: E402
-from peers import PeerFailed, machine, run_measured, tool_versions, warm_page_cache  # noqa: E402
+from peers import PeerFailed, Server, machine, run_measured, tool_versions, warm_page_cache  # noqa: E402
 from query_peers import (carrier_command, carrier_probes, draw_cohort, frequency_commands,  # noqa: E402
                          in_process, wall)
 
@@ -48,6 +49,7 @@ RESULTS = Path(__file__).parent / "RESULTS.md"
 PEERS = ("plink2", "bcftools", "vcf2zarr")
 FRACTIONS = (0.01, 0.1, 0.5)
 TRAIT = "ldl_mg_dl"
+SERVER_COHORT = "sex_at_birth = 'Female'"
 BLOCK_SITES, BLOCKS_IN_FLIGHT, BYTES_PER_CALL = 256, 4, 3  # docs/architecture.md: the ingest's memory bound
 
 
@@ -122,8 +124,8 @@ def write_section(run: Run, samples: int, command: str, complete: bool, versions
         "In-process medians are `Store` calls after one warm-up call (their peak memory is not "
         "separated from the process's: the CLI row asks the same question in a fresh process). Child "
         "processes' peaks are their `os.wait4` maximum resident set (a pipeline's or a process pool's "
-        "largest member). Ratios divide by genoquery's first row of the same question. Server lookups and "
-        "the server's peak memory: not measured here yet (issue 7).",
+        "largest member). Ratios divide by genoquery's first row of the same question. The server rows "
+        "are round trips of one httpx client on loopback; their peak is the server process's.",
     ]) + "\n"
     text = RESULTS.read_text()
     start = text.find(title)
@@ -251,18 +253,41 @@ def questions(run: Run, args, store_path: Path, vcf: Path, pfile: str | None, pe
                 measured(run, q, "bcftools query -r POS -i 'GT=\"alt\"'",
                          lambda: wall(carrier_command(vcf, variant), args.repeat, limit))
 
+        served(run, store_path, region, probe["variant_key"], args.repeat)
         q = f"association, {TRAIT} ~ each variant of {region}"
-        if hasattr(genoquery.Store, "associate"):  # in a child process: a time limit and a peak of its own
-            call = f"import genoquery; genoquery.open({str(store_path)!r}).associate({TRAIT!r}, region={region!r})"
-            measured(run, q, "genoquery Store.associate (new process)",
-                     lambda: wall([sys.executable, "-c", call], 1, limit))
-        else:
-            run.add({"question": q, "tool": "genoquery", "error": "not built (issue 6)"})
+        call = f"import genoquery; genoquery.open({str(store_path)!r}).associate({TRAIT!r}, region={region!r})"
+        measured(run, q, "genoquery Store.associate (new process)",  # a time limit and a peak of its own
+                 lambda: wall([sys.executable, "-c", call], 1, limit))
         if pfile and persons:
             pheno = phenotype_file(persons, work / "pheno.tsv")
             measured(run, q, "plink2 --glm allow-no-covars", lambda: wall(
                 ["plink2", "--pfile", pfile, "--pheno", str(pheno), "--pheno-name", TRAIT, "--glm",
                  "allow-no-covars", "--threads", str(args.threads), "--out", str(work / "glm")], 1, limit))
+
+
+def served(run: Run, store_path: Path, region: str, key: str, repeat: int) -> None:
+    """``genoquery serve`` on the store, asked over HTTP for one variant (p50 of 200) and for the
+    frequencies of a filter cohort over the whole region; its peak memory goes with both rows."""
+    lookup_q = f"server: variant lookup by key over HTTP, p50 ({key})"
+    cohort_q = f"server: frequencies of {SERVER_COHORT} over {region} (registered token, first page)"
+    if run.done(lookup_q, "genoquery serve") and run.done(cohort_q, "genoquery serve"):
+        return
+    import httpx
+
+    from genoquery.server.auth import create_token
+
+    token = create_token(store_path, "registered", f"scale-{os.getpid()}")
+    server = Server(store_path, "--budget", str(10**9))
+    try:
+        with httpx.Client(base_url=server.url, timeout=None) as client:
+            lookup = in_process(lambda: client.get(f"/api/v1/variants/{key}").raise_for_status(), 200)
+            cohort = in_process(lambda: client.get(
+                "/api/v1/frequencies", params={"region": region, "cohort": SERVER_COHORT},
+                headers={"Authorization": f"Bearer {token}"}).raise_for_status(), repeat)
+    finally:
+        peak = server.stop()
+    run.add({"question": lookup_q, "tool": "genoquery serve", "seconds": lookup, "peak": peak})
+    run.add({"question": cohort_q, "tool": "genoquery serve", "seconds": cohort, "peak": peak})
 
 
 def main() -> None:

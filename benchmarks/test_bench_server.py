@@ -7,9 +7,6 @@ under 32 concurrent clients is ``load_server.py``'s job (benchmarks/README.md).
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -17,6 +14,7 @@ import httpx
 import pytest
 
 from genoquery.server.auth import create_token
+from peers import Server  # benchmarks/ is on the path, as for conftest
 
 pytestmark = pytest.mark.benchmark(min_rounds=200, warmup=True, warmup_iterations=20)
 
@@ -28,38 +26,13 @@ WINDOW = "chr20:400001-420000"
 def served(store) -> Iterator[tuple[httpx.Client, httpx.Client]]:
     """(public client, registered-tier client) of a server on the benchmark store."""
     token = create_token(store.path, "registered", "bench")
-    with httpx.Client() as probe:
-        port = _free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "genoquery", "serve", str(store.path), "--port", str(port),
-                                 "--budget", str(10**9)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_healthy(probe, url, proc)
-            with httpx.Client(base_url=url) as public, \
-                    httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as registered:
-                yield public, registered
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(client: httpx.Client, url: str, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if client.get(url + "/api/v1/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError(f"genoquery serve did not start: {proc.stderr.read() if proc.poll() is not None else 'timeout'}")
+    server = Server(store.path, "--budget", str(10**9))
+    try:
+        with httpx.Client(base_url=server.url) as public, \
+                httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as registered:
+            yield public, registered
+    finally:
+        server.stop()
 
 
 def test_server_lookup(benchmark, served, chr20):
