@@ -48,7 +48,7 @@ case "${1:-}" in
         ;;
     bench)
         ensure_venv test,bench
-        ensure_debian_packages bcftools plink2
+        ensure_debian_packages bcftools plink2 wrk
         shift
         exec "$PY" -m pytest benchmarks -q "$@"
         ;;

@@ -362,6 +362,36 @@ def test_budget_bounds_rare_allele_answers():
         assert all(c.get(f"/api/v1/variants/{k}").status_code == 200 for k in rare * 2)
 
 
+def test_budget_units_leave_the_window_after_it(tmp_path, monkeypatch):
+    import shutil
+    import time
+
+    from genoquery.server.auth import Principal
+    from genoquery.server.budget import Budget
+    from genoquery.server.problems import ApiError
+    from genoquery.server.state import AccessDb
+    from test_server_support import fixture_store
+
+    store = tmp_path / "s.gq"
+    shutil.copytree(fixture_store(), store)
+    budget, caller = Budget(AccessDb(store), 2, 60.0), Principal("anonymous", "public", "anonymous@x")
+    now = 6000.5  # in the window's slot 6000 (slots of 1 s)
+    monkeypatch.setattr(time, "time", lambda: now)
+    budget.charge(caller)
+    budget.charge(caller)
+    with pytest.raises(ApiError) as refused:
+        budget.charge(caller)
+    assert (refused.value.status, refused.value.headers) == (429, {"Retry-After": "61"})
+    assert budget.remaining(caller) == 0
+    now += 60  # slot 6060: slot 6000 is still in the window (units leave 60..61 s after use)
+    assert budget.remaining(caller) == 0
+    now += 1
+    assert budget.remaining(caller) == 2
+    budget.charge(caller)
+    assert budget.remaining(caller) == 1
+    assert budget.remaining(Principal("ctl", "controlled", "t1")) is None
+
+
 def test_audit_log_records_every_request(srv):
     from genoquery.server.audit import read
 

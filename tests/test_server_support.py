@@ -3,8 +3,8 @@
 :func:`server` builds the 120-sample fixture store with its conditions, creates tokens
 through :mod:`genoquery.server.auth` (as ``genoquery tokens create`` does), and starts
 ``python -m genoquery serve`` on a free loopback port; one server per set of options
-per test session, stopped at exit. The rounding secret is fixed, so answers are
-reproducible from run to run.
+per test session, stopped at exit; :func:`serve` does the same for a store of the test's
+own. The rounding secret is fixed, so answers are reproducible from run to run.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ class Server:
     store: Path
     tokens: dict[str, str] = field(default_factory=dict)
     min_cohort: int = 30
+    proc: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        _stop(self.proc)
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[token]}"} if token else {}
@@ -69,11 +73,17 @@ def fixture_store() -> Path:
 @lru_cache(maxsize=None)
 def server(min_cohort: int = 30, budget: int = 100_000) -> Server:
     """A server on a copy of the fixture store (each has its own tokens, budgets and audit log)."""
+    store = fixture_store().parent / f"served-{min_cohort}-{budget}.gq"
+    shutil.copytree(fixture_store(), store)
+    return serve(store, min_cohort, budget)
+
+
+def serve(store: Path, min_cohort: int = 30, budget: int = 100_000) -> Server:
+    """``genoquery serve store`` on a free loopback port, with the fixed rounding secret and the
+    tokens of ``TOKENS`` (``old`` revoked); stopped by :meth:`Server.stop` or at exit."""
     from genoquery.server.auth import create_token, revoke_token
     from genoquery.server.state import connect
 
-    store = fixture_store().parent / f"served-{min_cohort}-{budget}.gq"
-    shutil.copytree(fixture_store(), store)
     con = connect(store)
     with con:
         con.execute("INSERT INTO secrets VALUES ('rounding', ?)", [SECRET])
@@ -96,7 +106,7 @@ def server(min_cohort: int = 30, budget: int = 100_000) -> Server:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"the server did not start: {proc.stderr.read() if proc.poll() is not None else 'timeout'}")
         time.sleep(0.1)
-    return Server(url, store, tokens, min_cohort)
+    return Server(url, store, tokens, min_cohort, proc)
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -58,7 +58,9 @@ def app_from_env() -> FastAPI:
 
 def serve(store_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           settings: Settings | None = None) -> None:
-    """Run the server with uvicorn until interrupted."""
+    """Run the server with uvicorn until interrupted: ``workers`` processes on uvloop and httptools
+    (the C event loop and HTTP parser of ``uvicorn[standard]``), no access log (the audit log has
+    every request)."""
     import uvicorn
 
     from genoquery.server.settings import ENV_SETTINGS
@@ -66,4 +68,4 @@ def serve(store_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 80
     os.environ[ENV_STORE] = str(existing_store(store_path))
     os.environ[ENV_SETTINGS] = (settings or Settings()).to_env()
     uvicorn.run("genoquery.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+                loop="uvloop", http="httptools", log_level="warning", access_log=False)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import queue
 import secrets
-from collections.abc import Iterator
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from fastapi import Request
@@ -23,17 +27,28 @@ from genoquery.server.problems import ApiError
 from genoquery.server.settings import Settings
 from genoquery.server.state import AccessDb
 
+_facts: ContextVar[Any] = ContextVar("genoquery_index_facts")
+
 
 class StorePool:
     """``size`` read-only :class:`Store` objects (a DuckDB connection is one query at a time).
     DuckDB runs each query on one thread here: the requests are the parallelism (a key lookup
-    costs 1.3 ms of CPU on one thread against 1.8 ms on two)."""
+    costs 1.3 ms of CPU on one thread against 1.8 ms on two). ``facts_of(store)`` is computed
+    once per index and is :meth:`facts` for the request that took the store; :meth:`answer`
+    keeps the ``cache_size`` most recently used answers of the current index."""
 
-    def __init__(self, path: Path, size: int) -> None:
-        self.path = path
+    def __init__(self, path: Path, size: int, facts_of: Callable[[Store], Any], cache_size: int = 0) -> None:
+        self.path, self.size, self.cache_size, self._facts_of = path, size, cache_size, facts_of
+        self._facts: dict[tuple, Any] = {}  # of the newest indexes, by stamp
         self._free: queue.Queue[tuple[Store, tuple]] = queue.Queue()
+        self._lock, self._reopening = threading.Lock(), threading.Lock()
         for _ in range(size):
-            self._free.put(self._open())
+            entry = self._open()
+            if not self._facts:  # at start, so a broken index shows at once
+                self._facts_for(*entry)
+            self._free.put(entry)
+        self._answers: OrderedDict[Hashable, Any] = OrderedDict()
+        self._answers_stamp = self._stamp()
 
     def _open(self) -> tuple[Store, tuple]:
         stamp = self._stamp()
@@ -47,17 +62,81 @@ class StorePool:
         return stat.st_ino, stat.st_mtime_ns
 
     @contextmanager
-    def store(self) -> Iterator[Store]:
-        """A store for one request, reopened first if the index was replaced since it was opened,
-        so a withdrawal or an append shows in the next request (a request never sees a mix)."""
+    def _lease(self) -> Iterator[tuple[Store, tuple]]:
         s, stamp = self._free.get()
         if stamp != self._stamp():
-            s.close()
-            s, stamp = self._open()
+            self._free.put((s, stamp))
+            self._reopen()
+            s, stamp = self._free.get()
         try:
-            yield s
+            _facts.set(self._facts_for(s, stamp))
+            yield s, stamp
         finally:
             self._free.put((s, stamp))
+
+    def _reopen(self) -> None:
+        """Reopen every store on the index that replaced theirs. DuckDB keeps one database per file
+        path and process while a connection to it is open (a new connection would join the replaced
+        index), so all are closed first, waiting for those in use."""
+        with self._reopening:
+            stores = [self._free.get() for _ in range(self.size)]
+            try:
+                if any(stamp != self._stamp() for _, stamp in stores):
+                    for s, _ in stores:
+                        s.close()
+                    stores = [self._open() for _ in range(self.size)]
+            finally:
+                for entry in stores:
+                    self._free.put(entry)
+
+    def _facts_for(self, store: Store, stamp: tuple) -> Any:
+        """``facts_of`` of the index ``stamp`` (computed with ``store`` the first time)."""
+        with self._lock:
+            if stamp in self._facts:
+                return self._facts[stamp]
+        facts = self._facts_of(store)
+        with self._lock:
+            self._facts[stamp] = facts
+            while len(self._facts) > 2:  # a request still on the index before the newest may need its facts
+                del self._facts[next(iter(self._facts))]
+        return facts
+
+    def facts(self) -> Any:
+        """``facts_of`` of the index of the store this request took (of the current index if it took none),
+        so one request never mixes two indexes."""
+        facts = _facts.get(None)
+        if facts is None:
+            with self.store():
+                facts = _facts.get()
+        return facts
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        """A store for one request, reopened first if the index was replaced since it was opened,
+        so a withdrawal or an append shows in the next request (a request never sees a mix: take
+        one store per request)."""
+        with self._lease() as (s, _):
+            yield s
+
+    def answer(self, key: Hashable, compute: Callable[[Store], Any]) -> Any:
+        """``compute(store)``, or the value it gave for ``key`` on the current index. The cache is
+        emptied when the index is replaced, so no answer outlives an append or a withdrawal."""
+        stamp = self._stamp()
+        with self._lock:
+            if stamp != self._answers_stamp:
+                self._answers.clear()
+                self._answers_stamp = stamp
+            if key in self._answers:
+                self._answers.move_to_end(key)
+                return self._answers[key]
+        with self._lease() as (s, used):
+            value = compute(s)
+        with self._lock:
+            if used == self._answers_stamp and self.cache_size > 0:
+                self._answers[key] = value
+                if len(self._answers) > self.cache_size:
+                    self._answers.popitem(last=False)
+        return value
 
     def close(self) -> None:
         while not self._free.empty():
@@ -79,19 +158,49 @@ def _secret(db: AccessDb) -> bytes:
     return con.execute("SELECT value FROM secrets WHERE name = 'rounding'").fetchone()[0]
 
 
+@dataclass(frozen=True)
+class IndexFacts:
+    """What answers need to know of one index (an append or a withdrawal replaces it): ``info``
+    (``Store.info`` with the contigs), the samples not withdrawn, and disclosure control over them."""
+
+    info: dict
+    n_samples: int
+    disclosure: Disclosure
+
+
 class Context:
     def __init__(self, path: Path, settings: Settings) -> None:
         self.path, self.settings = path, settings
-        self.pool = StorePool(path, settings.pool)
         self.db = AccessDb(path)
+        self._secret = _secret(self.db)
+        self.pool = StorePool(path, settings.pool, self._facts_of, settings.lookup_cache)
         self.auth = Authenticator(self.db, settings.token_cache_s)
         self.budget = Budget(self.db, settings.budget, settings.budget_window_s)
-        with self.pool.store() as s:
-            self.info = dict(s.info, contigs=s.contigs)
-            haploid = {r["contig"] for r in s.sql("SELECT DISTINCT contig FROM variants WHERE n_hemi > 0", []).to_pylist()}
-            self.n_samples = len(s.active_samples)
-        self.disclosure = Disclosure(settings, _secret(self.db), self.db, self.n_samples, haploid)
-        self.everyone = self.disclosure.everyone
+
+    def _facts_of(self, store: Store) -> IndexFacts:
+        haploid = {r["contig"] for r in store.sql("SELECT DISTINCT contig FROM variants WHERE n_hemi > 0",
+                                                  []).to_pylist()}
+        active = store.active_samples
+        disclosure = Disclosure(self.settings, self._secret, self.db, active, len(store.sample_ids), haploid)
+        return IndexFacts(dict(store.info, contigs=store.contigs), len(active), disclosure)
+
+    @property
+    def info(self) -> dict:
+        return self.pool.facts().info
+
+    @property
+    def n_samples(self) -> int:
+        """Samples not withdrawn (of the index this request reads)."""
+        return self.pool.facts().n_samples
+
+    @property
+    def disclosure(self) -> Disclosure:
+        return self.pool.facts().disclosure
+
+    @property
+    def everyone(self) -> str:
+        """The membership digest of the whole store."""
+        return self.pool.facts().disclosure.everyone
 
     def close(self) -> None:
         self.pool.close()

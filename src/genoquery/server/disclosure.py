@@ -58,12 +58,13 @@ def significant(value: float | None, digits: int = 2) -> float | None:
 
 
 class Disclosure:
-    def __init__(self, settings: Settings, secret: bytes, db: AccessDb, n_samples: int,
+    def __init__(self, settings: Settings, secret: bytes, db: AccessDb, active: np.ndarray, n_indexes: int,
                  haploid_contigs: set[str]) -> None:
+        """``active``: indexes of the samples not withdrawn, of ``n_indexes`` sample indexes."""
         self.limit, self.min_cohort, self.rounding = settings.max_suppressed, settings.min_cohort, settings.rounding
-        self.secret, self.db, self.n_samples = secret, db, n_samples
+        self.secret, self.db, self.n_samples, self.n_indexes = secret, db, len(active), n_indexes
         self.haploid_contigs = haploid_contigs  # contigs with haploid calls: there n_hemi counts people
-        self.everyone = digest(np.arange(n_samples))
+        self.everyone = digest(active)
         self.token = f"<={self.limit}"
         self.floor = (self.limit // max(self.rounding, 1) + 1) * max(self.rounding, 1)
 
@@ -151,8 +152,7 @@ class Disclosure:
         mask = self._mask(indexes)
         for (stored,) in self.db.con.execute("SELECT members FROM cohort_history WHERE principal = ?",
                                              [principal.key]):
-            other = np.frombuffer(zlib.decompress(stored), dtype=np.uint8)
-            differ = int(np.unpackbits(mask ^ other).sum())
+            differ = _members_apart(mask, np.frombuffer(zlib.decompress(stored), dtype=np.uint8))
             if 0 < differ < self.min_cohort:
                 return (f"it differs from a cohort you queried before by fewer than {self.min_cohort} "
                         "members (differencing)")
@@ -168,6 +168,13 @@ class Disclosure:
         return key
 
     def _mask(self, indexes: np.ndarray) -> np.ndarray:
-        mask = np.zeros(self.n_samples, dtype=bool)
+        mask = np.zeros(self.n_indexes, dtype=bool)
         mask[indexes] = True
         return np.packbits(mask)
+
+
+def _members_apart(a: np.ndarray, b: np.ndarray) -> int:
+    """Samples in one of two packed membership masks and not in the other (a mask recorded
+    before an append is shorter: the appended samples are in neither)."""
+    width = max(len(a), len(b))
+    return int(np.unpackbits(np.pad(a, (0, width - len(a))) ^ np.pad(b, (0, width - len(b)))).sum())

@@ -18,9 +18,10 @@ class Settings:
     randomly rounded to a multiple of this (1: exact); ``budget``: answers touching a rare allele
     (AC 1..``max_suppressed``) allowed per token (public: per client address) per ``budget_window_s``;
     ``max_page``: rows per page; ``max_genotype_calls``: calls per genotype request (use the VCF
-    export beyond); ``pool``: read-only store connections per worker; ``audit_fsync_s``: the audit
-    log is fsynced this often (0: after every request); ``token_cache_s``: how long a token
-    check is reused (a revocation takes effect within it)."""
+    export beyond); ``pool``: read-only store connections per worker; ``lookup_cache``: answers of
+    variant lookups by key kept per worker (about 1 kB each; emptied when the index is replaced);
+    ``audit_fsync_s``: the audit log is fsynced this often (0: after every request);
+    ``token_cache_s``: how long a token check is reused (a revocation takes effect within it)."""
 
     max_suppressed: int = 20
     min_cohort: int = 50
@@ -30,6 +31,7 @@ class Settings:
     max_page: int = 1000
     max_genotype_calls: int = 1_000_000
     pool: int = 4
+    lookup_cache: int = 20_000
     audit_fsync_s: float = 0.2
     token_cache_s: float = 1.0
 

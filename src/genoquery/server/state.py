@@ -20,8 +20,9 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
     token_id TEXT PRIMARY KEY, name TEXT NOT NULL, tier TEXT NOT NULL, sample_id TEXT,
     secret_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT);
-CREATE TABLE IF NOT EXISTS budget_use (principal TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS budget_use_by_principal ON budget_use (principal, at);
+CREATE TABLE IF NOT EXISTS budget_spent (
+    principal TEXT NOT NULL, slot INTEGER NOT NULL, used INTEGER NOT NULL,
+    PRIMARY KEY (principal, slot)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cohort_history (
     principal TEXT NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL, members BLOB NOT NULL,
     PRIMARY KEY (principal, digest));
