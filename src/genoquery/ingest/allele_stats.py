@@ -184,9 +184,10 @@ def assemble_stats(site_counts: np.ndarray, allele_counts: np.ndarray, n_alleles
     sizes = cells.sizes
     max_alleles = int(n_alleles.max(initial=1))
     an = 2 * sizes[None, :] - site_counts[:, :, 0]
-    pairs = [(r, a) for a in range(1, max_alleles) for r in np.flatnonzero(n_alleles > a)]
-    rows = np.array([r for r, _ in pairs], dtype=np.int64)
-    alleles = np.array([a for _, a in pairs], dtype=np.int16)
+    with_allele = [np.flatnonzero(n_alleles > a) for a in range(1, max_alleles)]  # sites, per ALT allele
+    rows = np.concatenate([np.zeros(0, dtype=np.int64), *with_allele]).astype(np.int64)
+    alleles = np.concatenate([np.zeros(0, dtype=np.int16)]
+                             + [np.full(len(r), a, dtype=np.int16) for a, r in enumerate(with_allele, start=1)])
     per_pair = allele_counts[rows, alleles]  # (pairs, cells, 4)
     table = {"ac": per_pair[:, :, 0], "an": an[rows], "n_het": per_pair[:, :, 1],
              "n_hom_alt": per_pair[:, :, 2], "n_hemi": per_pair[:, :, 3],
