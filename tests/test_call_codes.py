@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from genoquery.ingest.allele_stats import Cells, SampleGroups, block_counts
 from genoquery.ingest.call_codes import MAX_GAP, HaploidPatterns, encode_block
 from genoquery.query.call_reader import SiteCalls
+from genoquery.query import cohort_counts
 from genoquery.query.cohort_counts import count_calls
 
 CALLS = [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (1, 2), (2, 2), (-1, -1), (-1, 0), (0, -1), (-1, 1), (2, -1)]
@@ -64,9 +65,12 @@ def random_calls(rng: np.random.Generator, n_sites: int, n_samples: int, missing
     return gt
 
 
+@pytest.mark.parametrize("packed_above", [cohort_counts.PACKED_ABOVE, 0])
 @pytest.mark.parametrize("missing", [0.0, 2e-5, 0.01])
-def test_large_cohorts_match_the_ingest_counts(missing):
-    """70,000 samples: rare missing calls are further apart than one token's 32,767."""
+def test_large_cohorts_match_the_ingest_counts(missing, packed_above, monkeypatch):
+    """70,000 samples: rare missing calls are further apart than one token's 32,767. The cohort
+    mask is a byte per sample, and (as above 2^18 samples) a bit per sample."""
+    monkeypatch.setattr(cohort_counts, "PACKED_ABOVE", packed_above)
     rng = np.random.default_rng(7)
     gt = random_calls(rng, 10, 70_000, missing)
     if missing == 2e-5:
@@ -92,8 +96,13 @@ def small_calls(draw):
 
 
 @settings(max_examples=150, deadline=None, derandomize=bool(os.environ.get("CI")))
-@given(small_calls())
-def test_any_calls_any_cohort_match_the_ingest_counts(case):
+@given(small_calls(), st.booleans())
+def test_any_calls_any_cohort_match_the_ingest_counts(case, packed):
     gt, members, groups = case
-    assert_same_stats(gt, members, None)
-    assert_same_stats(gt, members, groups)
+    original = cohort_counts.PACKED_ABOVE
+    cohort_counts.PACKED_ABOVE = 0 if packed else original  # hypothesis runs many cases per fixture
+    try:
+        assert_same_stats(gt, members, None)
+        assert_same_stats(gt, members, groups)
+    finally:
+        cohort_counts.PACKED_ABOVE = original

@@ -8,12 +8,13 @@ and, at dense sites, the cohort's 2-bit codes.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from genoquery.errors import QueryError
+from genoquery.errors import QueryError, StoreError
 from genoquery.index.persons import groups_of
 from genoquery.ingest.allele_stats import STATS, AlleleStats, Cells
 from genoquery.query.cohort_counts import store_stats
@@ -48,18 +49,59 @@ def _stats_rows(site_row: np.ndarray, stats: AlleleStats, by: str | None) -> pa.
 
 
 def cohort_frequencies(store: Store, region: str | None, cohort, by: str | None) -> pa.Table:
-    """Per-ALT-allele statistics of ``cohort`` in ``region``; see :meth:`Store.frequencies`."""
+    """Per-ALT-allele statistics of ``cohort`` in ``region``; see :meth:`Store.frequencies`.
+
+    Without ``by``, the region's variant columns are read from the index on a second thread while
+    the cohort is resolved and counted, and the counts are put beside them by position (a join
+    after the counting took 31 ms of the 0.29 s of 1 Mb at 10^5 samples)."""
     if cohort is None and (by is None or by in store.info.get("groupings", [])):
         return store.variants(region, by=by)
-    members = store.cohort(cohort) if cohort is not None else store.active_samples
-    cells = _cells(store, members, by)
     where, params = store.region_filter(region)
-    sites = store.sql(f"SELECT site_row, len(alleles) AS n_alleles FROM sites {where} ORDER BY site_row", params)
-    parts = [_stats_rows(rows, stats, by) for rows, stats in store_stats(store, sites, cells, members)]
-    schema = pa.schema([("site_row", pa.int64()), ("allele", pa.int16())]
-                       + ([(by, pa.string())] if by else []) + list(STAT_TYPES.items()))
-    counted = pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        described = pool.submit(_variant_columns, store, region) if by is None else None
+        members = store.cohort(cohort) if cohort is not None else store.active_samples
+        cells = _cells(store, members, by)
+        sites = store.sql(f"SELECT site_row, len(alleles) AS n_alleles FROM sites {where} ORDER BY site_row",
+                          params)
+        parts = [_stats_rows(rows, stats, by) for rows, stats in store_stats(store, sites, cells, members)]
+        schema = pa.schema([("site_row", pa.int64()), ("allele", pa.int16())]
+                           + ([(by, pa.string())] if by else []) + list(STAT_TYPES.items()))
+        counted = pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
+        if by is None:
+            return _beside(described.result(), counted)
     return _with_variant_columns(store, counted, region, by)
+
+
+def _variant_columns(store: Store, region: str | None) -> pa.Table:
+    """The columns of :meth:`Store.variants` other than statistics, for ``region``, in its row
+    order (site_row, allele); on a cursor of its own, so that it can run beside other queries."""
+    from genoquery.query.store import STAT_COLUMNS, VARIANT_COLUMNS
+
+    where, params = store.region_filter(region, alias="v.")
+    columns = ", ".join(f"v.{c}" for c in VARIANT_COLUMNS if c not in STAT_COLUMNS)
+    cursor = store.connection.cursor()
+    try:
+        return cursor.sql(f"SELECT {columns} FROM variants v {where} ORDER BY v.site_row, v.allele",
+                          params=params).to_arrow_table()
+    finally:
+        cursor.close()
+
+
+def _beside(described: pa.Table, counted: pa.Table) -> pa.Table:
+    """``counted``'s statistics in the rows of ``described`` (the same (site_row, allele) pairs),
+    with the columns of :meth:`Store.variants`; AF is AC / AN, NaN where AN is 0."""
+    from genoquery.query.store import VARIANT_COLUMNS
+
+    key = counted["site_row"].to_numpy() * 65536 + counted["allele"].to_numpy()
+    order = np.argsort(key, kind="stable")
+    wanted = described["site_row"].to_numpy() * 65536 + described["allele"].to_numpy()
+    if not np.array_equal(key[order], wanted):
+        raise StoreError("the index's variants and sites disagree; run `genoquery verify` on the store")
+    stats = {s: counted[s].to_numpy()[order] for s in STATS}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stats["af"] = np.where(stats["an"] > 0, stats["ac"] / np.maximum(stats["an"], 1), np.nan)
+    return pa.table({c: described[c] if c in described.column_names else pa.array(stats[c])
+                     for c in VARIANT_COLUMNS})
 
 
 def _with_variant_columns(store: Store, counted: pa.Table, region: str | None, by: str | None) -> pa.Table:
