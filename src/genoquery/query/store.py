@@ -254,7 +254,7 @@ class Store:
         An empty cohort, an unknown ID or a filter matching no sample is a :class:`QueryError`."""
         from genoquery.query.cohorts import resolve
 
-        return resolve(self._con, cohort)[2]
+        return resolve(self._con, cohort, describe=False)[2]
 
     def cohorts(self) -> pa.Table:
         """The saved cohorts: ``name, kind`` (filter or ids), ``definition, created_at``."""
