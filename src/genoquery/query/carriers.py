@@ -119,10 +119,10 @@ def _batch_calls(store: Store, rows: np.ndarray) -> Iterator[tuple[Batch, SiteCa
             part = sites.filter(pa.array(numbers == number))
             yield from ((batches[number], calls) for calls in batches[number].reader.batches(part))
         return
-    found = store.connection.execute(
-        parsed_statement(f"SELECT batch, {SITE_COLUMNS}, inline_calls FROM batch_sites WHERE site_row = $1 "
-                         f"ORDER BY batch"), [int(rows[0])]).fetchall()
-    for record in found:
+    found = store.connection.execute(  # sorted here: an ORDER BY costs DuckDB ~1 ms of the 1.8 ms
+        parsed_statement(f"SELECT batch, {SITE_COLUMNS}, inline_calls FROM batch_sites WHERE site_row = $1"),
+        [int(rows[0])]).fetchall()
+    for record in sorted(found, key=lambda record: record[0]):
         batch, site = batches[record[0]], dict(zip(_NAMES + ["inline_calls"], record[1:]))
         if site["inline_calls"] is None:
             one = pa.table({n: pa.array([site[n]], pa.int64()) for n in _NAMES})
