@@ -24,6 +24,7 @@ import zarr
 
 import checks
 import genoquery
+from genoquery.verify import verify
 import oracle
 from genoquery.errors import GenoqueryError
 
@@ -244,6 +245,23 @@ def test_a_reader_open_during_an_append_keeps_the_old_state(tmp_path) -> None:
         assert reader.carriers(key).equals(old_carriers)
     with genoquery.open(path) as fresh:
         assert fresh.info["samples"] == len(oracle.sample_names(CENTERS[0])) + len(oracle.sample_names(CENTERS[1]))
+
+
+def test_a_store_opened_beside_an_older_one_reads_the_new_index(tmp_path) -> None:
+    """DuckDB shares one database per file in a process while a connection is open: a store opened
+    (or an append planned) after an append, beside a store still open on the old index, must read
+    the new one."""
+    path = tmp_path / "s.gq"
+    sizes = [len(oracle.sample_names(c)) for c in CENTERS]
+    genoquery.ingest(path, [CENTERS[0]], progress=False).close()
+    with genoquery.open(path) as old:
+        with genoquery.ingest(path, [CENTERS[1]], batch="second", progress=False) as returned:
+            assert returned.info["samples"] == sizes[0] + sizes[1]
+        with genoquery.ingest(path, [CENTERS[2]], batch="third", progress=False) as third:
+            assert [(b.number, b.offset) for b in third.batches] == [(0, 0), (1, sizes[0]), (2, sizes[0] + sizes[1])]
+            assert third.info["samples"] == sum(sizes)
+        assert verify(path).ok
+        assert old.info["samples"] == sizes[0]
 
 
 # --------------------------------------------------------------------------- withdrawal

@@ -31,7 +31,7 @@ import numpy as np
 import pysam
 from tqdm import tqdm
 
-from genoquery.index.schema import INDEX_FILE
+from genoquery.index.schema import INDEX_FILE, open_index
 from genoquery.ingest.checksums import file_sha256
 from genoquery.ingest.staging import existing_store
 from genoquery.query.batches import Batch, read_batches
@@ -56,7 +56,7 @@ def verify(store: str | os.PathLike, sources: Sequence[str | os.PathLike] = (), 
     """Run the checks of the module docstring on ``store``; ``sources`` are its input files."""
     path = existing_store(store)
     report = Report()
-    con = duckdb.connect(str(path / INDEX_FILE), read_only=True)
+    con = open_index(path / INDEX_FILE)
     try:
         batches = read_batches(con, path)
         _check_files(con, path, report)

@@ -105,7 +105,7 @@ def _first_problem(con: duckdb.DuckDBPyConnection, fmt: str) -> str | None:
 def _connect_for_write(store: Path) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(str(store / INDEX_FILE))
-    except duckdb.ConnectionException as err:
+    except (duckdb.ConnectionException, duckdb.ResourceInUseException) as err:
         raise StoreError(f"{store}: the store is open in this process; close it before importing genes "
                          f"({err})") from None
     except duckdb.IOException as err:

@@ -69,7 +69,7 @@ def writable_index(store: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
     path = existing_store(store)
     try:
         con = duckdb.connect(str(path / INDEX_FILE))
-    except duckdb.ConnectionException:
+    except (duckdb.ConnectionException, duckdb.ResourceInUseException):  # a Store open on it, here
         raise StoreError(f"{path}: the store is open read-only in this process; close it "
                          "(store.close()) before importing phenotypes or saving cohorts") from None
     except duckdb.Error as err:

@@ -41,7 +41,41 @@ counts the batch's samples per cell; ``batch_site_counts`` has a record's
 (rows of zeros left out). See :mod:`genoquery.ingest.allele_stats` for definitions.
 """
 
+from pathlib import Path
+
+import duckdb
+
 INDEX_FILE = "index.duckdb"
+INDEX_CATALOG = "gq_index"
+
+
+def open_index(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the index file ``path`` on a DuckDB instance of its own. DuckDB
+    shares one instance per file among a process's connections while any of them is open, so a
+    plain ``connect(path)`` after an append or a withdrawal replaced the file would still read
+    the file as it was (and an append planned on it would reuse the last batch's number);
+    attached to a fresh in-memory instance, the file is opened anew."""
+    con = duckdb.connect(":memory:")
+    con.execute(f"ATTACH {_quoted(str(path))} AS {INDEX_CATALOG} (READ_ONLY)")
+    con.execute(f"USE {INDEX_CATALOG}")
+    return con
+
+
+def index_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor of ``con`` (from :func:`open_index`, or a plain connection to an index file) on the
+    index: a DuckDB cursor starts on its instance's own database. Safe beside other threads'
+    queries on ``con``, which it does not use."""
+    cursor = con.cursor()
+    try:
+        cursor.execute(f"USE {INDEX_CATALOG}")
+    except duckdb.CatalogException:  # not attached: the cursor is on the index file already
+        pass
+    return cursor
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
 
 TABLES = """
 CREATE TABLE contigs (contig_index SMALLINT NOT NULL, contig VARCHAR NOT NULL, length BIGINT);

@@ -18,11 +18,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-import duckdb
-
 from genoquery.errors import InputFileError, StoreError
 from genoquery.index.persons import stored_persons
-from genoquery.index.schema import INDEX_FILE
+from genoquery.index.schema import INDEX_FILE, open_index
 from genoquery.index.writer import IndexWriter
 from genoquery.ingest.pipeline import (BatchOptions, IngestPlan, batch_path, batches_of, build_batch,
                                        contig_renames, merged_contigs, order_sources, unique_sample_ids)
@@ -35,7 +33,7 @@ from genoquery.ingest.zarr_writer import ChunkLayout
 def _existing(index: Path) -> dict:
     """What an append checks against: samples (ID -> source), contigs, batch names and paths,
     the next batch number and sample offset, and the person table (or None)."""
-    con = duckdb.connect(str(index), read_only=True)
+    con = open_index(index)
     try:
         samples = dict(con.execute("SELECT sample_id, source FROM samples").fetchall())
         contigs = con.execute("SELECT contig, length FROM contigs ORDER BY contig_index").fetchall()

@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from genoquery.errors import QueryError
+from genoquery.index.schema import index_cursor
 
 CohortSpec = Union[str, Sequence[str], np.ndarray]
 
@@ -262,7 +263,7 @@ def evaluate_filter(con: duckdb.DuckDBPyConnection, expr: str) -> np.ndarray:
 def indexes_of(con: duckdb.DuckDBPyConnection, ids: Sequence[str] | pa.Array) -> np.ndarray:
     """Store index of each sample ID, in the order given; -1 for an ID not in the store."""
     wanted = pa.table({"k": pa.array(np.arange(len(ids))), "sample_id": pa.array(ids, pa.string())})
-    cur = con.cursor()
+    cur = index_cursor(con)
     try:
         cur.register("gq_wanted_samples", wanted)
         found = cur.execute("SELECT w.k, s.sample_index FROM gq_wanted_samples AS w "

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from genoquery.errors import QueryError, StoreError
 from genoquery.index.persons import groups_of
+from genoquery.index.schema import index_cursor
 from genoquery.ingest.allele_stats import STATS, AlleleStats, Cells
 from genoquery.query.cohort_counts import store_stats
 
@@ -79,7 +80,7 @@ def _variant_columns(store: Store, region: str | None) -> pa.Table:
 
     where, params = store.region_filter(region, alias="v.")
     columns = ", ".join(f"v.{c}" for c in VARIANT_COLUMNS if c not in STAT_COLUMNS)
-    cursor = store.connection.cursor()
+    cursor = index_cursor(store.connection)
     try:
         return cursor.sql(f"SELECT {columns} FROM variants v {where} ORDER BY v.site_row, v.allele",
                           params=params).to_arrow_table()

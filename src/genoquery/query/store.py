@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from genoquery.errors import QueryError, StoreError
-from genoquery.index.schema import INDEX_FILE
+from genoquery.index.schema import INDEX_FILE, open_index
 from genoquery.ingest.staging import FORMAT_VERSION, MARKER, existing_store
 from genoquery.query.batches import Batch, read_batches
 from genoquery.query.regions import parse_region
@@ -32,7 +32,7 @@ class Store:
             raise StoreError(f"{path}: made by another genoquery version (store format "
                              f"{marker.get('format_version')}, this version reads {FORMAT_VERSION}); "
                              "ingest its VCFs again")
-        self._con = duckdb.connect(str(path / INDEX_FILE), read_only=True)
+        self._con = open_index(path / INDEX_FILE)
         self.info = {**marker, **self._counts()}
         self._contigs = [r[0] for r in self._con.execute(
             "SELECT contig FROM contigs ORDER BY contig_index").fetchall()]
@@ -275,7 +275,7 @@ class Store:
         try:
             save(self.path, name, kind, definition)
         finally:
-            self._con = duckdb.connect(str(self.path / INDEX_FILE), read_only=True)
+            self._con = open_index(self.path / INDEX_FILE)
             for attr, value in vars(type(self)).items():  # helpers built on the closed connection
                 if isinstance(value, cached_property):
                     self.__dict__.pop(attr, None)

@@ -75,9 +75,8 @@ class StorePool:
             self._free.put((s, stamp))
 
     def _reopen(self) -> None:
-        """Reopen every store on the index that replaced theirs. DuckDB keeps one database per file
-        path and process while a connection to it is open (a new connection would join the replaced
-        index), so all are closed first, waiting for those in use."""
+        """Reopen every store on the index that replaced theirs, waiting for those in use, so requests
+        that start after the swap never read the replaced index."""
         with self._reopening:
             stores = [self._free.get() for _ in range(self.size)]
             try:
