@@ -198,7 +198,8 @@ def test_failed_imports_change_nothing(store: Path, tmp_path: Path) -> None:
             import_table(store, path, **kwargs)
         assert "\n" not in str(err.value), name
         assert sha256(store) == before, name
-    assert {p.name for p in store.iterdir()} == {"index.duckdb", "batches", "genoquery.json"}
+    assert {p.name for p in store.iterdir()} == {"index.duckdb", "batches", "genoquery.json", "lookup", ".lock"}
+    assert len(list((store / "lookup").iterdir())) == 2  # the committed index's files only
 
 
 def test_failure_inside_the_transaction_rolls_back(store: Path, tmp_path: Path, monkeypatch) -> None:

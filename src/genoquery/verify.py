@@ -14,6 +14,10 @@ Three checks, none using the code that wrote the store:
    through pysam's ``VariantFile``, not cyvcf2): CHROM, POS and alleles of every
    record, and every call of every sample not withdrawn, must equal the store's.
 
+4. **Lookup files** (:mod:`genoquery.index.lookup_table`). The files the index names hold
+   exactly the rows of ``variants`` (compared by DuckDB over the mapped file), and their
+   loci are each row's contig and POS, in order.
+
 Problems are reported with the file, record (1-based line or record number),
 sample and both values.
 """
@@ -31,7 +35,8 @@ import numpy as np
 import pysam
 from tqdm import tqdm
 
-from genoquery.index.schema import INDEX_FILE, open_index
+from genoquery.index.lookup_table import LOOKUP_DIR, LookupTable, locus, lookup_table_name
+from genoquery.index.schema import INDEX_FILE, VARIANT_COLUMNS, open_index
 from genoquery.ingest.checksums import file_sha256
 from genoquery.ingest.staging import existing_store
 from genoquery.query.batches import Batch, read_batches
@@ -61,6 +66,7 @@ def verify(store: str | os.PathLike, sources: Sequence[str | os.PathLike] = (), 
         batches = read_batches(con, path)
         _check_files(con, path, report)
         _check_statistics(con, batches, report, progress)
+        _check_lookup_table(con, path, report)
         for source in sources:
             _check_source(con, batches, Path(source), report, progress)
     finally:
@@ -92,6 +98,44 @@ def _check_files(con: duckdb.DuckDBPyConnection, store: Path, report: Report) ->
         elif file_sha256(file) != digest:
             _problem(report, "file", f"{name}: sha256 differs from the manifest (its bytes changed after ingest)")
         report.checked["files"] += 1
+
+
+# --------------------------------------------------------------------------- lookup files
+
+
+def _check_lookup_table(con: duckdb.DuckDBPyConnection, store: Path, report: Report) -> None:
+    name = lookup_table_name(con)
+    if name is None:
+        return
+    table = LookupTable.open(con, store)
+    where = f"{LOOKUP_DIR}/{name}.arrow"
+    if table is None:
+        _problem(report, "lookup", f"{where}: missing or unreadable (key lookups fall back to DuckDB)")
+        return
+    columns = ", ".join(VARIANT_COLUMNS)
+    con.register("gq_lookup_rows", table.rows)
+    try:
+        missing, extra = con.execute(
+            f"SELECT (SELECT count(*) FROM (SELECT {columns} FROM variants EXCEPT ALL SELECT {columns} "
+            f"FROM gq_lookup_rows)), (SELECT count(*) FROM (SELECT {columns} FROM gq_lookup_rows EXCEPT ALL "
+            f"SELECT {columns} FROM variants))").fetchall()[0]
+    finally:
+        con.unregister("gq_lookup_rows")
+    if missing or extra:
+        _problem(report, "lookup", f"{where}: {missing} rows of the index's variants are not in it and "
+                                   f"{extra} of its rows are not in the index")
+    contig_index = dict(con.execute("SELECT contig, contig_index FROM contigs").fetchall())
+    at, last = 0, -1
+    for batch in table.rows.to_batches():  # a batch at a time: memory bounded by the file's batches
+        contigs = np.array([contig_index[c] for c in batch.column("contig").to_pylist()], dtype=np.int64)
+        expected = locus(contigs, batch.column("pos").to_numpy())
+        rows = f"{LOOKUP_DIR}/{name}: rows {at}..{at + batch.num_rows - 1}"
+        if not np.array_equal(table.loci[at:at + batch.num_rows], expected):
+            _problem(report, "lookup", f"{rows}: loci are not their variants' contig and POS")
+        elif np.any(np.diff(expected, prepend=last) < 0):
+            _problem(report, "lookup", f"{rows}: not ordered by contig and POS")
+        at, last = at + batch.num_rows, (int(expected[-1]) if batch.num_rows else last)
+    report.checked["lookup rows"] += table.rows.num_rows
 
 
 # --------------------------------------------------------------------------- statistics

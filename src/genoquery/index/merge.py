@@ -24,6 +24,7 @@ from __future__ import annotations
 import duckdb
 
 from genoquery.errors import InputFileError
+from genoquery.index.lookup_table import write_lookup_table
 from genoquery.index.schema import DERIVED, INDEXES
 
 _SITE_ROWS = """
@@ -137,7 +138,8 @@ _INDEX_NAMES = ("variants_key", "variants_id", "group_stats_allele", "batch_site
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     """Re-derive ``sites``, ``variants`` and ``variant_group_stats`` and each record's
-    ``batch_sites.site_row`` from the batches, then build the lookup indexes."""
+    ``batch_sites.site_row`` from the batches, then build the lookup indexes and write the
+    lookup files beside the index (:mod:`genoquery.index.lookup_table`)."""
     for name in _INDEX_NAMES:
         con.execute(f"DROP INDEX IF EXISTS {name}")
     con.execute(_SITE_ROWS)
@@ -151,3 +153,4 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     for table in ("gq_site_rows", "gq_stats"):
         con.execute(f"DROP TABLE {table}")
     con.execute(INDEXES)
+    write_lookup_table(con)

@@ -38,10 +38,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from genoquery.errors import GenoqueryError, InputFileError, StoreError
+from genoquery.index.lookup_table import remove_unused_lookup_tables
 from genoquery.index.persons import SAMPLE_COLUMN, id_column, person_table, read_table
 from genoquery.index.schema import INDEX_FILE
 from genoquery.ingest.checksums import file_sha256
-from genoquery.ingest.staging import existing_store
+from genoquery.ingest.staging import existing_store, write_lock
 
 KINDS = ("person", "events")
 EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS events (
@@ -65,8 +66,19 @@ class ImportResult:
 
 @contextmanager
 def writable_index(store: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-write connection to the store's index inside one transaction (rolled back on error)."""
+    """A read-write connection to the store's index inside one transaction (rolled back on
+    error), under the store's write lock; then lookup files the index does not name are deleted."""
     path = existing_store(store)
+    with write_lock(path):
+        try:
+            with _transaction(path) as con:
+                yield con
+        finally:
+            remove_unused_lookup_tables(path)
+
+
+@contextmanager
+def _transaction(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
         con = duckdb.connect(str(path / INDEX_FILE))
     except (duckdb.ConnectionException, duckdb.ResourceInUseException):  # a Store open on it, here

@@ -46,6 +46,9 @@ from pathlib import Path
 import duckdb
 
 INDEX_FILE = "index.duckdb"
+# The columns of ``variants`` a query returns, in order (Store.variants, lookups, lookup files).
+VARIANT_COLUMNS = ("contig", "pos", "ref", "alt", "id", "filter", "qual", "ac", "an", "af",
+                   "n_het", "n_hom_alt", "n_hemi", "n_missing", "variant_key", "allele", "site_row")
 INDEX_CATALOG = "gq_index"
 
 
@@ -119,6 +122,7 @@ CREATE OR REPLACE TABLE variants (
     ac BIGINT NOT NULL, an BIGINT NOT NULL, af DOUBLE,
     n_het BIGINT NOT NULL, n_hom_alt BIGINT NOT NULL, n_hemi BIGINT NOT NULL, n_missing BIGINT NOT NULL,
     allele SMALLINT NOT NULL, site_row BIGINT NOT NULL);
+CREATE OR REPLACE TABLE lookup_files (name VARCHAR NOT NULL, rows BIGINT NOT NULL);
 CREATE OR REPLACE TABLE variant_group_stats (
     site_row BIGINT NOT NULL, allele SMALLINT NOT NULL, grouping VARCHAR NOT NULL, group_value VARCHAR NOT NULL,
     ac BIGINT NOT NULL, an BIGINT NOT NULL, af DOUBLE,

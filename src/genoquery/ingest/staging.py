@@ -131,7 +131,9 @@ def staging_name(name: str) -> str:
 def index_transaction(store: Path) -> Iterator[Path]:
     """A copy of ``store``'s index to change (under :func:`write_lock`); when the block
     completes the copy replaces the index in one rename, the commit. Readers that opened
-    the old index keep reading it; on any error the store is as it was."""
+    the old index keep reading it; on any error the store is as it was. Then the lookup files
+    the index does not name (the replaced index's, or this failed change's) are deleted."""
+    from genoquery.index.lookup_table import remove_unused_lookup_tables
     from genoquery.index.schema import INDEX_FILE
 
     copy = store / staging_name(INDEX_FILE)
@@ -142,6 +144,7 @@ def index_transaction(store: Path) -> Iterator[Path]:
         fsync_dir(store)
     finally:
         copy.unlink(missing_ok=True)
+        remove_unused_lookup_tables(store)
 
 
 def fsync_dir(path: Path) -> None:

@@ -5,21 +5,15 @@ POS lies in it (as ``Store.variants`` and ``bcftools view --regions-overlap pos`
 Results have the columns of ``Store.variants`` (with ``by``, one row per allele and
 group), in genome order.
 
-Speed: a key or rsID lookup is one point query through the ART index on
-``variants.variant_key`` / ``variants.id`` (filters apply to a materialized CTE, since
-DuckDB scans an index only when its column is the scan's only filter), from a statement
-parsed once per process, fetched as tuples (no ORDER BY, no Arrow export: each doubles
-DuckDB's time for one row) and returned as one Arrow table.
-
-Measured with ``benchmarks/test_bench_lookup.py`` (5,000 samples, 23,629 variants; 2 cores
-shared with other jobs, load 1-3): one variant's whole-cohort statistics 0.8-1.2 ms p50
-(min 0.6-1.0 ms), of which Arrow and Python take ~0.06 ms. The query alone takes 0.5-0.6 ms
-on a quiet machine, also on a synthetic 3 x 10^6-variant index (ART lookups do not grow with
-the table); DuckDB's ``SELECT 1`` takes ~0.3 ms. The alternative, every variant in memory
-(Arrow table + dict key -> rows), answers in 0.08 ms but holds ~340 B per variant and reads
-the whole index at first use, so it is not used. ``by`` adds a join to
-``variant_group_stats`` (2-4 ms); the first rsID lookup per store scans the ID column
-once for ID lists (``rs1;rs2``).
+Speed: a key lookup without filters or ``by`` bisects the store's memory-mapped lookup files
+(:mod:`genoquery.index.lookup_table`): 0.04 ms per lookup (5,000 samples, 23,629 variants).
+Other key and rsID lookups are one point query through the ART index on ``variants.variant_key``
+/ ``variants.id`` (filters apply to a materialized CTE, since DuckDB scans an index only when
+its column is the scan's only filter), from a statement parsed once per process, fetched as
+tuples (no ORDER BY, no Arrow export: each doubles DuckDB's time for one row) and returned as
+one Arrow table: 0.8-1.2 ms p50 on the same store under load, of which DuckDB's ``SELECT 1``
+is ~0.3 ms. ``by`` adds a join to ``variant_group_stats`` (2-4 ms); the first rsID lookup
+per store scans the ID column once for ID lists (``rs1;rs2``).
 """
 
 from __future__ import annotations
@@ -34,6 +28,7 @@ import duckdb
 import pyarrow as pa
 
 from genoquery.errors import QueryError
+from genoquery.index.lookup_table import LOCUS_SHIFT, LookupTable
 from genoquery.query.regions import contig_hint, parse_region, resolve_contig
 from genoquery.query.store import STAT_COLUMNS, VARIANT_COLUMNS
 
@@ -113,9 +108,11 @@ class VariantLookup:
     """Lookups over one store's index connection; statements and schemas are cached."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, contigs: list[str],
-                 groupings: Callable[[], list[str]]) -> None:
+                 groupings: Callable[[], list[str]], table: LookupTable | None = None) -> None:
         self._con = con
         self._contigs = contigs
+        self._contig_index = {c: i for i, c in enumerate(contigs)}
+        self._table = table
         self._groupings = groupings
         self._schemas: dict[str | None, pa.StructType] = {}
         self._multi_ids: dict[str, list[str]] | None = None
@@ -205,7 +202,10 @@ class VariantLookup:
                          "nor an rsID (rs123) or other ID in this store")
 
     def _by_key(self, key: VariantKey, terms: list[str], params: dict, by: str | None) -> pa.Table:
-        table = self._point("variant_key = $key", terms, {**params, "key": str(key)}, by)
+        if self._table is not None and not terms and by is None and key.pos < 1 << LOCUS_SHIFT:
+            table = self._table.find(self._contig_index[key.contig], key.pos, str(key))
+        else:
+            table = self._point("variant_key = $key", terms, {**params, "key": str(key)}, by)
         if table.num_rows == 0 and not self._exists("variant_key = $key", {"key": str(key)}, bool(terms)):
             raise QueryError(self._missing_key_message(key))
         return table

@@ -12,13 +12,12 @@ import numpy as np
 import pyarrow as pa
 
 from genoquery.errors import QueryError, StoreError
-from genoquery.index.schema import INDEX_FILE, open_index
+from genoquery.index.lookup_table import LookupTable
+from genoquery.index.schema import INDEX_FILE, VARIANT_COLUMNS, open_index
 from genoquery.ingest.staging import FORMAT_VERSION, MARKER, existing_store
 from genoquery.query.batches import Batch, read_batches
 from genoquery.query.regions import parse_region
 
-VARIANT_COLUMNS = ("contig", "pos", "ref", "alt", "id", "filter", "qual", "ac", "an", "af",
-                   "n_het", "n_hom_alt", "n_hemi", "n_missing", "variant_key", "allele", "site_row")
 STAT_COLUMNS = ("ac", "an", "af", "n_het", "n_hom_alt", "n_hemi", "n_missing")
 
 
@@ -36,6 +35,7 @@ class Store:
         self.info = {**marker, **self._counts()}
         self._contigs = [r[0] for r in self._con.execute(
             "SELECT contig FROM contigs ORDER BY contig_index").fetchall()]
+        self._lookup_table = LookupTable.open(self._con, path)  # mapped now: a newer index may delete it
 
     def _counts(self) -> dict:
         """``samples``, ``sites``, ``variants``, ``batches`` and the ``groupings`` with statistics."""
@@ -221,7 +221,7 @@ class Store:
     def _lookup(self):  # a genoquery.query.lookup.VariantLookup (which imports this module)
         from genoquery.query.lookup import VariantLookup
 
-        return VariantLookup(self._con, self._contigs, self._groupings)
+        return VariantLookup(self._con, self._contigs, self._groupings, self._lookup_table)
 
     def lookup(self, variant: str | None = None, *, region: str | None = None, gene: str | None = None,
                af_min: float | None = None, af_max: float | None = None, pass_only: bool = False,

@@ -1,0 +1,152 @@
+"""Key lookups through the memory-mapped lookup files (``genoquery.index.lookup_table``).
+
+Every key of the fixture centers' store is looked up and compared with ``bcftools merge``
+counted by the oracle (pysam), after an append, a withdrawal and a person-table re-import,
+each of which writes new files and deletes the old. When the files are gone, or the index
+names none (a store written before them), lookups go to DuckDB and give the same answers.
+``verify`` finds files that no longer match the index.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pysam.bcftools as bcftools
+import pytest
+
+import checks
+import genoquery
+import oracle
+from genoquery.errors import QueryError
+from genoquery.index.lookup_table import LOOKUP_DIR
+from genoquery.ingest.withdraw import withdraw
+from genoquery.verify import verify
+
+CENTERS = tuple(sorted(checks.FIXTURES.glob("center*.vcf.gz")))
+STATS = ("ac", "an", "n_het", "n_hom_alt", "n_hemi", "n_missing")
+
+
+def _merged(vcfs, out: Path) -> Path:
+    bcftools.merge("-m", "none", "-Oz", "-o", str(out), *map(str, vcfs), catch_stdout=False)
+    return out
+
+
+def _lookups_equal_bcftools(store: genoquery.Store, merged: Path) -> int:
+    """Look up every allele of ``merged`` by key (also spelled ``20:POS:REF:ALT``); returns how many."""
+    expected = oracle.allele_stats(merged)
+    for e in expected:
+        for spelling in (f"{e.contig}-{e.pos}-{e.ref}-{e.alt}", f"{e.contig[3:]}:{e.pos}:{e.ref}:{e.alt}"):
+            rows = store.lookup(spelling).to_pylist()
+            assert len(rows) == 1, spelling
+            assert tuple(rows[0][s] for s in STATS) == tuple(getattr(e, s) for s in STATS), spelling
+    return len(expected)
+
+
+def _files(path: Path) -> set[str]:
+    return {p.name for p in (path / LOOKUP_DIR).iterdir()}
+
+
+@pytest.fixture(scope="module")
+def appended(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("lookup")
+    path = root / "centers.gq"
+    genoquery.ingest(path, list(CENTERS[:2]), persons=checks.FIXTURE_PERSONS, progress=False).close()
+    genoquery.ingest(path, [CENTERS[2]], batch="late", progress=False).close()
+    return path
+
+
+def test_every_key_after_an_append_equals_bcftools_merge(appended, tmp_path) -> None:
+    with genoquery.open(appended) as store:
+        assert store._lookup_table is not None  # the path under test
+        n = _lookups_equal_bcftools(store, _merged(CENTERS, tmp_path / "merged.vcf.gz"))
+    assert n == 322
+    assert len(_files(appended)) == 2  # the first ingest's files were deleted by the append's commit
+    assert verify(appended).checked["lookup rows"] == 322
+
+
+def test_lookups_follow_a_withdrawal_and_a_person_reimport(appended, tmp_path) -> None:
+    path = tmp_path / "s.gq"
+    shutil.copytree(appended, path)
+    gone = [oracle.sample_names(CENTERS[0])[1], oracle.sample_names(CENTERS[2])[0]]
+    before = _files(path)
+    withdraw(path, gone, "consent withdrawn")
+    assert _files(path).isdisjoint(before) and len(_files(path)) == 2
+    without = []
+    for center in CENTERS:
+        out = tmp_path / center.name
+        bcftools.view("-s", "^" + ",".join(gone), "--force-samples", "-Oz", "-o", str(out), str(center),
+                      catch_stdout=False)
+        bcftools.index("-t", str(out), catch_stdout=False)
+        without.append(out)
+    merged = _merged(without, tmp_path / "merged.vcf.gz")
+    with genoquery.open(path) as store:
+        _lookups_equal_bcftools(store, merged)
+    from genoquery.index.phenotypes import import_table
+
+    before = _files(path)
+    import_table(path, checks.FIXTURE_PERSONS)  # rebuilds the statistics: new files
+    assert _files(path).isdisjoint(before) and len(_files(path)) == 2
+    with genoquery.open(path) as store:
+        _lookups_equal_bcftools(store, merged)
+    assert verify(path).ok
+
+
+def test_without_lookup_files_lookups_go_to_duckdb(appended, tmp_path) -> None:
+    path = tmp_path / "s.gq"
+    shutil.copytree(appended, path)
+    with genoquery.open(path) as store:
+        expected = {k: store.lookup(k) for k in store.variants()["variant_key"].to_pylist()}
+    shutil.rmtree(path / LOOKUP_DIR)
+    with genoquery.open(path) as store:
+        assert store._lookup_table is None
+        assert all(store.lookup(k).equals(t) for k, t in expected.items())
+    report = verify(path)
+    assert not report.ok and "missing or unreadable" in report.problems[0]
+    con = duckdb.connect(str(path / "index.duckdb"))  # a store written before lookup files
+    con.execute("DROP TABLE lookup_files")
+    con.close()
+    with genoquery.open(path) as store:
+        assert store._lookup_table is None
+        assert all(store.lookup(k).equals(t) for k, t in expected.items())
+    assert verify(path).ok
+
+
+def test_unknown_keys_get_the_same_errors(appended) -> None:
+    with genoquery.open(appended) as store:
+        assert store._lookup_table is not None
+        with pytest.raises(QueryError, match="no variant at chr20:652; nearest: chr20-651-C-T"):
+            store.lookup("chr20-652-C-T")
+        at_651 = store.lookup("chr20-651-C-T")
+        with pytest.raises(QueryError, match="at chr20:651 it holds chr20-651-C-T"):
+            store.lookup("chr20-651-C-G")
+        with pytest.raises(QueryError, match="no variant at chr20:99999999999999"):
+            store.lookup(f"chr20-{10**14 - 1}-C-T")  # beyond the loci's 40 bits of POS
+        assert store.lookup("chr20-651-C-T", af_min=0).equals(at_651)  # filtered: the DuckDB path
+
+
+def test_verify_finds_lookup_files_that_differ_from_the_index(appended, tmp_path) -> None:
+    path = tmp_path / "s.gq"
+    shutil.copytree(appended, path)
+    arrow = next((path / LOOKUP_DIR).glob("*.arrow"))
+    table = pa.ipc.open_file(arrow).read_all()
+    changed = table.set_column(table.schema.get_field_index("ac"), "ac",
+                               pc.add(table["ac"], pa.scalar(1, table.schema.field("ac").type)))
+    with pa.OSFile(str(arrow), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(changed)
+    report = verify(path)
+    assert report.problems == [f"{LOOKUP_DIR}/{arrow.stem}.arrow: 322 rows of the index's variants are not in it "
+                               "and 322 of its rows are not in the index"]
+
+
+def test_leftover_lookup_files_are_deleted_by_the_next_change(appended, tmp_path) -> None:
+    path = tmp_path / "s.gq"
+    shutil.copytree(appended, path)
+    (path / LOOKUP_DIR / "variants-0123456789abcdef.arrow").write_bytes(b"killed writer")
+    kept = _files(path) - {"variants-0123456789abcdef.arrow"}
+    with genoquery.open(path) as store:
+        store.save_cohort("women", "sex_at_birth = 'Female'")
+    assert _files(path) == kept
