@@ -138,3 +138,27 @@ def test_a_withdrawal_shows_in_the_next_answer_cached_or_not(tmp_path) -> None:
     assert _stats(after["items"]) == _stats([r for r in expected_after if r["variant_key"] == key])
     assert after["items"][0]["ac"] < before["items"][0]["ac"]
     assert women.status_code == 200
+
+
+def test_a_cohort_asked_again_after_a_withdrawal_leaves_the_sample_out(tmp_path) -> None:
+    """The server keeps the members of filter cohorts per index: a withdrawal (a new index)
+    must not reuse them."""
+    import pandas as pd
+
+    from genoquery.ingest.withdraw import withdraw
+
+    served = tmp_path / "served.gq"
+    _ingest(served, CENTERS)
+    persons = pd.read_csv(checks.FIXTURE_PERSONS, sep="\t", dtype=str)
+    with genoquery.open(served) as s:
+        women = sorted(set(persons.loc[persons["sex_at_birth"] == "Female", "sample_id"]) & set(s.sample_ids))
+    srv = serve(served)
+    params = {"region": REGION, "cohort": FEMALE}
+    try:
+        with srv.client("ctl") as c:
+            sizes = [c.get("/api/v1/frequencies", params=params).json()["cohort_size"] for _ in range(2)]
+            withdraw(served, [women[0]], "consent withdrawn")
+            sizes.append(c.get("/api/v1/frequencies", params=params).json()["cohort_size"])
+    finally:
+        srv.stop()
+    assert sizes == [len(women), len(women), len(women) - 1]

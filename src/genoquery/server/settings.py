@@ -20,6 +20,8 @@ class Settings:
     ``max_page``: rows per page; ``max_genotype_calls``: calls per genotype request (use the VCF
     export beyond); ``pool``: read-only store connections per worker; ``lookup_cache``: answers of
     variant lookups by key kept per worker (about 1 kB each; emptied when the index is replaced);
+    ``cohort_cache``: members of this many filter-expression cohorts kept per worker (8 bytes per
+    member: 4 MB for half of 10^6 samples), so a cohort asked about region after region is resolved once;
     ``audit_fsync_s``: the audit log is fsynced this often (0: after every request);
     ``token_cache_s``: how long a token check is reused (a revocation takes effect within it)."""
 
@@ -32,6 +34,7 @@ class Settings:
     max_genotype_calls: int = 1_000_000
     pool: int = 4
     lookup_cache: int = 20_000
+    cohort_cache: int = 16
     audit_fsync_s: float = 0.2
     token_cache_s: float = 1.0
 
