@@ -16,12 +16,11 @@ lookup runs in DuckDB. A name is new for every rebuild and the index is committe
 files are written, so an index and the table it names always agree. A lookup touches
 ~log2(variants) pages of the locus file and one row of each column: memory stays what the
 OS page cache keeps, whatever the store's size. Cost on disk: the variants' columns again,
-~60 bytes per ALT allele plus its strings.
+~140 bytes per ALT allele (4.0 MB for 29,084 alleles; the index takes 27 MB).
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from genoquery.index.schema import INDEX_FILE, VARIANT_COLUMNS, open_index
+from genoquery.ingest.staging import fsync_path
 
 LOOKUP_DIR = "lookup"
 LOCUS_SHIFT = 40  # bits of POS in a locus (contigs up to 1.1 x 10^12 bp)
@@ -66,17 +66,9 @@ def write_lookup_table(con: duckdb.DuckDBPyConnection) -> None:
     loci.flush()
     del loci
     for path in (arrow_path, locus_path):
-        _fsync(path)
+        fsync_path(path)
     con.execute("DELETE FROM lookup_files")
     con.execute("INSERT INTO lookup_files VALUES (?, ?)", [name, n])
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def remove_unused_lookup_tables(store: Path) -> None:

@@ -24,7 +24,7 @@ from genoquery.index.schema import INDEX_FILE, open_index
 from genoquery.index.writer import IndexWriter
 from genoquery.ingest.pipeline import (BatchOptions, IngestPlan, batch_path, batches_of, build_batch,
                                        contig_renames, merged_contigs, order_sources, unique_sample_ids)
-from genoquery.ingest.staging import (BATCHES, check_batch_name, existing_store, fsync_dir, index_transaction,
+from genoquery.ingest.staging import (BATCHES, check_batch_name, existing_store, fsync_path, index_transaction,
                                       remove_leftovers, staging_name, write_lock)
 from genoquery.ingest.vcf_source import open_source
 from genoquery.ingest.zarr_writer import ChunkLayout
@@ -91,6 +91,6 @@ def _commit(path: Path, name: str, existing: dict, sources: list, ids: list[str]
                       f"{', '.join(str(s.path) for s in sources)}")
             index.finish(check_refs=not options.allow_ref_conflicts)
             os.rename(group, path / batch_path(name))
-            fsync_dir(path / BATCHES)
+            fsync_path(path / BATCHES)
     finally:
         shutil.rmtree(group, ignore_errors=True)

@@ -23,7 +23,7 @@ import zarr
 
 from genoquery.index.writer import IndexWriter, encoding_columns
 from genoquery.ingest.call_codes import HaploidPatterns, encode_block
-from genoquery.ingest.staging import (BATCHES, existing_store, fsync_dir, index_transaction, remove_leftovers,
+from genoquery.ingest.staging import (BATCHES, existing_store, fsync_path, index_transaction, remove_leftovers,
                                       staging_name, write_lock)
 from genoquery.ingest.variant_arrays import write_variant_arrays
 from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
@@ -84,7 +84,7 @@ def _compact_batch(index: IndexWriter, store: Path, batch: Batch, erase: np.ndar
         index.log("compact", f"batch {batch.name}: {len(erase)} withdrawn samples' genotypes erased, "
                   f"{batch.path.relative_to(store)} -> {relative}")
         os.rename(staged, store / relative)
-        fsync_dir(store / BATCHES)
+        fsync_path(store / BATCHES)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     return relative

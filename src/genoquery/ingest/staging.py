@@ -141,14 +141,14 @@ def index_transaction(store: Path) -> Iterator[Path]:
         shutil.copyfile(store / INDEX_FILE, copy)
         yield copy
         os.replace(copy, store / INDEX_FILE)
-        fsync_dir(store)
+        fsync_path(store)
     finally:
         copy.unlink(missing_ok=True)
         remove_unused_lookup_tables(store)
 
 
-def fsync_dir(path: Path) -> None:
-    """Make renames inside ``path`` durable."""
+def fsync_path(path: Path) -> None:
+    """Make a file's bytes, or the renames inside a directory, durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -195,7 +195,7 @@ def staged_store(target: str | os.PathLike, overwrite: bool = False) -> Iterator
             shutil.rmtree(retired, ignore_errors=True)
         else:
             os.rename(staging, target)
-        fsync_dir(target.parent)
+        fsync_path(target.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
