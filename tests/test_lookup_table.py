@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pysam.bcftools as bcftools
@@ -113,6 +114,31 @@ def test_without_lookup_files_lookups_go_to_duckdb(appended, tmp_path) -> None:
         assert store._lookup_table is None
         assert all(store.lookup(k).equals(t) for k, t in expected.items())
     assert verify(path).ok
+
+
+@pytest.mark.parametrize("damage", ["truncated arrow", "short locus"])
+def test_damaged_lookup_files_are_not_used_and_verify_says_so(appended, tmp_path, damage) -> None:
+    path = tmp_path / "s.gq"
+    shutil.copytree(appended, path)
+    with genoquery.open(path) as store:
+        expected = {k: store.lookup(k).to_pylist() for k in store.variants()["variant_key"].to_pylist()}
+    # replaced, not rewritten in place: answers given before still map the old bytes (as a
+    # store never rewrites its lookup files: a rebuild writes new ones)
+    if damage == "truncated arrow":
+        arrow = next((path / LOOKUP_DIR).glob("*.arrow"))
+        data = arrow.read_bytes()[:1000]
+        arrow.unlink()
+        arrow.write_bytes(data)
+    else:
+        loci = next((path / LOOKUP_DIR).glob("*.locus.npy"))
+        data = np.load(loci)[:-1]
+        loci.unlink()
+        np.save(loci, data)
+    with genoquery.open(path) as store:
+        assert store._lookup_table is None
+        assert all(store.lookup(k).to_pylist() == rows for k, rows in expected.items())
+    report = verify(path)
+    assert not report.ok and "missing or unreadable" in report.problems[0]
 
 
 def test_unknown_keys_get_the_same_errors(appended) -> None:

@@ -107,17 +107,17 @@ class LookupTable:
         self._rows = pa.ipc.open_file(pa.memory_map(str(arrow_path))).read_all()
         self._loci = np.load(locus_path, mmap_mode="r")
         if self._rows.num_rows != len(self._loci):
-            raise OSError(f"{arrow_path} and {locus_path} differ in length")
+            raise ValueError(f"{arrow_path} and {locus_path} differ in length")
 
     @classmethod
     def open(cls, con: duckdb.DuckDBPyConnection, store: Path) -> LookupTable | None:
-        """The lookup table the index of ``con`` names, or None (no name, or files gone)."""
+        """The lookup table the index of ``con`` names, or None (no name, files gone or damaged)."""
         name = lookup_table_name(con)
         if name is None:
             return None
         try:
             return cls(store / LOOKUP_DIR / f"{name}.arrow", store / LOOKUP_DIR / f"{name}.locus.npy")
-        except OSError:  # removed after a newer index was committed
+        except (OSError, ValueError):  # removed after a newer index was committed, or damaged
             return None
 
     @property
