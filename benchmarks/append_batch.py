@@ -25,6 +25,7 @@ from pathlib import Path
 import pysam
 import pysam.bcftools as bcftools
 
+from genoquery.simulate import simulate_cohort
 from peers import directory_size
 
 
@@ -33,8 +34,6 @@ def _cohort(workdir: Path, n_samples: int) -> Path:
     out = workdir / f"sim{n_samples}"
     vcf = out / "cohort.chr20.vcf.gz"
     if not vcf.exists():
-        from genoquery.simulate import simulate_cohort
-
         simulate_cohort(out, n_samples=n_samples, n_centers=2, sequence_length=1_000_000, seed=5, progress=True)
     return vcf
 
@@ -48,9 +47,11 @@ def _subset(vcf: Path, samples: list[str], out: Path) -> Path:
 
 
 # Runs the CLI, then writes the process's wchar (bytes passed to write calls) to argv[1].
-WRAPPER = ("import atexit, runpy, sys; out = sys.argv.pop(1); "
-           "atexit.register(lambda: open(out, 'w').write(next(l.split()[1] for l in open('/proc/self/io') "
-           "if l.startswith('wchar')))); sys.argv[0] = 'genoquery'; runpy.run_module('genoquery', run_name='__main__')")
+WRAPPER = (
+    "import atexit, runpy, sys; out = sys.argv.pop(1); "
+    "atexit.register(lambda: open(out, 'w').write(next(l.split()[1] for l in open('/proc/self/io') "
+    "if l.startswith('wchar')))); sys.argv[0] = 'genoquery'; runpy.run_module('genoquery', run_name='__main__')"
+)
 
 
 def _run(args: list[str]) -> tuple[float, int, int]:
@@ -76,7 +77,7 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     vcf = _cohort(args.workdir, max(args.base_samples) + args.batch_samples)
     ids = list(pysam.VariantFile(str(vcf)).header.samples)
-    batch = _subset(vcf, ids[-args.batch_samples:], args.workdir / f"batch{args.batch_samples}.vcf.gz")
+    batch = _subset(vcf, ids[-args.batch_samples :], args.workdir / f"batch{args.batch_samples}.vcf.gz")
     rows = []
     for n in args.base_samples:
         base = _subset(vcf, ids[:n], args.workdir / f"base{n}.vcf.gz")
@@ -91,8 +92,10 @@ def main() -> None:
     print("| store before | append time s | peak memory MiB | bytes written MB | batch group MB | index MB |")
     print("|---|---|---|---|---|---|")
     for n, seconds, peak, written, added, index in rows:
-        print(f"| {n:,} samples | {seconds:.1f} | {peak / 2**20:,.0f} | {written / 1e6:.1f} | {added / 1e6:.1f} | "
-              f"{index / 1e6:.1f} |")
+        print(
+            f"| {n:,} samples | {seconds:.1f} | {peak / 2**20:,.0f} | {written / 1e6:.1f} | {added / 1e6:.1f} | "
+            f"{index / 1e6:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -34,4 +34,3 @@ def timed_runs(n: int = RUNS) -> list[float]:
         workload()
         times.append(time.perf_counter() - start)
     return times
-

@@ -25,7 +25,7 @@ import platform
 import statistics
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BASELINE = Path(__file__).parent / "baseline.json"
@@ -33,8 +33,11 @@ BOUND = 5.0
 """A genoquery median may grow to BOUND x its baseline ratio to the calibration (README: why 5)."""
 MIN_SPEEDUP = 10.0
 """Cohort frequencies must beat bcftools view -S -r by this factor (README: measured 23-108x)."""
-PEERS = {f"benchmarks/test_bench_cohort.py::test_frequencies[{f}]":
-         f"benchmarks/test_bench_cohort.py::test_frequencies_bcftools[{f}]" for f in ("1%", "10%", "50%")}
+COHORT_BENCH = "benchmarks/test_bench_cohort.py"
+PEERS = {
+    f"{COHORT_BENCH}::test_frequencies[{f}]": f"{COHORT_BENCH}::test_frequencies_bcftools[{f}]"
+    for f in ("1%", "10%", "50%")
+}
 COMPARISONS = {"benchmarks/test_bench_lookup.py::test_lookup_key_in_memory_dict"}
 """Timings of designs genoquery does not use, kept for comparison and not checked (a 0.03-0.16 ms
 dict lookup moves by 5x between runs of a loaded machine)."""
@@ -43,9 +46,9 @@ dict lookup moves by 5x between runs of a loaded machine)."""
 @dataclass(frozen=True)
 class Check:
     name: str
-    kind: str        # latency, peer, missing, samples
-    value: float     # what was measured (normalised median, or speed-up over the peer)
-    limit: float     # the bound it is held to
+    kind: str  # latency, peer, missing, samples
+    value: float  # what was measured (normalised median, or speed-up over the peer)
+    limit: float  # the bound it is held to
     ok: bool
     detail: str
 
@@ -63,9 +66,11 @@ def run_samples(run: dict) -> int | None:
 def normalised(run: dict) -> dict[str, float]:
     """Each genoquery benchmark's median over its calibration (peers, comparisons and uncalibrated
     ones left out)."""
-    return {b["fullname"]: b["stats"]["median"] / b["extra_info"]["calibration_s"]
-            for b in sorted(run["benchmarks"], key=lambda b: b["fullname"])
-            if "calibration_s" in b["extra_info"] and b["fullname"] not in {*PEERS.values(), *COMPARISONS}}
+    return {
+        b["fullname"]: b["stats"]["median"] / b["extra_info"]["calibration_s"]
+        for b in sorted(run["benchmarks"], key=lambda b: b["fullname"])
+        if "calibration_s" in b["extra_info"] and b["fullname"] not in {*PEERS.values(), *COMPARISONS}
+    }
 
 
 def make_baseline(runs: list[dict], sources: list[str]) -> dict:
@@ -77,12 +82,13 @@ def make_baseline(runs: list[dict], sources: list[str]) -> dict:
     ratios = [normalised(run) for run in runs]
     cpu = runs[0].get("machine_info", {}).get("cpu", {}).get("brand_raw", "")
     return {
-        "made": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "made": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "sources": sources,
         "machine": f"{platform.machine()} {cpu}".strip(),
         "samples": sizes.pop(),
-        "ratios": {name: statistics.median(r[name] for r in ratios if name in r)
-                   for name in sorted(set().union(*ratios))},
+        "ratios": {
+            name: statistics.median(r[name] for r in ratios if name in r) for name in sorted(set().union(*ratios))
+        },
     }
 
 
@@ -92,35 +98,73 @@ def check(run: dict, baseline: dict, bound: float = BOUND, min_speedup: float = 
     ratios = normalised(run)
     samples = run_samples(run)
     if samples != baseline["samples"]:
-        return [Check("run", "samples", float(samples or 0), float(baseline["samples"]), False,
-                      f"run at {samples} samples, baseline at {baseline['samples']}: set GENOQUERY_BENCH_SAMPLES "
-                      f"or refresh the baseline (--update-baseline)")]
+        return [
+            Check(
+                "run",
+                "samples",
+                float(samples or 0),
+                float(baseline["samples"]),
+                False,
+                f"run at {samples} samples, baseline at {baseline['samples']}: set GENOQUERY_BENCH_SAMPLES "
+                f"or refresh the baseline (--update-baseline)",
+            )
+        ]
     checks = []
     for name, ratio in baseline["ratios"].items():
         if name not in ratios:
-            checks.append(Check(name, "missing", float("nan"), bound * ratio, False,
-                                "in the baseline, not in the run (or run without its calibration)"))
+            checks.append(
+                Check(
+                    name,
+                    "missing",
+                    float("nan"),
+                    bound * ratio,
+                    False,
+                    "in the baseline, not in the run (or run without its calibration)",
+                )
+            )
             continue
         value = ratios[name]
-        checks.append(Check(name, "latency", value, bound * ratio, value <= bound * ratio,
-                            f"{times[name] * 1e3:.2f} ms = {value / ratio:.2f} x baseline"))
+        checks.append(
+            Check(
+                name,
+                "latency",
+                value,
+                bound * ratio,
+                value <= bound * ratio,
+                f"{times[name] * 1e3:.2f} ms = {value / ratio:.2f} x baseline",
+            )
+        )
     for query, peer in PEERS.items():
         if query not in times or peer not in times:
             checks.append(Check(query, "missing", float("nan"), min_speedup, False, f"needs {query} and {peer}"))
             continue
         speedup = times[peer] / times[query]
-        checks.append(Check(query, "peer", speedup, min_speedup, speedup >= min_speedup,
-                            f"{speedup:.1f}x faster than bcftools ({times[peer]:.3f} s vs {times[query]:.3f} s)"))
+        checks.append(
+            Check(
+                query,
+                "peer",
+                speedup,
+                min_speedup,
+                speedup >= min_speedup,
+                f"{speedup:.1f}x faster than bcftools ({times[peer]:.3f} s vs {times[query]:.3f} s)",
+            )
+        )
     return checks
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", type=Path, nargs="+", metavar="RUN",
-                        help="pytest-benchmark --benchmark-json output (several only with --update-baseline)")
+    parser.add_argument(
+        "runs",
+        type=Path,
+        nargs="+",
+        metavar="RUN",
+        help="pytest-benchmark --benchmark-json output (several only with --update-baseline)",
+    )
     parser.add_argument("--baseline", type=Path, default=BASELINE)
-    parser.add_argument("--update-baseline", action="store_true",
-                        help="write the runs' ratios (median over the runs) as the baseline")
+    parser.add_argument(
+        "--update-baseline", action="store_true", help="write the runs' ratios (median over the runs) as the baseline"
+    )
     args = parser.parse_args(argv)
     runs = [json.loads(path.read_text()) for path in args.runs]
     if args.update_baseline:
@@ -134,10 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(c.name) for c in checks)
     for c in checks:
         need = ">=" if c.kind == "peer" else "<="
-        print(f"{'ok  ' if c.ok else 'FAIL'} {c.kind:8} {c.name:{width}} {c.value:10.4g} (needs {need} {c.limit:.4g}) "
-              f"{c.detail}")
+        print(
+            f"{'ok  ' if c.ok else 'FAIL'} {c.kind:8} {c.name:{width}} {c.value:10.4g} (needs {need} {c.limit:.4g}) "
+            f"{c.detail}"
+        )
     failed = [c for c in checks if not c.ok]
-    print(f"\n{len(checks) - len(failed)} of {len(checks)} checks passed" + (f"; {len(failed)} failed" if failed else ""))
+    print(
+        f"\n{len(checks) - len(failed)} of {len(checks)} checks passed" + (f"; {len(failed)} failed" if failed else "")
+    )
     return 1 if failed else 0
 
 

@@ -52,9 +52,14 @@ def cached_cohort(params: dict, cache: Path) -> CohortFiles:
         simulate_cohort(staging, **params)
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
-    return CohortFiles(target, tuple(sorted(target.glob("center*.vcf.gz"))),
-                       tuple(sorted(target.glob("cohort.*.vcf.gz"))), target / "persons.tsv",
-                       target / "conditions.tsv", target / "truth.json")
+    return CohortFiles(
+        target,
+        tuple(sorted(target.glob("center*.vcf.gz"))),
+        tuple(sorted(target.glob("cohort.*.vcf.gz"))),
+        target / "persons.tsv",
+        target / "conditions.tsv",
+        target / "truth.json",
+    )
 
 
 @pytest.fixture(autouse=True)

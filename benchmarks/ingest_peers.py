@@ -20,11 +20,13 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from peers import PeerFailed, directory_size, run_measured, tool_versions, warm_page_cache  # noqa: E402
+from genoquery.simulate import simulate_cohort
+from peers import PeerFailedError, directory_size, run_measured, tool_versions, warm_page_cache
 
 
-def ingest_commands(vcf: Path, work: Path, threads: int,
-                    persons: Path | None = None) -> dict[str, tuple[list[str], Path] | None]:
+def ingest_commands(
+    vcf: Path, work: Path, threads: int, persons: Path | None = None
+) -> dict[str, tuple[list[str], Path] | None]:
     """Each tool's command and the output it writes, or None when the tool is absent."""
     bindir = Path(sys.executable).parent
     vcf2zarr = bindir / "vcf2zarr"
@@ -32,10 +34,30 @@ def ingest_commands(vcf: Path, work: Path, threads: int,
     genoquery = [str(bindir / "genoquery"), "ingest", str(work / "gq"), str(vcf), "--quiet"]
     return {
         "genoquery": (genoquery + (["--persons", str(persons)] if persons else []), work / "gq"),
-        "plink2": ([plink2, "--vcf", str(vcf), "--make-pgen", "--threads", str(threads),
-                    "--allow-extra-chr", "--vcf-half-call", "missing", "--out", str(work / "pl" / "out")], work / "pl") if plink2 else None,
-        "vcf2zarr": ([str(vcf2zarr), "convert", "-p", str(threads), "--force", str(vcf), str(work / "vz.zarr")],
-                     work / "vz.zarr") if vcf2zarr.exists() else None,
+        "plink2": (
+            [
+                plink2,
+                "--vcf",
+                str(vcf),
+                "--make-pgen",
+                "--threads",
+                str(threads),
+                "--allow-extra-chr",
+                "--vcf-half-call",
+                "missing",
+                "--out",
+                str(work / "pl" / "out"),
+            ],
+            work / "pl",
+        )
+        if plink2
+        else None,
+        "vcf2zarr": (
+            [str(vcf2zarr), "convert", "-p", str(threads), "--force", str(vcf), str(work / "vz.zarr")],
+            work / "vz.zarr",
+        )
+        if vcf2zarr.exists()
+        else None,
     }
 
 
@@ -47,13 +69,12 @@ def measure_ingest(name: str, cmd: list[str], output: Path, timeout: float | Non
         output.mkdir()
     try:
         seconds, peak = run_measured(cmd, timeout)
-    except PeerFailed as failure:
+    except PeerFailedError as failure:
         return {"error": str(failure)}
     return {"seconds": seconds, "peak": peak, "bytes": directory_size(output)}
 
 
 def simulate(samples: int, length: int, out: Path) -> Path:
-    from genoquery.simulate import simulate_cohort
 
     files = simulate_cohort(out, n_samples=samples, n_centers=1, sequence_length=length, seed=7, progress=True)
     return Path(files.joint_vcfs[0])
@@ -81,8 +102,10 @@ def main() -> None:
         if "error" in result:
             print(f"{name}: {result['error']}")
         else:
-            print(f"{name}: {result['seconds']:.1f} s, peak {result['peak'] / 2**20:.0f} MiB, "
-                  f"{result['bytes'] / 1e6:.1f} MB on disk")
+            print(
+                f"{name}: {result['seconds']:.1f} s, peak {result['peak'] / 2**20:.0f} MiB, "
+                f"{result['bytes'] / 1e6:.1f} MB on disk"
+            )
     base = results["genoquery"].get("seconds")
     print("\n| tool | wall s | ratio to genoquery | peak MiB | MB on disk |\n|---|---|---|---|---|")
     for name, r in results.items():

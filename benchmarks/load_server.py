@@ -44,7 +44,12 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import numpy as np
+
+import genoquery
+from genoquery.index.phenotypes import import_table
+from genoquery.server.auth import create_token
 
 COHORT = "sex_at_birth = 'Female'"
 WRK_SCRIPT = r"""
@@ -152,9 +157,12 @@ def percentiles(ms: list[float], seconds: float) -> dict:
     if not ms:
         return {"requests": 0}
     a = np.asarray(ms)
-    return {"requests": len(a), "requests_per_s": round(len(a) / seconds, 1),
-            **{f"p{p}_ms": round(float(np.percentile(a, p)), 3) for p in (50, 90, 99)},
-            "max_ms": round(float(a.max()), 3)}
+    return {
+        "requests": len(a),
+        "requests_per_s": round(len(a) / seconds, 1),
+        **{f"p{p}_ms": round(float(np.percentile(a, p)), 3) for p in (50, 90, 99)},
+        "max_ms": round(float(a.max()), 3),
+    }
 
 
 # --------------------------------------------------------------------------- asyncio client
@@ -191,26 +199,48 @@ async def asyncio_phase(port: int, keys: list[str], token: str, args: argparse.N
         conn.close()
 
     started = time.perf_counter()
-    await asyncio.gather(client(0, "cohort_frequencies", args.cohort_rate),
-                         *(client(k, "lookup", rate) for k in range(1, args.clients)))
+    await asyncio.gather(
+        client(0, "cohort_frequencies", args.cohort_rate), *(client(k, "lookup", rate) for k in range(1, args.clients))
+    )
     seconds = time.perf_counter() - started
-    return {"seconds": round(seconds, 1), "errors": errors,
-            **{kind: percentiles(v, seconds) for kind, v in lat.items()}}
+    return {
+        "seconds": round(seconds, 1),
+        "errors": errors,
+        **{kind: percentiles(v, seconds) for kind, v in lat.items()},
+    }
 
 
 # --------------------------------------------------------------------------- wrk client
 
 
-def wrk_process(port: int, connections: int, duration: float, keys_file: Path, target: str, token: str,
-                interval_ms: float) -> subprocess.Popen:
+def wrk_process(
+    port: int, connections: int, duration: float, keys_file: Path, target: str, token: str, interval_ms: float
+) -> subprocess.Popen:
     """``wrk`` with :data:`WRK_SCRIPT` (written next to ``keys_file``): random keys of ``keys_file``,
     or ``target`` with the token."""
     script = keys_file.with_name("load.lua")
     script.write_text(WRK_SCRIPT)
-    return subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "30s",
-                             "-s", str(script), f"http://127.0.0.1:{port}",
-                             "--", str(keys_file), target, token, f"{interval_ms:g}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(duration))}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+            "--",
+            str(keys_file),
+            target,
+            token,
+            f"{interval_ms:g}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wrk_result(proc: subprocess.Popen) -> dict:
@@ -224,9 +254,10 @@ def wrk_result(proc: subprocess.Popen) -> dict:
 
 def wrk_phase(port: int, keys_file: Path, token: str, args: argparse.Namespace, rate: float | None) -> dict:
     cohort = f"/api/v1/frequencies?region={args.window}&cohort={quote(COHORT)}"
-    procs = {"lookup": wrk_process(port, args.clients - 1, args.duration, keys_file, "", "", 1000 / rate if rate else 0),
-             "cohort_frequencies": wrk_process(port, 1, args.duration, keys_file, cohort, token,
-                                               1000 / args.cohort_rate)}
+    procs = {
+        "lookup": wrk_process(port, args.clients - 1, args.duration, keys_file, "", "", 1000 / rate if rate else 0),
+        "cohort_frequencies": wrk_process(port, 1, args.duration, keys_file, cohort, token, 1000 / args.cohort_rate),
+    }
     results = {kind: wrk_result(p) for kind, p in procs.items()}
     errors: dict[str, int] = {}
     for r in results.values():
@@ -261,17 +292,34 @@ def measured(proc: subprocess.Popen, clients: int, run) -> dict:
     result = run()
     cpu = server_cpu_s(proc.pid) - before
     requests = sum(result[k].get("requests", 0) for k in ("lookup", "cohort_frequencies"))
-    return {"clients": clients, "requests": requests, "requests_per_s": round(requests / result["seconds"], 1),
-            **result, "server_cpu_s": round(cpu, 1),
-            "server_cpu_ms_per_request": round(cpu * 1000 / max(requests, 1), 3)}
+    return {
+        "clients": clients,
+        "requests": requests,
+        "requests_per_s": round(requests / result["seconds"], 1),
+        **result,
+        "server_cpu_s": round(cpu, 1),
+        "server_cpu_ms_per_request": round(cpu * 1000 / max(requests, 1), 3),
+    }
 
 
 def start_server(store: Path, workers: int) -> tuple[subprocess.Popen, int]:
-    import httpx
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "genoquery", "serve", str(store), "--port", str(port),
-                             "--workers", str(workers), "--budget", str(10**9)])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "genoquery",
+            "serve",
+            str(store),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--budget",
+            str(10**9),
+        ]
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -294,19 +342,29 @@ def wrk_version() -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--store", type=Path, required=True, help="a store (it is copied: tokens and audit go to the copy)")
+    parser.add_argument(
+        "--store", type=Path, required=True, help="a store (it is copied: tokens and audit go to the copy)"
+    )
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per phase")
     parser.add_argument("--clients", type=int, default=32, help="connections (one of them for cohort queries)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=1000.0, help="lookups/s of the fixed-rate phase")
     parser.add_argument("--cohort-rate", type=float, default=5.0, help="cohort frequency queries per second (about)")
     parser.add_argument("--window", default="chr20:100000-120000", help="region of the cohort frequency queries")
-    parser.add_argument("--persons", type=Path, help="a person table to import into the copy (the cohort "
-                        "queries need one with sex_at_birth)")
-    parser.add_argument("--keys", type=int, default=100_000, help="lookups draw from this many random variants "
-                        "of the store (fewer: a hot set the lookup cache holds)")
-    parser.add_argument("--client", choices=("wrk", "asyncio"), default=None,
-                        help="load generator (default: wrk when it is on PATH)")
+    parser.add_argument(
+        "--persons",
+        type=Path,
+        help="a person table to import into the copy (the cohort queries need one with sex_at_birth)",
+    )
+    parser.add_argument(
+        "--keys",
+        type=int,
+        default=100_000,
+        help="lookups draw from this many random variants of the store (fewer: a hot set the lookup cache holds)",
+    )
+    parser.add_argument(
+        "--client", choices=("wrk", "asyncio"), default=None, help="load generator (default: wrk when it is on PATH)"
+    )
     args = parser.parse_args(argv)
     if args.clients < 2:
         parser.error("--clients must be at least 2 (one sends the cohort queries)")
@@ -316,16 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.client == "wrk" and client is None:
         parser.error("wrk is not on PATH (Debian: apt-get install wrk)")
 
-    import genoquery
-    from genoquery.server.auth import create_token
-
     tmp = Path(tempfile.mkdtemp(prefix="gq-load-"))
     try:
         store = tmp / "served.gq"
         shutil.copytree(args.store, store)
         if args.persons:
-            from genoquery.index.phenotypes import import_table
-
             import_table(store, args.persons)
         with genoquery.open(store) as s:
             keys = s.variants()["variant_key"].to_pylist()
@@ -335,19 +388,26 @@ def main(argv: list[str] | None = None) -> int:
         token = create_token(store, "registered", "load-benchmark")
         proc, port = start_server(store, args.workers)
         try:
+
             def phase(rate: float | None):
                 if client:
                     return lambda: wrk_phase(port, keys_file, token, args, rate)
                 return lambda: asyncio.run(asyncio_phase(port, sample, token, args, rate))
 
             load_before = os.getloadavg()
-            result = {"store": str(args.store), "variants": len(keys), "keys_asked": len(sample),
-                      "workers": args.workers, "cpus": os.cpu_count(), "client": client or "asyncio",
-                      "saturation": measured(proc, args.clients, phase(None)),
-                      "fixed_rate": dict(target_per_s=args.rate, **measured(proc, args.clients, phase(args.rate))),
-                      "loadavg_before": [round(x, 2) for x in load_before],
-                      "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-                      "audit_lines": sum(1 for _ in (store / "audit.jsonl").open())}
+            result = {
+                "store": str(args.store),
+                "variants": len(keys),
+                "keys_asked": len(sample),
+                "workers": args.workers,
+                "cpus": os.cpu_count(),
+                "client": client or "asyncio",
+                "saturation": measured(proc, args.clients, phase(None)),
+                "fixed_rate": dict(target_per_s=args.rate, **measured(proc, args.clients, phase(args.rate))),
+                "loadavg_before": [round(x, 2) for x in load_before],
+                "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+                "audit_lines": sum(1 for _ in (store / "audit.jsonl").open()),
+            }
         finally:
             proc.terminate()
             proc.wait(30)

@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -15,12 +16,14 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+import httpx
 
-class PeerFailed(RuntimeError):
+
+class PeerFailedError(RuntimeError):
     """A measured command exited with an error (the message ends with its standard error)."""
 
 
-class TimedOut(PeerFailed):
+class TimedOutError(PeerFailedError):
     """A measured command was killed at its time limit."""
 
 
@@ -57,13 +60,17 @@ def run_measured(cmd: list[str], timeout: float | None = None) -> tuple[float, i
     The peak is the command's own rusage (``os.wait4``): the largest resident set of the
     command and of the descendants it waited for (a pipeline's or a process pool's largest
     member, not their sum). At ``timeout`` seconds the whole process group is killed and
-    :class:`TimedOut` raised; a non-zero exit raises :class:`PeerFailed`.
+    :class:`TimedOutError` raised; a non-zero exit raises :class:`PeerFailedError`.
     """
     with tempfile.TemporaryFile() as errors, tempfile.NamedTemporaryFile("r") as result:
         # stderr to a file, not a pipe: progress bars would fill a pipe and stall
         start = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-S", "-c", _WRAPPER, result.name, *cmd],
-                                stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-S", "-c", _WRAPPER, result.name, *cmd],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            start_new_session=True,
+        )
         timer = threading.Timer(timeout, _kill_group, (proc.pid,)) if timeout else None
         if timer:
             timer.start()
@@ -71,11 +78,12 @@ def run_measured(cmd: list[str], timeout: float | None = None) -> tuple[float, i
         if timer:
             timer.cancel()
         if code == -signal.SIGKILL and timeout and time.monotonic() - start >= timeout:
-            raise TimedOut(f"did not finish in {timeout:.0f} s")
+            raise TimedOutError(f"did not finish in {timeout:.0f} s")
         if code != 0:
             errors.seek(0)
-            raise PeerFailed(f"{Path(cmd[0]).name} failed ({code}): "
-                             f"{errors.read().decode(errors='replace')[-2000:]}")
+            raise PeerFailedError(
+                f"{Path(cmd[0]).name} failed ({code}): {errors.read().decode(errors='replace')[-2000:]}"
+            )
         elapsed, maxrss = result.read().split()
     return float(elapsed), int(maxrss) * 1024
 
@@ -118,14 +126,19 @@ def tool_versions() -> dict[str, str]:
 
 def machine() -> str:
     """One line: cores, memory, CPU model, kernel, Python and the current load average."""
-    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in
-                                                 Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)}
-    memory = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
+    fields = {
+        k.strip(): v.strip()
+        for k, v in (line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+    }
+    memory = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} cores ({fields.get('model name', platform.processor())}), "
-            f"{memory / 2**20:.1f} GiB RAM, Linux {platform.release()}, Python {platform.python_version()}; "
-            f"load average {load}")
+    return (
+        f"{os.cpu_count()} cores ({fields.get('model name', platform.processor())}), "
+        f"{memory / 2**20:.1f} GiB RAM, Linux {platform.release()}, Python {platform.python_version()}; "
+        f"load average {load}"
+    )
 
 
 class Server:
@@ -133,18 +146,20 @@ class Server:
     returns its peak resident memory in bytes (``os.wait4``)."""
 
     def __init__(self, store: Path, *options: str) -> None:
-        import socket
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "genoquery", "serve", str(store), "--port", str(port),
-                                      *options], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "genoquery", "serve", str(store), "--port", str(port), *options],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self._wait_healthy()
 
     def _wait_healthy(self) -> None:
-        import httpx
 
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and self.proc.poll() is None:
@@ -154,7 +169,7 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.2)
         self.stop()
-        raise PeerFailed(f"genoquery serve did not start: {self.proc.stderr.read()[-2000:]}")
+        raise PeerFailedError(f"genoquery serve did not start: {self.proc.stderr.read()[-2000:]}")
 
     def stop(self) -> int:
         if self.proc.poll() is None:

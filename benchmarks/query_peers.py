@@ -32,12 +32,12 @@ import numpy as np
 import genoquery
 
 sys.path.insert(0, str(Path(__file__).parent))
-from peers import PeerFailed, run_measured  # noqa: E402
+from peers import PeerFailedError, run_measured
 
 
 def wall(cmd: list[str], repeat: int, timeout: float | None = None) -> tuple[float, int]:
     """Median wall seconds and largest peak resident bytes of running ``cmd`` ``repeat`` times
-    (output discarded; :class:`peers.TimedOut` past ``timeout`` seconds per run)."""
+    (output discarded; :class:`peers.TimedOutError` past ``timeout`` seconds per run)."""
     runs = [run_measured(cmd, timeout) for _ in range(repeat)]
     return statistics.median(s for s, _ in runs), max(p for _, p in runs)
 
@@ -59,19 +59,38 @@ def draw_cohort(store: genoquery.Store, fraction: float, seed: int) -> list[str]
     return sorted(rng.choice(ids, size=max(1, int(len(ids) * fraction)), replace=False).tolist())
 
 
-def frequency_commands(store_path: Path, region: str, keep: Path, vcf: Path, pfile: str | None,
-                       out: Path) -> dict[str, list[str]]:
+def frequency_commands(
+    store_path: Path, region: str, keep: Path, vcf: Path, pfile: str | None, out: Path
+) -> dict[str, list[str]]:
     """The child-process ways to get the cohort in ``keep``'s AC/AN/AF over ``region``: genoquery's
     CLI, then plink2 and bcftools when installed (plink2 only with a ``pfile``)."""
     bindir = Path(sys.executable).parent
-    commands = {"genoquery query frequencies (CLI)": [
-        str(bindir / "genoquery"), "query", str(store_path), "frequencies", region, "--cohort", f"@{keep}"]}
+    commands = {
+        "genoquery query frequencies (CLI)": [
+            str(bindir / "genoquery"),
+            "query",
+            str(store_path),
+            "frequencies",
+            region,
+            "--cohort",
+            f"@{keep}",
+        ]
+    }
     if pfile and shutil.which("plink2"):
-        commands["plink2 --keep --freq"] = ["plink2", "--pfile", pfile, "--keep", str(keep), "--freq",
-                                            "--threads", "2", "--out", str(out / "freq")]
+        commands["plink2 --keep --freq"] = [
+            "plink2",
+            "--pfile",
+            pfile,
+            "--keep",
+            str(keep),
+            "--freq",
+            "--threads",
+            "2",
+            "--out",
+            str(out / "freq"),
+        ]
     if shutil.which("bcftools"):
-        pipeline = (f"bcftools view -S {keep} -r {region} -Ou {vcf} | "
-                    f"bcftools +fill-tags -Ou -- -t AC,AN,AF > /dev/null")
+        pipeline = f"bcftools view -S {keep} -r {region} -Ou {vcf} | bcftools +fill-tags -Ou -- -t AC,AN,AF > /dev/null"
         commands["bcftools view -S -r | +fill-tags"] = ["bash", "-o", "pipefail", "-c", pipeline]
     return commands
 
@@ -87,15 +106,26 @@ def carrier_probes(store: genoquery.Store, region: str) -> dict[str, dict]:
     af = np.where(biallelic, variants["af"].to_numpy(zero_copy_only=False), np.nan)
     rare = int(np.flatnonzero(biallelic & (ac == 1))[0])
     common = int(np.nanargmax(af))
-    return {"rare (AC=1)": variants.slice(rare, 1).to_pylist()[0],
-            "most common": variants.slice(common, 1).to_pylist()[0]}
+    return {
+        "rare (AC=1)": variants.slice(rare, 1).to_pylist()[0],
+        "most common": variants.slice(common, 1).to_pylist()[0],
+    }
 
 
 def carrier_command(vcf: Path, variant: dict) -> list[str]:
     """bcftools listing the samples that carry ``variant`` (a biallelic site)."""
     where = f'REF="{variant["ref"]}" && ALT="{variant["alt"]}" && GT="alt"'
-    return ["bcftools", "query", "-r", f"{variant['contig']}:{variant['pos']}", "-i", where,
-            "-f", "[%SAMPLE\\t%GT\\n]", str(vcf)]
+    return [
+        "bcftools",
+        "query",
+        "-r",
+        f"{variant['contig']}:{variant['pos']}",
+        "-i",
+        where,
+        "-f",
+        "[%SAMPLE\\t%GT\\n]",
+        str(vcf),
+    ]
 
 
 def main() -> None:
@@ -119,7 +149,7 @@ def main() -> None:
     for name, cmd in frequency_commands(args.store, args.region, keep, args.vcf, args.pfile, work).items():
         try:
             rows[name] = wall(cmd, 1 if name.startswith("bcftools") else args.repeat, args.timeout)[0]
-        except PeerFailed as failure:
+        except PeerFailedError as failure:
             print(f"{name}: {failure}")
     base = rows["genoquery (in-process)"]
     print("\n| cohort AF over the region | median s | ratio to genoquery in-process |\n|---|---|---|")
@@ -127,7 +157,7 @@ def main() -> None:
         print(f"| {name} | {seconds:.3f} | {seconds / base:.1f} |")
     print("\n| carriers of one variant | genoquery median ms | bcftools query s |\n|---|---|---|")
     for label, variant in carrier_probes(store, args.region).items():
-        ms = in_process(lambda: store.carriers(variant["variant_key"]), max(args.repeat, 50)) * 1e3
+        ms = in_process(lambda: store.carriers(variant["variant_key"]), max(args.repeat, 50)) * 1e3  # noqa: B023 - called at once, in this iteration
         peer = f"{wall(carrier_command(args.vcf, variant), 3)[0]:.3f}" if shutil.which("bcftools") else "absent"
         print(f"| {label} {variant['variant_key']} | {ms:.2f} | {peer} |")
     shutil.rmtree(work)

@@ -34,16 +34,27 @@ import json
 import os
 import shutil
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import genoquery
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ingest_peers import ingest_commands, measure_ingest  # noqa: E402
-from peers import PeerFailed, Server, machine, run_measured, tool_versions, warm_page_cache  # noqa: E402
-from query_peers import (carrier_command, carrier_probes, draw_cohort, frequency_commands,  # noqa: E402
-                         in_process, wall)
+import httpx
+import pyarrow.csv as pacsv
+from cyvcf2 import VCF
+
+from genoquery.server.auth import create_token
+from ingest_peers import ingest_commands, measure_ingest
+from peers import PeerFailedError, Server, machine, run_measured, tool_versions, warm_page_cache
+from query_peers import (
+    carrier_command,
+    carrier_probes,
+    draw_cohort,
+    frequency_commands,
+    in_process,
+    wall,
+)
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
 PEERS = ("plink2", "bcftools", "vcf2zarr")
@@ -63,7 +74,7 @@ class Run:
             saved = {}
         self.rows: list[dict] = saved.get("rows", [])
         self.signature = signature
-        self.started = saved.get("started", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        self.started = saved.get("started", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
         self.machine_at_start = saved.get("machine_at_start", machine())
 
     def done(self, question: str, tool: str) -> dict | None:
@@ -73,24 +84,31 @@ class Run:
         row["load"] = round(os.getloadavg()[0], 1)  # 1-minute load average when the measurement ended
         self.rows = [r for r in self.rows if (r["question"], r["tool"]) != (row["question"], row["tool"])]
         self.rows.append(row)
-        self.path.write_text(json.dumps({"signature": self.signature, "started": self.started,
-                                         "machine_at_start": self.machine_at_start, "rows": self.rows}, indent=1))
+        self.path.write_text(
+            json.dumps(
+                {
+                    "signature": self.signature,
+                    "started": self.started,
+                    "machine_at_start": self.machine_at_start,
+                    "rows": self.rows,
+                },
+                indent=1,
+            )
+        )
         shown = {k: v for k, v in row.items() if k not in ("question", "tool")}
         print(f"{row['question']} | {row['tool']}: {shown}", flush=True)
         return row
 
     def load_range(self) -> str:
         loads = [r["load"] for r in self.rows if "load" in r]
-        return (f" 1-minute load average as each measurement ended: {min(loads)}-{max(loads)}."
-                if loads else "")
+        return f" 1-minute load average as each measurement ended: {min(loads)}-{max(loads)}." if loads else ""
 
     def table(self) -> str:
         base: dict[str, float] = {}
         for r in self.rows:
             if r["tool"].startswith("genoquery") and "seconds" in r:
                 base.setdefault(r["question"], r["seconds"])
-        lines = ["| question | tool | median | peak MiB | on disk | ratio to genoquery |",
-                 "|---|---|---|---|---|---|"]
+        lines = ["| question | tool | median | peak MiB | on disk | ratio to genoquery |", "|---|---|---|---|---|---|"]
         first: dict[str, int] = {}
         for i, r in enumerate(self.rows):
             first.setdefault(r["question"], i)
@@ -114,26 +132,31 @@ def write_section(run: Run, samples: int, command: str, complete: bool, versions
     """Replace (or append) the section "Scale run, N samples" of RESULTS.md."""
     title = f"## Scale run, {samples:,} samples (`benchmarks/scale.py`)"
     status = "complete" if complete else "in progress (steps still to run are missing)"
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = "\n\n".join([
-        title,
-        f"`{command}`: first started {run.started} (a rerun resumes), {status}; written {now}.",
-        f"Machine at start: {run.machine_at_start}. At this writing: {machine()}.{run.load_range()}",
-        "Tools: " + "; ".join(f"{k} {v}" for k, v in versions.items()) + ".",
-        run.table(),
-        "In-process medians are `Store` calls after one warm-up call (their peak memory is not "
-        "separated from the process's: the CLI row asks the same question in a fresh process). Child "
-        "processes' peaks are their `os.wait4` maximum resident set (a pipeline's or a process pool's "
-        "largest member). Ratios divide by genoquery's first row of the same question. The server rows "
-        "are round trips of one httpx client on loopback; their peak is the server process's.",
-    ]) + "\n"
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = (
+        "\n\n".join(
+            [
+                title,
+                f"`{command}`: first started {run.started} (a rerun resumes), {status}; written {now}.",
+                f"Machine at start: {run.machine_at_start}. At this writing: {machine()}.{run.load_range()}",
+                "Tools: " + "; ".join(f"{k} {v}" for k, v in versions.items()) + ".",
+                run.table(),
+                "In-process medians are `Store` calls after one warm-up call (their peak memory is not "
+                "separated from the process's: the CLI row asks the same question in a fresh process). Child "
+                "processes' peaks are their `os.wait4` maximum resident set (a pipeline's or a process pool's "
+                "largest member). Ratios divide by genoquery's first row of the same question. The server rows "
+                "are round trips of one httpx client on loopback; their peak is the server process's.",
+            ]
+        )
+        + "\n"
+    )
     text = RESULTS.read_text()
     start = text.find(title)
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + body
     else:
         end = text.find("\n## ", start + len(title))
-        rest = text[end + 1:] if end >= 0 else ""
+        rest = text[end + 1 :] if end >= 0 else ""
         text = text[:start] + body + ("\n" + rest if rest else "")
     RESULTS.write_text(text)
 
@@ -149,12 +172,33 @@ def cohort_input(args) -> tuple[Path, Path | None, dict | None]:
     vcf, persons = out / "cohort.chr20.vcf.gz", out / "persons.tsv"
     if truth.exists() and params.items() <= json.loads(truth.read_text())["parameters"].items():
         return vcf, persons, None
-    cmd = [str(Path(sys.executable).parent / "genoquery"), "simulate", str(out), "--samples", str(args.samples),
-           "--centers", "3", "--length", str(args.length), "--seed", str(args.seed), "--quiet"]
+    cmd = [
+        str(Path(sys.executable).parent / "genoquery"),
+        "simulate",
+        str(out),
+        "--samples",
+        str(args.samples),
+        "--centers",
+        "3",
+        "--length",
+        str(args.length),
+        "--seed",
+        str(args.seed),
+        "--quiet",
+    ]
     seconds, peak = run_measured(cmd)
-    return vcf, persons, {"question": "simulate", "tool": "genoquery simulate", "seconds": seconds, "peak": peak,
-                          "bytes": vcf.stat().st_size,
-                          "note": "3 centers, chr20 and chrX; on disk: the joint chr20 VCF.gz"}
+    return (
+        vcf,
+        persons,
+        {
+            "question": "simulate",
+            "tool": "genoquery simulate",
+            "seconds": seconds,
+            "peak": peak,
+            "bytes": vcf.stat().st_size,
+            "note": "3 centers, chr20 and chrX; on disk: the joint chr20 VCF.gz",
+        },
+    )
 
 
 def ingest(run: Run, name: str, spec, timeout: float, samples: int) -> dict:
@@ -165,8 +209,10 @@ def ingest(run: Run, name: str, spec, timeout: float, samples: int) -> dict:
     row = {"question": "ingest", "tool": name, **measure_ingest(name, *spec, timeout)}
     if name == "genoquery":
         bound = BLOCKS_IN_FLIGHT * BLOCK_SITES * samples * BYTES_PER_CALL
-        row["note"] = (f"chunk buffers {BLOCKS_IN_FLIGHT} × {BLOCK_SITES} sites × samples × "
-                       f"{BYTES_PER_CALL} B = {bound / 2**20:,.0f} MiB")
+        row["note"] = (
+            f"chunk buffers {BLOCKS_IN_FLIGHT} x {BLOCK_SITES} sites x samples x "
+            f"{BYTES_PER_CALL} B = {bound / 2**20:,.0f} MiB"
+        )
     return run.add(row)
 
 
@@ -178,22 +224,24 @@ def measured(run: Run, question: str, tool: str, measure) -> dict:
     row = {"question": question, "tool": tool}
     try:
         result = measure()
-    except PeerFailed as failure:
+    except PeerFailedError as failure:
         row["error"] = str(failure)
     else:
-        row.update(zip(("seconds", "peak"), result if isinstance(result, tuple) else (result,)))
+        row.update(zip(("seconds", "peak"), result if isinstance(result, tuple) else (result,), strict=True))
     return run.add(row)
 
 
 def phenotype_file(persons: Path, out: Path) -> Path:
     """plink2's phenotype file (#IID, TRAIT) from the person table."""
-    import pyarrow.csv as pacsv
 
-    table = pacsv.read_csv(persons, parse_options=pacsv.ParseOptions(delimiter="\t"),
-                           convert_options=pacsv.ConvertOptions(include_columns=["sample_id", TRAIT]))
+    table = pacsv.read_csv(
+        persons,
+        parse_options=pacsv.ParseOptions(delimiter="\t"),
+        convert_options=pacsv.ConvertOptions(include_columns=["sample_id", TRAIT]),
+    )
     with out.open("w") as f:
         f.write(f"#IID\t{TRAIT}\n")
-        for sample, value in zip(table["sample_id"].to_pylist(), table[TRAIT].to_pylist()):
+        for sample, value in zip(table["sample_id"].to_pylist(), table[TRAIT].to_pylist(), strict=True):
             f.write(f"{sample}\t{'NA' if value is None else value}\n")
     return out
 
@@ -208,61 +256,141 @@ def questions(run: Run, args, store_path: Path, vcf: Path, pfile: str | None, pe
     with genoquery.open(store_path) as store:
         variants = store.variants()
         region = variants["contig"][0].as_py()  # the VCF's one contig, whole
-        named = [v for v in variants.select(["contig", "pos", "id", "variant_key"]).to_pylist()
-                 if v["id"] and ";" not in v["id"]]
+        named = [
+            v
+            for v in variants.select(["contig", "pos", "id", "variant_key"]).to_pylist()
+            if v["id"] and ";" not in v["id"]
+        ]
         probe = named[len(named) // 2]
         q = f"variant lookup by key, p50 ({probe['variant_key']})"
         measured(run, q, "genoquery Store.lookup", lambda: in_process(lambda: store.lookup(probe["variant_key"]), 200))
-        measured(run, q, "genoquery query variant (CLI)",
-                 lambda: wall([gq_cli, "query", str(store_path), "variant", probe["variant_key"]], args.repeat))
+        measured(
+            run,
+            q,
+            "genoquery query variant (CLI)",
+            lambda: wall([gq_cli, "query", str(store_path), "variant", probe["variant_key"]], args.repeat),
+        )
         if use_bcftools:
-            measured(run, q, "bcftools view -G -r POS (INFO AC/AN)", lambda: wall(
-                ["bcftools", "view", "-H", "-G", "-r", f"{probe['contig']}:{probe['pos']}", str(vcf)],
-                args.repeat, limit))
+            measured(
+                run,
+                q,
+                "bcftools view -G -r POS (INFO AC/AN)",
+                lambda: wall(
+                    ["bcftools", "view", "-H", "-G", "-r", f"{probe['contig']}:{probe['pos']}", str(vcf)],
+                    args.repeat,
+                    limit,
+                ),
+            )
         if pfile:
-            measured(run, q, f"plink2 --snp {probe['id']} --freq", lambda: wall(
-                ["plink2", "--pfile", pfile, "--snp", probe["id"], "--freq", "--threads", str(args.threads),
-                 "--out", str(work / "snp")], args.repeat, limit))
+            measured(
+                run,
+                q,
+                f"plink2 --snp {probe['id']} --freq",
+                lambda: wall(
+                    [
+                        "plink2",
+                        "--pfile",
+                        pfile,
+                        "--snp",
+                        probe["id"],
+                        "--freq",
+                        "--threads",
+                        str(args.threads),
+                        "--out",
+                        str(work / "snp"),
+                    ],
+                    args.repeat,
+                    limit,
+                ),
+            )
 
         bcftools_gave_up = None
         for fraction in FRACTIONS:
             cohort = draw_cohort(store, fraction, args.seed)
             keep = work / f"cohort-{fraction}.txt"
             keep.write_text("".join(f"{s}\n" for s in cohort))
-            q = (f"cohort AC/AN/AF, random {fraction:.0%} ({len(cohort):,} samples), "
-                 f"{region} ({variants.num_rows:,} alleles)")
-            measured(run, q, "genoquery Store.frequencies",
-                     lambda: in_process(lambda: store.frequencies(region, cohort=cohort), args.repeat))
+            q = (
+                f"cohort AC/AN/AF, random {fraction:.0%} ({len(cohort):,} samples), "
+                f"{region} ({variants.num_rows:,} alleles)"
+            )
+            measured(
+                run,
+                q,
+                "genoquery Store.frequencies",
+                lambda: in_process(lambda: store.frequencies(region, cohort=cohort), args.repeat),  # noqa: B023 - called at once, in this iteration
+            )
             for tool, cmd in frequency_commands(store_path, region, keep, vcf, pfile, work).items():
                 if not tool.startswith("bcftools"):
-                    measured(run, q, tool, lambda: wall(cmd, args.repeat, limit))
+                    measured(run, q, tool, lambda: wall(cmd, args.repeat, limit))  # noqa: B023 - called at once, in this iteration
                 elif use_bcftools and bcftools_gave_up:
-                    run.add({"question": q, "tool": tool,
-                             "error": f"not run: did not finish in {limit:.0f} s for {bcftools_gave_up}"})
-                elif use_bcftools and "error" in measured(run, q, tool, lambda: wall(cmd, 1, limit)):
+                    run.add(
+                        {
+                            "question": q,
+                            "tool": tool,
+                            "error": f"not run: did not finish in {limit:.0f} s for {bcftools_gave_up}",
+                        }
+                    )
+                elif use_bcftools and "error" in measured(run, q, tool, lambda: wall(cmd, 1, limit)):  # noqa: B023 - called at once, in this iteration
                     bcftools_gave_up = f"the {fraction:.0%} cohort"
 
         for label, variant in carrier_probes(store, region).items():
             key = variant["variant_key"]
             q = f"carriers of a {label} variant ({key}, AF {variant['af']:.3g})"
-            measured(run, q, "genoquery Store.carriers",
-                     lambda: in_process(lambda: store.carriers(key), 50 if variant["ac"] == 1 else args.repeat))
-            measured(run, q, "genoquery query carriers (CLI)",
-                     lambda: wall([gq_cli, "query", str(store_path), "carriers", key], args.repeat, limit))
+            measured(
+                run,
+                q,
+                "genoquery Store.carriers",
+                lambda: in_process(lambda: store.carriers(key), 50 if variant["ac"] == 1 else args.repeat),  # noqa: B023 - called at once, in this iteration
+            )
+            measured(
+                run,
+                q,
+                "genoquery query carriers (CLI)",
+                lambda: wall([gq_cli, "query", str(store_path), "carriers", key], args.repeat, limit),  # noqa: B023 - called at once, in this iteration
+            )
             if use_bcftools:
-                measured(run, q, "bcftools query -r POS -i 'GT=\"alt\"'",
-                         lambda: wall(carrier_command(vcf, variant), args.repeat, limit))
+                measured(
+                    run,
+                    q,
+                    "bcftools query -r POS -i 'GT=\"alt\"'",
+                    lambda: wall(carrier_command(vcf, variant), args.repeat, limit),  # noqa: B023 - called at once, in this iteration
+                )
 
         served(run, store_path, region, probe["variant_key"], args.repeat)
         q = f"association, {TRAIT} ~ each variant of {region}"
         call = f"import genoquery; genoquery.open({str(store_path)!r}).associate({TRAIT!r}, region={region!r})"
-        measured(run, q, "genoquery Store.associate (new process)",  # a time limit and a peak of its own
-                 lambda: wall([sys.executable, "-c", call], 1, limit))
+        measured(
+            run,
+            q,
+            "genoquery Store.associate (new process)",  # a time limit and a peak of its own
+            lambda: wall([sys.executable, "-c", call], 1, limit),
+        )
         if pfile and persons:
             pheno = phenotype_file(persons, work / "pheno.tsv")
-            measured(run, q, "plink2 --glm allow-no-covars", lambda: wall(
-                ["plink2", "--pfile", pfile, "--pheno", str(pheno), "--pheno-name", TRAIT, "--glm",
-                 "allow-no-covars", "--threads", str(args.threads), "--out", str(work / "glm")], 1, limit))
+            measured(
+                run,
+                q,
+                "plink2 --glm allow-no-covars",
+                lambda: wall(
+                    [
+                        "plink2",
+                        "--pfile",
+                        pfile,
+                        "--pheno",
+                        str(pheno),
+                        "--pheno-name",
+                        TRAIT,
+                        "--glm",
+                        "allow-no-covars",
+                        "--threads",
+                        str(args.threads),
+                        "--out",
+                        str(work / "glm"),
+                    ],
+                    1,
+                    limit,
+                ),
+            )
 
 
 def served(run: Run, store_path: Path, region: str, key: str, repeat: int) -> None:
@@ -272,18 +400,20 @@ def served(run: Run, store_path: Path, region: str, key: str, repeat: int) -> No
     cohort_q = f"server: frequencies of {SERVER_COHORT} over {region} (registered token, first page)"
     if run.done(lookup_q, "genoquery serve") and run.done(cohort_q, "genoquery serve"):
         return
-    import httpx
-
-    from genoquery.server.auth import create_token
 
     token = create_token(store_path, "registered", f"scale-{os.getpid()}")
     server = Server(store_path, "--budget", str(10**9))
     try:
         with httpx.Client(base_url=server.url, timeout=None) as client:
             lookup = in_process(lambda: client.get(f"/api/v1/variants/{key}").raise_for_status(), 200)
-            cohort = in_process(lambda: client.get(
-                "/api/v1/frequencies", params={"region": region, "cohort": SERVER_COHORT},
-                headers={"Authorization": f"Bearer {token}"}).raise_for_status(), repeat)
+            cohort = in_process(
+                lambda: client.get(
+                    "/api/v1/frequencies",
+                    params={"region": region, "cohort": SERVER_COHORT},
+                    headers={"Authorization": f"Bearer {token}"},
+                ).raise_for_status(),
+                repeat,
+            )
     finally:
         peak = server.stop()
     run.add({"question": lookup_q, "tool": "genoquery serve", "seconds": lookup, "peak": peak})
@@ -315,12 +445,20 @@ def main() -> None:
     command = "python benchmarks/scale.py " + " ".join(sys.argv[1:])
 
     vcf, persons, simulated = cohort_input(args)
-    from cyvcf2 import VCF
 
     samples = len(VCF(str(vcf)).samples)
     stat = vcf.stat()
-    run = Run(args.workdir, {"vcf": str(vcf.resolve()), "bytes": stat.st_size, "mtime": stat.st_mtime,
-                             "persons": str(persons), "seed": args.seed}, args.fresh)
+    run = Run(
+        args.workdir,
+        {
+            "vcf": str(vcf.resolve()),
+            "bytes": stat.st_size,
+            "mtime": stat.st_mtime,
+            "persons": str(persons),
+            "seed": args.seed,
+        },
+        args.fresh,
+    )
     if simulated:
         run.add(simulated)
 

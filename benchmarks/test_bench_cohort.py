@@ -14,13 +14,15 @@ import os
 
 import numpy as np
 import pysam.bcftools
+
 from conftest import REGION
 
 
 def test_frequencies(benchmark, store, chr20, random_cohort):
     """Exact AC/AN/AF of every allele of chr20's 1 Mb for a random 1%, 10% or 50% of the samples."""
-    table = benchmark.pedantic(store.frequencies, args=(REGION,), kwargs={"cohort": random_cohort},
-                               rounds=7, warmup_rounds=1)
+    table = benchmark.pedantic(
+        store.frequencies, args=(REGION,), kwargs={"cohort": random_cohort}, rounds=7, warmup_rounds=1
+    )
     assert table.num_rows == chr20.num_rows
     assert int(np.asarray(table["an"]).max()) <= 2 * len(random_cohort)
 
@@ -31,13 +33,18 @@ def test_frequencies_bcftools(benchmark, cohort, random_cohort, tmp_path):
     keep = tmp_path / "cohort.txt"
     keep.write_text("".join(f"{s}\n" for s in random_cohort))
     chr20_vcf = next(str(p) for p in cohort.joint_vcfs if p.name == f"cohort.{REGION}.vcf.gz")
-    benchmark.pedantic(pysam.bcftools.view, args=("-S", str(keep), "-r", REGION, "-Ou", "-o", os.devnull,
-                                                  chr20_vcf), rounds=2, iterations=1)
+    benchmark.pedantic(
+        pysam.bcftools.view,
+        args=("-S", str(keep), "-r", REGION, "-Ou", "-o", os.devnull, chr20_vcf),
+        rounds=2,
+        iterations=1,
+    )
 
 
 def test_frequencies_by_ancestry_in_cohort(benchmark, store, random_cohort):
-    table = benchmark.pedantic(store.frequencies, args=(REGION,), kwargs={"cohort": random_cohort, "by": "ancestry"},
-                               rounds=5, warmup_rounds=1)
+    table = benchmark.pedantic(
+        store.frequencies, args=(REGION,), kwargs={"cohort": random_cohort, "by": "ancestry"}, rounds=5, warmup_rounds=1
+    )
     assert "ancestry" in table.column_names
 
 
@@ -51,8 +58,7 @@ def test_carriers_rare_variant(benchmark, store, chr20):
 def test_carriers_common_variant(benchmark, store, chr20):
     """Carriers of the most common variant: its dense 2-bit codes for every sample."""
     row = int(np.nanargmax(chr20["af"].to_numpy(zero_copy_only=False)))
-    table = benchmark.pedantic(store.carriers, args=(chr20["variant_key"][row].as_py(),), rounds=50,
-                               warmup_rounds=2)
+    table = benchmark.pedantic(store.carriers, args=(chr20["variant_key"][row].as_py(),), rounds=50, warmup_rounds=2)
     assert table.num_rows > 0
 
 

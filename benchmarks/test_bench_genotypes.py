@@ -25,6 +25,7 @@ def test_genotype_slice(benchmark, store, hundred):
 
 def test_export_vcf_gz(benchmark, store, tmp_path):
     """100 kb of every sample's genotypes written as bgzipped VCF."""
+
     def run():
         return store.export_vcf(tmp_path / f"slice{next(_runs)}.vcf.gz", region=SLICE)
 

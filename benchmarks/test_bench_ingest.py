@@ -11,9 +11,11 @@ _runs = itertools.count()
 
 def test_ingest(benchmark, cohort, tmp_path):
     """Ingest the joint chr20 + chrX files with the person table."""
+
     def run():
-        return genoquery.ingest(tmp_path / f"s{next(_runs)}.gq", cohort.joint_vcfs,
-                                persons=cohort.persons, progress=False)
+        return genoquery.ingest(
+            tmp_path / f"s{next(_runs)}.gq", cohort.joint_vcfs, persons=cohort.persons, progress=False
+        )
 
     store = benchmark.pedantic(run, rounds=3, iterations=1)
     assert store.info["samples"] > 0

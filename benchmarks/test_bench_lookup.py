@@ -13,7 +13,6 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-
 # Enough rounds for a stable median of sub-millisecond calls on a shared machine; the first
 # calls (statement parse, schema, rsID list scan) are warm-up.
 pytestmark = pytest.mark.benchmark(min_rounds=300, warmup=True, warmup_iterations=20)
@@ -54,8 +53,7 @@ def test_lookup_key_by_ancestry(benchmark, store, probe):
 
 def test_lookup_region_filtered(benchmark, store):
     """A 100 kb window, rare PASS SNVs only."""
-    table = benchmark(store.lookup, region="chr20:400000-500000", af_max=0.01, pass_only=True,
-                      variant_type="snv")
+    table = benchmark(store.lookup, region="chr20:400000-500000", af_max=0.01, pass_only=True, variant_type="snv")
     assert table.num_rows > 0
 
 

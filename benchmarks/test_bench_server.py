@@ -28,8 +28,10 @@ def served(store) -> Iterator[tuple[httpx.Client, httpx.Client]]:
     token = create_token(store.path, "registered", "bench")
     server = Server(store.path, "--budget", str(10**9))
     try:
-        with httpx.Client(base_url=server.url) as public, \
-                httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as registered:
+        with (
+            httpx.Client(base_url=server.url) as public,
+            httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as registered,
+        ):
             yield public, registered
     finally:
         server.stop()
@@ -51,5 +53,6 @@ def test_server_cohort_frequencies(benchmark, served, store):
     assert response.status_code == 200
     page = response.json()
     assert page["total"] == store.frequencies(region=WINDOW, cohort=COHORT).num_rows
-    assert [v["variant_key"] for v in page["items"]] == \
-        store.frequencies(region=WINDOW, cohort=COHORT).column("variant_key").to_pylist()[:page["limit"]]
+    assert [v["variant_key"] for v in page["items"]] == store.frequencies(region=WINDOW, cohort=COHORT).column(
+        "variant_key"
+    ).to_pylist()[: page["limit"]]

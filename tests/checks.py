@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,9 @@ import pysam
 import pysam.bcftools as bcftools
 import zarr
 
+import genoquery
 import oracle
+from genoquery.index.genes import import_genes
 
 STAT_FIELDS = ("ac", "an", "n_het", "n_hom_alt", "n_hemi", "n_missing")
 FIXTURES = Path(__file__).parents[1] / "data" / "fixtures"
@@ -29,8 +32,6 @@ FIXTURE_GTF = FIXTURES / "genes.gtf"
 
 def ingest_fixture(path: Path):
     """The 120-sample fixture cohort ingested at ``path`` with its persons and genes, opened."""
-    import genoquery
-    from genoquery.index.genes import import_genes
 
     genoquery.ingest(path, list(FIXTURE_VCFS), persons=FIXTURE_PERSONS, progress=False).close()
     import_genes(path, FIXTURE_GTF)
@@ -40,8 +41,15 @@ def ingest_fixture(path: Path):
 # --------------------------------------------------------------------------- file preparation
 
 
-def vcf_text(samples: list[str], records: list[list[str]], *, contigs=(("chr1", 10000),),
-             formats=("GT",), filters=(), extra_header: str = "") -> str:
+def vcf_text(
+    samples: list[str],
+    records: list[list[str]],
+    *,
+    contigs=(("chr1", 10000),),
+    formats=("GT",),
+    filters=(),
+    extra_header: str = "",
+) -> str:
     """Small VCF text: header with the given contigs/FORMAT fields/FILTERs, then tab-joined records."""
     lines = ["##fileformat=VCFv4.2"]
     lines += [f"##contig=<ID={name},length={length}>" for name, length in contigs]
@@ -54,8 +62,6 @@ def vcf_text(samples: list[str], records: list[list[str]], *, contigs=(("chr1", 
     lines.append("\t".join(cols))
     lines += ["\t".join(r) for r in records]
     return "\n".join(lines) + "\n"
-
-
 
 
 def bgzip(src: Path, dst: Path, index: bool = False) -> Path:
@@ -111,7 +117,6 @@ def expected_stats(vcfs: Sequence[Path], samples: list[str] | None = None) -> li
 
 
 def _with_site(stats: oracle.AlleleStats, site: int) -> oracle.AlleleStats:
-    from dataclasses import replace
 
     return replace(stats, site=site)
 
@@ -157,17 +162,23 @@ def assert_variants_match(store, vcfs: Sequence[Path], region: str | None = None
     sites = expected_sites(vcfs)
     quals = [q for vcf in vcfs for q in oracle.site_quals(vcf)]
     records = store.variants(region=region).to_pylist() if region else store.variants().to_pylist()
-    got = [(row_of(r), r["contig"], r["pos"], r["ref"], r["alt"], r["allele"],
-            *(r[f] for f in STAT_FIELDS)) for r in records]
-    want = [(e.site, e.contig, e.pos, e.ref, e.alt, e.allele, e.ac, e.an, e.n_het, e.n_hom_alt,
-             e.n_hemi, e.n_missing) for e in expected]
+    got = [
+        (row_of(r), r["contig"], r["pos"], r["ref"], r["alt"], r["allele"], *(r[f] for f in STAT_FIELDS))
+        for r in records
+    ]
+    want = [
+        (e.site, e.contig, e.pos, e.ref, e.alt, e.allele, e.ac, e.an, e.n_het, e.n_hom_alt, e.n_hemi, e.n_missing)
+        for e in expected
+    ]
     assert got == want
-    for r, e in zip(records, expected):
+    for r, e in zip(records, expected, strict=True):
         site = sites[e.site]
         if e.an:
-            assert r["af"] is not None and math.isclose(r["af"], e.ac / e.an, rel_tol=1e-6), (r, e)
+            assert r["af"] is not None, (r, e)
+            assert math.isclose(r["af"], e.ac / e.an, rel_tol=1e-6), (r, e)
         else:
-            assert r["af"] is not None and math.isnan(r["af"]), f"AF must be NaN when AN=0: {r}"
+            assert r["af"] is not None, f"AF must be NaN when AN=0: {r}"
+            assert math.isnan(r["af"]), f"AF must be NaN when AN=0: {r}"
         assert r["variant_key"] == f"{e.contig}-{e.pos}-{e.ref}-{e.alt}"
         if site.id == ".":
             assert _missing_id(r["id"]), r
@@ -199,7 +210,8 @@ def assert_group_stats_match(store, vcfs: Sequence[Path], by: str, groups: dict[
         if r["an"]:
             assert math.isclose(r["af"], r["ac"] / r["an"], rel_tol=1e-6), r
         else:
-            assert r["af"] is not None and math.isnan(r["af"]), r
+            assert r["af"] is not None, r
+            assert math.isnan(r["af"]), r
 
 
 def assert_genotypes_match(store_path: Path, vcfs: Sequence[Path]) -> None:
@@ -210,17 +222,22 @@ def assert_genotypes_match(store_path: Path, vcfs: Sequence[Path]) -> None:
     want_phased = np.concatenate([p[1] for p in parts])
     gt = group["call_genotype"]
     phased = group["call_genotype_phased"]
-    assert gt.dtype == np.int8 and phased.dtype == np.bool_
+    assert gt.dtype == np.int8
+    assert phased.dtype == np.bool_
     assert gt.shape == want_gt.shape, (gt.shape, want_gt.shape)
     assert phased.shape == want_phased.shape
     got_gt = np.asarray(gt[...])
     got_phased = np.asarray(phased[...])
     bad = np.argwhere(got_gt != want_gt)
-    assert len(bad) == 0, f"{len(bad)} genotype entries differ, first at (variant, sample, ploidy) {bad[0]}: " \
-                          f"got {got_gt[tuple(bad[0][:2])]} want {want_gt[tuple(bad[0][:2])]}"
+    assert len(bad) == 0, (
+        f"{len(bad)} genotype entries differ, first at (variant, sample, ploidy) {bad[0]}: "
+        f"got {got_gt[tuple(bad[0][:2])]} want {want_gt[tuple(bad[0][:2])]}"
+    )
     bad = np.argwhere(got_phased != want_phased)
-    assert len(bad) == 0, f"{len(bad)} phase flags differ, first at (variant, sample) {bad[0]}: " \
-                          f"got {got_phased[tuple(bad[0])]} want {want_phased[tuple(bad[0])]}"
+    assert len(bad) == 0, (
+        f"{len(bad)} phase flags differ, first at (variant, sample) {bad[0]}: "
+        f"got {got_phased[tuple(bad[0])]} want {want_phased[tuple(bad[0])]}"
+    )
 
 
 def assert_sites_match(store_path: Path, vcfs: Sequence[Path]) -> None:
@@ -238,19 +255,19 @@ def assert_sites_match(store_path: Path, vcfs: Sequence[Path]) -> None:
         for name, _length in oracle.header_contigs(vcf):
             assert name in contig_id, f"header contig {name} missing from contig_id"
     alleles = as_list(group["variant_allele"])
-    for row, site in zip(alleles, sites):
+    for row, site in zip(alleles, sites, strict=True):
         n = 1 + len(site.alts)
         assert row[:n] == [site.ref, *site.alts], (row, site)
         assert all(a == "" for a in row[n:]), (row, site)
     quality = np.asarray(group["variant_quality"][...])
     assert quality.dtype == np.float32
-    for got, want in zip(quality.tolist(), quals):
+    for got, want in zip(quality.tolist(), quals, strict=True):
         assert (math.isnan(got) and math.isnan(want)) or np.float32(got) == np.float32(want), (got, want)
     filter_id = as_list(group["filter_id"])
     assert filter_id[0] == "PASS"
     flags = np.asarray(group["variant_filter"][...])
     assert flags.shape == (len(sites), len(filter_id))
-    for row, site in zip(flags, sites):
+    for row, site in zip(flags, sites, strict=True):
         assert {filter_id[k] for k in np.flatnonzero(row)} == set(site.filters), (row, site)
     assert len(alleles) == len(sites)
 
@@ -260,14 +277,14 @@ def assert_ids_match(store_path: Path, vcfs: Sequence[Path]) -> None:
     sites = expected_sites(vcfs)
     ids = as_list(open_genotypes(store_path)["variant_id"])
     assert len(ids) == len(sites)
-    for got, site in zip(ids, sites):
+    for got, site in zip(ids, sites, strict=True):
         assert got == site.id or (site.id == "." and _missing_id(got)), (got, site)
 
 
 def assert_contig_lengths(store_path: Path, vcfs: Sequence[Path]) -> None:
     """contig_length holds each ##contig line's length (pysam reads the header)."""
     group = open_genotypes(store_path)
-    lengths = dict(zip(as_list(group["contig_id"]), as_list(group["contig_length"])))
+    lengths = dict(zip(as_list(group["contig_id"]), as_list(group["contig_length"]), strict=True))
     for vcf in vcfs:
         for name, length in oracle.header_contigs(vcf):
             if length is not None:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pysam.bcftools as bcftools
@@ -24,9 +25,11 @@ import zarr
 
 import checks
 import genoquery
-from genoquery.verify import verify
 import oracle
 from genoquery.errors import GenoqueryError
+from genoquery.ingest.compact import compact
+from genoquery.ingest.withdraw import withdraw
+from genoquery.verify import verify
 
 CENTERS = tuple(sorted(checks.FIXTURES.glob("center*.vcf.gz")))
 STATS = ("ac", "an", "n_het", "n_hom_alt", "n_hemi", "n_missing")
@@ -63,10 +66,10 @@ def test_one_batch_per_center_with_its_samples(store) -> None:
     batches = store.sql("SELECT name, sample_offset, n_samples FROM batches ORDER BY batch", []).to_pylist()
     assert [b["name"] for b in batches] == [p.name.split(".")[0] for p in CENTERS]
     offset = 0
-    for batch, path in zip(batches, CENTERS):
+    for batch, path in zip(batches, CENTERS, strict=True):
         ids = oracle.sample_names(path)
         assert (batch["sample_offset"], batch["n_samples"]) == (offset, len(ids))
-        assert store.sample_ids[offset:offset + len(ids)].tolist() == ids
+        assert store.sample_ids[offset : offset + len(ids)].tolist() == ids
         offset += len(ids)
     assert store.info["samples"] == offset == 120
 
@@ -84,8 +87,11 @@ def test_group_statistics_equal_bcftools_merge_per_group(store, merged) -> None:
         got = store.variants(by=column).to_pylist()
         for group, members in persons.groupby(column)["sample_id"]:
             want = _by_key(oracle.allele_stats(merged, sorted(members)))
-            mine = {(r["contig"], r["pos"], r["ref"], r["alt"]): tuple(r[s] for s in STATS)
-                    for r in got if r[column] == group}
+            mine = {
+                (r["contig"], r["pos"], r["ref"], r["alt"]): tuple(r[s] for s in STATS)
+                for r in got
+                if r[column] == group
+            }
             assert mine == want, (column, group)
 
 
@@ -107,9 +113,10 @@ def test_carriers_across_batches_equal_bcftools(store, merged) -> None:
         key, *calls = line.split("\t")
         alts = key.split("-", 3)[3].split(",")
         for number, alt in enumerate(alts, start=1):
-            variant = "-".join(key.split("-")[:3] + [alt])
-            want = sorted(s for s, gt in (c.split("=") for c in calls)
-                          if str(number) in gt.replace("|", "/").split("/"))
+            variant = "-".join([*key.split("-")[:3], alt])
+            want = sorted(
+                s for s, gt in (c.split("=") for c in calls) if str(number) in gt.replace("|", "/").split("/")
+            )
             got = store.carriers(variant)["sample_id"].to_pylist()
             assert sorted(got) == want, variant
             checked += 1
@@ -135,7 +142,7 @@ def test_participant_view_of_a_later_batch(store, merged) -> None:
         alts = key.split("-", 3)[3].split(",")
         for number, alt in enumerate(alts, start=1):
             if str(number) in gt.replace("|", "/").split("/"):
-                want.append("-".join(key.split("-")[:3] + [alt]))
+                want.append("-".join([*key.split("-")[:3], alt]))
     assert [r["variant_key"] for r in got] == want
 
 
@@ -150,10 +157,14 @@ def test_complete_callsets_equal_the_joint_callset_on_a_diploid_contig(tmp_path)
 
 def test_a_sample_in_two_batches_is_refused(tmp_path) -> None:
     twin = tmp_path / "twin.vcf"
-    twin.write_text(checks.vcf_text([oracle.sample_names(CENTERS[0])[0], "NEW1"],
-                                    [["chr20", "100", ".", "A", "C", ".", "PASS", ".", "GT", "0/1", "0/0"]],
-                                    contigs=(("chr20", 64444167),)))
-    with pytest.raises(GenoqueryError, match="is also in .*center1"):
+    twin.write_text(
+        checks.vcf_text(
+            [oracle.sample_names(CENTERS[0])[0], "NEW1"],
+            [["chr20", "100", ".", "A", "C", ".", "PASS", ".", "GT", "0/1", "0/0"]],
+            contigs=(("chr20", 64444167),),
+        )
+    )
+    with pytest.raises(GenoqueryError, match=r"is also in .*center1"):
         genoquery.ingest(tmp_path / "x.gq", [CENTERS[0], twin], progress=False)
     assert not (tmp_path / "x.gq").exists()
 
@@ -161,9 +172,13 @@ def test_a_sample_in_two_batches_is_refused(tmp_path) -> None:
 def test_duplicate_sample_ids_can_be_renamed_on_request(tmp_path) -> None:
     twin_id = oracle.sample_names(CENTERS[0])[0]
     twin = tmp_path / "twin.vcf"
-    twin.write_text(checks.vcf_text([twin_id, "NEW1"],
-                                    [["chr20", "100", ".", "A", "C", ".", "PASS", ".", "GT", "0/1", "0/0"]],
-                                    contigs=(("chr20", 64444167),)))
+    twin.write_text(
+        checks.vcf_text(
+            [twin_id, "NEW1"],
+            [["chr20", "100", ".", "A", "C", ".", "PASS", ".", "GT", "0/1", "0/0"]],
+            contigs=(("chr20", 64444167),),
+        )
+    )
     store = genoquery.ingest(tmp_path / "x.gq", [CENTERS[0], twin], rename_duplicate_samples=True, progress=False)
     assert store.sample_ids[-2:].tolist() == [f"{twin_id}@twin", "NEW1"]
     assert store.carriers("chr20-100-A-C")["sample_id"].to_pylist() == [f"{twin_id}@twin"]
@@ -174,8 +189,11 @@ def test_duplicate_sample_ids_can_be_renamed_on_request(tmp_path) -> None:
 
 def test_contig_names_differing_between_batches_are_refused(tmp_path) -> None:
     plain = tmp_path / "plain.vcf"
-    plain.write_text(checks.vcf_text(["NEW1"], [["20", "100", ".", "A", "C", ".", "PASS", ".", "GT", "0/1"]],
-                                     contigs=(("20", 64444167),)))
+    plain.write_text(
+        checks.vcf_text(
+            ["NEW1"], [["20", "100", ".", "A", "C", ".", "PASS", ".", "GT", "0/1"]], contigs=(("20", 64444167),)
+        )
+    )
     with pytest.raises(GenoqueryError, match="contig '20' is named 'chr20'"):
         genoquery.ingest(tmp_path / "x.gq", [CENTERS[0], plain], progress=False)
 
@@ -216,8 +234,11 @@ def test_appended_store_equals_bcftools_merge_overall_by_group_and_cohort(append
     persons = pd.read_csv(checks.FIXTURE_PERSONS, sep="\t", dtype=str)
     got = store.variants(by="ancestry").to_pylist()
     for group, members in persons.groupby("ancestry")["sample_id"]:
-        mine = {(r["contig"], r["pos"], r["ref"], r["alt"]): tuple(r[s] for s in STATS)
-                for r in got if r["ancestry"] == group}
+        mine = {
+            (r["contig"], r["pos"], r["ref"], r["alt"]): tuple(r[s] for s in STATS)
+            for r in got
+            if r["ancestry"] == group
+        }
         assert mine == _by_key(oracle.allele_stats(merged, sorted(members))), group
     ids = sorted(np.random.default_rng(7).choice(store.sample_ids, size=41, replace=False).tolist())
     assert _store_by_key(store.frequencies(cohort=ids)) == _by_key(oracle.allele_stats(merged, ids))
@@ -267,25 +288,25 @@ def test_a_store_opened_beside_an_older_one_reads_the_new_index(tmp_path) -> Non
 # --------------------------------------------------------------------------- withdrawal
 
 
-WITHDRAWN = [oracle.sample_names(CENTERS[0])[1], oracle.sample_names(CENTERS[0])[5],
-             oracle.sample_names(CENTERS[2])[0]]
+WITHDRAWN = [oracle.sample_names(CENTERS[0])[1], oracle.sample_names(CENTERS[0])[5], oracle.sample_names(CENTERS[2])[0]]
 
 
 @pytest.fixture(scope="module")
 def withdrawn(tmp_path_factory):
     """The centers' store after withdrawing three samples, and the centers' files without them."""
-    from genoquery.ingest.withdraw import withdraw
 
     root = tmp_path_factory.mktemp("withdraw")
     path = root / "centers.gq"
     genoquery.ingest(path, list(CENTERS), persons=checks.FIXTURE_PERSONS, progress=False).close()
     done = withdraw(path, WITHDRAWN + WITHDRAWN[:1], "consent withdrawn")
-    assert done.withdrawn == WITHDRAWN and done.already == []
+    assert done.withdrawn == WITHDRAWN
+    assert done.already == []
     without = []
     for center in CENTERS:
         out = root / center.name
-        bcftools.view("-s", "^" + ",".join(WITHDRAWN), "--force-samples", "-Oz", "-o", str(out), str(center),
-                      catch_stdout=False)
+        bcftools.view(
+            "-s", "^" + ",".join(WITHDRAWN), "--force-samples", "-Oz", "-o", str(out), str(center), catch_stdout=False
+        )
         without.append(out)
     with genoquery.open(path) as opened:
         yield opened, without, root
@@ -296,8 +317,11 @@ def test_withdrawn_statistics_equal_a_store_ingested_without_them(withdrawn) -> 
     fresh = genoquery.ingest(root / "fresh.gq", without, persons=checks.FIXTURE_PERSONS, progress=False)
     assert _store_by_key(store.variants()) == _store_by_key(fresh.variants())
     for column in ("ancestry", "sex_at_birth"):
-        assert store.variants(by=column).drop_columns(["site_row"]).equals(
-            fresh.variants(by=column).drop_columns(["site_row"])), column
+        assert (
+            store.variants(by=column)
+            .drop_columns(["site_row"])
+            .equals(fresh.variants(by=column).drop_columns(["site_row"]))
+        ), column
     fresh.close()
 
 
@@ -307,11 +331,16 @@ def test_withdrawn_samples_are_in_no_answer(withdrawn, merged) -> None:
     assert _store_by_key(store.variants()) == _by_key(oracle.allele_stats(merged, keep))
     persons = pd.read_csv(checks.FIXTURE_PERSONS, sep="\t", dtype={"sample_id": str})
     women = sorted(set(persons.loc[persons.sex_at_birth == "Female", "sample_id"]) - set(WITHDRAWN))
-    assert _store_by_key(store.frequencies(cohort="sex_at_birth = 'Female'")) == \
-        _by_key(oracle.allele_stats(merged, women))
-    carriers = {s for key in store.variants()["variant_key"].to_pylist()[:60]
-                for s in store.carriers(key)["sample_id"].to_pylist()}
-    assert carriers and not carriers & set(WITHDRAWN)
+    assert _store_by_key(store.frequencies(cohort="sex_at_birth = 'Female'")) == _by_key(
+        oracle.allele_stats(merged, women)
+    )
+    carriers = {
+        s
+        for key in store.variants()["variant_key"].to_pylist()[:60]
+        for s in store.carriers(key)["sample_id"].to_pylist()
+    }
+    assert carriers
+    assert not carriers & set(WITHDRAWN)
     assert store.genotypes("chr20:1-5000").sample_ids == keep
     with pytest.raises(GenoqueryError, match="withdrawn"):
         store.participant(WITHDRAWN[0])
@@ -324,7 +353,6 @@ def test_withdrawn_samples_are_in_no_answer(withdrawn, merged) -> None:
 
 
 def test_withdrawing_an_unknown_sample_changes_nothing(withdrawn, tmp_path) -> None:
-    from genoquery.ingest.withdraw import withdraw
 
     store, _, _ = withdrawn
     before = {k: v for k, v in checks.tree_digest(store.path).items() if k != ".lock"}
@@ -340,7 +368,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "genoquery", *args], capture_output=True, text=True, timeout=600)
 
 
-@pytest.fixture()
+@pytest.fixture
 def fresh_store(tmp_path) -> Path:
     path = tmp_path / "centers.gq"
     genoquery.ingest(path, list(CENTERS), persons=checks.FIXTURE_PERSONS, progress=False).close()
@@ -348,19 +376,21 @@ def fresh_store(tmp_path) -> Path:
 
 
 def test_verify_passes_on_an_intact_store_with_its_sources(fresh_store) -> None:
-    from genoquery.ingest.withdraw import withdraw
 
     withdraw(fresh_store, WITHDRAWN[:1], "test")
     run = _cli("verify", str(fresh_store), "--sources", *map(str, CENTERS), "--quiet")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "verified" in run.stderr and "MISMATCH" not in run.stdout
+    assert "verified" in run.stderr
+    assert "MISMATCH" not in run.stdout
     calls = sum(len(oracle.sample_names(c)) * len(oracle.sites(c)) for c in CENTERS)
     assert f"{calls - len(oracle.sites(CENTERS[0]))} calls" in run.stderr
 
 
 def test_verify_finds_a_flipped_byte_and_names_the_chunk(fresh_store) -> None:
-    chunk = max((p for p in fresh_store.glob("batches/center2.zarr/call_genotype/c/**/*") if p.is_file()),
-                key=lambda p: p.stat().st_size)
+    chunk = max(
+        (p for p in fresh_store.glob("batches/center2.zarr/call_genotype/c/**/*") if p.is_file()),
+        key=lambda p: p.stat().st_size,
+    )
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0x01
     chunk.write_bytes(bytes(data))
@@ -370,11 +400,11 @@ def test_verify_finds_a_flipped_byte_and_names_the_chunk(fresh_store) -> None:
 
 
 def test_verify_finds_a_changed_statistic_and_a_changed_source(fresh_store, tmp_path) -> None:
-    import duckdb
 
     con = duckdb.connect(str(fresh_store / "index.duckdb"))
-    site, allele = con.execute("UPDATE variants SET ac = ac + 1 WHERE pos = (SELECT min(pos) FROM variants) "
-                               "RETURNING site_row, allele").fetchall()[0]
+    site, allele = con.execute(
+        "UPDATE variants SET ac = ac + 1 WHERE pos = (SELECT min(pos) FROM variants) RETURNING site_row, allele"
+    ).fetchall()[0]
     con.close()
     changed = tmp_path / CENTERS[0].name
     text = bcftools.view(str(CENTERS[0])).replace("0|1", "1|1", 1)
@@ -386,18 +416,23 @@ def test_verify_finds_a_changed_statistic_and_a_changed_source(fresh_store, tmp_
 
 
 def test_compact_erases_withdrawn_genotypes_and_keeps_every_answer(fresh_store) -> None:
-    from genoquery.ingest.compact import compact
-    from genoquery.ingest.withdraw import withdraw
 
     withdraw(fresh_store, WITHDRAWN, "consent withdrawn")
     with genoquery.open(fresh_store) as store:
-        answers = (store.variants(), store.variants(by="ancestry"), store.genotypes(),
-                   store.carriers(gene=None, region="chr20"))
+        answers = (
+            store.variants(),
+            store.variants(by="ancestry"),
+            store.genotypes(),
+            store.carriers(gene=None, region="chr20"),
+        )
     untouched = _batch_files(fresh_store)
     untouched = {k: v for k, v in untouched.items() if k.startswith("batches/center2.zarr/")}
     assert compact(fresh_store) == ["center1", "center3"]
-    assert sorted(p.name for p in (fresh_store / "batches").iterdir()) == \
-        ["center1.v1.zarr", "center2.zarr", "center3.v1.zarr"]
+    assert sorted(p.name for p in (fresh_store / "batches").iterdir()) == [
+        "center1.v1.zarr",
+        "center2.zarr",
+        "center3.v1.zarr",
+    ]
     assert {k: v for k, v in _batch_files(fresh_store).items() if k.startswith("batches/center2.zarr/")} == untouched
     for name, column in (("center1.v1.zarr", [1, 5]), ("center3.v1.zarr", [0])):
         group = zarr.open_group(fresh_store / "batches" / name, mode="r")
@@ -405,10 +440,17 @@ def test_compact_erases_withdrawn_genotypes_and_keeps_every_answer(fresh_store) 
         assert not np.asarray(group["call_genotype_phased"][...])[:, column].any()
         assert all(group["sample_id"][i] == "" for i in column)
     with genoquery.open(fresh_store) as store:
-        after = (store.variants(), store.variants(by="ancestry"), store.genotypes(),
-                 store.carriers(gene=None, region="chr20"))
-        assert after[0].equals(answers[0]) and after[1].equals(answers[1]) and after[3].equals(answers[3])
-        assert np.array_equal(after[2].gt, answers[2].gt) and after[2].sample_ids == answers[2].sample_ids
+        after = (
+            store.variants(),
+            store.variants(by="ancestry"),
+            store.genotypes(),
+            store.carriers(gene=None, region="chr20"),
+        )
+        assert after[0].equals(answers[0])
+        assert after[1].equals(answers[1])
+        assert after[3].equals(answers[3])
+        assert np.array_equal(after[2].gt, answers[2].gt)
+        assert after[2].sample_ids == answers[2].sample_ids
     assert compact(fresh_store) == []
     run = _cli("verify", str(fresh_store), "--sources", *map(str, CENTERS), "--quiet")
     assert run.returncode == 0, run.stdout + run.stderr
@@ -418,10 +460,17 @@ def test_conflicting_ref_alleles_are_refused_unless_allowed(tmp_path) -> None:
     first = oracle.sites(CENTERS[0])[0]
     other = {"A": "G", "C": "T", "G": "A", "T": "C"}[first.ref[0]]
     odd = tmp_path / "odd.vcf"
-    odd.write_text(checks.vcf_text(["NEW1"], [[first.contig, str(first.pos), ".", other, "A" if other != "A" else "C",
-                                               ".", "PASS", ".", "GT", "0/1"]], contigs=(("chr20", 64444167),)))
-    with pytest.raises(GenoqueryError, match=f"REF {other} at {first.contig}:{first.pos} conflicts with REF "
-                                             f"{first.ref} of .*center1.vcf.gz"):
+    odd.write_text(
+        checks.vcf_text(
+            ["NEW1"],
+            [[first.contig, str(first.pos), ".", other, "A" if other != "A" else "C", ".", "PASS", ".", "GT", "0/1"]],
+            contigs=(("chr20", 64444167),),
+        )
+    )
+    with pytest.raises(
+        GenoqueryError,
+        match=f"REF {other} at {first.contig}:{first.pos} conflicts with REF {first.ref} of .*center1.vcf.gz",
+    ):
         genoquery.ingest(tmp_path / "x.gq", [CENTERS[0], odd], progress=False)
     store = genoquery.ingest(tmp_path / "y.gq", [CENTERS[0], odd], allow_ref_conflicts=True, progress=False)
     at = store.variants(region=f"{first.contig}:{first.pos}").to_pylist()
@@ -431,8 +480,11 @@ def test_conflicting_ref_alleles_are_refused_unless_allowed(tmp_path) -> None:
 
 def test_contig_names_can_be_matched_on_request(tmp_path) -> None:
     plain = tmp_path / "plain.vcf"
-    plain.write_text(checks.vcf_text(["NEW1"], [["20", "100", ".", "A", "C", ".", "PASS", ".", "GT", "0/1"]],
-                                     contigs=(("20", 64444167),)))
+    plain.write_text(
+        checks.vcf_text(
+            ["NEW1"], [["20", "100", ".", "A", "C", ".", "PASS", ".", "GT", "0/1"]], contigs=(("20", 64444167),)
+        )
+    )
     store = genoquery.ingest(tmp_path / "x.gq", [CENTERS[0], plain], match_contig_names=True, progress=False)
     assert store.contigs == ["chr20", "chrX"]
     row = store.lookup("chr20-100-A-C").to_pylist()[0]

@@ -19,13 +19,22 @@ EXPORT = "benchmarks/test_bench_genotypes.py::test_export_vcf_gz"
 FREQ, BCFTOOLS = next(iter(check.PEERS.items()))
 
 
-def run_json(times: dict[str, float], calibrations: dict[str, float], samples: int = 5000,
-             uncalibrated: tuple[str, ...] = ()) -> dict:
+def run_json(
+    times: dict[str, float], calibrations: dict[str, float], samples: int = 5000, uncalibrated: tuple[str, ...] = ()
+) -> dict:
     """A pytest-benchmark JSON document with these medians and calibrations (seconds)."""
-    return {"machine_info": {"cpu": {"brand_raw": "test CPU"}}, "benchmarks": [
-        {"fullname": name, "name": name.split("::")[1], "stats": {"median": t},
-         "extra_info": {} if name in uncalibrated else {"calibration_s": calibrations[name], "samples": samples}}
-        for name, t in times.items()]}
+    return {
+        "machine_info": {"cpu": {"brand_raw": "test CPU"}},
+        "benchmarks": [
+            {
+                "fullname": name,
+                "name": name.split("::")[1],
+                "stats": {"median": t},
+                "extra_info": {} if name in uncalibrated else {"calibration_s": calibrations[name], "samples": samples},
+            }
+            for name, t in times.items()
+        ],
+    }
 
 
 def normal() -> tuple[dict[str, float], dict[str, float]]:

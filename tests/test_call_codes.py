@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from genoquery.ingest.allele_stats import Cells, SampleGroups, block_counts
 from genoquery.ingest.call_codes import MAX_GAP, HaploidPatterns, encode_block
-from genoquery.query.call_reader import SiteCalls
 from genoquery.query import cohort_counts
+from genoquery.query.call_reader import SiteCalls
 from genoquery.query.cohort_counts import count_calls
 
 CALLS = [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (1, 2), (2, 2), (-1, -1), (-1, 0), (0, -1), (-1, 1), (2, -1)]
@@ -33,13 +33,24 @@ def site_calls(gt: np.ndarray) -> tuple[SiteCalls, np.ndarray]:
     n = len(gt)
     listed = np.concatenate([[0], np.cumsum(np.bincount(codes.row_site, minlength=n))])
     missing = np.concatenate([[0], np.cumsum(np.bincount(codes.token_site, minlength=n))])
-    batch = SiteCalls(site_row=np.arange(n), n_alleles=np.full(n, 3), dense=np.where(codes.dense, np.cumsum(codes.dense) - 1, -1),
-                      pattern=codes.haploid_pattern, listed=listed, listed_sample=codes.row_sample,
-                      listed_gt=np.stack([codes.row_a0, codes.row_a1], axis=1), missing=missing,
-                      missing_tokens=codes.token, codes=codes.codes)
+    batch = SiteCalls(
+        site_row=np.arange(n),
+        n_alleles=np.full(n, 3),
+        dense=np.where(codes.dense, np.cumsum(codes.dense) - 1, -1),
+        pattern=codes.haploid_pattern,
+        listed=listed,
+        listed_sample=codes.row_sample,
+        listed_gt=np.stack([codes.row_a0, codes.row_a1], axis=1),
+        missing=missing,
+        missing_tokens=codes.token,
+        codes=codes.codes,
+    )
     masks = patterns.array()
-    haploid = np.unpackbits(masks, axis=1, bitorder="little", count=gt.shape[1]).astype(bool) \
-        if len(masks) else np.zeros((0, gt.shape[1]), dtype=bool)
+    haploid = (
+        np.unpackbits(masks, axis=1, bitorder="little", count=gt.shape[1]).astype(bool)
+        if len(masks)
+        else np.zeros((0, gt.shape[1]), dtype=bool)
+    )
     return batch, haploid
 
 
@@ -47,7 +58,7 @@ def assert_same_stats(gt: np.ndarray, members: np.ndarray, groups: SampleGroups 
     cells = Cells.build(gt.shape[1], (groups,) if groups else ()).restrict(members)
     want_sites, want_alleles = block_counts(gt, np.full(len(gt), 3), cells)
     batch, haploid = site_calls(gt)
-    (_, got_sites, got_alleles), = count_calls(iter([batch]), haploid, cells, members)
+    ((_, got_sites, got_alleles),) = count_calls(iter([batch]), haploid, cells, members)
     assert np.array_equal(got_sites, want_sites)
     assert np.array_equal(got_alleles, want_alleles)
 
@@ -61,7 +72,7 @@ def random_calls(rng: np.random.Generator, n_sites: int, n_samples: int, missing
         gt[v][rng.random(n_samples) < missing] = -1
         gt[v, rng.random(n_samples) < missing / 4, 1] = 0  # partial REF ./0
         if v % 2:
-            gt[v, n_samples // 2:, 1] = -2
+            gt[v, n_samples // 2 :, 1] = -2
     return gt
 
 

@@ -21,7 +21,7 @@ import math
 import os
 import random
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +32,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import checks
+import genoquery
 import oracle
+from genoquery.index.phenotypes import import_table
 
 VCFS, PERSONS, GTF = checks.FIXTURE_VCFS, checks.FIXTURE_PERSONS, checks.FIXTURE_GTF
 IDS = oracle.sample_names(VCFS[0])  # store order = header order
 CONTIG_SPAN = {"chr20": (1, 50_000), "chrX": (2_781_480, 2_831_479)}  # data/fixtures/README.md
-CARRIER_COLUMNS = ["variant_key", "sample_id", "zygosity", "allele_copies", "gt", "sample_index",
-                   "site_row", "allele"]
+CARRIER_COLUMNS = ["variant_key", "sample_id", "zygosity", "allele_copies", "gt", "sample_index", "site_row", "allele"]
 STATS = ("ac", "an", "n_het", "n_hom_alt", "n_hemi", "n_missing")
 BASE = ["contig", "pos", "ref", "alt", "id", "filter", "qual", "variant_key", "allele", "site_row"]
 STAT_COLUMNS = ["ac", "an", "af", "n_het", "n_hom_alt", "n_hemi", "n_missing"]
@@ -47,7 +48,7 @@ STAT_COLUMNS = ["ac", "an", "af", "n_het", "n_hom_alt", "n_hemi", "n_missing"]
 # --------------------------------------------------------------------------- oracle helpers (test-local)
 
 
-@lru_cache(maxsize=None)
+@cache
 def expect(vcfs: tuple[Path, ...], samples: tuple[str, ...] | None) -> tuple[oracle.AlleleStats, ...]:
     """checks.expected_stats, memoised per (files, sample set): bcftools runs are the slow part."""
     return tuple(checks.expected_stats(list(vcfs), None if samples is None else list(samples)))
@@ -70,7 +71,7 @@ def in_region(contig: str, pos: int, region: str | None) -> bool:
     return int(start) <= pos <= (int(end) if end else int(start))
 
 
-@lru_cache(maxsize=None)
+@cache
 def gt_sites(vcfs: tuple[Path, ...]) -> tuple[tuple, ...]:
     """Per site in store order: (site_row, contig, pos, ref, alts, id, filters, ((sample, GT text), ...)),
     from ``bcftools query -f '%CHROM-%POS-%REF-%ALT[\\t%SAMPLE=%GT]\\n'`` (GT text parsed here)."""
@@ -80,13 +81,23 @@ def gt_sites(vcfs: tuple[Path, ...]) -> tuple[tuple, ...]:
         text = bcftools.query("-f", "%CHROM-%POS-%REF-%ALT[\t%SAMPLE=%GT]\n", str(vcf))
         lines = [line for line in text.split("\n") if line]
         assert len(lines) == len(described)
-        for line, site in zip(lines, described):
+        for line, site in zip(lines, described, strict=True):
             head, *calls = line.split("\t")
             contig, pos, ref, alts = head.split("-")
             assert (contig, int(pos), ref) == (site.contig, site.pos, site.ref)
             calls = tuple(tuple(c.split("=", 1)) for c in calls)
-            out.append((row, contig, int(pos), ref, tuple(alts.split(",")) if alts != "." else (),
-                        site.id, site.filters, calls))
+            out.append(
+                (
+                    row,
+                    contig,
+                    int(pos),
+                    ref,
+                    tuple(alts.split(",")) if alts != "." else (),
+                    site.id,
+                    site.filters,
+                    calls,
+                )
+            )
             row += 1
     return tuple(out)
 
@@ -132,8 +143,10 @@ def carrier_tuples(table) -> list[tuple]:
 
 def rows_of(table) -> tuple[list[str], list[tuple]]:
     """Column names and rows, with NaN and null told apart but NaN equal to itself."""
+
     def value(v):
         return "NaN" if isinstance(v, float) and math.isnan(v) else v
+
     return table.column_names, [tuple(value(v) for v in r.values()) for r in table.to_pylist()]
 
 
@@ -153,7 +166,7 @@ def assert_frequencies(table, vcfs, cohort_ids, region=None, by=None, groups=Non
     if by is None:
         assert table.column_names == BASE[:7] + STAT_COLUMNS + BASE[7:]
     else:
-        assert table.column_names == BASE + [by] + STAT_COLUMNS
+        assert table.column_names == [*BASE, by, *STAT_COLUMNS]
     sites = gt_sites(tuple(vcfs))
     quals = [q for vcf in vcfs for q in oracle.site_quals(vcf)]
     cohort = set(IDS_OF[tuple(vcfs)] if cohort_ids is None else cohort_ids)
@@ -162,11 +175,20 @@ def assert_frequencies(table, vcfs, cohort_ids, region=None, by=None, groups=Non
     else:
         parts = {g: expected_for(vcfs, sorted(cohort & set(m))) for g, m in groups.items() if cohort & set(m)}
         assert parts, "the test's cohort must meet some group"
-    want = sorted(((e.site, e.allele, g), (e.contig, e.pos, e.ref, e.alt) + tuple(getattr(e, s) for s in STATS))
-                  for g, stats in parts.items() for e in stats if in_region(e.contig, e.pos, region))
+    want = sorted(
+        ((e.site, e.allele, g), (e.contig, e.pos, e.ref, e.alt, *tuple(getattr(e, s) for s in STATS)))
+        for g, stats in parts.items()
+        for e in stats
+        if in_region(e.contig, e.pos, region)
+    )
     records = table.to_pylist()
-    got = [((r["site_row"], r["allele"], r[by] if by else None),
-            (r["contig"], r["pos"], r["ref"], r["alt"]) + tuple(r[s] for s in STATS)) for r in records]
+    got = [
+        (
+            (r["site_row"], r["allele"], r[by] if by else None),
+            (r["contig"], r["pos"], r["ref"], r["alt"], *tuple(r[s] for s in STATS)),
+        )
+        for r in records
+    ]
     assert got == want
     for r in records:
         assert af_ok(r["af"], r["ac"], r["an"]), r
@@ -231,8 +253,10 @@ def cohort_ids(name: str, persons: pd.DataFrame) -> tuple[object, list[str]]:
 
 def dense_sites(store) -> dict[int, bool]:
     """site_row -> whether the site is dense in the query encoding (genoquery.ingest.call_codes)."""
-    return {r["site_row"]: r["dense"] for r in store.sql(
-        "SELECT site_row, dense_row IS NOT NULL AS dense FROM batch_sites", []).to_pylist()}
+    return {
+        r["site_row"]: r["dense"]
+        for r in store.sql("SELECT site_row, dense_row IS NOT NULL AS dense FROM batch_sites", []).to_pylist()
+    }
 
 
 def carrier_count(site) -> int:
@@ -246,7 +270,8 @@ def test_fixture_exercises_both_encodings(store):
     assert len(dense) == len(sites)
     for contig in CONTIG_SPAN:  # chr20: diploid; chrX: haploid males
         kinds = [dense[s[0]] for s in sites if s[1] == contig]
-        assert kinds.count(True) >= 10 and kinds.count(False) >= 10, contig
+        assert kinds.count(True) >= 10, contig
+        assert kinds.count(False) >= 10, contig
     for site in sites:  # one carrier is always listed, a carrier in most samples always coded
         if carrier_count(site) <= 1 or carrier_count(site) > len(IDS) // 2:
             assert dense[site[0]] == (carrier_count(site) > 1), site[:5]
@@ -282,8 +307,10 @@ def test_frequencies_of_everyone_equals_oracle_and_variants(store):
 
 def test_frequencies_ac_an_second_route(store):
     members = IDS[1::2]
-    got = [(r["contig"], r["pos"], r["ref"], r["alt"], r["ac"], r["an"])
-           for r in store.frequencies(cohort=members).to_pylist()]
+    got = [
+        (r["contig"], r["pos"], r["ref"], r["alt"], r["ac"], r["an"])
+        for r in store.frequencies(cohort=members).to_pylist()
+    ]
     assert got == [x for vcf in VCFS for x in oracle.recomputed_ac_an(vcf, members)]
 
 
@@ -317,14 +344,20 @@ def regions():
         lo, hi = CONTIG_SPAN[contig]
         return st.one_of(
             st.just(contig),
-            st.builds(lambda s, n: f"{contig}:{s}-{s + n}", st.integers(max(1, lo - 100), hi),
-                      st.integers(0, 30_000)),
-            st.builds(lambda s: f"{contig}:{s}", st.integers(lo, hi)))
+            st.builds(lambda s, n: f"{contig}:{s}-{s + n}", st.integers(max(1, lo - 100), hi), st.integers(0, 30_000)),
+            st.builds(lambda s: f"{contig}:{s}", st.integers(lo, hi)),
+        )
+
     return st.one_of(st.none(), st.sampled_from(sorted(CONTIG_SPAN)).flatmap(spans))
 
 
-@settings(max_examples=15, deadline=None, database=None, derandomize=bool(os.environ.get("CI")),
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=15,
+    deadline=None,
+    database=None,
+    derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(members=st.lists(st.sampled_from(IDS), unique=True, min_size=1), region=regions())
 def test_frequencies_of_any_subset_and_region(store, members, region):
     assert_frequencies(store.frequencies(region=region, cohort=members), VCFS, members, region)
@@ -341,8 +374,9 @@ def test_carriers_of_every_allele(store):
     sites = gt_sites(VCFS)
     keys = [f"{s[1]}-{s[2]}-{s[3]}-{a}" for s in sites for a in s[4]]
     assert len(keys) == store.info["variants"]
-    dense = {r["site_row"] for r in store.sql("SELECT site_row FROM batch_sites WHERE dense_row IS NOT NULL",
-                                              []).to_pylist()}
+    dense = {
+        r["site_row"] for r in store.sql("SELECT site_row FROM batch_sites WHERE dense_row IS NOT NULL", []).to_pylist()
+    }
     seen = {"sparse": 0, "dense": 0}
     for s in sites:
         for a in s[4]:
@@ -350,7 +384,8 @@ def test_carriers_of_every_allele(store):
             got = carrier_tuples(store.carriers(key))
             assert got == by_key.get(key, []), key
             seen["dense" if s[0] in dense else "sparse"] += bool(got)
-    assert seen["sparse"] > 50 and seen["dense"] > 50, seen
+    assert seen["sparse"] > 50, seen
+    assert seen["dense"] > 50, seen
     kinds = {row[2] for rows in by_key.values() for row in rows}
     assert kinds == {"het", "hom_alt", "hemi", "partial"}
 
@@ -358,7 +393,7 @@ def test_carriers_of_every_allele(store):
 def test_carriers_of_all_variants_at_once(store):
     assert carrier_tuples(store.carriers()) == expected_carriers(VCFS)
     for contig in CONTIG_SPAN:
-        want = expected_carriers(VCFS, keep=lambda site, k: site[1] == contig)
+        want = expected_carriers(VCFS, keep=lambda site, k: site[1] == contig)  # noqa: B023 - called at once, in this iteration
         assert carrier_tuples(store.carriers(region=contig)) == want
 
 
@@ -370,7 +405,7 @@ def test_carriers_in_a_cohort(store, persons, name):
     assert carrier_tuples(store.carriers(cohort=cohort)) == want
     sites = gt_sites(VCFS)
     for s in list(sites[::7]) + [s for s in sites if len(s[4]) > 1]:
-        for k, a in enumerate(s[4], start=1):
+        for _k, a in enumerate(s[4], start=1):
             key = f"{s[1]}-{s[2]}-{s[3]}-{a}"
             assert carrier_tuples(store.carriers(key, cohort=cohort)) == [r for r in want if r[0] == key], key
 
@@ -380,11 +415,12 @@ def test_carriers_by_rsid_of_a_multiallelic_site(store):
     assert multi
     for site in multi:
         rsid = site[5].split(";")[0]
-        want = expected_carriers(VCFS, keep=lambda s, k: rsid in s[5].split(";"))
+        want = expected_carriers(VCFS, keep=lambda s, k: rsid in s[5].split(";"))  # noqa: B023 - called at once, in this iteration
         got = carrier_tuples(store.carriers(rsid))
-        assert got == want and {r[7] for r in got} == set(range(1, len(site[4]) + 1)), rsid
+        assert got == want, rsid
+        assert {r[7] for r in got} == set(range(1, len(site[4]) + 1)), rsid
         members = IDS[::2]
-        want = expected_carriers(VCFS, members, keep=lambda s, k: rsid in s[5].split(";"))
+        want = expected_carriers(VCFS, members, keep=lambda s, k: rsid in s[5].split(";"))  # noqa: B023 - called at once, in this iteration
         assert carrier_tuples(store.carriers(rsid, cohort=members)) == want
 
 
@@ -393,11 +429,17 @@ def test_carriers_by_rsid_of_a_multiallelic_site(store):
 
 @pytest.fixture(scope="module")
 def genes() -> dict[str, tuple[str, int, int]]:
-    gtf = pd.read_csv(GTF, sep="\t", comment="#", header=None,
-                      names=["contig", "source", "feature", "start", "end", "score", "strand", "frame", "attrs"])
+    gtf = pd.read_csv(
+        GTF,
+        sep="\t",
+        comment="#",
+        header=None,
+        names=["contig", "source", "feature", "start", "end", "score", "strand", "frame", "attrs"],
+    )
     rows = gtf[(gtf["feature"] == "gene") & gtf["contig"].isin(list(CONTIG_SPAN))]
-    return {re.search(r'gene_name "([^"]+)"', g.attrs)[1]: (g.contig, int(g.start), int(g.end))
-            for g in rows.itertuples()}
+    return {
+        re.search(r'gene_name "([^"]+)"', g.attrs)[1]: (g.contig, int(g.start), int(g.end)) for g in rows.itertuples()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -409,16 +451,21 @@ def whole_af() -> dict[tuple[int, int], float | None]:
 def burden_keep(whole_af, contig, start, end, af_min=None, af_max=None, pass_only=False):
     def keep(site, k):
         af = whole_af[(site[0], k)]
-        return (site[1] == contig and start <= site[2] <= end
-                and (af_min is None or (af is not None and af >= af_min))
-                and (af_max is None or (af is not None and af <= af_max))
-                and (not pass_only or site[6] == ("PASS",)))
+        return (
+            site[1] == contig
+            and start <= site[2] <= end
+            and (af_min is None or (af is not None and af >= af_min))
+            and (af_max is None or (af is not None and af <= af_max))
+            and (not pass_only or site[6] == ("PASS",))
+        )
+
     return keep
 
 
-@pytest.mark.parametrize("filters", [{"af_max": 0.01}, {"af_min": 0.05}, {"af_min": 0.01, "af_max": 0.2,
-                                                                           "pass_only": True},
-                                     {"pass_only": True}])
+@pytest.mark.parametrize(
+    "filters",
+    [{"af_max": 0.01}, {"af_min": 0.05}, {"af_min": 0.01, "af_max": 0.2, "pass_only": True}, {"pass_only": True}],
+)
 def test_gene_carriers(store, genes, whole_af, filters):
     assert set(genes) == {"GQA1", "GQB2", "GQC3", "GQD4", "GQX1", "GQX2"}
     total = 0
@@ -436,18 +483,29 @@ def test_gene_carriers(store, genes, whole_af, filters):
 
 def test_gene_carriers_cover_both_encodings(store):
     """Rare variants of a gene sit at sparse sites, common ones at dense sites: both paths are read."""
+
     def encodings(table):
         rows = sorted(set(table.column("site_row").to_pylist()))
-        return {r["dense"] for r in store.sql("SELECT dense_row IS NOT NULL AS dense FROM batch_sites "
-                                              "WHERE site_row IN (SELECT unnest(?))", [rows]).to_pylist()}
+        return {
+            r["dense"]
+            for r in store.sql(
+                "SELECT dense_row IS NOT NULL AS dense FROM batch_sites WHERE site_row IN (SELECT unnest(?))", [rows]
+            ).to_pylist()
+        }
+
     assert False in encodings(store.carriers(gene="GQA1", af_max=0.01))
     assert True in encodings(store.carriers(gene="GQA1", af_min=0.05))
     assert encodings(store.carriers(gene="GQX1")) == {False, True}
 
 
-@pytest.mark.parametrize("region,filters", [("chr20:1-20000", {"af_max": 0.01}),
-                                            ("chrX:2785100-2800000", {"af_min": 0.02, "pass_only": True}),
-                                            ("chrX", {"af_max": 0.05, "pass_only": True})])
+@pytest.mark.parametrize(
+    ("region", "filters"),
+    [
+        ("chr20:1-20000", {"af_max": 0.01}),
+        ("chrX:2785100-2800000", {"af_min": 0.02, "pass_only": True}),
+        ("chrX", {"af_max": 0.05, "pass_only": True}),
+    ],
+)
 def test_region_carriers_with_filters(store, whole_af, region, filters):
     contig, _, span = region.partition(":")
     start, end = (int(x) for x in span.split("-")) if span else CONTIG_SPAN[contig]
@@ -482,8 +540,19 @@ def assert_participant(store, vcfs, persons, sample) -> list[tuple]:
     group = persons.loc[persons["ancestry"].astype(str) == ancestry, "sample_id"].tolist()
     table = store.participant(sample)
     records = table.to_pylist()
-    got = [(r["variant_key"], r["zygosity"], r["gt"], r["allele_copies"], r["ac"], r["an"],
-            r["ancestry_ac"], r["ancestry_an"]) for r in records]
+    got = [
+        (
+            r["variant_key"],
+            r["zygosity"],
+            r["gt"],
+            r["allele_copies"],
+            r["ac"],
+            r["an"],
+            r["ancestry_ac"],
+            r["ancestry_an"],
+        )
+        for r in records
+    ]
     want = expected_participant(vcfs, sample, expected_for(vcfs, None), expected_for(vcfs, group))
     assert got == want, sample
     for r in records:
@@ -511,12 +580,12 @@ def notable_samples(persons) -> dict[str, str]:
                 found.setdefault("allele2", sample)
     assert len(found) == 7, found
     males = set(persons.loc[persons["sex_at_birth"] == "Male", "sample_id"])
-    assert found["hemi_male"] in males and found["haploid_missing"] in males
+    assert found["hemi_male"] in males
+    assert found["haploid_missing"] in males
     return found
 
 
-@pytest.mark.parametrize("which", ["first", "last", "hemi_male", "haploid_missing", "missing", "partial",
-                                   "allele2"])
+@pytest.mark.parametrize("which", ["first", "last", "hemi_male", "haploid_missing", "missing", "partial", "allele2"])
 def test_participant(store, persons, notable_samples, which):
     want = assert_participant(store, VCFS, persons, notable_samples[which])
     zygosities = {w[1] for w in want}
@@ -558,8 +627,22 @@ def _spread(*pairs: tuple[str, int], start: int = 0, step: int = 1) -> dict[int,
 def small_records() -> list[list[str]]:
     def rec(contig, pos, ref, alt, gts, rsid=".", flt="PASS"):
         return [contig, str(pos), rsid, ref, alt, "50", flt, ".", "GT", *gts]
-    dense_multi = _spread(("0/1", 5), ("1|0", 3), ("1/1", 3), ("1/2", 3), ("2/2", 3), ("0/2", 3), ("2|1", 2),
-                          ("./.", 3), ("./1", 2), ("1/.", 1), ("0/.", 1), ("./2", 1), start=3)  # 30 calls
+
+    dense_multi = _spread(
+        ("0/1", 5),
+        ("1|0", 3),
+        ("1/1", 3),
+        ("1/2", 3),
+        ("2/2", 3),
+        ("0/2", 3),
+        ("2|1", 2),
+        ("./.", 3),
+        ("./1", 2),
+        ("1/.", 1),
+        ("0/.", 1),
+        ("./2", 1),
+        start=3,
+    )  # 30 calls
     return [
         rec("chr1", 100, "A", "C", _diploid({5: "0/1"}), "rs100"),  # sparse, 1 call
         rec("chr1", 200, "A", "C,G", _diploid(dense_multi), "rs200"),  # dense, 30 calls
@@ -568,21 +651,44 @@ def small_records() -> list[list[str]]:
         rec("chr1", 360, "G", "T", _diploid({8: "1|1", 9: "./1", 10: "0|1"}, "0|0")),  # 3 calls: dense
         rec("chr1", 400, "T", "A", _diploid(_spread(("./.", 25), ("0/1", 5), step=1)), flt="LowQual"),
         rec("chr1", 500, "C", "G", _diploid({})),  # no ALT call at all
-        rec("chr1", 600, "C", "A,G,T", _diploid(_spread(("3/3", 4), ("1/3", 4), ("2/3", 4), ("0/3", 4),
-                                                         ("1/1", 4), ("0/1", 4), ("./3", 2), start=11))),
+        rec(
+            "chr1",
+            600,
+            "C",
+            "A,G,T",
+            _diploid(
+                _spread(("3/3", 4), ("1/3", 4), ("2/3", 4), ("0/3", 4), ("1/1", 4), ("0/1", 4), ("./3", 2), start=11)
+            ),
+        ),
         rec("chr1", 700, "G", "A", _diploid({i: "./." for i in range(N_SMALL)})),  # AN = 0
         rec("chr1", 750, "G", "A", _diploid({**{i: "./." for i in range(20)}, 25: "0/1"})),  # missing, 1 carrier
         # chrX: M00-M19 haploid, F20-F39 diploid
         rec("chrX", 1000, "A", "G", _chrx({3: "1"}), "rs1000"),  # sparse, one hemizygous call
-        rec("chrX", 1100, "A", "G,T", _chrx({**_spread(("1", 8), ("." , 3), ("2", 2)),
-                                              **_spread(("0/1", 5), ("1|1", 3), ("1/2", 2), ("./.", 1), ("./1", 1),
-                                                        ("0|2", 1), start=20)}), "rs1100"),  # dense, 26 calls
+        rec(
+            "chrX",
+            1100,
+            "A",
+            "G,T",
+            _chrx(
+                {
+                    **_spread(("1", 8), (".", 3), ("2", 2)),
+                    **_spread(("0/1", 5), ("1|1", 3), ("1/2", 2), ("./.", 1), ("./1", 1), ("0|2", 1), start=20),
+                }
+            ),
+            "rs1100",
+        ),  # dense, 26 calls
         rec("chrX", 1200, "C", "T", _chrx({1: ".", 2: "."})),  # sparse: haploid missing only
         rec("chrX", 1300, "C", "T,A", _chrx({4: "2", 25: "0/1"})),  # sparse, haploid ALT 2
-        rec("chrX", 1400, "G", "C", _chrx({**{i: "1" for i in range(10)}, **{i: "0/1" for i in range(10, 30, 2)}},
-                                          haploid=range(10))),  # another haploid pattern, dense
-        rec("chrX", 1500, "G", "C", _chrx({0: "1", 19: ".", **{i: "0/1" for i in range(20, 40, 3)},
-                                           21: "1/1"})),  # dense; most haploid calls are REF
+        rec(
+            "chrX",
+            1400,
+            "G",
+            "C",
+            _chrx({**{i: "1" for i in range(10)}, **{i: "0/1" for i in range(10, 30, 2)}}, haploid=range(10)),
+        ),  # another haploid pattern, dense
+        rec(
+            "chrX", 1500, "G", "C", _chrx({0: "1", 19: ".", **{i: "0/1" for i in range(20, 40, 3)}, 21: "1/1"})
+        ),  # dense; most haploid calls are REF
         rec("chrX", 1600, "T", "G", _chrx({i: "." for i in range(20)})),  # dense: every haploid call missing
         rec("chrX", 1700, "A", "T", _chrx({})),  # haploid pattern, nothing but REF
         rec("chrX", 1800, "A", "T", _chrx({17: "1", 30: "1/."})),  # sparse, hemi + partial
@@ -591,15 +697,16 @@ def small_records() -> list[list[str]]:
 
 SMALL_PERSONS = "sample_id\tsex_at_birth\tancestry\tcenter\n" + "".join(
     f"{s}\t{'Male' if i < 20 else 'Female'}\t{('AFR', 'EUR', 'EAS')[i % 3]}\tc{1 + i * 3 // N_SMALL}\n"
-    for i, s in enumerate(SMALL_IDS))
+    for i, s in enumerate(SMALL_IDS)
+)
 
 
 @pytest.fixture(scope="module")
 def small(work):
-    import genoquery
 
-    text = checks.vcf_text(SMALL_IDS, small_records(), contigs=(("chr1", 10_000), ("chrX", 10_000)),
-                           filters=("LowQual",))
+    text = checks.vcf_text(
+        SMALL_IDS, small_records(), contigs=(("chr1", 10_000), ("chrX", 10_000)), filters=("LowQual",)
+    )
     vcf = work / "small.vcf"
     vcf.write_text(text)
     persons = work / "small_persons.tsv"
@@ -633,13 +740,23 @@ def small_members(name, persons) -> tuple[object, list[str] | None]:
 
 def test_small_vcf_sites_fall_on_both_sides_of_the_boundary(small):
     store, vcfs, _ = small
-    rows = store.sql("SELECT pos, dense_row IS NOT NULL AS dense, haploid_pattern FROM batch_sites "
-                     "ORDER BY site_row", []).to_pylist()
+    rows = store.sql(
+        "SELECT pos, dense_row IS NOT NULL AS dense, haploid_pattern FROM batch_sites ORDER BY site_row", []
+    ).to_pylist()
     assert [r["pos"] for r in rows] == [s[2] for s in gt_sites(vcfs)]
     dense = {r["pos"]: r["dense"] for r in rows}
-    assert not dense[100] and dense[200] and not dense[300] and dense[600] and dense[1100] and dense[1500]
-    assert not dense[350] and dense[360]  # 2 = 40 // 16 carrier calls: sparse; 3: dense
-    assert not dense[1000] and not dense[1200] and not dense[1300] and not dense[1800]
+    assert not dense[100]
+    assert dense[200]
+    assert not dense[300]
+    assert dense[600]
+    assert dense[1100]
+    assert dense[1500]
+    assert not dense[350]
+    assert dense[360]
+    assert not dense[1000]
+    assert not dense[1200]
+    assert not dense[1300]
+    assert not dense[1800]
     assert {dense[p] for p in (1000, 1100, 1200, 1300, 1400, 1500, 1600, 1700)} == {True, False}
     assert len({r["haploid_pattern"] for r in rows if r["haploid_pattern"] is not None}) == 2
 
@@ -662,7 +779,7 @@ def test_small_vcf_carriers(small, name):
     want = expected_carriers(vcfs, members)
     assert carrier_tuples(store.carriers(cohort=cohort)) == want
     for site in gt_sites(vcfs):
-        for k, alt in enumerate(site[4], start=1):
+        for _k, alt in enumerate(site[4], start=1):
             key = f"{site[1]}-{site[2]}-{site[3]}-{alt}"
             assert carrier_tuples(store.carriers(key, cohort=cohort)) == [r for r in want if r[0] == key], key
     if name == "all":
@@ -673,9 +790,10 @@ def test_small_vcf_carriers(small, name):
 def test_small_vcf_carriers_by_rsid(small):
     store, vcfs, _ = small
     for rsid in ("rs100", "rs200", "rs300", "rs1000", "rs1100"):
-        want = expected_carriers(vcfs, keep=lambda s, k: s[5] == rsid)
+        want = expected_carriers(vcfs, keep=lambda s, k: s[5] == rsid)  # noqa: B023 - called at once, in this iteration
         got = carrier_tuples(store.carriers(rsid))
-        assert got == want and got, rsid
+        assert got == want, rsid
+        assert got, rsid
     assert {r[7] for r in carrier_tuples(store.carriers("rs1100"))} == {1, 2}
 
 
@@ -689,7 +807,6 @@ def test_small_vcf_participants(small):
 
 
 def test_errors_name_the_problem(store):
-    import genoquery
 
     QueryError, RegionError = genoquery.QueryError, genoquery.RegionError
     cases = [
@@ -721,8 +838,6 @@ def test_errors_name_the_problem(store):
 def test_reimported_person_table_regroups_the_stored_statistics(tmp_path):
     """`genoquery phenotypes` with new ancestry labels: variants(by=...) and frequencies(by=...)
     follow the new table, equal to bcftools on each new group's samples."""
-    import genoquery
-    from genoquery.index.phenotypes import import_table
 
     path = tmp_path / "regroup.gq"
     checks.ingest_fixture(path).close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,7 @@ def isin(column: pd.Series, values: tuple) -> pd.Series:
 
 # --- the store -------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cohorts") / "s.gq"
@@ -85,27 +87,38 @@ def test_store_sample_order_is_the_vcf_header(store) -> None:
     assert store.samples().column("sample_id").to_pylist() == HEADER_ORDER
 
 
-@pytest.mark.parametrize("expr, mask", [
-    ("sex_at_birth = 'Female' AND birth_year < 1970 AND has_condition('E11')",
-     (RAW.sex_at_birth == "Female") & (RAW.birth_year < 1970) & has(("E11",))),
-    ("has_condition('E11', 'J45')", has(("E11", "J45"))),
-    ("has_event('condition_occurrence', 'I10') AND NOT has_condition('E11')", has(("I10",)) & ~has(("E11",))),
-    ("ancestry IN ('EUR', 'AFR') OR center = 'center3'",
-     isin(RAW.ancestry, ("EUR", "AFR")) | (RAW.center == "center3")),
-    ("ldl_mg_dl IS NULL", RAW.ldl_mg_dl.isna().astype("boolean")),
-    ("NOT (ldl_mg_dl > 120)", ~(RAW.ldl_mg_dl > 120)),
-    ("birth_year BETWEEN 1950 AND 1960 AND lower(sex_at_birth) = 'male'",
-     (RAW.birth_year >= 1950) & (RAW.birth_year <= 1960) & (RAW.sex_at_birth == "Male")),
-    ("center LIKE '%2' AND abs(pc1) < 0.3", RAW.center.str.endswith("2") & (RAW.pc1.abs() < 0.3)),
-    ("coalesce(ldl_mg_dl, 0) < 100", RAW.ldl_mg_dl.fillna(0) < 100),
-    ("2024 - birth_year >= 70", 2024 - RAW.birth_year >= 70),
-    ("CASE WHEN sex_at_birth = 'Female' THEN birth_year < 1960 ELSE birth_year > 1990 END",
-     ((RAW.sex_at_birth == "Female") & (RAW.birth_year < 1960))
-     | ((RAW.sex_at_birth != "Female") & (RAW.birth_year > 1990))),
-    ("CAST(birth_year AS VARCHAR) LIKE '19_5'", RAW.birth_year.astype(str).str.match(r"^19.5$")),
-    ("sample_id IN ('S000003', 'S000120')", isin(RAW.sample_id, ("S000003", "S000120"))),
-    ("TRUE", pd.Series(True, index=RAW.index, dtype="boolean")),
-])
+@pytest.mark.parametrize(
+    ("expr", "mask"),
+    [
+        (
+            "sex_at_birth = 'Female' AND birth_year < 1970 AND has_condition('E11')",
+            (RAW.sex_at_birth == "Female") & (RAW.birth_year < 1970) & has(("E11",)),
+        ),
+        ("has_condition('E11', 'J45')", has(("E11", "J45"))),
+        ("has_event('condition_occurrence', 'I10') AND NOT has_condition('E11')", has(("I10",)) & ~has(("E11",))),
+        (
+            "ancestry IN ('EUR', 'AFR') OR center = 'center3'",
+            isin(RAW.ancestry, ("EUR", "AFR")) | (RAW.center == "center3"),
+        ),
+        ("ldl_mg_dl IS NULL", RAW.ldl_mg_dl.isna().astype("boolean")),
+        ("NOT (ldl_mg_dl > 120)", ~(RAW.ldl_mg_dl > 120)),
+        (
+            "birth_year BETWEEN 1950 AND 1960 AND lower(sex_at_birth) = 'male'",
+            (RAW.birth_year >= 1950) & (RAW.birth_year <= 1960) & (RAW.sex_at_birth == "Male"),
+        ),
+        ("center LIKE '%2' AND abs(pc1) < 0.3", RAW.center.str.endswith("2") & (RAW.pc1.abs() < 0.3)),
+        ("coalesce(ldl_mg_dl, 0) < 100", RAW.ldl_mg_dl.fillna(0) < 100),
+        ("2024 - birth_year >= 70", 2024 - RAW.birth_year >= 70),
+        (
+            "CASE WHEN sex_at_birth = 'Female' THEN birth_year < 1960 ELSE birth_year > 1990 END",
+            ((RAW.sex_at_birth == "Female") & (RAW.birth_year < 1960))
+            | ((RAW.sex_at_birth != "Female") & (RAW.birth_year > 1990)),
+        ),
+        ("CAST(birth_year AS VARCHAR) LIKE '19_5'", RAW.birth_year.astype(str).str.match(r"^19.5$")),
+        ("sample_id IN ('S000003', 'S000120')", isin(RAW.sample_id, ("S000003", "S000120"))),
+        ("TRUE", pd.Series(True, index=RAW.index, dtype="boolean")),
+    ],
+)
 def test_examples_against_pandas(store, expr: str, mask: pd.Series) -> None:
     check(store, expr, mask)
 
@@ -147,8 +160,9 @@ def atoms(draw) -> tuple[str, pd.Series]:
         return f"{column} {op} '{value}'", getattr(RAW[column], OPS[op])(value)
     if kind == "in":
         column = draw(st.sampled_from(CATEGORICAL))
-        values = tuple(draw(st.lists(st.sampled_from(sorted(RAW[column].unique())), min_size=1, max_size=3,
-                                     unique=True)))
+        values = tuple(
+            draw(st.lists(st.sampled_from(sorted(RAW[column].unique())), min_size=1, max_size=3, unique=True))
+        )
         return f"{column} IN ({', '.join(repr(v) for v in values)})", isin(RAW[column], values)
     if kind == "like":
         digit = draw(st.sampled_from("123"))
@@ -238,16 +252,21 @@ def test_bad_expressions(store, name: str) -> None:
     assert store.variants().num_rows > 0  # the store still answers
 
 
-@pytest.mark.parametrize("ids, message", [
-    ([], "empty cohort"),
-    (["S000001", "NOPE", "S000002", "ALSO_NOPE"],
-     "2 sample ID\\(s\\) of the cohort are not in this store: NOPE, ALSO_NOPE"),
-    ([1, 2], "sample IDs must be text"),
-    (np.array([], dtype=np.int64), "empty cohort"),
-    (np.array([0, 120]), "out of range"),
-    (np.array([-1]), "out of range"),
-    (3.5, "a cohort is"),
-])
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        ([], "empty cohort"),
+        (
+            ["S000001", "NOPE", "S000002", "ALSO_NOPE"],
+            "2 sample ID\\(s\\) of the cohort are not in this store: NOPE, ALSO_NOPE",
+        ),
+        ([1, 2], "sample IDs must be text"),
+        (np.array([], dtype=np.int64), "empty cohort"),
+        (np.array([0, 120]), "out of range"),
+        (np.array([-1]), "out of range"),
+        (3.5, "a cohort is"),
+    ],
+)
 def test_bad_id_lists(store, ids, message: str) -> None:
     with pytest.raises(QueryError, match=message):
         store.cohort(ids)
@@ -269,13 +288,16 @@ def test_partial_person_table_and_unknown_persons(writable: Path, tmp_path: Path
     assert import_table(writable, tmp_path / "p.tsv").unknown_ids == ["GHOST1", "GHOST2"]
     frame = frame.convert_dtypes()
     with genoquery.open(writable) as s:
-        for expr, mask in [("birth_year < 1960", frame.birth_year < 1960),
-                           ("ldl_mg_dl IS NULL", frame.ldl_mg_dl.isna().astype("boolean")),
-                           ("has_condition('E11')", has(("E11",), frame))]:
+        for expr, mask in [
+            ("birth_year < 1960", frame.birth_year < 1960),
+            ("ldl_mg_dl IS NULL", frame.ldl_mg_dl.isna().astype("boolean")),
+            ("has_condition('E11')", has(("E11",), frame)),
+        ]:
             np.testing.assert_array_equal(s.cohort(expr), oracle_indexes(mask, frame), err_msg=expr)
 
 
 # --- saved cohorts ---------------------------------------------------------
+
 
 def test_save_list_reuse(writable: Path) -> None:
     with genoquery.open(writable) as s:
@@ -309,17 +331,19 @@ def test_saved_filter_follows_reimported_persons(writable: Path, tmp_path: Path)
         np.testing.assert_array_equal(s.cohort("born_early"), oracle_indexes(RAW.birth_year - 10 < 1960))
 
 
-@pytest.mark.parametrize("name, cohort, message", [
-    ("birth_year", "birth_year < 1960", "is a person-table column"),
-    ("two words", "birth_year < 1960", "must be a word"),
-    ("x;drop", "birth_year < 1960", "must be a word"),
-    ("ok", "read_csv('x')", "not allowed"),
-    ("ok", "birth_year > 3000", "matches no sample"),
-    ("ok", [], "empty cohort"),
-    ("ok", ["NOPE"], "not in this store"),
-])
+@pytest.mark.parametrize(
+    ("name", "cohort", "message"),
+    [
+        ("birth_year", "birth_year < 1960", "is a person-table column"),
+        ("two words", "birth_year < 1960", "must be a word"),
+        ("x;drop", "birth_year < 1960", "must be a word"),
+        ("ok", "read_csv('x')", "not allowed"),
+        ("ok", "birth_year > 3000", "matches no sample"),
+        ("ok", [], "empty cohort"),
+        ("ok", ["NOPE"], "not in this store"),
+    ],
+)
 def test_save_errors_change_nothing(writable: Path, name: str, cohort, message: str) -> None:
-    import hashlib
 
     before = hashlib.sha256((writable / "index.duckdb").read_bytes()).hexdigest()
     with genoquery.open(writable) as s:
@@ -333,10 +357,12 @@ def test_save_with_another_open_store(writable: Path) -> None:
     with genoquery.open(writable) as s, genoquery.open(writable) as other:
         with pytest.raises(StoreError, match="close it"):
             s.save_cohort("x", "birth_year < 1960")
-        assert s.cohort("birth_year < 1960").size and other.variants().num_rows
+        assert s.cohort("birth_year < 1960").size
+        assert other.variants().num_rows
 
 
 # --- command line ----------------------------------------------------------
+
 
 def test_cli_save_list_show(writable: Path, tmp_path: Path, capsys) -> None:
     store = str(writable)
@@ -351,7 +377,8 @@ def test_cli_save_list_show(writable: Path, tmp_path: Path, capsys) -> None:
     assert main(["cohort", store, "show", "women"]) == 0
     out = capsys.readouterr()
     expected = [HEADER_ORDER[i] for i in oracle_indexes(RAW.sex_at_birth == "Female")]
-    assert out.out.split() == expected and f"{len(expected)} samples" in out.err
+    assert out.out.split() == expected
+    assert f"{len(expected)} samples" in out.err
     assert main(["cohort", store, "show", "mine"]) == 0
     assert capsys.readouterr().out.split() == ["S000001", "S000005"]
     assert main(["cohort", store, "show", "has_condition('J45') AND birth_year > 1980"]) == 0
@@ -359,24 +386,34 @@ def test_cli_save_list_show(writable: Path, tmp_path: Path, capsys) -> None:
     assert capsys.readouterr().out.split() == [HEADER_ORDER[i] for i in oracle_indexes(mask)]
 
 
-@pytest.mark.parametrize("argv", [
-    ["show", "1; DROP TABLE variants"],
-    ["show", "sample_id IN (SELECT sample_id FROM samples)"],
-    ["show", "read_csv('/etc/passwd') IS NULL"],
-    ["show", "nope > 1"],
-    ["show", "birth_year > 3000"],
-    ["show", "@/nonexistent/ids.txt"],
-    ["save", "birth_year", "birth_year > 1"],
-    ["save", "x", "height > 1"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["show", "1; DROP TABLE variants"],
+        ["show", "sample_id IN (SELECT sample_id FROM samples)"],
+        ["show", "read_csv('/etc/passwd') IS NULL"],
+        ["show", "nope > 1"],
+        ["show", "birth_year > 3000"],
+        ["show", "@/nonexistent/ids.txt"],
+        ["save", "birth_year", "birth_year > 1"],
+        ["save", "x", "height > 1"],
+    ],
+)
 def test_cli_errors_one_line_exit_2(writable: Path, argv: list[str], capsys) -> None:
     assert main(["cohort", str(writable), *argv]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("genoquery: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("genoquery: error: ")
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
 
 
 def test_cli_subprocess_no_traceback(built: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "genoquery", "cohort", str(built), "show",
-                          "birth_year < (SELECT 1)"], capture_output=True, text=True)
-    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "genoquery", "cohort", str(built), "show", "birth_year < (SELECT 1)"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1
+    assert "Traceback" not in run.stderr
     assert "subqueries are not allowed" in run.stderr

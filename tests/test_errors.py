@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import checks
+from genoquery.cli import main
 
 HEADER = [
     "##fileformat=VCFv4.2",
@@ -61,6 +62,7 @@ def _text_case(name: str, text: str, bad_line_needle: str | None, mentions: tupl
         path.write_text(text)
         line = _line_of(text, bad_line_needle) if bad_line_needle else None
         return [path], path, line, None
+
     return Case(name, make, mentions)
 
 
@@ -105,7 +107,7 @@ def _empty_file(tmp: Path):
 def _different_samples(tmp: Path):
     a = tmp / "a.vcf"
     a.write_text(_vcf(GOOD[:2]))
-    header = HEADER[:-1] + ["#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\ts3"]
+    header = [*HEADER[:-1], "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\ts3"]
     b = tmp / "b.vcf"
     b.write_text(_vcf(GOOD[2:], header))
     return [a, b], b, None, None
@@ -138,30 +140,44 @@ def _persons_missing(tmp: Path):
 
 CASES = [
     _text_case("no_chrom_line", "\n".join(HEADER[:-1] + GOOD) + "\n", None),
-    _text_case("no_fileformat", _vcf(GOOD, ["##contig=<ID=chr1>", "this is not a header line"] + HEADER[-1:]),
-               None),
-    _text_case("non_numeric_pos", _vcf(GOOD[:1] + ["chr1\tabc\t.\tG\tT\t.\t.\t.\tGT\t0/0\t0/1"] + GOOD[2:]),
-               "\tabc\t", ("abc",)),
-    _text_case("too_few_sample_columns", _vcf(GOOD[:1] + ["chr1\t200\t.\tG\tT\t.\t.\t.\tGT\t0/1"] + GOOD[2:]),
-               "chr1\t200\t"),
-    _text_case("too_many_sample_columns",
-               _vcf(GOOD[:2] + ["chr2\t50\t.\tC\tA\t.\t.\t.\tGT\t0/1\t1/1\t0/0"]), "chr2\t50\t"),
-    _text_case("unknown_contig", _vcf(GOOD[:2] + ["chr7\t50\t.\tC\tA\t.\t.\t.\tGT\t0/1\t1/1"]), "chr7\t", ("chr7",)),
+    _text_case("no_fileformat", _vcf(GOOD, ["##contig=<ID=chr1>", "this is not a header line", *HEADER[-1:]]), None),
+    _text_case(
+        "non_numeric_pos",
+        _vcf([*GOOD[:1], "chr1\tabc\t.\tG\tT\t.\t.\t.\tGT\t0/0\t0/1", *GOOD[2:]]),
+        "\tabc\t",
+        ("abc",),
+    ),
+    _text_case(
+        "too_few_sample_columns", _vcf([*GOOD[:1], "chr1\t200\t.\tG\tT\t.\t.\t.\tGT\t0/1", *GOOD[2:]]), "chr1\t200\t"
+    ),
+    _text_case(
+        "too_many_sample_columns", _vcf([*GOOD[:2], "chr2\t50\t.\tC\tA\t.\t.\t.\tGT\t0/1\t1/1\t0/0"]), "chr2\t50\t"
+    ),
+    _text_case("unknown_contig", _vcf([*GOOD[:2], "chr7\t50\t.\tC\tA\t.\t.\t.\tGT\t0/1\t1/1"]), "chr7\t", ("chr7",)),
     _text_case("unsorted_positions", _vcf([GOOD[1], GOOD[0], GOOD[2]]), "chr1\t100\t"),
-    _text_case("contig_seen_twice", _vcf(GOOD + ["chr1\t300\t.\tC\tA\t.\t.\t.\tGT\t0/1\t1/1"]), "chr1\t300\t"),
-    _text_case("duplicate_sample_ids",
-               _vcf(GOOD, HEADER[:-1] + ["#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\ts1"]), None,
-               ("s1",)),
-    _text_case("non_numeric_gt", _vcf(GOOD[:1] + ["chr1\t200\t.\tG\tT\t.\t.\t.\tGT\t0/A\t0/1"] + GOOD[2:]),
-               "0/A", ("0/A",)),
-    _text_case("triploid_gt", _vcf(GOOD[:1] + ["chr1\t200\t.\tG\tT\t.\t.\t.\tGT\t0/1/1\t0/1"] + GOOD[2:]),
-               "0/1/1"),
-    _text_case("gt_allele_beyond_alt", _vcf(GOOD[:1] + ["chr1\t200\t.\tG\tT\t.\t.\t.\tGT\t0/2\t0/1"] + GOOD[2:]),
-               "0/2"),
-    _text_case("pos_beyond_int32",
-               _vcf(["chr1\t3000000000\t.\tA\tC\t.\t.\t.\tGT\t0/1\t1/1"],
-                    [HEADER[0], "##contig=<ID=chr1,length=4000000000>"] + HEADER[3:]),
-               "3000000000", ("3000000000",)),
+    _text_case("contig_seen_twice", _vcf([*GOOD, "chr1\t300\t.\tC\tA\t.\t.\t.\tGT\t0/1\t1/1"]), "chr1\t300\t"),
+    _text_case(
+        "duplicate_sample_ids",
+        _vcf(GOOD, [*HEADER[:-1], "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\ts1"]),
+        None,
+        ("s1",),
+    ),
+    _text_case(
+        "non_numeric_gt", _vcf([*GOOD[:1], "chr1\t200\t.\tG\tT\t.\t.\t.\tGT\t0/A\t0/1", *GOOD[2:]]), "0/A", ("0/A",)
+    ),
+    _text_case("triploid_gt", _vcf([*GOOD[:1], "chr1\t200\t.\tG\tT\t.\t.\t.\tGT\t0/1/1\t0/1", *GOOD[2:]]), "0/1/1"),
+    _text_case(
+        "gt_allele_beyond_alt", _vcf([*GOOD[:1], "chr1\t200\t.\tG\tT\t.\t.\t.\tGT\t0/2\t0/1", *GOOD[2:]]), "0/2"
+    ),
+    _text_case(
+        "pos_beyond_int32",
+        _vcf(
+            ["chr1\t3000000000\t.\tA\tC\t.\t.\t.\tGT\t0/1\t1/1"],
+            [HEADER[0], "##contig=<ID=chr1,length=4000000000>", *HEADER[3:]],
+        ),
+        "3000000000",
+        ("3000000000",),
+    ),
     Case("truncated_bgzip", _truncated_bgzip),
     Case("truncated_bcf", _truncated_bcf),
     Case("missing_file", _missing_file),
@@ -176,8 +192,9 @@ IDS = [c.name for c in CASES]
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    return subprocess.run([sys.executable, "-m", "genoquery", *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "genoquery", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def _assert_one_line_error(proc: subprocess.CompletedProcess, *must_contain: str) -> str:
@@ -245,7 +262,6 @@ def _cli_args(case: Case, tmp_path: Path, store_path: Path) -> tuple[list[str], 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_cli_main_error(gq, tmp_path, store_path, capfd, case):
     """genoquery.cli.main in this process (fast); capfd also catches what htslib writes to fd 2."""
-    from genoquery.cli import main
 
     args, culprit, line = _cli_args(case, tmp_path, store_path)
     capfd.readouterr()

@@ -11,6 +11,10 @@ import pandas as pd
 import pysam
 import pytest
 
+import genoquery
+from genoquery.cli import main
+from genoquery.index.genes import import_genes
+
 FIXTURES = Path(__file__).parents[1] / "data" / "fixtures"
 VCFS = [FIXTURES / "cohort.chr20.vcf.gz", FIXTURES / "cohort.chrX.vcf.gz"]
 GTF = FIXTURES / "genes.gtf"
@@ -34,7 +38,7 @@ def gtf_genes(path: Path = GTF) -> pd.DataFrame:
 
 def genes_table(store_path: Path) -> pd.DataFrame:
     with duckdb.connect(str(store_path / "index.duckdb"), read_only=True) as con:
-        return con.sql('SELECT * FROM genes ORDER BY contig, start').df()
+        return con.sql("SELECT * FROM genes ORDER BY contig, start").df()
 
 
 def rows(frame: pd.DataFrame, columns=COLUMNS) -> list[tuple]:
@@ -44,7 +48,6 @@ def rows(frame: pd.DataFrame, columns=COLUMNS) -> list[tuple]:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """A store of the fixture cohort, copied by each test that writes to it."""
-    import genoquery
 
     path = tmp_path_factory.mktemp("genes") / "template.gq"
     genoquery.ingest(path, VCFS, progress=False).close()
@@ -59,29 +62,34 @@ def store_path(template, tmp_path) -> Path:
 
 
 def test_gtf_import_equals_gene_lines(store_path):
-    from genoquery.index.genes import import_genes
 
     assert import_genes(store_path, GTF) == 7
     want = gtf_genes()
     got = genes_table(store_path)
-    assert rows(got, COLUMNS + ["gene_type"]) == rows(want, COLUMNS + ["gene_type"])
+    assert rows(got, [*COLUMNS, "gene_type"]) == rows(want, [*COLUMNS, "gene_type"])
     assert set(got["source"]) == {str(GTF)}
     gtf = pd.read_csv(GTF, sep="\t", comment="#", header=None, names=GTF_COLUMNS)
     assert set(gtf["feature"]) == {"gene", "transcript", "exon"}  # only gene lines became genes
 
 
 def test_bed_import_is_zero_based_half_open(store_path):
-    from genoquery.index.genes import import_genes
 
     assert import_genes(store_path, BED) == 7
-    bed = pd.read_csv(BED, sep="\t", comment="#", header=None, skiprows=2,
-                      names=["contig", "start0", "end", "name", "score", "strand"])
+    bed = pd.read_csv(
+        BED,
+        sep="\t",
+        comment="#",
+        header=None,
+        skiprows=2,
+        names=["contig", "start0", "end", "name", "score", "strand"],
+    )
     bed["start"], bed["gene_id"], bed["gene_name"] = bed["start0"] + 1, bed["name"], bed["name"]
     got = genes_table(store_path)
     assert rows(got) == rows(bed)
     by_name = gtf_genes().set_index("gene_name")  # the BED and the GTF describe the same genes
     assert sorted((r.gene_name, r.contig, r.start, r.end) for r in got.itertuples()) == sorted(
-        (n, by_name.loc[n, "contig"], by_name.loc[n, "start"], by_name.loc[n, "end"]) for n in got["gene_name"])
+        (n, by_name.loc[n, "contig"], by_name.loc[n, "start"], by_name.loc[n, "end"]) for n in got["gene_name"]
+    )
 
 
 def test_fixture_genes_lie_over_the_fixture_cohort():
@@ -102,13 +110,13 @@ def test_fixture_genes_lie_over_the_fixture_cohort():
 
 
 def test_reimport_replaces(store_path):
-    import genoquery
-    from genoquery.index.genes import import_genes
 
     import_genes(store_path, GTF)
     import_genes(store_path, BED)
     got = genes_table(store_path)
-    assert len(got) == 7 and set(got["source"]) == {str(BED)} and got["gene_type"].isna().all()
+    assert len(got) == 7
+    assert set(got["source"]) == {str(BED)}
+    assert got["gene_type"].isna().all()
     with genoquery.open(store_path) as store:
         assert store.lookup(gene="GQA1").num_rows > 0
         with pytest.raises(genoquery.QueryError, match="not among the 7 imported genes"):
@@ -117,7 +125,6 @@ def test_reimport_replaces(store_path):
 
 def test_gzipped_gtf_without_gene_lines_and_other_contig_names(store_path, tmp_path):
     """Exon-only GTF: each gene's extent over its features; '20'/'X' become the store's chr20/chrX."""
-    from genoquery.index.genes import import_genes
 
     lines = [line for line in GTF.read_text().splitlines() if "\tgene\t" not in line]
     lines = [line[3:] if line.startswith("chr") and not line.startswith("chr1\t") else line for line in lines]
@@ -129,23 +136,24 @@ def test_gzipped_gtf_without_gene_lines_and_other_contig_names(store_path, tmp_p
     assert rows(got) == rows(gtf_genes())  # transcripts span the gene in the fixture
 
 
-@pytest.mark.parametrize("name,text,message", [
-    ("short.gtf", "chr20\tX\tgene\t1\t100\n", "fewer than 9 tab-separated columns"),
-    ("noid.gtf", "chr20\tX\tgene\t1\t100\t.\t+\t.\tgene_name \"A\";\n", "no gene_id attribute"),
-    ("start.gtf", "chr20\tX\tgene\tone\t100\t.\t+\t.\tgene_id \"A\";\n", "start or end is not a whole number"),
-    ("order.gtf", "chr20\tX\tgene\t200\t100\t.\t+\t.\tgene_id \"A\";\n", "end is before start"),
-    ("zero.gtf", "chr20\tX\tgene\t0\t100\t.\t+\t.\tgene_id \"A\";\n", "start must be >= 1"),
-    ("strand.gtf", "chr20\tX\tgene\t1\t100\t.\tup\t.\tgene_id \"A\";\n", "strand must be"),
-    ("empty.gtf", "##only a header\n", "no genes found"),
-    ("nothing.bed", "", "no genes found"),
-    ("noname.bed", "chr20\t0\t100\n", r"no name \(4th column\)"),
-    ("empty.bed", "chr20\t100\t100\tA\n", "end must be larger than start"),
-    ("negative.bed", "chr20\t-1\t100\tA\n", "start must be >= 0"),
-    ("genes.txt", "chr20\t0\t100\tA\n", "cannot tell a GTF from a BED"),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("short.gtf", "chr20\tX\tgene\t1\t100\n", "fewer than 9 tab-separated columns"),
+        ("noid.gtf", 'chr20\tX\tgene\t1\t100\t.\t+\t.\tgene_name "A";\n', "no gene_id attribute"),
+        ("start.gtf", 'chr20\tX\tgene\tone\t100\t.\t+\t.\tgene_id "A";\n', "start or end is not a whole number"),
+        ("order.gtf", 'chr20\tX\tgene\t200\t100\t.\t+\t.\tgene_id "A";\n', "end is before start"),
+        ("zero.gtf", 'chr20\tX\tgene\t0\t100\t.\t+\t.\tgene_id "A";\n', "start must be >= 1"),
+        ("strand.gtf", 'chr20\tX\tgene\t1\t100\t.\tup\t.\tgene_id "A";\n', "strand must be"),
+        ("empty.gtf", "##only a header\n", "no genes found"),
+        ("nothing.bed", "", "no genes found"),
+        ("noname.bed", "chr20\t0\t100\n", r"no name \(4th column\)"),
+        ("empty.bed", "chr20\t100\t100\tA\n", "end must be larger than start"),
+        ("negative.bed", "chr20\t-1\t100\tA\n", "start must be >= 0"),
+        ("genes.txt", "chr20\t0\t100\tA\n", "cannot tell a GTF from a BED"),
+    ],
+)
 def test_malformed_files_are_rejected_and_leave_the_table(store_path, tmp_path, name, text, message):
-    import genoquery
-    from genoquery.index.genes import import_genes
 
     import_genes(store_path, GTF)
     path = tmp_path / name
@@ -157,8 +165,6 @@ def test_malformed_files_are_rejected_and_leave_the_table(store_path, tmp_path, 
 
 
 def test_store_problems(store_path, tmp_path):
-    import genoquery
-    from genoquery.index.genes import import_genes
 
     with pytest.raises(genoquery.InputFileError, match="no such file"):
         import_genes(store_path, tmp_path / "missing.gtf")
@@ -172,7 +178,6 @@ def test_store_problems(store_path, tmp_path):
 
 
 def test_cli_genes(store_path, capsys, tmp_path):
-    from genoquery.cli import main
 
     assert main(["genes", str(store_path), str(BED)]) == 0
     assert "7 genes imported" in capsys.readouterr().err
@@ -183,4 +188,5 @@ def test_cli_genes(store_path, capsys, tmp_path):
     assert "chr20-18222-G-A" in capsys.readouterr().out
     assert main(["genes", str(store_path), str(tmp_path / "none.bed")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no such file" in err
+    assert err.count("\n") == 1
+    assert "no such file" in err

@@ -27,6 +27,7 @@ import checks
 import genoquery
 import oracle
 from genoquery.errors import QueryError, RegionError
+from genoquery.query import vcf_export
 
 FIXTURES = Path(__file__).parents[1] / "data" / "fixtures"
 COHORT = [FIXTURES / "cohort.chr20.vcf.gz", FIXTURES / "cohort.chrX.vcf.gz"]
@@ -49,8 +50,9 @@ def _selection(region: str | None, samples: list[str] | None) -> list[str]:
     return args + (["-s", ",".join(samples)] if samples else [])
 
 
-def expected_calls(sources: list[Path], region: str | None, samples: list[str] | None,
-                   n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+def expected_calls(
+    sources: list[Path], region: str | None, samples: list[str] | None, n_samples: int
+) -> tuple[np.ndarray, np.ndarray]:
     """call_genotype (int8) and phase flags from ``bcftools query -r -s -f '[%GT\\t]\\n'``."""
     text = "".join(bcftools.query(*_selection(region, samples), "-f", "[%GT\t]\n", str(s)) for s in sources)
     calls = [[oracle.parse_gt(g) for g in line.split("\t")[:-1]] for line in text.split("\n")[:-1]]
@@ -64,8 +66,9 @@ def expected_records(sources: list[Path], region: str | None, samples: list[str]
     out = []
     for i, src in enumerate(sources):
         view = work / f"expected{i}.vcf"
-        bcftools.view(*_selection(region, samples), "--no-update", "-Ov", "-o", str(view), str(src),
-                      catch_stdout=False)  # no-update: INFO/AC of tests/data is wrong on purpose
+        bcftools.view(
+            *_selection(region, samples), "--no-update", "-Ov", "-o", str(view), str(src), catch_stdout=False
+        )  # no-update: INFO/AC of tests/data is wrong on purpose
         out.append(bcftools.query("-f", RECORD, str(view)))
     return "".join(out)
 
@@ -122,33 +125,63 @@ def _samples(ids: list[str], pick) -> list[str] | None:
 # --------------------------------------------------------------------------- genotypes
 
 
-@pytest.mark.parametrize("region", [
-    None, "chr20", "chrX", "chr20:1000-9000", "chr20:1,000-9,000", "chrX:2790000-2800000",
-    "chr20:651", "chr20:60000-70000", "chrX:1-2781479"])
+@pytest.mark.parametrize(
+    "region",
+    [
+        None,
+        "chr20",
+        "chrX",
+        "chr20:1000-9000",
+        "chr20:1,000-9,000",
+        "chrX:2790000-2800000",
+        "chr20:651",
+        "chr20:60000-70000",
+        "chrX:1-2781479",
+    ],
+)
 @pytest.mark.parametrize("pick", [None, PICK, (5,)], ids=["all", "subset", "one"])
 def test_genotypes_equal_bcftools(cohort, ids, region, pick):
     samples = _samples(ids, pick)
     got = cohort.genotypes(region, samples)
     plain = None if region is None else region.replace(",", "")
     gt, phased = expected_calls(COHORT, plain, samples, len(samples or ids))
-    assert got.gt.dtype == np.int8 and got.phased.dtype == bool
-    assert got.gt.shape == gt.shape and (got.gt == gt).all() and (got.phased == phased).all()
+    assert got.gt.dtype == np.int8
+    assert got.phased.dtype == bool
+    assert got.gt.shape == gt.shape
+    assert (got.gt == gt).all()
+    assert (got.phased == phased).all()
     assert got.sample_ids == (samples or ids)
-    fixed = "".join(bcftools.query(*_selection(plain, None), "-f", "%CHROM\t%POS\t%REF\t%ALT\n", str(s))
-                    for s in COHORT)
-    rows = zip(got.sites["contig"].to_pylist(), got.sites["pos"].to_pylist(), got.sites["ref"].to_pylist(),
-               got.sites["alt"].to_pylist())
+    fixed = "".join(
+        bcftools.query(*_selection(plain, None), "-f", "%CHROM\t%POS\t%REF\t%ALT\n", str(s)) for s in COHORT
+    )
+    rows = zip(
+        got.sites["contig"].to_pylist(),
+        got.sites["pos"].to_pylist(),
+        got.sites["ref"].to_pylist(),
+        got.sites["alt"].to_pylist(),
+        strict=True,
+    )
     assert "".join(f"{c}\t{p}\t{r}\t{','.join(a) or '.'}\n" for c, p, r, a in rows) == fixed
 
 
 def test_empty_region_has_no_sites_and_all_samples(cohort, ids):
     got = cohort.genotypes("chr20:60000-70000")
-    assert got.sites.num_rows == 0 and got.gt.shape == (0, len(ids), 2) and got.phased.shape == (0, len(ids))
+    assert got.sites.num_rows == 0
+    assert got.gt.shape == (0, len(ids), 2)
+    assert got.phased.shape == (0, len(ids))
 
 
-@pytest.mark.parametrize("name,region", [(name, None) for name in SMALL] + [
-    ("multiallelic.vcf", "chr1:150"), ("multiallelic.vcf", "chr2"), ("chrx_mixed.vcf", "chrX:3000000-4000000"),
-    ("haploid_missing.vcf", "chr1:3-5"), ("sites_only.vcf", "1:9")])
+@pytest.mark.parametrize(
+    ("name", "region"),
+    [(name, None) for name in SMALL]
+    + [
+        ("multiallelic.vcf", "chr1:150"),
+        ("multiallelic.vcf", "chr2"),
+        ("chrx_mixed.vcf", "chrX:3000000-4000000"),
+        ("haploid_missing.vcf", "chr1:3-5"),
+        ("sites_only.vcf", "1:9"),
+    ],
+)
 def test_small_files_genotypes_equal_bcftools(small, name, region):
     store, src = small[name]
     all_ids = store.samples()["sample_id"].to_pylist()
@@ -157,7 +190,8 @@ def test_small_files_genotypes_equal_bcftools(small, name, region):
         got = store.genotypes(region, chosen)
         gt, phased = expected_calls([src], region, chosen, len(chosen or all_ids))
         assert (got.gt.shape, got.phased.shape) == (gt.shape, phased.shape)
-        assert (got.gt == gt).all() and (got.phased == phased).all()
+        assert (got.gt == gt).all()
+        assert (got.phased == phased).all()
 
 
 @st.composite
@@ -179,7 +213,9 @@ def test_random_regions_and_samples_equal_bcftools(cohort, ids, request):
     samples = _samples(ids, pick)
     got = cohort.genotypes(region, samples)
     gt, phased = expected_calls(COHORT, region, samples, len(samples or ids))
-    assert got.gt.shape == gt.shape and (got.gt == gt).all() and (got.phased == phased).all()
+    assert got.gt.shape == gt.shape
+    assert (got.gt == gt).all()
+    assert (got.phased == phased).all()
     assert got.sample_ids == (samples or ids)
 
 
@@ -190,23 +226,24 @@ def test_to_xarray(cohort, ids):
     n = got.sites.num_rows
     assert n > 0
     assert ds["call_genotype"].dims == ("variants", "samples", "ploidy")
-    assert ds["call_genotype"].shape == (n, len(samples), 2) and (ds["call_genotype"].values == got.gt).all()
+    assert ds["call_genotype"].shape == (n, len(samples), 2)
+    assert (ds["call_genotype"].values == got.gt).all()
     assert ds["call_genotype_phased"].dims == ("variants", "samples")
     assert (ds["call_genotype_phased"].values == got.phased).all()
     assert ds["sample_id"].values.tolist() == samples
     assert ds["variant_position"].values.tolist() == got.sites["pos"].to_pylist()
     assert set(ds["variant_contig"].values.tolist()) == {"chrX"}
     alleles = ds["variant_allele"].values.tolist()
-    assert [[a for a in row if a] for row in alleles] == [[r, *a] for r, a in zip(got.sites["ref"].to_pylist(),
-                                                                               got.sites["alt"].to_pylist())]
+    assert [[a for a in row if a] for row in alleles] == [
+        [r, *a] for r, a in zip(got.sites["ref"].to_pylist(), got.sites["alt"].to_pylist(), strict=True)
+    ]
     assert ds["variant_id"].values.tolist() == got.sites["id"].fill_null(".").to_pylist()
 
 
 # --------------------------------------------------------------------------- export
 
 
-def check_export(out: Path, sources: list[Path], region: str | None, samples: list[str] | None,
-                 work: Path) -> None:
+def check_export(out: Path, sources: list[Path], region: str | None, samples: list[str] | None, work: Path) -> None:
     """The export's records, AC/AN and header against bcftools on the sources."""
     bcftools.view("-h", str(out))  # readable by bcftools
     records = bcftools.query("-f", RECORD, str(out))
@@ -217,7 +254,8 @@ def check_export(out: Path, sources: list[Path], region: str | None, samples: li
     header = bcftools.view("-h", str(out))
     used = {f for line in records.split("\n") if line for f in line.split("\t")[6].split(";")} - {"."}
     declared = re.findall(r"^##FILTER=<ID=([^,>]+)", header, flags=re.M)
-    assert declared[0] == "PASS" and used <= set(declared)
+    assert declared[0] == "PASS"
+    assert used <= set(declared)
     lengths = dict(oracle.header_contigs(sources[0]))
     assert all(lengths[name] == length for name, length in oracle.header_contigs(out))
     assert f"##source=genoquery {genoquery.__version__}" in header
@@ -225,12 +263,14 @@ def check_export(out: Path, sources: list[Path], region: str | None, samples: li
 
 
 @pytest.mark.parametrize("suffix", [".vcf", ".vcf.gz", ".bcf"])
-@pytest.mark.parametrize("region,pick", [(None, None), ("chr20:1000-20000", PICK), ("chrX", (2, 0, 1)),
-                                         ("chr20:60000-70000", PICK)])
+@pytest.mark.parametrize(
+    ("region", "pick"), [(None, None), ("chr20:1000-20000", PICK), ("chrX", (2, 0, 1)), ("chr20:60000-70000", PICK)]
+)
 def test_export_equals_bcftools(cohort, ids, work, tmp_path, suffix, region, pick):
     samples = _samples(ids, pick)
     out = cohort.export_vcf(tmp_path / f"out{suffix}", region, samples)
-    assert out == tmp_path / f"out{suffix}" and sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+    assert out == tmp_path / f"out{suffix}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
     check_export(out, COHORT, region, samples, work)
     with gzip.open(out) if suffix != ".vcf" else open(out, "rb") as handle:
         assert handle.read(3) == (b"BCF" if suffix == ".bcf" else b"##f")
@@ -257,7 +297,6 @@ def test_bgzipped_export_is_indexable_and_region_queries_match(cohort, ids, work
 
 
 def test_export_replaces_a_file_only_when_complete(cohort, tmp_path, monkeypatch):
-    from genoquery.query import vcf_export
 
     target = tmp_path / "out.vcf.gz"
     target.write_text("old")
@@ -269,21 +308,25 @@ def test_export_replaces_a_file_only_when_complete(cohort, tmp_path, monkeypatch
     monkeypatch.setattr(vcf_export, "_records", failing)
     with pytest.raises(RuntimeError):
         cohort.export_vcf(target, "chr20")
-    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.vcf.gz"]
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.vcf.gz"]
 
 
 # --------------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("region,samples,error,words", [
-    (None, ["S000001", "NOPE1", "NOPE2"], QueryError, ["NOPE1", "NOPE2", "not in this store"]),
-    (None, ["S000002", "S000001", "S000002"], QueryError, ["S000002", "more than once"]),
-    (None, [], QueryError, ["no sample IDs"]),
-    (None, "S000001", QueryError, ["list of sample IDs"]),
-    ("chr20:5-1", None, RegionError, ["bad region", "chr20:5-1"]),
-    ("chr20:x-y", None, RegionError, ["bad region"]),
-    ("chr9:1-100", None, RegionError, ["'chr9'", "not in the store"]),
-])
+@pytest.mark.parametrize(
+    ("region", "samples", "error", "words"),
+    [
+        (None, ["S000001", "NOPE1", "NOPE2"], QueryError, ["NOPE1", "NOPE2", "not in this store"]),
+        (None, ["S000002", "S000001", "S000002"], QueryError, ["S000002", "more than once"]),
+        (None, [], QueryError, ["no sample IDs"]),
+        (None, "S000001", QueryError, ["list of sample IDs"]),
+        ("chr20:5-1", None, RegionError, ["bad region", "chr20:5-1"]),
+        ("chr20:x-y", None, RegionError, ["bad region"]),
+        ("chr9:1-100", None, RegionError, ["'chr9'", "not in the store"]),
+    ],
+)
 def test_bad_requests_raise_and_write_nothing(cohort, tmp_path, region, samples, error, words):
     with pytest.raises(error) as raised:
         cohort.genotypes(region, samples)
@@ -324,13 +367,22 @@ def test_cli_export(cohort, ids, work, tmp_path):
         check_export(tmp_path / name, COHORT, "chr20:1000-20000", samples, work)
 
 
-@pytest.mark.parametrize("args", [
-    ["--samples", "S000001,NOPE"], ["--samples", "S000001,S000001"], ["--region", "chr20:9-1"],
-    ["--region", "chr9"], ["--samples", "@/nonexistent/ids.txt"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--samples", "S000001,NOPE"],
+        ["--samples", "S000001,S000001"],
+        ["--region", "chr20:9-1"],
+        ["--region", "chr9"],
+        ["--samples", "@/nonexistent/ids.txt"],
+    ],
+)
 def test_cli_errors_exit_2_without_output(cohort, tmp_path, args):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     run = _cli(str(cohort.path), str(out_dir / "x.vcf.gz"), *args)
-    assert run.returncode == 2 and run.stderr.startswith("genoquery: error: ")
-    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert run.returncode == 2
+    assert run.stderr.startswith("genoquery: error: ")
+    assert run.stderr.count("\n") == 1
+    assert "Traceback" not in run.stderr
     assert list(out_dir.iterdir()) == []

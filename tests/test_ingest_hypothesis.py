@@ -22,9 +22,12 @@ from vcf_strategies import VcfDoc, vcf_documents
 
 # Random examples while developing; a fixed sequence in CI (CI=true), so a submission's
 # result does not depend on the draw.
-SETTINGS = dict(deadline=None, database=None, derandomize=bool(os.environ.get("CI")),
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large])
+SETTINGS = dict(
+    deadline=None,
+    database=None,
+    derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def _materialise(doc: VcfDoc, workdir: Path, fmt: str, name: str = "doc") -> Path:
@@ -56,8 +59,9 @@ def test_ingest_equals_oracle(gq, doc, fmt):
 @st.composite
 def split_documents(draw):
     doc = draw(vcf_documents(min_samples=1, max_samples=8).filter(lambda d: len(d.contigs) >= 2))
-    groups = draw(st.lists(st.sampled_from(["AFR", "EUR", "EAS"]), min_size=len(doc.samples),
-                           max_size=len(doc.samples)))
+    groups = draw(
+        st.lists(st.sampled_from(["AFR", "EUR", "EAS"]), min_size=len(doc.samples), max_size=len(doc.samples))
+    )
     order = draw(st.permutations(range(len(doc.contigs))))
     return doc, groups, order
 
@@ -74,14 +78,16 @@ def test_split_files_and_groups_equal_oracle(gq, case):
         if not parts:
             parts = [whole]
         persons = tmp / "persons.tsv"
-        persons.write_text("sample_id\tancestry\n" + "".join(f"{s}\t{g}\n" for s, g in zip(doc.samples, groups)))
+        persons.write_text(
+            "sample_id\tancestry\n" + "".join(f"{s}\t{g}\n" for s, g in zip(doc.samples, groups, strict=True))
+        )
         store_path = tmp / "store.gq"
-        given_order = [parts[i] for i in order if i < len(parts)] + parts[len(order):]
+        given_order = [parts[i] for i in order if i < len(parts)] + parts[len(order) :]
         store = gq.ingest(store_path, given_order, persons=persons)
         checks.assert_genotypes_match(store_path, [whole])
         checks.assert_variants_match(store, [whole])
         members: dict[str, list[str]] = {}
-        for s, g in zip(doc.samples, groups):
+        for s, g in zip(doc.samples, groups, strict=True):
             members.setdefault(g, []).append(s)
         if doc.n_records:
             checks.assert_group_stats_match(store, [whole], "ancestry", members)

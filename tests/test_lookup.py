@@ -18,7 +18,10 @@ import pysam.bcftools as bcftools
 import pytest
 
 import checks
+import genoquery
 import oracle
+from genoquery.cli import main
+from genoquery.query.lookup import VariantLookup, _filter_sql
 
 VCFS, PERSONS, GTF = list(checks.FIXTURE_VCFS), checks.FIXTURE_PERSONS, checks.FIXTURE_GTF
 KEY_FORMAT = "%CHROM-%POS-%REF-%ALT\n"
@@ -101,7 +104,6 @@ def stats() -> dict[str, oracle.AlleleStats]:
 @pytest.fixture(scope="module")
 def small(work):
     """A hand-written VCF with contigs 20 and MT (no chr), indels, MNP, symbolic and * alleles, ID lists."""
-    import genoquery
 
     vcf = work / "small.vcf"
     vcf.write_text(SMALL_VCF)
@@ -118,20 +120,31 @@ def test_every_key_finds_its_variant_with_oracle_statistics(store, all_keys, sta
     for key in all_keys:
         (row,) = store.lookup(key).to_pylist()
         e = stats[key]
-        assert (row["variant_key"], row["ac"], row["an"], row["n_het"], row["n_hom_alt"], row["n_hemi"],
-                row["n_missing"]) == (key, e.ac, e.an, e.n_het, e.n_hom_alt, e.n_hemi, e.n_missing)
+        assert (
+            row["variant_key"],
+            row["ac"],
+            row["an"],
+            row["n_het"],
+            row["n_hom_alt"],
+            row["n_hemi"],
+            row["n_missing"],
+        ) == (key, e.ac, e.an, e.n_het, e.n_hom_alt, e.n_hemi, e.n_missing)
         assert math.isclose(row["af"], e.ac / e.an)
 
 
-@pytest.mark.parametrize("spell", [
-    lambda c, p, r, a: f"{c}-{p}-{r}-{a}",
-    lambda c, p, r, a: f"{c.removeprefix('chr')}-{p}-{r}-{a}",
-    lambda c, p, r, a: f"{c}:{p}:{r}:{a}",
-    lambda c, p, r, a: f"{c}_{p}_{r}_{a}",
-    lambda c, p, r, a: f"{c.removeprefix('chr')}:{p}:{r.lower()}:{a.lower()}",
-], ids=["dash", "no-chr", "colon", "underscore", "lowercase"])
+@pytest.mark.parametrize(
+    "spell",
+    [
+        lambda c, p, r, a: f"{c}-{p}-{r}-{a}",
+        lambda c, p, r, a: f"{c.removeprefix('chr')}-{p}-{r}-{a}",
+        lambda c, p, r, a: f"{c}:{p}:{r}:{a}",
+        lambda c, p, r, a: f"{c}_{p}_{r}_{a}",
+        lambda c, p, r, a: f"{c.removeprefix('chr')}:{p}:{r.lower()}:{a.lower()}",
+    ],
+    ids=["dash", "no-chr", "colon", "underscore", "lowercase"],
+)
 def test_key_spellings(store, all_keys, spell):
-    for key in all_keys[::25] + ["chr20-18222-G-A", "chrX-2790769-G-C"]:
+    for key in [*all_keys[::25], "chr20-18222-G-A", "chrX-2790769-G-C"]:
         contig, pos, ref, alt = key.split("-")
         assert keys(store.lookup(spell(contig, pos, ref, alt))) == [key]
 
@@ -148,7 +161,8 @@ def test_rsids_match_bcftools(store, split):
     assert len(ids) > 100
     for rsid in ids[::3]:
         want = split["chr20"].keys("-i", f'ID=="{rsid}"') + split["chrX"].keys("-i", f'ID=="{rsid}"')
-        assert want and keys(store.lookup(rsid)) == want
+        assert want
+        assert keys(store.lookup(rsid)) == want
         assert keys(store.lookup(rsid.upper())) == want
 
 
@@ -161,7 +175,12 @@ def test_by_group_matches_oracle_on_that_groups_samples(store):
         members = persons.loc[persons["ancestry"] == row["ancestry"], "sample_id"].tolist()
         (e,) = [e for e in oracle.allele_stats(vcf, members) if (e.pos, e.alt) == (18222, "A")]
         assert (row["ac"], row["an"], row["n_het"], row["n_hom_alt"], row["n_missing"]) == (
-            e.ac, e.an, e.n_het, e.n_hom_alt, e.n_missing)
+            e.ac,
+            e.an,
+            e.n_het,
+            e.n_hom_alt,
+            e.n_missing,
+        )
     by_sex = store.lookup("chrX-2790769-G-C", by="sex_at_birth").to_pylist()
     assert [r["sex_at_birth"] for r in by_sex] == ["Female", "Male"]
     assert sum(r["ac"] for r in by_sex) == store.lookup("chrX-2790769-G-C").column("ac")[0].as_py()
@@ -181,17 +200,33 @@ def test_small_vcf_keys_ids_and_contig_names(small):
 # --------------------------------------------------------------------------- regions, genes, filters
 
 
-@pytest.mark.parametrize("region", ["chr20", "chr20:1-651", "chr20:651-651", "chr20:652-853", "20:10,000-20,000",
-                                    "chrX:2785100-2795199", "X:2790769", "chrX:2,830,739-2,900,000"])
+@pytest.mark.parametrize(
+    "region",
+    [
+        "chr20",
+        "chr20:1-651",
+        "chr20:651-651",
+        "chr20:652-853",
+        "20:10,000-20,000",
+        "chrX:2785100-2795199",
+        "X:2790769",
+        "chrX:2,830,739-2,900,000",
+    ],
+)
 def test_regions_match_bcftools(store, split, region):
     contig = "chrX" if region.lstrip("chr").startswith("X") else "chr20"
-    oracle_region = contig + region[region.index(":"):].replace(",", "") if ":" in region else contig
+    oracle_region = contig + region[region.index(":") :].replace(",", "") if ":" in region else contig
     assert keys(store.lookup(region=region)) == split[contig].in_region(oracle_region)
 
 
 def test_gene_lookup_matches_bcftools_over_the_gtf_coordinates(store, split):
-    gtf = pd.read_csv(GTF, sep="\t", comment="#", header=None,
-                      names=["contig", "source", "feature", "start", "end", "score", "strand", "frame", "attrs"])
+    gtf = pd.read_csv(
+        GTF,
+        sep="\t",
+        comment="#",
+        header=None,
+        names=["contig", "source", "feature", "start", "end", "score", "strand", "frame", "attrs"],
+    )
     genes = gtf[gtf["feature"] == "gene"]
     checked = 0
     for gene in genes.itertuples():
@@ -209,12 +244,13 @@ def test_gene_lookup_matches_bcftools_over_the_gtf_coordinates(store, split):
     assert store.lookup(gene="GQC3").num_rows == 0  # a valid gene without variants: empty, no error
 
 
-@pytest.mark.parametrize("af_min,af_max", [(None, 0.01), (0.05, None), (0.1, 0.5), (0.0, 1.0)])
+@pytest.mark.parametrize(("af_min", "af_max"), [(None, 0.01), (0.05, None), (0.1, 0.5), (0.0, 1.0)])
 def test_af_filters_match_oracle(store, stats, af_min, af_max):
     lo, hi = af_min if af_min is not None else -1, af_max if af_max is not None else 2
     want = [k for k, e in stats.items() if e.an and lo <= e.ac / e.an <= hi]
     got = keys(store.lookup(af_min=af_min, af_max=af_max))
-    assert sorted(got) == sorted(want) and got
+    assert sorted(got) == sorted(want)
+    assert got
 
 
 def test_af_bounds_are_inclusive(store, all_keys):
@@ -228,7 +264,8 @@ def test_pass_only_and_combined_filters_match_bcftools(store, split, stats):
         rare_pass = [k for k in s.keys("-i", 'FILTER=="PASS" && TYPE="snp"') if stats[k].ac / stats[k].an <= 0.02]
         assert keys(store.lookup(region=contig, pass_only=True, variant_type="snv", af_max=0.02)) == rare_pass
     not_pass = split["chr20"].keys("-e", 'FILTER=="PASS"')
-    assert not_pass and all(store.lookup(k, pass_only=True).num_rows == 0 for k in not_pass)
+    assert not_pass
+    assert all(store.lookup(k, pass_only=True).num_rows == 0 for k in not_pass)
 
 
 def test_variant_types_and_filters_on_small_vcf(small):
@@ -246,34 +283,35 @@ def test_variant_types_and_filters_on_small_vcf(small):
 # --------------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("kwargs,error,message", [
-    ({"variant": "chr20-651-C-G"}, "QueryError", "at chr20:651 it holds chr20-651-C-T"),
-    ({"variant": "chr20-652-C-G"}, "QueryError", "no variant at chr20:652; nearest: chr20-651-C-T"),
-    ({"variant": "chr21-651-C-T"}, "QueryError", "contig 'chr21' is not in the store.*chr20"),
-    ({"variant": "chr20-651-C"}, "QueryError", "malformed variant key 'chr20-651-C'"),
-    ({"variant": "chr20:651"}, "QueryError", "malformed variant key"),
-    ({"variant": "rs1"}, "QueryError", "rsID rs1 is not in this store"),
-    ({"variant": "BRCA2"}, "QueryError", "neither a variant key .* nor an rsID"),
-    ({"region": "chr7:1-100"}, "RegionError", "contig 'chr7' is not in the store.*chr20, chrX"),
-    ({"region": "chr20:100-1"}, "RegionError", "bad region"),
-    ({"region": "chr20:a-b"}, "RegionError", "bad region"),
-    ({"gene": "GQA7"}, "QueryError", "gene 'GQA7' is not among the 7 imported genes; did you mean GQA1"),
-    ({"gene": "GQZ9"}, "QueryError", "GQZ9' lies on chr1:10000-20000, a contig this store does not hold"),
-    ({"region": "chr20", "af_min": 1.5}, "QueryError", "af_min must be a number between 0 and 1"),
-    ({"region": "chr20", "af_min": 0.5, "af_max": 0.1}, "QueryError", "af_min .* is larger than af_max"),
-    ({"region": "chr20", "variant_type": "snp"}, "QueryError", "unknown variant type 'snp'"),
-    ({"region": "chr20", "by": "center"}, "QueryError", "no statistics grouped by 'center'"),
-    ({"variant": "rs97776802", "gene": "GQA1"}, "QueryError", "not variant and gene"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"variant": "chr20-651-C-G"}, "QueryError", "at chr20:651 it holds chr20-651-C-T"),
+        ({"variant": "chr20-652-C-G"}, "QueryError", "no variant at chr20:652; nearest: chr20-651-C-T"),
+        ({"variant": "chr21-651-C-T"}, "QueryError", "contig 'chr21' is not in the store.*chr20"),
+        ({"variant": "chr20-651-C"}, "QueryError", "malformed variant key 'chr20-651-C'"),
+        ({"variant": "chr20:651"}, "QueryError", "malformed variant key"),
+        ({"variant": "rs1"}, "QueryError", "rsID rs1 is not in this store"),
+        ({"variant": "BRCA2"}, "QueryError", "neither a variant key .* nor an rsID"),
+        ({"region": "chr7:1-100"}, "RegionError", "contig 'chr7' is not in the store.*chr20, chrX"),
+        ({"region": "chr20:100-1"}, "RegionError", "bad region"),
+        ({"region": "chr20:a-b"}, "RegionError", "bad region"),
+        ({"gene": "GQA7"}, "QueryError", "gene 'GQA7' is not among the 7 imported genes; did you mean GQA1"),
+        ({"gene": "GQZ9"}, "QueryError", "GQZ9' lies on chr1:10000-20000, a contig this store does not hold"),
+        ({"region": "chr20", "af_min": 1.5}, "QueryError", "af_min must be a number between 0 and 1"),
+        ({"region": "chr20", "af_min": 0.5, "af_max": 0.1}, "QueryError", "af_min .* is larger than af_max"),
+        ({"region": "chr20", "variant_type": "snp"}, "QueryError", "unknown variant type 'snp'"),
+        ({"region": "chr20", "by": "center"}, "QueryError", "no statistics grouped by 'center'"),
+        ({"variant": "rs97776802", "gene": "GQA1"}, "QueryError", "not variant and gene"),
+    ],
+)
 def test_errors_name_what_was_asked_and_what_exists(store, kwargs, error, message):
-    import genoquery
 
     with pytest.raises(getattr(genoquery, error), match=message):
         store.lookup(**kwargs)
 
 
 def test_gene_lookup_without_genes(small):
-    import genoquery
 
     with pytest.raises(genoquery.QueryError, match="no genes in this store; import a GTF or BED"):
         small[0].lookup(gene="GQA1")
@@ -283,68 +321,92 @@ def test_gene_lookup_without_genes(small):
 
 
 def test_cli_query_outputs(store, split, capsys, tmp_path):
-    from genoquery.cli import main
 
     path = str(store.path)
     assert main(["query", path, "variant", "20-651-C-T"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split("\t")[:4] == ["contig", "pos", "ref", "alt"] and lines[1].startswith("chr20\t651\tC\tT")
+    assert lines[0].split("\t")[:4] == ["contig", "pos", "ref", "alt"]
+    assert lines[1].startswith("chr20\t651\tC\tT")
     assert main(["query", path, "variant", "rs97776802", "--by", "ancestry", "--format", "json"]) == 0
     assert '"ancestry": "AFR"' in capsys.readouterr().out
-    assert main(["query", path, "region", "chrX:2785100-2795199", "--pass-only", "--type", "snv",
-                 "--af-max", "0.02", "--format", "csv"]) == 0
+    assert (
+        main(
+            [
+                "query",
+                path,
+                "region",
+                "chrX:2785100-2795199",
+                "--pass-only",
+                "--type",
+                "snv",
+                "--af-max",
+                "0.02",
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
     rows = capsys.readouterr().out.splitlines()[1:]
-    assert len(rows) == len(keys(store.lookup(region="chrX:2785100-2795199", pass_only=True,
-                                               variant_type="snv", af_max=0.02)))
+    assert len(rows) == len(
+        keys(store.lookup(region="chrX:2785100-2795199", pass_only=True, variant_type="snv", af_max=0.02))
+    )
     out = tmp_path / "gene.parquet"
     assert main(["query", path, "gene", "GQB2", "--format", "parquet", "--output", str(out)]) == 0
     assert pd.read_parquet(out)["variant_key"].tolist() == split["chr20"].in_region("chr20:15000-19183")
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["variant", "chr20-1-A"], "malformed variant key"),
-    (["variant", "rs1"], "rsID rs1 is not in this store"),
-    (["region", "chr7"], "contig 'chr7' is not in the store"),
-    (["gene", "NOPE"], "gene 'NOPE' is not among"),
-    (["region", "chr20", "--af-min", "3"], "af_min must be"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["variant", "chr20-1-A"], "malformed variant key"),
+        (["variant", "rs1"], "rsID rs1 is not in this store"),
+        (["region", "chr7"], "contig 'chr7' is not in the store"),
+        (["gene", "NOPE"], "gene 'NOPE' is not among"),
+        (["region", "chr20", "--af-min", "3"], "af_min must be"),
+    ],
+)
 def test_cli_errors_one_line_exit_2(store, capsys, argv, message):
-    from genoquery.cli import main
 
     assert main(["query", str(store.path), *argv]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message in err and err.startswith("genoquery: error:")
+    assert err.count("\n") == 1
+    assert message in err
+    assert err.startswith("genoquery: error:")
 
 
 def test_cli_process_exit_codes(store):
     run = [sys.executable, "-m", "genoquery", "query", str(store.path)]
-    ok = subprocess.run(run + ["variant", "chrX-2790769-G-C"], capture_output=True, text=True)
-    assert ok.returncode == 0 and "chrX-2790769-G-C" in ok.stdout
-    bad = subprocess.run(run + ["variant", "chrX-2790769-G-T"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
+    ok = subprocess.run([*run, "variant", "chrX-2790769-G-C"], capture_output=True, text=True)
+    assert ok.returncode == 0
+    assert "chrX-2790769-G-C" in ok.stdout
+    bad = subprocess.run([*run, "variant", "chrX-2790769-G-T"], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "Traceback" not in bad.stderr
+    assert bad.stderr.count("\n") == 1
 
 
 def test_cli_usage_errors_exit_2(store, capsys):
-    from genoquery.cli import main
 
     for argv in (["region", "chr20", "--type", "snp"], ["region", "chr20", "--af-min", "x"], ["variant"]):
         with pytest.raises(SystemExit) as stop:
             main(["query", str(store.path), *argv])
-        assert stop.value.code == 2 and "Traceback" not in capsys.readouterr().err
+        assert stop.value.code == 2
+        assert "Traceback" not in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- speed by design
 
 
-@pytest.mark.parametrize("indexed,value", [("variant_key = $key", "chr20-651-C-T"), ("id = $key", "rs97776802")])
+@pytest.mark.parametrize(("indexed", "value"), [("variant_key = $key", "chr20-651-C-T"), ("id = $key", "rs97776802")])
 @pytest.mark.parametrize("filters", [{}, {"af_min": 0.1, "pass_only": True, "variant_type": "snv"}])
 @pytest.mark.parametrize("by", [None, "ancestry"])
 def test_point_lookups_scan_the_art_index(store, indexed, value, filters, by):
     """Key and rsID lookups read variants through the ART index, with or without filters and groups."""
-    from genoquery.query.lookup import VariantLookup, _filter_sql
 
-    terms, params = _filter_sql(filters.get("af_min"), None, filters.get("pass_only", False),
-                                filters.get("variant_type"))
+    terms, params = _filter_sql(
+        filters.get("af_min"), None, filters.get("pass_only", False), filters.get("variant_type")
+    )
     params["key"] = value
     if by:
         params["grouping"] = by

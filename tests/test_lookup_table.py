@@ -24,6 +24,7 @@ import genoquery
 import oracle
 from genoquery.errors import QueryError
 from genoquery.index.lookup_table import LOOKUP_DIR
+from genoquery.index.phenotypes import import_table
 from genoquery.ingest.withdraw import withdraw
 from genoquery.verify import verify
 
@@ -75,22 +76,24 @@ def test_lookups_follow_a_withdrawal_and_a_person_reimport(appended, tmp_path) -
     gone = [oracle.sample_names(CENTERS[0])[1], oracle.sample_names(CENTERS[2])[0]]
     before = _files(path)
     withdraw(path, gone, "consent withdrawn")
-    assert _files(path).isdisjoint(before) and len(_files(path)) == 2
+    assert _files(path).isdisjoint(before)
+    assert len(_files(path)) == 2
     without = []
     for center in CENTERS:
         out = tmp_path / center.name
-        bcftools.view("-s", "^" + ",".join(gone), "--force-samples", "-Oz", "-o", str(out), str(center),
-                      catch_stdout=False)
+        bcftools.view(
+            "-s", "^" + ",".join(gone), "--force-samples", "-Oz", "-o", str(out), str(center), catch_stdout=False
+        )
         bcftools.index("-t", str(out), catch_stdout=False)
         without.append(out)
     merged = _merged(without, tmp_path / "merged.vcf.gz")
     with genoquery.open(path) as store:
         _lookups_equal_bcftools(store, merged)
-    from genoquery.index.phenotypes import import_table
 
     before = _files(path)
     import_table(path, checks.FIXTURE_PERSONS)  # rebuilds the statistics: new files
-    assert _files(path).isdisjoint(before) and len(_files(path)) == 2
+    assert _files(path).isdisjoint(before)
+    assert len(_files(path)) == 2
     with genoquery.open(path) as store:
         _lookups_equal_bcftools(store, merged)
     assert verify(path).ok
@@ -106,7 +109,8 @@ def test_without_lookup_files_lookups_go_to_duckdb(appended, tmp_path) -> None:
         assert store._lookup_table is None
         assert all(store.lookup(k).equals(t) for k, t in expected.items())
     report = verify(path)
-    assert not report.ok and "missing or unreadable" in report.problems[0]
+    assert not report.ok
+    assert "missing or unreadable" in report.problems[0]
     con = duckdb.connect(str(path / "index.duckdb"))  # a store written before lookup files
     con.execute("DROP TABLE lookup_files")
     con.close()
@@ -138,7 +142,8 @@ def test_damaged_lookup_files_are_not_used_and_verify_says_so(appended, tmp_path
         assert store._lookup_table is None
         assert all(store.lookup(k).to_pylist() == rows for k, rows in expected.items())
     report = verify(path)
-    assert not report.ok and "missing or unreadable" in report.problems[0]
+    assert not report.ok
+    assert "missing or unreadable" in report.problems[0]
 
 
 def test_unknown_keys_get_the_same_errors(appended) -> None:
@@ -159,13 +164,16 @@ def test_verify_finds_lookup_files_that_differ_from_the_index(appended, tmp_path
     shutil.copytree(appended, path)
     arrow = next((path / LOOKUP_DIR).glob("*.arrow"))
     table = pa.ipc.open_file(arrow).read_all()
-    changed = table.set_column(table.schema.get_field_index("ac"), "ac",
-                               pc.add(table["ac"], pa.scalar(1, table.schema.field("ac").type)))
+    changed = table.set_column(
+        table.schema.get_field_index("ac"), "ac", pc.add(table["ac"], pa.scalar(1, table.schema.field("ac").type))
+    )
     with pa.OSFile(str(arrow), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(changed)
     report = verify(path)
-    assert report.problems == [f"{LOOKUP_DIR}/{arrow.stem}.arrow: 322 rows of the index's variants are not in it "
-                               "and 322 of its rows are not in the index"]
+    assert report.problems == [
+        f"{LOOKUP_DIR}/{arrow.stem}.arrow: 322 rows of the index's variants are not in it "
+        "and 322 of its rows are not in the index"
+    ]
 
 
 def test_leftover_lookup_files_are_deleted_by_the_next_change(appended, tmp_path) -> None:

@@ -75,17 +75,25 @@ def assert_persons_equal(store: Path, expected: pd.DataFrame) -> None:
 
 # --- person tables ---------------------------------------------------------
 
+
 def test_person_table_tsv(store: Path) -> None:
     result = import_table(store, PERSONS)
     assert (result.kind, result.table, result.rows, result.unknown_ids) == ("person", "persons", 120, [])
     assert_persons_equal(store, raw_persons())
-    types = dict(query(store, "SELECT column_name, data_type FROM information_schema.columns "
-                              "WHERE table_name = 'persons'").values)
-    assert types["birth_year"] in ("BIGINT", "INTEGER") and types["pc1"] == "DOUBLE"
-    assert types["ldl_mg_dl"] == "DOUBLE" and types["sample_id"] == "VARCHAR"
+    types = dict(
+        query(
+            store, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'persons'"
+        ).values
+    )
+    assert types["birth_year"] in ("BIGINT", "INTEGER")
+    assert types["pc1"] == "DOUBLE"
+    assert types["ldl_mg_dl"] == "DOUBLE"
+    assert types["sample_id"] == "VARCHAR"
     prov = query(store, "SELECT * FROM provenance WHERE kind = 'persons'")
-    assert len(prov) == 1 and prov.sha256[0] == hashlib.sha256(PERSONS.read_bytes()).hexdigest()
-    assert prov.records[0] == 120 and prov.samples[0] == 120
+    assert len(prov) == 1
+    assert prov.sha256[0] == hashlib.sha256(PERSONS.read_bytes()).hexdigest()
+    assert prov.records[0] == 120
+    assert prov.samples[0] == 120
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "csv.gz"])
@@ -97,7 +105,8 @@ def test_person_table_formats_and_person_id(store: Path, tmp_path: Path, fmt: st
     else:
         frame.to_csv(path, index=False)
     result = import_table(store, path, kind="person")
-    assert result.rows == 120 and not result.unknown_ids
+    assert result.rows == 120
+    assert not result.unknown_ids
     assert_persons_equal(store, raw_persons())
 
 
@@ -111,8 +120,7 @@ def test_reimport_replaces_person_table(store: Path, tmp_path: Path) -> None:
 
 
 def test_unknown_ids_are_imported_and_reported(store: Path, tmp_path: Path, capsys) -> None:
-    extra = pd.DataFrame({"sample_id": [f"X{i}" for i in range(7)], "sex_at_birth": "Female",
-                          "birth_year": 1950})
+    extra = pd.DataFrame({"sample_id": [f"X{i}" for i in range(7)], "sex_at_birth": "Female", "birth_year": 1950})
     frame = pd.concat([raw_persons(), extra], ignore_index=True)
     frame.to_csv(tmp_path / "p.tsv", sep="\t", index=False)
     result = import_table(store, tmp_path / "p.tsv")
@@ -120,33 +128,51 @@ def test_unknown_ids_are_imported_and_reported(store: Path, tmp_path: Path, caps
     assert query(store, "SELECT count(*) AS n FROM persons").n[0] == 127  # kept, not dropped
     assert main(["phenotypes", str(store), str(tmp_path / "p.tsv")]) == 0
     err = capsys.readouterr().err
-    assert "7 ID(s) are not samples of this store" in err and "X0, X1, X2, X3, X4, ..." in err
+    assert "7 ID(s) are not samples of this store" in err
+    assert "X0, X1, X2, X3, X4, ..." in err
 
 
 # --- event tables ----------------------------------------------------------
 
+
 def test_event_table_detected(store: Path) -> None:
     result = import_table(store, CONDITIONS)
     assert (result.kind, result.table, result.rows, result.unknown_ids) == (
-        "events", "condition_occurrence", len(raw_conditions()), [])
-    got = query(store, "SELECT table_name, sample_id, code, strftime(date, '%Y-%m-%d') AS date, value "
-                       "FROM events ORDER BY ALL")
+        "events",
+        "condition_occurrence",
+        len(raw_conditions()),
+        [],
+    )
+    got = query(
+        store, "SELECT table_name, sample_id, code, strftime(date, '%Y-%m-%d') AS date, value FROM events ORDER BY ALL"
+    )
     raw = raw_conditions()
-    expected = sorted(zip(["condition_occurrence"] * len(raw), raw.person_id, raw.condition_code,
-                          raw.condition_date))
+    expected = sorted(
+        zip(["condition_occurrence"] * len(raw), raw.person_id, raw.condition_code, raw.condition_date, strict=True)
+    )
     assert [tuple(r[:4]) for r in got.itertuples(index=False)] == expected
     assert got.value.isna().all()
     assert "persons" not in tables(store)
 
 
 def test_event_values_other_tables_and_replacement(store: Path, tmp_path: Path) -> None:
-    labs = pd.DataFrame({"person_id": ["S000001", "S000002", "NOPE"], "measurement_code": ["LDL"] * 3,
-                         "measurement_date": ["2020-01-01", "2021-02-03", ""], "value": [120.5, None, 99],
-                         "unit": ["mg/dl"] * 3})
+    labs = pd.DataFrame(
+        {
+            "person_id": ["S000001", "S000002", "NOPE"],
+            "measurement_code": ["LDL"] * 3,
+            "measurement_date": ["2020-01-01", "2021-02-03", ""],
+            "value": [120.5, None, 99],
+            "unit": ["mg/dl"] * 3,
+        }
+    )
     labs.to_csv(tmp_path / "labs.csv", index=False)
     result = import_table(store, tmp_path / "labs.csv")
     assert (result.table, result.rows, result.unknown_ids, result.ignored_columns) == (
-        "measurement", 3, ["NOPE"], ["unit"])
+        "measurement",
+        3,
+        ["NOPE"],
+        ["unit"],
+    )
     import_table(store, CONDITIONS)
     import_table(store, CONDITIONS, table="conditions_v2")
     counts = dict(query(store, "SELECT table_name, count(*) FROM events GROUP BY 1").values)
@@ -156,13 +182,17 @@ def test_event_values_other_tables_and_replacement(store: Path, tmp_path: Path) 
     import_table(store, tmp_path / "c.tsv")  # replaces condition_occurrence only
     counts = dict(query(store, "SELECT table_name, count(*) FROM events GROUP BY 1").values)
     assert counts == {"measurement": 3, "condition_occurrence": 10, "conditions_v2": n}
-    values = query(store, "SELECT sample_id, value, date FROM events WHERE table_name = 'measurement' "
-                          "ORDER BY sample_id")
+    values = query(
+        store, "SELECT sample_id, value, date FROM events WHERE table_name = 'measurement' ORDER BY sample_id"
+    )
     assert values.sample_id.tolist() == ["NOPE", "S000001", "S000002"]
-    assert values.value[1] == 120.5 and pd.isna(values.value[2]) and pd.isna(values.date[0])
+    assert values.value[1] == 120.5
+    assert pd.isna(values.value[2])
+    assert pd.isna(values.date[0])
 
 
 # --- failures leave the store as it was -----------------------------------
+
 
 def bad_files(tmp_path: Path) -> dict[str, tuple[Path, dict]]:
     p = tmp_path
@@ -234,6 +264,7 @@ def test_not_a_store(tmp_path: Path) -> None:
 
 # --- command line ----------------------------------------------------------
 
+
 def test_cli_errors_are_one_line_exit_2(store: Path, tmp_path: Path, capsys) -> None:
     before = sha256(store)
     for name, (path, kwargs) in bad_files(tmp_path).items():
@@ -246,23 +277,32 @@ def test_cli_errors_are_one_line_exit_2(store: Path, tmp_path: Path, capsys) -> 
             argv += ["--table", kwargs["table"]]
         assert main(argv) == 2, name
         err = capsys.readouterr().err
-        assert err.startswith("genoquery: error: ") and err.count("\n") == 1, (name, err)
+        assert err.startswith("genoquery: error: "), (name, err)
+        assert err.count("\n") == 1, (name, err)
         assert sha256(store) == before
 
 
 def test_cli_subprocess(store: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "genoquery", "phenotypes", str(store), str(CONDITIONS)],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "genoquery", "phenotypes", str(store), str(CONDITIONS)], capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stderr
-    assert "157 rows" in run.stderr and "condition_occurrence" in run.stderr
-    run = subprocess.run([sys.executable, "-m", "genoquery", "phenotypes", str(store), str(CONDITIONS),
-                          "--kind", "person"], capture_output=True, text=True)
-    assert run.returncode == 2 and "Traceback" not in run.stderr
-    assert run.stderr.count("\n") == 1 and "appears more than once" in run.stderr
+    assert "157 rows" in run.stderr
+    assert "condition_occurrence" in run.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "genoquery", "phenotypes", str(store), str(CONDITIONS), "--kind", "person"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    assert run.stderr.count("\n") == 1
+    assert "appears more than once" in run.stderr
 
 
 def test_input_file_error_names_line(store: Path, tmp_path: Path) -> None:
-    (tmp_path / "e.tsv").write_text("person_id\tcondition_code\tcondition_date\n"
-                                    "S000001\tE11\t2020-01-01\nS000002\tE11\tyesterday\n")
+    (tmp_path / "e.tsv").write_text(
+        "person_id\tcondition_code\tcondition_date\nS000001\tE11\t2020-01-01\nS000002\tE11\tyesterday\n"
+    )
     with pytest.raises(InputFileError, match=r"line 3.*'yesterday' is not a date"):
         import_table(store, tmp_path / "e.tsv")

@@ -14,8 +14,11 @@ import json
 import threading
 import time
 
+import pandas as pd
+
 import checks
 import genoquery
+from genoquery.ingest.withdraw import withdraw
 from test_server_support import serve
 
 CENTERS = tuple(sorted(checks.FIXTURES.glob("center*.vcf.gz")))
@@ -31,15 +34,16 @@ def _ingest(path, centers) -> None:
 def _requests(common: list[str], late: str) -> list[tuple[str, str | None, dict]]:
     """(path, token, params) of the requests asked during the append."""
     lookups = [(f"/api/v1/variants/{k}", tier, {}) for k in [*common, late] for tier in ("ctl", None)]
-    return [*lookups, ("/api/v1/frequencies", "ctl", {"region": REGION, "cohort": FEMALE}),
-            ("/api/v1/info", "ctl", {})]
+    return [*lookups, ("/api/v1/frequencies", "ctl", {"region": REGION, "cohort": FEMALE}), ("/api/v1/info", "ctl", {})]
 
 
 def _ask(srv, requests) -> list[tuple[int, str]]:
     clients = {token: srv.client(token) for token in {t for _, t, _ in requests}}
     try:
-        return [(r.status_code, r.text) for r in
-                (clients[token].get(path, params=params) for path, token, params in requests)]
+        return [
+            (r.status_code, r.text)
+            for r in (clients[token].get(path, params=params) for path, token, params in requests)
+        ]
     finally:
         for c in clients.values():
             c.close()
@@ -93,8 +97,9 @@ def test_answers_during_an_append_are_the_old_or_the_new_ones(tmp_path) -> None:
     assert all(answer in (old[i], new[i]) for _, i, answer in seen)
     # a round of requests started after the append returned is answered from the new index
     after_append = [answer == new[i] for started, i, answer in seen if started > appended]
-    assert after_append and all(after_append)
-    by_request = {(path, token): (o, n) for (path, token, _), o, n in zip(requests, old, new)}
+    assert after_append
+    assert all(after_append)
+    by_request = {(path, token): (o, n) for (path, token, _), o, n in zip(requests, old, new, strict=True)}
     for k in common:
         (status_old, body_old), (status_new, body_new) = by_request[(f"/api/v1/variants/{k}", "ctl")]
         assert status_old == status_new == 200
@@ -102,13 +107,15 @@ def test_answers_during_an_append_are_the_old_or_the_new_ones(tmp_path) -> None:
         assert _stats(json.loads(body_new)["items"]) == expected_new[k]
         assert (json.loads(body_old)["cohort_size"], json.loads(body_new)["cohort_size"]) == (n_old, n_new)
         public_old, public_new = (json.loads(b)["cohort_size"] for _, b in by_request[(f"/api/v1/variants/{k}", None)])
-        assert abs(public_old - n_old) < 10 and public_new == n_new == 120
+        assert abs(public_old - n_old) < 10
+        assert public_new == n_new == 120
     (status_old, _), (status_new, body_new) = by_request[(f"/api/v1/variants/{late}", "ctl")]
     assert (status_old, status_new) == (404, 200)
     assert _stats(json.loads(body_new)["items"]) == expected_new[late]
     (_, body_old), (_, body_new) = by_request[("/api/v1/frequencies", "ctl")]
     for body, expected in ((body_old, females_old), (body_new, females_new)):
-        assert json.loads(body)["total"] == len(expected) and _stats(json.loads(body)["items"]) == expected[:100]
+        assert json.loads(body)["total"] == len(expected)
+        assert _stats(json.loads(body)["items"]) == expected[:100]
     (_, info_old), (_, info_new) = by_request[("/api/v1/info", "ctl")]
     assert (json.loads(info_old)["samples"], json.loads(info_new)["samples"]) == (n_old, n_new) == (72, 120)
 
@@ -116,7 +123,6 @@ def test_answers_during_an_append_are_the_old_or_the_new_ones(tmp_path) -> None:
 def test_a_withdrawal_shows_in_the_next_answer_cached_or_not(tmp_path) -> None:
     """After ``withdraw``, a lookup answered (and cached) before counts the sample no more, and a
     cohort of a token is checked against the sample indexes that remain (none of them withdrawn)."""
-    from genoquery.ingest.withdraw import withdraw
 
     served = tmp_path / "served.gq"
     _ingest(served, CENTERS)
@@ -143,9 +149,6 @@ def test_a_withdrawal_shows_in_the_next_answer_cached_or_not(tmp_path) -> None:
 def test_a_cohort_asked_again_after_a_withdrawal_leaves_the_sample_out(tmp_path) -> None:
     """The server keeps the members of filter cohorts per index: a withdrawal (a new index)
     must not reuse them."""
-    import pandas as pd
-
-    from genoquery.ingest.withdraw import withdraw
 
     served = tmp_path / "served.gq"
     _ingest(served, CENTERS)

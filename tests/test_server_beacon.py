@@ -25,8 +25,12 @@ RESPONSES = SCHEMAS / "framework" / "json" / "responses"
 def _registry() -> Registry:
     resources = []
     for path in SCHEMAS.rglob("*.json"):
-        resources.append((path.absolute().as_uri(),
-                          Resource.from_contents(json.loads(path.read_text()), default_specification=DRAFT202012)))
+        resources.append(
+            (
+                path.absolute().as_uri(),
+                Resource.from_contents(json.loads(path.read_text()), default_specification=DRAFT202012),
+            )
+        )
     return Registry().with_resources(resources)
 
 
@@ -53,8 +57,14 @@ def test_schemas_are_the_licensed_copy():
     assert (RESPONSES / "beaconCountResponse.json").exists()
 
 
-@pytest.mark.parametrize("endpoint,schema", [("info", "beaconInfoResponse.json"), ("map", "beaconMapResponse.json"),
-                                             ("configuration", "beaconConfigurationResponse.json")])
+@pytest.mark.parametrize(
+    ("endpoint", "schema"),
+    [
+        ("info", "beaconInfoResponse.json"),
+        ("map", "beaconMapResponse.json"),
+        ("configuration", "beaconConfigurationResponse.json"),
+    ],
+)
 def test_informational_endpoints_validate(srv, endpoint, schema):
     r = get(srv, f"/beacon/v2/{endpoint}")
     assert r.status_code == 200
@@ -70,8 +80,11 @@ def test_validator_rejects_a_broken_response(srv):
 
 def _expected(store, contig, start, end, ref=None, alt=None) -> list[str]:
     rows = store.lookup(region=f"{contig}:{start + 1}-{end}").to_pylist()
-    return [r["variant_key"] for r in rows if r["ac"] > 0 and (ref is None or r["ref"] == ref)
-            and (alt is None or r["alt"] == alt)]
+    return [
+        r["variant_key"]
+        for r in rows
+        if r["ac"] > 0 and (ref is None or r["ref"] == ref) and (alt is None or r["alt"] == alt)
+    ]
 
 
 def test_g_variants_by_tier(srv):
@@ -80,44 +93,76 @@ def test_g_variants_by_tier(srv):
         chr20 = _expected(store, "chr20", 0, 50_000)
         snvs = [k for k in chr20 if len(k.split("-")[2]) == len(k.split("-")[3]) == 1]
     # sequence query, public boolean
-    r = get(srv, "/beacon/v2/g_variants", referenceName="20", start=v["pos"] - 1, referenceBases=v["ref"],
-            alternateBases=v["alt"])
+    r = get(
+        srv,
+        "/beacon/v2/g_variants",
+        referenceName="20",
+        start=v["pos"] - 1,
+        referenceBases=v["ref"],
+        alternateBases=v["alt"],
+    )
     validate(r.json(), "beaconBooleanResponse.json")
     assert r.json()["responseSummary"] == {"exists": True}
     absent = "A" if v["alt"] != "A" else "C"
-    r = get(srv, "/beacon/v2/g_variants", referenceName="chr20", start=v["pos"] - 1, referenceBases=v["ref"],
-            alternateBases=absent * 3)
+    r = get(
+        srv,
+        "/beacon/v2/g_variants",
+        referenceName="chr20",
+        start=v["pos"] - 1,
+        referenceBases=v["ref"],
+        alternateBases=absent * 3,
+    )
     assert r.json()["responseSummary"] == {"exists": False}
     # range query, public count: the number of variants, never of people
     r = get(srv, "/beacon/v2/g_variants", referenceName="chr20", start=0, end=50_000, requestedGranularity="count")
     validate(r.json(), "beaconCountResponse.json")
     assert r.json()["responseSummary"] == {"exists": True, "numTotalResults": len(chr20)}
     assert r.json()["meta"]["returnedGranularity"] == "count"
-    r = get(srv, "/beacon/v2/g_variants", referenceName="chr20", start=0, end=50_000, variantType="SNP",
-            requestedGranularity="record")  # public asks for records, gets counts
+    r = get(
+        srv,
+        "/beacon/v2/g_variants",
+        referenceName="chr20",
+        start=0,
+        end=50_000,
+        variantType="SNP",
+        requestedGranularity="record",
+    )  # public asks for records, gets counts
     validate(r.json(), "beaconCountResponse.json")
-    assert r.json()["meta"]["returnedGranularity"] == "count" and r.json()["responseSummary"]["numTotalResults"] == len(snvs)
-    r = get(srv, "/beacon/v2/g_variants", "reg", referenceName="chr20", start=0, end=50_000,
-            requestedGranularity="record")
+    assert r.json()["meta"]["returnedGranularity"] == "count"
+    assert r.json()["responseSummary"]["numTotalResults"] == len(snvs)
+    r = get(
+        srv, "/beacon/v2/g_variants", "reg", referenceName="chr20", start=0, end=50_000, requestedGranularity="record"
+    )
     assert r.json()["meta"]["returnedGranularity"] == "count"
     # controlled: records
-    r = get(srv, "/beacon/v2/g_variants", "ctl", referenceName="chr20", start=0, end=50_000,
-            requestedGranularity="record", limit=1000)
+    r = get(
+        srv,
+        "/beacon/v2/g_variants",
+        "ctl",
+        referenceName="chr20",
+        start=0,
+        end=50_000,
+        requestedGranularity="record",
+        limit=1000,
+    )
     validate(r.json(), "beaconResultsetsResponse.json")
     (result_set,) = r.json()["response"]["resultSets"]
     assert [x["variantInternalId"] for x in result_set["results"]] == chr20
     assert result_set["resultsCount"] == len(chr20)
 
 
-@pytest.mark.parametrize("params,status", [
-    ({"start": 0}, 422),  # no referenceName
-    ({"referenceName": "chr20"}, 422),  # no start
-    ({"referenceName": "chr20", "start": 10, "end": 5}, 400),
-    ({"referenceName": "chr20", "start": 0, "referenceBases": "XYZ"}, 422),
-    ({"referenceName": "chr20", "start": 0, "variantType": "FOO"}, 422),
-    ({"referenceName": "chr99", "start": 0}, 404),
-    ({"referenceName": "chr20", "start": 0, "end": 20_000_000}, 413),
-])
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"start": 0}, 422),  # no referenceName
+        ({"referenceName": "chr20"}, 422),  # no start
+        ({"referenceName": "chr20", "start": 10, "end": 5}, 400),
+        ({"referenceName": "chr20", "start": 0, "referenceBases": "XYZ"}, 422),
+        ({"referenceName": "chr20", "start": 0, "variantType": "FOO"}, 422),
+        ({"referenceName": "chr99", "start": 0}, 404),
+        ({"referenceName": "chr20", "start": 0, "end": 20_000_000}, 413),
+    ],
+)
 def test_g_variants_errors_are_beacon_errors(srv, params, status):
     r = get(srv, "/beacon/v2/g_variants", **params)
     assert r.status_code == status, r.text

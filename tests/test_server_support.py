@@ -17,16 +17,23 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import httpx
 
 import checks
+from genoquery.index.phenotypes import import_table
+from genoquery.server.auth import create_token, revoke_token
+from genoquery.server.state import connect
 
 SECRET = b"genoquery-tests-rounding-secret!"
-TOKENS = {"reg": ("registered", None), "ctl": ("controlled", None), "me": ("participant", "S000001"),
-          "old": ("controlled", None)}
+TOKENS = {
+    "reg": ("registered", None),
+    "ctl": ("controlled", None),
+    "me": ("participant", "S000001"),
+    "old": ("controlled", None),
+}
 
 
 @dataclass
@@ -45,7 +52,6 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
     def new_token(self, tier: str, name: str) -> str:
-        from genoquery.server.auth import create_token
 
         self.tokens[name] = create_token(self.store, tier, name)
         return name
@@ -57,10 +63,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@lru_cache(maxsize=None)
+@cache
 def fixture_store() -> Path:
     """The fixture cohort with persons, genes and conditions, in a directory removed at exit."""
-    from genoquery.index.phenotypes import import_table
 
     tmp = Path(tempfile.mkdtemp(prefix="gq-server-tests-"))
     atexit.register(shutil.rmtree, tmp, True)
@@ -70,7 +75,7 @@ def fixture_store() -> Path:
     return path
 
 
-@lru_cache(maxsize=None)
+@cache
 def server(min_cohort: int = 30, budget: int = 100_000) -> Server:
     """A server on a copy of the fixture store (each has its own tokens, budgets and audit log)."""
     store = fixture_store().parent / f"served-{min_cohort}-{budget}.gq"
@@ -81,8 +86,6 @@ def server(min_cohort: int = 30, budget: int = 100_000) -> Server:
 def serve(store: Path, min_cohort: int = 30, budget: int = 100_000) -> Server:
     """``genoquery serve store`` on a free loopback port, with the fixed rounding secret and the
     tokens of ``TOKENS`` (``old`` revoked); stopped by :meth:`Server.stop` or at exit."""
-    from genoquery.server.auth import create_token, revoke_token
-    from genoquery.server.state import connect
 
     con = connect(store)
     with con:
@@ -91,9 +94,24 @@ def serve(store: Path, min_cohort: int = 30, budget: int = 100_000) -> Server:
     tokens = {name: create_token(store, tier, name, sample) for name, (tier, sample) in TOKENS.items()}
     revoke_token(store, "old")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "genoquery", "serve", str(store), "--port", str(port),
-                             "--min-cohort", str(min_cohort), "--budget", str(budget)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "genoquery",
+            "serve",
+            str(store),
+            "--port",
+            str(port),
+            "--min-cohort",
+            str(min_cohort),
+            "--budget",
+            str(budget),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     atexit.register(_stop, proc)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -104,7 +122,9 @@ def serve(store: Path, min_cohort: int = 30, budget: int = 100_000) -> Server:
         except httpx.TransportError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the server did not start: {proc.stderr.read() if proc.poll() is not None else 'timeout'}")
+            raise RuntimeError(
+                f"the server did not start: {proc.stderr.read() if proc.poll() is not None else 'timeout'}"
+            )
         time.sleep(0.1)
     return Server(url, store, tokens, min_cohort, proc)
 

@@ -8,6 +8,8 @@ an error naming the file, and arrays of another layout are read through zarr.
 
 from __future__ import annotations
 
+import itertools
+
 import numcodecs.blosc
 import numpy as np
 import pytest
@@ -41,16 +43,24 @@ def arrays(draw) -> tuple[dict, np.ndarray, list[tuple[int, int]]]:
     values = np.random.default_rng(seed).integers(0, 100, size=shape).astype(dtype)
     blank = draw(st.lists(st.integers(0, rows - 1), max_size=3))  # rows whose chunk stays at the fill value
     for r in blank:
-        values[r // chunk0 * chunk0:(r // chunk0 + 1) * chunk0] = 7
+        values[r // chunk0 * chunk0 : (r // chunk0 + 1) * chunk0] = 7
     ranges = draw(st.lists(st.tuples(st.integers(0, rows), st.integers(0, rows)).map(sorted), min_size=1, max_size=5))
     return dict(shape=shape, chunks=chunks, shards=shards, dtype=dtype, zstd=draw(st.booleans())), values, ranges
 
 
 def write(path, params: dict, values: np.ndarray) -> zarr.Array:
-    compressor = _compressor(ChunkLayout(), np.dtype(params["dtype"]).itemsize) if params["zstd"] \
-        else _query_compressor()
-    array = zarr.create_array(str(path), shape=params["shape"], dtype=params["dtype"], chunks=params["chunks"],
-                              shards=params["shards"], compressors=compressor, fill_value=7)
+    compressor = (
+        _compressor(ChunkLayout(), np.dtype(params["dtype"]).itemsize) if params["zstd"] else _query_compressor()
+    )
+    array = zarr.create_array(
+        str(path),
+        shape=params["shape"],
+        dtype=params["dtype"],
+        chunks=params["chunks"],
+        shards=params["shards"],
+        compressors=compressor,
+        fill_value=7,
+    )
     array[...] = values
     return array
 
@@ -63,25 +73,34 @@ def test_rows_equal_zarr(tmp_path_factory, case):
     reader = RowReader(zarr.open_array(array.store_path.store.root, mode="r"))
     assert reader.layout is not None
     got = read_rows_together([(reader, slice(a, b)) for a, b in ranges])
-    for (a, b), part in zip(ranges, got):
+    for (a, b), part in zip(ranges, got, strict=True):
         assert part.dtype == values.dtype
         np.testing.assert_array_equal(part, values[a:b])
         np.testing.assert_array_equal(part, array[a:b])
 
 
 def test_several_arrays_at_once(tmp_path):
-    tokens = write(tmp_path / "t.zarr", dict(shape=(1000,), chunks=(64,), shards=(256,), dtype="uint16", zstd=False),
-                   np.arange(1000, dtype="uint16"))
-    codes = write(tmp_path / "c.zarr", dict(shape=(10, 9), chunks=(4, 4), shards=(8, 12), dtype="uint8", zstd=False),
-                  np.arange(90, dtype="uint8").reshape(10, 9))
+    tokens = write(
+        tmp_path / "t.zarr",
+        dict(shape=(1000,), chunks=(64,), shards=(256,), dtype="uint16", zstd=False),
+        np.arange(1000, dtype="uint16"),
+    )
+    codes = write(
+        tmp_path / "c.zarr",
+        dict(shape=(10, 9), chunks=(4, 4), shards=(8, 12), dtype="uint8", zstd=False),
+        np.arange(90, dtype="uint8").reshape(10, 9),
+    )
     first, second = read_rows_together([(RowReader(tokens), slice(100, 900)), (RowReader(codes), slice(3, 10))])
     np.testing.assert_array_equal(first, np.arange(100, 900))
     np.testing.assert_array_equal(second, np.arange(90).reshape(10, 9)[3:])
 
 
 def test_damaged_index_names_the_file(tmp_path):
-    array = write(tmp_path / "t.zarr", dict(shape=(100,), chunks=(10,), shards=(50,), dtype="int32", zstd=False),
-                  np.arange(100, dtype="int32"))
+    array = write(
+        tmp_path / "t.zarr",
+        dict(shape=(100,), chunks=(10,), shards=(50,), dtype="int32", zstd=False),
+        np.arange(100, dtype="int32"),
+    )
     shard = tmp_path / "t.zarr" / "c" / "1"
     data = bytearray(shard.read_bytes())
     data[-10] ^= 0xFF  # a byte of the index, before its CRC32C
@@ -108,14 +127,15 @@ def test_consecutive_reads_sharing_chunks(tmp_path_factory, case, cuts):
     array = write(tmp_path_factory.mktemp("a") / "x.zarr", params, values)
     edges = sorted({0, len(values), *[c for c in cuts if c <= len(values)]})
     reader, kept = RowReader(array), {}
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in itertools.pairwise(edges):
         np.testing.assert_array_equal(read_rows_together([(reader, slice(a, b))], kept)[0], values[a:b])
 
 
 def test_a_shared_chunk_is_decoded_once(tmp_path, monkeypatch):
     values = np.arange(90, dtype="uint8").reshape(10, 9)
-    array = write(tmp_path / "c.zarr", dict(shape=(10, 9), chunks=(4, 4), shards=(8, 12), dtype="uint8", zstd=False),
-                  values)
+    array = write(
+        tmp_path / "c.zarr", dict(shape=(10, 9), chunks=(4, 4), shards=(8, 12), dtype="uint8", zstd=False), values
+    )
     decoded = []
     real = numcodecs.blosc.decompress
     monkeypatch.setattr(numcodecs.blosc, "decompress", lambda src, dest: decoded.append(1) or real(src, dest))

@@ -21,9 +21,10 @@ import pysam
 import pysam.bcftools
 import pytest
 
+import genoquery.simulate.cohort as driver
+from genoquery.bgzf import EOF_BLOCK
 from genoquery.errors import GenoqueryError
 from genoquery.simulate import CohortFiles, simulate_cohort
-from genoquery.bgzf import EOF_BLOCK
 
 N_SAMPLES, N_CENTERS, LENGTH, SEED = 400, 3, 250_000, 7
 POPULATIONS = {"AFR", "EUR", "EAS", "AMR"}
@@ -32,6 +33,7 @@ PAR1_END = 2_781_479
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def query(path: Path, fmt: str, *args: str) -> list[list[str]]:
     """bcftools query output as rows of tab-separated fields (trailing tab removed)."""
@@ -96,10 +98,12 @@ def read_tbi(path: str) -> list[tuple[dict[int, list[tuple[int, int]]], tuple[in
 
 # --------------------------------------------------------------------------- fixtures
 
+
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> CohortFiles:
-    return simulate_cohort(tmp_path_factory.mktemp("cohort"), n_samples=N_SAMPLES, n_centers=N_CENTERS,
-                           sequence_length=LENGTH, seed=SEED)
+    return simulate_cohort(
+        tmp_path_factory.mktemp("cohort"), n_samples=N_SAMPLES, n_centers=N_CENTERS, sequence_length=LENGTH, seed=SEED
+    )
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +128,7 @@ def all_vcfs(cohort: CohortFiles) -> list[Path]:
 
 # --------------------------------------------------------------------------- files and formats
 
+
 def test_files_written(cohort: CohortFiles) -> None:
     names = sorted(p.name for p in cohort.out_dir.iterdir())
     expected = [f"center{k}.vcf.gz" for k in range(1, N_CENTERS + 1)] + ["cohort.chr20.vcf.gz", "cohort.chrX.vcf.gz"]
@@ -142,7 +147,8 @@ def test_bcftools_and_htslib_accept_every_file(all_vcfs: list[Path], truth: dict
             assert sum(1 for _ in vf) == n_view
         assert path.read_bytes().endswith(EOF_BLOCK)
     err = capfd.readouterr().err
-    assert "[W::" not in err and "[E::" not in err, err
+    assert "[W::" not in err, err
+    assert "[E::" not in err, err
 
 
 def test_header_declares_everything_used(all_vcfs: list[Path]) -> None:
@@ -186,30 +192,41 @@ def test_positions_one_based_and_strictly_increasing(cohort: CohortFiles) -> Non
     for path in cohort.center_vcfs:
         rows = query(path, "%CHROM\t%POS\n")
         contigs = [r[0] for r in rows]
-        assert contigs == sorted(contigs, key=["chr20", "chrX"].index)   # chr20 first
+        assert contigs == sorted(contigs, key=["chr20", "chrX"].index)  # chr20 first
         for contig in ("chr20", "chrX"):
             pos = np.array([int(r[1]) for r in rows if r[0] == contig])
-            assert len(pos) and np.all(np.diff(pos) > 0)
+            assert len(pos)
+            assert np.all(np.diff(pos) > 0)
     for path in cohort.joint_vcfs:
         rows = query(path, "%CHROM\t%POS\n")
         assert len({r[0] for r in rows}) == 1
         pos = np.array([int(r[1]) for r in rows])
         assert np.all(np.diff(pos) > 0)
         if rows[0][0] == "chr20":
-            assert 1 <= pos[0] and pos[-1] <= LENGTH
+            assert 1 <= pos[0]
+            assert pos[-1] <= LENGTH
         else:
-            assert PAR1_END < pos[0] and pos[-1] <= PAR1_END + LENGTH
+            assert PAR1_END < pos[0]
+            assert pos[-1] <= PAR1_END + LENGTH
 
 
 # --------------------------------------------------------------------------- determinism
+
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
     kw = dict(n_samples=60, n_centers=2, sequence_length=30_000)
     a = simulate_cohort(tmp_path / "a", seed=3, **kw)
     b = simulate_cohort(tmp_path / "b", seed=3, progress=True, **kw)
     c = simulate_cohort(tmp_path / "c", seed=4, **kw)
-    for name in ["center1.vcf.gz", "center2.vcf.gz", "cohort.chr20.vcf.gz", "cohort.chrX.vcf.gz",
-                 "persons.tsv", "conditions.tsv", "truth.json"]:
+    for name in [
+        "center1.vcf.gz",
+        "center2.vcf.gz",
+        "cohort.chr20.vcf.gz",
+        "cohort.chrX.vcf.gz",
+        "persons.tsv",
+        "conditions.tsv",
+        "truth.json",
+    ]:
         assert (a.out_dir / name).read_bytes() == (b.out_dir / name).read_bytes(), name
     records = [pysam.bcftools.view("-H", str(x.out_dir / "cohort.chr20.vcf.gz")) for x in (a, c)]
     assert records[0] != records[1]
@@ -221,8 +238,15 @@ def test_progress_bar(tmp_path: Path, capsys) -> None:
 
 
 def test_invalid_parameters(tmp_path: Path) -> None:
-    bad = [dict(n_samples=1), dict(n_centers=0), dict(n_samples=5, n_centers=6), dict(sequence_length=10),
-           dict(sequence_length=10 ** 9), dict(missing_rate=-0.1), dict(phased_fraction=1.5)]
+    bad = [
+        dict(n_samples=1),
+        dict(n_centers=0),
+        dict(n_samples=5, n_centers=6),
+        dict(sequence_length=10),
+        dict(sequence_length=10**9),
+        dict(missing_rate=-0.1),
+        dict(phased_fraction=1.5),
+    ]
     for kw in bad:
         with pytest.raises(GenoqueryError):
             simulate_cohort(tmp_path, **{"n_samples": 50, **kw})
@@ -230,14 +254,17 @@ def test_invalid_parameters(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- realism
 
+
 def test_multiallelic_sites(joint: dict[str, Calls]) -> None:
     multi = [s for c in joint.values() for s in c.site if "," in s[3]]
     assert multi
     alts = [a for s in multi for a in s[3].split(",")]
-    assert set(alts) <= set("ACGT") and max(len(s[3].split(",")) for s in multi) <= 3
+    assert set(alts) <= set("ACGT")
+    assert max(len(s[3].split(",")) for s in multi) <= 3
     gts = np.concatenate([c.gt.ravel() for c in joint.values()])
     digits = {ch for g in set(gts) for ch in g if ch.isdigit()}
-    assert digits >= {"0", "1", "2"} and digits <= set("0123")
+    assert digits >= {"0", "1", "2"}
+    assert digits <= set("0123")
 
 
 def test_missing_calls_full_and_partial(joint: dict[str, Calls], truth: dict) -> None:
@@ -246,17 +273,20 @@ def test_missing_calls_full_and_partial(joint: dict[str, Calls], truth: dict) ->
     full = counts["./."] + counts[".|."]
     partial_first = sum(n for g, n in counts.items() if re.fullmatch(r"\.[/|][0-9]", g))
     partial_second = sum(n for g, n in counts.items() if re.fullmatch(r"[0-9][/|]\.", g))
-    assert full > 0 and partial_first > 0 and partial_second > 0
+    assert full > 0
+    assert partial_first > 0
+    assert partial_second > 0
     assert full > partial_first + partial_second
     rate = (full + partial_first + partial_second) / gt.size
-    assert 0.002 < rate < 0.03, rate   # missing_rate 0.01, overdispersed by site and center
+    assert 0.002 < rate < 0.03, rate  # missing_rate 0.01, overdispersed by site and center
     chrx = Counter(joint["chrX"].gt.ravel())
     assert chrx["."] > 0
 
 
 def test_both_phasings(cohort: CohortFiles, joint: dict[str, Calls], truth: dict) -> None:
     gts = set(joint["chr20"].gt.ravel())
-    assert any("|" in g for g in gts) and any("/" in g for g in gts)
+    assert any("|" in g for g in gts)
+    assert any("/" in g for g in gts)
     phased_centers = set(truth["phased_centers"])
     assert 0 < len(phased_centers) < N_CENTERS
     for path in cohort.center_vcfs:
@@ -266,9 +296,10 @@ def test_both_phasings(cohort: CohortFiles, joint: dict[str, Calls], truth: dict
             assert all(g[1] == "|" for g in calls)
         else:
             piped = [g for g in calls if g[1] == "|"]
-            assert piped and all(g[0] != g[2] for g in piped)        # read-backed: hets only
+            assert piped
+            assert all(g[0] != g[2] for g in piped)
             unphased = [g for g in calls if g[1] == "/" and "." not in g]
-            assert all(g[0] <= g[2] for g in unphased)               # alleles ascending
+            assert all(g[0] <= g[2] for g in unphased)  # alleles ascending
 
 
 def test_chrx_males_haploid_females_diploid(joint: dict[str, Calls], persons: pd.DataFrame) -> None:
@@ -289,9 +320,11 @@ def test_ids_quality_filters(joint: dict[str, Calls]) -> None:
     assert 0.25 < len(with_rs) / len(ids) < 0.6
     filters = Counter(f for c in joint.values() for f in c.filter)
     assert filters["PASS"] > 0.7 * len(ids)
-    assert any("LowQual" in f for f in filters) and any("ExcessHet" in f for f in filters)
+    assert any("LowQual" in f for f in filters)
+    assert any("ExcessHet" in f for f in filters)
     quals = [float(q) for c in joint.values() for q in c.qual if q != "."]
-    assert min(quals) > 0 and len(quals) > 0.9 * len(ids)
+    assert min(quals) > 0
+    assert len(quals) > 0.9 * len(ids)
 
 
 def test_info_ac_an_match_genotypes(cohort: CohortFiles, joint: dict[str, Calls]) -> None:
@@ -306,35 +339,37 @@ def test_info_ac_an_match_genotypes(cohort: CohortFiles, joint: dict[str, Calls]
 
 # --------------------------------------------------------------------------- centers vs joint callset
 
+
 def test_center_samples_partition_joint_samples(cohort: CohortFiles, persons: pd.DataFrame) -> None:
     joint_samples = samples_of(cohort.joint_vcfs[0])
     assert joint_samples == samples_of(cohort.joint_vcfs[1]) == persons["sample_id"].tolist()
     seen: list[str] = []
     for k, path in enumerate(cohort.center_vcfs, start=1):
         members = samples_of(path)
-        assert members == [s for s in joint_samples if s in set(members)]   # joint order
+        assert members == [s for s in joint_samples if s in set(members)]  # joint order
         assert set(members) == set(persons.loc[persons["center"] == f"center{k}", "sample_id"])
         seen += members
-    assert sorted(seen) == sorted(joint_samples) and len(set(seen)) == len(seen)
+    assert sorted(seen) == sorted(joint_samples)
+    assert len(set(seen)) == len(seen)
 
 
 def test_center_genotypes_equal_joint_genotypes(cohort: CohortFiles) -> None:
     for path in cohort.center_vcfs:
         members = ",".join(samples_of(path))
         center = Calls(path)
-        for contig, joint_path in zip(("chr20", "chrX"), cohort.joint_vcfs):
+        for contig, joint_path in zip(("chr20", "chrX"), cohort.joint_vcfs, strict=True):
             sub = Calls(joint_path, "-s", members)
             in_center = 0
             for i, site in enumerate(sub.site):
                 j = center.index.get(site)
-                if j is None:   # absent from the center: every center call is REF
+                if j is None:  # absent from the center: every center call is REF
                     assert set(sub.gt[i]) <= {"0/0", "0|0", "0"}, (path.name, site)
                 else:
                     in_center += 1
                     assert list(center.gt[j]) == list(sub.gt[i]), (path.name, site)
                     assert (center.id[j], center.qual[j], center.filter[j]) == (sub.id[i], sub.qual[i], sub.filter[i])
             assert in_center == sum(s[0] == contig for s in center.site)
-        for i in range(len(center.site)):   # kept: a non-REF or missing allele in this center
+        for i in range(len(center.site)):  # kept: a non-REF or missing allele in this center
             assert any(ch not in "0|/" for g in center.gt[i] for ch in g)
 
 
@@ -343,11 +378,12 @@ def test_sites_overlap_only_partly_between_centers(cohort: CohortFiles) -> None:
     for a in range(len(sites)):
         for b in range(a + 1, len(sites)):
             shared = sites[a] & sites[b]
-            assert shared and shared != sites[a] and shared != sites[b]
+            assert shared
+            assert shared != sites[a]
+            assert shared != sites[b]
 
 
 def test_genotypes_match_the_tree_sequence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import genoquery.simulate.cohort as driver
 
     simulated = {}
     original = driver.simulate_contig
@@ -377,19 +413,21 @@ def test_genotypes_match_the_tree_sequence(tmp_path: Path, monkeypatch: pytest.M
             n_variant += 1
             _, _, vcf_ref, vcf_alt = calls.site[i]
             alleles = [vcf_ref, *vcf_alt.split(",")]
-            assert vcf_ref == ref and sorted(alleles[1:]) == alts
+            assert vcf_ref == ref
+            assert sorted(alleles[1:]) == alts
             h = 0
             for j, g in enumerate(calls.gt[i]):
-                expected = states[h:h + sim.ploidy[j]]
+                expected = states[h : h + sim.ploidy[j]]
                 h += sim.ploidy[j]
                 got = [None if a == "." else alleles[int(a)] for a in re.split(r"[|/]", g)]
-                if "/" in g:   # unphased: alleles ascending by index
+                if "/" in g:  # unphased: alleles ascending by index
                     expected = sorted(expected, key=alleles.index)
-                assert all(x is None or x == y for x, y in zip(got, expected)), (contig, pos, j, g)
+                assert all(x is None or x == y for x, y in zip(got, expected, strict=True)), (contig, pos, j, g)
         assert n_variant == len(calls.site)
 
 
 # --------------------------------------------------------------------------- populations and traits
+
 
 def test_ancestry_groups_differ_in_allele_frequency(joint: dict[str, Calls], persons: pd.DataFrame) -> None:
     calls = joint["chr20"]
@@ -405,19 +443,32 @@ def test_ancestry_groups_differ_in_allele_frequency(joint: dict[str, Calls], per
 
     observed = mean_abs_af_difference(ancestry)
     permuted = mean_abs_af_difference(np.random.default_rng(1).permutation(ancestry))
-    assert observed > 0.1 and observed > 2.5 * permuted, (observed, permuted)
+    assert observed > 0.1, (observed, permuted)
+    assert observed > 2.5 * permuted, (observed, permuted)
 
 
 def test_persons_table(persons: pd.DataFrame) -> None:
-    assert list(persons.columns) == ["sample_id", "center", "sex_at_birth", "birth_year", "ancestry",
-                                     "pc1", "pc2", "pc3", "pc4", "ldl_mg_dl"]
-    assert len(persons) == N_SAMPLES and persons["sample_id"].is_unique
+    assert list(persons.columns) == [
+        "sample_id",
+        "center",
+        "sex_at_birth",
+        "birth_year",
+        "ancestry",
+        "pc1",
+        "pc2",
+        "pc3",
+        "pc4",
+        "ldl_mg_dl",
+    ]
+    assert len(persons) == N_SAMPLES
+    assert persons["sample_id"].is_unique
     assert set(persons["sex_at_birth"]) == {"Female", "Male"}
     assert set(persons["center"]) == {f"center{k}" for k in range(1, N_CENTERS + 1)}
     assert persons["birth_year"].between(1930, 2010).all()
     ldl = persons["ldl_mg_dl"]
-    assert 0 < ldl.isna().sum() < 0.1 * len(ldl) and ldl.dropna().between(20, 400).all()
-    explained = 0.0   # share of each PC's variance explained by ancestry (short region: modest)
+    assert 0 < ldl.isna().sum() < 0.1 * len(ldl)
+    assert ldl.dropna().between(20, 400).all()
+    explained = 0.0  # share of each PC's variance explained by ancestry (short region: modest)
     for pc in ("pc1", "pc2", "pc3", "pc4"):
         group_mean = persons.groupby("ancestry")[pc].transform("mean")
         explained += 1 - ((persons[pc] - group_mean) ** 2).sum() / ((persons[pc] - persons[pc].mean()) ** 2).sum()
@@ -431,17 +482,20 @@ def test_conditions_table(cohort: CohortFiles, persons: pd.DataFrame, truth: dic
     assert set(cond["person_id"]) <= set(persons["sample_id"])
     dates = pd.to_datetime(cond["condition_date"], format="%Y-%m-%d")
     assert dates.between("2005-01-01", "2024-12-31").all()
-    assert cond.duplicated("person_id").any()   # several rows per person
+    assert cond.duplicated("person_id").any()  # several rows per person
     e11_cases = cond.loc[cond["condition_code"] == "E11", "person_id"].nunique()
     assert e11_cases == truth["traits"]["E11"]["n_cases"]
     assert 0.08 < e11_cases / N_SAMPLES < 0.16
-    assert truth["traits"]["I10"]["causal_variants"] == [] and truth["traits"]["J45"]["causal_variants"] == []
+    assert truth["traits"]["I10"]["causal_variants"] == []
+    assert truth["traits"]["J45"]["causal_variants"] == []
 
 
-def test_planted_causal_variants_exist_and_act(cohort: CohortFiles, joint: dict[str, Calls],
-                                               persons: pd.DataFrame, truth: dict) -> None:
+def test_planted_causal_variants_exist_and_act(
+    cohort: CohortFiles, joint: dict[str, Calls], persons: pd.DataFrame, truth: dict
+) -> None:
     traits = truth["traits"]
-    assert truth["seed"] == SEED and truth["parameters"]["n_samples"] == N_SAMPLES
+    assert truth["seed"] == SEED
+    assert truth["parameters"]["n_samples"] == N_SAMPLES
     scores = {}
     for trait in ("ldl_mg_dl", "E11"):
         causal = traits[trait]["causal_variants"]
@@ -449,10 +503,10 @@ def test_planted_causal_variants_exist_and_act(cohort: CohortFiles, joint: dict[
         score = np.zeros(N_SAMPLES)
         for v in causal:
             calls = joint[v["contig"]]
-            i = calls.index[(v["contig"], v["pos"], v["ref"], v["alt"])]   # the record exists, biallelic
-            assert abs(int(calls.ac[i]) / calls.an[i] - v["af"]) < 0.02   # observed vs true frequency
-            d = dosage(calls.gt[i:i + 1])[0]
-            if v["contig"] == "chrX":   # a male's single X counts 2
+            i = calls.index[(v["contig"], v["pos"], v["ref"], v["alt"])]  # the record exists, biallelic
+            assert abs(int(calls.ac[i]) / calls.an[i] - v["af"]) < 0.02  # observed vs true frequency
+            d = dosage(calls.gt[i : i + 1])[0]
+            if v["contig"] == "chrX":  # a male's single X counts 2
                 d = np.where(persons["sex_at_birth"] == "Male", 2 * d, d)
             assert v["effect"] != 0
             score += v["effect"] * np.where(np.isnan(d), np.nanmean(d), d)

@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 
 CONTIG_NAMES = ["chr1", "chr2", "chrX", "1", "22", "scaffold_7"]
 REFS = ["A", "C", "G", "T", "N", "AC", "GTT", "TAAAC"]
-ALT_POOL = ["A", "C", "G", "T", "AT", "CG", "GA", "TTT", "ACGT", "CC", "AAA", "GGC", "<DEL>", "*",
-            "<INS>", "CA", "TG"]
+ALT_POOL = ["A", "C", "G", "T", "AT", "CG", "GA", "TTT", "ACGT", "CC", "AAA", "GGC", "<DEL>", "*", "<INS>", "CA", "TG"]
 FILTERS = ["q10", "lowDP", "LowQual"]
 SAMPLE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-."
 
@@ -60,11 +59,18 @@ def records_for(draw, contig: str, length: int, n_samples: int, has_dp: bool, fi
         alts = draw(st.lists(st.sampled_from(pool), min_size=n_alt, max_size=n_alt, unique=True))
         n_alleles = 1 + len(alts)
         vid = draw(st.one_of(st.just("."), st.integers(1, 10**8).map(lambda n: f"rs{n}")))
-        qual = draw(st.one_of(st.just("."), st.integers(0, 10000).map(str),
-                              st.sampled_from(["12.5", "0.001", "99.99", "1e3"])))
-        filt = draw(st.one_of(st.just("."), st.just("PASS"),
-                              st.lists(st.sampled_from(filters), min_size=1, max_size=3, unique=True)
-                              .map(";".join) if filters else st.just("PASS")))
+        qual = draw(
+            st.one_of(st.just("."), st.integers(0, 10000).map(str), st.sampled_from(["12.5", "0.001", "99.99", "1e3"]))
+        )
+        filt = draw(
+            st.one_of(
+                st.just("."),
+                st.just("PASS"),
+                st.lists(st.sampled_from(filters), min_size=1, max_size=3, unique=True).map(";".join)
+                if filters
+                else st.just("PASS"),
+            )
+        )
         cols = [contig, str(pos), vid, ref, ",".join(alts) or ".", qual, filt, "."]
         if n_samples:
             simple = draw(st.booleans())

@@ -7,11 +7,17 @@
 
 from genoquery.errors import GenoqueryError, InputFileError, QueryError, RegionError, StoreError
 from genoquery.ingest import ingest
-from genoquery.query.store import Store, open
-
-__version__ = "0.1.0"
+from genoquery.query.store import Store, open  # noqa: A004 - genoquery.open(path), as zarr.open
+from genoquery.version import __version__
 
 __all__ = [
-    "GenoqueryError", "InputFileError", "QueryError", "RegionError", "StoreError",
-    "Store", "ingest", "open", "__version__",
+    "GenoqueryError",
+    "InputFileError",
+    "QueryError",
+    "RegionError",
+    "Store",
+    "StoreError",
+    "__version__",
+    "ingest",
+    "open",
 ]

@@ -73,7 +73,7 @@ def bgzf_block(data: bytes | memoryview, level: int = 1) -> bytes:
 
 
 def _compress_job(data: memoryview, level: int) -> list[bytes]:
-    return [bgzf_block(data[i:i + BLOCK_SIZE], level) for i in range(0, len(data), BLOCK_SIZE)]
+    return [bgzf_block(data[i : i + BLOCK_SIZE], level) for i in range(0, len(data), BLOCK_SIZE)]
 
 
 class BgzfWriter:
@@ -84,8 +84,14 @@ class BgzfWriter:
     timestamps).
     """
 
-    def __init__(self, path: str | os.PathLike[str], pool: ThreadPoolExecutor | None = None,
-                 level: int = 1, max_pending: int = 8, batch: int = 64) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        pool: ThreadPoolExecutor | None = None,
+        level: int = 1,
+        max_pending: int = 8,
+        batch: int = 64,
+    ) -> None:
         self.path = Path(path)
         self._fh = open(self.path, "wb")
         self._pool = pool
@@ -116,7 +122,7 @@ class BgzfWriter:
         return self._written + self._n_pending
 
     def _flush_blocks(self, final: bool) -> None:
-        data = b"".join(self._pieces)   # the only copy of the data
+        data = b"".join(self._pieces)  # the only copy of the data
         n = len(data) if final else len(data) // BLOCK_SIZE * BLOCK_SIZE
         self._pieces = [data[n:]] if n < len(data) else []
         self._n_pending = len(data) - n
@@ -124,7 +130,7 @@ class BgzfWriter:
         view = memoryview(data)[:n]
         step = BLOCKS_PER_JOB * BLOCK_SIZE
         for i in range(0, n, step):
-            self._submit(view[i:i + step])
+            self._submit(view[i : i + step])
 
     def _submit(self, data: memoryview) -> None:
         if self._pool is None:
@@ -135,7 +141,7 @@ class BgzfWriter:
             self._emit(self._futures.popleft().result())
 
     def _emit(self, blocks: list[bytes]) -> None:
-        self._fh.write(b"".join(blocks))   # one system call per job: fewer GIL hand-overs
+        self._fh.write(b"".join(blocks))  # one system call per job: fewer GIL hand-overs
         self._block_sizes.extend(len(b) for b in blocks)
 
     def close(self) -> None:
@@ -158,7 +164,7 @@ class BgzfWriter:
         u = np.asarray(uoffsets, dtype=np.int64)
         block = u // BLOCK_SIZE
         within = u % BLOCK_SIZE
-        at_end = u == self._total   # end of data: start of the EOF block, as htslib reports it
+        at_end = u == self._total  # end of data: start of the EOF block, as htslib reports it
         block[at_end], within[at_end] = len(self._coffsets) - 1, 0
         return (self._coffsets[block].astype(np.uint64) << np.uint64(16)) | within.astype(np.uint64)
 

@@ -12,12 +12,23 @@ from genoquery.output import FORMATS, write_table
 def _cmd_ingest(args: argparse.Namespace) -> None:
     from genoquery.ingest import ingest
 
-    store = ingest(args.store, args.vcfs, persons=args.persons, overwrite=args.overwrite, batch=args.batch,
-                   complete_callset=args.complete_callset, allow_ref_conflicts=args.allow_ref_conflicts,
-                   match_contig_names=args.match_contig_names, rename_duplicate_samples=args.rename_duplicate_samples,
-                   progress=None if not args.quiet else False)
-    print(f"{store.path}: {store.info['samples']} samples, {store.info['sites']} sites, "
-          f"{store.info['variants']} ALT alleles", file=sys.stderr)
+    store = ingest(
+        args.store,
+        args.vcfs,
+        persons=args.persons,
+        overwrite=args.overwrite,
+        batch=args.batch,
+        complete_callset=args.complete_callset,
+        allow_ref_conflicts=args.allow_ref_conflicts,
+        match_contig_names=args.match_contig_names,
+        rename_duplicate_samples=args.rename_duplicate_samples,
+        progress=None if not args.quiet else False,
+    )
+    print(
+        f"{store.path}: {store.info['samples']} samples, {store.info['sites']} sites, "
+        f"{store.info['variants']} ALT alleles",
+        file=sys.stderr,
+    )
 
 
 def _cmd_variants(args: argparse.Namespace) -> None:
@@ -31,8 +42,14 @@ def _cmd_query(args: argparse.Namespace) -> None:
     from genoquery.query.store import open as open_store
 
     with open_store(args.store) as store:
-        table = store.lookup(**{args.target: args.what}, af_min=args.af_min, af_max=args.af_max,
-                             pass_only=args.pass_only, variant_type=args.type, by=args.by)
+        table = store.lookup(
+            **{args.target: args.what},
+            af_min=args.af_min,
+            af_max=args.af_max,
+            pass_only=args.pass_only,
+            variant_type=args.type,
+            by=args.by,
+        )
         write_table(table, args.format, args.output)
 
 
@@ -52,9 +69,16 @@ def _cmd_carriers(args: argparse.Namespace) -> None:
         raise QueryError("give a variant (key or rsID), or --gene or --region with optional filters")
     cohort = None if args.cohort is None else _cohort_spec(args.cohort)
     with open_store(args.store) as store:
-        table = store.carriers(args.variant, cohort, gene=args.gene, region=args.region,
-                               af_min=args.af_min, af_max=args.af_max, pass_only=args.pass_only,
-                               variant_type=args.type)
+        table = store.carriers(
+            args.variant,
+            cohort,
+            gene=args.gene,
+            region=args.region,
+            af_min=args.af_min,
+            af_max=args.af_max,
+            pass_only=args.pass_only,
+            variant_type=args.type,
+        )
         write_table(table, args.format, args.output)
 
 
@@ -100,8 +124,11 @@ def _cmd_phenotypes(args: argparse.Namespace) -> None:
         print(f"ignored columns: {', '.join(result.ignored_columns)}", file=sys.stderr)
     if result.unknown_ids:
         shown = ", ".join(result.unknown_ids[:5]) + (", ..." if len(result.unknown_ids) > 5 else "")
-        print(f"warning: {len(result.unknown_ids)} ID(s) are not samples of this store (imported, "
-              f"matched by no cohort until ingested): {shown}", file=sys.stderr)
+        print(
+            f"warning: {len(result.unknown_ids)} ID(s) are not samples of this store (imported, "
+            f"matched by no cohort until ingested): {shown}",
+            file=sys.stderr,
+        )
 
 
 def _cohort_spec(text: str) -> str | list[str]:
@@ -116,8 +143,11 @@ def _cohort_spec(text: str) -> str | list[str]:
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as err:
-        raise InputFileError(path, f"cannot read the sample ID list ({err.__class__.__name__})",
-                             fix="give @FILE with one sample ID per line") from None
+        raise InputFileError(
+            path,
+            f"cannot read the sample ID list ({err.__class__.__name__})",
+            fix="give @FILE with one sample ID per line",
+        ) from None
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
@@ -159,9 +189,12 @@ def _cmd_withdraw(args: argparse.Namespace) -> None:
 
     ids = [i for text in args.samples for i in ([text] if not text.startswith("@") else _cohort_spec(text))]
     done = withdraw(args.store, ids, args.reason)
-    print(f"withdrew {len(done.withdrawn)} sample(s); statistics recomputed without them"
-          + (f"; {len(done.already)} already withdrawn" if done.already else "")
-          + ". Run 'genoquery compact' to remove their genotypes from disk.", file=sys.stderr)
+    print(
+        f"withdrew {len(done.withdrawn)} sample(s); statistics recomputed without them"
+        + (f"; {len(done.already)} already withdrawn" if done.already else "")
+        + ". Run 'genoquery compact' to remove their genotypes from disk.",
+        file=sys.stderr,
+    )
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -182,16 +215,24 @@ def _cmd_compact(args: argparse.Namespace) -> None:
     from genoquery.ingest.compact import compact
 
     done = compact(args.store)
-    print(f"rewrote {len(done)} batch(es) without withdrawn genotypes" + (f": {', '.join(done)}" if done else ""),
-          file=sys.stderr)
+    print(
+        f"rewrote {len(done)} batch(es) without withdrawn genotypes" + (f": {', '.join(done)}" if done else ""),
+        file=sys.stderr,
+    )
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
     from genoquery.simulate import simulate_cohort
 
-    files = simulate_cohort(args.outdir, n_samples=args.samples, n_centers=args.centers,
-                            sequence_length=args.length, seed=args.seed,
-                            missing_rate=args.missing_rate, progress=not args.quiet)
+    files = simulate_cohort(
+        args.outdir,
+        n_samples=args.samples,
+        n_centers=args.centers,
+        sequence_length=args.length,
+        seed=args.seed,
+        missing_rate=args.missing_rate,
+        progress=not args.quiet,
+    )
     print(files, file=sys.stderr)
 
 
@@ -225,13 +266,15 @@ def _cmd_audit(args: argparse.Namespace) -> None:
     from genoquery.server.audit import read
 
     records = list(read(args.store))
-    for r in records[-args.tail:] if args.tail else records:
+    for r in records[-args.tail :] if args.tail else records:
         if args.format == "json":
             print(json.dumps(r))
         else:
             params = "&".join(f"{k}={v}" for k, v in r["params"].items())
-            print(f"{r['time']}\t{r['token'] or '-'}\t{r['tier'] or '-'}\t{r['method']} {r['endpoint']}"
-                  f"{'?' + params if params else ''}\t{r['status']}\t{'-' if r['rows'] is None else r['rows']}")
+            print(
+                f"{r['time']}\t{r['token'] or '-'}\t{r['tier'] or '-'}\t{r['method']} {r['endpoint']}"
+                f"{'?' + params if params else ''}\t{r['status']}\t{'-' if r['rows'] is None else r['rows']}"
+            )
 
 
 def _cmd_assoc(args: argparse.Namespace) -> None:
@@ -245,13 +288,21 @@ def _cmd_assoc(args: argparse.Namespace) -> None:
         if args.action == "table":
             if (args.variant is None) == (args.gene is None and args.region is None):
                 raise QueryError("give a variant (key or rsID), or --gene or --region with optional filters")
-            table = store.carrier_table(args.variant, args.condition.split(","), cohort, gene=args.gene,
-                                        region=args.region, af_max=args.af_max, pass_only=args.pass_only,
-                                        variant_type=args.type)
+            table = store.carrier_table(
+                args.variant,
+                args.condition.split(","),
+                cohort,
+                gene=args.gene,
+                region=args.region,
+                af_max=args.af_max,
+                pass_only=args.pass_only,
+                variant_type=args.type,
+            )
         elif args.action == "phewas":
             phenotypes = None if args.phenotypes is None else args.phenotypes.split(",")
-            table = store.phewas(args.variant, phenotypes, covariates=covariates, cohort=cohort,
-                                 min_cases=args.min_cases)
+            table = store.phewas(
+                args.variant, phenotypes, covariates=covariates, cohort=cohort, min_cases=args.min_cases
+            )
             if args.plot:
                 plots.phewas_plot(table, args.plot)
         elif args.action == "ancestry":
@@ -260,13 +311,21 @@ def _cmd_assoc(args: argparse.Namespace) -> None:
             return
         else:
             phenotype = args.phenotype.split(",") if "," in args.phenotype else args.phenotype
-            table = store.associate(phenotype, covariates, region=args.region, gene=args.gene,
-                                    variants=None if args.variants is None else args.variants.split(","),
-                                    cohort=cohort, model=args.model, min_mac=args.min_mac)
+            table = store.associate(
+                phenotype,
+                covariates,
+                region=args.region,
+                gene=args.gene,
+                variants=None if args.variants is None else args.variants.split(","),
+                cohort=cohort,
+                model=args.model,
+                min_mac=args.min_mac,
+            )
             for kind, path in (("manhattan", args.manhattan), ("qq", args.qq)):
                 if path:
-                    getattr(plots, kind)(table, path, title=f"{phenotype} ({args.model or 'auto'})"
-                                         if kind == "manhattan" else None)
+                    getattr(plots, kind)(
+                        table, path, title=f"{phenotype} ({args.model or 'auto'})" if kind == "manhattan" else None
+                    )
         write_table(table, args.format, args.output)
 
 
@@ -276,18 +335,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="ingest VCF/VCF.gz/BCF files into a new store, one batch per sample set")
     p.add_argument("store", help="store directory to create")
-    p.add_argument("vcfs", nargs="+", metavar="VCF",
-                   help="input files: files with the same samples form a batch (split by region is fine), "
-                        "files with other samples (other centers) other batches")
+    p.add_argument(
+        "vcfs",
+        nargs="+",
+        metavar="VCF",
+        help="input files: files with the same samples form a batch (split by region is fine), "
+        "files with other samples (other centers) other batches",
+    )
     p.add_argument("--batch", metavar="NAME", help="name of the (single) batch; default: its first file's name")
-    p.add_argument("--complete-callset", action="store_true",
-                   help="sites a batch's VCF lacks are hom-ref for its samples (default: not called)")
-    p.add_argument("--allow-ref-conflicts", action="store_true",
-                   help="keep records whose REF disagrees with another batch's at a position as separate sites")
-    p.add_argument("--match-contig-names", action="store_true",
-                   help="rename contigs spelled differently from another batch's (20 / chr20) to the first spelling")
-    p.add_argument("--rename-duplicate-samples", action="store_true",
-                   help="a sample ID already in another batch becomes ID@BATCH in this one (default: an error)")
+    p.add_argument(
+        "--complete-callset",
+        action="store_true",
+        help="sites a batch's VCF lacks are hom-ref for its samples (default: not called)",
+    )
+    p.add_argument(
+        "--allow-ref-conflicts",
+        action="store_true",
+        help="keep records whose REF disagrees with another batch's at a position as separate sites",
+    )
+    p.add_argument(
+        "--match-contig-names",
+        action="store_true",
+        help="rename contigs spelled differently from another batch's (20 / chr20) to the first spelling",
+    )
+    p.add_argument(
+        "--rename-duplicate-samples",
+        action="store_true",
+        help="a sample ID already in another batch becomes ID@BATCH in this one (default: an error)",
+    )
     p.add_argument("--persons", help="person table (CSV/TSV/Parquet with sample_id, ancestry, sex_at_birth)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store atomically")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -305,9 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store")
     targets = p.add_subparsers(dest="target", required=True)
     for target, metavar, text in (
-            ("variant", "KEY|RSID", "a variant key (chr20-1030-A-C, 20-1030-A-C, chr20:1030:A:C) or an rsID"),
-            ("region", "REGION", "CONTIG[:START[-END]], 1-based inclusive"),
-            ("gene", "GENE", "a gene name or ID imported with 'genoquery genes'")):
+        ("variant", "KEY|RSID", "a variant key (chr20-1030-A-C, 20-1030-A-C, chr20:1030:A:C) or an rsID"),
+        ("region", "REGION", "CONTIG[:START[-END]], 1-based inclusive"),
+        ("gene", "GENE", "a gene name or ID imported with 'genoquery genes'"),
+    ):
         t = targets.add_parser(target, help=text)
         t.add_argument("what", metavar=metavar, help=text)
         _lookup_options(t)
@@ -337,8 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     actions = p.add_subparsers(dest="action", required=True)
     covar_help = "comma-separated person-table columns, age (from birth_year), sex, pcs (every pcN)"
     a = actions.add_parser("glm", help="linear or logistic regression of each ALT allele (additive coding)")
-    a.add_argument("--phenotype", required=True,
-                   help="a person-table column, or condition code(s) CODE[,CODE...] (cases have any)")
+    a.add_argument(
+        "--phenotype", required=True, help="a person-table column, or condition code(s) CODE[,CODE...] (cases have any)"
+    )
     a.add_argument("--covar", help=covar_help)
     where = a.add_mutually_exclusive_group(required=True)
     where.add_argument("--region", help="CONTIG[:START[-END]], 1-based inclusive")
@@ -352,8 +429,10 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(a)
     a = actions.add_parser("phewas", help="one ALT allele against every condition code and quantitative column")
     a.add_argument("variant", metavar="KEY", help="a variant key")
-    a.add_argument("--phenotypes", help="comma-separated phenotypes (default: codes with --min-cases cases, "
-                   "numeric person columns)")
+    a.add_argument(
+        "--phenotypes",
+        help="comma-separated phenotypes (default: codes with --min-cases cases, numeric person columns)",
+    )
     a.add_argument("--covar", help=covar_help)
     a.add_argument("--min-cases", type=int, default=20)
     a.add_argument("--cohort", help=cohort_help)
@@ -383,8 +462,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("phenotypes", help="import a person table or an OMOP-style event table into a store")
     p.add_argument("store")
-    p.add_argument("file", help="CSV/TSV/Parquet: sample_id (or person_id) + person columns, or "
-                   "person_id, a code column (e.g. condition_code), a date column, optional value")
+    p.add_argument(
+        "file",
+        help="CSV/TSV/Parquet: sample_id (or person_id) + person columns, or "
+        "person_id, a code column (e.g. condition_code), a date column, optional value",
+    )
     p.add_argument("--kind", choices=("person", "events"), help="default: detected from the columns")
     p.add_argument("--table", help="event table name (default from the code column, e.g. condition_occurrence)")
     p.set_defaults(run=_cmd_phenotypes)
@@ -394,8 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     actions = p.add_subparsers(dest="action", required=True)
     a = actions.add_parser("save", help="save a cohort under a name (replaces one of that name)")
     a.add_argument("name")
-    a.add_argument("cohort", help="filter, e.g. \"sex_at_birth = 'Female' AND has_condition('E11')\", "
-                   "or @FILE of sample IDs")
+    a.add_argument(
+        "cohort", help="filter, e.g. \"sex_at_birth = 'Female' AND has_condition('E11')\", or @FILE of sample IDs"
+    )
     a = actions.add_parser("list", help="the saved cohorts: name, kind, created_at, definition")
     a.add_argument("--format", choices=("tsv", "json"), default="tsv")
     a = actions.add_parser("show", help="print a cohort's sample IDs (count on standard error)")
@@ -422,8 +505,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store")
     p.add_argument("out", metavar="OUT.vcf[.gz]|OUT.bcf", help="output file; the format follows the name")
     p.add_argument("--region", help="CONTIG[:START[-END]], 1-based inclusive (default: every site)")
-    p.add_argument("--samples", metavar="ID,ID,...|@FILE",
-                   help="samples in output order, comma-separated or @FILE with one ID per line (default: all)")
+    p.add_argument(
+        "--samples",
+        metavar="ID,ID,...|@FILE",
+        help="samples in output order, comma-separated or @FILE with one ID per line (default: all)",
+    )
     p.set_defaults(run=_cmd_export)
 
     p = sub.add_parser("serve", help="serve the store: JSON API (/api/v1, /docs) and GA4GH Beacon v2 (/beacon/v2)")

@@ -41,13 +41,15 @@ def run(samples: int, out: Path, seed: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     print(f"1. simulating {samples} samples from 3 genome centers (msprime, seed {seed}) ...")
-    files = simulate_cohort(out / "cohort", n_samples=samples, n_centers=3,
-                            sequence_length=1_000_000, seed=seed, progress=True)
+    files = simulate_cohort(
+        out / "cohort", n_samples=samples, n_centers=3, sequence_length=1_000_000, seed=seed, progress=True
+    )
     print(f"   {files}")
     print("2. ingesting the first two centers' files (one batch each, merged) with the person table,")
     print("   then appending the third center's batch (no existing chunk is rewritten) ...")
-    genoquery.ingest(out / "demo.gq", files.center_vcfs[:2], persons=files.persons, overwrite=True,
-                     progress=True).close()
+    genoquery.ingest(
+        out / "demo.gq", files.center_vcfs[:2], persons=files.persons, overwrite=True, progress=True
+    ).close()
     store = genoquery.ingest(out / "demo.gq", files.center_vcfs[2:], batch="center3", progress=True)
     batches = ", ".join(f"{b.name} ({b.n_samples} samples)" for b in store.batches)
     print(f"   {store}\n   batches: {batches}; a site a center's file lacks is not called for its samples")
@@ -59,7 +61,7 @@ def run(samples: int, out: Path, seed: int) -> None:
     region = f"{chosen['contig'][0].as_py()}:{chosen['pos'][0].as_py()}"
     _print_table(f"3. {key} (a planted causal variant), whole cohort:", chosen, SHOWN)
     by_ancestry = store.variants(region=region, by="ancestry").filter(pc.field("variant_key") == key)
-    _print_table("   by genetic ancestry group:", by_ancestry, ["ancestry"] + SHOWN[3:])
+    _print_table("   by genetic ancestry group:", by_ancestry, ["ancestry", *SHOWN[3:]])
 
     window = store.variants(region="chr20:1-250000").filter(pc.field("ac") > 0)
     order = pc.sort_indices(window, sort_keys=[("af", "ascending"), ("pos", "ascending")])
@@ -69,8 +71,11 @@ def run(samples: int, out: Path, seed: int) -> None:
 
     chr_x = store.variants(region="chrX", by="sex_at_birth")
     first_common = chr_x.filter(pc.field("af") > 0.2)["variant_key"][0].as_py()
-    _print_table("5. a chrX variant by sex at birth (males are haploid: n_hemi):",
-                 chr_x.filter(pc.field("variant_key") == first_common), ["sex_at_birth"] + SHOWN[3:])
+    _print_table(
+        "5. a chrX variant by sex at birth (males are haploid: n_hemi):",
+        chr_x.filter(pc.field("variant_key") == first_common),
+        ["sex_at_birth", *SHOWN[3:]],
+    )
     store = _cohort_answers(store, files, key, region, window)
     from genoquery.server.showcase import run as serve_examples
 
@@ -90,22 +95,24 @@ def _cohort_answers(store: genoquery.Store, files, key: str, region: str, window
     cohort = "sex_at_birth = 'Female' AND has_condition('E11')"
     size = len(store.cohort(cohort))
     in_cohort = store.frequencies(region, cohort=cohort).filter(pc.field("variant_key") == key)
-    _print_table(f"6. {key} among women with type 2 diabetes (E11, {size} samples), counted exactly:",
-                 in_cohort, SHOWN)
+    _print_table(f"6. {key} among women with type 2 diabetes (E11, {size} samples), counted exactly:", in_cohort, SHOWN)
     rare = window.filter(pc.field("ac") == 2)["variant_key"][0].as_py()
-    _print_table(f"7. carriers of the rare variant {rare}:", store.carriers(rare),
-                 ["sample_id", "zygosity", "gt"])
+    _print_table(f"7. carriers of the rare variant {rare}:", store.carriers(rare), ["sample_id", "zygosity", "gt"])
     sample = store.samples()["sample_id"][0].as_py()
     mine = store.participant(sample)
     rarest = mine.take(pc.sort_indices(mine, sort_keys=[("af", "ascending")])[:3])
-    _print_table(f"8. participant {sample}: {mine.num_rows} ALT alleles carried; the rarest three:",
-                 rarest, ["variant_key", "zygosity", "gt", "af", "ancestry", "ancestry_af"])
+    _print_table(
+        f"8. participant {sample}: {mine.num_rows} ALT alleles carried; the rarest three:",
+        rarest,
+        ["variant_key", "zygosity", "gt", "af", "ancestry", "ancestry_af"],
+    )
     return store
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="genoquery-demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="genoquery-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=3000)
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
     parser.add_argument("--seed", type=int, default=1)

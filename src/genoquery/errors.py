@@ -15,8 +15,9 @@ class GenoqueryError(Exception):
 class InputFileError(GenoqueryError):
     """A source file is missing, unreadable, truncated or malformed."""
 
-    def __init__(self, path: str, problem: str, *, line: int | None = None,
-                 record: str | None = None, fix: str | None = None) -> None:
+    def __init__(
+        self, path: str, problem: str, *, line: int | None = None, record: str | None = None, fix: str | None = None
+    ) -> None:
         where = str(path)
         if line is not None:
             where += f", line {line}"

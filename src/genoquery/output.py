@@ -36,8 +36,9 @@ def write_table(table: pa.Table, fmt: str, path: str | None = None) -> None:
         text = json.dumps(rows, default=str) + "\n"
     else:
         buffer = io.BytesIO()
-        options = pacsv.WriteOptions(delimiter="\t" if fmt == "tsv" else ",",
-                                     quoting_style="needed" if fmt == "csv" else "none")
+        options = pacsv.WriteOptions(
+            delimiter="\t" if fmt == "tsv" else ",", quoting_style="needed" if fmt == "csv" else "none"
+        )
         pacsv.write_csv(table, buffer, options)
         text = buffer.getvalue().decode().replace('"', "") if fmt == "tsv" else buffer.getvalue().decode()
     if path is None:

@@ -84,7 +84,9 @@ def _problem(report: Report, kind: str, text: str) -> None:
 
 
 def _check_files(con: duckdb.DuckDBPyConnection, store: Path, report: Report) -> None:
-    manifest = {p: (size, digest) for p, size, digest in con.execute("SELECT path, size, sha256 FROM batch_files").fetchall()}
+    manifest = {
+        p: (size, digest) for p, size, digest in con.execute("SELECT path, size, sha256 FROM batch_files").fetchall()
+    }
     groups = [p for (p,) in con.execute("SELECT path FROM batches").fetchall()]
     present = {str(f.relative_to(store)) for g in groups for f in (store / g).rglob("*") if f.is_file()}
     for name in sorted(present - set(manifest)):
@@ -118,19 +120,24 @@ def _check_lookup_table(con: duckdb.DuckDBPyConnection, store: Path, report: Rep
         missing, extra = con.execute(
             f"SELECT (SELECT count(*) FROM (SELECT {columns} FROM variants EXCEPT ALL SELECT {columns} "
             f"FROM gq_lookup_rows)), (SELECT count(*) FROM (SELECT {columns} FROM gq_lookup_rows EXCEPT ALL "
-            f"SELECT {columns} FROM variants))").fetchall()[0]
+            f"SELECT {columns} FROM variants))"
+        ).fetchall()[0]
     finally:
         con.unregister("gq_lookup_rows")
     if missing or extra:
-        _problem(report, "lookup", f"{where}: {missing} rows of the index's variants are not in it and "
-                                   f"{extra} of its rows are not in the index")
+        _problem(
+            report,
+            "lookup",
+            f"{where}: {missing} rows of the index's variants are not in it and "
+            f"{extra} of its rows are not in the index",
+        )
     contig_index = dict(con.execute("SELECT contig, contig_index FROM contigs").fetchall())
     at, last = 0, -1
     for batch in table.rows.to_batches():  # a batch at a time: memory bounded by the file's batches
         contigs = np.array([contig_index[c] for c in batch.column("contig").to_pylist()], dtype=np.int64)
         expected = locus(contigs, batch.column("pos").to_numpy())
         rows = f"{LOOKUP_DIR}/{name}: rows {at}..{at + batch.num_rows - 1}"
-        if not np.array_equal(table.loci[at:at + batch.num_rows], expected):
+        if not np.array_equal(table.loci[at : at + batch.num_rows], expected):
             _problem(report, "lookup", f"{rows}: loci are not their variants' contig and POS")
         elif np.any(np.diff(expected, prepend=last) < 0):
             _problem(report, "lookup", f"{rows}: not ordered by contig and POS")
@@ -143,11 +150,16 @@ def _check_lookup_table(con: duckdb.DuckDBPyConnection, store: Path, report: Rep
 
 def _cells(con: duckdb.DuckDBPyConnection, batch: Batch) -> dict[tuple[str, str], np.ndarray]:
     """Each cell's (grouping, value) -> bool mask over the batch's samples that are not withdrawn."""
-    groupings = [g for (g,) in con.execute("SELECT DISTINCT grouping FROM batch_cells WHERE grouping <> '' ORDER BY 1").fetchall()]
+    groupings = [
+        g
+        for (g,) in con.execute("SELECT DISTINCT grouping FROM batch_cells WHERE grouping <> '' ORDER BY 1").fetchall()
+    ]
     columns = "".join(f', CAST(p."{g}" AS VARCHAR)' for g in groupings)
     join = "LEFT JOIN persons p ON p.sample_id = s.sample_id" if groupings else ""
-    rows = con.execute(f"SELECT s.withdrawn_at IS NULL{columns} FROM samples s {join} WHERE s.batch = ? "
-                       f"ORDER BY s.sample_index", [batch.number]).fetchall()
+    rows = con.execute(
+        f"SELECT s.withdrawn_at IS NULL{columns} FROM samples s {join} WHERE s.batch = ? ORDER BY s.sample_index",
+        [batch.number],
+    ).fetchall()
     active = np.array([r[0] for r in rows], dtype=bool)
     cells = {("", ""): active}
     for k, grouping in enumerate(groupings, start=1):
@@ -174,8 +186,9 @@ def _block_counts(gt: np.ndarray, n_alleles: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _batch_records(con: duckdb.DuckDBPyConnection, batch: Batch) -> list[tuple[int, int, int]]:
-    return con.execute("SELECT batch_row, site_row, len(alleles) FROM batch_sites WHERE batch = ? "
-                       "ORDER BY batch_row", [batch.number]).fetchall()
+    return con.execute(
+        "SELECT batch_row, site_row, len(alleles) FROM batch_sites WHERE batch = ? ORDER BY batch_row", [batch.number]
+    ).fetchall()
 
 
 def _blocks(batch: Batch, records: list, report: Report) -> Iterator[tuple[list, np.ndarray]]:
@@ -183,12 +196,16 @@ def _blocks(batch: Batch, records: list, report: Report) -> Iterator[tuple[list,
     genotype, _ = batch.calls
     step = genotype.shards[0] if genotype.shards else genotype.chunks[0]
     for start in range(0, len(records), step):
-        part = records[start:start + step]
+        part = records[start : start + step]
         try:
-            yield part, np.asarray(genotype[part[0][0]:part[-1][0] + 1])
+            yield part, np.asarray(genotype[part[0][0] : part[-1][0] + 1])
         except Exception as err:  # a corrupted chunk: zarr or Blosc cannot decode it
-            _problem(report, "genotype", f"{batch.path.name}/call_genotype rows {part[0][0]}-{part[-1][0]}: "
-                     f"cannot be decoded ({err.__class__.__name__}: {err})")
+            _problem(
+                report,
+                "genotype",
+                f"{batch.path.name}/call_genotype rows {part[0][0]}-{part[-1][0]}: "
+                f"cannot be decoded ({err.__class__.__name__}: {err})",
+            )
 
 
 def _check_statistics(con: duckdb.DuckDBPyConnection, batches: list[Batch], report: Report, progress: bool) -> None:
@@ -206,8 +223,12 @@ def _check_statistics(con: duckdb.DuckDBPyConnection, batches: list[Batch], repo
                 an, incomplete, per_allele = _block_counts(gt[:, mask], width)
                 for i, (_, site, n) in enumerate(part):
                     for a in range(1, n):
-                        counted[(site, a, *key)] += [*per_allele[i, a - 1, :1], an[i], *per_allele[i, a - 1, 1:],
-                                                     incomplete[i]]
+                        counted[(site, a, *key)] += [
+                            *per_allele[i, a - 1, :1],
+                            an[i],
+                            *per_allele[i, a - 1, 1:],
+                            incomplete[i],
+                        ]
             for _, site, _ in part:
                 present[site].add(batch.number)
             bar.update(len(part))
@@ -222,14 +243,20 @@ def _check_statistics(con: duckdb.DuckDBPyConnection, batches: list[Batch], repo
         report.checked["statistics"] += 1
         if tuple(want.tolist()) != row:
             cell = f" in {grouping}={value}" if grouping else ""
-            _problem(report, "statistic", f"site {site} allele {allele}{cell}: stored "
-                     f"{dict(zip(STATS, row))}, counted from the genotypes {dict(zip(STATS, want.tolist()))}")
+            _problem(
+                report,
+                "statistic",
+                f"site {site} allele {allele}{cell}: stored {dict(zip(STATS, row, strict=True))}, "
+                f"counted from the genotypes {dict(zip(STATS, want.tolist(), strict=True))}",
+            )
 
 
 def _stored_statistics(con: duckdb.DuckDBPyConnection) -> dict[tuple, tuple]:
     columns = ", ".join(STATS)
-    rows = con.execute(f"SELECT site_row, allele, '', '', {columns} FROM variants UNION ALL "
-                       f"SELECT site_row, allele, grouping, group_value, {columns} FROM variant_group_stats").fetchall()
+    rows = con.execute(
+        f"SELECT site_row, allele, '', '', {columns} FROM variants UNION ALL "
+        f"SELECT site_row, allele, grouping, group_value, {columns} FROM variant_group_stats"
+    ).fetchall()
     return {tuple(r[:4]): tuple(r[4:]) for r in rows}
 
 
@@ -246,31 +273,48 @@ def _pysam_calls(record: pysam.VariantRecord) -> np.ndarray:
     return out
 
 
-def _check_source(con: duckdb.DuckDBPyConnection, batches: list[Batch], source: Path, report: Report,
-                  progress: bool) -> None:
+def _check_source(
+    con: duckdb.DuckDBPyConnection, batches: list[Batch], source: Path, report: Report, progress: bool
+) -> None:
     digest = file_sha256(source)
-    found = con.execute("SELECT path, size, batch, records FROM provenance WHERE sha256 = ? AND batch IS NOT NULL",
-                        [digest]).fetchall()
+    found = con.execute(
+        "SELECT path, size, batch, records FROM provenance WHERE sha256 = ? AND batch IS NOT NULL", [digest]
+    ).fetchall()
     if not found:
         _problem(report, "source", f"{source}: its sha256 is not that of any ingested file (changed, or not an input)")
         return
-    ingested, size, number, n_records = found[0]
+    ingested, _size, number, n_records = found[0]
     report.checked["sources"] += 1
     batch = next(b for b in batches if b.number == number)
-    active = np.array([r[0] for r in con.execute("SELECT withdrawn_at IS NULL FROM samples WHERE batch = ? "
-                                                 "ORDER BY sample_index", [number]).fetchall()], dtype=bool)
-    rows = con.execute("SELECT batch_row, record, contig, pos, alleles FROM batch_sites WHERE batch = ? "
-                       "AND source = ? ORDER BY batch_row", [number, ingested]).fetchall()
+    active = np.array(
+        [
+            r[0]
+            for r in con.execute(
+                "SELECT withdrawn_at IS NULL FROM samples WHERE batch = ? ORDER BY sample_index", [number]
+            ).fetchall()
+        ],
+        dtype=bool,
+    )
+    rows = con.execute(
+        "SELECT batch_row, record, contig, pos, alleles FROM batch_sites WHERE batch = ? "
+        "AND source = ? ORDER BY batch_row",
+        [number, ingested],
+    ).fetchall()
     genotype, _ = batch.calls
     with pysam.VariantFile(str(source)) as reader:
         stored = _batch_sample_ids(con, number)
         given = list(reader.header.samples)
-        if len(given) != len(stored) or any(s not in (g, f"{g}@{batch.name}") for g, s in zip(given, stored)):
+        if len(given) != len(stored) or any(
+            s not in (g, f"{g}@{batch.name}") for g, s in zip(given, stored, strict=True)
+        ):
             _problem(report, "source", f"{source}: its samples differ from batch {batch.name}'s")
             return
         seen = 0
-        for (batch_row, line, contig, pos, alleles), record in zip(rows, tqdm(
-                reader, total=n_records, desc=f"verify {source.name}", unit="rec", disable=not progress)):
+        for (batch_row, line, contig, pos, alleles), record in zip(
+            rows,
+            tqdm(reader, total=n_records, desc=f"verify {source.name}", unit="rec", disable=not progress),
+            strict=False,
+        ):
             seen += 1
             where = f"{source} record {line} ({record.chrom}:{record.pos})"
             if (contig, pos, list(alleles)) != (record.chrom, record.pos, list(record.alleles)):
@@ -281,13 +325,19 @@ def _check_source(con: duckdb.DuckDBPyConnection, batches: list[Batch], source: 
             report.checked["calls"] += int(active.sum())
             if len(differ):
                 j = int(differ[0])
-                _problem(report, "genotype", f"{where}, sample {list(reader.header.samples)[j]}: source "
-                         f"{_pysam_calls(record)[j].tolist()}, store {stored[j].tolist()} "
-                         f"({len(differ)} samples differ)")
+                _problem(
+                    report,
+                    "genotype",
+                    f"{where}, sample {list(reader.header.samples)[j]}: source "
+                    f"{_pysam_calls(record)[j].tolist()}, store {stored[j].tolist()} "
+                    f"({len(differ)} samples differ)",
+                )
     if seen != len(rows) or seen != n_records:
         _problem(report, "source", f"{source}: {seen} records read, the store holds {len(rows)} of it")
 
 
 def _batch_sample_ids(con: duckdb.DuckDBPyConnection, number: int) -> list[str]:
-    return [r[0] for r in con.execute("SELECT sample_id FROM samples WHERE batch = ? ORDER BY sample_index",
-                                      [number]).fetchall()]
+    return [
+        r[0]
+        for r in con.execute("SELECT sample_id FROM samples WHERE batch = ? ORDER BY sample_index", [number]).fetchall()
+    ]

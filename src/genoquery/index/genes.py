@@ -38,8 +38,10 @@ def _read_csv(path: Path, n_columns: int) -> str:
     """DuckDB's CSV reader over a tab-separated file: no quoting, short lines padded, long lines cut."""
     columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n_columns))
     quoted = str(path).replace("'", "''")
-    return (f"read_csv('{quoted}', delim='\t', quote='', escape='', header=false, auto_detect=false, "
-            f"null_padding=true, strict_mode=false, columns={{{columns}}})")
+    return (
+        f"read_csv('{quoted}', delim='\t', quote='', escape='', header=false, auto_detect=false, "
+        f"null_padding=true, strict_mode=false, columns={{{columns}}})"
+    )
 
 
 def _attribute(name: str) -> str:
@@ -82,17 +84,20 @@ def detect_format(path: Path) -> str:
         suffixes = suffixes[:-1]
     if suffixes and suffixes[-1] in _SUFFIXES:
         return _SUFFIXES[suffixes[-1]]
-    raise InputFileError(str(path), "cannot tell a GTF from a BED by the file name",
-                         fix="name it .gtf/.bed (optionally .gz) or pass the format (gtf or bed)")
+    raise InputFileError(
+        str(path),
+        "cannot tell a GTF from a BED by the file name",
+        fix="name it .gtf/.bed (optionally .gz) or pass the format (gtf or bed)",
+    )
 
 
 def _first_problem(con: duckdb.DuckDBPyConnection, fmt: str) -> str | None:
     """The first malformed row of ``incoming``, described, or None."""
     checks = [
         ("gene_id IS NULL", "no gene_id attribute" if fmt == "gtf" else "no name (4th column)"),
-        ("start IS NULL OR \"end\" IS NULL", "start or end is not a whole number"),
+        ('start IS NULL OR "end" IS NULL', "start or end is not a whole number"),
         ("start < 1", "start must be >= 1" if fmt == "gtf" else "start must be >= 0"),
-        ("\"end\" < start", "end is before start" if fmt == "gtf" else "end must be larger than start"),
+        ('"end" < start', "end is before start" if fmt == "gtf" else "end must be larger than start"),
         ("strand IS NOT NULL AND strand NOT IN ('+', '-', '.')", "strand must be +, - or ."),
     ]
     for condition, problem in checks:
@@ -106,11 +111,13 @@ def _connect_for_write(store: Path) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(str(store / INDEX_FILE))
     except (duckdb.ConnectionException, duckdb.ResourceInUseException) as err:
-        raise StoreError(f"{store}: the store is open in this process; close it before importing genes "
-                         f"({err})") from None
+        raise StoreError(
+            f"{store}: the store is open in this process; close it before importing genes ({err})"
+        ) from None
     except duckdb.IOException as err:
-        raise StoreError(f"{store}: cannot open the index for writing (is it open in another process?): "
-                         f"{str(err).splitlines()[0]}") from None
+        raise StoreError(
+            f"{store}: cannot open the index for writing (is it open in another process?): {str(err).splitlines()[0]}"
+        ) from None
 
 
 def import_genes(store_path: str | os.PathLike, file: str | os.PathLike, fmt: str | None = None) -> int:
@@ -136,13 +143,19 @@ def import_genes(store_path: str | os.PathLike, file: str | os.PathLike, fmt: st
         con.begin()
         try:
             if fmt == "gtf":
-                con.execute(_GTF_ROWS.format(source=_read_csv(path, 9), gene_id=_attribute("gene_id"),
-                                             gene_name=_attribute("gene_name"),
-                                             gene_type=_attribute("gene_type")))
+                con.execute(
+                    _GTF_ROWS.format(
+                        source=_read_csv(path, 9),
+                        gene_id=_attribute("gene_id"),
+                        gene_name=_attribute("gene_name"),
+                        gene_type=_attribute("gene_type"),
+                    )
+                )
                 short = con.execute("SELECT line FROM gtf_rows WHERE short LIMIT 1").fetchall()
                 if short:
-                    raise InputFileError(str(path), f"a GTF line has fewer than 9 tab-separated columns: "
-                                                    f"{short[0][0]!r}")
+                    raise InputFileError(
+                        str(path), f"a GTF line has fewer than 9 tab-separated columns: {short[0][0]!r}"
+                    )
                 con.execute(_GTF_GENES)
             else:
                 con.execute(_BED_GENES.format(source=_read_csv(path, 6)))
@@ -169,18 +182,23 @@ def _store_genes(con: duckdb.DuckDBPyConnection, source: str) -> int:
     contigs = [r[0] for r in con.execute("SELECT contig FROM contigs ORDER BY contig_index").fetchall()]
     names = [r[0] for r in con.execute("SELECT DISTINCT contig FROM incoming").fetchall()]
     con.execute("CREATE TEMP TABLE contig_names (given VARCHAR, contig VARCHAR)")
-    con.executemany("INSERT INTO contig_names VALUES (?, ?)",
-                    [(n, resolve_contig(n, contigs) or n) for n in names])
+    con.executemany("INSERT INTO contig_names VALUES (?, ?)", [(n, resolve_contig(n, contigs) or n) for n in names])
     con.execute(GENES)
-    con.execute("INSERT INTO genes SELECT i.gene_id, i.gene_name, i.gene_type, n.contig, i.start, i.\"end\", "
-                "nullif(i.strand, '.'), ? FROM incoming i JOIN contig_names n ON n.given = i.contig "
-                "ORDER BY n.contig, i.start, i.gene_id", [source])
+    con.execute(
+        'INSERT INTO genes SELECT i.gene_id, i.gene_name, i.gene_type, n.contig, i.start, i."end", '
+        "nullif(i.strand, '.'), ? FROM incoming i JOIN contig_names n ON n.given = i.contig "
+        "ORDER BY n.contig, i.start, i.gene_id",
+        [source],
+    )
     return con.execute("SELECT count(*) FROM genes").fetchall()[0][0]
 
 
 def has_genes(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'genes' "
-                            "AND NOT temporary").fetchall()[0][0])
+    return bool(
+        con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'genes' AND NOT temporary").fetchall()[0][
+            0
+        ]
+    )
 
 
 def find_gene(con: duckdb.DuckDBPyConnection, name: str) -> list[Gene]:
@@ -188,15 +206,25 @@ def find_gene(con: duckdb.DuckDBPyConnection, name: str) -> list[Gene]:
     if not has_genes(con):
         raise QueryError("no genes in this store; import a GTF or BED with 'genoquery genes STORE FILE'")
     columns = 'gene_id, gene_name, contig, start, "end", strand'
-    for condition in ("gene_name = $n OR gene_id = $n",
-                      "upper(gene_name) = upper($n) OR split_part(gene_id, '.', 1) = split_part($n, '.', 1)"):
-        rows = con.execute(f"SELECT {columns} FROM genes WHERE {condition} ORDER BY contig, start",
-                           {"n": name}).fetchall()
+    for condition in (
+        "gene_name = $n OR gene_id = $n",
+        "upper(gene_name) = upper($n) OR split_part(gene_id, '.', 1) = split_part($n, '.', 1)",
+    ):
+        rows = con.execute(
+            f"SELECT {columns} FROM genes WHERE {condition} ORDER BY contig, start", {"n": name}
+        ).fetchall()
         if rows:
             return [Gene(*r) for r in rows]
-    near = [r[0] for r in con.execute(
-        "SELECT DISTINCT coalesce(gene_name, gene_id) AS g, jaro_winkler_similarity(upper(g), upper($n)) AS s "
-        "FROM genes WHERE s > 0.7 ORDER BY s DESC, g LIMIT 3", {"n": name}).fetchall()]
+    near = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT coalesce(gene_name, gene_id) AS g, jaro_winkler_similarity(upper(g), upper($n)) AS s "
+            "FROM genes WHERE s > 0.7 ORDER BY s DESC, g LIMIT 3",
+            {"n": name},
+        ).fetchall()
+    ]
     count = con.execute("SELECT count(*) FROM genes").fetchall()[0][0]
-    raise QueryError(f"gene {name!r} is not among the {count} imported genes"
-                     + (f"; did you mean {', '.join(near)}?" if near else ""))
+    raise QueryError(
+        f"gene {name!r} is not among the {count} imported genes"
+        + (f"; did you mean {', '.join(near)}?" if near else "")
+    )

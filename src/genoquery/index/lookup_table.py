@@ -35,9 +35,11 @@ LOOKUP_DIR = "lookup"
 LOCUS_SHIFT = 40  # bits of POS in a locus (contigs up to 1.1 x 10^12 bp)
 ROWS_PER_BATCH = 1 << 20  # rows per Arrow record batch written
 
-_ROWS = (f"SELECT {', '.join('v.' + c for c in VARIANT_COLUMNS)}, "
-         f"(c.contig_index::BIGINT << {LOCUS_SHIFT}) + v.pos AS locus "
-         "FROM variants v JOIN contigs c USING (contig) ORDER BY c.contig_index, v.pos, v.site_row, v.allele")
+_ROWS = (
+    f"SELECT {', '.join('v.' + c for c in VARIANT_COLUMNS)}, "
+    f"(c.contig_index::BIGINT << {LOCUS_SHIFT}) + v.pos AS locus "
+    "FROM variants v JOIN contigs c USING (contig) ORDER BY c.contig_index, v.pos, v.site_row, v.allele"
+)
 
 
 def locus(contig_index: int | np.ndarray, pos: int | np.ndarray) -> int | np.ndarray:
@@ -60,7 +62,7 @@ def write_lookup_table(con: duckdb.DuckDBPyConnection) -> None:
     at = 0
     with pa.OSFile(str(arrow_path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         for batch in reader:
-            loci[at:at + batch.num_rows] = batch.column("locus").to_numpy()
+            loci[at : at + batch.num_rows] = batch.column("locus").to_numpy()
             writer.write_batch(batch.select(list(VARIANT_COLUMNS)))
             at += batch.num_rows
     loci.flush()

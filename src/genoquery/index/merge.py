@@ -127,10 +127,13 @@ def check_ref_alleles(con: duckdb.DuckDBPyConnection) -> None:
     found = con.execute(_REF_CONFLICTS).fetchall()
     if found:
         contig, pos, ref_a, file_a, record_a, ref_b, file_b, record_b = found[0]
-        raise InputFileError(file_b, f"REF {ref_b} at {contig}:{pos} conflicts with REF {ref_a} of {file_a} "
-                             f"(record {record_a})", line=record_b,
-                             fix="check both were called against the same reference build, or pass "
-                                 "--allow-ref-conflicts to keep them as different sites")
+        raise InputFileError(
+            file_b,
+            f"REF {ref_b} at {contig}:{pos} conflicts with REF {ref_a} of {file_a} (record {record_a})",
+            line=record_b,
+            fix="check both were called against the same reference build, or pass "
+            "--allow-ref-conflicts to keep them as different sites",
+        )
 
 
 _INDEX_NAMES = ("variants_key", "variants_id", "group_stats_allele", "batch_sites_site")
@@ -143,8 +146,10 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     for name in _INDEX_NAMES:
         con.execute(f"DROP INDEX IF EXISTS {name}")
     con.execute(_SITE_ROWS)
-    con.execute("UPDATE batch_sites SET site_row = r.site_row FROM gq_site_rows r "
-                "WHERE r.batch = batch_sites.batch AND r.batch_row = batch_sites.batch_row")
+    con.execute(
+        "UPDATE batch_sites SET site_row = r.site_row FROM gq_site_rows r "
+        "WHERE r.batch = batch_sites.batch AND r.batch_row = batch_sites.batch_row"
+    )
     con.execute(DERIVED)
     con.execute(_SITES)
     con.execute(_STATS)

@@ -29,11 +29,13 @@ def read_table(path: str | Path, fix: str = "check the --persons path") -> pa.Ta
             table = con.sql("SELECT * FROM read_parquet(?)", params=[str(path)]).to_arrow_table()
         else:
             delim = "\t" if {".tsv", ".txt", ".tab"} & set(suffixes) else ","
-            table = con.sql("SELECT * FROM read_csv(?, delim=?, header=true)",
-                            params=[str(path), delim]).to_arrow_table()
+            table = con.sql(
+                "SELECT * FROM read_csv(?, delim=?, header=true)", params=[str(path), delim]
+            ).to_arrow_table()
     except duckdb.Error as err:
-        raise InputFileError(path, f"cannot read the table ({err})",
-                             fix="give a CSV, TSV or Parquet file with a header row") from None
+        raise InputFileError(
+            path, f"cannot read the table ({err})", fix="give a CSV, TSV or Parquet file with a header row"
+        ) from None
     finally:
         con.close()
     return table
@@ -51,18 +53,19 @@ def person_table(table: pa.Table, path: str | Path) -> pa.Table:
     """Check a person table: one row per sample ID (``sample_id`` or ``person_id``, as text)."""
     column = id_column(table)
     if column is None:
-        raise InputFileError(path, f"no {SAMPLE_COLUMN!r} column (columns: {', '.join(table.column_names)})",
-                             fix=f"name the sample ID column {SAMPLE_COLUMN!r} (or 'person_id')")
-    table = table.set_column(table.column_names.index(column), SAMPLE_COLUMN,
-                             table[column].cast(pa.string()))
+        raise InputFileError(
+            path,
+            f"no {SAMPLE_COLUMN!r} column (columns: {', '.join(table.column_names)})",
+            fix=f"name the sample ID column {SAMPLE_COLUMN!r} (or 'person_id')",
+        )
+    table = table.set_column(table.column_names.index(column), SAMPLE_COLUMN, table[column].cast(pa.string()))
     ids = table[SAMPLE_COLUMN]
     if ids.null_count:
         raise InputFileError(path, f"{ids.null_count} row(s) have no sample ID", fix="give every row a sample ID")
     if pc.count_distinct(ids).as_py() != len(ids):
         counts = pc.value_counts(ids)
         dup = next(v["values"] for v in counts.to_pylist() if v["counts"] > 1)
-        raise InputFileError(path, f"sample ID {dup!r} appears more than once",
-                             fix="give one row per sample")
+        raise InputFileError(path, f"sample ID {dup!r} appears more than once", fix="give one row per sample")
     return table
 
 
@@ -83,13 +86,17 @@ def groups_of(persons: pa.Table, samples: list[str], column: str) -> SampleGroup
     labels = tuple(sorted({v for v in values if v is not None}))
     code_of = {label: i for i, label in enumerate(labels)}
     rows = (row_of.get(s, -1) for s in samples)
-    codes = np.fromiter((code_of.get(values[r], -1) if r >= 0 and values[r] is not None else -1
-                         for r in rows), dtype=np.int64, count=len(samples))
+    codes = np.fromiter(
+        (code_of.get(values[r], -1) if r >= 0 and values[r] is not None else -1 for r in rows),
+        dtype=np.int64,
+        count=len(samples),
+    )
     return SampleGroups(column, labels, codes)
 
 
 def stored_persons(con: duckdb.DuckDBPyConnection) -> pa.Table | None:
     """The person table of the index ``con`` is connected to, or None when none was imported."""
-    found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'persons' "
-                        "AND database_name = current_database()").fetchall()[0][0]
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'persons' AND database_name = current_database()"
+    ).fetchall()[0][0]
     return con.sql("SELECT * FROM persons").to_arrow_table() if found else None

@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -42,13 +42,20 @@ from genoquery.index.persons import SAMPLE_COLUMN, id_column, person_table, read
 from genoquery.index.schema import INDEX_FILE
 from genoquery.ingest.checksums import file_sha256
 from genoquery.ingest.staging import existing_store, write_lock
+from genoquery.version import __version__
 
 KINDS = ("person", "events")
 EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS events (
     table_name VARCHAR NOT NULL, sample_id VARCHAR NOT NULL, code VARCHAR NOT NULL, date DATE, value DOUBLE)"""
-OMOP_TABLES = {"condition": "condition_occurrence", "drug": "drug_exposure",
-               "procedure": "procedure_occurrence", "device": "device_exposure",
-               "visit": "visit_occurrence", "measurement": "measurement", "observation": "observation"}
+OMOP_TABLES = {
+    "condition": "condition_occurrence",
+    "drug": "drug_exposure",
+    "procedure": "procedure_occurrence",
+    "device": "device_exposure",
+    "visit": "visit_occurrence",
+    "measurement": "measurement",
+    "observation": "observation",
+}
 TABLE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -81,11 +88,14 @@ def _transaction(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
         con = duckdb.connect(str(path / INDEX_FILE))
     except (duckdb.ConnectionException, duckdb.ResourceInUseException):  # a Store open on it, here
-        raise StoreError(f"{path}: the store is open read-only in this process; close it "
-                         "(store.close()) before importing phenotypes or saving cohorts") from None
+        raise StoreError(
+            f"{path}: the store is open read-only in this process; close it "
+            "(store.close()) before importing phenotypes or saving cohorts"
+        ) from None
     except duckdb.Error as err:
-        raise StoreError(f"{path}: cannot open the index for writing ({err}); "
-                         "is another process using the store?") from None
+        raise StoreError(
+            f"{path}: cannot open the index for writing ({err}); is another process using the store?"
+        ) from None
     try:
         con.begin()
         yield con
@@ -115,8 +125,7 @@ def _one(candidates: list[str], what: str, path: Path, prefer: tuple[str, ...] =
     preferred = [c for c in candidates if c.lower().endswith(prefer)] if prefer else []
     pool = preferred if len(preferred) == 1 else candidates
     if len(pool) > 1:
-        raise InputFileError(path, f"several {what} columns ({', '.join(pool)})",
-                             fix=f"keep one {what} column")
+        raise InputFileError(path, f"several {what} columns ({', '.join(pool)})", fix=f"keep one {what} column")
     return pool[0] if pool else None
 
 
@@ -124,10 +133,8 @@ def _event_columns(table: pa.Table, path: Path) -> dict[str, str | None]:
     cols = table.column_names
     return {
         "id": id_column(table),
-        "code": _one(_columns_like(cols, ("code",), ("_code", "_concept_id")), "code", path,
-                     prefer=("_code",)),
-        "date": _one(_columns_like(cols, ("date",), ("_date", "_datetime")), "date", path,
-                     prefer=("_start_date",)),
+        "code": _one(_columns_like(cols, ("code",), ("_code", "_concept_id")), "code", path, prefer=("_code",)),
+        "date": _one(_columns_like(cols, ("date",), ("_date", "_datetime")), "date", path, prefer=("_start_date",)),
         "value": _one(_columns_like(cols, ("value", "value_as_number"), ()), "value", path),
     }
 
@@ -135,11 +142,15 @@ def _event_columns(table: pa.Table, path: Path) -> dict[str, str | None]:
 def detect_kind(table: pa.Table, path: Path) -> str:
     """``events`` when the table has an ID, a code and a date column, else ``person``."""
     if id_column(table) is None:
-        raise InputFileError(path, f"no 'sample_id' or 'person_id' column (columns: {', '.join(table.column_names)})",
-                             fix="name the sample ID column 'sample_id' or 'person_id'")
+        raise InputFileError(
+            path,
+            f"no 'sample_id' or 'person_id' column (columns: {', '.join(table.column_names)})",
+            fix="name the sample ID column 'sample_id' or 'person_id'",
+        )
     cols = table.column_names
-    if (_columns_like(cols, ("code",), ("_code", "_concept_id"))
-            and _columns_like(cols, ("date",), ("_date", "_datetime"))):
+    if _columns_like(cols, ("code",), ("_code", "_concept_id")) and _columns_like(
+        cols, ("date",), ("_date", "_datetime")
+    ):
         return "events"
     return "person"
 
@@ -155,22 +166,32 @@ def event_table(table: pa.Table, path: Path, name: str | None) -> tuple[pa.Table
     """Normalise a long event table to ``sample_id, code, date, value``; returns it, its name, ignored columns."""
     cols = _event_columns(table, path)
     if cols["id"] is None or cols["code"] is None:
-        raise InputFileError(path, "an event table needs a 'person_id' (or 'sample_id') and a code column "
-                             f"(columns: {', '.join(table.column_names)})",
-                             fix="name them person_id and e.g. condition_code, or use --kind person")
+        raise InputFileError(
+            path,
+            "an event table needs a 'person_id' (or 'sample_id') and a code column "
+            f"(columns: {', '.join(table.column_names)})",
+            fix="name them person_id and e.g. condition_code, or use --kind person",
+        )
     name = (name or _default_table_name(cols["code"], path)).lower()
     if not TABLE_NAME.fullmatch(name):
-        raise InputFileError(path, f"event table name {name!r} is not a plain name",
-                             fix="give --table NAME with lowercase letters, digits and _")
+        raise InputFileError(
+            path,
+            f"event table name {name!r} is not a plain name",
+            fix="give --table NAME with lowercase letters, digits and _",
+        )
     used = {c for c in cols.values() if c}
     ignored = [c for c in table.column_names if c not in used]
     con = duckdb.connect()
     try:
         con.register("raw", table)
-        select = ", ".join([
-            f"CAST({_q(cols['id'])} AS VARCHAR) AS sample_id", f"CAST({_q(cols['code'])} AS VARCHAR) AS code",
-            f"TRY_CAST({_q(cols['date'])} AS DATE) AS date" if cols["date"] else "NULL::DATE AS date",
-            f"TRY_CAST({_q(cols['value'])} AS DOUBLE) AS value" if cols["value"] else "NULL::DOUBLE AS value"])
+        select = ", ".join(
+            [
+                f"CAST({_q(cols['id'])} AS VARCHAR) AS sample_id",
+                f"CAST({_q(cols['code'])} AS VARCHAR) AS code",
+                f"TRY_CAST({_q(cols['date'])} AS DATE) AS date" if cols["date"] else "NULL::DATE AS date",
+                f"TRY_CAST({_q(cols['value'])} AS DOUBLE) AS value" if cols["value"] else "NULL::DOUBLE AS value",
+            ]
+        )
         out = con.sql(f"SELECT {select} FROM raw").to_arrow_table()
     finally:
         con.close()
@@ -180,34 +201,48 @@ def event_table(table: pa.Table, path: Path, name: str | None) -> tuple[pa.Table
             row = pc.index(bad, True).as_py()
             if row >= 0:
                 where = {"record": str(row + 1)} if path.suffix.lower() == ".parquet" else {"line": row + 2}
-                raise InputFileError(path, f"{cols[key]} {table[cols[key]][row].as_py()!r} is not a {kind}",
-                                     **where, fix=f"give every {cols[key]} as a {kind} or leave it empty")
+                raise InputFileError(
+                    path,
+                    f"{cols[key]} {table[cols[key]][row].as_py()!r} is not a {kind}",
+                    **where,
+                    fix=f"give every {cols[key]} as a {kind} or leave it empty",
+                )
     for key in ("sample_id", "code"):
         if out[key].null_count:
-            raise InputFileError(path, f"{out[key].null_count} row(s) have no {key}",
-                                 fix=f"give every event a {key}")
+            raise InputFileError(path, f"{out[key].null_count} row(s) have no {key}", fix=f"give every event a {key}")
     return out, name, ignored
 
 
 def _unknown_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Distinct IDs of ``incoming`` not in ``samples``, in order of first appearance."""
-    return [r[0] for r in con.execute(
-        "SELECT sample_id FROM (SELECT sample_id, row_number() OVER () AS r FROM incoming) "
-        "WHERE sample_id NOT IN (SELECT sample_id FROM samples) GROUP BY sample_id ORDER BY min(r)").fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT sample_id FROM (SELECT sample_id, row_number() OVER () AS r FROM incoming) "
+            "WHERE sample_id NOT IN (SELECT sample_id FROM samples) GROUP BY sample_id ORDER BY min(r)"
+        ).fetchall()
+    ]
 
 
 def _record_provenance(con: duckdb.DuckDBPyConnection, path: Path, kind: str, rows: int) -> None:
-    from genoquery import __version__
-
     con.execute("DELETE FROM provenance WHERE kind = ?", [kind])
-    con.execute("INSERT INTO provenance VALUES (?, ?, ?, ?, ?, "
-                "(SELECT count(DISTINCT sample_id) FROM incoming), ?, ?, NULL)",
-                [str(path.absolute()), path.stat().st_size, file_sha256(path), kind, rows,
-                 f"genoquery {__version__}", datetime.now(timezone.utc)])
+    con.execute(
+        "INSERT INTO provenance VALUES (?, ?, ?, ?, ?, (SELECT count(DISTINCT sample_id) FROM incoming), ?, ?, NULL)",
+        [
+            str(path.absolute()),
+            path.stat().st_size,
+            file_sha256(path),
+            kind,
+            rows,
+            f"genoquery {__version__}",
+            datetime.now(UTC),
+        ],
+    )
 
 
-def import_table(store: str | Path, file: str | Path, kind: str | None = None,
-                 table: str | None = None) -> ImportResult:
+def import_table(
+    store: str | Path, file: str | Path, kind: str | None = None, table: str | None = None
+) -> ImportResult:
     """Import a person table (``kind='person'``) or an event table (``'events'``) into ``store``.
 
     ``kind`` is detected from the columns when not given; ``table`` names an event
@@ -257,4 +292,4 @@ def recompute_group_stats(con: duckdb.DuckDBPyConnection, store: Path, persons: 
     rebuild(con)
 
 
-__all__ = ["ImportResult", "import_table", "detect_kind", "writable_index", "SAMPLE_COLUMN"]
+__all__ = ["SAMPLE_COLUMN", "ImportResult", "detect_kind", "import_table", "writable_index"]

@@ -47,8 +47,25 @@ import duckdb
 
 INDEX_FILE = "index.duckdb"
 # The columns of ``variants`` a query returns, in order (Store.variants, lookups, lookup files).
-VARIANT_COLUMNS = ("contig", "pos", "ref", "alt", "id", "filter", "qual", "ac", "an", "af",
-                   "n_het", "n_hom_alt", "n_hemi", "n_missing", "variant_key", "allele", "site_row")
+VARIANT_COLUMNS = (
+    "contig",
+    "pos",
+    "ref",
+    "alt",
+    "id",
+    "filter",
+    "qual",
+    "ac",
+    "an",
+    "af",
+    "n_het",
+    "n_hom_alt",
+    "n_hemi",
+    "n_missing",
+    "variant_key",
+    "allele",
+    "site_row",
+)
 INDEX_CATALOG = "gq_index"
 
 

@@ -12,11 +12,20 @@ if TYPE_CHECKING:
     from genoquery.query.store import Store
 
 
-def ingest(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
-           persons: str | os.PathLike | None = None, overwrite: bool = False,
-           progress: bool | None = None, layout: ChunkLayout | None = None, batch: str | None = None,
-           complete_callset: bool = False, allow_ref_conflicts: bool = False,
-           match_contig_names: bool = False, rename_duplicate_samples: bool = False) -> Store:
+def ingest(
+    store: str | os.PathLike,
+    vcfs: Sequence[str | os.PathLike],
+    *,
+    persons: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    layout: ChunkLayout | None = None,
+    batch: str | None = None,
+    complete_callset: bool = False,
+    allow_ref_conflicts: bool = False,
+    match_contig_names: bool = False,
+    rename_duplicate_samples: bool = False,
+) -> Store:
     """Ingest VCF/VCF.gz/BCF files into a new store, one batch per sample set.
 
     Files with the same samples form one batch (files split by region may be
@@ -48,8 +57,16 @@ def ingest(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
         from genoquery.ingest.append import append_files
 
         return append_files(store, vcfs, batch=batch, options=options, progress=progress, layout=layout)
-    return ingest_files(store, vcfs, persons=persons, overwrite=overwrite, progress=progress, layout=layout,
-                        batch=batch, options=options)
+    return ingest_files(
+        store,
+        vcfs,
+        persons=persons,
+        overwrite=overwrite,
+        progress=progress,
+        layout=layout,
+        batch=batch,
+        options=options,
+    )
 
 
 __all__ = ["ingest"]

@@ -164,8 +164,7 @@ def empty_counts(n_alleles: np.ndarray, cells: Cells) -> tuple[np.ndarray, np.nd
     """Zeroed ``site_counts`` and ``allele_counts`` for :func:`tally_site`."""
     n_sites, n_cells = len(n_alleles), len(cells.sizes)
     width = max(int(n_alleles.max(initial=1)), 2)
-    return (np.zeros((n_sites, n_cells, 2), dtype=np.int64),
-            np.zeros((n_sites, width, n_cells, 4), dtype=np.int64))
+    return (np.zeros((n_sites, n_cells, 2), dtype=np.int64), np.zeros((n_sites, width, n_cells, 4), dtype=np.int64))
 
 
 def block_counts(gt: np.ndarray, n_alleles: np.ndarray, cells: Cells) -> tuple[np.ndarray, np.ndarray]:
@@ -177,8 +176,9 @@ def block_counts(gt: np.ndarray, n_alleles: np.ndarray, cells: Cells) -> tuple[n
     return site_counts, allele_counts
 
 
-def assemble_stats(site_counts: np.ndarray, allele_counts: np.ndarray, n_alleles: np.ndarray,
-                   cells: Cells) -> AlleleStats:
+def assemble_stats(
+    site_counts: np.ndarray, allele_counts: np.ndarray, n_alleles: np.ndarray, cells: Cells
+) -> AlleleStats:
     """Per-(site, ALT allele) statistics from the counts :func:`tally_site` filled, in
     (allele, site) order; groups with no sample among ``cells`` are left out."""
     sizes = cells.sizes
@@ -186,17 +186,24 @@ def assemble_stats(site_counts: np.ndarray, allele_counts: np.ndarray, n_alleles
     an = 2 * sizes[None, :] - site_counts[:, :, 0]
     with_allele = [np.flatnonzero(n_alleles > a) for a in range(1, max_alleles)]  # sites, per ALT allele
     rows = np.concatenate([np.zeros(0, dtype=np.int64), *with_allele]).astype(np.int64)
-    alleles = np.concatenate([np.zeros(0, dtype=np.int16)]
-                             + [np.full(len(r), a, dtype=np.int16) for a, r in enumerate(with_allele, start=1)])
+    alleles = np.concatenate(
+        [np.zeros(0, dtype=np.int16)] + [np.full(len(r), a, dtype=np.int16) for a, r in enumerate(with_allele, start=1)]
+    )
     per_pair = allele_counts[rows, alleles]  # (pairs, cells, 4)
-    table = {"ac": per_pair[:, :, 0], "an": an[rows], "n_het": per_pair[:, :, 1],
-             "n_hom_alt": per_pair[:, :, 2], "n_hemi": per_pair[:, :, 3],
-             "n_missing": site_counts[rows, :, 1]}
+    table = {
+        "ac": per_pair[:, :, 0],
+        "an": an[rows],
+        "n_het": per_pair[:, :, 1],
+        "n_hom_alt": per_pair[:, :, 2],
+        "n_hemi": per_pair[:, :, 3],
+        "n_missing": site_counts[rows, :, 1],
+    }
     groups, labels, offset = {}, {}, 1
     for g in cells.groupings:
-        present = np.flatnonzero(sizes[offset:offset + len(g.labels)] > 0)
+        present = np.flatnonzero(sizes[offset : offset + len(g.labels)] > 0)
         groups[g.column] = {stat: table[stat][:, offset + present] for stat in STATS}
         labels[g.column] = [g.labels[i] for i in present]
         offset += len(g.labels)
-    return AlleleStats(row=rows, allele=alleles, overall={s: table[s][:, 0] for s in STATS},
-                       groups=groups, group_labels=labels)
+    return AlleleStats(
+        row=rows, allele=alleles, overall={s: table[s][:, 0] for s in STATS}, groups=groups, group_labels=labels
+    )

@@ -22,10 +22,27 @@ from genoquery.errors import InputFileError, StoreError
 from genoquery.index.persons import stored_persons
 from genoquery.index.schema import INDEX_FILE, open_index
 from genoquery.index.writer import IndexWriter
-from genoquery.ingest.pipeline import (BatchOptions, IngestPlan, batch_path, batches_of, build_batch,
-                                       contig_renames, merged_contigs, order_sources, unique_sample_ids)
-from genoquery.ingest.staging import (BATCHES, check_batch_name, existing_store, fsync_path, index_transaction,
-                                      remove_leftovers, staging_name, write_lock)
+from genoquery.ingest.pipeline import (
+    BatchOptions,
+    IngestPlan,
+    batch_path,
+    batches_of,
+    build_batch,
+    contig_renames,
+    merged_contigs,
+    order_sources,
+    unique_sample_ids,
+)
+from genoquery.ingest.staging import (
+    BATCHES,
+    check_batch_name,
+    existing_store,
+    fsync_path,
+    index_transaction,
+    remove_leftovers,
+    staging_name,
+    write_lock,
+)
 from genoquery.ingest.vcf_source import open_source
 from genoquery.ingest.zarr_writer import ChunkLayout
 
@@ -38,17 +55,32 @@ def _existing(index: Path) -> dict:
         samples = dict(con.execute("SELECT sample_id, source FROM samples").fetchall())
         contigs = con.execute("SELECT contig, length FROM contigs ORDER BY contig_index").fetchall()
         batches = con.execute("SELECT name, path FROM batches").fetchall()
-        number, offset = con.execute("SELECT coalesce(max(batch) + 1, 0), coalesce(max(sample_offset + n_samples), 0) "
-                                     "FROM batches").fetchall()[0]
+        number, offset = con.execute(
+            "SELECT coalesce(max(batch) + 1, 0), coalesce(max(sample_offset + n_samples), 0) FROM batches"
+        ).fetchall()[0]
         persons = stored_persons(con)
     finally:
         con.close()
-    return {"samples": samples, "contigs": contigs, "names": {n for n, _ in batches},
-            "paths": {p for _, p in batches}, "number": number, "offset": offset, "persons": persons}
+    return {
+        "samples": samples,
+        "contigs": contigs,
+        "names": {n for n, _ in batches},
+        "paths": {p for _, p in batches},
+        "number": number,
+        "offset": offset,
+        "persons": persons,
+    }
 
 
-def append_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *, batch: str,
-                 options: BatchOptions, progress: bool | None, layout: ChunkLayout | None):
+def append_files(
+    store: str | os.PathLike,
+    vcfs: Sequence[str | os.PathLike],
+    *,
+    batch: str,
+    options: BatchOptions,
+    progress: bool | None,
+    layout: ChunkLayout | None,
+):
     """Add ``vcfs`` (one sample set) to the existing ``store`` as the batch ``batch``; see the module docstring."""
     from genoquery.query.store import open as open_store
 
@@ -59,8 +91,11 @@ def append_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
     sources = [open_source(p) for p in vcfs]
     groups = batches_of(sources)
     if len(groups) > 1:
-        raise InputFileError(groups[1][0].path, f"its samples differ from {groups[0][0].path.name}'s; "
-                             "a batch holds one sample set", fix="append one batch (one center's files) at a time")
+        raise InputFileError(
+            groups[1][0].path,
+            f"its samples differ from {groups[0][0].path.name}'s; a batch holds one sample set",
+            fix="append one batch (one center's files) at a time",
+        )
     with write_lock(path):
         existing = _existing(path / INDEX_FILE)
         remove_leftovers(path, existing["paths"])
@@ -70,25 +105,50 @@ def append_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
         renames = contig_renames(groups, [c for c, _ in existing["contigs"]], options.match_contig_names)
         contigs = list(existing["contigs"])
         contigs += [c for c in merged_contigs(sources, renames) if c[0] not in {n for n, _ in contigs}]
-        plan = IngestPlan(layout or ChunkLayout(), existing["persons"], options.complete_callset,
-                          progress if progress is not None else os.isatty(2))
+        plan = IngestPlan(
+            layout or ChunkLayout(),
+            existing["persons"],
+            options.complete_callset,
+            progress if progress is not None else os.isatty(2),
+        )
         _commit(path, name, existing, groups[0], ids, contigs, plan, renames[0], options)
     return open_store(path)
 
 
-def _commit(path: Path, name: str, existing: dict, sources: list, ids: list[str], contigs: list,
-            plan: IngestPlan, rename: dict[str, str], options: BatchOptions) -> None:
+def _commit(
+    path: Path,
+    name: str,
+    existing: dict,
+    sources: list,
+    ids: list[str],
+    contigs: list,
+    plan: IngestPlan,
+    rename: dict[str, str],
+    options: BatchOptions,
+) -> None:
     """Build the batch and the new index beside the old ones, then rename them into place."""
     (path / BATCHES).mkdir(exist_ok=True)
     group = path / BATCHES / staging_name(f"{name}.zarr")
     try:
         with index_transaction(path) as index_copy:
             index = IndexWriter(index_copy, create=False)
-            build_batch(group, index, existing["number"], name, order_sources(sources, contigs), ids,
-                        existing["offset"], contigs, plan, rename)
+            build_batch(
+                group,
+                index,
+                existing["number"],
+                name,
+                order_sources(sources, contigs),
+                ids,
+                existing["offset"],
+                contigs,
+                plan,
+                rename,
+            )
             index.add_contigs(contigs)
-            index.log("append", f"batch {name}: {len(sources[0].samples)} samples from "
-                      f"{', '.join(str(s.path) for s in sources)}")
+            index.log(
+                "append",
+                f"batch {name}: {len(sources[0].samples)} samples from {', '.join(str(s.path) for s in sources)}",
+            )
             index.finish(check_refs=not options.allow_ref_conflicts)
             os.rename(group, path / batch_path(name))
             fsync_path(path / BATCHES)

@@ -93,8 +93,9 @@ def _classify(gt, carriers, other, tokens):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
-def _encode(gt, dense_of_site, codes, row_site, row_sample, row_a0, row_a1,
-            token_site, token):  # pragma: no cover - compiled
+def _encode(
+    gt, dense_of_site, codes, row_site, row_sample, row_a0, row_a1, token_site, token
+):  # pragma: no cover - compiled
     """Fill ``codes`` (dense sites), the listed calls and the missing-call tokens."""
     k = 0
     m = 0
@@ -187,8 +188,12 @@ def encode_block(gt: np.ndarray, patterns: HaploidPatterns) -> CallCodes:
     dense_of_site = np.where(dense, np.cumsum(dense) - 1, -1)
     codes = np.zeros((int(dense.sum()), -(-n_samples // 4)), dtype=np.uint8)
     n_rows, n_tokens = int(np.where(dense, other, carriers).sum()), int(tokens.sum())
-    rows = (np.empty(n_rows, np.int64), np.empty(n_rows, np.int32), np.empty(n_rows, np.int8),
-            np.empty(n_rows, np.int8))
+    rows = (
+        np.empty(n_rows, np.int64),
+        np.empty(n_rows, np.int32),
+        np.empty(n_rows, np.int8),
+        np.empty(n_rows, np.int8),
+    )
     token_rows = (np.empty(n_tokens, np.int64), np.empty(n_tokens, np.uint16))
     _encode(gt, dense_of_site, codes, *rows, *token_rows)
     return CallCodes(carriers, dense, codes, patterns.ids(gt), *rows, *token_rows)
@@ -204,11 +209,16 @@ def inline_lists(codes: CallCodes) -> list[list[int] | None]:
     Carriers of a rare variant then come from its index row alone: a zarr read costs
     2-5 ms of event-loop round trip, the index row 0.5 ms.
     """
-    packed = (codes.row_sample.astype(np.int64) << 16) | ((codes.row_a0.astype(np.int64) + 2) << 8) \
+    packed = (
+        (codes.row_sample.astype(np.int64) << 16)
+        | ((codes.row_a0.astype(np.int64) + 2) << 8)
         | (codes.row_a1.astype(np.int64) + 2)
+    )
     bounds = np.searchsorted(codes.row_site, np.arange(len(codes.dense) + 1))
-    return [packed[lo:hi].tolist() if not dense and hi - lo <= INLINE_CALLS else None
-            for dense, lo, hi in zip(codes.dense, bounds[:-1], bounds[1:])]
+    return [
+        packed[lo:hi].tolist() if not dense and hi - lo <= INLINE_CALLS else None
+        for dense, lo, hi in zip(codes.dense, bounds[:-1], bounds[1:], strict=True)
+    ]
 
 
 def unpack_inline(values: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +23,15 @@ import zarr
 
 from genoquery.index.writer import IndexWriter, encoding_columns
 from genoquery.ingest.call_codes import HaploidPatterns, encode_block
-from genoquery.ingest.staging import (BATCHES, existing_store, fsync_path, index_transaction, remove_leftovers,
-                                      staging_name, write_lock)
+from genoquery.ingest.staging import (
+    BATCHES,
+    existing_store,
+    fsync_path,
+    index_transaction,
+    remove_leftovers,
+    staging_name,
+    write_lock,
+)
 from genoquery.ingest.variant_arrays import write_variant_arrays
 from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
 from genoquery.query.batches import Batch, read_batches
@@ -44,10 +51,17 @@ def compact(store: str | os.PathLike, layout: ChunkLayout | None = None) -> list
             groups = {b.name: str(b.path.relative_to(path)) for b in batches}
             remove_leftovers(path, set(groups.values()))
             for batch in batches:
-                erase = np.array([i for (i,) in index.con.execute(
-                    "SELECT sample_index - ? FROM samples WHERE batch = ? AND withdrawn_at IS NOT NULL "
-                    "AND erased_at IS NULL ORDER BY sample_index", [batch.offset, batch.number]).fetchall()],
-                    dtype=np.int64)
+                erase = np.array(
+                    [
+                        i
+                        for (i,) in index.con.execute(
+                            "SELECT sample_index - ? FROM samples WHERE batch = ? AND withdrawn_at IS NOT NULL "
+                            "AND erased_at IS NULL ORDER BY sample_index",
+                            [batch.offset, batch.number],
+                        ).fetchall()
+                    ],
+                    dtype=np.int64,
+                )
                 if len(erase):
                     groups[batch.name] = _compact_batch(index, path, batch, erase, layout)
                     done.append(batch.name)
@@ -72,17 +86,24 @@ def _compact_batch(index: IndexWriter, store: Path, batch: Batch, erase: np.ndar
         pointers = _rewrite(index, batch, erase, staged, layout)
         con.register("gq_pointers", pointers)
         columns = [c for c in pointers.column_names if c not in ("batch", "batch_row")]
-        con.execute(f"UPDATE batch_sites SET {', '.join(f'{c} = p.{c}' for c in columns)} FROM gq_pointers p "
-                    f"WHERE batch_sites.batch = p.batch AND batch_sites.batch_row = p.batch_row")
+        con.execute(
+            f"UPDATE batch_sites SET {', '.join(f'{c} = p.{c}' for c in columns)} FROM gq_pointers p "
+            f"WHERE batch_sites.batch = p.batch AND batch_sites.batch_row = p.batch_row"
+        )
         con.unregister("gq_pointers")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         con.execute("UPDATE batches SET path = ? WHERE batch = ?", [relative, batch.number])
-        con.execute("UPDATE samples SET erased_at = ? WHERE batch = ? AND sample_index - ? IN (SELECT unnest(?))",
-                    [now, batch.number, batch.offset, erase.tolist()])
+        con.execute(
+            "UPDATE samples SET erased_at = ? WHERE batch = ? AND sample_index - ? IN (SELECT unnest(?))",
+            [now, batch.number, batch.offset, erase.tolist()],
+        )
         con.execute("DELETE FROM batch_files WHERE batch = ?", [batch.number])
         index.add_files(batch.number, staged, relative)
-        index.log("compact", f"batch {batch.name}: {len(erase)} withdrawn samples' genotypes erased, "
-                  f"{batch.path.relative_to(store)} -> {relative}")
+        index.log(
+            "compact",
+            f"batch {batch.name}: {len(erase)} withdrawn samples' genotypes erased, "
+            f"{batch.path.relative_to(store)} -> {relative}",
+        )
         os.rename(staged, store / relative)
         fsync_path(store / BATCHES)
     finally:
@@ -98,8 +119,8 @@ def _rewrite(index: IndexWriter, batch: Batch, erase: np.ndarray, group: Path, l
     patterns = HaploidPatterns(batch.n_samples)
     parts = []
     for lo in range(0, genotype.shape[0], layout.variant_shard):
-        gt = np.asarray(genotype[lo:lo + layout.variant_shard])
-        phased = np.asarray(phase[lo:lo + layout.variant_shard])
+        gt = np.asarray(genotype[lo : lo + layout.variant_shard])
+        phased = np.asarray(phase[lo : lo + layout.variant_shard])
         gt[:, erase] = -1
         phased[:, erase] = False
         codes = encode_block(gt, patterns)

@@ -45,8 +45,16 @@ def _decode_fixed(buf, out_gt, out_phased):  # pragma: no cover - compiled
         first = (word & 0xFF) - _ZERO
         second = ((word >> 16) & 0xFF) - _ZERO
         sep = (word >> 8) & 0xFF
-        bad |= ((first < -2) | (first == -1) | (first > 9) | (second < -2) | (second == -1)
-                | (second > 9) | ((word >> 24) != _TAB) | ((sep != _PIPE) & (sep != _SLASH)))
+        bad |= (
+            (first < -2)
+            | (first == -1)
+            | (first > 9)
+            | (second < -2)
+            | (second == -1)
+            | (second > 9)
+            | ((word >> 24) != _TAB)
+            | ((sep != _PIPE) & (sep != _SLASH))
+        )
         first += first == -2
         second += second == -2
         pairs[col] = np.uint16((first & 0xFF) | ((second & 0xFF) << 8))
@@ -55,8 +63,15 @@ def _decode_fixed(buf, out_gt, out_phased):  # pragma: no cover - compiled
     first = np.int64(buf[last]) - _ZERO
     second = np.int64(buf[last + 2]) - _ZERO
     sep = buf[last + 1]
-    bad |= ((first < -2) | (first == -1) | (first > 9) | (second < -2) | (second == -1)
-            | (second > 9) | ((sep != _PIPE) & (sep != _SLASH)))
+    bad |= (
+        (first < -2)
+        | (first == -1)
+        | (first > 9)
+        | (second < -2)
+        | (second == -1)
+        | (second > 9)
+        | ((sep != _PIPE) & (sep != _SLASH))
+    )
     first += first == -2
     second += second == -2
     out_gt[n_cols - 1, 0] = first
@@ -118,8 +133,7 @@ def _decode(buf, gt_only, out_gt, out_phased):  # pragma: no cover - compiled
         i += 1
 
 
-def decode_gt(samples: bytes, n_samples: int, gt_only: bool,
-              out_gt: np.ndarray, out_phased: np.ndarray) -> int | None:
+def decode_gt(samples: bytes, n_samples: int, gt_only: bool, out_gt: np.ndarray, out_phased: np.ndarray) -> int | None:
     """Decode one line's sample columns into ``out_gt`` (S, 2) and ``out_phased`` (S,).
 
     ``samples`` is the text after the ninth tab, without the line ending;

@@ -26,17 +26,16 @@ from genoquery.index.writer import IndexWriter, cell_rows
 from genoquery.ingest.allele_stats import Cells, block_counts
 from genoquery.ingest.call_codes import HaploidPatterns, encode_block
 from genoquery.ingest.records import OrderChecker, SiteBlock, first_locus, read_blocks
-from genoquery.ingest.staging import BATCHES, BATCH_NAME, check_batch_name, staged_store, write_marker
-from genoquery.ingest.vcf_source import VcfSource, open_source
+from genoquery.ingest.staging import BATCH_NAME, BATCHES, check_batch_name, staged_store, write_marker
 from genoquery.ingest.variant_arrays import write_variant_arrays
+from genoquery.ingest.vcf_source import VcfSource, open_source
 from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
+from genoquery.version import __version__
 
 _DONE = object()
 
 
 def _tool_version() -> str:
-    from genoquery import __version__
-
     return f"genoquery {__version__}"
 
 
@@ -52,9 +51,11 @@ def _batch_names(groups: list[list[VcfSource]], name: str | None) -> list[str]:
     """``name`` for a single batch, else each batch's first file name without its suffixes."""
     if name is not None:
         if len(groups) > 1:
-            raise InputFileError(groups[1][0].path, f"--batch {name} names one batch, but these files hold "
-                                 f"{len(groups)} different sample sets",
-                                 fix="append one batch at a time, or leave out --batch")
+            raise InputFileError(
+                groups[1][0].path,
+                f"--batch {name} names one batch, but these files hold {len(groups)} different sample sets",
+                fix="append one batch at a time, or leave out --batch",
+            )
         return [check_batch_name(name)]
     names: list[str] = []
     for group in groups:
@@ -63,34 +64,42 @@ def _batch_names(groups: list[list[VcfSource]], name: str | None) -> list[str]:
     return names
 
 
-def unique_sample_ids(groups: list[list[VcfSource]], names: list[str], existing: dict[str, str],
-                      rename: bool) -> list[list[str]]:
+def unique_sample_ids(
+    groups: list[list[VcfSource]], names: list[str], existing: dict[str, str], rename: bool
+) -> list[list[str]]:
     """The sample IDs of each batch. An ID in two batches (or already in the store) is an error
     naming both files, or with ``rename`` becomes ``ID@BATCH`` in the later batch."""
     seen, out = dict(existing), []
-    for group, name in zip(groups, names):
+    for group, name in zip(groups, names, strict=True):
         where, ids = str(group[0].path), []
         for sample in group[0].samples:
             if sample in seen:
                 if not rename:
-                    raise InputFileError(group[0].path, f"sample {sample!r} is also in {seen[sample]}",
-                                         fix="each sample belongs to one batch: remove or rename one (bcftools "
-                                             "reheader -s), or pass --rename-duplicate-samples (ID@BATCH)")
+                    raise InputFileError(
+                        group[0].path,
+                        f"sample {sample!r} is also in {seen[sample]}",
+                        fix="each sample belongs to one batch: remove or rename one (bcftools "
+                        "reheader -s), or pass --rename-duplicate-samples (ID@BATCH)",
+                    )
                 sample = f"{sample}@{name}"
                 if sample in seen:
-                    raise InputFileError(group[0].path, f"sample {sample!r} is also in {seen[sample]}",
-                                         fix="rename it with bcftools reheader -s")
+                    raise InputFileError(
+                        group[0].path,
+                        f"sample {sample!r} is also in {seen[sample]}",
+                        fix="rename it with bcftools reheader -s",
+                    )
             seen[sample] = where
             ids.append(sample)
         out.append(ids)
     return out
 
 
-def merged_contigs(sources: list[VcfSource], renames: list[dict[str, str]] | None = None
-                   ) -> list[tuple[str, int | None]]:
+def merged_contigs(
+    sources: list[VcfSource], renames: list[dict[str, str]] | None = None
+) -> list[tuple[str, int | None]]:
     """The contigs the sources declare, in order of first appearance, renamed per batch (``renames``,
     one dict per sample set as :func:`batches_of` orders them)."""
-    rename_of = {s.samples: r for s, r in zip((g[0] for g in batches_of(sources)), renames or [])}
+    rename_of = {s.samples: r for s, r in zip((g[0] for g in batches_of(sources)), renames or [], strict=True)}
     contigs: dict[str, int | None] = {}
     for source in sources:
         rename = rename_of.get(source.samples, {})
@@ -210,18 +219,29 @@ def contig_renames(groups: list[list[VcfSource]], known: list[str], match: bool)
             other = resolve_contig(contig, [n for n in names if n != contig])
             if other is not None and contig not in names:
                 if not match:
-                    raise InputFileError(group[0].path, f"contig {contig!r} is named {other!r} in the other batches",
-                                         fix=f"use one naming (bcftools annotate --rename-chrs, {contig} -> {other}), "
-                                             "or pass --match-contig-names to rename it")
+                    raise InputFileError(
+                        group[0].path,
+                        f"contig {contig!r} is named {other!r} in the other batches",
+                        fix=f"use one naming (bcftools annotate --rename-chrs, {contig} -> {other}), "
+                        "or pass --match-contig-names to rename it",
+                    )
                 rename[contig] = other
         names.extend(c for c in declared if c not in names and c not in rename)
         renames.append(rename)
     return renames
 
 
-def ingest_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
-                 persons: str | os.PathLike | None, overwrite: bool, progress: bool | None,
-                 layout: ChunkLayout | None, batch: str | None, options: BatchOptions):
+def ingest_files(
+    store: str | os.PathLike,
+    vcfs: Sequence[str | os.PathLike],
+    *,
+    persons: str | os.PathLike | None,
+    overwrite: bool,
+    progress: bool | None,
+    layout: ChunkLayout | None,
+    batch: str | None,
+    options: BatchOptions,
+):
     """:func:`genoquery.ingest` (documented there)."""
     from genoquery.query.store import open as open_store
 
@@ -234,20 +254,36 @@ def ingest_files(store: str | os.PathLike, vcfs: Sequence[str | os.PathLike], *,
     renames = contig_renames(groups, [], options.match_contig_names)
     person_table = read_person_table(persons) if persons is not None else None
     contigs = merged_contigs(sources, renames)
-    plan = IngestPlan(layout or ChunkLayout(), person_table, options.complete_callset,
-                      progress if progress is not None else os.isatty(2))
+    plan = IngestPlan(
+        layout or ChunkLayout(),
+        person_table,
+        options.complete_callset,
+        progress if progress is not None else os.isatty(2),
+    )
     with staged_store(store, overwrite) as staging:
         index = IndexWriter(staging / INDEX_FILE)
         offset = 0
-        for number, (name, group, ids, rename) in enumerate(zip(names, groups, sample_ids, renames)):
-            build_batch(staging / batch_path(name), index, number, name, order_sources(group, contigs), ids,
-                        offset, contigs, plan, rename)
+        for number, (name, group, ids, rename) in enumerate(zip(names, groups, sample_ids, renames, strict=True)):
+            build_batch(
+                staging / batch_path(name),
+                index,
+                number,
+                name,
+                order_sources(group, contigs),
+                ids,
+                offset,
+                contigs,
+                plan,
+                rename,
+            )
             offset += len(ids)
         index.add_contigs(contigs)
         if person_table is not None:
             index.add_persons(person_table)
-        index.log("ingest", "; ".join(f"batch {n}: {', '.join(str(s.path) for s in g)}"
-                                      for n, g in zip(names, groups)))
+        index.log(
+            "ingest",
+            "; ".join(f"batch {n}: {', '.join(str(s.path) for s in g)}" for n, g in zip(names, groups, strict=True)),
+        )
         index.finish(check_refs=not options.allow_ref_conflicts)
         write_marker(staging, {"tool": _tool_version()})
     return open_store(store)
@@ -281,9 +317,18 @@ def batch_path(name: str) -> str:
     return f"{BATCHES}/{name}.zarr"
 
 
-def build_batch(group: Path, index: IndexWriter, batch: int, name: str, sources: list[VcfSource],
-                samples: list[str], offset: int, contigs: list[tuple[str, int | None]], plan: IngestPlan,
-                rename: dict[str, str]) -> None:
+def build_batch(
+    group: Path,
+    index: IndexWriter,
+    batch: int,
+    name: str,
+    sources: list[VcfSource],
+    samples: list[str],
+    offset: int,
+    contigs: list[tuple[str, int | None]],
+    plan: IngestPlan,
+    rename: dict[str, str],
+) -> None:
     """Write one batch (files with the same samples, stored as ``samples``) as the Zarr group
     ``group`` and its index rows; ``offset`` is its first global sample index, ``rename`` maps its
     contig names to the store's. New contigs are added to ``contigs``."""
@@ -294,8 +339,13 @@ def build_batch(group: Path, index: IndexWriter, batch: int, name: str, sources:
     records = {s.path: 0 for s in sources}
     filters = list(dict.fromkeys(f for s in sources for f in s.filters))
     known_contigs = {c for c, _ in contigs}
-    bar = tqdm(total=_total_records(sources) if plan.show_progress else None, unit="rec",
-               unit_scale=True, desc=f"ingest {name}", disable=not plan.show_progress)
+    bar = tqdm(
+        total=_total_records(sources) if plan.show_progress else None,
+        unit="rec",
+        unit_scale=True,
+        desc=f"ingest {name}",
+        disable=not plan.show_progress,
+    )
     patterns = HaploidPatterns(len(samples))
     writer = _BackgroundWriter()
     try:
@@ -325,10 +375,19 @@ def build_batch(group: Path, index: IndexWriter, batch: int, name: str, sources:
     genotypes.write_small_array("haploid_mask", patterns.array(), ("haploid_patterns", "sample_octets"))
     index.add_samples(batch, offset, samples, str(sources[0].path))
     for source in sources:
-        index.add_provenance(batch, str(source.path.absolute()), source.size, source.sha256, source.kind,
-                             records[source.path], len(source.samples), _tool_version())
-    index.add_batch(batch, name, batch_path(name), offset, len(samples), plan.complete_callset,
-                    cell_rows(batch, keys, cells.sizes))
+        index.add_provenance(
+            batch,
+            str(source.path.absolute()),
+            source.size,
+            source.sha256,
+            source.kind,
+            records[source.path],
+            len(source.samples),
+            _tool_version(),
+        )
+    index.add_batch(
+        batch, name, batch_path(name), offset, len(samples), plan.complete_callset, cell_rows(batch, keys, cells.sizes)
+    )
     write_variant_arrays(genotypes, index, batch, samples, contigs, filters)
     genotypes.finish()
     index.add_files(batch, group, batch_path(name))

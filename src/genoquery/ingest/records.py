@@ -62,8 +62,9 @@ class SiteBlock:
     def full(self) -> bool:
         return self.n == self.capacity
 
-    def add_site(self, contig: str, pos: int, vid: str, alleles: list[str], qual: float,
-                 filters: list[str], record: int) -> int:
+    def add_site(
+        self, contig: str, pos: int, vid: str, alleles: list[str], qual: float, filters: list[str], record: int
+    ) -> int:
         """Append a site's fixed columns; returns its row for the genotype arrays."""
         self.contig.append(contig)
         self.pos.append(pos)
@@ -91,19 +92,27 @@ class OrderChecker:
 
     def check(self, source: VcfSource, declared: set[str], contig: str, pos: int, record: int) -> None:
         if declared and contig not in declared:
-            raise InputFileError(source.path, f"contig {contig!r} is not declared in the header",
-                                 line=record, fix="add a ##contig line or fix the CHROM column")
+            raise InputFileError(
+                source.path,
+                f"contig {contig!r} is not declared in the header",
+                line=record,
+                fix="add a ##contig line or fix the CHROM column",
+            )
         if contig == self.current:
             if pos < self.last_pos:
-                raise InputFileError(source.path,
-                                     f"records are not sorted: {contig}:{pos} comes after {contig}:{self.last_pos}",
-                                     line=record, fix="sort the file (bcftools sort); files split by "
-                                     "region must cover disjoint regions")
+                raise InputFileError(
+                    source.path,
+                    f"records are not sorted: {contig}:{pos} comes after {contig}:{self.last_pos}",
+                    line=record,
+                    fix="sort the file (bcftools sort); files split by region must cover disjoint regions",
+                )
         elif contig in self.finished:
-            raise InputFileError(source.path,
-                                 f"records are not sorted: contig {contig!r} appears again after {self.current!r}",
-                                 line=record, fix="sort the file (bcftools sort); files split by "
-                                 "region must cover disjoint regions")
+            raise InputFileError(
+                source.path,
+                f"records are not sorted: contig {contig!r} appears again after {self.current!r}",
+                line=record,
+                fix="sort the file (bcftools sort); files split by region must cover disjoint regions",
+            )
         else:
             if self.current is not None:
                 self.finished.add(self.current)
@@ -121,20 +130,27 @@ def _check_alleles(source: VcfSource, block: SiteBlock) -> None:
     bad = np.flatnonzero(max_index >= n_alleles)
     if len(bad):
         row = int(bad[0])
-        raise InputFileError(source.path,
-                             f"GT uses allele {int(max_index[row])} but the site has only "
-                             f"{n_alleles[row] - 1} ALT allele(s)",
-                             line=block.record[row], fix="correct the GT or ALT column")
+        raise InputFileError(
+            source.path,
+            f"GT uses allele {int(max_index[row])} but the site has only {n_alleles[row] - 1} ALT allele(s)",
+            line=block.record[row],
+            fix="correct the GT or ALT column",
+        )
 
 
-def _htslib_genotypes(source: VcfSource, variant: cyvcf2.Variant, record: int,
-                      out_gt: np.ndarray, out_phased: np.ndarray) -> None:
+def _htslib_genotypes(
+    source: VcfSource, variant: cyvcf2.Variant, record: int, out_gt: np.ndarray, out_phased: np.ndarray
+) -> None:
     """Copy one htslib-parsed record's GT into the output rows; no GT means all calls missing."""
     try:
         genotype = variant.genotype if "GT" in variant.FORMAT else None
     except Exception as err:  # cyvcf2 raises a bare Exception for unreadable GT data
-        raise InputFileError(source.path, f"htslib cannot read the GT values ({err})", line=record,
-                             fix="check the record's GT against the VCF specification") from None
+        raise InputFileError(
+            source.path,
+            f"htslib cannot read the GT values ({err})",
+            line=record,
+            fix="check the record's GT against the VCF specification",
+        ) from None
     if genotype is None:
         out_gt[:, 0] = -1
         out_gt[:, 1] = -2
@@ -145,11 +161,16 @@ def _htslib_genotypes(source: VcfSource, variant: cyvcf2.Variant, record: int,
     if ploidy > PLOIDY:
         calls = arr[:, :ploidy]
         if np.any(calls[:, PLOIDY:] != -2):
-            raise InputFileError(source.path, f"a call has ploidy {ploidy}", line=record,
-                                 fix="genoquery stores haploid and diploid calls only")
+            raise InputFileError(
+                source.path,
+                f"a call has ploidy {ploidy}",
+                line=record,
+                fix="genoquery stores haploid and diploid calls only",
+            )
     if arr[:, :-1].max(initial=0) > MAX_ALLELES:
-        raise InputFileError(source.path, f"more than {MAX_ALLELES} alleles", line=record,
-                             fix="split the site (bcftools norm -m-)")
+        raise InputFileError(
+            source.path, f"more than {MAX_ALLELES} alleles", line=record, fix="split the site (bcftools norm -m-)"
+        )
     out_gt[:, :] = -2
     width = min(ploidy, PLOIDY)
     out_gt[:, :width] = np.maximum(arr[:, :width], -2)
@@ -161,30 +182,50 @@ def _htslib_genotypes(source: VcfSource, variant: cyvcf2.Variant, record: int,
 def _parse_fixed(source: VcfSource, cols: list[bytes], line_no: int):
     """Parse CHROM..FILTER of a text record; raises on malformed values."""
     if len(cols) < 8:
-        raise InputFileError(source.path, f"record has {len(cols)} columns, expected at least 8",
-                             line=line_no, fix="VCF columns must be tab-separated")
+        raise InputFileError(
+            source.path,
+            f"record has {len(cols)} columns, expected at least 8",
+            line=line_no,
+            fix="VCF columns must be tab-separated",
+        )
     chrom = cols[0].decode()
     pos_text = cols[1]
     if not pos_text.isdigit():
-        raise InputFileError(source.path, f"POS {pos_text.decode(errors='replace')!r} is not a number",
-                             line=line_no, fix="correct the POS column")
+        raise InputFileError(
+            source.path,
+            f"POS {pos_text.decode(errors='replace')!r} is not a number",
+            line=line_no,
+            fix="correct the POS column",
+        )
     if int(pos_text) > MAX_POS:
-        raise InputFileError(source.path, f"POS {int(pos_text)} is beyond {MAX_POS}, the largest VCF position",
-                             line=line_no, fix="correct the POS column")
+        raise InputFileError(
+            source.path,
+            f"POS {int(pos_text)} is beyond {MAX_POS}, the largest VCF position",
+            line=line_no,
+            fix="correct the POS column",
+        )
     ref = cols[3].decode()
     if not ref or ref == ".":
         raise InputFileError(source.path, "REF is empty", line=line_no, fix="correct the REF column")
     alt = cols[4].decode()
     alleles = [ref] + ([] if alt == "." else alt.split(","))
     if len(alleles) > MAX_ALLELES:
-        raise InputFileError(source.path, f"{len(alleles)} alleles (at most {MAX_ALLELES})",
-                             line=line_no, fix="split the site (bcftools norm -m-)")
+        raise InputFileError(
+            source.path,
+            f"{len(alleles)} alleles (at most {MAX_ALLELES})",
+            line=line_no,
+            fix="split the site (bcftools norm -m-)",
+        )
     qual_text = cols[5]
     try:
         qual = math.nan if qual_text == b"." else float(qual_text)
     except ValueError:
-        raise InputFileError(source.path, f"QUAL {qual_text.decode(errors='replace')!r} is not a number",
-                             line=line_no, fix="correct the QUAL column") from None
+        raise InputFileError(
+            source.path,
+            f"QUAL {qual_text.decode(errors='replace')!r} is not a number",
+            line=line_no,
+            fix="correct the QUAL column",
+        ) from None
     filt = cols[6].decode()
     filters = [] if filt == "." else filt.split(";")
     vid = "" if cols[2] == b"." else cols[2].decode()
@@ -264,8 +305,12 @@ class _TextReader:
         try:
             return self._fallback.variant_from_string(line.decode())
         except Exception as err:
-            raise InputFileError(self.source.path, f"htslib cannot parse the record ({err})",
-                                 line=line_no, fix="check the record against the VCF specification") from None
+            raise InputFileError(
+                self.source.path,
+                f"htslib cannot parse the record ({err})",
+                line=line_no,
+                fix="check the record against the VCF specification",
+            ) from None
 
     def blocks(self) -> Iterator[SiteBlock]:
         block = SiteBlock(self.capacity, self.n_samples)
@@ -282,11 +327,15 @@ class _TextReader:
                         yield block
                         block = SiteBlock(self.capacity, self.n_samples)
         except (EOFError, OSError) as err:
-            raise InputFileError(self.source.path, f"cannot read past line {line_no} ({err})",
-                                 fix="the file is truncated or corrupt; check it with 'bgzip -t'") from None
+            raise InputFileError(
+                self.source.path,
+                f"cannot read past line {line_no} ({err})",
+                fix="the file is truncated or corrupt; check it with 'bgzip -t'",
+            ) from None
         except UnicodeDecodeError:
-            raise InputFileError(self.source.path, "record is not valid UTF-8 text", line=line_no + 1,
-                                 fix="check the file's encoding") from None
+            raise InputFileError(
+                self.source.path, "record is not valid UTF-8 text", line=line_no + 1, fix="check the file's encoding"
+            ) from None
         if block.n:
             _check_alleles(self.source, block)
             yield block
@@ -300,9 +349,12 @@ class _TextReader:
         if self.n_samples == 0:
             return
         if len(cols) < 10:
-            raise InputFileError(self.source.path,
-                                 f"record has no sample columns, the header names {self.n_samples} samples",
-                                 line=line_no, fix="every record needs FORMAT and one column per sample")
+            raise InputFileError(
+                self.source.path,
+                f"record has no sample columns, the header names {self.n_samples} samples",
+                line=line_no,
+                fix="every record needs FORMAT and one column per sample",
+            )
         fmt = cols[8]
         found = None
         if fmt == b"GT" or fmt.startswith(b"GT:"):
@@ -313,9 +365,12 @@ class _TextReader:
                 variant = self._htslib_variant(bytes(buf[start:end]), line_no)
                 _htslib_genotypes(self.source, variant, line_no, out_gt, out_phased)
         if found != self.n_samples:
-            raise InputFileError(self.source.path,
-                                 f"record has {found} sample columns, the header names {self.n_samples}",
-                                 line=line_no, fix="every record needs one column per sample")
+            raise InputFileError(
+                self.source.path,
+                f"record has {found} sample columns, the header names {self.n_samples}",
+                line=line_no,
+                fix="every record needs one column per sample",
+            )
 
 
 class _BcfReader:
@@ -339,8 +394,12 @@ class _BcfReader:
                 except StopIteration:
                     break
                 except Exception as err:
-                    raise InputFileError(self.source.path, f"htslib cannot read the record ({err})",
-                                         line=record + 1, fix="check the file with 'bcftools view'") from None
+                    raise InputFileError(
+                        self.source.path,
+                        f"htslib cannot read the record ({err})",
+                        line=record + 1,
+                        fix="check the file with 'bcftools view'",
+                    ) from None
                 record += 1
                 self._add(block, variant, record)
                 if block.full:
@@ -357,17 +416,21 @@ class _BcfReader:
         self.order.check(self.source, self.declared, variant.CHROM, variant.POS, record)
         qual = variant.QUAL
         filt = variant.FILTER
-        filters = ["PASS"] if filt is None and "PASS" in variant.FILTERS else (
-            [] if filt is None else filt.split(";"))
-        row = block.add_site(variant.CHROM, variant.POS, variant.ID or "",
-                             [variant.REF] + list(variant.ALT),
-                             math.nan if qual is None else float(qual), filters, record)
+        filters = ["PASS"] if filt is None and "PASS" in variant.FILTERS else ([] if filt is None else filt.split(";"))
+        row = block.add_site(
+            variant.CHROM,
+            variant.POS,
+            variant.ID or "",
+            [variant.REF, *list(variant.ALT)],
+            math.nan if qual is None else float(qual),
+            filters,
+            record,
+        )
         if self.n_samples:
             _htslib_genotypes(self.source, variant, record, block.gt[row], block.phased[row])
 
 
-def read_blocks(source: VcfSource, capacity: int,
-                order: OrderChecker | None = None) -> Iterator[SiteBlock]:
+def read_blocks(source: VcfSource, capacity: int, order: OrderChecker | None = None) -> Iterator[SiteBlock]:
     """Yield the source's sites in file order, ``capacity`` at a time.
 
     Pass one ``order`` to every file of an ingest to check sorting across files.

@@ -103,8 +103,9 @@ def write_lock(store: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StoreError(f"{store}: another genoquery process is writing to this store; "
-                             "wait for it to finish") from None
+            raise StoreError(
+                f"{store}: another genoquery process is writing to this store; wait for it to finish"
+            ) from None
         try:
             yield
         finally:
@@ -169,11 +170,11 @@ def _check_target(target: Path, overwrite: bool) -> None:
             raise StoreError(f"{target}: parent directory {target.parent} does not exist; create it first")
         return
     if not is_store(target):
-        raise StoreError(f"{target}: exists and is not a genoquery store; "
-                         "choose a new path (genoquery never overwrites other files)")
+        raise StoreError(
+            f"{target}: exists and is not a genoquery store; choose a new path (genoquery never overwrites other files)"
+        )
     if not overwrite:
-        raise StoreError(f"{target}: a store already exists here; "
-                         "pass --overwrite to replace it, or choose a new path")
+        raise StoreError(f"{target}: a store already exists here; pass --overwrite to replace it, or choose a new path")
 
 
 @contextmanager

@@ -15,9 +15,12 @@ from genoquery.index.writer import IndexWriter
 from genoquery.ingest.zarr_writer import GenotypeWriter
 
 VARIANT_DIMS = {
-    "variant_position": ("variants",), "variant_contig": ("variants",),
-    "variant_allele": ("variants", "alleles"), "variant_id": ("variants",),
-    "variant_id_mask": ("variants",), "variant_quality": ("variants",),
+    "variant_position": ("variants",),
+    "variant_contig": ("variants",),
+    "variant_allele": ("variants", "alleles"),
+    "variant_id": ("variants",),
+    "variant_id_mask": ("variants",),
+    "variant_quality": ("variants",),
     "variant_filter": ("variants", "filters"),
 }
 
@@ -32,8 +35,7 @@ def _flatten(lists: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return rows, np.arange(len(rows)) - starts, values
 
 
-def _slice_arrays(sites: pa.Table, max_alleles: int, contigs: list[str],
-                  filters: list[str]) -> dict[str, np.ndarray]:
+def _slice_arrays(sites: pa.Table, max_alleles: int, contigs: list[str], filters: list[str]) -> dict[str, np.ndarray]:
     n = sites.num_rows
     rows, slots, values = _flatten(sites["alleles"])
     allele = np.full((n, max_alleles), "", dtype=object)
@@ -53,25 +55,40 @@ def _slice_arrays(sites: pa.Table, max_alleles: int, contigs: list[str],
     }
 
 
-def write_variant_arrays(genotypes: GenotypeWriter, index: IndexWriter, batch: int, samples: list[str],
-                         contigs: list[tuple[str, int | None]], filters: list[str]) -> None:
+def write_variant_arrays(
+    genotypes: GenotypeWriter,
+    index: IndexWriter,
+    batch: int,
+    samples: list[str],
+    contigs: list[tuple[str, int | None]],
+    filters: list[str],
+) -> None:
     """Write a batch's per-variant, per-sample, per-contig and per-filter arrays."""
     n = genotypes.n_variants
     max_alleles = max(1, index.max_alleles(batch))
     names = [c for c, _ in contigs]
     shapes = {"variant_allele": (n, max_alleles), "variant_filter": (n, len(filters))}
-    dtypes = {"variant_position": np.int32, "variant_contig": np.int16, "variant_allele": str,
-              "variant_id": str, "variant_id_mask": bool, "variant_quality": np.float32,
-              "variant_filter": bool}
-    arrays = {name: genotypes.create_variant_array(name, shapes.get(name, (n,)), dtypes[name], dims)
-              for name, dims in VARIANT_DIMS.items()}
+    dtypes = {
+        "variant_position": np.int32,
+        "variant_contig": np.int16,
+        "variant_allele": str,
+        "variant_id": str,
+        "variant_id_mask": bool,
+        "variant_quality": np.float32,
+        "variant_filter": bool,
+    }
+    arrays = {
+        name: genotypes.create_variant_array(name, shapes.get(name, (n,)), dtypes[name], dims)
+        for name, dims in VARIANT_DIMS.items()
+    }
     step = genotypes.layout.variant_array_shard
     for start in range(0, n, step):
         values = _slice_arrays(index.sites_table(batch, start, start + step), max_alleles, names, filters)
         for name, array in arrays.items():
-            array[start:start + len(values[name])] = values[name]
+            array[start : start + len(values[name])] = values[name]
     genotypes.write_small_array("sample_id", np.array(samples, dtype=object), ("samples",))
     genotypes.write_small_array("contig_id", np.array(names, dtype=object), ("contigs",))
-    genotypes.write_small_array("contig_length", np.array([-1 if n is None else n for _, n in contigs],
-                                                          dtype=np.int64), ("contigs",))
+    genotypes.write_small_array(
+        "contig_length", np.array([-1 if n is None else n for _, n in contigs], dtype=np.int64), ("contigs",)
+    )
     genotypes.write_small_array("filter_id", np.array(filters, dtype=object), ("filters",))

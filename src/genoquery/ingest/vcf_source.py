@@ -50,8 +50,9 @@ def _detect_kind(path: Path) -> str:
             try:
                 inner = handle.read(4)
             except (OSError, EOFError) as err:
-                raise InputFileError(path, f"cannot decompress: {err}",
-                                     fix="check the file is complete (bgzip -t)") from None
+                raise InputFileError(
+                    path, f"cannot decompress: {err}", fix="check the file is complete (bgzip -t)"
+                ) from None
         return "bcf" if inner == BCF_MAGIC else "vcf.gz"
     return "vcf"
 
@@ -62,7 +63,7 @@ def _header_contigs(reader: cyvcf2.VCF) -> tuple[tuple[str, int | None], ...]:
         names, lengths = reader.seqnames, reader.seqlens
     except Exception:  # htslib has no contig dictionary (no ##contig lines, no index)
         return ()
-    return tuple((name, int(n) if n is not None and n >= 0 else None) for name, n in zip(names, lengths))
+    return tuple((name, int(n) if n is not None and n >= 0 else None) for name, n in zip(names, lengths, strict=True))
 
 
 def _header_filters(reader: cyvcf2.VCF) -> tuple[str, ...]:
@@ -98,13 +99,21 @@ def _check_sample_columns(path: Path, kind: str) -> None:
         return
     number, line = found
     if "\t" not in line and " " in line:
-        raise InputFileError(path, "the #CHROM line is separated by spaces, not tabs", line=number,
-                             fix="VCF columns must be tab-separated")
+        raise InputFileError(
+            path,
+            "the #CHROM line is separated by spaces, not tabs",
+            line=number,
+            fix="VCF columns must be tab-separated",
+        )
     seen: set[str] = set()
     for name in line.split("\t")[9:]:
         if name in seen:
-            raise InputFileError(path, f"sample ID {name!r} appears twice in the header", line=number,
-                                 fix="rename or remove the duplicate column (bcftools reheader -s)")
+            raise InputFileError(
+                path,
+                f"sample ID {name!r} appears twice in the header",
+                line=number,
+                fix="rename or remove the duplicate column (bcftools reheader -s)",
+            )
         seen.add(name)
 
 
@@ -128,8 +137,9 @@ def open_source(path: str | os.PathLike) -> VcfSource:
             pass
     if reader is None:
         detail = "; ".join(messages) or "htslib cannot parse it"
-        raise InputFileError(path, f"not a readable VCF/BCF header ({detail})",
-                             fix="check the file with 'bcftools view -h'")
+        raise InputFileError(
+            path, f"not a readable VCF/BCF header ({detail})", fix="check the file with 'bcftools view -h'"
+        )
     try:
         header_text = reader.raw_header
         samples = list(reader.samples)
@@ -138,7 +148,13 @@ def open_source(path: str | os.PathLike) -> VcfSource:
     finally:
         reader.close()
     return VcfSource(
-        path=path, kind=kind, samples=tuple(samples), contigs=contigs, filters=filters,
-        header_text=header_text, header_lines=header_text.count("\n"),
-        size=path.stat().st_size, sha256=file_sha256(path),
+        path=path,
+        kind=kind,
+        samples=tuple(samples),
+        contigs=contigs,
+        filters=filters,
+        header_text=header_text,
+        header_lines=header_text.count("\n"),
+        size=path.stat().st_size,
+        sha256=file_sha256(path),
     )

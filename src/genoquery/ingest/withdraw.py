@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -48,12 +48,17 @@ def withdraw(store: str | os.PathLike, sample_ids: Sequence[str], reason: str) -
         con = duckdb.connect(str(index))
         try:
             remove_leftovers(path, {p for (p,) in con.execute("SELECT path FROM batches").fetchall()})
-            found = dict(con.execute("SELECT sample_id, withdrawn_at IS NOT NULL FROM samples "
-                                     "WHERE sample_id IN (SELECT unnest(?))", [ids]).fetchall())
+            found = dict(
+                con.execute(
+                    "SELECT sample_id, withdrawn_at IS NOT NULL FROM samples WHERE sample_id IN (SELECT unnest(?))",
+                    [ids],
+                ).fetchall()
+            )
             unknown = [i for i in ids if i not in found]
             if unknown:
-                raise StoreError(f"{len(unknown)} sample ID(s) are not in {path}: {shown(unknown)}; "
-                                 "nothing was withdrawn")
+                raise StoreError(
+                    f"{len(unknown)} sample ID(s) are not in {path}: {shown(unknown)}; nothing was withdrawn"
+                )
             new = [i for i in ids if not found[i]]
             if new:
                 _mark(con, path, new, reason.strip())
@@ -65,11 +70,17 @@ def withdraw(store: str | os.PathLike, sample_ids: Sequence[str], reason: str) -
 
 def _mark(con: duckdb.DuckDBPyConnection, store: Path, ids: list[str], reason: str) -> None:
     """Mark ``ids`` withdrawn, recount their batches, re-derive the statistics, log it."""
-    now = datetime.now(timezone.utc)
-    con.execute("UPDATE samples SET withdrawn_at = ?, withdrawn_reason = ? WHERE sample_id IN (SELECT unnest(?))",
-                [now, reason, ids])
-    affected = {b for (b,) in con.execute("SELECT DISTINCT batch FROM samples WHERE sample_id IN (SELECT unnest(?))",
-                                          [ids]).fetchall()}
+    now = datetime.now(UTC)
+    con.execute(
+        "UPDATE samples SET withdrawn_at = ?, withdrawn_reason = ? WHERE sample_id IN (SELECT unnest(?))",
+        [now, reason, ids],
+    )
+    affected = {
+        b
+        for (b,) in con.execute(
+            "SELECT DISTINCT batch FROM samples WHERE sample_id IN (SELECT unnest(?))", [ids]
+        ).fetchall()
+    }
     persons = stored_persons(con)
     for batch in read_batches(con, store):
         if batch.number in affected:

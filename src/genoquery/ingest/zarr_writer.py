@@ -49,8 +49,9 @@ def _compressor(layout: ChunkLayout, typesize: int = 1) -> BloscCodec:
     """Blosc zstd + bitshuffle with one Blosc block per chunk (blocksize 0 splits a
     1 MB chunk into small blocks and costs ~20% in size at equal speed)."""
     chunk_bytes = layout.variant_chunk * layout.sample_chunk * 2 * typesize
-    return BloscCodec(cname="zstd", clevel=layout.clevel, shuffle=BloscShuffle.bitshuffle,
-                      typesize=typesize, blocksize=chunk_bytes)
+    return BloscCodec(
+        cname="zstd", clevel=layout.clevel, shuffle=BloscShuffle.bitshuffle, typesize=typesize, blocksize=chunk_bytes
+    )
 
 
 def _query_compressor() -> BloscCodec:
@@ -93,8 +94,8 @@ class _AppendedArray:
         keep = len(stacked) // self.shard_rows * self.shard_rows if whole_shards else len(stacked)
         first = self.array.shape[0]
         if keep:
-            self.array.resize((first + keep,) + self.array.shape[1:])
-            self.array[first:first + keep] = stacked[:keep]
+            self.array.resize((first + keep, *self.array.shape[1:]))
+            self.array[first : first + keep] = stacked[:keep]
         self.pending = [stacked[keep:]] if keep < len(stacked) else []
 
 
@@ -110,37 +111,73 @@ class GenotypeWriter:
         v_shard = layout.variant_shard
         s_shard = -(-max(1, n_samples) // sample_chunk) * sample_chunk  # one shard spans all samples
         self.genotype = self.group.create_array(
-            "call_genotype", shape=(0, n_samples, 2), dtype="int8",
-            chunks=(layout.variant_chunk, sample_chunk, 2), shards=(v_shard, s_shard, 2),
-            compressors=_compressor(layout), fill_value=-1,
-            dimension_names=("variants", "samples", "ploidy"))
+            "call_genotype",
+            shape=(0, n_samples, 2),
+            dtype="int8",
+            chunks=(layout.variant_chunk, sample_chunk, 2),
+            shards=(v_shard, s_shard, 2),
+            compressors=_compressor(layout),
+            fill_value=-1,
+            dimension_names=("variants", "samples", "ploidy"),
+        )
         self.phased = self.group.create_array(
-            "call_genotype_phased", shape=(0, n_samples), dtype="bool",
-            chunks=(layout.variant_chunk, sample_chunk), shards=(v_shard, s_shard),
-            compressors=_compressor(layout), fill_value=False,
-            dimension_names=("variants", "samples"))
+            "call_genotype_phased",
+            shape=(0, n_samples),
+            dtype="bool",
+            chunks=(layout.variant_chunk, sample_chunk),
+            shards=(v_shard, s_shard),
+            compressors=_compressor(layout),
+            fill_value=False,
+            dimension_names=("variants", "samples"),
+        )
         self.n_variants = 0
         n_bytes = max(1, -(-n_samples // 4))
         code_chunk = min(layout.code_chunk_bytes, n_bytes)
-        self.codes = _AppendedArray(self.group.create_array(
-            "call_genotype_code", shape=(0, n_bytes), dtype="uint8",
-            chunks=(v_shard, code_chunk),
-            shards=(v_shard, -(-n_bytes // code_chunk) * code_chunk),
-            compressors=_query_compressor(),
-            fill_value=0, dimension_names=("dense_variants", "sample_quads")))
+        self.codes = _AppendedArray(
+            self.group.create_array(
+                "call_genotype_code",
+                shape=(0, n_bytes),
+                dtype="uint8",
+                chunks=(v_shard, code_chunk),
+                shards=(v_shard, -(-n_bytes // code_chunk) * code_chunk),
+                compressors=_query_compressor(),
+                fill_value=0,
+                dimension_names=("dense_variants", "sample_quads"),
+            )
+        )
         listed = dict(chunks=(layout.listed_chunk,), shards=(layout.listed_shard,))
-        self.listed_sample = _AppendedArray(self.group.create_array(
-            "listed_call_sample", shape=(0,), dtype="int32", **listed,
-            compressors=_query_compressor(),
-            dimension_names=("listed_calls",)))
-        self.listed_genotype = _AppendedArray(self.group.create_array(
-            "listed_call_genotype", shape=(0, 2), dtype="int8", chunks=listed["chunks"] + (2,),
-            shards=listed["shards"] + (2,), compressors=_compressor(layout),
-            dimension_names=("listed_calls", "ploidy")))
-        self.missing_tokens = _AppendedArray(self.group.create_array(
-            "missing_call_token", shape=(0,), dtype="uint16", chunks=(layout.missing_chunk,),
-            shards=(layout.missing_shard,), dimension_names=("missing_tokens",),
-            compressors=_query_compressor()))
+        self.listed_sample = _AppendedArray(
+            self.group.create_array(
+                "listed_call_sample",
+                shape=(0,),
+                dtype="int32",
+                **listed,
+                compressors=_query_compressor(),
+                dimension_names=("listed_calls",),
+            )
+        )
+        self.listed_genotype = _AppendedArray(
+            self.group.create_array(
+                "listed_call_genotype",
+                shape=(0, 2),
+                dtype="int8",
+                chunks=listed["chunks"] + (2,),
+                shards=listed["shards"] + (2,),
+                compressors=_compressor(layout),
+                dimension_names=("listed_calls", "ploidy"),
+            )
+        )
+        self.missing_tokens = _AppendedArray(
+            self.group.create_array(
+                "missing_call_token",
+                shape=(0,),
+                dtype="uint16",
+                chunks=(layout.missing_chunk,),
+                shards=(layout.missing_shard,),
+                dimension_names=("missing_tokens",),
+                compressors=_query_compressor(),
+            )
+        )
 
     def reserve(self, n: int) -> int:
         """Grow the arrays by ``n`` variants; returns the first new row."""
@@ -152,13 +189,16 @@ class GenotypeWriter:
 
     def write(self, first: int, gt: np.ndarray, phased: np.ndarray) -> None:
         """Write ``gt`` (n, samples, 2) and ``phased`` (n, samples) at rows reserved before."""
-        self.genotype[first:first + len(gt)] = gt
-        self.phased[first:first + len(gt)] = phased
+        self.genotype[first : first + len(gt)] = gt
+        self.phased[first : first + len(gt)] = phased
 
     def reserve_codes(self, codes: CallCodes) -> tuple[int, int, int]:
         """Count a block's dense sites, listed calls and missing-call tokens; returns the first row of each."""
-        return (self.codes.reserve(len(codes.codes)), self.listed_sample.reserve(len(codes.row_sample)),
-                self.missing_tokens.reserve(len(codes.token)))
+        return (
+            self.codes.reserve(len(codes.codes)),
+            self.listed_sample.reserve(len(codes.row_sample)),
+            self.missing_tokens.reserve(len(codes.token)),
+        )
 
     def write_codes(self, codes: CallCodes) -> None:
         """Append a block's query encoding, in the order of :meth:`reserve_codes`."""
@@ -172,28 +212,35 @@ class GenotypeWriter:
         for array in (self.codes, self.listed_sample, self.listed_genotype, self.missing_tokens):
             array.flush()
 
-    def create_variant_array(self, name: str, shape: tuple[int, ...], dtype,
-                             dims: tuple[str, ...]) -> zarr.Array:
+    def create_variant_array(self, name: str, shape: tuple[int, ...], dtype, dims: tuple[str, ...]) -> zarr.Array:
         """An empty per-variant array in 4,096-row chunks.
 
         64-row chunks (the genotype chunk) cost ~2 ms each to encode in
         zarr-python, which dominated ingest of small cohorts; 4,096 is a
         multiple of 64, so chunk boundaries still align with the genotypes'.
         """
-        chunks = (self.layout.variant_array_chunk,) + tuple(max(1, n) for n in shape[1:])
+        chunks = (self.layout.variant_array_chunk, *tuple(max(1, n) for n in shape[1:]))
         is_text = dtype is str
         return self.group.create_array(
-            name, shape=shape, dtype=dtype, chunks=chunks,
-            shards=(self.layout.variant_array_shard,) + chunks[1:],
+            name,
+            shape=shape,
+            dtype=dtype,
+            chunks=chunks,
+            shards=(self.layout.variant_array_shard, *chunks[1:]),
             compressors="auto" if is_text else _compressor(self.layout, np.dtype(dtype).itemsize),
-            dimension_names=dims)
+            dimension_names=dims,
+        )
 
     def write_small_array(self, name: str, values: np.ndarray, dims: tuple[str, ...]) -> None:
         """Write a per-sample, per-contig, per-filter or per-pattern array whole, as one chunk."""
         is_text = values.dtype.kind in "OUT"
         array = self.group.create_array(
-            name, shape=values.shape, dtype=str if is_text else values.dtype,
-            chunks=tuple(max(1, n) for n in values.shape), dimension_names=dims)
+            name,
+            shape=values.shape,
+            dtype=str if is_text else values.dtype,
+            chunks=tuple(max(1, n) for n in values.shape),
+            dimension_names=dims,
+        )
         if values.size:
             array[...] = values
 

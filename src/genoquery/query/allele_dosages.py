@@ -60,8 +60,9 @@ def _by_allele(keys: np.ndarray, n: int, *columns: np.ndarray) -> tuple[np.ndarr
     return (offsets, *(c[order] for c in columns))
 
 
-def allele_dosages(batches: Iterator[SiteCalls], haploid: np.ndarray, members: np.ndarray | None = None,
-                   sample_offset: int = 0) -> Iterator[AlleleDosages]:
+def allele_dosages(
+    batches: Iterator[SiteCalls], haploid: np.ndarray, members: np.ndarray | None = None, sample_offset: int = 0
+) -> Iterator[AlleleDosages]:
     """The dosages of every ALT allele of each batch (read with ``missing=True``) among ``members``
     (sorted sample indexes of the genotype batch, None for all). Sample indexes in ``batches`` are
     relative to their genotype batch; ``sample_offset`` is added to every index yielded."""
@@ -87,9 +88,12 @@ def allele_dosages(batches: Iterator[SiteCalls], haploid: np.ndarray, members: n
             copies = (gt == a).sum(axis=1, dtype=np.int8)
             hit = copies > 0
             keys.append(first[site[hit]] + a - 1), samples.append(sample[hit]), doses.append(copies[hit])
-        carrier, c_sample, c_dose = _by_allele(np.concatenate(keys or [np.zeros(0, np.int64)]), n,
-                                               np.concatenate(samples or [np.zeros(0, np.int64)]),
-                                               np.concatenate(doses or [np.zeros(0, np.int8)]))
+        carrier, c_sample, c_dose = _by_allele(
+            np.concatenate(keys or [np.zeros(0, np.int64)]),
+            n,
+            np.concatenate(samples or [np.zeros(0, np.int64)]),
+            np.concatenate(doses or [np.zeros(0, np.int8)]),
+        )
         allele_site = np.repeat(np.arange(len(n_alt)), n_alt)
         order = np.lexsort((miss_sample, miss_site))
         miss_site, miss_sample = miss_site[order], miss_sample[order]
@@ -97,7 +101,13 @@ def allele_dosages(batches: Iterator[SiteCalls], haploid: np.ndarray, members: n
         per_allele = np.diff(bounds)[allele_site]
         missing = np.concatenate([[0], np.cumsum(per_allele)])
         rows = np.repeat(bounds[allele_site] - missing[:-1], per_allele) + np.arange(missing[-1])
-        yield AlleleDosages(site_row=batch.site_row[allele_site], allele=np.arange(n) - first[allele_site] + 1,
-                            pattern=batch.pattern[allele_site], carrier=carrier,
-                            sample=c_sample.astype(np.int64) + sample_offset, dosage=c_dose, missing=missing,
-                            missing_sample=miss_sample[rows].astype(np.int64) + sample_offset)
+        yield AlleleDosages(
+            site_row=batch.site_row[allele_site],
+            allele=np.arange(n) - first[allele_site] + 1,
+            pattern=batch.pattern[allele_site],
+            carrier=carrier,
+            sample=c_sample.astype(np.int64) + sample_offset,
+            dosage=c_dose,
+            missing=missing,
+            missing_sample=miss_sample[rows].astype(np.int64) + sample_offset,
+        )

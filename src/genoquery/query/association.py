@@ -19,8 +19,15 @@ from scipy import stats
 
 from genoquery.errors import QueryError
 from genoquery.query.allele_dosages import AlleleDosages
-from genoquery.query.phenotype_design import (PC_COLUMN, Design, build_design, cases, condition_codes,
-                                              expand_covariates, person_frame)
+from genoquery.query.phenotype_design import (
+    PC_COLUMN,
+    Design,
+    build_design,
+    cases,
+    condition_codes,
+    expand_covariates,
+    person_frame,
+)
 from genoquery.query.regression import Covariates, allele_sums, linear, logistic, null_logistic
 from genoquery.query.store_dosages import store_dosages
 
@@ -28,11 +35,27 @@ if TYPE_CHECKING:
     from genoquery.query.store import Store
 
 MODELS = ("linear", "logistic")
-RESULT_TYPES = {"site_row": pa.int64(), "allele": pa.int16(), "model": pa.string(), "n": pa.int64(),
-                "n_cases": pa.int64(), "n_controls": pa.int64(), "ac": pa.int64(), "an": pa.int64(),
-                "af": pa.float64(), "mac": pa.int64(), "n_carriers": pa.int64(), "case_ac": pa.int64(),
-                "beta": pa.float64(), "se": pa.float64(), "statistic": pa.float64(), "p": pa.float64(),
-                "odds_ratio": pa.float64(), "status": pa.string(), "firth": pa.bool_()}
+RESULT_TYPES = {
+    "site_row": pa.int64(),
+    "allele": pa.int16(),
+    "model": pa.string(),
+    "n": pa.int64(),
+    "n_cases": pa.int64(),
+    "n_controls": pa.int64(),
+    "ac": pa.int64(),
+    "an": pa.int64(),
+    "af": pa.float64(),
+    "mac": pa.int64(),
+    "n_carriers": pa.int64(),
+    "case_ac": pa.int64(),
+    "beta": pa.float64(),
+    "se": pa.float64(),
+    "statistic": pa.float64(),
+    "p": pa.float64(),
+    "odds_ratio": pa.float64(),
+    "status": pa.string(),
+    "firth": pa.bool_(),
+}
 VARIANT_FIELDS = ("variant_key", "contig", "pos", "ref", "alt", "id")
 
 
@@ -53,8 +76,9 @@ def _members(store: Store, cohort) -> np.ndarray:
     return store.cohort(cohort) if cohort is not None else store.active_samples
 
 
-def fit(store: Store, design: Design, model: str, dosages: tuple[np.ndarray, Iterable[AlleleDosages]],
-        min_mac: int) -> pa.Table:
+def fit(
+    store: Store, design: Design, model: str, dosages: tuple[np.ndarray, Iterable[AlleleDosages]], min_mac: int
+) -> pa.Table:
     """One result row per allele of ``dosages`` (the haploid masks and the dosages of
     :func:`~genoquery.query.store_dosages.store_dosages`; columns :data:`RESULT_TYPES`)."""
     cov = Covariates(design, store.info["samples"])
@@ -66,23 +90,42 @@ def fit(store: Store, design: Design, model: str, dosages: tuple[np.ndarray, Ite
         counts, sums = allele_sums(cov, haploid, hap_analysed, batch, cov.y_star if null is None else design.y)
         mac = np.minimum(counts.ac, counts.an - counts.ac)
         testable = (mac >= max(min_mac, 1)) & (counts.n > 0)
-        result = linear(cov, counts, sums, testable) if null is None else \
-            logistic(cov, null, counts, batch, testable)
+        result = linear(cov, counts, sums, testable) if null is None else logistic(cov, null, counts, batch, testable)
         with np.errstate(divide="ignore", invalid="ignore"):
             af = np.where(counts.an > 0, counts.ac / counts.an, np.nan)
         binary = design.binary
-        parts.append(pa.table({
-            "site_row": batch.site_row, "allele": batch.allele, "model": [model] * len(mac), "n": counts.n,
-            "n_cases": counts.case_n if binary else pa.nulls(len(mac), pa.int64()),
-            "n_controls": counts.n - counts.case_n if binary else pa.nulls(len(mac), pa.int64()),
-            "ac": counts.ac, "an": counts.an, "af": pa.array(af, from_pandas=True), "mac": mac,
-            "n_carriers": counts.n_carriers,
-            "case_ac": counts.case_ac if binary else pa.nulls(len(mac), pa.int64()),
-            **{c: pa.array(v, from_pandas=True) for c, v in (  # NaN (not tested) as null
-                ("beta", result.beta), ("se", result.se), ("statistic", result.statistic), ("p", result.p))},
-            "odds_ratio": pa.array(np.exp(result.beta), from_pandas=True) if model == "logistic"
-            else pa.nulls(len(mac), pa.float64()),
-            "status": result.status.astype(str), "firth": result.firth}).cast(pa.schema(RESULT_TYPES)))
+        parts.append(
+            pa.table(
+                {
+                    "site_row": batch.site_row,
+                    "allele": batch.allele,
+                    "model": [model] * len(mac),
+                    "n": counts.n,
+                    "n_cases": counts.case_n if binary else pa.nulls(len(mac), pa.int64()),
+                    "n_controls": counts.n - counts.case_n if binary else pa.nulls(len(mac), pa.int64()),
+                    "ac": counts.ac,
+                    "an": counts.an,
+                    "af": pa.array(af, from_pandas=True),
+                    "mac": mac,
+                    "n_carriers": counts.n_carriers,
+                    "case_ac": counts.case_ac if binary else pa.nulls(len(mac), pa.int64()),
+                    **{
+                        c: pa.array(v, from_pandas=True)
+                        for c, v in (  # NaN (not tested) as null
+                            ("beta", result.beta),
+                            ("se", result.se),
+                            ("statistic", result.statistic),
+                            ("p", result.p),
+                        )
+                    },
+                    "odds_ratio": pa.array(np.exp(result.beta), from_pandas=True)
+                    if model == "logistic"
+                    else pa.nulls(len(mac), pa.float64()),
+                    "status": result.status.astype(str),
+                    "firth": result.firth,
+                }
+            ).cast(pa.schema(RESULT_TYPES))
+        )
     schema = pa.schema(RESULT_TYPES)
     return pa.concat_tables(parts) if parts else schema.empty_table()
 
@@ -95,9 +138,18 @@ def _model(design: Design, model: str | None) -> str:
     return model
 
 
-def associate(store: Store, phenotype: str | list[str], covariates: list[str], *, region: str | None = None,
-              variants: list[str] | str | None = None, gene: str | None = None, cohort=None,
-              model: str | None = None, min_mac: int = 1) -> pa.Table:
+def associate(
+    store: Store,
+    phenotype: str | list[str],
+    covariates: list[str],
+    *,
+    region: str | None = None,
+    variants: list[str] | str | None = None,
+    gene: str | None = None,
+    cohort=None,
+    model: str | None = None,
+    min_mac: int = 1,
+) -> pa.Table:
     """Per-allele association results; see :meth:`genoquery.query.store.Store.associate`."""
     if model is not None and model not in MODELS:
         raise QueryError(f"unknown model {model!r}; choose {' or '.join(MODELS)}")
@@ -114,9 +166,13 @@ def _with_variants(store: Store, results: pa.Table, wanted: pa.Table) -> pa.Tabl
     """The results of the ``wanted`` alleles with their variant columns first, in genome order."""
     fields = ", ".join(f"w.{c}" for c in VARIANT_FIELDS)
     rest = ", ".join(f"r.{c}" for c in RESULT_TYPES)
-    return store.sql(f"SELECT DISTINCT {fields}, {rest} FROM r JOIN w ON w.site_row = r.site_row "
-                     f"AND w.allele = r.allele ORDER BY r.site_row, r.allele", [],
-                     r=results, w=wanted.select(list(VARIANT_FIELDS) + ["site_row", "allele"]))
+    return store.sql(
+        f"SELECT DISTINCT {fields}, {rest} FROM r JOIN w ON w.site_row = r.site_row "
+        f"AND w.allele = r.allele ORDER BY r.site_row, r.allele",
+        [],
+        r=results,
+        w=wanted.select([*list(VARIANT_FIELDS), "site_row", "allele"]),
+    )
 
 
 def _one_allele(store: Store, variant: str) -> pa.Table:
@@ -127,8 +183,9 @@ def _one_allele(store: Store, variant: str) -> pa.Table:
     return found
 
 
-def phewas(store: Store, variant: str, phenotypes: list[str] | None, covariates: list[str], cohort,
-           min_cases: int) -> pa.Table:
+def phewas(
+    store: Store, variant: str, phenotypes: list[str] | None, covariates: list[str], cohort, min_cases: int
+) -> pa.Table:
     """One allele against condition codes and quantitative person columns; see :meth:`Store.phewas`."""
     found = _one_allele(store, variant)
     members = _members(store, cohort)
@@ -153,8 +210,24 @@ def phewas(store: Store, variant: str, phenotypes: list[str] | None, covariates:
     bonferroni[tested] = np.minimum(1.0, p[tested] * tested.sum())
     bh[tested] = stats.false_discovery_control(p[tested], method="bh")
     table = table.append_column("p_bonferroni", pa.array(bonferroni)).append_column("q_bh", pa.array(bh))
-    columns = ["phenotype", "model", "n", "n_cases", "n_controls", "ac", "af", "beta", "se", "odds_ratio",
-               "statistic", "p", "p_bonferroni", "q_bh", "status", "firth"]
+    columns = [
+        "phenotype",
+        "model",
+        "n",
+        "n_cases",
+        "n_controls",
+        "ac",
+        "af",
+        "beta",
+        "se",
+        "odds_ratio",
+        "statistic",
+        "p",
+        "p_bonferroni",
+        "q_bh",
+        "status",
+        "firth",
+    ]
     variant_columns = pa.table({c: [found[c][0].as_py()] * table.num_rows for c in VARIANT_FIELDS})
     table = table.select(columns)
     for i, c in enumerate(VARIANT_FIELDS):
@@ -170,8 +243,11 @@ def _all_phenotypes(store: Store, covariates: list[str], min_cases: int) -> list
     used = set(expand_covariates(persons, list(covariates))) | {"sample_id"}
     if "age" in used:
         used.add("birth_year")
-    numeric = [c for c in persons.columns if c not in used and not PC_COLUMN.fullmatch(c)
-               and pd.api.types.is_numeric_dtype(persons[c])]
+    numeric = [
+        c
+        for c in persons.columns
+        if c not in used and not PC_COLUMN.fullmatch(c) and pd.api.types.is_numeric_dtype(persons[c])
+    ]
     return [c for c in codes.index if codes[c] >= min_cases] + numeric
 
 
@@ -181,11 +257,23 @@ def carrier_table(store: Store, carriers: pa.Table, condition: list[str], cohort
     members = _members(store, cohort)
     carrier = np.isin(members, carriers["sample_index"].to_numpy())
     case = np.isin(members, cases(store, condition))
-    table = [[int((carrier & case).sum()), int((carrier & ~case).sum())],
-             [int((~carrier & case).sum()), int((~carrier & ~case).sum())]]
+    table = [
+        [int((carrier & case).sum()), int((carrier & ~case).sum())],
+        [int((~carrier & case).sum()), int((~carrier & ~case).sum())],
+    ]
     odds_ratio, p = stats.fisher_exact(table)
-    n_variants = len({(r, a) for r, a in zip(carriers["site_row"].to_pylist(), carriers["allele"].to_pylist())})
-    return pa.table({"condition": ["|".join(condition)], "n_variants": [n_variants],
-                     "carrier_cases": [table[0][0]], "carrier_controls": [table[0][1]],
-                     "noncarrier_cases": [table[1][0]], "noncarrier_controls": [table[1][1]],
-                     "odds_ratio": [float(odds_ratio)], "p": [float(p)]})
+    n_variants = len(
+        {(r, a) for r, a in zip(carriers["site_row"].to_pylist(), carriers["allele"].to_pylist(), strict=True)}
+    )
+    return pa.table(
+        {
+            "condition": ["|".join(condition)],
+            "n_variants": [n_variants],
+            "carrier_cases": [table[0][0]],
+            "carrier_controls": [table[0][1]],
+            "noncarrier_cases": [table[1][0]],
+            "noncarrier_controls": [table[1][1]],
+            "odds_ratio": [float(odds_ratio)],
+            "p": [float(p)],
+        }
+    )

@@ -43,6 +43,7 @@ class Batch:
 
 def read_batches(con, store: Path) -> list[Batch]:
     """The batches of the store at ``store`` from its index connection ``con``, in order."""
-    rows = con.execute("SELECT batch, name, path, sample_offset, n_samples, complete_callset "
-                       "FROM batches ORDER BY batch").fetchall()
+    rows = con.execute(
+        "SELECT batch, name, path, sample_offset, n_samples, complete_callset FROM batches ORDER BY batch"
+    ).fetchall()
     return [Batch(number, name, store / path, offset, n, complete) for number, name, path, offset, n, complete in rows]

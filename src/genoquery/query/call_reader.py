@@ -27,8 +27,10 @@ from genoquery.query.shard_reads import RowReader, read_rows_together
 # cohort's calls read in 1.4 s of CPU with 16 MB batches against 1.5-2.3 s with 64 MB, whose
 # arrays, above glibc's mmap threshold, are page-faulted afresh for each batch (sys time).
 BATCH_BYTES = 16 << 20
-SITE_COLUMNS = ("site_row, len(alleles) AS n_alleles, dense_row, haploid_pattern, listed_start, n_listed, "
-                "missing_start, n_missing_tokens")
+SITE_COLUMNS = (
+    "site_row, len(alleles) AS n_alleles, dense_row, haploid_pattern, listed_start, n_listed, "
+    "missing_start, n_missing_tokens"
+)
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,11 @@ class SiteCalls:
 
 
 def _column(sites: pa.Table, name: str, fill: int = -1) -> np.ndarray:
-    return sites[name].to_numpy(zero_copy_only=False) if sites[name].null_count == 0 else \
-        sites[name].fill_null(fill).to_numpy(zero_copy_only=False)
+    return (
+        sites[name].to_numpy(zero_copy_only=False)
+        if sites[name].null_count == 0
+        else sites[name].fill_null(fill).to_numpy(zero_copy_only=False)
+    )
 
 
 class CallReader:
@@ -74,16 +79,20 @@ class CallReader:
         group = zarr.open_group(str(genotypes), mode="r")
         self.n_samples = n_samples
         self._codes, self._listed_sample, self._listed_gt, self._missing_tokens = (
-            RowReader(group[name]) for name in
-            ("call_genotype_code", "listed_call_sample", "listed_call_genotype", "missing_call_token"))
+            RowReader(group[name])
+            for name in ("call_genotype_code", "listed_call_sample", "listed_call_genotype", "missing_call_token")
+        )
         self._masks = group["haploid_mask"]
 
     @cached_property
     def haploid(self) -> np.ndarray:
         """(patterns, samples) bool: which samples' calls are haploid in each pattern."""
         masks = self._masks[...]
-        return np.unpackbits(masks, axis=1, bitorder="little", count=self.n_samples).astype(bool) \
-            if len(masks) else np.zeros((0, self.n_samples), dtype=bool)
+        return (
+            np.unpackbits(masks, axis=1, bitorder="little", count=self.n_samples).astype(bool)
+            if len(masks)
+            else np.zeros((0, self.n_samples), dtype=bool)
+        )
 
     def batches(self, sites: pa.Table, budget: int = BATCH_BYTES, missing: bool = False) -> Iterator[SiteCalls]:
         """The calls of ``sites`` (columns of :data:`SITE_COLUMNS`, in site order), in batches of
@@ -96,9 +105,9 @@ class CallReader:
             yield from (self._read(sites, dense_row, missing, kept) for _ in bounds)
             return
         with ThreadPoolExecutor(max_workers=1) as prefetch:
-            read = lambda b: self._read(sites.slice(b[0], b[1] - b[0]), dense_row[b[0]:b[1]], missing, kept)  # noqa: E731
+            read = lambda b: self._read(sites.slice(b[0], b[1] - b[0]), dense_row[b[0] : b[1]], missing, kept)  # noqa: E731
             pending = prefetch.submit(read, bounds[0])
-            for following in bounds[1:] + [None]:
+            for following in [*bounds[1:], None]:
                 batch = pending.result()
                 pending = prefetch.submit(read, following) if following else None
                 yield batch
@@ -116,16 +125,25 @@ class CallReader:
         dense = dense_row >= 0
         rows = dense_row[dense]  # ascending
         lo, hi = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
-        slices = [(self._listed_sample, listed.span), (self._listed_gt, listed.span),
-                  (self._missing_tokens, missed.span), (self._codes, slice(lo, hi))]
+        slices = [
+            (self._listed_sample, listed.span),
+            (self._listed_gt, listed.span),
+            (self._missing_tokens, missed.span),
+            (self._codes, slice(lo, hi)),
+        ]
         listed_sample, listed_gt, missing_tokens, codes = read_rows_together(slices, kept)
-        return SiteCalls(site_row=_column(sites, "site_row"), n_alleles=_column(sites, "n_alleles"),
-                         dense=np.where(dense, np.cumsum(dense) - 1, -1).astype(np.int64),
-                         pattern=_column(sites, "haploid_pattern").astype(np.int64),
-                         listed=listed.offsets, listed_sample=listed.keep(listed_sample),
-                         listed_gt=listed.keep(listed_gt), missing=missed.offsets,
-                         missing_tokens=missed.keep(missing_tokens),
-                         codes=codes if len(rows) == len(codes) else codes[rows - lo])
+        return SiteCalls(
+            site_row=_column(sites, "site_row"),
+            n_alleles=_column(sites, "n_alleles"),
+            dense=np.where(dense, np.cumsum(dense) - 1, -1).astype(np.int64),
+            pattern=_column(sites, "haploid_pattern").astype(np.int64),
+            listed=listed.offsets,
+            listed_sample=listed.keep(listed_sample),
+            listed_gt=listed.keep(listed_gt),
+            missing=missed.offsets,
+            missing_tokens=missed.keep(missing_tokens),
+            codes=codes if len(rows) == len(codes) else codes[rows - lo],
+        )
 
 
 def _batch_bounds(site_bytes: np.ndarray, budget: int) -> list[tuple[int, int]]:
@@ -149,8 +167,11 @@ class _Ranges:
         self.lo, hi = int(start.min()), int((start + count).max())
         self.span = slice(self.lo, max(hi, self.lo))
         adjacent = np.all(start[1:] == start[:-1] + count[:-1])
-        self.rows = None if adjacent else \
-            np.concatenate([np.arange(s, s + n) for s, n in zip(start - self.lo, count)])
+        self.rows = (
+            None
+            if adjacent
+            else np.concatenate([np.arange(s, s + n) for s, n in zip(start - self.lo, count, strict=True)])
+        )
 
     def keep(self, values: np.ndarray) -> np.ndarray:
         """The sites' rows of ``values`` (the slice ``span``), in site order."""

@@ -21,12 +21,12 @@ if TYPE_CHECKING:
     from genoquery.query.batches import Batch
     from genoquery.query.store import Store
 
-CARRIER_COLUMNS = ("variant_key", "sample_id", "zygosity", "allele_copies", "gt", "sample_index",
-                   "site_row", "allele")
+CARRIER_COLUMNS = ("variant_key", "sample_id", "zygosity", "allele_copies", "gt", "sample_index", "site_row", "allele")
 
 
-def non_ref_calls(batch: SiteCalls, haploid: np.ndarray,
-                  members: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def non_ref_calls(
+    batch: SiteCalls, haploid: np.ndarray, members: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Called calls that are not hom-ref among ``members`` (sorted sample indexes of the
     genotype batch ``batch`` was read from; None for all): (site index in ``batch``, sample
     index in the genotype batch, (calls, 2) int8 alleles), by site then sample. Missing
@@ -60,18 +60,20 @@ def gt_text(gt: np.ndarray) -> list[str]:
     """Unphased VCF GT text of (calls, 2) int8 alleles, in ascending allele order, missing
     first (``0/1`` for ``1|0``; ``./1``; haploid ``1``): the 2-bit codes of common sites
     keep neither phase nor order."""
+
     def allele(a: int) -> str:
         return "." if a == -1 else str(a)
-    return [allele(a0) if a1 == -2 else f"{allele(min(a0, a1))}/{allele(max(a0, a1))}"
-            for a0, a1 in gt.tolist()]
+
+    return [allele(a0) if a1 == -2 else f"{allele(min(a0, a1))}/{allele(max(a0, a1))}" for a0, a1 in gt.tolist()]
 
 
 def zygosity(gt: np.ndarray, allele: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per call of ``allele``: its copies and ``het``, ``hom_alt``, ``hemi`` or ``partial``
     (one copy beside a missing allele, as ``./1``)."""
     copies = (gt[:, 0] == allele).astype(np.int8) + (gt[:, 1] == allele)
-    kind = np.where(gt[:, 1] == -2, "hemi",
-                    np.where((gt < 0).any(axis=1), "partial", np.where(copies == 2, "hom_alt", "het")))
+    kind = np.where(
+        gt[:, 1] == -2, "hemi", np.where((gt < 0).any(axis=1), "partial", np.where(copies == 2, "hom_alt", "het"))
+    )
     return copies, kind
 
 
@@ -80,7 +82,7 @@ def carriers(store: Store, variants: pa.Table, members: np.ndarray | None) -> pa
     allele of ``variants`` (rows with ``site_row``, ``allele``, ``variant_key``), one row per
     carrier and allele, by site, allele and sample."""
     wanted = {}
-    for key, row, allele in zip(*(variants[c].to_pylist() for c in ("variant_key", "site_row", "allele"))):
+    for key, row, allele in zip(*(variants[c].to_pylist() for c in ("variant_key", "site_row", "allele")), strict=True):
         wanted.setdefault(row, []).append((allele, key))
     parts = []
     for batch, calls in _batch_calls(store, np.unique(variants["site_row"].to_numpy())):
@@ -92,8 +94,9 @@ def carriers(store: Store, variants: pa.Table, members: np.ndarray | None) -> pa
             for allele, key in wanted.get(row, ()):
                 hit = lo + np.flatnonzero((gt[lo:hi] == allele).any(axis=1))
                 parts.append(_carrier_rows(key, row, allele, sample[hit], gt[hit]))
-    table = pa.concat_tables(parts) if parts else _carrier_rows("", 0, 1, np.zeros(0, np.int64),
-                                                                np.zeros((0, 2), np.int8))
+    table = (
+        pa.concat_tables(parts) if parts else _carrier_rows("", 0, 1, np.zeros(0, np.int64), np.zeros((0, 2), np.int8))
+    )
     table = table.sort_by([("site_row", "ascending"), ("allele", "ascending"), ("sample_index", "ascending")])
     ids = store.sample_ids[table["sample_index"].to_numpy()]
     return table.append_column("sample_id", pa.array(ids, pa.string())).select(list(CARRIER_COLUMNS))
@@ -111,9 +114,11 @@ def _batch_calls(store: Store, rows: np.ndarray) -> Iterator[tuple[Batch, SiteCa
     if len(rows) == 0:
         return
     if len(rows) > 1:
-        sites = store.sql(f"SELECT batch, {SITE_COLUMNS} FROM batch_sites WHERE site_row BETWEEN ? AND ? "
-                          f"AND site_row IN (SELECT unnest(?)) ORDER BY batch, batch_row",
-                          [int(rows[0]), int(rows[-1]), rows.tolist()])
+        sites = store.sql(
+            f"SELECT batch, {SITE_COLUMNS} FROM batch_sites WHERE site_row BETWEEN ? AND ? "
+            f"AND site_row IN (SELECT unnest(?)) ORDER BY batch, batch_row",
+            [int(rows[0]), int(rows[-1]), rows.tolist()],
+        )
         numbers = sites["batch"].to_numpy()
         for number in np.unique(numbers).tolist():
             part = sites.filter(pa.array(numbers == number))
@@ -121,9 +126,10 @@ def _batch_calls(store: Store, rows: np.ndarray) -> Iterator[tuple[Batch, SiteCa
         return
     found = store.connection.execute(  # sorted here: an ORDER BY costs DuckDB ~1 ms of the 1.8 ms
         parsed_statement(f"SELECT batch, {SITE_COLUMNS}, inline_calls FROM batch_sites WHERE site_row = $1"),
-        [int(rows[0])]).fetchall()
+        [int(rows[0])],
+    ).fetchall()
     for record in sorted(found, key=lambda record: record[0]):
-        batch, site = batches[record[0]], dict(zip(_NAMES + ["inline_calls"], record[1:]))
+        batch, site = batches[record[0]], dict(zip([*_NAMES, "inline_calls"], record[1:], strict=True))
         if site["inline_calls"] is None:
             one = pa.table({n: pa.array([site[n]], pa.int64()) for n in _NAMES})
             yield from ((batch, calls) for calls in batch.reader.batches(one))
@@ -135,19 +141,34 @@ def _inline_calls(site: dict) -> SiteCalls:
     """The calls of a sparse site from its index row's ``inline_calls``."""
     samples, gt = unpack_inline(site["inline_calls"])
     pattern = -1 if site["haploid_pattern"] is None else site["haploid_pattern"]
-    return SiteCalls(site_row=np.array([site["site_row"]]), n_alleles=np.array([site["n_alleles"]]),
-                     dense=np.array([-1]), pattern=np.array([pattern]), listed=np.array([0, len(samples)]),
-                     listed_sample=samples, listed_gt=gt, missing=np.zeros(2, np.int64),
-                     missing_tokens=np.zeros(0, np.uint16), codes=np.zeros((0, 0), np.uint8))
+    return SiteCalls(
+        site_row=np.array([site["site_row"]]),
+        n_alleles=np.array([site["n_alleles"]]),
+        dense=np.array([-1]),
+        pattern=np.array([pattern]),
+        listed=np.array([0, len(samples)]),
+        listed_sample=samples,
+        listed_gt=gt,
+        missing=np.zeros(2, np.int64),
+        missing_tokens=np.zeros(0, np.uint16),
+        codes=np.zeros((0, 0), np.uint8),
+    )
 
 
 def _carrier_rows(key: str, site_row: int, allele: int, samples: np.ndarray, gt: np.ndarray) -> pa.Table:
     copies, kind = zygosity(gt, allele)
     n = len(samples)
-    return pa.table({"variant_key": pa.array([key] * n, pa.string()), "zygosity": pa.array(kind.tolist(), pa.string()),
-                     "allele_copies": pa.array(copies, pa.int8()), "gt": pa.array(gt_text(gt), pa.string()),
-                     "sample_index": pa.array(samples, pa.int32()), "site_row": pa.array([site_row] * n, pa.int64()),
-                     "allele": pa.array([allele] * n, pa.int16())})
+    return pa.table(
+        {
+            "variant_key": pa.array([key] * n, pa.string()),
+            "zygosity": pa.array(kind.tolist(), pa.string()),
+            "allele_copies": pa.array(copies, pa.int8()),
+            "gt": pa.array(gt_text(gt), pa.string()),
+            "sample_index": pa.array(samples, pa.int32()),
+            "site_row": pa.array([site_row] * n, pa.int64()),
+            "allele": pa.array([allele] * n, pa.int16()),
+        }
+    )
 
 
 def participant(store: Store, sample_index: int) -> pa.Table:
@@ -161,23 +182,38 @@ def participant(store: Store, sample_index: int) -> pa.Table:
         for allele in range(1, int(calls.n_alleles.max(initial=1))):
             hit = np.flatnonzero((gt == allele).any(axis=1))
             if len(hit):
-                parts.append(_carrier_rows("", 0, allele, np.full(len(hit), sample_index), gt[hit])
-                             .set_column(5, "site_row", pa.array(calls.site_row[site[hit]], pa.int64())))
-    calls = pa.concat_tables(parts) if parts else _carrier_rows("", 0, 1, np.zeros(0, np.int64),
-                                                                np.zeros((0, 2), np.int8))
+                parts.append(
+                    _carrier_rows("", 0, allele, np.full(len(hit), sample_index), gt[hit]).set_column(
+                        5, "site_row", pa.array(calls.site_row[site[hit]], pa.int64())
+                    )
+                )
+    calls = (
+        pa.concat_tables(parts) if parts else _carrier_rows("", 0, 1, np.zeros(0, np.int64), np.zeros((0, 2), np.int8))
+    )
     ancestry = _ancestry(store, sample_index)
-    group_join = ("LEFT JOIN variant_group_stats g ON g.site_row = v.site_row AND g.allele = v.allele "
-                  "AND g.grouping = 'ancestry' AND g.group_value = ?") if ancestry else ""
+    group_join = (
+        (
+            "LEFT JOIN variant_group_stats g ON g.site_row = v.site_row AND g.allele = v.allele "
+            "AND g.grouping = 'ancestry' AND g.group_value = ?"
+        )
+        if ancestry
+        else ""
+    )
     group_cols = ", ? AS ancestry, g.af AS ancestry_af, g.ac AS ancestry_ac, g.an AS ancestry_an" if ancestry else ""
-    sql = (f"SELECT v.variant_key, v.contig, v.pos, v.ref, v.alt, v.id, v.filter, c.zygosity, c.gt, "
-           f"c.allele_copies, v.ac, v.an, v.af{group_cols} FROM counted c JOIN variants v "
-           f"ON v.site_row = c.site_row AND v.allele = c.allele {group_join} ORDER BY v.site_row, v.allele")
+    sql = (
+        f"SELECT v.variant_key, v.contig, v.pos, v.ref, v.alt, v.id, v.filter, c.zygosity, c.gt, "
+        f"c.allele_copies, v.ac, v.an, v.af{group_cols} FROM counted c JOIN variants v "
+        f"ON v.site_row = c.site_row AND v.allele = c.allele {group_join} ORDER BY v.site_row, v.allele"
+    )
     return store.sql(sql, [ancestry, ancestry] if ancestry else [], counted=calls)
 
 
 def _ancestry(store: Store, sample_index: int) -> str | None:
     if "ancestry" not in store.info.get("groupings", []):
         return None
-    rows = store.sql("SELECT CAST(p.ancestry AS VARCHAR) AS a FROM persons p JOIN samples s "
-                     "ON s.sample_id = p.sample_id WHERE s.sample_index = ?", [sample_index]).to_pylist()
+    rows = store.sql(
+        "SELECT CAST(p.ancestry AS VARCHAR) AS a FROM persons p JOIN samples s "
+        "ON s.sample_id = p.sample_id WHERE s.sample_index = ?",
+        [sample_index],
+    ).to_pylist()
     return rows[0]["a"] if rows else None

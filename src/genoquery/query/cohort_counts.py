@@ -10,6 +10,7 @@ statistics, so a cohort of everyone gives the ingest's numbers.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -72,8 +73,24 @@ def _add_dense(hist, codes, d, members, cells, haploid, p, width):  # pragma: no
 
 
 @numba.njit(nogil=True, cache=True)
-def _count(listed, listed_sample, listed_gt, missing, missing_tokens, dense, codes, pattern, haploid,
-           haploid_cells, members, in_cohort, packed, cells, site_counts, allele_counts):  # pragma: no cover - compiled
+def _count(
+    listed,
+    listed_sample,
+    listed_gt,
+    missing,
+    missing_tokens,
+    dense,
+    codes,
+    pattern,
+    haploid,
+    haploid_cells,
+    members,
+    in_cohort,
+    packed,
+    cells,
+    site_counts,
+    allele_counts,
+):  # pragma: no cover - compiled
     """Histogram each site's non-hom-ref calls per cell and tally them.
 
     ``cells`` (samples, k) is each sample's cells (-1 outside the cohort);
@@ -123,8 +140,9 @@ def _count(listed, listed_sample, listed_gt, missing, missing_tokens, dense, cod
                     sample += MAX_GAP
                     continue
                 sample += token & MAX_GAP
-                member = (np.int64(in_cohort[sample >> 3]) >> (sample & 7)) & 1 if packed \
-                    else np.int64(in_cohort[sample])
+                member = (
+                    (np.int64(in_cohort[sample >> 3]) >> (sample & 7)) & 1 if packed else np.int64(in_cohort[sample])
+                )
                 n += member
                 n_partial += member & (token >> 15)
             hist[1, width + 1] += n - n_partial  # (-1, -1)
@@ -163,11 +181,12 @@ def _split(batch: SiteCalls, members: int, parts: int) -> list[tuple[int, int]]:
     work = np.diff(batch.listed) + np.diff(batch.missing) + (batch.dense >= 0) * members
     cuts = np.searchsorted(np.cumsum(work), np.arange(1, parts) * work.sum() / parts)
     edges = [0, *np.minimum(cuts + 1, len(work)).tolist(), len(work)]
-    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
 
-def count_calls(batches: Iterator[SiteCalls], haploid: np.ndarray, cells: Cells,
-                members: np.ndarray) -> Iterator[tuple[SiteCalls, np.ndarray, np.ndarray]]:
+def count_calls(
+    batches: Iterator[SiteCalls], haploid: np.ndarray, cells: Cells, members: np.ndarray
+) -> Iterator[tuple[SiteCalls, np.ndarray, np.ndarray]]:
     """``site_counts`` and ``allele_counts`` (see :func:`~genoquery.ingest.allele_stats.tally_site`)
     of each batch of one genotype batch's sites, for the cohort ``members`` (sorted sample
     indexes of that batch) in ``cells`` (over the batch's samples, restricted to the cohort).
@@ -179,17 +198,36 @@ def count_calls(batches: Iterator[SiteCalls], haploid: np.ndarray, cells: Cells,
     in_cohort = np.zeros(len(cells.of_sample), dtype=np.uint8)
     in_cohort[members] = 1
     packed = len(in_cohort) > PACKED_ABOVE
-    fixed = (haploid, haploid_cells, members, np.packbits(in_cohort, bitorder="little") if packed else in_cohort,
-             packed, cells.of_sample)
+    fixed = (
+        haploid,
+        haploid_cells,
+        members,
+        np.packbits(in_cohort, bitorder="little") if packed else in_cohort,
+        packed,
+        cells.of_sample,
+    )
     with ThreadPoolExecutor(max_workers=COUNT_THREADS) as pool:
         for batch in batches:
             site_counts, allele_counts = empty_counts(batch.n_alleles, cells)
 
-            def count(bounds: tuple[int, int]) -> None:
+            def count(
+                bounds: tuple[int, int], batch=batch, site_counts=site_counts, allele_counts=allele_counts
+            ) -> None:
                 a, b = bounds
-                _count(batch.listed[a:b + 1], batch.listed_sample, batch.listed_gt, batch.missing[a:b + 1],
-                       batch.missing_tokens, batch.dense[a:b], batch.codes, batch.pattern[a:b], *fixed,
-                       site_counts[a:b], allele_counts[a:b])
+                _count(
+                    batch.listed[a : b + 1],
+                    batch.listed_sample,
+                    batch.listed_gt,
+                    batch.missing[a : b + 1],
+                    batch.missing_tokens,
+                    batch.dense[a:b],
+                    batch.codes,
+                    batch.pattern[a:b],
+                    *fixed,
+                    site_counts[a:b],
+                    allele_counts[a:b],
+                )
+
             list(pool.map(count, _split(batch, len(members), COUNT_THREADS)))
             yield batch, site_counts, allele_counts
 
@@ -200,8 +238,9 @@ def _window(n_alleles: np.ndarray, cells: Cells) -> int:
     return max(1024, WINDOW_BYTES // (len(cells.sizes) * (2 + 4 * width) * 8))
 
 
-def store_stats(store: Store, sites: pa.Table, cells: Cells,
-                members: np.ndarray) -> Iterator[tuple[np.ndarray, AlleleStats]]:
+def store_stats(
+    store: Store, sites: pa.Table, cells: Cells, members: np.ndarray
+) -> Iterator[tuple[np.ndarray, AlleleStats]]:
     """Statistics of every ALT allele of ``sites`` (``site_row``, ``n_alleles``; a range of
     consecutive site rows, in order) for the cohort ``members`` (sorted global sample
     indexes) in ``cells`` (restricted to the cohort with :meth:`Cells.restrict`), summed
@@ -211,34 +250,43 @@ def store_stats(store: Store, sites: pa.Table, cells: Cells,
     rows_all, n_alleles_all = sites["site_row"].to_numpy(), sites["n_alleles"].to_numpy()
     step = _window(n_alleles_all, cells)
     for start in range(0, len(rows_all), step):
-        rows, n_alleles = rows_all[start:start + step], n_alleles_all[start:start + step]
+        rows, n_alleles = rows_all[start : start + step], n_alleles_all[start : start + step]
         site_counts, allele_counts = empty_counts(n_alleles, cells)
         for batch in store.batches:
             _add_batch(store, batch, rows, cells, members, site_counts, allele_counts)
         yield rows, assemble_stats(site_counts, allele_counts, n_alleles, cells)
 
 
-def _add_batch(store: Store, batch: Batch, rows: np.ndarray, cells: Cells, members: np.ndarray,
-               site_counts: np.ndarray, allele_counts: np.ndarray) -> None:
+def _add_batch(
+    store: Store,
+    batch: Batch,
+    rows: np.ndarray,
+    cells: Cells,
+    members: np.ndarray,
+    site_counts: np.ndarray,
+    allele_counts: np.ndarray,
+) -> None:
     """Add one batch's counts for the sites ``rows`` (consecutive site rows)."""
     local = batch.local(members)
     if not len(local):
         return
-    of_sample = cells.of_sample[batch.offset:batch.offset + batch.n_samples]
+    of_sample = cells.of_sample[batch.offset : batch.offset + batch.n_samples]
     batch_cells = Cells(cells.groupings, of_sample, cells.sizes)
-    sites = store.sql(f"SELECT {SITE_COLUMNS} FROM batch_sites WHERE batch = ? AND site_row BETWEEN ? AND ? "
-                      f"ORDER BY batch_row", [batch.number, int(rows[0]), int(rows[-1])])
+    sites = store.sql(
+        f"SELECT {SITE_COLUMNS} FROM batch_sites WHERE batch = ? AND site_row BETWEEN ? AND ? ORDER BY batch_row",
+        [batch.number, int(rows[0]), int(rows[-1])],
+    )
     present = np.zeros(len(rows), dtype=bool)
     reader = batch.reader
-    for calls, counts, per_allele in count_calls(reader.batches(sites, missing=True), reader.haploid,
-                                                 batch_cells, local):
+    for calls, counts, per_allele in count_calls(
+        reader.batches(sites, missing=True), reader.haploid, batch_cells, local
+    ):
         at = np.searchsorted(rows, calls.site_row)
         present[at] = True
         site_counts[at] += counts
-        allele_counts[at, :per_allele.shape[1]] += per_allele
+        allele_counts[at, : per_allele.shape[1]] += per_allele
     if not batch.complete:
         absent = ~present
-        sizes = np.bincount(of_sample[local].reshape(-1)[of_sample[local].reshape(-1) >= 0],
-                            minlength=len(cells.sizes))
+        sizes = np.bincount(of_sample[local].reshape(-1)[of_sample[local].reshape(-1) >= 0], minlength=len(cells.sizes))
         site_counts[absent, :, 0] += 2 * sizes
         site_counts[absent, :, 1] += sizes

@@ -21,9 +21,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -32,30 +32,94 @@ import pyarrow as pa
 from genoquery.errors import QueryError
 from genoquery.index.schema import index_cursor
 
-CohortSpec = Union[str, Sequence[str], np.ndarray]
+CohortSpec = str | Sequence[str] | np.ndarray
 
-PREFIX = ("SELECT _gq_sample_index FROM (SELECT p.*, s.sample_index AS _gq_sample_index "
-          "FROM main.persons AS p JOIN main.samples AS s ON s.sample_id = p.sample_id) AS cohort_persons "
-          "WHERE (\n")
+PREFIX = (
+    "SELECT _gq_sample_index FROM (SELECT p.*, s.sample_index AS _gq_sample_index "
+    "FROM main.persons AS p JOIN main.samples AS s ON s.sample_id = p.sample_id) AS cohort_persons "
+    "WHERE (\n"
+)
 SUFFIX = "\n)"
-EVENT_TEST = ("EXISTS (SELECT 1 FROM main.events AS e WHERE e.sample_id = cohort_persons.sample_id "
-              "AND e.table_name = {table} AND e.code IN ({codes}))")
+EVENT_TEST = (
+    "EXISTS (SELECT 1 FROM main.events AS e WHERE e.sample_id = cohort_persons.sample_id "
+    "AND e.table_name = {table} AND e.code IN ({codes}))"
+)
 CONDITIONS = "condition_occurrence"
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 COHORTS_TABLE = """CREATE TABLE IF NOT EXISTS cohorts (
     name VARCHAR NOT NULL, definition VARCHAR NOT NULL, kind VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL)"""
 
-COMPARISONS = {"COMPARE_EQUAL", "COMPARE_NOTEQUAL", "COMPARE_LESSTHAN", "COMPARE_GREATERTHAN",
-               "COMPARE_LESSTHANOREQUALTO", "COMPARE_GREATERTHANOREQUALTO",
-               "COMPARE_DISTINCT_FROM", "COMPARE_NOT_DISTINCT_FROM"}
-OPERATORS = {"OPERATOR_NOT", "OPERATOR_IS_NULL", "OPERATOR_IS_NOT_NULL", "COMPARE_IN", "COMPARE_NOT_IN",
-             "OPERATOR_COALESCE"}
-FUNCTIONS = {"+", "-", "*", "/", "//", "%", "||", "~~", "!~~", "~~*", "!~~*",  # arithmetic, concat, LIKE, ILIKE
-             "lower", "upper", "abs", "round", "floor", "ceil", "sqrt", "ln", "log10", "least", "greatest",
-             "nullif", "ifnull", "coalesce", "length", "trim", "substring", "starts_with", "contains",
-             "concat", "year", "month"}
-CAST_TYPES = {"INTEGER", "INT", "BIGINT", "SMALLINT", "DOUBLE", "FLOAT", "REAL", "DECIMAL", "NUMERIC",
-              "VARCHAR", "TEXT", "STRING", "DATE", "BOOLEAN", "BOOL", "TIMESTAMP"}
+COMPARISONS = {
+    "COMPARE_EQUAL",
+    "COMPARE_NOTEQUAL",
+    "COMPARE_LESSTHAN",
+    "COMPARE_GREATERTHAN",
+    "COMPARE_LESSTHANOREQUALTO",
+    "COMPARE_GREATERTHANOREQUALTO",
+    "COMPARE_DISTINCT_FROM",
+    "COMPARE_NOT_DISTINCT_FROM",
+}
+OPERATORS = {
+    "OPERATOR_NOT",
+    "OPERATOR_IS_NULL",
+    "OPERATOR_IS_NOT_NULL",
+    "COMPARE_IN",
+    "COMPARE_NOT_IN",
+    "OPERATOR_COALESCE",
+}
+FUNCTIONS = {
+    "+",
+    "-",
+    "*",
+    "/",
+    "//",
+    "%",
+    "||",
+    "~~",
+    "!~~",
+    "~~*",
+    "!~~*",  # arithmetic, concat, LIKE, ILIKE
+    "lower",
+    "upper",
+    "abs",
+    "round",
+    "floor",
+    "ceil",
+    "sqrt",
+    "ln",
+    "log10",
+    "least",
+    "greatest",
+    "nullif",
+    "ifnull",
+    "coalesce",
+    "length",
+    "trim",
+    "substring",
+    "starts_with",
+    "contains",
+    "concat",
+    "year",
+    "month",
+}
+CAST_TYPES = {
+    "INTEGER",
+    "INT",
+    "BIGINT",
+    "SMALLINT",
+    "DOUBLE",
+    "FLOAT",
+    "REAL",
+    "DECIMAL",
+    "NUMERIC",
+    "VARCHAR",
+    "TEXT",
+    "STRING",
+    "DATE",
+    "BOOLEAN",
+    "BOOL",
+    "TIMESTAMP",
+}
 EVENT_FUNCTIONS = {"has_condition", "has_event"}
 
 
@@ -88,7 +152,7 @@ class _Checker:
         start = node.get("query_location", -1) - len(PREFIX)
         near = ""
         if 0 <= start < len(self.expr):
-            text = self.expr[start:start + max(node.get("query_location_length", 0), 1)]
+            text = self.expr[start : start + max(node.get("query_location_length", 0), 1)]
             near = f" at position {start + 1} ({text!r})"
         return QueryError(f"cohort expression {self.expr!r}: {problem}{near}" + (f"; {fix}" if fix else ""))
 
@@ -115,15 +179,24 @@ class _Checker:
             return self._children(node, ["else_expr"], skip=("case_checks",))
         if cls == "CAST":
             type_expr = node["type_expr"]
-            if (type_expr.get("type_name", "").upper() not in CAST_TYPES
-                    or any(c.get("class") != "CONSTANT" for c in type_expr.get("children", []))):
-                raise self.fail(node, f"cast to {type_expr.get('type_name')!r} is not allowed",
-                                fix=f"cast to one of {', '.join(sorted(CAST_TYPES))}")
+            if type_expr.get("type_name", "").upper() not in CAST_TYPES or any(
+                c.get("class") != "CONSTANT" for c in type_expr.get("children", [])
+            ):
+                raise self.fail(
+                    node,
+                    f"cast to {type_expr.get('type_name')!r} is not allowed",
+                    fix=f"cast to one of {', '.join(sorted(CAST_TYPES))}",
+                )
             return self._children(node, ["child"], skip=("type_expr",))
         if cls == "SUBQUERY":
             raise self.fail(node, "subqueries are not allowed", fix="write a filter over person-table columns")
-        what = {"WINDOW": "window functions", "PARAMETER": "parameters", "STAR": "'*'", "LAMBDA": "lambdas",
-                "COLLATE": "COLLATE"}.get(cls, f"{(typ or cls or 'this').lower().replace('_', ' ')}")
+        what = {
+            "WINDOW": "window functions",
+            "PARAMETER": "parameters",
+            "STAR": "'*'",
+            "LAMBDA": "lambdas",
+            "COLLATE": "COLLATE",
+        }.get(cls, f"{(typ or cls or 'this').lower().replace('_', ' ')}")
         raise self.fail(node, f"{what} not allowed in a cohort filter")
 
     def _children(self, node: dict, keys: list[str], skip: tuple[str, ...] = ()) -> dict:
@@ -141,27 +214,41 @@ class _Checker:
     def _column(self, node: dict) -> dict:
         names = node["column_names"]
         if len(names) != 1:
-            raise self.fail(node, f"{'.'.join(names)!r} names another table or a field; only person-table "
-                            "columns can be used", fix=f"columns: {', '.join(self.columns.values())}")
+            raise self.fail(
+                node,
+                f"{'.'.join(names)!r} names another table or a field; only person-table columns can be used",
+                fix=f"columns: {', '.join(self.columns.values())}",
+            )
         if names[0].lower() not in self.columns:
-            raise self.fail(node, f"unknown column {names[0]!r}",
-                            fix=f"columns: {', '.join(self.columns.values())} (to select samples by ID, "
-                            "give a list of IDs, or @FILE on the command line)")
+            raise self.fail(
+                node,
+                f"unknown column {names[0]!r}",
+                fix=f"columns: {', '.join(self.columns.values())} (to select samples by ID, "
+                "give a list of IDs, or @FILE on the command line)",
+            )
         return node
 
     def _function(self, node: dict) -> dict:
         name = node["function_name"].lower()
         if node.get("schema") or node.get("catalog"):
             raise self.fail(node, f"function {node['schema'] or node['catalog']}.{name} is not allowed")
-        if (node.get("filter") or node.get("distinct") or node.get("export_state")
-                or node.get("order_bys", {}).get("orders") or any(a.get("name") for a in node["arguments"])):
+        if (
+            node.get("filter")
+            or node.get("distinct")
+            or node.get("export_state")
+            or node.get("order_bys", {}).get("orders")
+            or any(a.get("name") for a in node["arguments"])
+        ):
             raise self.fail(node, f"{name}: FILTER, DISTINCT, ORDER BY and named arguments are not allowed")
         if name in EVENT_FUNCTIONS:
             return self._event_test(node, name)
         if name not in FUNCTIONS:
-            raise self.fail(node, f"function {name!r} is not allowed",
-                            fix="use has_condition(code, ...), has_event(table, code, ...), "
-                            + ", ".join(sorted(f for f in FUNCTIONS if f.isalpha() or "_" in f)))
+            raise self.fail(
+                node,
+                f"function {name!r} is not allowed",
+                fix="use has_condition(code, ...), has_event(table, code, ...), "
+                + ", ".join(sorted(f for f in FUNCTIONS if f.isalpha() or "_" in f)),
+            )
         for argument in node["arguments"]:
             argument["expression"] = self.check(argument["expression"])
         return self._children(node, [], skip=("arguments",))
@@ -178,9 +265,11 @@ class _Checker:
         if not values:
             raise self.fail(node, f"{name}() needs at least one code")
         if table not in self.event_tables:
-            raise self.fail(node, f"no {table!r} events in this store (event tables: "
-                            f"{', '.join(self.event_tables) or 'none'})",
-                            fix="import them with 'genoquery phenotypes STORE FILE'")
+            raise self.fail(
+                node,
+                f"no {table!r} events in this store (event tables: {', '.join(self.event_tables) or 'none'})",
+                fix="import them with 'genoquery phenotypes STORE FILE'",
+            )
         sql = EVENT_TEST.format(table=_literal(table), codes=", ".join(map(_literal, values)))
         return _serialize(self.con, PREFIX + sql + SUFFIX)["statements"][0]["node"]["where_clause"]
 
@@ -215,25 +304,28 @@ def filter_sql(con: duckdb.DuckDBPyConnection, expr: str) -> str:
     if not columns:
         raise QueryError("this store has no person table; import one with 'genoquery phenotypes STORE FILE'")
     tree = _serialize(con, PREFIX + expr + SUFFIX)
-    not_a_filter = QueryError(f"cohort expression {expr!r} is not a single filter expression "
-                              "(no statements, clauses, parameters or set operations)")
+    not_a_filter = QueryError(
+        f"cohort expression {expr!r} is not a single filter expression "
+        "(no statements, clauses, parameters or set operations)"
+    )
     if tree.get("error") and tree.get("error_type") != "parser":
         raise not_a_filter
     if tree.get("error"):
         position = int(tree.get("position", -1)) - len(PREFIX)
         message = tree.get("error_message", "syntax error").splitlines()[0]
-        where = f" at position {position + 1} ({expr[position:position + 10]!r})"
+        where = f" at position {position + 1} ({expr[position : position + 10]!r})"
         if not 0 <= position < len(expr):
             message, where = "syntax error", " at the end of the expression (incomplete?)"
-        raise QueryError(f"cohort expression {expr!r}: {message}{where}; it must be one boolean filter, "
-                         "e.g. sex_at_birth = 'Female' AND birth_year < 1970")
+        raise QueryError(
+            f"cohort expression {expr!r}: {message}{where}; it must be one boolean filter, "
+            "e.g. sex_at_birth = 'Female' AND birth_year < 1970"
+        )
     template = _serialize(con, PREFIX + "TRUE" + SUFFIX)
     statements = tree["statements"]
     node = statements[0]["node"] if len(statements) == 1 else {}
     outer = {k: v for k, v in node.items() if k != "where_clause"}
     expected = {k: v for k, v in template["statements"][0]["node"].items() if k != "where_clause"}
-    if (len(statements) != 1 or _shape(outer) != _shape(expected)
-            or _shape(statements[0].get("named_param_map")) != []):
+    if len(statements) != 1 or _shape(outer) != _shape(expected) or _shape(statements[0].get("named_param_map")) != []:
         raise not_a_filter
     checker = _Checker(con, expr, columns, _event_tables(con))
     node["where_clause"] = checker.check(node["where_clause"])
@@ -266,8 +358,9 @@ def indexes_of(con: duckdb.DuckDBPyConnection, ids: Sequence[str] | pa.Array) ->
     cur = index_cursor(con)
     try:
         cur.register("gq_wanted_samples", wanted)
-        found = cur.execute("SELECT w.k, s.sample_index FROM gq_wanted_samples AS w "
-                            "JOIN samples AS s ON s.sample_id = w.sample_id").fetchnumpy()
+        found = cur.execute(
+            "SELECT w.k, s.sample_index FROM gq_wanted_samples AS w JOIN samples AS s ON s.sample_id = w.sample_id"
+        ).fetchnumpy()
     finally:
         cur.close()
     out = np.full(len(ids), -1, dtype=np.int64)
@@ -318,9 +411,14 @@ def index_array(con: duckdb.DuckDBPyConnection, indexes: np.ndarray) -> np.ndarr
 def saved(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """The saved cohorts: ``name, kind, definition, created_at``, by name."""
     if not _table_columns(con, "cohorts"):
-        return pa.table({"name": pa.array([], pa.string()), "kind": pa.array([], pa.string()),
-                         "definition": pa.array([], pa.string()),
-                         "created_at": pa.array([], pa.timestamp("us", tz="UTC"))})
+        return pa.table(
+            {
+                "name": pa.array([], pa.string()),
+                "kind": pa.array([], pa.string()),
+                "definition": pa.array([], pa.string()),
+                "created_at": pa.array([], pa.timestamp("us", tz="UTC")),
+            }
+        )
     return con.sql("SELECT name, kind, definition, created_at FROM cohorts ORDER BY name").to_arrow_table()
 
 
@@ -331,8 +429,9 @@ def _lookup(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str, str] | None
     return (rows[0][0], rows[0][1]) if rows else None
 
 
-def resolve(con: duckdb.DuckDBPyConnection, cohort: CohortSpec,
-            describe: bool = True) -> tuple[str, str | None, np.ndarray]:
+def resolve(
+    con: duckdb.DuckDBPyConnection, cohort: CohortSpec, describe: bool = True
+) -> tuple[str, str | None, np.ndarray]:
     """``(kind, definition, sorted sample indexes)`` of a saved name, a filter, a list of IDs or indexes.
     Withdrawn samples are in no cohort: a filter leaves them out, a list naming one is refused.
     Without ``describe`` the definition of a list is None: writing out the IDs of an index array
@@ -344,8 +443,9 @@ def resolve(con: duckdb.DuckDBPyConnection, cohort: CohortSpec,
 def without_withdrawn(con: duckdb.DuckDBPyConnection, indexes: np.ndarray, refuse: bool) -> np.ndarray:
     """``indexes`` (sorted) less the withdrawn samples; with ``refuse``, a :class:`QueryError` naming
     them instead. Leaving them out of a filter's cohort must not empty it silently either."""
-    withdrawn = con.execute("SELECT sample_index, sample_id FROM samples WHERE withdrawn_at IS NOT NULL "
-                            "ORDER BY sample_index").fetchall()
+    withdrawn = con.execute(
+        "SELECT sample_index, sample_id FROM samples WHERE withdrawn_at IS NOT NULL ORDER BY sample_index"
+    ).fetchall()
     if not withdrawn:
         return indexes
     gone = np.array([i for i, _ in withdrawn], dtype=np.int64)
@@ -358,8 +458,7 @@ def without_withdrawn(con: duckdb.DuckDBPyConnection, indexes: np.ndarray, refus
     return indexes[~named]
 
 
-def _resolve(con: duckdb.DuckDBPyConnection, cohort: CohortSpec,
-             describe: bool) -> tuple[str, str | None, np.ndarray]:
+def _resolve(con: duckdb.DuckDBPyConnection, cohort: CohortSpec, describe: bool) -> tuple[str, str | None, np.ndarray]:
     if isinstance(cohort, str):
         found = _lookup(con, cohort)
         if found is not None:
@@ -370,13 +469,18 @@ def _resolve(con: duckdb.DuckDBPyConnection, cohort: CohortSpec,
         indexes = index_array(con, cohort)
         if not describe:
             return "ids", None, indexes
-        ids = [r[0] for r in con.execute(
-            "SELECT sample_id FROM samples WHERE sample_index IN (SELECT unnest(?)) ORDER BY sample_index",
-            [indexes.tolist()]).fetchall()]
+        ids = [
+            r[0]
+            for r in con.execute(
+                "SELECT sample_id FROM samples WHERE sample_index IN (SELECT unnest(?)) ORDER BY sample_index",
+                [indexes.tolist()],
+            ).fetchall()
+        ]
         return "ids", json.dumps(ids), indexes
     if isinstance(cohort, (bytes, dict)) or not hasattr(cohort, "__iter__"):
-        raise QueryError(f"a cohort is a saved name, a filter expression or a list of sample IDs; "
-                         f"got {type(cohort).__name__}")
+        raise QueryError(
+            f"a cohort is a saved name, a filter expression or a list of sample IDs; got {type(cohort).__name__}"
+        )
     distinct = id_array(cohort if isinstance(cohort, (list, np.ndarray)) else list(cohort)).unique()
     return "ids", json.dumps(distinct.to_pylist()) if describe else None, sample_indexes(con, distinct)
 
@@ -396,5 +500,5 @@ def save(store: str | Path, name: str, kind: str, definition: str) -> bool:
     with writable_index(store) as con:
         con.execute(COHORTS_TABLE)
         replaced = con.execute("DELETE FROM cohorts WHERE name = ?", [name]).fetchall()[0][0] > 0
-        con.execute("INSERT INTO cohorts VALUES (?, ?, ?, ?)", [name, definition, kind, datetime.now(timezone.utc)])
+        con.execute("INSERT INTO cohorts VALUES (?, ?, ?, ?)", [name, definition, kind, datetime.now(UTC)])
     return replaced

@@ -40,13 +40,19 @@ def _cells(store: Store, members: np.ndarray, by: str | None) -> Cells:
 def _stats_rows(site_row: np.ndarray, stats: AlleleStats, by: str | None) -> pa.Table:
     """One row per (site, allele), or per (site, allele, group) when ``by`` is given."""
     if by is None:
-        return pa.table({"site_row": site_row[stats.row], "allele": stats.allele,
-                         **{s: stats.overall[s] for s in STATS}})
+        return pa.table(
+            {"site_row": site_row[stats.row], "allele": stats.allele, **{s: stats.overall[s] for s in STATS}}
+        )
     labels = stats.group_labels[by]
     n = len(labels)
-    return pa.table({"site_row": np.repeat(site_row[stats.row], n), "allele": np.repeat(stats.allele, n),
-                     by: np.tile(np.array(labels, dtype=object), len(stats.row)),
-                     **{s: stats.groups[by][s].reshape(-1) for s in STATS}})
+    return pa.table(
+        {
+            "site_row": np.repeat(site_row[stats.row], n),
+            "allele": np.repeat(stats.allele, n),
+            by: np.tile(np.array(labels, dtype=object), len(stats.row)),
+            **{s: stats.groups[by][s].reshape(-1) for s in STATS},
+        }
+    )
 
 
 def cohort_frequencies(store: Store, region: str | None, cohort, by: str | None) -> pa.Table:
@@ -62,11 +68,13 @@ def cohort_frequencies(store: Store, region: str | None, cohort, by: str | None)
         described = pool.submit(_variant_columns, store, region) if by is None else None
         members = store.cohort(cohort) if cohort is not None else store.active_samples
         cells = _cells(store, members, by)
-        sites = store.sql(f"SELECT site_row, len(alleles) AS n_alleles FROM sites {where} ORDER BY site_row",
-                          params)
+        sites = store.sql(f"SELECT site_row, len(alleles) AS n_alleles FROM sites {where} ORDER BY site_row", params)
         parts = [_stats_rows(rows, stats, by) for rows, stats in store_stats(store, sites, cells, members)]
-        schema = pa.schema([("site_row", pa.int64()), ("allele", pa.int16())]
-                           + ([(by, pa.string())] if by else []) + list(STAT_TYPES.items()))
+        schema = pa.schema(
+            [("site_row", pa.int64()), ("allele", pa.int16())]
+            + ([(by, pa.string())] if by else [])
+            + list(STAT_TYPES.items())
+        )
         counted = pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
         if by is None:
             return _beside(described.result(), counted)
@@ -82,8 +90,9 @@ def _variant_columns(store: Store, region: str | None) -> pa.Table:
     columns = ", ".join(f"v.{c}" for c in VARIANT_COLUMNS if c not in STAT_COLUMNS)
     cursor = index_cursor(store.connection)
     try:
-        return cursor.sql(f"SELECT {columns} FROM variants v {where} ORDER BY v.site_row, v.allele",
-                          params=params).to_arrow_table()
+        return cursor.sql(
+            f"SELECT {columns} FROM variants v {where} ORDER BY v.site_row, v.allele", params=params
+        ).to_arrow_table()
     finally:
         cursor.close()
 
@@ -101,8 +110,7 @@ def _beside(described: pa.Table, counted: pa.Table) -> pa.Table:
     stats = {s: counted[s].to_numpy()[order] for s in STATS}
     with np.errstate(divide="ignore", invalid="ignore"):
         stats["af"] = np.where(stats["an"] > 0, stats["ac"] / np.maximum(stats["an"], 1), np.nan)
-    return pa.table({c: described[c] if c in described.column_names else pa.array(stats[c])
-                     for c in VARIANT_COLUMNS})
+    return pa.table({c: described[c] if c in described.column_names else pa.array(stats[c]) for c in VARIANT_COLUMNS})
 
 
 def _with_variant_columns(store: Store, counted: pa.Table, region: str | None, by: str | None) -> pa.Table:
@@ -118,7 +126,9 @@ def _with_variant_columns(store: Store, counted: pa.Table, region: str | None, b
     else:
         columns = [stats[c] if c in STAT_COLUMNS else f"v.{c}" for c in VARIANT_COLUMNS]
     where, params = store.region_filter(region, alias="v.")
-    sql = (f"SELECT {', '.join(columns)} FROM variants v JOIN counted c "
-           f"ON c.site_row = v.site_row AND c.allele = v.allele {where} "
-           f"ORDER BY v.site_row, v.allele{', ' + group[0] if group else ''}")
+    sql = (
+        f"SELECT {', '.join(columns)} FROM variants v JOIN counted c "
+        f"ON c.site_row = v.site_row AND c.allele = v.allele {where} "
+        f"ORDER BY v.site_row, v.allele{', ' + group[0] if group else ''}"
+    )
     return store.sql(sql, params, counted=counted)

@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 
 MAX_BYTES = 2 * 1024**3
 BYTES_PER_CALL = 3  # two int8 alleles + one bool phase flag
-SITE_SQL = ("SELECT site_row, contig, pos, id, alleles[1] AS ref, alleles[2:] AS alt, qual, filters "
-            "FROM sites WHERE site_row >= ? AND site_row < ? ORDER BY site_row")
+SITE_SQL = (
+    "SELECT site_row, contig, pos, id, alleles[1] AS ref, alleles[2:] AS alt, qual, filters "
+    "FROM sites WHERE site_row >= ? AND site_row < ? ORDER BY site_row"
+)
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,18 @@ class Genotypes:
 
         refs, alts = self.sites["ref"].to_pylist(), self.sites["alt"].to_pylist()
         width = 1 + max((len(a) for a in alts), default=0)
-        alleles = [[ref, *alt] + [""] * (width - 1 - len(alt)) for ref, alt in zip(refs, alts)]
-        return xr.Dataset({
-            "call_genotype": (("variants", "samples", "ploidy"), self.gt),
-            "call_genotype_phased": (("variants", "samples"), self.phased),
-            "variant_contig": (("variants",), np.array(self.sites["contig"].to_pylist(), dtype=str)),
-            "variant_position": (("variants",), self.sites["pos"].to_numpy().astype(np.int32)),
-            "variant_allele": (("variants", "alleles"), np.array(alleles, dtype=str).reshape(-1, width)),
-            "variant_id": (("variants",), np.array(self.sites["id"].fill_null(".").to_pylist(), dtype=str)),
-            "sample_id": (("samples",), np.array(self.sample_ids, dtype=str)),
-        })
+        alleles = [[ref, *alt] + [""] * (width - 1 - len(alt)) for ref, alt in zip(refs, alts, strict=True)]
+        return xr.Dataset(
+            {
+                "call_genotype": (("variants", "samples", "ploidy"), self.gt),
+                "call_genotype_phased": (("variants", "samples"), self.phased),
+                "variant_contig": (("variants",), np.array(self.sites["contig"].to_pylist(), dtype=str)),
+                "variant_position": (("variants",), self.sites["pos"].to_numpy().astype(np.int32)),
+                "variant_allele": (("variants", "alleles"), np.array(alleles, dtype=str).reshape(-1, width)),
+                "variant_id": (("variants",), np.array(self.sites["id"].fill_null(".").to_pylist(), dtype=str)),
+                "sample_id": (("samples",), np.array(self.sample_ids, dtype=str)),
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -87,13 +91,15 @@ def select_samples(con: duckdb.DuckDBPyConnection, samples: Sequence[str] | None
     """Resolve sample IDs (``None``: every sample in store order but the withdrawn); unknown,
     duplicated, withdrawn or no IDs are a :class:`QueryError` naming them."""
     if samples is None:
-        rows = con.execute("SELECT sample_id, sample_index, withdrawn_at IS NULL FROM samples "
-                           "ORDER BY sample_index").fetchall()
+        rows = con.execute(
+            "SELECT sample_id, sample_index, withdrawn_at IS NULL FROM samples ORDER BY sample_index"
+        ).fetchall()
         ids = [sample for sample, _, active in rows if active]
         if len(ids) == len(rows):
             return SampleSelection(ids, None, None)
-        return SampleSelection(ids, np.array([i for _, i, active in rows if active], dtype=np.int64),
-                               np.arange(len(ids)))
+        return SampleSelection(
+            ids, np.array([i for _, i, active in rows if active], dtype=np.int64), np.arange(len(ids))
+        )
     ids = list(samples) if not isinstance(samples, str) else None
     if ids is None or not all(isinstance(s, str) for s in ids):
         raise QueryError(f"samples must be a list of sample IDs (text); got {samples!r:.80}")
@@ -103,7 +109,7 @@ def select_samples(con: duckdb.DuckDBPyConnection, samples: Sequence[str] | None
     if duplicated:
         raise QueryError(f"sample ID(s) requested more than once: {shown(duplicated)}")
     indexes = indexes_of(con, ids)
-    unknown = [s for s, i in zip(ids, indexes) if i < 0]
+    unknown = [s for s, i in zip(ids, indexes, strict=True) if i < 0]
     if unknown:
         raise QueryError(f"{len(unknown)} sample ID(s) are not in this store: {shown(unknown)}")
     read = without_withdrawn(con, np.sort(indexes), refuse=True)
@@ -113,12 +119,15 @@ def select_samples(con: duckdb.DuckDBPyConnection, samples: Sequence[str] | None
 def site_rows(con: duckdb.DuckDBPyConnection, contigs: list[str], region: str | None) -> tuple[int, int]:
     """The ``site_row`` range ``[lo, hi)`` of a region (1-based inclusive; ``None``: every site)."""
     if region is None:
-        lo, hi = con.execute("SELECT coalesce(min(site_row), 0), coalesce(max(site_row) + 1, 0) "
-                             "FROM sites").fetchall()[0]
+        lo, hi = con.execute("SELECT coalesce(min(site_row), 0), coalesce(max(site_row) + 1, 0) FROM sites").fetchall()[
+            0
+        ]
         return lo, hi
     r = parse_region(region, contigs)
-    lo, hi = con.execute("SELECT min(site_row), max(site_row) + 1 FROM sites "
-                         "WHERE contig = ? AND pos BETWEEN ? AND ?", [r.contig, r.start, r.end]).fetchall()[0]
+    lo, hi = con.execute(
+        "SELECT min(site_row), max(site_row) + 1 FROM sites WHERE contig = ? AND pos BETWEEN ? AND ?",
+        [r.contig, r.start, r.end],
+    ).fetchall()[0]
     return (0, 0) if lo is None else (lo, hi)
 
 
@@ -127,8 +136,9 @@ def sites_between(con: duckdb.DuckDBPyConnection, lo: int, hi: int) -> pa.Table:
     return con.sql(SITE_SQL, params=[lo, hi]).to_arrow_table()
 
 
-def read_calls(batches: list[Batch], con: duckdb.DuckDBPyConnection, sites: pa.Table,
-               selection: SampleSelection) -> Genotypes:
+def read_calls(
+    batches: list[Batch], con: duckdb.DuckDBPyConnection, sites: pa.Table, selection: SampleSelection
+) -> Genotypes:
     """The calls of ``sites`` (consecutive site rows) for the selected samples, gathered from
     each batch's records; a batch without a record of a site gives ``./.`` there (``0/0``
     for a complete callset)."""
@@ -160,12 +170,18 @@ def _batch_reads(batches: list[Batch], con: duckdb.DuckDBPyConnection, lo: int, 
     ``first:last`` of the result, the positions ``at`` of its records among the ``n`` sites from
     ``lo``, and the Zarr selection (its rows, its samples)."""
     for batch in batches:
-        first, last = (batch.offset, batch.offset + batch.n_samples) if read is None else \
-            np.searchsorted(read, [batch.offset, batch.offset + batch.n_samples]).tolist()
+        first, last = (
+            (batch.offset, batch.offset + batch.n_samples)
+            if read is None
+            else np.searchsorted(read, [batch.offset, batch.offset + batch.n_samples]).tolist()
+        )
         if first == last or not n:
             continue
-        rows = con.execute("SELECT batch_row, site_row FROM batch_sites WHERE batch = ? AND site_row BETWEEN ? AND ? "
-                           "ORDER BY batch_row", [batch.number, lo, lo + n - 1]).fetchnumpy()
+        rows = con.execute(
+            "SELECT batch_row, site_row FROM batch_sites WHERE batch = ? AND site_row BETWEEN ? AND ? "
+            "ORDER BY batch_row",
+            [batch.number, lo, lo + n - 1],
+        ).fetchnumpy()
         samples = slice(None) if read is None else read[first:last] - batch.offset
         at = rows["site_row"] - lo
         yield batch, first, last, at, _as_slice(rows["batch_row"]), samples
@@ -179,8 +195,14 @@ def _as_slice(rows: np.ndarray) -> slice | np.ndarray:
     return rows
 
 
-def read_genotypes(con: duckdb.DuckDBPyConnection, contigs: list[str], batches: list[Batch],
-                   region: str | None, samples: Sequence[str] | None, max_bytes: int = MAX_BYTES) -> Genotypes:
+def read_genotypes(
+    con: duckdb.DuckDBPyConnection,
+    contigs: list[str],
+    batches: list[Batch],
+    region: str | None,
+    samples: Sequence[str] | None,
+    max_bytes: int = MAX_BYTES,
+) -> Genotypes:
     """The genotype matrix of a region (1-based inclusive; ``None``: every site) for
     ``samples`` (``None``: all, in store order); see the module docstring for memory."""
     lo, hi = site_rows(con, contigs, region)
@@ -190,5 +212,6 @@ def read_genotypes(con: duckdb.DuckDBPyConnection, contigs: list[str], batches: 
         raise QueryError(
             f"{region or 'the whole store'} holds {hi - lo} sites x {len(selection.ids)} samples = "
             f"{size / 2**20:,.0f} MiB of genotypes ({BYTES_PER_CALL} bytes per call), over max_bytes "
-            f"({max_bytes / 2**20:,.0f} MiB): narrow the region or the samples, or raise max_bytes")
+            f"({max_bytes / 2**20:,.0f} MiB): narrow the region or the samples, or raise max_bytes"
+        )
     return read_calls(batches, con, sites_between(con, lo, hi), selection)

@@ -70,20 +70,25 @@ def parse_key(text: str, contigs: list[str]) -> VariantKey:
     """Parse a key written with ``-``, ``:`` or ``_``, with or without ``chr``, into the store's naming."""
     match = _KEY.match(text.strip())
     if match is None:
-        raise QueryError(f"malformed variant key {text!r}: write CONTIG-POS-REF-ALT, for example "
-                         "chr20-1030-A-C (also 20-1030-A-C, chr20:1030:A:C, chr20_1030_A_C)")
+        raise QueryError(
+            f"malformed variant key {text!r}: write CONTIG-POS-REF-ALT, for example "
+            "chr20-1030-A-C (also 20-1030-A-C, chr20:1030:A:C, chr20_1030_A_C)"
+        )
     contig = resolve_contig(match["contig"], contigs)
     if contig is None:
-        raise QueryError(f"variant {text!r}: contig {match['contig']!r} is not in the store; "
-                         + contig_hint(match["contig"], contigs))
+        raise QueryError(
+            f"variant {text!r}: contig {match['contig']!r} is not in the store; "
+            + contig_hint(match["contig"], contigs)
+        )
     alt = match["alt"]
     if re.fullmatch(r"[ACGTNacgtn*]+", alt):
         alt = alt.upper()
     return VariantKey(contig, int(match["pos"]), match["ref"].upper(), alt)
 
 
-def _filter_sql(af_min: float | None, af_max: float | None, pass_only: bool,
-                variant_type: str | None) -> tuple[list[str], dict]:
+def _filter_sql(
+    af_min: float | None, af_max: float | None, pass_only: bool, variant_type: str | None
+) -> tuple[list[str], dict]:
     """WHERE terms and parameters for the AF range (inclusive), FILTER = PASS and variant type."""
     terms, params = [], {}
     for name, value, op in (("af_min", af_min, ">="), ("af_max", af_max, "<=")):
@@ -107,8 +112,13 @@ def _filter_sql(af_min: float | None, af_max: float | None, pass_only: bool,
 class VariantLookup:
     """Lookups over one store's index connection; statements and schemas are cached."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, contigs: list[str],
-                 groupings: Callable[[], list[str]], table: LookupTable | None = None) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        contigs: list[str],
+        groupings: Callable[[], list[str]],
+        table: LookupTable | None = None,
+    ) -> None:
         self._con = con
         self._contigs = contigs
         self._contig_index = {c: i for i, c in enumerate(contigs)}
@@ -117,9 +127,18 @@ class VariantLookup:
         self._schemas: dict[str | None, pa.StructType] = {}
         self._multi_ids: dict[str, list[str]] | None = None
 
-    def __call__(self, variant: str | None = None, *, region: str | None = None, gene: str | None = None,
-                 af_min: float | None = None, af_max: float | None = None, pass_only: bool = False,
-                 variant_type: str | None = None, by: str | None = None) -> pa.Table:
+    def __call__(
+        self,
+        variant: str | None = None,
+        *,
+        region: str | None = None,
+        gene: str | None = None,
+        af_min: float | None = None,
+        af_max: float | None = None,
+        pass_only: bool = False,
+        variant_type: str | None = None,
+        by: str | None = None,
+    ) -> pa.Table:
         """See :meth:`genoquery.Store.lookup`."""
         given = [n for n, v in (("variant", variant), ("region", region), ("gene", gene)) if v is not None]
         if len(given) > 1:
@@ -141,8 +160,10 @@ class VariantLookup:
     def _check_grouping(self, by: str) -> None:
         groupings = self._groupings()
         if by not in groupings:
-            raise QueryError(f"no statistics grouped by {by!r}; this store has: "
-                             f"{', '.join(groupings) or 'none (ingest with --persons)'}")
+            raise QueryError(
+                f"no statistics grouped by {by!r}; this store has: "
+                f"{', '.join(groupings) or 'none (ingest with --persons)'}"
+            )
 
     @staticmethod
     def _sql(terms: list[str], by: str | None, ordered: bool = True, table: str = "variants") -> str:
@@ -153,9 +174,11 @@ class VariantLookup:
         base = [c for c in VARIANT_COLUMNS if c not in STAT_COLUMNS]
         alias = by.replace('"', '""')
         order = " ORDER BY v.site_row, v.allele, g.group_value" if ordered else ""
-        return (f"SELECT {', '.join('v.' + c for c in base)}, g.group_value AS \"{alias}\", "
-                f"{', '.join('g.' + c for c in STAT_COLUMNS)} FROM {table} v JOIN variant_group_stats g "
-                f"ON g.site_row = v.site_row AND g.allele = v.allele AND g.grouping = $grouping{where}{order}")
+        return (
+            f'SELECT {", ".join("v." + c for c in base)}, g.group_value AS "{alias}", '
+            f"{', '.join('g.' + c for c in STAT_COLUMNS)} FROM {table} v JOIN variant_group_stats g "
+            f"ON g.site_row = v.site_row AND g.allele = v.allele AND g.grouping = $grouping{where}{order}"
+        )
 
     def _row_type(self, by: str | None) -> pa.StructType:
         """The result's columns as one struct type (from DuckDB's Arrow export of an empty result)."""
@@ -169,8 +192,9 @@ class VariantLookup:
     def _point_sql(cls, indexed: str, terms: list[str], by: str | None) -> str:
         if not terms:
             return cls._sql([indexed], by, ordered=False)
-        return (f"WITH hit AS MATERIALIZED (SELECT * FROM variants WHERE {indexed}) "
-                + cls._sql(terms, by, ordered=False, table="hit"))
+        return f"WITH hit AS MATERIALIZED (SELECT * FROM variants WHERE {indexed}) " + cls._sql(
+            terms, by, ordered=False, table="hit"
+        )
 
     def _point(self, indexed: str, terms: list[str], params: dict, by: str | None) -> pa.Table:
         """Rows found through an ART index by the ``indexed`` condition, then filtered by ``terms``.
@@ -198,8 +222,10 @@ class VariantLookup:
             return table
         if _KEY_LIKE.match(text):
             parse_key(text, self._contigs)  # raises: malformed key
-        raise QueryError(f"{text!r} is neither a variant key (CONTIG-POS-REF-ALT, for example chr20-1030-A-C) "
-                         "nor an rsID (rs123) or other ID in this store")
+        raise QueryError(
+            f"{text!r} is neither a variant key (CONTIG-POS-REF-ALT, for example chr20-1030-A-C) "
+            "nor an rsID (rs123) or other ID in this store"
+        )
 
     def _by_key(self, key: VariantKey, terms: list[str], params: dict, by: str | None) -> pa.Table:
         if self._table is not None and not terms and by is None and key.pos < 1 << LOCUS_SHIFT:
@@ -210,13 +236,16 @@ class VariantLookup:
             raise QueryError(self._missing_key_message(key))
         return table
 
-    def _by_id(self, vid: str, terms: list[str], params: dict, by: str | None,
-               quiet: bool = False) -> pa.Table | None:
+    def _by_id(self, vid: str, terms: list[str], params: dict, by: str | None, quiet: bool = False) -> pa.Table | None:
         table = self._point("id = $vid", terms, {**params, "vid": vid}, by)
         keys = self._ids_in_lists().get(vid)
         if keys:
-            more = self._point(f"variant_key IN ({', '.join(f'$k{i}' for i in range(len(keys)))})", terms,
-                               {**params, **{f"k{i}": k for i, k in enumerate(keys)}}, by)
+            more = self._point(
+                f"variant_key IN ({', '.join(f'$k{i}' for i in range(len(keys)))})",
+                terms,
+                {**params, **{f"k{i}": k for i, k in enumerate(keys)}},
+                by,
+            )
             order = [("site_row", "ascending"), ("allele", "ascending")] + ([(by, "ascending")] if by else [])
             table = pa.concat_tables([table, more]).sort_by(order)
         if table.num_rows or keys or self._exists("id = $vid", {"vid": vid}, bool(terms)):
@@ -231,7 +260,8 @@ class VariantLookup:
         if self._multi_ids is None:
             multi: dict[str, list[str]] = {}
             for ids, key in self._con.execute(
-                    "SELECT id, variant_key FROM variants WHERE contains(id, ';')").fetchall():
+                "SELECT id, variant_key FROM variants WHERE contains(id, ';')"
+            ).fetchall():
                 for one in ids.split(";"):
                     multi.setdefault(one, []).append(key)
             self._multi_ids = multi
@@ -241,23 +271,34 @@ class VariantLookup:
         """Whether a point query matched nothing only because of the filters."""
         if not filtered:
             return False
-        return bool(self._con.execute(parsed_statement(f"SELECT count(*) FROM variants WHERE {term}"),
-                                      params).fetchall()[0][0])
+        return bool(
+            self._con.execute(parsed_statement(f"SELECT count(*) FROM variants WHERE {term}"), params).fetchall()[0][0]
+        )
 
     def _count(self) -> int:
         return self._con.execute("SELECT count(*) FROM variants").fetchall()[0][0]
 
     def _missing_key_message(self, key: VariantKey) -> str:
         contig, pos = key.contig, key.pos
-        here = [r[0] for r in self._con.execute(
-            "SELECT variant_key FROM variants WHERE contig = ? AND pos = ? ORDER BY allele", [contig, pos]).fetchall()]
+        here = [
+            r[0]
+            for r in self._con.execute(
+                "SELECT variant_key FROM variants WHERE contig = ? AND pos = ? ORDER BY allele", [contig, pos]
+            ).fetchall()
+        ]
         if here:
             return f"variant {key} is not in the store; at {contig}:{pos} it holds {', '.join(here)}"
-        near = [r[0] for r in self._con.execute(
-            "SELECT variant_key FROM variants WHERE contig = ? AND pos BETWEEN ? AND ? "
-            "ORDER BY abs(pos - ?), pos LIMIT 3", [contig, pos - 100_000, pos + 100_000, pos]).fetchall()]
-        return (f"variant {key} is not in the store: no variant at {contig}:{pos}"
-                + (f"; nearest: {', '.join(near)}" if near else " nor within 100 kb"))
+        near = [
+            r[0]
+            for r in self._con.execute(
+                "SELECT variant_key FROM variants WHERE contig = ? AND pos BETWEEN ? AND ? "
+                "ORDER BY abs(pos - ?), pos LIMIT 3",
+                [contig, pos - 100_000, pos + 100_000, pos],
+            ).fetchall()
+        ]
+        return f"variant {key} is not in the store: no variant at {contig}:{pos}" + (
+            f"; nearest: {', '.join(near)}" if near else " nor within 100 kb"
+        )
 
     # ----------------------------------------------------------------- regions and genes
 
@@ -276,8 +317,10 @@ class VariantLookup:
             (loci if contig else elsewhere).append((contig or gene.contig, gene.start, gene.end))
         if not loci:
             where = ", ".join(f"{c}:{s}-{e}" for c, s, e in elsewhere)
-            raise QueryError(f"gene {name!r} lies on {where}, a contig this store does not hold; "
-                             + contig_hint(elsewhere[0][0], self._contigs))
+            raise QueryError(
+                f"gene {name!r} lies on {where}, a contig this store does not hold; "
+                + contig_hint(elsewhere[0][0], self._contigs)
+            )
         terms = []
         for i, (contig, start, end) in enumerate(loci):
             params.update({f"gc{i}": contig, f"gs{i}": start, f"ge{i}": end})

@@ -61,12 +61,15 @@ def person_frame(store: Store) -> pd.DataFrame:
 
 def condition_codes(store: Store, table: str = CONDITIONS) -> pd.Series:
     """Cases per code of an event table (distinct samples of the store), most cases first."""
-    if not store.sql("SELECT 1 FROM duckdb_tables() WHERE table_name = 'events' AND database_name = "
-                     "current_database()", []).num_rows:
+    if not store.sql(
+        "SELECT 1 FROM duckdb_tables() WHERE table_name = 'events' AND database_name = current_database()", []
+    ).num_rows:
         return pd.Series(dtype=np.int64)
-    rows = store.sql("SELECT e.code, count(DISTINCT s.sample_index) AS n FROM events e JOIN samples s "
-                     "ON s.sample_id = e.sample_id WHERE e.table_name = ? GROUP BY e.code ORDER BY n DESC, e.code",
-                     [table]).to_pydict()
+    rows = store.sql(
+        "SELECT e.code, count(DISTINCT s.sample_index) AS n FROM events e JOIN samples s "
+        "ON s.sample_id = e.sample_id WHERE e.table_name = ? GROUP BY e.code ORDER BY n DESC, e.code",
+        [table],
+    ).to_pydict()
     return pd.Series(rows["n"], index=rows["code"], dtype=np.int64)
 
 
@@ -75,23 +78,30 @@ def cases(store: Store, codes: list[str], table: str = CONDITIONS) -> np.ndarray
     known = condition_codes(store, table)
     unknown = [c for c in codes if c not in known.index]
     if unknown:
-        raise QueryError(f"no {table} events with code(s) {', '.join(map(repr, unknown))} in this store "
-                         f"(codes: {', '.join(known.index[:20]) or 'none; import events with genoquery phenotypes'})")
-    found = store.sql("SELECT DISTINCT s.sample_index FROM events e JOIN samples s ON s.sample_id = e.sample_id "
-                      "WHERE e.table_name = ? AND e.code IN (SELECT unnest(?))", [table, list(codes)])
+        raise QueryError(
+            f"no {table} events with code(s) {', '.join(map(repr, unknown))} in this store "
+            f"(codes: {', '.join(known.index[:20]) or 'none; import events with genoquery phenotypes'})"
+        )
+    found = store.sql(
+        "SELECT DISTINCT s.sample_index FROM events e JOIN samples s ON s.sample_id = e.sample_id "
+        "WHERE e.table_name = ? AND e.code IN (SELECT unnest(?))",
+        [table, list(codes)],
+    )
     return np.sort(found["sample_index"].to_numpy())
 
 
-def _phenotype(store: Store, persons: pd.DataFrame, phenotype: str | list[str],
-               binary: bool | None) -> tuple[str, pd.Series, bool]:
+def _phenotype(
+    store: Store, persons: pd.DataFrame, phenotype: str | list[str], binary: bool | None
+) -> tuple[str, pd.Series, bool]:
     """(name, values per person row with NaN when missing, whether binary)."""
     if isinstance(phenotype, str) and phenotype in persons.columns and phenotype != "sample_id":
         column = persons[phenotype]
         if column.dtype == bool or column.dtype == "boolean":
             column = column.astype("float64")
         if not pd.api.types.is_numeric_dtype(column):
-            raise QueryError(f"phenotype {phenotype!r} is not numeric ({column.dtype}); give a numeric column "
-                             "or condition codes")
+            raise QueryError(
+                f"phenotype {phenotype!r} is not numeric ({column.dtype}); give a numeric column or condition codes"
+            )
         values = column.astype("float64")
         is_binary = bool(values.dropna().isin([0.0, 1.0]).all())
         if binary and not is_binary:
@@ -103,8 +113,10 @@ def _phenotype(store: Store, persons: pd.DataFrame, phenotype: str | list[str],
     known = condition_codes(store)
     if any(c not in known.index for c in codes) and isinstance(phenotype, str):
         columns = ", ".join(c for c in persons.columns if c != "sample_id")
-        raise QueryError(f"phenotype {phenotype!r} is neither a person-table column ({columns}) nor a "
-                         f"condition code ({', '.join(known.index[:20]) or 'no events imported'})")
+        raise QueryError(
+            f"phenotype {phenotype!r} is neither a person-table column ({columns}) nor a "
+            f"condition code ({', '.join(known.index[:20]) or 'no events imported'})"
+        )
     case = np.isin(persons.index.to_numpy(), cases(store, codes))
     return "|".join(codes), pd.Series(case.astype(np.float64), index=persons.index), True
 
@@ -119,14 +131,18 @@ def _covariate(persons: pd.DataFrame, name: str) -> pd.DataFrame:
         column = persons["sex_at_birth"]
     else:
         columns = ", ".join(c for c in persons.columns if c != "sample_id")
-        raise QueryError(f"unknown covariate {name!r}; person-table columns: {columns} (and age from "
-                         "birth_year, sex for sex_at_birth, pcs for every pcN column)")
+        raise QueryError(
+            f"unknown covariate {name!r}; person-table columns: {columns} (and age from "
+            "birth_year, sex for sex_at_birth, pcs for every pcN column)"
+        )
     if column.dtype == bool or pd.api.types.is_numeric_dtype(column):
         return pd.DataFrame({name: column.astype("float64")})
     text = column.astype("string")
     levels = sorted(text.dropna().unique())
-    return pd.DataFrame({f"{name}={level}": np.where(text.isna(), np.nan, (text == level).astype(np.float64))
-                         for level in levels[1:]}, index=persons.index)
+    return pd.DataFrame(
+        {f"{name}={level}": np.where(text.isna(), np.nan, (text == level).astype(np.float64)) for level in levels[1:]},
+        index=persons.index,
+    )
 
 
 def expand_covariates(persons: pd.DataFrame, covariates: list[str]) -> list[str]:
@@ -135,8 +151,13 @@ def expand_covariates(persons: pd.DataFrame, covariates: list[str]) -> list[str]
     return [c for name in covariates for c in (pcs if name == "pcs" else [name])]
 
 
-def build_design(store: Store, phenotype: str | list[str], covariates: list[str], members: np.ndarray | None,
-                 binary: bool | None = None) -> Design:
+def build_design(
+    store: Store,
+    phenotype: str | list[str],
+    covariates: list[str],
+    members: np.ndarray | None,
+    binary: bool | None = None,
+) -> Design:
     """The design of ``phenotype`` ~ intercept + ``covariates`` over ``members`` (sorted sample
     indexes; None for every sample). ``binary=True`` requires a 0/1 trait (logistic models)."""
     persons = person_frame(store)
@@ -144,17 +165,22 @@ def build_design(store: Store, phenotype: str | list[str], covariates: list[str]
         persons = persons[np.isin(persons.index.to_numpy(), members)]
     name, y, is_binary = _phenotype(store, persons, phenotype, binary)
     names = expand_covariates(persons, list(covariates))
-    frame = pd.concat([pd.DataFrame({"intercept": 1.0}, index=persons.index)]
-                      + [_covariate(persons, c) for c in names], axis=1)
+    frame = pd.concat(
+        [pd.DataFrame({"intercept": 1.0}, index=persons.index)] + [_covariate(persons, c) for c in names], axis=1
+    )
     complete = frame.notna().all(axis=1).to_numpy() & y.notna().to_numpy()
     frame = frame[complete]
     frame = frame.loc[:, (frame.columns == "intercept") | (frame.nunique() > 1)]  # levels absent here
     if len(frame) <= frame.shape[1] + 1:
-        raise QueryError(f"too few samples with {name} and every covariate: {len(frame)} for "
-                         f"{frame.shape[1] + 1} parameters")
+        raise QueryError(
+            f"too few samples with {name} and every covariate: {len(frame)} for {frame.shape[1] + 1} parameters"
+        )
     values = y[complete].to_numpy()
     if is_binary and len(np.unique(values)) < 2:
-        raise QueryError(f"phenotype {name!r} has only {'cases' if values[0] else 'controls'} among the "
-                         f"{len(values)} analysed samples")
-    return Design(name, frame.index.to_numpy(np.int64), values, frame.to_numpy(np.float64),
-                  list(frame.columns), is_binary)
+        raise QueryError(
+            f"phenotype {name!r} has only {'cases' if values[0] else 'controls'} among the "
+            f"{len(values)} analysed samples"
+        )
+    return Design(
+        name, frame.index.to_numpy(np.int64), values, frame.to_numpy(np.float64), list(frame.columns), is_binary
+    )

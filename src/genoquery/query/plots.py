@@ -79,7 +79,7 @@ def qq(results: pa.Table, path: str | os.PathLike | None = None, title: str | No
     observed = np.sort(observed)[::-1]
     n = len(observed)
     expected = -np.log10((np.arange(1, n + 1) - 0.5) / n)
-    inflation = np.median(stats.chi2.isf(10.0 ** -observed, 1)) / stats.chi2.ppf(0.5, 1)
+    inflation = np.median(stats.chi2.isf(10.0**-observed, 1)) / stats.chi2.ppf(0.5, 1)
     fig = _figure(5, 5)
     ax = fig.add_subplot()
     ax.scatter(expected, observed, s=6, color="#1f4e79")

@@ -29,8 +29,10 @@ def parse_region(text: str, contigs: list[str] | None = None) -> Region:
     without ``chr`` (``20`` finds ``chr20``; see :func:`resolve_contig`)."""
     match = _REGION.match(text.strip()) if isinstance(text, str) else None
     if match is None:
-        raise RegionError(f"bad region {text!r}: write CONTIG, CONTIG:POS or CONTIG:START-END "
-                          "(1-based, inclusive), for example chr20:1000-2000")
+        raise RegionError(
+            f"bad region {text!r}: write CONTIG, CONTIG:POS or CONTIG:START-END "
+            "(1-based, inclusive), for example chr20:1000-2000"
+        )
     contig = match["contig"]
     start = int(match["start"].replace(",", "")) if match["start"] else 1
     end_text = match["end"]
@@ -45,8 +47,9 @@ def parse_region(text: str, contigs: list[str] | None = None) -> Region:
     if contigs is not None:
         named = resolve_contig(contig, contigs)
         if named is None:
-            raise RegionError(f"region {text!r}: contig {contig!r} is not in the store; "
-                              + contig_hint(contig, contigs))
+            raise RegionError(
+                f"region {text!r}: contig {contig!r} is not in the store; " + contig_hint(contig, contigs)
+            )
         contig = named
     return Region(contig, start, end)
 
@@ -68,4 +71,3 @@ def contig_hint(name: str, contigs: list[str]) -> str:
     near = difflib.get_close_matches(name, contigs, n=3, cutoff=0.4)
     listed = ", ".join(contigs[:10]) + (" ..." if len(contigs) > 10 else "")
     return (f"did you mean {', '.join(near)}? " if near else "") + f"the store has: {listed or 'no contigs'}"
-

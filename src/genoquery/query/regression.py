@@ -41,7 +41,13 @@ TOLERANCE = 1e-10  # largest coefficient change at convergence
 MAX_STEP = 5.0  # largest coefficient change per Newton step (logistf's maxstep)
 MAX_LOGIT = 30.0  # |coefficient| beyond which a plain fit is treated as diverging (separation)
 OK, TOO_FEW, NOT_CONVERGED, FIRTH_SEPARATED, FIRTH_NOT_CONVERGED, COLLINEAR = (
-    "ok", "too_few_carriers", "not_converged", "firth_separated", "firth_nonconvergence", "collinear")
+    "ok",
+    "too_few_carriers",
+    "not_converged",
+    "firth_separated",
+    "firth_nonconvergence",
+    "collinear",
+)
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,10 @@ class Covariates:
         q, r = np.linalg.qr(design.covariates)
         diag = np.abs(np.diag(r))
         if diag.min() <= 1e-10 * diag.max():
-            raise QueryError(f"the covariates {', '.join(design.names[1:])} are collinear among the "
-                             f"{len(design.y)} analysed samples; leave one out")
+            raise QueryError(
+                f"the covariates {', '.join(design.names[1:])} are collinear among the "
+                f"{len(design.y)} analysed samples; leave one out"
+            )
         self.design = design
         self.q = np.ascontiguousarray(q)
         self.y_star = design.y - q @ (q.T @ design.y)
@@ -88,8 +96,26 @@ class Covariates:
 
 
 @numba.njit(nogil=True, cache=True)
-def _sums(row, q, y, case, haploid, pattern, carrier, sample, dosage, missing, missing_sample,
-          counts, qg, gg, gy, qm, qy_m, yy_m):  # pragma: no cover - compiled
+def _sums(
+    row,
+    q,
+    y,
+    case,
+    haploid,
+    pattern,
+    carrier,
+    sample,
+    dosage,
+    missing,
+    missing_sample,
+    counts,
+    qg,
+    gg,
+    gy,
+    qm,
+    qy_m,
+    yy_m,
+):  # pragma: no cover - compiled
     """Per allele ``a``: ``counts[a]`` = (missing, ac, carriers, haploid missing, case ac, case
     carriers, case missing); over carriers ``qg = Q'g``, ``gg``, ``gy``; over missing samples
     ``qm = Q_m'Q_m`` (upper triangle), ``qy_m = Q_m'y``, ``yy_m = y_m'y_m``. Samples outside the
@@ -126,8 +152,9 @@ def _sums(row, q, y, case, haploid, pattern, carrier, sample, dosage, missing, m
                     qm[a, i, j] += q[r, i] * q[r, j]
 
 
-def allele_sums(cov: Covariates, haploid: np.ndarray, hap_analysed: np.ndarray, dosages: AlleleDosages,
-                y: np.ndarray) -> tuple[AlleleCounts, tuple[np.ndarray, ...]]:
+def allele_sums(
+    cov: Covariates, haploid: np.ndarray, hap_analysed: np.ndarray, dosages: AlleleDosages, y: np.ndarray
+) -> tuple[AlleleCounts, tuple[np.ndarray, ...]]:
     """Counts and the carrier/missing sums of :func:`_sums` of one batch of alleles (``y``: the
     vector summed against, ``y*`` for linear models)."""
     n_alleles, k = len(dosages.allele), cov.q.shape[1]
@@ -137,16 +164,46 @@ def allele_sums(cov: Covariates, haploid: np.ndarray, hap_analysed: np.ndarray, 
     qm = np.zeros((n_alleles, k, k))
     case = cov.design.y.astype(np.int64) if cov.design.binary else np.zeros(len(cov.design.y), np.int64)
     hap = haploid if len(haploid) else np.zeros((1, 1), dtype=bool)
-    _sums(cov.row, cov.q, y, case, hap, dosages.pattern, dosages.carrier, dosages.sample, dosages.dosage,
-          dosages.missing, dosages.missing_sample, counts, qg, gg, gy, qm, qy_m, yy_m)
+    _sums(
+        cov.row,
+        cov.q,
+        y,
+        case,
+        hap,
+        dosages.pattern,
+        dosages.carrier,
+        dosages.sample,
+        dosages.dosage,
+        dosages.missing,
+        dosages.missing_sample,
+        counts,
+        qg,
+        gg,
+        gy,
+        qm,
+        qy_m,
+        yy_m,
+    )
     qm += np.triu(qm, 1).transpose(0, 2, 1)
     n = len(cov.design.y) - counts[:, 0]
-    hap_called = np.where(dosages.pattern >= 0, hap_analysed[np.maximum(dosages.pattern, 0)], 0) - counts[:, 3] \
-        if len(hap_analysed) else np.zeros(n_alleles, np.int64)
+    hap_called = (
+        np.where(dosages.pattern >= 0, hap_analysed[np.maximum(dosages.pattern, 0)], 0) - counts[:, 3]
+        if len(hap_analysed)
+        else np.zeros(n_alleles, np.int64)
+    )
     n_cases = int(cov.design.y.sum()) if cov.design.binary else 0
-    return (AlleleCounts(n=n, ac=counts[:, 1], an=2 * n - hap_called, n_carriers=counts[:, 2],
-                         case_ac=counts[:, 4], case_carriers=counts[:, 5], case_n=n_cases - counts[:, 6]),
-            (qg, gg, gy, qm, qy_m, yy_m))
+    return (
+        AlleleCounts(
+            n=n,
+            ac=counts[:, 1],
+            an=2 * n - hap_called,
+            n_carriers=counts[:, 2],
+            case_ac=counts[:, 4],
+            case_carriers=counts[:, 5],
+            case_n=n_cases - counts[:, 6],
+        ),
+        (qg, gg, gy, qm, qy_m, yy_m),
+    )
 
 
 def linear(cov: Covariates, counts: AlleleCounts, sums: tuple[np.ndarray, ...], testable: np.ndarray) -> Fit:
@@ -176,8 +233,9 @@ def _separated(counts: AlleleCounts) -> np.ndarray:
 
 
 @numba.njit(nogil=True, cache=True)
-def _logistic_terms(x, y, c_off, c_row, c_dose, m_off, m_row, coef, inverse, firth,
-                    info, score, loglik):  # pragma: no cover - compiled
+def _logistic_terms(
+    x, y, c_off, c_row, c_dose, m_off, m_row, coef, inverse, firth, info, score, loglik
+):  # pragma: no cover - compiled
     """One pass over the samples per allele ``a`` at ``coef[a]`` (covariates then dosage): the
     information ``X'WX`` (upper triangle), the score ``X'(y - mu)`` (Firth: plus
     ``h (1/2 - mu)`` with the leverage ``h = w x' inverse x``) and the log-likelihood, skipping
@@ -231,8 +289,16 @@ class _Alleles:
     """Carriers (``c_row`` analysed rows, ``c_dose``) and missing rows (``m_row``) of a set of
     alleles, CSR by allele (``c_off``, ``m_off``), with the covariates ``x`` and phenotype ``y``."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, c_off: np.ndarray, c_row: np.ndarray, c_dose: np.ndarray,
-                 m_off: np.ndarray, m_row: np.ndarray) -> None:
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        c_off: np.ndarray,
+        c_row: np.ndarray,
+        c_dose: np.ndarray,
+        m_off: np.ndarray,
+        m_row: np.ndarray,
+    ) -> None:
         self.x, self.y = x, y
         self.c_off, self.c_row, self.c_dose, self.m_off, self.m_row = c_off, c_row, c_dose, m_off, m_row
         self.b = len(c_off) - 1
@@ -250,9 +316,21 @@ class _Alleles:
         the Firth-modified score when ``inverse`` (the information's inverse) is given."""
         b, k1 = coef.shape
         info, score, loglik = np.zeros((b, k1, k1)), np.zeros((b, k1)), np.zeros(b)
-        _logistic_terms(self.x, self.y, self.c_off, self.c_row, self.c_dose, self.m_off, self.m_row,
-                        np.ascontiguousarray(coef), np.zeros((b, k1, k1)) if inverse is None else inverse,
-                        inverse is not None, info, score, loglik)
+        _logistic_terms(
+            self.x,
+            self.y,
+            self.c_off,
+            self.c_row,
+            self.c_dose,
+            self.m_off,
+            self.m_row,
+            np.ascontiguousarray(coef),
+            np.zeros((b, k1, k1)) if inverse is None else inverse,
+            inverse is not None,
+            info,
+            score,
+            loglik,
+        )
         return info + np.triu(info, 1).transpose(0, 2, 1), score, loglik
 
 
@@ -289,8 +367,9 @@ def _direction(batch: _Alleles, coef: np.ndarray, firth: bool) -> tuple[np.ndarr
     return step, objective, np.einsum("bi,bi->b", step, score)
 
 
-def _newton(batch: _Alleles, coef: np.ndarray, firth: bool, max_iter: int,
-            active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _newton(
+    batch: _Alleles, coef: np.ndarray, firth: bool, max_iter: int, active: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Newton-Raphson from ``coef`` (b, k + 1) for the ``active`` alleles, penalised (Firth) or
     not; returns the coefficients and whether each active fit converged. Each step works on the
     alleles still moving only.
@@ -311,10 +390,12 @@ def _newton(batch: _Alleles, coef: np.ndarray, firth: bool, max_iter: int,
         halving = np.arange(len(moving))
         for _halving in range(30):
             part = sub.take(halving)
-            t_step[halving], t_objective[halving], t_decrement[halving] = \
-                _direction(part, coef[moving[halving]] + step[halving], firth)
-            worse = (t_objective[halving] < objective[halving] - 1e-9 * (1 + np.abs(objective[halving]))) \
-                | (firth & (t_decrement[halving] >= decrement[halving]))
+            t_step[halving], t_objective[halving], t_decrement[halving] = _direction(
+                part, coef[moving[halving]] + step[halving], firth
+            )
+            worse = (t_objective[halving] < objective[halving] - 1e-9 * (1 + np.abs(objective[halving]))) | (
+                firth & (t_decrement[halving] >= decrement[halving])
+            )
             if not worse.any():
                 break
             halving = halving[worse]
@@ -346,12 +427,15 @@ def null_logistic(cov: Covariates) -> np.ndarray:
         coef += step
         if np.abs(step).max() < TOLERANCE * (1 + np.abs(coef).max()):
             return coef
-    raise QueryError(f"the null logistic model of {cov.design.phenotype!r} on the covariates does not converge "
-                     "(a covariate separates cases from controls); leave it out")
+    raise QueryError(
+        f"the null logistic model of {cov.design.phenotype!r} on the covariates does not converge "
+        "(a covariate separates cases from controls); leave it out"
+    )
 
 
-def logistic(cov: Covariates, null: np.ndarray, counts: AlleleCounts, dosages: AlleleDosages,
-             testable: np.ndarray) -> Fit:
+def logistic(
+    cov: Covariates, null: np.ndarray, counts: AlleleCounts, dosages: AlleleDosages, testable: np.ndarray
+) -> Fit:
     """Logistic regression of each testable allele, Firth's where the plain fit fails."""
     n_alleles = len(dosages.allele)
     beta, se = np.full(n_alleles, np.nan), np.full(n_alleles, np.nan)
@@ -375,8 +459,9 @@ def logistic(cov: Covariates, null: np.ndarray, counts: AlleleCounts, dosages: A
         b, s = _wald(batch, coef)
         beta[chosen], se[chosen] = np.where(converged, b, np.nan), np.where(converged, s, np.nan)
         firth[chosen] = failed
-        status[chosen] = np.where(~converged, NOT_CONVERGED,
-                                  np.where(~failed, OK, np.where(plain, FIRTH_NOT_CONVERGED, FIRTH_SEPARATED)))
+        status[chosen] = np.where(
+            ~converged, NOT_CONVERGED, np.where(~failed, OK, np.where(plain, FIRTH_NOT_CONVERGED, FIRTH_SEPARATED))
+        )
     z = beta / se
     return Fit(beta, se, z, 2 * stats.norm.sf(np.abs(z)), status, firth)
 
@@ -389,5 +474,6 @@ def _alleles(cov: Covariates, x: np.ndarray, dosages: AlleleDosages, chosen: np.
     c_keep, m_keep = c_row >= 0, m_row >= 0
     c_off = np.concatenate([[0], np.cumsum(c_keep)])[c_off]
     m_off = np.concatenate([[0], np.cumsum(m_keep)])[m_off]
-    return _Alleles(x, cov.design.y, c_off, c_row[c_keep], dosages.dosage[c_at][c_keep].astype(np.float64),
-                    m_off, m_row[m_keep])
+    return _Alleles(
+        x, cov.design.y, c_off, c_row[c_keep], dosages.dosage[c_at][c_keep].astype(np.float64), m_off, m_row[m_keep]
+    )

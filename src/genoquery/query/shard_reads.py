@@ -49,7 +49,7 @@ class _Layout:
 
     @property
     def per_shard(self) -> tuple[int, ...]:
-        return tuple(s // c for s, c in zip(self.shard, self.chunk))
+        return tuple(s // c for s, c in zip(self.shard, self.chunk, strict=True))
 
 
 def _layout(array: zarr.Array) -> _Layout | None:
@@ -63,12 +63,23 @@ def _layout(array: zarr.Array) -> _Layout | None:
     index = [c["name"] for c in config["index_codecs"]]
     endian = config["codecs"][0].get("configuration", {}).get("endian", "little")
     key = meta["chunk_key_encoding"]
-    if (inner != ["bytes", "blosc"] or index != ["bytes", "crc32c"] or config["index_location"] != "end"
-            or endian not in ("little", None) or key["name"] != "default"
-            or key.get("configuration", {}).get("separator") != "/" or np.dtype(array.dtype).byteorder == ">"):
+    if (
+        inner != ["bytes", "blosc"]
+        or index != ["bytes", "crc32c"]
+        or config["index_location"] != "end"
+        or endian not in ("little", None)
+        or key["name"] != "default"
+        or key.get("configuration", {}).get("separator") != "/"
+        or np.dtype(array.dtype).byteorder == ">"
+    ):
         return None
-    return _Layout(Path(array.store.root) / array.path, tuple(array.shape), tuple(config["chunk_shape"]),
-                   tuple(meta["chunk_grid"]["configuration"]["chunk_shape"]), np.dtype(array.dtype))
+    return _Layout(
+        Path(array.store.root) / array.path,
+        tuple(array.shape),
+        tuple(config["chunk_shape"]),
+        tuple(meta["chunk_grid"]["configuration"]["chunk_shape"]),
+        np.dtype(array.dtype),
+    )
 
 
 class RowReader:
@@ -79,38 +90,45 @@ class RowReader:
         self.layout = _layout(array)
 
     def empty(self, rows: slice) -> np.ndarray:
-        return np.empty((rows.stop - rows.start,) + tuple(self.array.shape[1:]), dtype=self.array.dtype)
+        return np.empty((rows.stop - rows.start, *tuple(self.array.shape[1:])), dtype=self.array.dtype)
 
-    def jobs(self, rows: slice, out: np.ndarray, files: ExitStack,
-             kept: dict | None = None) -> Iterator[Callable[[], None]]:
+    def jobs(
+        self, rows: slice, out: np.ndarray, files: ExitStack, kept: dict | None = None
+    ) -> Iterator[Callable[[], None]]:
         """Jobs that fill ``out`` with ``array[rows]``, to run on any thread; shard files are
         opened (and their indexes read) here and closed by ``files``. ``kept`` carries decoded
         chunks from one read of this array to the next, of consecutive row ranges: the last
         chunk row, when only partly read, is kept (under the array's directory) for the next
         read instead of being decoded twice."""
         if self.layout is None:
+
             def read_with_zarr() -> None:
                 out[...] = self.array[rows]
+
             yield read_with_zarr
             return
         lay = self.layout
         first, last = rows.start // lay.chunk[0], (rows.stop - 1) // lay.chunk[0]
-        trailing = [range(-(-n // c)) for n, c in zip(lay.shape[1:], lay.chunk[1:])]
+        trailing = [range(-(-n // c)) for n, c in zip(lay.shape[1:], lay.chunk[1:], strict=True)]
         shards: dict[tuple[int, ...], tuple[int, np.ndarray] | None] = {}
-        before, after = (kept.pop(lay.directory, {}), kept.setdefault(lay.directory, {})) \
-            if kept is not None else ({}, None)
+        before, after = (
+            (kept.pop(lay.directory, {}), kept.setdefault(lay.directory, {})) if kept is not None else ({}, None)
+        )
         for position in itertools.product(range(first, last + 1), *trailing):
             to, within = self._placement(position, rows)
             keep = after if position[0] == last and within[0].stop < lay.chunk[0] else None
             if position in before:
                 yield self._copy_job(before[position], to, within, out, keep, position)
                 continue
-            shard = tuple(p // k for p, k in zip(position, lay.per_shard))
+            shard = tuple(p // k for p, k in zip(position, lay.per_shard, strict=True))
             if shard not in shards:
                 shards[shard] = _open_shard(lay, shard, files)
-            local = tuple(p % k for p, k in zip(position, lay.per_shard))
-            offset, nbytes = (ABSENT, ABSENT) if shards[shard] is None else \
-                (int(v) for v in shards[shard][1][np.ravel_multi_index(local, lay.per_shard)])
+            local = tuple(p % k for p, k in zip(position, lay.per_shard, strict=True))
+            offset, nbytes = (
+                (ABSENT, ABSENT)
+                if shards[shard] is None
+                else (int(v) for v in shards[shard][1][np.ravel_multi_index(local, lay.per_shard)])
+            )
             if offset == ABSENT and nbytes == ABSENT:
                 yield self._fill_job(to, out)
                 continue
@@ -119,25 +137,35 @@ class RowReader:
     def _placement(self, position: tuple[int, ...], rows: slice) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
         """Where inner chunk ``position`` goes: (its part in ``out``, that part within the chunk)."""
         lay = self.layout
-        start = [p * c for p, c in zip(position, lay.chunk)]
+        start = [p * c for p, c in zip(position, lay.chunk, strict=True)]
         lo, hi = max(start[0], rows.start), min(start[0] + lay.chunk[0], rows.stop)
         to = [slice(lo - rows.start, hi - rows.start)]
         within = [slice(lo - start[0], hi - start[0])]
-        for s, c, n in zip(start[1:], lay.chunk[1:], lay.shape[1:]):
+        for s, c, n in zip(start[1:], lay.chunk[1:], lay.shape[1:], strict=True):
             to.append(slice(s, min(s + c, n)))
             within.append(slice(0, min(s + c, n) - s))
         return tuple(to), tuple(within)
 
-    def _decode_job(self, fd: int, offset: int, nbytes: int, to: tuple[slice, ...], within: tuple[slice, ...],
-                    out: np.ndarray, keep: dict | None, position: tuple) -> Callable[[], None]:
+    def _decode_job(
+        self,
+        fd: int,
+        offset: int,
+        nbytes: int,
+        to: tuple[slice, ...],
+        within: tuple[slice, ...],
+        out: np.ndarray,
+        keep: dict | None,
+        position: tuple,
+    ) -> Callable[[], None]:
         lay = self.layout
         whole = to[0].stop - to[0].start == lay.chunk[0] and lay.chunk[1:] == lay.shape[1:]
 
         def decode() -> None:
             packed = os.pread(fd, nbytes, offset)
             if len(packed) != nbytes:
-                raise StoreError(f"{lay.directory}: a shard file is shorter than its index says; "
-                                 "run `genoquery verify` on the store")
+                raise StoreError(
+                    f"{lay.directory}: a shard file is shorter than its index says; run `genoquery verify` on the store"
+                )
             if whole:  # straight into the result: C order, and the chunk spans the other axes
                 numcodecs.blosc.decompress(packed, out[to[0]])
                 return
@@ -146,20 +174,29 @@ class RowReader:
             out[to] = scratch[within]
             if keep is not None:
                 keep[position] = scratch
+
         return decode
 
     @staticmethod
-    def _copy_job(chunk: np.ndarray, to: tuple[slice, ...], within: tuple[slice, ...], out: np.ndarray,
-                  keep: dict | None, position: tuple) -> Callable[[], None]:
+    def _copy_job(
+        chunk: np.ndarray,
+        to: tuple[slice, ...],
+        within: tuple[slice, ...],
+        out: np.ndarray,
+        keep: dict | None,
+        position: tuple,
+    ) -> Callable[[], None]:
         def copy() -> None:
             out[to] = chunk[within]
             if keep is not None:
                 keep[position] = chunk
+
         return copy
 
     def _fill_job(self, to: tuple[slice, ...], out: np.ndarray) -> Callable[[], None]:
         def fill() -> None:
             out[to] = self.array.fill_value
+
         return fill
 
 
@@ -186,8 +223,12 @@ def read_rows_together(wanted: list[tuple[RowReader, slice]], kept: dict | None 
     share once (see :meth:`RowReader.jobs`)."""
     outs = [reader.empty(rows) for reader, rows in wanted]
     with ExitStack() as files:
-        jobs = [job for (reader, rows), out in zip(wanted, outs) if rows.stop > rows.start
-                for job in reader.jobs(rows, out, files, kept)]
+        jobs = [
+            job
+            for (reader, rows), out in zip(wanted, outs, strict=True)
+            if rows.stop > rows.start
+            for job in reader.jobs(rows, out, files, kept)
+        ]
         if len(jobs) == 1:
             jobs[0]()
         elif jobs:

@@ -28,13 +28,14 @@ class Store:
         self.path = path
         marker = json.loads((path / MARKER).read_text())
         if marker.get("format_version") != FORMAT_VERSION:
-            raise StoreError(f"{path}: made by another genoquery version (store format "
-                             f"{marker.get('format_version')}, this version reads {FORMAT_VERSION}); "
-                             "ingest its VCFs again")
+            raise StoreError(
+                f"{path}: made by another genoquery version (store format "
+                f"{marker.get('format_version')}, this version reads {FORMAT_VERSION}); "
+                "ingest its VCFs again"
+            )
         self._con = open_index(path / INDEX_FILE)
         self.info = {**marker, **self._counts()}
-        self._contigs = [r[0] for r in self._con.execute(
-            "SELECT contig FROM contigs ORDER BY contig_index").fetchall()]
+        self._contigs = [r[0] for r in self._con.execute("SELECT contig FROM contigs ORDER BY contig_index").fetchall()]
         self._lookup_table = LookupTable.open(self._con, path)  # mapped now: a newer index may delete it
 
     def _counts(self) -> dict:
@@ -42,12 +43,17 @@ class Store:
         counts = self._con.execute(
             "SELECT (SELECT count(*) FROM samples), (SELECT count(*) FROM sites), (SELECT count(*) FROM variants), "
             "(SELECT count(*) FROM batches), (SELECT list(DISTINCT grouping ORDER BY grouping) FROM batch_cells "
-            "WHERE grouping <> '')").fetchall()[0]
-        return dict(zip(("samples", "sites", "variants", "batches", "groupings"), counts[:4] + (counts[4] or [],)))
+            "WHERE grouping <> '')"
+        ).fetchall()[0]
+        return dict(
+            zip(("samples", "sites", "variants", "batches", "groupings"), (*counts[:4], counts[4] or []), strict=True)
+        )
 
     def __repr__(self) -> str:
-        return (f"<genoquery.Store {self.path} samples={self.info['samples']} "
-                f"sites={self.info['sites']} variants={self.info['variants']}>")
+        return (
+            f"<genoquery.Store {self.path} samples={self.info['samples']} "
+            f"sites={self.info['sites']} variants={self.info['variants']}>"
+        )
 
     def close(self) -> None:
         self._con.close()
@@ -80,17 +86,22 @@ class Store:
         """
         where, params = self.region_filter(region, alias="v.")
         if by is None:
-            sql = f"SELECT {', '.join('v.' + c for c in VARIANT_COLUMNS)} FROM variants v {where} ORDER BY v.site_row, v.allele"
+            columns = ", ".join("v." + c for c in VARIANT_COLUMNS)
+            sql = f"SELECT {columns} FROM variants v {where} ORDER BY v.site_row, v.allele"
             return self._con.sql(sql, params=params).to_arrow_table()
         if by not in self._groupings():
-            raise QueryError(f"no statistics grouped by {by!r}; this store has: "
-                             f"{', '.join(self._groupings()) or 'none (ingest with --persons)'}")
+            raise QueryError(
+                f"no statistics grouped by {by!r}; this store has: "
+                f"{', '.join(self._groupings()) or 'none (ingest with --persons)'}"
+            )
         base = [c for c in VARIANT_COLUMNS if c not in STAT_COLUMNS]
-        sql = (f"SELECT {', '.join('v.' + c for c in base)}, g.group_value AS \"{by}\", "
-               f"{', '.join('g.' + c for c in STAT_COLUMNS)} FROM variants v JOIN variant_group_stats g "
-               f"ON g.site_row = v.site_row AND g.allele = v.allele AND g.grouping = ? "
-               f"{where} ORDER BY v.site_row, v.allele, g.group_value")
-        return self._con.sql(sql, params=[by] + params).to_arrow_table()
+        sql = (
+            f'SELECT {", ".join("v." + c for c in base)}, g.group_value AS "{by}", '
+            f"{', '.join('g.' + c for c in STAT_COLUMNS)} FROM variants v JOIN variant_group_stats g "
+            f"ON g.site_row = v.site_row AND g.allele = v.allele AND g.grouping = ? "
+            f"{where} ORDER BY v.site_row, v.allele, g.group_value"
+        )
+        return self._con.sql(sql, params=[by, *params]).to_arrow_table()
 
     def frequencies(self, region: str | None = None, cohort=None, by: str | None = None) -> pa.Table:
         """Exact statistics of ``cohort`` per ALT allele in ``region``, with the columns of :meth:`variants`.
@@ -104,9 +115,18 @@ class Store:
 
         return cohort_frequencies(self, region, cohort, by)
 
-    def carriers(self, variant: str | None = None, cohort=None, *, gene: str | None = None,
-                 region: str | None = None, af_min: float | None = None, af_max: float | None = None,
-                 pass_only: bool = False, variant_type: str | None = None) -> pa.Table:
+    def carriers(
+        self,
+        variant: str | None = None,
+        cohort=None,
+        *,
+        gene: str | None = None,
+        region: str | None = None,
+        af_min: float | None = None,
+        af_max: float | None = None,
+        pass_only: bool = False,
+        variant_type: str | None = None,
+    ) -> pa.Table:
         """Samples carrying an ALT allele: of ``variant`` (key or rsID), or of every variant of a
         ``gene`` or ``region`` passing the filters of :meth:`lookup` (whole-store AF), e.g.
         ``carriers(gene="BRCA2", af_max=0.01)`` for burden questions.
@@ -118,16 +138,33 @@ class Store:
         """
         from genoquery.query.carriers import carriers
 
-        variants = self.lookup(variant, gene=gene, region=region, af_min=af_min, af_max=af_max,
-                               pass_only=pass_only, variant_type=variant_type)
+        variants = self.lookup(
+            variant,
+            gene=gene,
+            region=region,
+            af_min=af_min,
+            af_max=af_max,
+            pass_only=pass_only,
+            variant_type=variant_type,
+        )
         if cohort is not None:
             members = self.cohort(cohort)
         else:
             members = None if len(self.active_samples) == self.info["samples"] else self.active_samples
         return carriers(self, variants, members)
 
-    def associate(self, phenotype, covariates=(), *, region: str | None = None, variants=None,
-                  gene: str | None = None, cohort=None, model: str | None = None, min_mac: int = 1) -> pa.Table:
+    def associate(
+        self,
+        phenotype,
+        covariates=(),
+        *,
+        region: str | None = None,
+        variants=None,
+        gene: str | None = None,
+        cohort=None,
+        model: str | None = None,
+        min_mac: int = 1,
+    ) -> pa.Table:
         """Test each ALT allele of ``region``, ``variants`` (keys or rsIDs) or ``gene`` for association
         with ``phenotype``: a person-table column, or condition code(s) (cases have any of them).
 
@@ -142,8 +179,17 @@ class Store:
         """
         from genoquery.query.association import associate
 
-        return associate(self, phenotype, list(covariates), region=region, variants=variants, gene=gene,
-                         cohort=cohort, model=model, min_mac=min_mac)
+        return associate(
+            self,
+            phenotype,
+            list(covariates),
+            region=region,
+            variants=variants,
+            gene=gene,
+            cohort=cohort,
+            model=model,
+            min_mac=min_mac,
+        )
 
     def phewas(self, variant: str, phenotypes=None, *, covariates=(), cohort=None, min_cases: int = 20) -> pa.Table:
         """One ALT allele (a key) against ``phenotypes`` (default: every condition code with at least
@@ -154,9 +200,18 @@ class Store:
 
         return phewas(self, variant, phenotypes, list(covariates), cohort, min_cases)
 
-    def carrier_table(self, variant: str | None = None, condition=None, cohort=None, *, gene: str | None = None,
-                      region: str | None = None, af_max: float | None = None, pass_only: bool = False,
-                      variant_type: str | None = None) -> pa.Table:
+    def carrier_table(
+        self,
+        variant: str | None = None,
+        condition=None,
+        cohort=None,
+        *,
+        gene: str | None = None,
+        region: str | None = None,
+        af_max: float | None = None,
+        pass_only: bool = False,
+        variant_type: str | None = None,
+    ) -> pa.Table:
         """Carriers of ``variant``, or of any variant of ``gene``/``region`` passing the filters of
         :meth:`lookup`, against cases of ``condition`` (a code or a list: any of them) among the cohort:
         the 2x2 counts, sample odds ratio and Fisher's exact two-sided p-value. A sample whose call is
@@ -165,8 +220,9 @@ class Store:
 
         if condition is None:
             raise QueryError("give the condition code(s) whose cases to count")
-        carriers = self.carriers(variant, cohort, gene=gene, region=region, af_max=af_max, pass_only=pass_only,
-                                 variant_type=variant_type)
+        carriers = self.carriers(
+            variant, cohort, gene=gene, region=region, af_max=af_max, pass_only=pass_only, variant_type=variant_type
+        )
         codes = [condition] if isinstance(condition, str) else list(condition)
         return carrier_table(self, carriers, codes, cohort)
 
@@ -209,8 +265,11 @@ class Store:
     @cached_property
     def active_samples(self) -> np.ndarray:
         """Sorted indexes of the samples that are not withdrawn (every query's whole cohort)."""
-        return self._con.execute("SELECT sample_index FROM samples WHERE withdrawn_at IS NULL "
-                                 "ORDER BY sample_index").fetchnumpy()["sample_index"].astype(np.int64)
+        return (
+            self._con.execute("SELECT sample_index FROM samples WHERE withdrawn_at IS NULL ORDER BY sample_index")
+            .fetchnumpy()["sample_index"]
+            .astype(np.int64)
+        )
 
     @cached_property
     def sample_ids(self) -> np.ndarray:
@@ -223,9 +282,18 @@ class Store:
 
         return VariantLookup(self._con, self._contigs, self._groupings, self._lookup_table)
 
-    def lookup(self, variant: str | None = None, *, region: str | None = None, gene: str | None = None,
-               af_min: float | None = None, af_max: float | None = None, pass_only: bool = False,
-               variant_type: str | None = None, by: str | None = None) -> pa.Table:
+    def lookup(
+        self,
+        variant: str | None = None,
+        *,
+        region: str | None = None,
+        gene: str | None = None,
+        af_min: float | None = None,
+        af_max: float | None = None,
+        pass_only: bool = False,
+        variant_type: str | None = None,
+        by: str | None = None,
+    ) -> pa.Table:
         """Variants by key or rsID, region or gene, with the columns of :meth:`variants`.
 
         ``variant`` is a key (``chr20-1030-A-C``, ``20-1030-A-C``, ``chr20:1030:A:C``,
@@ -236,13 +304,20 @@ class Store:
         other. An unknown key, ID, gene or contig raises; an empty table means a valid
         region or gene holds no variant passing the filters. See :mod:`genoquery.query.lookup`.
         """
-        return self._lookup(variant, region=region, gene=gene, af_min=af_min, af_max=af_max,
-                            pass_only=pass_only, variant_type=variant_type, by=by)
+        return self._lookup(
+            variant,
+            region=region,
+            gene=gene,
+            af_min=af_min,
+            af_max=af_max,
+            pass_only=pass_only,
+            variant_type=variant_type,
+            by=by,
+        )
 
     def samples(self) -> pa.Table:
         """The store's samples in genotype-column order: ``sample_index``, ``sample_id``."""
-        return self._con.sql(
-            "SELECT sample_index, sample_id FROM samples ORDER BY sample_index").to_arrow_table()
+        return self._con.sql("SELECT sample_index, sample_id FROM samples ORDER BY sample_index").to_arrow_table()
 
     def provenance(self) -> pa.Table:
         """Each ingested file's path, size, sha256, record and sample counts, tool and time."""
@@ -281,8 +356,9 @@ class Store:
                     self.__dict__.pop(attr, None)
         return indexes
 
-    def genotypes(self, region: str | None = None, samples: list[str] | None = None, *,
-                  max_bytes: int | None = None):  # -> genoquery.query.genotypes.Genotypes
+    def genotypes(
+        self, region: str | None = None, samples: list[str] | None = None, *, max_bytes: int | None = None
+    ):  # -> genoquery.query.genotypes.Genotypes
         """The genotype matrix of ``region`` for ``samples``, from the Zarr arrays.
 
         ``region`` is ``CONTIG[:START[-END]]``, 1-based inclusive (``None``: every site);
@@ -296,11 +372,11 @@ class Store:
         """
         from genoquery.query.genotypes import MAX_BYTES, read_genotypes
 
-        return read_genotypes(self._con, self._contigs, self.batches, region, samples,
-                              MAX_BYTES if max_bytes is None else max_bytes)
+        return read_genotypes(
+            self._con, self._contigs, self.batches, region, samples, MAX_BYTES if max_bytes is None else max_bytes
+        )
 
-    def export_vcf(self, path: str | os.PathLike, region: str | None = None,
-                   samples: list[str] | None = None) -> Path:
+    def export_vcf(self, path: str | os.PathLike, region: str | None = None, samples: list[str] | None = None) -> Path:
         """Write ``region`` (1-based inclusive; ``None``: every site) for ``samples`` (IDs, in
         that order; ``None``: all) as VCF, bgzipped VCF or BCF, chosen by the name: ``.vcf``,
         ``.vcf.gz`` (BGZF, indexable by tabix) or ``.bcf``. INFO holds AC (per ALT) and AN over
@@ -312,6 +388,6 @@ class Store:
         return export_vcf(self, path, region, samples)
 
 
-def open(path: str | os.PathLike) -> Store:  # noqa: A001 - mirrors zarr.open / xarray.open_*
+def open(path: str | os.PathLike) -> Store:
     """Open an existing store read-only."""
     return Store(existing_store(path))

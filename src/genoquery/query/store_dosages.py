@@ -27,14 +27,17 @@ WINDOW_SITES = 4096  # sites whose dosages are put together at once
 BATCH_BYTES = 16 << 20  # encoded calls per read: dense codes expand 4x when decoded per sample
 
 
-def store_dosages(store: Store, site_rows: np.ndarray,
-                  members: np.ndarray) -> tuple[np.ndarray, Iterator[AlleleDosages]]:
+def store_dosages(
+    store: Store, site_rows: np.ndarray, members: np.ndarray
+) -> tuple[np.ndarray, Iterator[AlleleDosages]]:
     """``(haploid, dosages)``: the (patterns, samples) haploid masks of the sites ``site_rows``
     (sorted global rows) and, lazily, the dosages of their ALT alleles among ``members``
     (sorted global sample indexes), in windows of sites, with ``pattern`` indexing ``haploid``."""
-    records = store.sql(f"SELECT batch, {SITE_COLUMNS} FROM batch_sites WHERE site_row BETWEEN ? AND ? "
-                        f"AND site_row IN (SELECT unnest(?)) ORDER BY batch, batch_row",
-                        [int(site_rows[0]), int(site_rows[-1]), site_rows.tolist()] if len(site_rows) else [0, -1, []])
+    records = store.sql(
+        f"SELECT batch, {SITE_COLUMNS} FROM batch_sites WHERE site_row BETWEEN ? AND ? "
+        f"AND site_row IN (SELECT unnest(?)) ORDER BY batch, batch_row",
+        [int(site_rows[0]), int(site_rows[-1]), site_rows.tolist()] if len(site_rows) else [0, -1, []],
+    )
     combo_of, haploid = _patterns(store, records, site_rows)
     return haploid, _windows(store, records, site_rows, members, combo_of)
 
@@ -44,31 +47,41 @@ def _patterns(store: Store, records: pa.Table, site_rows: np.ndarray) -> tuple[n
     batch, row = records["batch"].to_numpy(), records["site_row"].to_numpy()
     pattern = records["haploid_pattern"].fill_null(-1).to_numpy()
     per_site: dict[int, tuple] = {}
-    for b, r, p in zip(batch.tolist(), row.tolist(), pattern.tolist()):
+    for b, r, p in zip(batch.tolist(), row.tolist(), pattern.tolist(), strict=True):
         if p >= 0:
-            per_site[r] = per_site.get(r, ()) + ((b, p),)
+            per_site[r] = (*per_site.get(r, ()), (b, p))
     combos = sorted(set(per_site.values()))
     number = {c: i for i, c in enumerate(combos)}
     haploid = np.zeros((len(combos), store.info["samples"]), dtype=bool)
     batches = {b.number: b for b in store.batches}
     for i, combo in enumerate(combos):
         for b, p in combo:
-            haploid[i, batches[b].offset:batches[b].offset + batches[b].n_samples] = batches[b].reader.haploid[p]
+            haploid[i, batches[b].offset : batches[b].offset + batches[b].n_samples] = batches[b].reader.haploid[p]
     return np.array([number[per_site[r]] if r in per_site else -1 for r in site_rows.tolist()], np.int64), haploid
 
 
-def _windows(store: Store, records: pa.Table, site_rows: np.ndarray, members: np.ndarray,
-             combo_of: np.ndarray) -> Iterator[AlleleDosages]:
-    n_alleles = store.sql("SELECT site_row, len(alleles) AS n FROM sites WHERE site_row IN (SELECT unnest(?)) "
-                          "ORDER BY site_row", [site_rows.tolist()])["n"].to_numpy()
+def _windows(
+    store: Store, records: pa.Table, site_rows: np.ndarray, members: np.ndarray, combo_of: np.ndarray
+) -> Iterator[AlleleDosages]:
+    n_alleles = store.sql(
+        "SELECT site_row, len(alleles) AS n FROM sites WHERE site_row IN (SELECT unnest(?)) ORDER BY site_row",
+        [site_rows.tolist()],
+    )["n"].to_numpy()
     for start in range(0, len(site_rows), WINDOW_SITES):
-        rows = site_rows[start:start + WINDOW_SITES]
-        yield _window(store, records, rows, n_alleles[start:start + WINDOW_SITES], members,
-                      combo_of[start:start + WINDOW_SITES])
+        rows = site_rows[start : start + WINDOW_SITES]
+        yield _window(
+            store,
+            records,
+            rows,
+            n_alleles[start : start + WINDOW_SITES],
+            members,
+            combo_of[start : start + WINDOW_SITES],
+        )
 
 
-def _window(store: Store, records: pa.Table, rows: np.ndarray, n_alleles: np.ndarray, members: np.ndarray,
-            combo: np.ndarray) -> AlleleDosages:
+def _window(
+    store: Store, records: pa.Table, rows: np.ndarray, n_alleles: np.ndarray, members: np.ndarray, combo: np.ndarray
+) -> AlleleDosages:
     """The dosages of the ALT alleles of the sites ``rows``, from every batch."""
     carriers, missing = [], []  # (site_row, allele, sample[, dosage]) arrays
     record_rows, record_batch = records["site_row"].to_numpy(), records["batch"].to_numpy()
@@ -82,10 +95,12 @@ def _window(store: Store, records: pa.Table, rows: np.ndarray, n_alleles: np.nda
             calls = reader.batches(records.filter(pa.array(mine)), budget=BATCH_BYTES, missing=True)
             for part in allele_dosages(calls, reader.haploid, local, sample_offset=batch.offset):
                 n_carriers, n_missing = np.diff(part.carrier), np.diff(part.missing)
-                carriers.append((np.repeat(part.site_row, n_carriers), np.repeat(part.allele, n_carriers),
-                                 part.sample, part.dosage))
-                missing.append((np.repeat(part.site_row, n_missing), np.repeat(part.allele, n_missing),
-                                part.missing_sample))
+                carriers.append(
+                    (np.repeat(part.site_row, n_carriers), np.repeat(part.allele, n_carriers), part.sample, part.dosage)
+                )
+                missing.append(
+                    (np.repeat(part.site_row, n_missing), np.repeat(part.allele, n_missing), part.missing_sample)
+                )
         if len(local) and not batch.complete and not present.all():
             missing.append(_absent(rows[~present], n_alleles[~present], local + batch.offset))
     return _assemble(rows, n_alleles, combo, carriers, missing)
@@ -98,8 +113,9 @@ def _absent(rows: np.ndarray, n_alleles: np.ndarray, samples: np.ndarray) -> tup
     return (np.repeat(site, len(samples)), np.repeat(allele, len(samples)), np.tile(samples, len(site)))
 
 
-def _assemble(rows: np.ndarray, n_alleles: np.ndarray, combo: np.ndarray, carriers: list, missing: list
-              ) -> AlleleDosages:
+def _assemble(
+    rows: np.ndarray, n_alleles: np.ndarray, combo: np.ndarray, carriers: list, missing: list
+) -> AlleleDosages:
     """One :class:`AlleleDosages` over the alleles of ``rows``, entries sorted by allele then sample."""
     n_alt = (n_alleles - 1).astype(np.int64)
     site_row = np.repeat(rows, n_alt)
@@ -115,6 +131,13 @@ def _assemble(rows: np.ndarray, n_alleles: np.ndarray, combo: np.ndarray, carrie
 
     carrier, sample, dosage = group(carriers, 4)
     missing_offsets, missing_sample = group(missing, 3)
-    return AlleleDosages(site_row=site_row, allele=allele, pattern=np.repeat(combo, n_alt),
-                         carrier=carrier, sample=sample.astype(np.int64), dosage=dosage.astype(np.int8),
-                         missing=missing_offsets, missing_sample=missing_sample.astype(np.int64))
+    return AlleleDosages(
+        site_row=site_row,
+        allele=allele,
+        pattern=np.repeat(combo, n_alt),
+        carrier=carrier,
+        sample=sample.astype(np.int64),
+        dosage=dosage.astype(np.int8),
+        missing=missing_offsets,
+        missing_sample=missing_sample.astype(np.int64),
+    )

@@ -15,6 +15,7 @@ complete: a failed export leaves the target as it was.
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
@@ -28,9 +29,9 @@ import duckdb
 import numpy as np
 import pysam.bcftools
 
-from genoquery import __version__
 from genoquery.errors import QueryError
 from genoquery.query.genotypes import Genotypes, SampleSelection, read_calls, select_samples, site_rows, sites_between
+from genoquery.version import __version__
 
 if TYPE_CHECKING:
     from genoquery.bgzf import BgzfWriter
@@ -43,8 +44,9 @@ SITES_PER_QUERY = 64 * BLOCK_SITES  # sites fetched from the index per query (~1
 CALLS_PER_SLICE = 1 << 22
 
 
-def export_vcf(store: Store, path: str | os.PathLike, region: str | None = None,
-               samples: Sequence[str] | None = None) -> Path:
+def export_vcf(
+    store: Store, path: str | os.PathLike, region: str | None = None, samples: Sequence[str] | None = None
+) -> Path:
     """Write the sites of ``region`` (1-based inclusive; ``None``: every site) with the
     calls of ``samples`` (``None``: all, store order; else in the order given) to ``path``.
     Returns ``path``. The region, samples and file name are checked before anything is written."""
@@ -56,8 +58,7 @@ def export_vcf(store: Store, path: str | os.PathLike, region: str | None = None,
     lo, hi = site_rows(con, store.contigs, region)
     selection = select_samples(con, samples)
     header = _header(con, lo, hi, selection.ids)
-    records = partial(_write_vcf, header=header, con=con, batches=store.batches,
-                      rows=(lo, hi), selection=selection)
+    records = partial(_write_vcf, header=header, con=con, batches=store.batches, rows=(lo, hi), selection=selection)
     with _replacing(path) as out:
         if suffix == ".bcf":
             _write_bcf(out, records)
@@ -82,8 +83,15 @@ def _replacing(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def _write_vcf(target: Path, bgzf: bool, header: bytes, con: duckdb.DuckDBPyConnection, batches: list[Batch],
-               rows: tuple[int, int], selection: SampleSelection) -> None:
+def _write_vcf(
+    target: Path,
+    bgzf: bool,
+    header: bytes,
+    con: duckdb.DuckDBPyConnection,
+    batches: list[Batch],
+    rows: tuple[int, int],
+    selection: SampleSelection,
+) -> None:
     """Write the header and the records of site rows ``[lo, hi)``, as text or BGZF."""
     lo, hi = rows
     with ThreadPoolExecutor(os.cpu_count()) as pool, _output(target, bgzf, pool) as out:
@@ -108,7 +116,7 @@ def _output(target: Path, bgzf: bool, pool: ThreadPoolExecutor) -> BinaryIO | Bg
 def _spans(lo: int, hi: int, step: int) -> list[tuple[int, int]]:
     """``[lo, hi)`` cut at the multiples of ``step`` (so blocks of 256 rows are Zarr shards)."""
     cuts = [lo, *range((lo // step + 1) * step, hi, step), hi] if lo < hi else []
-    return list(zip(cuts[:-1], cuts[1:]))
+    return list(itertools.pairwise(cuts))
 
 
 def _write_bcf(target: Path, records: Callable[..., None]) -> None:
@@ -123,24 +131,29 @@ def _write_bcf(target: Path, records: Callable[..., None]) -> None:
 
 def _header(con: duckdb.DuckDBPyConnection, lo: int, hi: int, sample_ids: list[str]) -> bytes:
     """The VCF header: contigs of the store, FILTERs used by site rows ``[lo, hi)`` (PASS first)."""
-    used = con.execute("SELECT f FROM (SELECT unnest(filters) AS f, site_row FROM sites "
-                       "WHERE site_row >= ? AND site_row < ?) GROUP BY f "
-                       "ORDER BY f <> 'PASS', min(site_row)", [lo, hi]).fetchall()
+    used = con.execute(
+        "SELECT f FROM (SELECT unnest(filters) AS f, site_row FROM sites "
+        "WHERE site_row >= ? AND site_row < ?) GROUP BY f "
+        "ORDER BY f <> 'PASS', min(site_row)",
+        [lo, hi],
+    ).fetchall()
     filters = ["PASS"] + [f for (f,) in used if f != "PASS"]
     contigs = con.execute("SELECT contig, length FROM contigs ORDER BY contig_index").fetchall()
     lines = ["##fileformat=VCFv4.2"]
     lines += ['##FILTER=<ID=PASS,Description="All filters passed">']
     lines += [f'##FILTER=<ID={f},Description="FILTER {f} of the ingested files">' for f in filters[1:]]
-    lines += ['##INFO=<ID=AC,Number=A,Type=Integer,Description="Allele count in genotypes of the '
-              'exported samples, for each ALT allele">',
-              '##INFO=<ID=AN,Number=1,Type=Integer,Description="Number of called alleles in genotypes '
-              'of the exported samples">',
-              '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">']
+    lines += [
+        '##INFO=<ID=AC,Number=A,Type=Integer,Description="Allele count in genotypes of the '
+        'exported samples, for each ALT allele">',
+        '##INFO=<ID=AN,Number=1,Type=Integer,Description="Number of called alleles in genotypes '
+        'of the exported samples">',
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+    ]
     lines += [f"##contig=<ID={c}>" if n is None else f"##contig=<ID={c},length={n}>" for c, n in contigs]
     lines += [f"##source=genoquery {__version__}"]
     columns = ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]
     columns += ["FORMAT", *sample_ids] if sample_ids else []
-    return ("\n".join(lines + ["\t".join(columns)]) + "\n").encode()
+    return ("\n".join([*lines, "\t".join(columns)]) + "\n").encode()
 
 
 def _records(block: Genotypes) -> Iterator[bytes | memoryview]:
@@ -151,8 +164,8 @@ def _records(block: Genotypes) -> Iterator[bytes | memoryview]:
         return
     step = max(1, CALLS_PER_SLICE // len(block.sample_ids))
     for first in range(0, len(prefixes), step):
-        rows = _call_rows(block.gt[first:first + step], block.phased[first:first + step])
-        for prefix, row in zip(prefixes[first:first + step], rows):
+        rows = _call_rows(block.gt[first : first + step], block.phased[first : first + step])
+        for prefix, row in zip(prefixes[first : first + step], rows, strict=True):
             yield prefix
             yield row
 
@@ -165,12 +178,22 @@ def _fixed_columns(block: Genotypes) -> list[bytes]:
     tail = "\tGT\t" if block.sample_ids else "\n"
     out = []
     for contig, pos, vid, ref, alt, qual, filters, acs, n in zip(
-            sites["contig"].to_pylist(), sites["pos"].to_pylist(), sites["id"].to_pylist(),
-            sites["ref"].to_pylist(), alts, sites["qual"].to_pylist(), sites["filters"].to_pylist(),
-            ac.tolist(), an.tolist()):
-        info = f"AC={','.join(map(str, acs[:len(alt)]))};AN={n}" if alt else f"AN={n}"
-        out.append(f"{contig}\t{pos}\t{vid or '.'}\t{ref}\t{','.join(alt) or '.'}\t{_qual(qual)}\t"
-                   f"{';'.join(filters) or '.'}\t{info}{tail}".encode())
+        sites["contig"].to_pylist(),
+        sites["pos"].to_pylist(),
+        sites["id"].to_pylist(),
+        sites["ref"].to_pylist(),
+        alts,
+        sites["qual"].to_pylist(),
+        sites["filters"].to_pylist(),
+        ac.tolist(),
+        an.tolist(),
+        strict=True,
+    ):
+        info = f"AC={','.join(map(str, acs[: len(alt)]))};AN={n}" if alt else f"AN={n}"
+        out.append(
+            f"{contig}\t{pos}\t{vid or '.'}\t{ref}\t{','.join(alt) or '.'}\t{_qual(qual)}\t"
+            f"{';'.join(filters) or '.'}\t{info}{tail}".encode()
+        )
     return out
 
 
@@ -202,7 +225,7 @@ def _call_text(width: int) -> np.ndarray:
         a0, a1 = ("." if a < 0 else str(a) for a in pairs[code].tolist())
         for phased, sep in enumerate("/|"):
             text = a0 if pairs[code, 1] == -2 else f"{a0}{sep}{a1}"
-            table[code << 1 | phased, :len(text) + 1] = np.frombuffer(f"{text}\t".encode(), np.uint8)
+            table[code << 1 | phased, : len(text) + 1] = np.frombuffer(f"{text}\t".encode(), np.uint8)
     return table.view(np.uint32 if width == 4 else np.uint64).ravel()
 
 
@@ -223,4 +246,4 @@ def _call_rows(gt: np.ndarray, phased: np.ndarray) -> list[memoryview]:
         last[last == ord("\t")] = ord("\n")
         keep = text != 0
         flat, ends = memoryview(text[keep]), np.cumsum(np.count_nonzero(keep, axis=1))
-    return [flat[start:end] for start, end in zip([0, *ends[:-1].tolist()], ends.tolist())]
+    return [flat[start:end] for start, end in zip([0, *ends[:-1].tolist()], ends.tolist(), strict=True)]

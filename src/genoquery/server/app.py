@@ -9,13 +9,20 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from genoquery import __version__
 from genoquery.ingest.staging import existing_store
-from genoquery.server import (beacon, problems, routes_association, routes_cohorts, routes_individual,
-                              routes_store, routes_variants)
+from genoquery.server import (
+    beacon,
+    problems,
+    routes_association,
+    routes_cohorts,
+    routes_individual,
+    routes_store,
+    routes_variants,
+)
 from genoquery.server.audit import AuditLog, AuditMiddleware
 from genoquery.server.context import Context
 from genoquery.server.settings import ENV_STORE, Settings
+from genoquery.version import __version__
 
 MAX_BODY = 4 << 20  # bytes of a request body (a cohort of 100,000 sample IDs fits)
 DESCRIPTION = """Allele frequencies, carriers, genotypes, cohorts and association over one genoquery store,
@@ -56,8 +63,13 @@ def app_from_env() -> FastAPI:
     return create_app(Path(os.environ[ENV_STORE]), Settings.from_env())
 
 
-def serve(store_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-          settings: Settings | None = None) -> None:
+def serve(
+    store_path: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    settings: Settings | None = None,
+) -> None:
     """Run the server with uvicorn until interrupted: ``workers`` processes on uvloop and httptools
     (the C event loop and HTTP parser of ``uvicorn[standard]``), no access log (the audit log has
     every request)."""
@@ -67,5 +79,14 @@ def serve(store_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 80
 
     os.environ[ENV_STORE] = str(existing_store(store_path))
     os.environ[ENV_SETTINGS] = (settings or Settings()).to_env()
-    uvicorn.run("genoquery.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                loop="uvloop", http="httptools", log_level="warning", access_log=False)
+    uvicorn.run(
+        "genoquery.server.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+    )

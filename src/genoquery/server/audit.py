@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -87,18 +87,26 @@ class AuditMiddleware:
         finally:
             state = scope.get("state") or {}
             principal = state.get("principal")
-            params = {k: _clip(v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"),
-                                                         keep_blank_values=True)}
+            params = {
+                k: _clip(v)
+                for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            }
             params.update({k: _clip(str(v)) for k, v in (state.get("body") or {}).items()})
             client = scope.get("client")
-            self.log.write({
-                "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                "token": principal.name if principal else None,
-                "tier": principal.tier if principal else None,
-                "client": client[0] if client else None,
-                "method": scope["method"], "endpoint": scope["path"], "params": params,
-                "status": status, "rows": state.get("rows"),
-                "ms": round((time.perf_counter() - started) * 1000, 2)})
+            self.log.write(
+                {
+                    "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "token": principal.name if principal else None,
+                    "tier": principal.tier if principal else None,
+                    "client": client[0] if client else None,
+                    "method": scope["method"],
+                    "endpoint": scope["path"],
+                    "params": params,
+                    "status": status,
+                    "rows": state.get("rows"),
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                }
+            )
 
 
 def read(store: str | Path) -> Iterator[dict]:

@@ -13,7 +13,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from genoquery.errors import GenoqueryError
@@ -62,8 +62,10 @@ def create_token(store: str | Path, tier: str, name: str, sample_id: str | None 
         with con:
             if con.execute("SELECT 1 FROM tokens WHERE name = ? AND revoked_at IS NULL", [name]).fetchone():
                 raise GenoqueryError(f"an active token is already named {name!r}; revoke it or choose another name")
-            con.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                        [secrets.token_hex(8), name, tier, sample_id, _digest(secret), _now()])
+            con.execute(
+                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                [secrets.token_hex(8), name, tier, sample_id, _digest(secret), _now()],
+            )
     finally:
         con.close()
     return secret
@@ -82,7 +84,7 @@ def list_tokens(store: str | Path) -> list[dict]:
     try:
         cur = con.execute("SELECT name, tier, sample_id, created_at, revoked_at FROM tokens ORDER BY created_at")
         columns = [c[0] for c in cur.description]
-        return [dict(zip(columns, row)) for row in cur.fetchall()]
+        return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
     finally:
         con.close()
 
@@ -92,15 +94,16 @@ def revoke_token(store: str | Path, name: str) -> None:
     con = connect(store)
     try:
         with con:
-            if not con.execute("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-                               [_now(), name]).rowcount:
+            if not con.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", [_now(), name]
+            ).rowcount:
                 raise GenoqueryError(f"no active token named {name!r} (see 'genoquery tokens list')")
     finally:
         con.close()
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class Authenticator:
@@ -115,8 +118,11 @@ class Authenticator:
             return Principal("anonymous", "public", f"anonymous@{client}")
         scheme, _, secret = authorization.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
-            raise ApiError(401, "malformed Authorization header; send 'Authorization: Bearer <token>'",
-                           {"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "malformed Authorization header; send 'Authorization: Bearer <token>'",
+                {"WWW-Authenticate": "Bearer"},
+            )
         found = self._lookup(_digest(secret.strip()))
         if found is None:
             raise ApiError(401, "unknown or revoked token", {"WWW-Authenticate": "Bearer"})
@@ -127,8 +133,10 @@ class Authenticator:
         cached = self._cache.get(digest)
         if cached is not None and now - cached[0] < self.cache_s:
             return cached[1]
-        row = self.db.con.execute("SELECT token_id, name, tier, sample_id FROM tokens WHERE secret_sha256 = ? "
-                                  "AND revoked_at IS NULL", [digest]).fetchone()
+        row = self.db.con.execute(
+            "SELECT token_id, name, tier, sample_id FROM tokens WHERE secret_sha256 = ? AND revoked_at IS NULL",
+            [digest],
+        ).fetchone()
         found = None if row is None else Principal(row[1], row[2], row[0], row[3])
         if len(self._cache) > 10_000:
             self._cache.clear()
@@ -140,6 +148,8 @@ def require(principal: Principal, tier: str, what: str) -> None:
     """Refuse (403) unless ``principal``'s tier reaches ``tier`` (participant tokens reach none)."""
     if principal.tier == "participant" or RANK[principal.tier] < RANK[tier]:
         hint = "send a token" if principal.tier == "public" else "ask for a token of that tier"
-        raise ApiError(403 if principal.tier != "public" else 401,
-                       f"{what} needs the {tier} tier; you have {principal.tier} ({hint})",
-                       {"WWW-Authenticate": "Bearer"} if principal.tier == "public" else None)
+        raise ApiError(
+            403 if principal.tier != "public" else 401,
+            f"{what} needs the {tier} tier; you have {principal.tier} ({hint})",
+            {"WWW-Authenticate": "Bearer"} if principal.tier == "public" else None,
+        )

@@ -42,14 +42,20 @@ class Budget:
         slot = int(now // self.slot_s)
         con = self.db.con
         with con:  # one transaction: concurrent workers cannot both take the last unit
-            con.execute("INSERT INTO budget_spent VALUES (?, ?, 1) ON CONFLICT DO UPDATE SET used = used + 1",
-                        [principal.key, slot])
+            con.execute(
+                "INSERT INTO budget_spent VALUES (?, ?, 1) ON CONFLICT DO UPDATE SET used = used + 1",
+                [principal.key, slot],
+            )
             used, oldest = self._use(principal, slot)
             if used > self.limit:
                 con.rollback()
                 retry = max(1, math.ceil((oldest + SLOTS + 1) * self.slot_s - now))
-                raise ApiError(429, f"query budget spent: {self.limit} answers about rare alleles per "
-                               f"{self.window_s:g} s; try again in {retry} s", {"Retry-After": str(retry)})
+                raise ApiError(
+                    429,
+                    f"query budget spent: {self.limit} answers about rare alleles per "
+                    f"{self.window_s:g} s; try again in {retry} s",
+                    {"Retry-After": str(retry)},
+                )
             if random.random() < 0.001:  # forget slots that left the window now and then
                 con.execute("DELETE FROM budget_spent WHERE slot < ?", [slot - SLOTS])
 
@@ -60,5 +66,7 @@ class Budget:
 
     def _use(self, principal: Principal, slot: int) -> tuple[int, int | None]:
         """Units ``principal`` spent in the window ending in ``slot``, and the window's oldest used slot."""
-        return self.db.con.execute("SELECT coalesce(sum(used), 0), min(slot) FROM budget_spent "
-                                   "WHERE principal = ? AND slot >= ?", [principal.key, slot - SLOTS]).fetchone()
+        return self.db.con.execute(
+            "SELECT coalesce(sum(used), 0), min(slot) FROM budget_spent WHERE principal = ? AND slot >= ?",
+            [principal.key, slot - SLOTS],
+        ).fetchone()

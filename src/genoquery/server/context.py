@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from fastapi import Request
 
-import genoquery
 from genoquery.errors import GenoqueryError
 from genoquery.index.schema import INDEX_FILE
 from genoquery.query.store import Store
+from genoquery.query.store import open as open_store
 from genoquery.server.auth import Authenticator, Principal, require
 from genoquery.server.budget import Budget
 from genoquery.server.disclosure import Disclosure, digest
@@ -67,8 +67,9 @@ class StorePool:
     keeps the ``cache_size`` most recently used answers of the current index, :meth:`remember`
     the ``memo_size`` most recently used values (cohorts' members) of the index a request reads."""
 
-    def __init__(self, path: Path, size: int, facts_of: Callable[[Store], Any], cache_size: int = 0,
-                 memo_size: int = 0) -> None:
+    def __init__(
+        self, path: Path, size: int, facts_of: Callable[[Store], Any], cache_size: int = 0, memo_size: int = 0
+    ) -> None:
         self.path, self.size, self._facts_of = path, size, facts_of
         self._facts: dict[tuple, Any] = {}  # of the newest indexes, by stamp
         self._free: queue.Queue[tuple[Store, tuple]] = queue.Queue()
@@ -82,7 +83,7 @@ class StorePool:
 
     def _open(self) -> tuple[Store, tuple]:
         stamp = self._stamp()
-        store = genoquery.open(self.path)
+        store = open_store(self.path)
         store.connection.execute("SET threads = 1")
         return store, stamp
 
@@ -218,8 +219,9 @@ class Context:
         self.budget = Budget(self.db, settings.budget, settings.budget_window_s)
 
     def _facts_of(self, store: Store) -> IndexFacts:
-        haploid = {r["contig"] for r in store.sql("SELECT DISTINCT contig FROM variants WHERE n_hemi > 0",
-                                                  []).to_pylist()}
+        haploid = {
+            r["contig"] for r in store.sql("SELECT DISTINCT contig FROM variants WHERE n_hemi > 0", []).to_pylist()
+        }
         active = store.active_samples
         disclosure = Disclosure(self.settings, self._secret, self.db, active, len(store.sample_ids), haploid)
         return IndexFacts(dict(store.info, contigs=store.contigs), len(active), disclosure)
@@ -271,8 +273,9 @@ class Context:
         """``(kind, definition)``: the token's own cohort of that name, a saved one, or a filter."""
         import json
 
-        row = self.db.con.execute("SELECT kind, definition FROM server_cohorts WHERE principal = ? AND name = ?",
-                                  [principal.key, text]).fetchone()
+        row = self.db.con.execute(
+            "SELECT kind, definition FROM server_cohorts WHERE principal = ? AND name = ?", [principal.key, text]
+        ).fetchone()
         if row is None:
             saved = store.cohorts().to_pylist()
             row = next(((c["kind"], c["definition"]) for c in saved if c["name"] == text), None)
@@ -286,9 +289,12 @@ class Context:
         if column.lower() not in names:
             raise GenoqueryError(f"no person-table column {column!r}; columns: {', '.join(names.values())}")
         col = names[column.lower()].replace('"', '""')
-        table = store.sql(f'SELECT CAST(p."{col}" AS VARCHAR) AS g, s.sample_index AS i FROM persons p '
-                          "JOIN samples s ON s.sample_id = p.sample_id WHERE s.withdrawn_at IS NULL "
-                          'AND p."' + col + '" IS NOT NULL', [])
+        table = store.sql(
+            f'SELECT CAST(p."{col}" AS VARCHAR) AS g, s.sample_index AS i FROM persons p '
+            "JOIN samples s ON s.sample_id = p.sample_id WHERE s.withdrawn_at IS NULL "
+            'AND p."' + col + '" IS NOT NULL',
+            [],
+        )
         groups = np.asarray(table["g"].to_numpy(zero_copy_only=False), dtype=object)
         idx = table["i"].to_numpy()
         if within is not None:

@@ -54,12 +54,19 @@ def digest(indexes: np.ndarray) -> str:
 def significant(value: float | None, digits: int = 2) -> float | None:
     if value is None or not math.isfinite(value) or value == 0:
         return value
-    return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
 
 
 class Disclosure:
-    def __init__(self, settings: Settings, secret: bytes, db: AccessDb, active: np.ndarray, n_indexes: int,
-                 haploid_contigs: set[str]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        secret: bytes,
+        db: AccessDb,
+        active: np.ndarray,
+        n_indexes: int,
+        haploid_contigs: set[str],
+    ) -> None:
         """``active``: indexes of the samples not withdrawn, of ``n_indexes`` sample indexes."""
         self.limit, self.min_cohort, self.rounding = settings.max_suppressed, settings.min_cohort, settings.rounding
         self.secret, self.db, self.n_samples, self.n_indexes = secret, db, len(active), n_indexes
@@ -99,7 +106,7 @@ class Disclosure:
         cells = GENOTYPE_CELLS if row.get("contig") in self.haploid_contigs else GENOTYPE_CELLS[:3]
         hidden = set()
         if any(low(row.get(c)) for c in cells) or (an is not None and low(an - ac)):
-            hidden.update(GENOTYPE_CELLS + ("af",))
+            hidden.update((*GENOTYPE_CELLS, "af"))
         if self.small(row.get("n_missing")):  # AN = 2 x called samples: exact AN would tell n_missing
             hidden.update(("n_missing",) if self.rounding > 1 else ("n_missing", "an", "af"))
         if self.small(an):
@@ -145,17 +152,20 @@ class Disclosure:
         if size < self.min_cohort:
             return f"it has fewer than {self.min_cohort} members"
         if 0 < self.n_samples - size < self.min_cohort:
-            return (f"it leaves out fewer than {self.min_cohort} of the store's samples (the difference "
-                    "would be a cohort too small to report)")
+            return (
+                f"it leaves out fewer than {self.min_cohort} of the store's samples (the difference "
+                "would be a cohort too small to report)"
+            )
         if principal.tier == "public":
             return None
         mask = self._mask(indexes)
-        for (stored,) in self.db.con.execute("SELECT members FROM cohort_history WHERE principal = ?",
-                                             [principal.key]):
+        for (stored,) in self.db.con.execute("SELECT members FROM cohort_history WHERE principal = ?", [principal.key]):
             differ = _members_apart(mask, np.frombuffer(zlib.decompress(stored), dtype=np.uint8))
             if 0 < differ < self.min_cohort:
-                return (f"it differs from a cohort you queried before by fewer than {self.min_cohort} "
-                        "members (differencing)")
+                return (
+                    f"it differs from a cohort you queried before by fewer than {self.min_cohort} "
+                    "members (differencing)"
+                )
         return None
 
     def record(self, principal: Principal, indexes: np.ndarray) -> str:
@@ -163,8 +173,10 @@ class Disclosure:
         if principal.tier != "public":
             con = self.db.con
             with con:
-                con.execute("INSERT OR IGNORE INTO cohort_history VALUES (?, ?, ?, ?)",
-                            [principal.key, key, len(indexes), zlib.compress(self._mask(indexes).tobytes())])
+                con.execute(
+                    "INSERT OR IGNORE INTO cohort_history VALUES (?, ?, ?, ?)",
+                    [principal.key, key, len(indexes), zlib.compress(self._mask(indexes).tobytes())],
+                )
         return key
 
     def _mask(self, indexes: np.ndarray) -> np.ndarray:

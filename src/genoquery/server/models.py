@@ -44,8 +44,9 @@ class VariantRow(BaseModel):
 
 class VariantPage(Page):
     cohort_size: Count = Field(description="samples in the cohort (rounded in aggregate tiers)")
-    withheld_groups: list[str] = Field(default_factory=list,
-                                       description="groups of `by` withheld by disclosure control")
+    withheld_groups: list[str] = Field(
+        default_factory=list, description="groups of `by` withheld by disclosure control"
+    )
     items: list[VariantRow]
 
 
@@ -93,7 +94,8 @@ class ParticipantAnswer(Page):
 
 class TableAnswer(Page):
     """Rows of an association, PheWAS or carrier table (columns as in the Python API)."""
-    items: list[dict[str, float | int | str | bool | None | list[str]]]
+
+    items: list[dict[str, float | int | str | bool | list[str] | None]]
 
 
 class CohortIn(BaseModel):

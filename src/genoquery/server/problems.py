@@ -57,8 +57,12 @@ class BodyLimit:
             length = dict(scope["headers"]).get(b"content-length", b"0")
             if not length.isdigit() or int(length) > self.limit:
                 status = 413 if length.isdigit() else 400
-                response = JSONResponse(error_body(status, f"request body over {self.limit} bytes" if status == 413
-                                                   else "malformed Content-Length"), status_code=status)
+                response = JSONResponse(
+                    error_body(
+                        status, f"request body over {self.limit} bytes" if status == 413 else "malformed Content-Length"
+                    ),
+                    status_code=status,
+                )
                 await response(scope, receive, send)
                 return
             received = 0

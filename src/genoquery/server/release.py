@@ -30,8 +30,18 @@ class Answer:
     rare: bool
 
 
-def released_page(ctx: Context, store: Store, principal: Principal, table: pa.Table, *, cohort_digest: str,
-                  within, by: str | None, offset: int, limit: int) -> tuple[dict, bool]:
+def released_page(
+    ctx: Context,
+    store: Store,
+    principal: Principal,
+    table: pa.Table,
+    *,
+    cohort_digest: str,
+    within,
+    by: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[dict, bool]:
     """One page of frequency rows (columns of ``Store.variants``, optionally per ``by`` group),
     exact for controlled tokens, else released by disclosure control with ``by`` groups that
     fail the cohort rules withheld; and whether the answer is about a rare allele (an
@@ -50,9 +60,11 @@ def released_page(ctx: Context, store: Store, principal: Principal, table: pa.Ta
         rows = [ctx.disclosure.stat_row(r, cohort_digest, str(r.get(by, "")) if by else "") for r in rows]
     rows = [{k: (str(v) if k == by and v is not None else v) for k, v in r.items() if k in keep} for r in rows]
     size = ctx.n_samples if within is None else len(within)
-    return dict(page_of(rows, table.num_rows, offset, limit), withheld_groups=withheld,
-                cohort_size=ctx.disclosure.count(size, cohort_digest + "|size") if principal.aggregate_only
-                else size), rare
+    return dict(
+        page_of(rows, table.num_rows, offset, limit),
+        withheld_groups=withheld,
+        cohort_size=ctx.disclosure.count(size, cohort_digest + "|size") if principal.aggregate_only else size,
+    ), rare
 
 
 def variant_page(ctx: Context, store: Store, principal: Principal, table: pa.Table, **page) -> dict:
@@ -66,8 +78,17 @@ def variant_page(ctx: Context, store: Store, principal: Principal, table: pa.Tab
 def variant_answer(ctx: Context, store: Store, principal: Principal, variant: str, by: str | None) -> Answer:
     """The whole-store statistics of one variant (key or rsID) as released to ``principal``,
     serialized once (the budget is not charged: see :class:`Answer`)."""
-    page, rare = released_page(ctx, store, principal, store.lookup(variant, by=by), cohort_digest=ctx.everyone,
-                               within=None, by=by, offset=0, limit=ctx.settings.max_page)
+    page, rare = released_page(
+        ctx,
+        store,
+        principal,
+        store.lookup(variant, by=by),
+        cohort_digest=ctx.everyone,
+        within=None,
+        by=by,
+        offset=0,
+        limit=ctx.settings.max_page,
+    )
     return Answer(VariantPage.model_validate(page).model_dump_json().encode(), len(page["items"]), rare)
 
 
@@ -83,5 +104,10 @@ def withheld_groups(ctx: Context, store: Store, principal: Principal, by: str, w
 
 
 def page_of(table_rows: list[dict], total: int, offset: int, limit: int) -> dict:
-    return {"total": total, "offset": offset, "limit": limit,
-            "next_offset": offset + limit if offset + limit < total else None, "items": table_rows}
+    return {
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "next_offset": offset + limit if offset + limit < total else None,
+        "items": table_rows,
+    }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Request
 
@@ -17,8 +17,9 @@ router = APIRouter(prefix="/api/v1", tags=["cohorts"], responses=ERRORS)
 
 
 @router.post("/cohorts", response_model=CohortOut, status_code=201, summary="Define a cohort for your token")
-def define(request: Request, body: CohortIn, principal: Principal = Depends(caller),
-           ctx: Context = Depends(context)) -> dict:
+def define(
+    request: Request, body: CohortIn, principal: Principal = Depends(caller), ctx: Context = Depends(context)
+) -> dict:
     """A filter expression (registered tier), or sample IDs (controlled tier). In the registered
     tier the cohort must pass disclosure control (size, differencing) to be defined."""
     request.state.body = body.model_dump(exclude_none=True)
@@ -28,13 +29,17 @@ def define(request: Request, body: CohortIn, principal: Principal = Depends(call
     if body.samples is not None:
         require(principal, "controlled", "a cohort of sample IDs")
     with ctx.pool.store() as store:  # a filter may name a saved cohort: resolved (and checked) as in queries
-        indexes = store.cohort(body.samples) if body.filter is None else ctx.cohort(store, principal, body.filter).indexes
+        indexes = (
+            store.cohort(body.samples) if body.filter is None else ctx.cohort(store, principal, body.filter).indexes
+        )
     kind = "filter" if body.filter is not None else "ids"
     definition = body.filter if body.filter is not None else json.dumps(list(dict.fromkeys(body.samples)))
     con = ctx.db.con
     with con:
-        con.execute("INSERT OR REPLACE INTO server_cohorts VALUES (?, ?, ?, ?, ?)",
-                    [principal.key, body.name, kind, definition, datetime.now(timezone.utc).isoformat()])
+        con.execute(
+            "INSERT OR REPLACE INTO server_cohorts VALUES (?, ?, ?, ?, ?)",
+            [principal.key, body.name, kind, definition, datetime.now(UTC).isoformat()],
+        )
     rows_returned(request, 1)
     return _out(ctx, principal, body.name, kind, definition, "token", len(indexes), digest(indexes))
 
@@ -45,16 +50,25 @@ def listing(request: Request, principal: Principal = Depends(caller), ctx: Conte
     require(principal, "registered", "listing cohorts")
     with ctx.pool.store() as store:
         saved = store.cohorts().to_pylist()
-    mine = ctx.db.con.execute("SELECT name, kind, definition FROM server_cohorts WHERE principal = ? ORDER BY name",
-                              [principal.key]).fetchall()
+    mine = ctx.db.con.execute(
+        "SELECT name, kind, definition FROM server_cohorts WHERE principal = ? ORDER BY name", [principal.key]
+    ).fetchall()
     items = [_out(ctx, principal, c["name"], c["kind"], c["definition"], "store", None, None) for c in saved]
     items += [_out(ctx, principal, name, kind, definition, "token", None, None) for name, kind, definition in mine]
     rows_returned(request, len(items))
     return {"items": items}
 
 
-def _out(ctx: Context, principal: Principal, name: str, kind: str, definition: str, scope: str,
-         size: int | None, key: str | None) -> dict:
+def _out(
+    ctx: Context,
+    principal: Principal,
+    name: str,
+    kind: str,
+    definition: str,
+    scope: str,
+    size: int | None,
+    key: str | None,
+) -> dict:
     shown = definition if kind == "filter" or not principal.aggregate_only else None
     if size is not None and principal.aggregate_only:
         size = ctx.disclosure.count(size, f"{key}|size")

@@ -30,23 +30,42 @@ def _sample_list(samples: str | None) -> list[str] | None:
     return None if samples is None else [s.strip() for s in samples.split(",") if s.strip()]
 
 
-@router.get("/carriers", response_model=CarrierPage, summary="Samples carrying a variant, or any filtered "
-            "variant of a gene or region")
-def carriers(request: Request, variant: Text = None, gene: Text = None, region: Text = None,
-             af_min: Annotated[float | None, Query(ge=0, le=1)] = None,
-             af_max: Annotated[float | None, Query(ge=0, le=1)] = None, pass_only: bool = False,
-             type: Literal["snv", "indel", "other"] | None = None,  # noqa: A002
-             cohort: Annotated[str | None, Query(max_length=4000)] = None,
-             offset: Offset = 0, limit: Limit = 100,
-             principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
+@router.get(
+    "/carriers",
+    response_model=CarrierPage,
+    summary="Samples carrying a variant, or any filtered variant of a gene or region",
+)
+def carriers(
+    request: Request,
+    variant: Text = None,
+    gene: Text = None,
+    region: Text = None,
+    af_min: Annotated[float | None, Query(ge=0, le=1)] = None,
+    af_max: Annotated[float | None, Query(ge=0, le=1)] = None,
+    pass_only: bool = False,
+    type: Literal["snv", "indel", "other"] | None = None,
+    cohort: Annotated[str | None, Query(max_length=4000)] = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+    principal: Principal = Depends(caller),
+    ctx: Context = Depends(context),
+) -> dict:
     require(principal, "controlled", "carrier IDs")
     if (variant is None) == (gene is None and region is None):
         raise ApiError(400, "give a variant (key or rsID), or a gene or region with optional filters")
     offset, limit = page_bounds(ctx, offset, limit)
     with ctx.pool.store() as store:
         chosen = ctx.cohort(store, principal, cohort)
-        table = store.carriers(variant, chosen.indexes, gene=gene, region=region, af_min=af_min, af_max=af_max,
-                               pass_only=pass_only, variant_type=type)
+        table = store.carriers(
+            variant,
+            chosen.indexes,
+            gene=gene,
+            region=region,
+            af_min=af_min,
+            af_max=af_max,
+            pass_only=pass_only,
+            variant_type=type,
+        )
     rows = table.select(["variant_key", "sample_id", "zygosity", "allele_copies", "gt"]).slice(offset, limit)
     rows_returned(request, rows.num_rows)
     return page_of(rows.to_pylist(), table.num_rows, offset, limit)
@@ -55,42 +74,65 @@ def carriers(request: Request, variant: Text = None, gene: Text = None, region: 
 def _gt_text(gt: np.ndarray, phased: np.ndarray) -> list[str]:
     """VCF GT text of one site's calls: ``0/1``, ``1|0``, ``./.``, haploid ``1``."""
     out = []
-    for (a, b), p in zip(gt.tolist(), phased.tolist()):
+    for (a, b), p in zip(gt.tolist(), phased.tolist(), strict=True):
         first = "." if a < 0 else str(a)
         out.append(first if b == -2 else first + ("|" if p else "/") + ("." if b < 0 else str(b)))
     return out
 
 
 @router.get("/genotypes", response_model=GenotypeAnswer, summary="The genotype matrix of a region")
-def genotypes(request: Request, region: Annotated[str, Query(max_length=200)], samples: Samples = None,
-              offset: Offset = 0, limit: Limit = 100,
-              principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
+def genotypes(
+    request: Request,
+    region: Annotated[str, Query(max_length=200)],
+    samples: Samples = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+    principal: Principal = Depends(caller),
+    ctx: Context = Depends(context),
+) -> dict:
     require(principal, "controlled", "genotypes")
     offset, limit = page_bounds(ctx, offset, limit)
     wanted = _sample_list(samples)
     calls = limit * (len(wanted) if wanted is not None else ctx.n_samples)
     if calls > ctx.settings.max_genotype_calls:
-        raise ApiError(413, f"{calls} calls per page is over the limit of {ctx.settings.max_genotype_calls}; "
-                       "ask for fewer samples or sites (limit), or use /api/v1/export.vcf")
+        raise ApiError(
+            413,
+            f"{calls} calls per page is over the limit of {ctx.settings.max_genotype_calls}; "
+            "ask for fewer samples or sites (limit), or use /api/v1/export.vcf",
+        )
     with ctx.pool.store() as store:  # the whole region is read (3 bytes per call), then paged
         g = store.genotypes(region, wanted, max_bytes=3 * ctx.settings.max_genotype_calls)
     sites = g.sites.slice(offset, limit).to_pylist()
     items = []
     for k, site in enumerate(sites, start=offset):
         alleles = [site["ref"], *site["alt"]]
-        items.append({"variant_key": f"{site['contig']}-{site['pos']}-{site['ref']}-{','.join(site['alt'])}",
-                      "contig": site["contig"], "pos": site["pos"], "alleles": alleles,
-                      "gt": _gt_text(g.gt[k], g.phased[k])})
+        items.append(
+            {
+                "variant_key": f"{site['contig']}-{site['pos']}-{site['ref']}-{','.join(site['alt'])}",
+                "contig": site["contig"],
+                "pos": site["pos"],
+                "alleles": alleles,
+                "gt": _gt_text(g.gt[k], g.phased[k]),
+            }
+        )
     rows_returned(request, len(items))
     return dict(page_of(items, g.sites.num_rows, offset, limit), sample_ids=list(g.sample_ids))
 
 
-@router.get("/export.vcf", summary="Stream a region's genotypes as VCF or bgzipped VCF",
-            response_class=StreamingResponse,
-            responses={200: {"content": {"text/x-vcf": {}, "application/gzip": {}}}})
-def export(request: Request, region: Annotated[str | None, Query(max_length=200)] = None, samples: Samples = None,
-           compress: bool = False, principal: Principal = Depends(caller),
-           ctx: Context = Depends(context)) -> StreamingResponse:
+@router.get(
+    "/export.vcf",
+    summary="Stream a region's genotypes as VCF or bgzipped VCF",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/x-vcf": {}, "application/gzip": {}}}},
+)
+def export(
+    request: Request,
+    region: Annotated[str | None, Query(max_length=200)] = None,
+    samples: Samples = None,
+    compress: bool = False,
+    principal: Principal = Depends(caller),
+    ctx: Context = Depends(context),
+) -> StreamingResponse:
     require(principal, "controlled", "VCF export")
     workdir = tempfile.mkdtemp(prefix="gq-export-")
     out = FilePath(workdir) / ("export.vcf.gz" if compress else "export.vcf")
@@ -101,9 +143,12 @@ def export(request: Request, region: Annotated[str | None, Query(max_length=200)
         _remove(workdir)
         raise
     rows_returned(request, _count_records(out) if not compress else None)
-    return StreamingResponse(_chunks(out), media_type="application/gzip" if compress else "text/x-vcf",
-                             headers={"Content-Disposition": f'attachment; filename="{out.name}"'},
-                             background=BackgroundTask(_remove, workdir))
+    return StreamingResponse(
+        _chunks(out),
+        media_type="application/gzip" if compress else "text/x-vcf",
+        headers={"Content-Disposition": f'attachment; filename="{out.name}"'},
+        background=BackgroundTask(_remove, workdir),
+    )
 
 
 def _count_records(path: FilePath) -> int:
@@ -148,11 +193,19 @@ def _released(ctx: Context, row: dict) -> dict:
     return out
 
 
-@router.get("/participants/{sample_id}", response_model=ParticipantAnswer,
-            summary="One participant's ALT alleles with population frequencies")
-def participant(request: Request, sample_id: Annotated[str, Path(max_length=200)], offset: Offset = 0,
-                limit: Limit = 100, principal: Principal = Depends(caller),
-                ctx: Context = Depends(context)) -> dict:
+@router.get(
+    "/participants/{sample_id}",
+    response_model=ParticipantAnswer,
+    summary="One participant's ALT alleles with population frequencies",
+)
+def participant(
+    request: Request,
+    sample_id: Annotated[str, Path(max_length=200)],
+    offset: Offset = 0,
+    limit: Limit = 100,
+    principal: Principal = Depends(caller),
+    ctx: Context = Depends(context),
+) -> dict:
     if not (principal.tier == "participant" and principal.sample_id == sample_id):
         require(principal, "controlled", "another participant's data")
     offset, limit = page_bounds(ctx, offset, limit)
@@ -162,8 +215,13 @@ def participant(request: Request, sample_id: Annotated[str, Path(max_length=200)
 
 
 @router.get("/me", response_model=ParticipantAnswer, summary="The calling participant's own data")
-def me(request: Request, offset: Offset = 0, limit: Limit = 100, principal: Principal = Depends(caller),
-       ctx: Context = Depends(context)) -> dict:
+def me(
+    request: Request,
+    offset: Offset = 0,
+    limit: Limit = 100,
+    principal: Principal = Depends(caller),
+    ctx: Context = Depends(context),
+) -> dict:
     if principal.tier != "participant":
         raise ApiError(403 if principal.tier != "public" else 401, "/api/v1/me needs a participant token")
     offset, limit = page_bounds(ctx, offset, limit)

@@ -19,8 +19,16 @@ async def health() -> dict:
 @router.get("/info", response_model=StoreInfo, summary="The store, your tier, your budget, the disclosure rules")
 def info(principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
     s = ctx.settings
-    return {**{k: ctx.info[k] for k in ("samples", "sites", "variants", "contigs", "tool")},
-            "groupings": ctx.info.get("groupings", []), "tier": principal.tier,
-            "budget_remaining": ctx.budget.remaining(principal),
-            "disclosure": {"max_suppressed": s.max_suppressed, "min_cohort": s.min_cohort, "rounding": s.rounding,
-                           "budget": s.budget, "budget_window_s": int(s.budget_window_s)}}
+    return {
+        **{k: ctx.info[k] for k in ("samples", "sites", "variants", "contigs", "tool")},
+        "groupings": ctx.info.get("groupings", []),
+        "tier": principal.tier,
+        "budget_remaining": ctx.budget.remaining(principal),
+        "disclosure": {
+            "max_suppressed": s.max_suppressed,
+            "min_cohort": s.min_cohort,
+            "rounding": s.rounding,
+            "budget": s.budget,
+            "budget_window_s": int(s.budget_window_s),
+        },
+    }

@@ -31,14 +31,17 @@ Text = Annotated[str | None, Query(max_length=200)]
 
 
 @router.get("/variants/{variant}", response_model=VariantPage, summary="One variant by key or rsID")
-async def variant(request: Request,
-                  variant: Annotated[str, Path(max_length=200, description="chr20-1030-A-C or rs123")],
-                  by: Annotated[Literal["ancestry", "sex_at_birth"] | None, Query()] = None) -> Response:
+async def variant(
+    request: Request,
+    variant: Annotated[str, Path(max_length=200, description="chr20-1030-A-C or rs123")],
+    by: Annotated[Literal["ancestry", "sex_at_birth"] | None, Query()] = None,
+) -> Response:
     # the hot path (see the module docstring)
     principal, ctx = await caller(request), request.app.state.context
     if by is None:
-        answer = ctx.pool.answer((variant, principal.tier), lambda store: variant_answer(ctx, store, principal,
-                                                                                         variant, None))
+        answer = ctx.pool.answer(
+            (variant, principal.tier), lambda store: variant_answer(ctx, store, principal, variant, None)
+        )
     else:
         answer = await run_in_threadpool(_breakdown, ctx, principal, variant, by)
     if answer.rare:
@@ -54,39 +57,66 @@ def _breakdown(ctx: Context, principal: Principal, variant: str, by: str) -> Ans
 
 
 @router.get("/variants", response_model=VariantPage, summary="Variants of a region or gene, with filters")
-def variants(request: Request, region: Text = None, gene: Text = None,
-             af_min: Annotated[float | None, Query(ge=0, le=1)] = None,
-             af_max: Annotated[float | None, Query(ge=0, le=1)] = None,
-             pass_only: bool = False, type: Literal["snv", "indel", "other"] | None = None,  # noqa: A002
-             by: Annotated[Literal["ancestry", "sex_at_birth"] | None, Query()] = None,
-             offset: Offset = 0, limit: Limit = 100,
-             principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
+def variants(
+    request: Request,
+    region: Text = None,
+    gene: Text = None,
+    af_min: Annotated[float | None, Query(ge=0, le=1)] = None,
+    af_max: Annotated[float | None, Query(ge=0, le=1)] = None,
+    pass_only: bool = False,
+    type: Literal["snv", "indel", "other"] | None = None,
+    by: Annotated[Literal["ancestry", "sex_at_birth"] | None, Query()] = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+    principal: Principal = Depends(caller),
+    ctx: Context = Depends(context),
+) -> dict:
     if (region is None) == (gene is None):
         raise ApiError(400, "give exactly one of region (CONTIG[:START[-END]]) or gene")
     offset, limit = page_bounds(ctx, offset, limit)
     with ctx.pool.store() as store:
-        table = store.lookup(region=region, gene=gene, af_min=af_min, af_max=af_max, pass_only=pass_only,
-                             variant_type=type, by=by)
-        answer = variant_page(ctx, store, principal, table, cohort_digest=ctx.everyone, within=None, by=by,
-                              offset=offset, limit=limit)
+        table = store.lookup(
+            region=region, gene=gene, af_min=af_min, af_max=af_max, pass_only=pass_only, variant_type=type, by=by
+        )
+        answer = variant_page(
+            ctx, store, principal, table, cohort_digest=ctx.everyone, within=None, by=by, offset=offset, limit=limit
+        )
     rows_returned(request, len(answer["items"]))
     return answer
 
 
 @router.get("/frequencies", response_model=VariantPage, summary="Exact statistics of a cohort in a region")
-def frequencies(request: Request, region: Annotated[str, Query(max_length=200)],
-                cohort: Annotated[str | None, Query(max_length=4000, description="a cohort name or filter "
-                                                    "expression (registered tier); none: every sample")] = None,
-                by: By = None, offset: Offset = 0, limit: Limit = 100,
-                principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
+def frequencies(
+    request: Request,
+    region: Annotated[str, Query(max_length=200)],
+    cohort: Annotated[
+        str | None,
+        Query(max_length=4000, description="a cohort name or filter expression (registered tier); none: every sample"),
+    ] = None,
+    by: By = None,
+    offset: Offset = 0,
+    limit: Limit = 100,
+    principal: Principal = Depends(caller),
+    ctx: Context = Depends(context),
+) -> dict:
     offset, limit = page_bounds(ctx, offset, limit)
     if principal.tier == "public" and (cohort is not None or by not in (None, "ancestry", "sex_at_birth")):
-        raise ApiError(401, "cohorts and breakdowns by other columns need a registered token",
-                       {"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401, "cohorts and breakdowns by other columns need a registered token", {"WWW-Authenticate": "Bearer"}
+        )
     with ctx.pool.store() as store:
         chosen = ctx.cohort(store, principal, cohort)
         table = store.frequencies(region, cohort=chosen.indexes, by=by)
-        answer = variant_page(ctx, store, principal, table, cohort_digest=chosen.digest, within=chosen.indexes,
-                              by=by, offset=offset, limit=limit)
+        answer = variant_page(
+            ctx,
+            store,
+            principal,
+            table,
+            cohort_digest=chosen.digest,
+            within=chosen.indexes,
+            by=by,
+            offset=offset,
+            limit=limit,
+        )
     rows_returned(request, len(answer["items"]))
     return answer

@@ -52,8 +52,10 @@ def _show(client: httpx.Client, title: str, path: str, params: dict, token: str 
     header = " -H 'Authorization: Bearer $TOKEN'" if token else ""
     answer = client.get(path, params=params, headers={"Authorization": f"Bearer {token}"} if token else {})
     text = json.dumps(answer.json())
-    print(f"\n   {title}\n   $ curl{header} '{url}'\n   HTTP {answer.status_code}: "
-          f"{text[:SHOWN]}{' ...' if len(text) > SHOWN else ''}")
+    print(
+        f"\n   {title}\n   $ curl{header} '{url}'\n   HTTP {answer.status_code}: "
+        f"{text[:SHOWN]}{' ...' if len(text) > SHOWN else ''}"
+    )
     return answer.json()
 
 
@@ -65,18 +67,39 @@ def run(store: Path, rare: str, common: str) -> None:
     try:
         with _Background(store) as url, httpx.Client(base_url=url, timeout=60) as client:
             print(f"9. the query server (genoquery serve {store}) on {url}; docs at {url}/docs")
-            _show(client, f"public lookup of the rare variant {rare}: counts of 1..20 come back as \"<=20\"",
-                  f"/api/v1/variants/{rare}", {})
-            _show(client, f"public lookup of {common}: larger counts rounded to a multiple of 10",
-                  f"/api/v1/variants/{common}", {})
+            _show(
+                client,
+                f'public lookup of the rare variant {rare}: counts of 1..20 come back as "<=20"',
+                f"/api/v1/variants/{rare}",
+                {},
+            )
+            _show(
+                client,
+                f"public lookup of {common}: larger counts rounded to a multiple of 10",
+                f"/api/v1/variants/{common}",
+                {},
+            )
             contig, pos, ref, alt = common.split("-")
-            _show(client, "GA4GH Beacon v2: does anyone carry it? (public: boolean or count)", "/beacon/v2/g_variants",
-                  {"referenceName": contig, "start": int(pos) - 1, "referenceBases": ref, "alternateBases": alt,
-                   "requestedGranularity": "count"})
-            _show(client, "controlled tier (token from 'genoquery tokens create --tier controlled'): carriers",
-                  "/api/v1/carriers", {"variant": rare}, token)
+            _show(
+                client,
+                "GA4GH Beacon v2: does anyone carry it? (public: boolean or count)",
+                "/beacon/v2/g_variants",
+                {
+                    "referenceName": contig,
+                    "start": int(pos) - 1,
+                    "referenceBases": ref,
+                    "alternateBases": alt,
+                    "requestedGranularity": "count",
+                },
+            )
+            _show(
+                client,
+                "controlled tier (token from 'genoquery tokens create --tier controlled'): carriers",
+                "/api/v1/carriers",
+                {"variant": rare},
+                token,
+            )
             _show(client, "the same without a token", "/api/v1/carriers", {"variant": rare})
     finally:
         revoke_token(store, name)
     print(f"\n   every request is in the audit log: genoquery audit {store}")
-

@@ -29,10 +29,11 @@ def vcf_header(sample_ids: list[str] | np.ndarray, parameters: dict[str, object]
     """Header text (meta lines and #CHROM line) for a file with these samples."""
     lines = ["##fileformat=VCFv4.2"]
     lines += [f'##FILTER=<ID={k},Description="{v}">' for k, v in FILTERS.items()]
-    lines.append('##INFO=<ID=AC,Number=A,Type=Integer,Description="Allele count in genotypes, '
-                 'for each ALT allele, in the same order as listed">')
-    lines.append('##INFO=<ID=AN,Number=1,Type=Integer,Description="Total number of alleles in '
-                 'called genotypes">')
+    lines.append(
+        '##INFO=<ID=AC,Number=A,Type=Integer,Description="Allele count in genotypes, '
+        'for each ALT allele, in the same order as listed">'
+    )
+    lines.append('##INFO=<ID=AN,Number=1,Type=Integer,Description="Total number of alleles in called genotypes">')
     lines.append('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">')
     lines += [f"##contig=<ID={c.name},length={c.length},assembly=GRCh38>" for c in CONTIGS]
     params = ",".join(f"{k}={v}" for k, v in parameters.items())
@@ -60,27 +61,38 @@ class SiteAnnotator:
         index = self.site_counter + np.arange(n, dtype=np.int64)
         self.site_counter += n
         rs = (index * _RS_MULT + 1234567) % _RS_PRIME + 1
-        ids = [f"rs{x}" if h else "." for x, h in zip(rs.tolist(), has_rs.tolist())]
+        ids = [f"rs{x}" if h else "." for x, h in zip(rs.tolist(), has_rs.tolist(), strict=True)]
         qual = 10 * np.minimum(ac, 1e5) ** 0.9 + rng.gamma(3.0, 15.0, size=n)
         qual_missing = rng.random(n) < 0.01
         excess_het = rng.random(n) < 0.02
         quals, filters = [], []
-        for q, qm, eh in zip(qual.tolist(), qual_missing.tolist(), excess_het.tolist()):
+        for q, qm, eh in zip(qual.tolist(), qual_missing.tolist(), excess_het.tolist(), strict=True):
             quals.append("." if qm else f"{q:.2f}")
             flags = (["LowQual"] if (not qm and q < 30) else []) + (["ExcessHet"] if eh else [])
             filters.append(";".join(flags) if flags else "PASS")
         return ids, quals, filters
 
 
-def record_prefixes(contig: str, pos: list[int], ids: list[str], refs: list[str], alts: list[list[str]],
-                    quals: list[str], filters: list[str], ac: np.ndarray, an: np.ndarray,
-                    rows: np.ndarray) -> list[bytes]:
+def record_prefixes(
+    contig: str,
+    pos: list[int],
+    ids: list[str],
+    refs: list[str],
+    alts: list[list[str]],
+    quals: list[str],
+    filters: list[str],
+    ac: np.ndarray,
+    an: np.ndarray,
+    rows: np.ndarray,
+) -> list[bytes]:
     """CHROM..FORMAT columns plus the tab before the first sample, for the given rows."""
     out = []
     ac_l, an_l = ac.tolist(), an.tolist()
     for r in rows.tolist():
         n_alt = len(alts[r])
         ac_txt = ",".join(str(x) for x in ac_l[r][:n_alt])
-        out.append(f"{contig}\t{pos[r]}\t{ids[r]}\t{refs[r]}\t{','.join(alts[r])}\t{quals[r]}\t"
-                   f"{filters[r]}\tAC={ac_txt};AN={an_l[r]}\tGT\t".encode())
+        out.append(
+            f"{contig}\t{pos[r]}\t{ids[r]}\t{refs[r]}\t{','.join(alts[r])}\t{quals[r]}\t"
+            f"{filters[r]}\tAC={ac_txt};AN={an_l[r]}\tGT\t".encode()
+        )
     return out

@@ -47,21 +47,28 @@ def unique_int(values: np.ndarray) -> np.ndarray:
 class ChunkCalls:
     """Allele counts of a chunk's rows (VCF INFO AC/AN) for the joint file and each center."""
 
-    rows: np.ndarray          # (E,) row of each true non-REF entry (entries are grouped by row)
-    joint_ac: np.ndarray      # (c, 3) copies of ALT 1..3 among called alleles
-    joint_an: np.ndarray      # (c,) called alleles
-    center_ac: np.ndarray     # (K, c, 3)
-    center_an: np.ndarray     # (K, c)
-    center_keep: np.ndarray   # (K, c) the center has a non-REF or missing allele at this row
-    missing_row: np.ndarray   # row and joint sample index of every call with a missing allele,
+    rows: np.ndarray  # (E,) row of each true non-REF entry (entries are grouped by row)
+    joint_ac: np.ndarray  # (c, 3) copies of ALT 1..3 among called alleles
+    joint_an: np.ndarray  # (c,) called alleles
+    center_ac: np.ndarray  # (K, c, 3)
+    center_an: np.ndarray  # (K, c)
+    center_keep: np.ndarray  # (K, c) the center has a non-REF or missing allele at this row
+    missing_row: np.ndarray  # row and joint sample index of every call with a missing allele,
     missing_sample: np.ndarray  # sorted by row
 
 
 class CallBuffers:
     """Byte buffer of joint-file sample columns for chunks of one contig."""
 
-    def __init__(self, design: CohortDesign, layout: RowLayout, ploidy: np.ndarray,
-                 hap_sample: np.ndarray, hap_slot: np.ndarray, max_rows: int) -> None:
+    def __init__(
+        self,
+        design: CohortDesign,
+        layout: RowLayout,
+        ploidy: np.ndarray,
+        hap_sample: np.ndarray,
+        hap_slot: np.ndarray,
+        max_rows: int,
+    ) -> None:
         self.design, self.layout, self.ploidy = design, layout, ploidy
         self.max_rows = max_rows
         self.rows = np.tile(layout.template, (max_rows, 1))
@@ -105,8 +112,15 @@ class CallBuffers:
         row, sample = key // n, key % n
         return row, sample, rng.random(len(row))
 
-    def fill(self, rng: np.random.Generator, lens: np.ndarray, haps: np.ndarray, alleles: np.ndarray,
-             dense: dict[int, np.ndarray], missing_rate: float) -> ChunkCalls:
+    def fill(
+        self,
+        rng: np.random.Generator,
+        lens: np.ndarray,
+        haps: np.ndarray,
+        alleles: np.ndarray,
+        dense: dict[int, np.ndarray],
+        missing_rate: float,
+    ) -> ChunkCalls:
         """Write the calls of ``len(lens)`` sites into rows 0.. of the buffer.
 
         Sparse rows: ``haps``/``alleles`` are the true non-REF alleles, grouped by row
@@ -135,8 +149,9 @@ class CallBuffers:
         flat_buf[seps] = PIPE
         joint_true = np.bincount(rows * MAX_ALT + alleles - 1, minlength=n_rows * MAX_ALT).reshape(n_rows, MAX_ALT)
         cell = self.hap_center[haps] * n_rows + rows
-        center_true = np.bincount(cell * MAX_ALT + alleles - 1,
-                                  minlength=k * n_rows * MAX_ALT).reshape(k, n_rows, MAX_ALT)
+        center_true = np.bincount(cell * MAX_ALT + alleles - 1, minlength=k * n_rows * MAX_ALT).reshape(
+            k, n_rows, MAX_ALT
+        )
         for r in sorted(dense):
             self._fill_dense(rng, r, dense[r], joint_true, center_true)
 
@@ -151,7 +166,7 @@ class CallBuffers:
         miss_center = self.design.center[np.concatenate([m_sample, m_sample[full]])].astype(np.int64)
         covered = flat_buf[miss].astype(np.int64) - ZERO - 1
         flat_buf[miss] = DOT
-        sep = start[full] + 1   # a fully missing call is never read-backed phased
+        sep = start[full] + 1  # a fully missing call is never read-backed phased
         flat_buf[sep] = self.layout.template[self.layout.sample_col[m_sample[full]] + 1]
         self._reset_zero = [flat, swap, swap + 2, miss]
         self._reset_slash = seps
@@ -159,20 +174,28 @@ class CallBuffers:
 
         # counts: true alleles minus those hidden by missing calls
         alt = covered >= 0
-        joint_ac = joint_true.ravel() - np.bincount(miss_row[alt] * MAX_ALT + covered[alt],
-                                                    minlength=n_rows * MAX_ALT)
+        joint_ac = joint_true.ravel() - np.bincount(miss_row[alt] * MAX_ALT + covered[alt], minlength=n_rows * MAX_ALT)
         joint_an = self.n_haps - np.bincount(miss_row, minlength=n_rows)
         m_cell = miss_center * n_rows + miss_row
-        center_ac = center_true.ravel() - np.bincount(m_cell[alt] * MAX_ALT + covered[alt],
-                                                      minlength=k * n_rows * MAX_ALT)
+        center_ac = center_true.ravel() - np.bincount(
+            m_cell[alt] * MAX_ALT + covered[alt], minlength=k * n_rows * MAX_ALT
+        )
         center_missing = np.bincount(m_cell, minlength=k * n_rows).reshape(k, n_rows)
         keep = (center_true.sum(-1) > 0) | (center_missing > 0)
-        return ChunkCalls(rows, joint_ac.reshape(n_rows, MAX_ALT), joint_an,
-                          center_ac.reshape(k, n_rows, MAX_ALT), self.center_haps[:, None] - center_missing,
-                          keep, m_row, m_sample)
+        return ChunkCalls(
+            rows,
+            joint_ac.reshape(n_rows, MAX_ALT),
+            joint_an,
+            center_ac.reshape(k, n_rows, MAX_ALT),
+            self.center_haps[:, None] - center_missing,
+            keep,
+            m_row,
+            m_sample,
+        )
 
-    def _fill_dense(self, rng: np.random.Generator, r: int, g: np.ndarray, joint_true: np.ndarray,
-                    center_true: np.ndarray) -> None:
+    def _fill_dense(
+        self, rng: np.random.Generator, r: int, g: np.ndarray, joint_true: np.ndarray, center_true: np.ndarray
+    ) -> None:
         """Write one densely decoded row (``g``: allele index of every haplotype) and count it."""
         line = self.rows[r]
         if self.all_diploid:
@@ -191,7 +214,7 @@ class CallBuffers:
         joint_true[r] = np.bincount(g, minlength=MAX_ALT + 1)[1:]
         bounds = self.center_hap_bounds
         for c in range(len(bounds) - 1):
-            center_true[c, r] = np.bincount(g[bounds[c]:bounds[c + 1]], minlength=MAX_ALT + 1)[1:]
+            center_true[c, r] = np.bincount(g[bounds[c] : bounds[c + 1]], minlength=MAX_ALT + 1)[1:]
 
     def reset(self) -> None:
         """Restore the template rows after the chunk's lines were written."""

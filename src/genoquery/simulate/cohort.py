@@ -38,8 +38,8 @@ class CohortFiles:
     """Paths written by :func:`simulate_cohort` (each VCF has a ``.tbi`` next to it)."""
 
     out_dir: Path
-    center_vcfs: tuple[Path, ...]       # center1.vcf.gz ... (chr20 and chrX)
-    joint_vcfs: tuple[Path, ...]        # cohort.chr20.vcf.gz, cohort.chrX.vcf.gz
+    center_vcfs: tuple[Path, ...]  # center1.vcf.gz ... (chr20 and chrX)
+    joint_vcfs: tuple[Path, ...]  # cohort.chr20.vcf.gz, cohort.chrX.vcf.gz
     persons: Path
     conditions: Path
     truth: Path
@@ -49,8 +49,9 @@ class CohortFiles:
         return f"{self.out_dir}: " + ", ".join(names)
 
 
-def _check(n_samples: int, n_centers: int, sequence_length: int, seed: int, missing_rate: float,
-           phased_fraction: float) -> None:
+def _check(
+    n_samples: int, n_centers: int, sequence_length: int, seed: int, missing_rate: float, phased_fraction: float
+) -> None:
     problems = []
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         problems.append(f"seed must be an integer >= 0, got {seed!r}")
@@ -69,9 +70,17 @@ def _check(n_samples: int, n_centers: int, sequence_length: int, seed: int, miss
         raise GenoqueryError("simulate: " + "; ".join(problems))
 
 
-def simulate_cohort(out_dir: str | os.PathLike[str], *, n_samples: int = 3000, n_centers: int = 3,
-                    sequence_length: int = 1_000_000, seed: int = 1, missing_rate: float = 0.01,
-                    phased_fraction: float = 0.5, progress: bool = False) -> CohortFiles:
+def simulate_cohort(
+    out_dir: str | os.PathLike[str],
+    *,
+    n_samples: int = 3000,
+    n_centers: int = 3,
+    sequence_length: int = 1_000_000,
+    seed: int = 1,
+    missing_rate: float = 0.01,
+    phased_fraction: float = 0.5,
+    progress: bool = False,
+) -> CohortFiles:
     """Simulate a cohort and write its files into ``out_dir`` (created if absent; files replaced).
 
     ``sequence_length`` bp are simulated on chr20 (POS 1..L) and on chrX
@@ -85,8 +94,14 @@ def simulate_cohort(out_dir: str | os.PathLike[str], *, n_samples: int = 3000, n
     _check(n_samples, n_centers, sequence_length, seed, missing_rate, phased_fraction)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    params = {"n_samples": int(n_samples), "n_centers": int(n_centers), "sequence_length": int(sequence_length),
-              "seed": int(seed), "missing_rate": float(missing_rate), "phased_fraction": float(phased_fraction)}
+    params = {
+        "n_samples": int(n_samples),
+        "n_centers": int(n_centers),
+        "sequence_length": int(sequence_length),
+        "seed": int(seed),
+        "missing_rate": float(missing_rate),
+        "phased_fraction": float(phased_fraction),
+    }
     streams = np.random.SeedSequence(int(seed)).spawn(8)
     rng_design, rng_calls, rng_annot, rng_collect, rng_pheno = (np.random.default_rng(s) for s in streams[:5])
     msprime_seeds = [int(x) + 1 for x in streams[5].generate_state(2 * len(CONTIGS), dtype=np.uint32) >> 1]
@@ -101,8 +116,10 @@ def simulate_cohort(out_dir: str | os.PathLike[str], *, n_samples: int = 3000, n
     regions: dict[str, dict[str, int]] = {}
 
     with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
-        centers = [IndexedVcfWriter(p, vcf_header(design.sample_id[m], params), pool)
-                   for p, m in zip(center_paths, center_members)]
+        centers = [
+            IndexedVcfWriter(p, vcf_header(design.sample_id[m], params), pool)
+            for p, m in zip(center_paths, center_members, strict=True)
+        ]
         for ci, spec in enumerate(CONTIGS):
             joint = IndexedVcfWriter(joint_paths[spec.name], vcf_header(design.sample_id, params), pool)
             sim = simulate_contig(design, spec, sequence_length, msprime_seeds[2 * ci], msprime_seeds[2 * ci + 1])
@@ -120,18 +137,60 @@ def simulate_cohort(out_dir: str | os.PathLike[str], *, n_samples: int = 3000, n
                 pos = np.array(chunk.pos, dtype=np.int64)
                 ref_len = np.array([len(r) for r in chunk.ref], dtype=np.int64)
                 every = np.arange(len(chunk))
-                joint.write_rows(spec.name, record_prefixes(spec.name, chunk.pos, ids, chunk.ref, chunk.alts,
-                                                            quals, filters, calls.joint_ac, calls.joint_an, every),
-                                 buffers.rows, every, pos, ref_len)
+                joint.write_rows(
+                    spec.name,
+                    record_prefixes(
+                        spec.name,
+                        chunk.pos,
+                        ids,
+                        chunk.ref,
+                        chunk.alts,
+                        quals,
+                        filters,
+                        calls.joint_ac,
+                        calls.joint_an,
+                        every,
+                    ),
+                    buffers.rows,
+                    every,
+                    pos,
+                    ref_len,
+                )
                 for k, writer in enumerate(centers):
                     kept = np.flatnonzero(calls.center_keep[k])
                     if len(kept):
-                        pre = record_prefixes(spec.name, chunk.pos, ids, chunk.ref, chunk.alts, quals, filters,
-                                              calls.center_ac[k], calls.center_an[k], kept)
-                        writer.write_rows(spec.name, pre, buffers.rows, kept, pos[kept], ref_len[kept],
-                                          (int(layout.center_start[k]), int(layout.center_width[k])))
-                collector.add(spec.name, chunk, calls.rows, haps, sim.hap_sample, sim.ploidy, buffers.n_haps,
-                              calls.missing_row, calls.missing_sample)
+                        pre = record_prefixes(
+                            spec.name,
+                            chunk.pos,
+                            ids,
+                            chunk.ref,
+                            chunk.alts,
+                            quals,
+                            filters,
+                            calls.center_ac[k],
+                            calls.center_an[k],
+                            kept,
+                        )
+                        writer.write_rows(
+                            spec.name,
+                            pre,
+                            buffers.rows,
+                            kept,
+                            pos[kept],
+                            ref_len[kept],
+                            (int(layout.center_start[k]), int(layout.center_width[k])),
+                        )
+                collector.add(
+                    spec.name,
+                    chunk,
+                    calls.rows,
+                    haps,
+                    sim.hap_sample,
+                    sim.ploidy,
+                    buffers.n_haps,
+                    calls.missing_row,
+                    calls.missing_sample,
+                )
                 buffers.reset()
                 regions.setdefault(spec.name, {"first_pos": int(pos[0])})["last_pos"] = int(pos[-1])
             bar.close()
@@ -143,16 +202,27 @@ def simulate_cohort(out_dir: str | os.PathLike[str], *, n_samples: int = 3000, n
             n_records[writer.path.name] = writer.n_records
 
     persons, conditions, traits = simulate_phenotypes(rng_pheno, design, collector)
-    files = CohortFiles(out, tuple(center_paths), tuple(joint_paths.values()), out / "persons.tsv",
-                        out / "conditions.tsv", out / "truth.json")
+    files = CohortFiles(
+        out,
+        tuple(center_paths),
+        tuple(joint_paths.values()),
+        out / "persons.tsv",
+        out / "conditions.tsv",
+        out / "truth.json",
+    )
     persons.to_csv(files.persons, sep="\t", index=False, na_rep="", lineterminator="\n")
     conditions.to_csv(files.conditions, sep="\t", index=False, lineterminator="\n")
     truth = {
-        "seed": int(seed), "parameters": params,
-        "model": {"demography": "Browning et al. 2018 out-of-Africa + admixed American (AmericanAdmixture_4B11)",
-                  "populations": list(POPULATIONS), "mutation_rate": MUTATION_RATE,
-                  "recombination_rate": RECOMBINATION_RATE, "mutation_model": "JC69 (msprime default)",
-                  "chrX": "males haploid, population sizes x0.75, region after PAR1"},
+        "seed": int(seed),
+        "parameters": params,
+        "model": {
+            "demography": "Browning et al. 2018 out-of-Africa + admixed American (AmericanAdmixture_4B11)",
+            "populations": list(POPULATIONS),
+            "mutation_rate": MUTATION_RATE,
+            "recombination_rate": RECOMBINATION_RATE,
+            "mutation_model": "JC69 (msprime default)",
+            "chrX": "males haploid, population sizes x0.75, region after PAR1",
+        },
         "contigs": {c.name: {"length": c.length, "pos_offset": c.offset, **regions.get(c.name, {})} for c in CONTIGS},
         "n_records": n_records,
         "n_samples_by_ancestry": {p: int((design.ancestry == i).sum()) for i, p in enumerate(POPULATIONS)},
@@ -168,4 +238,3 @@ def _progress_bar(enabled: bool, total: int, name: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=f"simulate {name}", unit="site", disable=not enabled)
-

@@ -43,18 +43,15 @@ def out_of_africa_admixture(size_scale: float = 1.0) -> msprime.Demography:
     s = size_scale
 
     d = msprime.Demography()
-    d.add_population(name="AFR", initial_size=n_afr * s, initially_active=True,
-                     description="African")
+    d.add_population(name="AFR", initial_size=n_afr * s, initially_active=True, description="African")
     d.add_population(name="EUR", initial_size=n_eur * s, growth_rate=r_eur, description="European")
     d.add_population(name="EAS", initial_size=n_eas * s, growth_rate=r_eas, description="East Asian")
-    d.add_population(name="AMR", initial_size=n_amr * s, growth_rate=r_admix,
-                     description="Admixed American")
+    d.add_population(name="AMR", initial_size=n_amr * s, growth_rate=r_admix, description="Admixed American")
     d.add_population(name="OOA", initial_size=n_ooa * s, description="Out-of-Africa bottleneck")
     d.set_symmetric_migration_rate(["AFR", "EUR"], 2.5e-5)
     d.set_symmetric_migration_rate(["AFR", "EAS"], 0.78e-5)
     d.set_symmetric_migration_rate(["EUR", "EAS"], 3.11e-5)
-    d.add_admixture(time=t_admix, derived="AMR", ancestral=["AFR", "EUR", "EAS"],
-                    proportions=[1 / 6, 1 / 3, 1 / 2])
+    d.add_admixture(time=t_admix, derived="AMR", ancestral=["AFR", "EUR", "EAS"], proportions=[1 / 6, 1 / 3, 1 / 2])
     d.add_population_split(time=t_eur_eas, derived=["EUR", "EAS"], ancestral="OOA")
     d.add_symmetric_migration_rate_change(time=t_eur_eas, populations=["AFR", "OOA"], rate=15e-5)
     d.add_symmetric_migration_rate_change(time=t_ooa, populations=["AFR", "OOA"], rate=0)

@@ -34,13 +34,13 @@ BIRTH_YEARS = (1935, 2004)
 class CohortDesign:
     """Per-sample attributes, all arrays of length n_samples in joint-callset order."""
 
-    sample_id: np.ndarray        # str, "S000001", ...
-    center: np.ndarray           # int, 0-based center index (file center{k+1}.vcf.gz)
-    ancestry: np.ndarray         # int, index into POPULATIONS
-    female: np.ndarray           # bool
-    birth_year: np.ndarray       # int
-    phased: np.ndarray           # bool: the sample's center delivers phased calls ('|')
-    call_weight: np.ndarray      # float, relative missing-call propensity (mean 1 within a center)
+    sample_id: np.ndarray  # str, "S000001", ...
+    center: np.ndarray  # int, 0-based center index (file center{k+1}.vcf.gz)
+    ancestry: np.ndarray  # int, index into POPULATIONS
+    female: np.ndarray  # bool
+    birth_year: np.ndarray  # int
+    phased: np.ndarray  # bool: the sample's center delivers phased calls ('|')
+    call_weight: np.ndarray  # float, relative missing-call propensity (mean 1 within a center)
     n_centers: int
 
     @property
@@ -57,8 +57,7 @@ class CohortDesign:
         return sorted({int(c) for c in self.center[self.phased]})
 
 
-def design_cohort(rng: np.random.Generator, n_samples: int, n_centers: int,
-                  phased_fraction: float) -> CohortDesign:
+def design_cohort(rng: np.random.Generator, n_samples: int, n_centers: int, phased_fraction: float) -> CohortDesign:
     """Draw the cohort; every center gets at least one sample."""
     width = max(6, len(str(n_samples)))
     sample_id = np.array([f"S{i:0{width}d}" for i in range(1, n_samples + 1)])
@@ -71,7 +70,7 @@ def design_cohort(rng: np.random.Generator, n_samples: int, n_centers: int,
         ancestry[members] = rng.choice(len(POPULATIONS), size=int(sizes[k]), p=rng.dirichlet(40 * base))
     female = rng.random(n_samples) < FEMALE_FRACTION
     birth_year = rng.integers(BIRTH_YEARS[0], BIRTH_YEARS[1] + 1, size=n_samples)
-    n_phased = int(round(phased_fraction * n_centers))
+    n_phased = round(phased_fraction * n_centers)
     if 0 < phased_fraction < 1 and n_centers > 1:
         n_phased = min(max(n_phased, 1), n_centers - 1)
     phased_center = np.zeros(n_centers, dtype=bool)

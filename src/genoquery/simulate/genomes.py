@@ -41,9 +41,9 @@ class ContigSpec:
 
     name: str
     length: int
-    offset: int          # VCF POS = msprime position + 1 + offset
+    offset: int  # VCF POS = msprime position + 1 + offset
     haploid_males: bool
-    size_scale: float    # population size factor for the demography
+    size_scale: float  # population size factor for the demography
 
 
 CHR20 = ContigSpec("chr20", 64_444_167, offset=0, haploid_males=False, size_scale=1.0)
@@ -62,15 +62,16 @@ class SimulatedContig:
 
     spec: ContigSpec
     ts: tskit.TreeSequence
-    hap_node: np.ndarray     # (H,) node id of each VCF haplotype
-    hap_sample: np.ndarray   # (H,) joint-order sample index
-    hap_slot: np.ndarray     # (H,) 0 = first allele of the call, 1 = second
-    ploidy: np.ndarray       # (n_samples,) 1 or 2
-    ref_node: int            # the reference-genome haplotype (not written)
+    hap_node: np.ndarray  # (H,) node id of each VCF haplotype
+    hap_sample: np.ndarray  # (H,) joint-order sample index
+    hap_slot: np.ndarray  # (H,) 0 = first allele of the call, 1 = second
+    ploidy: np.ndarray  # (n_samples,) 1 or 2
+    ref_node: int  # the reference-genome haplotype (not written)
 
 
-def simulate_contig(design: CohortDesign, spec: ContigSpec, sequence_length: int,
-                    ancestry_seed: int, mutation_seed: int) -> SimulatedContig:
+def simulate_contig(
+    design: CohortDesign, spec: ContigSpec, sequence_length: int, ancestry_seed: int, mutation_seed: int
+) -> SimulatedContig:
     """Simulate ``spec`` for the cohort of ``design``."""
     n = design.n_samples
     ploidy = np.where(spec.haploid_males & ~design.female, 1, 2)
@@ -83,13 +84,16 @@ def simulate_contig(design: CohortDesign, spec: ContigSpec, sequence_length: int
                 members.append(idx)
     sample_sets.append(msprime.SampleSet(1, population="EUR", ploidy=1))  # reference genome
     ts = msprime.sim_ancestry(
-        samples=sample_sets, demography=out_of_africa_admixture(spec.size_scale),
-        sequence_length=sequence_length, recombination_rate=RECOMBINATION_RATE,
-        random_seed=ancestry_seed)
+        samples=sample_sets,
+        demography=out_of_africa_admixture(spec.size_scale),
+        sequence_length=sequence_length,
+        recombination_rate=RECOMBINATION_RATE,
+        random_seed=ancestry_seed,
+    )
     ts = msprime.sim_mutations(ts, rate=MUTATION_RATE, random_seed=mutation_seed)
 
     # individuals appear in SampleSet order; their nodes are consecutive sample nodes
-    order = np.concatenate(members)           # individual i -> joint sample order[i]
+    order = np.concatenate(members)  # individual i -> joint sample order[i]
     sample_nodes = ts.samples()
     node_ind = ts.nodes_individual[sample_nodes]
     ref_node = int(sample_nodes[node_ind == n][0])

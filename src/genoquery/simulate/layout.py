@@ -28,19 +28,18 @@ PIPE, SLASH = ord("|"), ord("/")
 class RowLayout:
     """Template line and byte columns for one contig (joint order)."""
 
-    template: np.ndarray       # (width,) uint8, the sample columns of an all-REF record, ending with '\n'
-    sample_col: np.ndarray     # (n_samples,) byte column of each sample's first allele
-    hap_col: np.ndarray        # (H,) byte column of each haplotype's allele
-    center_start: np.ndarray   # (K,) first byte of each center's columns
-    center_width: np.ndarray   # (K,) bytes of each center's columns, including its final tab
+    template: np.ndarray  # (width,) uint8, the sample columns of an all-REF record, ending with '\n'
+    sample_col: np.ndarray  # (n_samples,) byte column of each sample's first allele
+    hap_col: np.ndarray  # (H,) byte column of each haplotype's allele
+    center_start: np.ndarray  # (K,) first byte of each center's columns
+    center_width: np.ndarray  # (K,) bytes of each center's columns, including its final tab
 
     @property
     def width(self) -> int:
         return len(self.template)
 
 
-def build_layout(design: CohortDesign, ploidy: np.ndarray, hap_sample: np.ndarray,
-                 hap_slot: np.ndarray) -> RowLayout:
+def build_layout(design: CohortDesign, ploidy: np.ndarray, hap_sample: np.ndarray, hap_slot: np.ndarray) -> RowLayout:
     """Layout for the cohort's samples (joint order) with per-sample ploidy 1 or 2."""
     ploidy = np.asarray(ploidy, dtype=np.int64)
     widths = 2 * ploidy

@@ -62,10 +62,20 @@ class GenotypeCollector:
     pca: list[np.ndarray] = field(default_factory=list)
     candidates: dict[str, list[Candidate]] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
-    _last_pca_pos: int = -(10 ** 12)
+    _last_pca_pos: int = -(10**12)
 
-    def add(self, contig: str, chunk, rows: np.ndarray, haps: np.ndarray, hap_sample: np.ndarray,
-            ploidy: np.ndarray, n_haps: int, missing_row: np.ndarray, missing_sample: np.ndarray) -> None:
+    def add(
+        self,
+        contig: str,
+        chunk,
+        rows: np.ndarray,
+        haps: np.ndarray,
+        hap_sample: np.ndarray,
+        ploidy: np.ndarray,
+        n_haps: int,
+        missing_row: np.ndarray,
+        missing_sample: np.ndarray,
+    ) -> None:
         """Look at a chunk's biallelic sites.
 
         ``rows``/``haps``: sparse true non-REF entries (sorted by row); dense rows are in
@@ -81,8 +91,7 @@ class GenotypeCollector:
             maf = min(af, 1 - af)
             if maf < CAUSAL_MAF:
                 continue
-            want_pca = (contig == "chr20" and maf >= PCA_MAF
-                        and chunk.pos[r] - self._last_pca_pos >= self.pca_spacing)
+            want_pca = contig == "chr20" and maf >= PCA_MAF and chunk.pos[r] - self._last_pca_pos >= self.pca_spacing
             t = self.seen.get(contig, 0)
             self.seen[contig] = t + 1
             slot: int | None = t if t < self.reservoir_size else int(self.rng.integers(0, t + 1))
@@ -93,15 +102,15 @@ class GenotypeCollector:
             if r in chunk.dense:
                 dosage = np.bincount(hap_sample, weights=chunk.dense[r], minlength=self.n_samples)
             else:
-                dosage = np.bincount(hap_sample[haps[bounds[r]:bounds[r + 1]]], minlength=self.n_samples)
+                dosage = np.bincount(hap_sample[haps[bounds[r] : bounds[r + 1]]], minlength=self.n_samples)
             dosage = dosage.astype(np.int8)
             if want_pca:
                 observed = dosage.copy()
-                observed[missing_sample[m_bounds[r]:m_bounds[r + 1]]] = -1
+                observed[missing_sample[m_bounds[r] : m_bounds[r + 1]]] = -1
                 self.pca.append(observed)
                 self._last_pca_pos = chunk.pos[r]
             if slot is not None:
-                dosage = dosage * (3 - ploidy).astype(np.int8)   # haploid ALT counts 2
+                dosage = dosage * (3 - ploidy).astype(np.int8)  # haploid ALT counts 2
                 cand = Candidate(contig, chunk.pos[r], chunk.ref[r], chunk.alts[r][0], af, dosage)
                 if slot < len(pool):
                     pool[slot] = cand
@@ -113,7 +122,7 @@ def principal_components(dosages: list[np.ndarray], n_samples: int, k: int = 4) 
     """(n_samples, k) PC scores from observed dosages (-1 = missing); zeros if too few sites."""
     if len(dosages) < k + 1:
         return np.zeros((n_samples, k))
-    x = np.stack(dosages, axis=1).astype(np.float32)   # standardised in place below
+    x = np.stack(dosages, axis=1).astype(np.float32)  # standardised in place below
     called = x >= 0
     x[~called] = 0
     p = x.sum(0) / np.maximum(called.sum(0), 1) / 2
@@ -131,20 +140,30 @@ def principal_components(dosages: list[np.ndarray], n_samples: int, k: int = 4) 
     return (x @ v.astype(np.float32)) / np.sqrt(x.shape[1])
 
 
-def _plant(rng: np.random.Generator, n: int, pool: list[Candidate], variances: list[float],
-           scale: float) -> tuple[np.ndarray, list[dict[str, object]]]:
+def _plant(
+    rng: np.random.Generator, n: int, pool: list[Candidate], variances: list[float], scale: float
+) -> tuple[np.ndarray, list[dict[str, object]]]:
     """Genetic values (centred) and truth records for len(variances) causal variants from pool."""
     value = np.zeros(n)
     truth = []
-    for cand, v in zip(pool, variances):
+    for cand, v in zip(pool, variances, strict=False):  # the pool may hold more candidates
         d = cand.dosage.astype(np.float64)
         var = d.var()
         if var == 0:
             continue
         beta = round(float(rng.choice([-1, 1]) * scale * np.sqrt(v / var)), 3)
         value += beta * (d - d.mean())
-        truth.append({"contig": cand.contig, "pos": cand.pos, "ref": cand.ref, "alt": cand.alt,
-                      "effect": beta, "af": round(cand.af, 6), "variance_share": v})
+        truth.append(
+            {
+                "contig": cand.contig,
+                "pos": cand.pos,
+                "ref": cand.ref,
+                "alt": cand.alt,
+                "effect": beta,
+                "af": round(cand.af, 6),
+                "variance_share": v,
+            }
+        )
     return value, truth
 
 
@@ -156,8 +175,9 @@ def _dates(rng: np.random.Generator, birth_year: np.ndarray, min_age: int) -> np
     return lo + (rng.random(len(lo)) * span).astype(np.int64)
 
 
-def simulate_phenotypes(rng: np.random.Generator, design: CohortDesign, collector: GenotypeCollector
-                        ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, object]]:
+def simulate_phenotypes(
+    rng: np.random.Generator, design: CohortDesign, collector: GenotypeCollector
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, object]]:
     """persons table, conditions table (long, OMOP-like) and the traits' truth."""
     n = design.n_samples
     pcs = principal_components(collector.pca, n)
@@ -200,37 +220,49 @@ def simulate_phenotypes(rng: np.random.Generator, design: CohortDesign, collecto
     for code, status, min_age in (("E11", e11, 25), ("I10", i10, 25), ("J45", j45, 3)):
         idx = np.flatnonzero(status)
         first = _dates(rng, design.birth_year[idx], min_age)
-        rows.append(pd.DataFrame({"person_id": design.sample_id[idx], "condition_code": code,
-                                  "condition_date": first}))
+        rows.append(pd.DataFrame({"person_id": design.sample_id[idx], "condition_code": code, "condition_date": first}))
         extra = rng.poisson(1.2, len(idx))
         rep = np.repeat(np.arange(len(idx)), extra)
         later = first[rep] + (rng.random(len(rep)) * (EHR_END - first[rep]).astype(np.int64)).astype(np.int64)
-        rows.append(pd.DataFrame({"person_id": design.sample_id[idx][rep], "condition_code": code,
-                                  "condition_date": later}))
+        rows.append(
+            pd.DataFrame({"person_id": design.sample_id[idx][rep], "condition_code": code, "condition_date": later})
+        )
     conditions = pd.concat(rows, ignore_index=True)
     conditions = conditions.sort_values(["person_id", "condition_date", "condition_code"], kind="stable")
     conditions["condition_date"] = conditions["condition_date"].dt.strftime("%Y-%m-%d")
     conditions = conditions.reset_index(drop=True)
 
-    persons = pd.DataFrame({
-        "sample_id": design.sample_id,
-        "center": [f"center{c + 1}" for c in design.center],
-        "sex_at_birth": np.where(female, "Female", "Male"),
-        "birth_year": design.birth_year,
-        "ancestry": np.array(POPULATIONS)[design.ancestry],
-    })
+    persons = pd.DataFrame(
+        {
+            "sample_id": design.sample_id,
+            "center": [f"center{c + 1}" for c in design.center],
+            "sex_at_birth": np.where(female, "Female", "Male"),
+            "birth_year": design.birth_year,
+            "ancestry": np.array(POPULATIONS)[design.ancestry],
+        }
+    )
     for j in range(pcs.shape[1]):
         persons[f"pc{j + 1}"] = np.round(pcs[:, j], 5)
     persons["ldl_mg_dl"] = ldl
     truth = {
-        "ldl_mg_dl": {"type": "quantitative", "unit": "mg/dL",
-                      "model": "110 + 0.4*(age-50) - 3*female + sum(effect*(dosage-mean)) + N(0, sd)",
-                      "effect_unit": "mg/dL per ALT allele", "noise_sd": round(LDL_SD * np.sqrt(max(1 - h2, 0.05)), 3),
-                      "causal_variants": ldl_truth},
-        "E11": {"type": "binary", "model": "liability threshold: sum(effect*(dosage-mean)) + 0.02*(age-50) "
-                "+ 0.15*male + N(0, sqrt(1-h2)) > threshold", "effect_unit": "liability SD per ALT allele",
-                "prevalence": E11_PREVALENCE, "threshold": round(threshold, 6), "n_cases": int(e11.sum()),
-                "causal_variants": e11_truth},
+        "ldl_mg_dl": {
+            "type": "quantitative",
+            "unit": "mg/dL",
+            "model": "110 + 0.4*(age-50) - 3*female + sum(effect*(dosage-mean)) + N(0, sd)",
+            "effect_unit": "mg/dL per ALT allele",
+            "noise_sd": round(LDL_SD * np.sqrt(max(1 - h2, 0.05)), 3),
+            "causal_variants": ldl_truth,
+        },
+        "E11": {
+            "type": "binary",
+            "model": "liability threshold: sum(effect*(dosage-mean)) + 0.02*(age-50) "
+            "+ 0.15*male + N(0, sqrt(1-h2)) > threshold",
+            "effect_unit": "liability SD per ALT allele",
+            "prevalence": E11_PREVALENCE,
+            "threshold": round(threshold, 6),
+            "n_cases": int(e11.sum()),
+            "causal_variants": e11_truth,
+        },
         "I10": {"type": "binary", "model": "logistic in age and sex; no genetic effect", "causal_variants": []},
         "J45": {"type": "binary", "model": "random, higher in females; no genetic effect", "causal_variants": []},
     }

@@ -32,14 +32,14 @@ DENSE_DIVISOR = 8
 class SiteChunk:
     """Consecutive variant sites of one contig and their true non-REF alleles."""
 
-    pos: list[int] = field(default_factory=list)           # VCF POS, 1-based
+    pos: list[int] = field(default_factory=list)  # VCF POS, 1-based
     ref: list[str] = field(default_factory=list)
     alts: list[list[str]] = field(default_factory=list)
     alt_count: list[np.ndarray] = field(default_factory=list)  # true copies of each ALT in the cohort
     hap_parts: list[np.ndarray] = field(default_factory=list)  # sparse rows: non-REF haplotypes
     allele_parts: list[np.ndarray | int] = field(default_factory=list)  # int: one ALT for all of them
     dense: dict[int, np.ndarray] = field(default_factory=dict)  # row -> (H,) int8 allele of every haplotype
-    n_visited: int = 0   # msprime sites consumed (including non-variant ones), for progress
+    n_visited: int = 0  # msprime sites consumed (including non-variant ones), for progress
 
     def __len__(self) -> int:
         return len(self.pos)
@@ -58,7 +58,7 @@ class SiteChunk:
         ends = np.cumsum(lens)
         for i, a in enumerate(self.allele_parts):
             if not isinstance(a, int):
-                alleles[ends[i] - lens[i]:ends[i]] = a
+                alleles[ends[i] - lens[i] : ends[i]] = a
         return lens, haps, alleles
 
     def _add(self, pos: int, ref: str, alts: list[str], alt_count: np.ndarray) -> int:
@@ -72,8 +72,15 @@ class SiteChunk:
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
-def _site(tree: tskit.Tree, ancestral: str, nodes: list[int], derived: list[str], node_hap: np.ndarray,
-          n_haps: int, ref_node: int):
+def _site(
+    tree: tskit.Tree,
+    ancestral: str,
+    nodes: list[int],
+    derived: list[str],
+    node_hap: np.ndarray,
+    n_haps: int,
+    ref_node: int,
+):
     """Alleles of one site: (ref, alts, alt_counts, haps, alleles, dense) or None if no cohort ALT.
 
     Sparse result: ``haps``/``alleles`` list the non-REF haplotypes (``alleles`` may be the
@@ -82,21 +89,21 @@ def _site(tree: tskit.Tree, ancestral: str, nodes: list[int], derived: list[str]
     states = [ancestral]
     parts, part_state = [], []
     ref_state = 0
-    for node, state in zip(nodes, derived):
+    for node, state in zip(nodes, derived, strict=True):
         if state not in states:
             states.append(state)
         below = node_hap[tree.preorder(node)]
         parts.append(below[below >= 0])
         part_state.append(states.index(state))
         if tree.is_descendant(ref_node, node):
-            ref_state = part_state[-1]   # later mutations are deeper: the last one above wins
+            ref_state = part_state[-1]  # later mutations are deeper: the last one above wins
     if len(parts) == 1:
         haps = parts[0]
         if not len(haps) or (ref_state == 0 and len(haps) <= n_haps // DENSE_DIVISOR):
             # the common case: one rare mutation, every carrier has ALT 1
             return (ancestral, [states[1]], np.array([len(haps)]), haps, 1, None) if len(haps) else None
         st = np.full(len(haps), part_state[0], dtype=np.int8)
-    else:   # recurrent/back mutations: a haplotype takes the last (deepest) state
+    else:  # recurrent/back mutations: a haplotype takes the last (deepest) state
         haps = np.concatenate(parts)[::-1]
         st = np.repeat(np.array(part_state, dtype=np.int8), [len(p) for p in parts])[::-1]
         haps, first = np.unique(haps, return_index=True)

@@ -68,8 +68,8 @@ def _contig_index(rec: ContigRecords) -> bytes:
     parts: list[bytes] = []
     uniq, first_idx, counts = np.unique(chunk_bin[order], return_index=True, return_counts=True)
     parts.append(struct.pack("<i", len(uniq) + 1))
-    for b, i0, cnt in zip(uniq.tolist(), first_idx.tolist(), counts.tolist()):
-        sel = order[i0:i0 + cnt]
+    for b, i0, cnt in zip(uniq.tolist(), first_idx.tolist(), counts.tolist(), strict=True):
+        sel = order[i0 : i0 + cnt]
         pairs = np.empty((cnt, 2), dtype="<u8")
         pairs[:, 0] = rec.voff_start[starts[sel]]
         pairs[:, 1] = rec.voff_end[ends[sel]]
