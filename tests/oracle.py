@@ -5,7 +5,7 @@ cyvcf2): every expected value comes from htslib's own tools as pysam bundles
 them (``pysam.bcftools``, ``pysam.VariantFile``) plus plain Python on the text
 bcftools prints.
 
-Per-allele statistics follow docs/CONTRACT.md on the records of
+Per-allele statistics follow docs/architecture.md ("Statistics") on the records of
 ``bcftools norm -m-`` (one record per ALT allele; in a split record the other
 ALT alleles of the site read as REF ``0``, a missing allele stays missing):
 
@@ -90,7 +90,7 @@ def header_text(path: str | os.PathLike) -> str:
 
 def sample_names(path: str | os.PathLike) -> list[str]:
     """Sample IDs in header order (the #CHROM line of ``bcftools view -h``)."""
-    chrom_line = [line for line in header_text(path).split("\n") if line.startswith("#CHROM")][0]
+    chrom_line = next(line for line in header_text(path).split("\n") if line.startswith("#CHROM"))
     return chrom_line.split("\t")[9:]
 
 
@@ -104,7 +104,7 @@ def _declare_contigs(text: str) -> str:
     chrom_line = next(i for i, line in enumerate(lines) if line.startswith("#CHROM"))
     declared = set(re.findall(r"^##contig=<ID=([^,>]+)", text, flags=re.M))
     missing: list[str] = []
-    for line in lines[chrom_line + 1:]:
+    for line in lines[chrom_line + 1 :]:
         if line and not line.startswith("#"):
             chrom = line.split("\t", 1)[0]
             if chrom not in declared and chrom not in missing:
@@ -161,14 +161,19 @@ def sites(path: str | os.PathLike) -> list[Site]:
         if not line:
             continue
         cols = line.split("\t")
-        gts = tuple(cols[6:]) if has_gt else ("." ,) * n_samples
+        gts = tuple(cols[6:]) if has_gt else (".",) * n_samples
         assert len(gts) == n_samples, (path, line)
-        out.append(Site(
-            contig=cols[0], pos=int(cols[1]), id=cols[2], ref=cols[3],
-            alts=() if cols[4] == "." else tuple(cols[4].split(",")),
-            filters=() if cols[5] == "." else tuple(cols[5].split(";")),
-            gts=gts,
-        ))
+        out.append(
+            Site(
+                contig=cols[0],
+                pos=int(cols[1]),
+                id=cols[2],
+                ref=cols[3],
+                alts=() if cols[4] == "." else tuple(cols[4].split(",")),
+                filters=() if cols[5] == "." else tuple(cols[5].split(";")),
+                gts=gts,
+            )
+        )
     return out
 
 
@@ -262,8 +267,9 @@ def _count(site_index: int, split: Site, allele: int) -> AlleleStats:
         else:
             het += copies == 1
             hom += copies == 2
-    return AlleleStats(site_index, split.contig, split.pos, split.ref, split.alts[0], allele,
-                       ac, an, het, hom, hemi, missing)
+    return AlleleStats(
+        site_index, split.contig, split.pos, split.ref, split.alts[0], allele, ac, an, het, hom, hemi, missing
+    )
 
 
 def allele_stats(path: str | os.PathLike, samples: list[str] | None = None) -> list[AlleleStats]:
@@ -284,13 +290,15 @@ def allele_stats(path: str | os.PathLike, samples: list[str] | None = None) -> l
     cursor = 0
     for index, site in enumerate(originals):
         if not site.alts:  # ALT "." stays one record with no ALT allele
-            assert split[cursor].alts == () and split[cursor].pos == site.pos
+            assert split[cursor].alts == ()
+            assert split[cursor].pos == site.pos
             cursor += 1
             continue
         for k, alt in enumerate(site.alts, start=1):
             rec = split[cursor]
             assert (rec.contig, rec.pos, rec.ref, rec.alts) == (site.contig, site.pos, site.ref, (alt,)), (
-                f"norm -m- record {rec} does not match ALT {k} of {site}")
+                f"norm -m- record {rec} does not match ALT {k} of {site}"
+            )
             out.append(_count(index, rec, k))
             cursor += 1
     assert cursor == len(split)

@@ -23,6 +23,8 @@ import numpy as np
 import pytest
 
 import checks
+from genoquery.ingest.withdraw import withdraw
+from genoquery.verify import verify
 
 N_SAMPLES = 2000
 N_SITES = 3000
@@ -39,8 +41,13 @@ def write_big_vcf(path: Path, n_samples: int, n_sites: int, seed: int = 1) -> np
     with open(path, "wb") as handle:
         handle.write(b"##fileformat=VCFv4.2\n##contig=<ID=chr1,length=100000000>\n")
         handle.write(b'##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n')
-        handle.write(("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t"
-                      + "\t".join(f"S{i}" for i in range(n_samples)) + "\n").encode())
+        handle.write(
+            (
+                "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t"
+                + "\t".join(f"S{i}" for i in range(n_samples))
+                + "\n"
+            ).encode()
+        )
         for i in range(n_sites):
             row = table[codes[i]].reshape(-1).copy()
             row[-1] = ord("\n")
@@ -60,10 +67,15 @@ def big_vcf(tmp_path_factory) -> tuple[Path, np.ndarray]:
 def small_store(tmp_path_factory, gq) -> Path:
     root = tmp_path_factory.mktemp("small")
     vcf = root / "small.vcf"
-    vcf.write_text(checks.vcf_text(["a", "b", "c"], [
-        ["chr1", "5", "rs5", "A", "C,G", "20", "PASS", ".", "GT", "0/1", "2|2", "./1"],
-        ["chr1", "9", ".", "T", "A", ".", ".", ".", "GT", "1", "0/0", "."],
-    ]))
+    vcf.write_text(
+        checks.vcf_text(
+            ["a", "b", "c"],
+            [
+                ["chr1", "5", "rs5", "A", "C,G", "20", "PASS", ".", "GT", "0/1", "2|2", "./1"],
+                ["chr1", "9", ".", "T", "A", ".", ".", ".", "GT", "1", "0/0", "."],
+            ],
+        )
+    )
     path = root / "store.gq"
     gq.ingest(path, [vcf])
     return path
@@ -97,25 +109,44 @@ def _kill_during(cmd: list[str], target: Path, phase: str) -> bool:
     Returns False if the process ended before that was seen (it was not killed).
     """
     seen = PHASES[phase]
-    return _kill_when(cmd, lambda: any(seen(target.parent / name)
-                                       for name in _staging_entries(target.parent, target.name)))
+    return _kill_when(
+        cmd, lambda: any(seen(target.parent / name) for name in _staging_entries(target.parent, target.name))
+    )
+
+
+SLICE_S = 0.001
+"""How long the writer runs between two looks at its files (it is stopped while we look)."""
+
+
+def _looks_reached(reached) -> bool:
+    """``reached()``, with a directory the writer removed meanwhile counting as not reached."""
+    try:
+        return bool(reached())
+    except FileNotFoundError:
+        return False
 
 
 def _kill_when(cmd: list[str], reached) -> bool:
-    """Start ``cmd`` and SIGKILL it as soon as ``reached()`` is true; False if it ended first."""
+    """Start ``cmd`` and SIGKILL it as soon as ``reached()`` is true; False if it ended first.
+
+    The writer runs in slices of :data:`SLICE_S` and is stopped (SIGSTOP) while ``reached`` looks
+    at its files, so no phase longer than a slice passes unseen and nothing moves during a look.
+    """
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 120
         while proc.poll() is None:
-            if reached():
+            os.kill(proc.pid, signal.SIGSTOP)
+            if _looks_reached(reached):
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
                 assert proc.returncode == -signal.SIGKILL
                 return True
+            os.kill(proc.pid, signal.SIGCONT)
             if time.monotonic() > deadline:
-                pytest.fail("ingest neither finished nor reached the kill point within 120 s")
-            time.sleep(0.002)
+                pytest.fail("the writer neither finished nor reached the kill point within 120 s")
+            time.sleep(SLICE_S)
         assert proc.returncode == 0, proc.stderr.read().decode()
         return False
     finally:
@@ -135,8 +166,10 @@ def _check_big_store(gq, path: Path, codes: np.ndarray) -> None:
     for i in (0, 1, N_SITES // 2, N_SITES - 1):
         got = np.asarray(group["call_genotype"][i])
         bad = np.flatnonzero((got != gt[i]).any(axis=1))
-        assert len(bad) == 0, (f"site {i}: {len(bad)} samples differ, e.g. sample {bad[0]}: "
-                               f"{CALLS[codes[i, bad[0]]].decode()} stored as {got[bad[0]].tolist()}")
+        assert len(bad) == 0, (
+            f"site {i}: {len(bad)} samples differ, e.g. sample {bad[0]}: "
+            f"{CALLS[codes[i, bad[0]]].decode()} stored as {got[bad[0]].tolist()}"
+        )
         assert (np.asarray(group["call_genotype_phased"][i]) == CALL_PHASED[codes[i]]).all()
 
 
@@ -152,8 +185,12 @@ def _check_big_stats(rows: list[dict], codes: np.ndarray, missing_samples: int =
 
 
 APPEND_PHASES = {
-    "early": lambda store: any(p.is_file() for g in store.glob("batches/.big.zarr.staging-*/call_genotype")
-                               for p in g.rglob("*") if p.name != "zarr.json"),
+    "early": lambda store: any(
+        p.is_file()
+        for g in store.glob("batches/.big.zarr.staging-*/call_genotype")
+        for p in g.rglob("*")
+        if p.name != "zarr.json"
+    ),
     "late": lambda store: any(store.glob("batches/.big.zarr.staging-*/variant_position/zarr.json")),
 }
 
@@ -164,8 +201,7 @@ def test_killed_append_leaves_the_store_answering_as_before(gq, store_path, big_
     shutil.copytree(small_store, store_path)
     answers = gq.open(store_path).variants().to_pylist()
     killed = _kill_when(_ingest_cmd(store_path, vcf, "--batch", "big"), lambda: APPEND_PHASES[phase](store_path))
-    if not killed:
-        pytest.skip("the append finished before the kill point was observed")
+    assert killed, "the append finished before the kill point was observed"
     with gq.open(store_path) as store:
         assert store.variants().to_pylist() == answers
         assert store.info["samples"] == 3
@@ -174,8 +210,9 @@ def test_killed_append_leaves_the_store_answering_as_before(gq, store_path, big_
         rows = store.variants(region="chr1:1000-100000000").to_pylist()
         _check_big_stats(rows, codes, missing_samples=3)
         small = store.variants(region="chr1:1-999").to_pylist()
-        assert [(r["ac"], r["an"], r["n_missing"]) for r in small] == \
-            [(r["ac"], r["an"], r["n_missing"] + N_SAMPLES) for r in answers]
+        assert [(r["ac"], r["an"], r["n_missing"]) for r in small] == [
+            (r["ac"], r["an"], r["n_missing"] + N_SAMPLES) for r in answers
+        ]
     leftovers = [p.name for p in [*store_path.glob(".*staging*"), *store_path.glob("batches/.*")]]
     assert leftovers == [], "the killed append's files remain after the next one"
 
@@ -192,8 +229,7 @@ def test_killed_ingest_leaves_no_store(gq, store_path, big_vcf, phase):
         assert phase == "late", "a killed ingest left something at the target path"
         _check_big_store(gq, store_path, codes)
         return
-    if not killed:
-        pytest.skip("ingest finished before the late kill point was observed")
+    assert killed, "ingest finished before the late kill point was observed"
     assert not store_path.exists(), "a killed ingest left something at the target path"
     with pytest.raises(gq.GenoqueryError):
         gq.open(store_path)
@@ -214,8 +250,7 @@ def test_killed_overwrite_keeps_existing_store(gq, store_path, big_vcf, small_st
     killed = _kill_during(_ingest_cmd(store_path, vcf, "--overwrite"), store_path, phase)
     if phase == "early":
         assert killed, "ingest finished before its first genotype chunk was seen; enlarge the test input"
-    if not killed:
-        pytest.skip("ingest finished before the late kill point was observed")
+    assert killed, "ingest finished before the late kill point was observed"
     if checks.tree_digest(store_path) != before:
         # only acceptable if the kill landed after the replacement: then it is the complete new store
         assert phase == "late", "a killed --overwrite ingest changed the existing store"
@@ -228,13 +263,22 @@ def test_killed_overwrite_keeps_existing_store(gq, store_path, big_vcf, small_st
 
 
 WRITES = {  # operation -> (command after the store path, kill points)
-    "withdraw": (["withdraw", "{store}", "S3", "S4", "--reason", "test"],
-                 {"index copied": lambda s: any(s.glob(".index.duckdb.staging-*")),
-                  "recounting": lambda s: any(s.glob(".index.duckdb.staging-*.wal"))}),
-    "compact": (["compact", "{store}"],
-                {"group half written": lambda s: any(p.is_file() for g in s.glob("batches/.*staging*")
-                                                     for p in g.rglob("call_genotype/c/*/*/*")),
-                 "group renamed": lambda s: (s / "batches" / "big.v1.zarr").exists()}),
+    "withdraw": (
+        ["withdraw", "{store}", "S3", "S4", "--reason", "test"],
+        {
+            "index copied": lambda s: any(s.glob(".index.duckdb.staging-*")),
+            "recounting": lambda s: any(s.glob(".index.duckdb.staging-*.wal")),
+        },
+    ),
+    "compact": (
+        ["compact", "{store}"],
+        {
+            "group half written": lambda s: any(
+                p.is_file() for g in s.glob("batches/.*staging*") for p in g.rglob("call_genotype/c/*/*/*")
+            ),
+            "group renamed": lambda s: (s / "batches" / "big.v1.zarr").exists(),
+        },
+    ),
 }
 
 
@@ -242,23 +286,22 @@ WRITES = {  # operation -> (command after the store path, kill points)
 def big_store(tmp_path_factory, gq, big_vcf) -> Path:
     path = tmp_path_factory.mktemp("bigstore") / "big.gq"
     gq.ingest(path, [big_vcf[0]], batch="big").close()
-    from genoquery.ingest.withdraw import withdraw
 
     withdraw(path, ["S1", "S2"], "test")  # for compact to erase
     return path
 
 
-@pytest.mark.parametrize("operation,point", [(op, point) for op, (_, points) in WRITES.items() for point in points])
+@pytest.mark.parametrize(
+    ("operation", "point"), [(op, point) for op, (_, points) in WRITES.items() for point in points]
+)
 def test_killed_withdraw_or_compact_leaves_a_consistent_store(gq, store_path, big_store, operation, point):
-    from genoquery.verify import verify
 
     shutil.copytree(big_store, store_path)
     with gq.open(store_path) as store:
         before = store.variants()
     args, points = WRITES[operation]
     cmd = [sys.executable, "-m", "genoquery", *(a.format(store=store_path) for a in args)]
-    if not _kill_when(cmd, lambda: points[point](store_path)):
-        pytest.skip(f"{operation} finished before '{point}' was observed")
+    assert _kill_when(cmd, lambda: points[point](store_path)), f"{operation} finished before '{point}' was observed"
     with gq.open(store_path) as store:
         committed = not store.variants().equals(before) or store.batches[0].path.name == "big.v1.zarr"
     report = verify(store_path)

@@ -16,6 +16,7 @@ import pytest
 
 import checks
 import oracle
+from conftest import MISSING_TOOL
 
 
 def _htslib_test_dir() -> Path | None:
@@ -32,7 +33,7 @@ def _htslib_test_dir() -> Path | None:
 
 ROOT = _htslib_test_dir()
 if ROOT is None:
-    pytest.skip("Debian package htslib-test is not installed (apt-get install htslib-test)", allow_module_level=True)
+    pytest.skip(f"{MISSING_TOOL}htslib-test (apt-get install htslib-test)", allow_module_level=True)
 
 FILES = sorted(p for p in ROOT.rglob("*") if p.is_file() and p.name.endswith((".vcf", ".vcf.gz", ".bcf")))
 
@@ -86,8 +87,10 @@ def test_ingests_or_fails_cleanly(gq, tmp_path, store_path, path):
     if outcome == "error":
         return
     expected = oracle.allele_stats(path)
-    got = [(checks.row_of(r), r["contig"], r["pos"], r["ref"], r["alt"], r["allele"], r["ac"], r["an"])
-           for r in store.variants().to_pylist()]
+    got = [
+        (checks.row_of(r), r["contig"], r["pos"], r["ref"], r["alt"], r["allele"], r["ac"], r["an"])
+        for r in store.variants().to_pylist()
+    ]
     assert got == [(e.site, e.contig, e.pos, e.ref, e.alt, e.allele, e.ac, e.an) for e in expected]
     if _has_gt(path):
         samples = oracle.sample_names(path)

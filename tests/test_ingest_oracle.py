@@ -21,11 +21,29 @@ import pytest
 
 import checks
 import oracle
+from genoquery.simulate import simulate_cohort
 
 DATA = Path(__file__).parent / "data"
 VCFS = ["multiallelic.vcf", "chrx_mixed.vcf", "sites_only.vcf", "haploid_missing.vcf"]
-CONTRACT_COLUMNS = ["contig", "pos", "ref", "alt", "id", "filter", "qual", "ac", "an", "af",
-                    "n_het", "n_hom_alt", "n_hemi", "n_missing", "variant_key", "allele", "site_row"]
+CONTRACT_COLUMNS = [
+    "contig",
+    "pos",
+    "ref",
+    "alt",
+    "id",
+    "filter",
+    "qual",
+    "ac",
+    "an",
+    "af",
+    "n_het",
+    "n_hom_alt",
+    "n_hemi",
+    "n_missing",
+    "variant_key",
+    "allele",
+    "site_row",
+]
 
 
 def _persons(path: Path) -> list[dict[str, str]]:
@@ -50,32 +68,37 @@ def test_oracle_routes_agree(name):
     path = DATA / name
     gt, phased = oracle.genotype_arrays(path)
     gt2, phased2 = oracle.pysam_genotypes(path)
-    assert (gt == gt2).all() and (phased == phased2).all()
+    assert (gt == gt2).all()
+    assert (phased == phased2).all()
     stats = oracle.allele_stats(path)
     samples = oracle.sample_names(path)
     if samples:
-        assert [(s.contig, s.pos, s.ref, s.alt, s.ac, s.an) for s in stats] == \
-            oracle.recomputed_ac_an(path, samples)
+        assert [(s.contig, s.pos, s.ref, s.alt, s.ac, s.an) for s in stats] == oracle.recomputed_ac_an(path, samples)
 
 
 def test_oracle_hand_checked_values():
     """A few statistics worked out by hand from the contract's definitions, so the oracle is checked too."""
     by_key = {(s.pos, s.alt): s for s in oracle.allele_stats(DATA / "multiallelic.vcf")}
     # chr1:100 A>C  0/0 0/1 1/1 ./. ./1 1|0
-    assert by_key[(100, "C")] == oracle.AlleleStats(0, "chr1", 100, "A", "C", 1, ac=5, an=9, n_het=2,
-                                                    n_hom_alt=1, n_hemi=0, n_missing=2)
+    assert by_key[(100, "C")] == oracle.AlleleStats(
+        0, "chr1", 100, "A", "C", 1, ac=5, an=9, n_het=2, n_hom_alt=1, n_hemi=0, n_missing=2
+    )
     # chr1:150 G>A,T  1/2 2|2 0|1 .|. 0/2 ./.  -> allele T (2): 1/2 het, 2|2 hom, 0/2 het
-    assert by_key[(150, "T")] == oracle.AlleleStats(1, "chr1", 150, "G", "T", 2, ac=4, an=8, n_het=2,
-                                                    n_hom_alt=1, n_hemi=0, n_missing=2)
+    assert by_key[(150, "T")] == oracle.AlleleStats(
+        1, "chr1", 150, "G", "T", 2, ac=4, an=8, n_het=2, n_hom_alt=1, n_hemi=0, n_missing=2
+    )
     # chr2:20 C>T,G  . 1 ./. 2 0 .|1 -> allele T: haploid 1 (hemi), .|1 partial (missing, AC+1)
-    assert by_key[(20, "T")] == oracle.AlleleStats(9, "chr2", 20, "C", "T", 1, ac=2, an=4, n_het=0,
-                                                   n_hom_alt=0, n_hemi=1, n_missing=3)
-    assert by_key[(20, "G")].n_hemi == 1 and by_key[(20, "G")].ac == 1
+    assert by_key[(20, "T")] == oracle.AlleleStats(
+        9, "chr2", 20, "C", "T", 1, ac=2, an=4, n_het=0, n_hom_alt=0, n_hemi=1, n_missing=3
+    )
+    assert by_key[(20, "G")].n_hemi == 1
+    assert by_key[(20, "G")].ac == 1
     assert (200, ".") not in by_key  # ALT "." has no ALT allele
     x = {(s.pos, s.alt): s for s in oracle.allele_stats(DATA / "chrx_mixed.vcf")}
     # chrX:3000000 A>G  1 0/1 0 1|1 . ./1 1 0/0
-    assert x[(3000000, "G")] == oracle.AlleleStats(2, "chrX", 3000000, "A", "G", 1, ac=6, an=10, n_het=1,
-                                                   n_hom_alt=1, n_hemi=2, n_missing=2)
+    assert x[(3000000, "G")] == oracle.AlleleStats(
+        2, "chrX", 3000000, "A", "G", 1, ac=6, an=10, n_het=1, n_hom_alt=1, n_hemi=2, n_missing=2
+    )
     assert oracle.parse_gt("0|1") == ((0, 1), True)
     assert oracle.parse_gt("1") == ((1, -2), True)
     assert oracle.parse_gt(".") == ((-1, -2), True)
@@ -163,11 +186,14 @@ def test_zarr_layout_follows_contract(gq, store_path):
 def test_regions_select_by_position(gq, store_path):
     store = gq.ingest(store_path, [DATA / "multiallelic.vcf"])
     everything = checks.expected_stats([DATA / "multiallelic.vcf"])
-    for region, contig, start, end in [("chr1:150-300", "chr1", 150, 300), ("chr2", "chr2", 1, 10**9),
-                                       ("chr1:400", "chr1", 400, 400), ("chr1:1-99", "chr1", 1, 99)]:
+    for region, contig, start, end in [
+        ("chr1:150-300", "chr1", 150, 300),
+        ("chr2", "chr2", 1, 10**9),
+        ("chr1:400", "chr1", 400, 400),
+        ("chr1:1-99", "chr1", 1, 99),
+    ]:
         got = [(checks.row_of(r), r["allele"], r["ac"], r["an"]) for r in store.variants(region=region).to_pylist()]
-        want = [(e.site, e.allele, e.ac, e.an) for e in everything
-                if e.contig == contig and start <= e.pos <= end]
+        want = [(e.site, e.allele, e.ac, e.an) for e in everything if e.contig == contig and start <= e.pos <= end]
         assert got == want, region
 
 
@@ -193,8 +219,7 @@ def test_split_by_region_given_reversed_gives_sorted_store(gq, tmp_path, store_p
 def test_split_by_region_mixed_formats_shuffled(gq, tmp_path, store_path):
     src = DATA / "chrx_mixed.vcf"
     a, b, c = _split(tmp_path, src, ["chrX:1-2999999", "chrX:3000000-3000150", "chrX:3000151-"])
-    files = [checks.to_bcf(c, tmp_path / "c.bcf", index=True), a,
-             checks.bgzip(b, tmp_path / "b.vcf.gz")]
+    files = [checks.to_bcf(c, tmp_path / "c.bcf", index=True), a, checks.bgzip(b, tmp_path / "b.vcf.gz")]
     store = gq.ingest(store_path, files)
     checks.assert_store_matches(store, store_path, [src])
 
@@ -218,8 +243,9 @@ def test_split_across_contigs_in_header_order(gq, tmp_path, store_path):
 # --------------------------------------------------------------------------- per-group statistics
 
 
-@pytest.mark.parametrize("name,persons", [("multiallelic.vcf", "persons_multiallelic.tsv"),
-                                          ("chrx_mixed.vcf", "persons_chrx.csv")])
+@pytest.mark.parametrize(
+    ("name", "persons"), [("multiallelic.vcf", "persons_multiallelic.tsv"), ("chrx_mixed.vcf", "persons_chrx.csv")]
+)
 @pytest.mark.parametrize("by", ["ancestry", "sex_at_birth"])
 def test_group_stats_match_bcftools_on_group_samples(gq, store_path, name, persons, by):
     store = gq.ingest(store_path, [DATA / name], persons=DATA / persons)
@@ -259,38 +285,34 @@ def test_group_rows_sum_to_cohort(gq, store_path):
 def test_groups_on_chrx_males_are_hemizygous(gq, store_path):
     """Males' non-PAR calls are haploid: their group has n_hemi and no n_het/n_hom_alt there."""
     store = gq.ingest(store_path, [DATA / "chrx_mixed.vcf"], persons=DATA / "persons_chrx.csv")
-    rows = [r for r in store.variants(by="sex_at_birth").to_pylist()
-            if r["sex_at_birth"] == "male" and r["pos"] in (3000000, 3000100, 3000200, 4000000)]
+    rows = [
+        r
+        for r in store.variants(by="sex_at_birth").to_pylist()
+        if r["sex_at_birth"] == "male" and r["pos"] in (3000000, 3000100, 3000200, 4000000)
+    ]
     assert rows
     assert all(r["n_het"] == 0 and r["n_hom_alt"] == 0 for r in rows)
     assert sum(r["n_hemi"] for r in rows) == sum(
-        s.n_hemi for s in oracle.allele_stats(DATA / "chrx_mixed.vcf", ["M1", "M2", "M3", "M4"])
-        if s.pos in (3000000, 3000100, 3000200, 4000000))
+        s.n_hemi
+        for s in oracle.allele_stats(DATA / "chrx_mixed.vcf", ["M1", "M2", "M3", "M4"])
+        if s.pos in (3000000, 3000100, 3000200, 4000000)
+    )
     assert not math.isnan(rows[0]["af"])
 
 
 # --------------------------------------------------------------------------- simulated cohorts
 
 
-def _simulator():
-    try:
-        from genoquery.simulate import simulate_cohort
-    except ImportError as err:
-        pytest.skip(f"genoquery.simulate.simulate_cohort is not available yet ({err})")
-    return simulate_cohort
-
-
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    simulate_cohort = _simulator()
     out = tmp_path_factory.mktemp("sim")
-    return simulate_cohort(out, n_samples=120, n_centers=2, sequence_length=40_000, seed=11,
-                           missing_rate=0.03)
+    return simulate_cohort(out, n_samples=120, n_centers=2, sequence_length=40_000, seed=11, missing_rate=0.03)
 
 
 def test_simulated_joint_files_reversed_with_groups(gq, store_path, simulated):
     joint = list(simulated.joint_vcfs)  # chr20 then chrX, same samples: split by region
-    assert len(joint) >= 2 and all(oracle.sites(v) for v in joint)
+    assert len(joint) >= 2
+    assert all(oracle.sites(v) for v in joint)
     store = gq.ingest(store_path, list(reversed(joint)), persons=simulated.persons)
     persons = _persons(Path(simulated.persons))
     for by in ("ancestry", "sex_at_birth"):
@@ -306,15 +328,22 @@ def test_simulated_center_file(gq, store_path, simulated):
 
 FIXTURE_DIR = Path(__file__).parent.parent / "data" / "fixtures"
 FIXTURES = sorted(p for p in FIXTURE_DIR.glob("*") if p.name.endswith((".vcf", ".vcf.gz", ".bcf")))
-MAX_FIXTURE_BYTES = 5 << 20
 
 
-@pytest.mark.parametrize("path", FIXTURES or [None], ids=[p.name for p in FIXTURES] or ["none"])
+def test_the_fixture_directory_holds_the_cohort():
+    """The parametrised fixture tests below run on these files; an empty list would run none."""
+    assert {p.name for p in FIXTURES} >= {
+        "center1.vcf.gz",
+        "center2.vcf.gz",
+        "center3.vcf.gz",
+        "cohort.chr20.vcf.gz",
+        "cohort.chrX.vcf.gz",
+    }
+    assert (FIXTURE_DIR / "persons.tsv").exists()
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.name for p in FIXTURES])
 def test_fixture_file_matches_oracle(gq, store_path, path):
-    if path is None:
-        pytest.skip(f"no VCF/BCF fixtures in {FIXTURE_DIR} yet")
-    if path.stat().st_size > MAX_FIXTURE_BYTES:
-        pytest.skip(f"{path.name} is over {MAX_FIXTURE_BYTES >> 20} MB; kept out of the fast suite")
     store = gq.ingest(store_path, [path])
     checks.assert_store_matches(store, store_path, [path])
 
@@ -322,23 +351,27 @@ def test_fixture_file_matches_oracle(gq, store_path, path):
 def test_group_query_when_no_site_has_an_alt_allele(gq, tmp_path, store_path):
     """Persons were given, so by="ancestry" is a known grouping: zero ALT alleles -> zero rows, not an error."""
     vcf = tmp_path / "altdot.vcf"
-    vcf.write_text(checks.vcf_text(["a", "b"], [
-        ["chr1", "5", ".", "A", ".", ".", ".", ".", "GT", "0/0", "."],
-    ]))
+    vcf.write_text(
+        checks.vcf_text(
+            ["a", "b"],
+            [
+                ["chr1", "5", ".", "A", ".", ".", ".", ".", "GT", "0/0", "."],
+            ],
+        )
+    )
     persons = tmp_path / "persons.tsv"
     persons.write_text("sample_id\tancestry\tsex_at_birth\na\tAFR\tfemale\nb\tEUR\tmale\n")
     store = gq.ingest(store_path, [vcf], persons=persons)
     assert store.variants().num_rows == 0
     for by in ("ancestry", "sex_at_birth"):
         table = store.variants(by=by)
-        assert table.num_rows == 0 and by in table.column_names
+        assert table.num_rows == 0
+        assert by in table.column_names
 
 
 def test_fixture_joint_files_reversed_with_groups(gq, store_path):
     joint = sorted(FIXTURE_DIR.glob("cohort.*.vcf.gz"))
     persons = FIXTURE_DIR / "persons.tsv"
-    if len(joint) < 2 or not persons.exists():
-        pytest.skip(f"no joint per-contig VCFs with persons.tsv in {FIXTURE_DIR} yet")
     order = [p for p in joint if ".chr20." in p.name] + [p for p in joint if ".chr20." not in p.name]
     store = gq.ingest(store_path, list(reversed(order)), persons=persons)
     rows = _persons(persons)
