@@ -2,19 +2,30 @@
 # genoquery's entry point for people and CI. Creates .venv and installs what it needs.
 #   ./run.sh demo    simulate a 3-center cohort, ingest it, print real answers
 #   ./run.sh test    install everything (venv, packages, Debian's htslib-test + bcftools) and run the tests
+#   ./run.sh lint    ruff (style) and import-linter (layers), as CI runs them before the tests
 #   ./run.sh bench   CI benchmark suite (pytest-benchmark)
+#   ./run.sh lock    refresh requirements.lock to today's releases (then run the tests)
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${GENOQUERY_VENV:-.venv}
 PY="$VENV/bin/python"
 
+LOCK=requirements.lock  # exact versions CI passed with (./run.sh lock refreshes it)
+
 ensure_venv() {
+    # The venv holds exactly the lock's packages plus genoquery itself (editable); redone when
+    # pyproject.toml or the lock changes.
     if [ ! -x "$PY" ]; then
         python3 -m venv "$VENV"
     fi
-    local stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)-$1"
+    local stamp="$VENV/.installed-$(cat pyproject.toml "$LOCK" | sha256sum | cut -c1-16)"
     if [ ! -e "$stamp" ]; then
-        "$PY" -m pip install --quiet --disable-pip-version-check -e ".[$1]"
+        if [ ! -x "$VENV/bin/uv" ]; then
+            "$PY" -m pip install --quiet --disable-pip-version-check "$(grep -E '^uv==' "$LOCK" | cut -d' ' -f1)"
+        fi
+        "$VENV/bin/uv" pip sync --quiet --python "$PY" "$LOCK"
+        "$VENV/bin/uv" pip install --quiet --python "$PY" --no-deps -e .
+        rm -f "$VENV"/.installed-*
         touch "$stamp"
     fi
 }
@@ -36,24 +47,34 @@ ensure_debian_packages() {
 
 case "${1:-}" in
     demo)
-        ensure_venv test
+        ensure_venv
         shift
         exec "$PY" -m genoquery.demo "$@"
         ;;
     test)
-        ensure_venv test
+        ensure_venv
         ensure_debian_packages htslib-test bcftools plink2
         shift
         exec "$PY" -m pytest -q "$@"
         ;;
+    lint)
+        ensure_venv
+        exec .ci/lint
+        ;;
+    lock)
+        ensure_venv
+        "$VENV/bin/uv" pip compile pyproject.toml --all-extras --universal --python-version 3.11 --upgrade \
+            --quiet --custom-compile-command "./run.sh lock" -o "$LOCK"
+        echo "wrote $LOCK; now run ./run.sh test and commit both if it passes"
+        ;;
     bench)
-        ensure_venv test,bench
+        ensure_venv
         ensure_debian_packages bcftools plink2 wrk
         shift
         exec "$PY" -m pytest benchmarks -q "$@"
         ;;
     *)
-        sed -n '2,6p' "$0"
+        sed -n '2,8p' "$0"
         exit 2
         ;;
 esac
