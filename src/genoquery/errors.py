@@ -42,3 +42,12 @@ class RegionError(GenoqueryError):
 
 class QueryError(GenoqueryError):
     """A query is malformed or asks for something the store does not hold."""
+
+
+class TimeLimitError(GenoqueryError):
+    """A query ran past the time limit set for it (:mod:`genoquery.deadline`); the server answers 503."""
+
+
+class EmptyCohortError(QueryError):
+    """A cohort filter matches no sample, or fails on the values it meets. Both depend on the data,
+    so the server refuses them exactly like a cohort too small to report."""

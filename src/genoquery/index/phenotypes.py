@@ -18,9 +18,10 @@ covers more people than one callset, and they never match a cohort until a
 sample with that ID exists. The ``variant_group_stats`` computed at ingest from
 ``--persons`` are not recomputed by a re-import.
 
-Writing needs its own read-write connection to ``index.duckdb``; DuckDB refuses it
-while a :class:`genoquery.Store` (read-only) on the same store is open in this
-process, so close stores first (``Store.save_cohort`` does this for its own).
+DuckDB refuses a read-write connection to ``index.duckdb`` while any process has it
+open (a running server does), so a write changes a copy of the index and renames it
+into place (:func:`writable_index`); readers that opened the old index keep reading it
+and a server reopens its stores on the new one at its next request.
 """
 
 from __future__ import annotations
@@ -37,11 +38,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from genoquery.errors import GenoqueryError, InputFileError, StoreError
-from genoquery.index.lookup_table import remove_unused_lookup_tables
 from genoquery.index.persons import SAMPLE_COLUMN, id_column, person_table, read_table
-from genoquery.index.schema import INDEX_FILE
 from genoquery.ingest.checksums import file_sha256
-from genoquery.ingest.staging import existing_store, write_lock
+from genoquery.ingest.staging import existing_store, index_transaction, write_lock
 from genoquery.version import __version__
 
 KINDS = ("person", "events")
@@ -72,34 +71,27 @@ class ImportResult:
 
 @contextmanager
 def writable_index(store: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-write connection to the store's index inside one transaction (rolled back on
-    error), under the store's write lock; then lookup files the index does not name are deleted."""
+    """A read-write connection to a copy of the store's index inside one transaction, under the
+    store's write lock; when the block completes the copy replaces the index in one rename
+    (:func:`~genoquery.ingest.staging.index_transaction`, as ``withdraw`` and ``ingest --batch``
+    do), so it works while a server or another reader has the index open, and on error the store
+    is as it was. Then lookup files the index does not name are deleted."""
     path = existing_store(store)
-    with write_lock(path):
-        try:
-            with _transaction(path) as con:
-                yield con
-        finally:
-            remove_unused_lookup_tables(path)
+    with write_lock(path), index_transaction(path) as copy, _transaction(path, copy) as con:
+        yield con
 
 
 @contextmanager
-def _transaction(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def _transaction(path: Path, index: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
-        con = duckdb.connect(str(path / INDEX_FILE))
-    except (duckdb.ConnectionException, duckdb.ResourceInUseException):  # a Store open on it, here
-        raise StoreError(
-            f"{path}: the store is open read-only in this process; close it "
-            "(store.close()) before importing phenotypes or saving cohorts"
-        ) from None
+        con = duckdb.connect(str(index))
     except duckdb.Error as err:
-        raise StoreError(
-            f"{path}: cannot open the index for writing ({err}); is another process using the store?"
-        ) from None
+        raise StoreError(f"{path}: cannot open a copy of the index for writing ({err})") from None
     try:
         con.begin()
         yield con
         con.commit()
+        con.execute("CHECKPOINT")  # everything in the copy's file before it is renamed into place
     except BaseException as err:
         try:
             con.rollback()

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
+from genoquery.deadline import check
 from genoquery.errors import QueryError
 from genoquery.query.allele_dosages import AlleleDosages
 from genoquery.query.phenotype_design import (
@@ -87,6 +88,7 @@ def fit(
     null = null_logistic(cov) if model == "logistic" else None
     parts = []
     for batch in dosages:
+        check()  # the request's time limit (genoquery.deadline), per block of alleles
         counts, sums = allele_sums(cov, haploid, hap_analysed, batch, cov.y_star if null is None else design.y)
         mac = np.minimum(counts.ac, counts.an - counts.ac)
         testable = (mac >= max(min_mac, 1)) & (counts.n > 0)
@@ -196,6 +198,7 @@ def phewas(
     haploid, dosages = store_dosages(store, found["site_row"].to_numpy(), members)
     dosages = (haploid, list(dosages))  # decoded once, for every phenotype
     for phenotype in phenotypes:
+        check()
         design = build_design(store, phenotype, covariates, members)
         if design.binary and min(design.y.sum(), len(design.y) - design.y.sum()) < min_cases:
             continue

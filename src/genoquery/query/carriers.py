@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from genoquery.deadline import check
 from genoquery.ingest.call_codes import unpack_inline
 from genoquery.query.call_reader import SITE_COLUMNS, SiteCalls
 from genoquery.query.lookup import parsed_statement
@@ -86,6 +87,7 @@ def carriers(store: Store, variants: pa.Table, members: np.ndarray | None) -> pa
         wanted.setdefault(row, []).append((allele, key))
     parts = []
     for batch, calls in _batch_calls(store, np.unique(variants["site_row"].to_numpy())):
+        check()  # the request's time limit (genoquery.deadline), per batch of calls read
         local = None if members is None else batch.local(members)
         site, sample, gt = non_ref_calls(calls, batch.reader.haploid, local)
         sample += batch.offset
@@ -178,6 +180,7 @@ def participant(store: Store, sample_index: int) -> pa.Table:
     sites = store.sql(f"SELECT {SITE_COLUMNS} FROM batch_sites WHERE batch = ? ORDER BY batch_row", [batch.number])
     reader, member, parts = batch.reader, np.array([sample_index - batch.offset]), []
     for calls in reader.batches(sites):
+        check()
         site, _, gt = non_ref_calls(calls, reader.haploid, member)
         for allele in range(1, int(calls.n_alleles.max(initial=1))):
             hit = np.flatnonzero((gt == allele).any(axis=1))

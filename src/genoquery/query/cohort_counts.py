@@ -20,6 +20,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from genoquery.deadline import check
 from genoquery.ingest.allele_stats import AlleleStats, Cells, assemble_stats, empty_counts, tally_site
 from genoquery.ingest.call_codes import MAX_GAP, PARTIAL_REF, next_missing
 from genoquery.query.call_reader import SITE_COLUMNS, SiteCalls
@@ -208,6 +209,7 @@ def count_calls(
     )
     with ThreadPoolExecutor(max_workers=COUNT_THREADS) as pool:
         for batch in batches:
+            check()  # the request's time limit (genoquery.deadline), per batch of sites
             site_counts, allele_counts = empty_counts(batch.n_alleles, cells)
 
             def count(
@@ -253,6 +255,7 @@ def store_stats(
         rows, n_alleles = rows_all[start : start + step], n_alleles_all[start : start + step]
         site_counts, allele_counts = empty_counts(n_alleles, cells)
         for batch in store.batches:
+            check()
             _add_batch(store, batch, rows, cells, members, site_counts, allele_counts)
         yield rows, assemble_stats(site_counts, allele_counts, n_alleles, cells)
 

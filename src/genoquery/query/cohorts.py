@@ -11,6 +11,9 @@ subqueries, other functions, parameters, a second statement) is a
 (``json_deserialize_sql``) and run on the store's read-only connection as
 ``SELECT sample_index FROM persons JOIN samples WHERE <filter>``: samples without a
 person row never match a filter, persons that are not samples are never returned.
+A filter is at most 2,000 characters (:data:`MAX_FILTER_LENGTH`) and 32 levels of nested terms
+deep (:data:`MAX_FILTER_DEPTH`: parentheses, operators, functions, NOT), checked before DuckDB
+parses it; longer or deeper ones are a :class:`QueryError`.
 
 Named cohorts live in the store's ``cohorts`` table (name, definition, kind, created_at).
 A saved filter is re-evaluated at each use, so it follows a re-imported person table.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from genoquery.errors import QueryError
+from genoquery.errors import EmptyCohortError, QueryError
 from genoquery.index.schema import index_cursor
 
 CohortSpec = str | Sequence[str] | np.ndarray
@@ -121,6 +124,11 @@ CAST_TYPES = {
     "TIMESTAMP",
 }
 EVENT_FUNCTIONS = {"has_condition", "has_event"}
+# Limits on a filter expression, checked before DuckDB parses it or the checker walks it (a deeper
+# tree overflowed Python's stack or DuckDB's serializer): its length in characters, and the levels
+# of nested expressions (parentheses, operators, functions, NOT) of its syntax tree.
+MAX_FILTER_LENGTH = 2_000
+MAX_FILTER_DEPTH = 32
 
 
 def _serialize(con: duckdb.DuckDBPyConnection, sql: str) -> dict:
@@ -143,10 +151,18 @@ def _literal(value: str) -> str:
 class _Checker:
     """Walks one expression's syntax tree, rejecting what is not whitelisted and expanding event tests."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, expr: str, columns: list[str], event_tables: list[str]):
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        expr: str,
+        columns: list[str],
+        event_tables: list[str],
+        forbidden: Collection[str] = (),
+    ):
         self.con, self.expr = con, expr
         self.columns = {c.lower(): c for c in columns}
         self.event_tables = event_tables
+        self.forbidden = {c.lower() for c in forbidden}
 
     def fail(self, node: dict, problem: str, fix: str = "") -> QueryError:
         start = node.get("query_location", -1) - len(PREFIX)
@@ -226,6 +242,12 @@ class _Checker:
                 fix=f"columns: {', '.join(self.columns.values())} (to select samples by ID, "
                 "give a list of IDs, or @FILE on the command line)",
             )
+        if names[0].lower() in self.forbidden:  # by name only: the answer must not depend on the data
+            raise QueryError(
+                f"column {self.columns[names[0].lower()]!r} cannot be used in this filter: it identifies "
+                "participants, and a cohort here is a group of them; filter on other columns "
+                f"(not {', '.join(sorted(self.forbidden))})"
+            )
         return node
 
     def _function(self, node: dict) -> dict:
@@ -296,14 +318,92 @@ def _event_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in con.execute("SELECT DISTINCT table_name FROM events ORDER BY 1").fetchall()]
 
 
-def filter_sql(con: duckdb.DuckDBPyConnection, expr: str) -> str:
-    """Check a filter expression and return the SQL selecting the matching ``sample_index`` values."""
+def identifying_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The person-table columns that identify a participant: ``sample_id``, ``person_id`` when
+    present, and every text column whose non-null values are all distinct (an ID of another
+    system, a name). A filter on one of them selects named people, so the server keeps them out
+    of filters below the controlled tier (see ``forbidden_columns`` of :func:`filter_sql`)."""
+    try:
+        described = con.execute("SELECT column_name, column_type FROM (DESCRIBE main.persons)").fetchall()
+    except duckdb.CatalogException:
+        return []
+    out = [name for name, _ in described if name.lower() in ("sample_id", "person_id")]
+    text = [name for name, kind in described if kind == "VARCHAR" and name not in out]
+    if text:
+        quoted = ['"' + name.replace('"', '""') + '"' for name in text]
+        terms = ", ".join(f"count({q}) > 0 AND count({q}) = count(DISTINCT {q})" for q in quoted)
+        distinct = con.execute(f"SELECT {terms} FROM main.persons").fetchall()[0]
+        out += [name for name, unique in zip(text, distinct, strict=True) if unique]
+    return out
+
+
+def _short(expr: str) -> str:
+    return repr(expr if len(expr) <= 60 else expr[:60] + "...")
+
+
+def _check_size(expr: str) -> None:
+    """Refuse a filter over :data:`MAX_FILTER_LENGTH` characters or with parentheses nested over
+    :data:`MAX_FILTER_DEPTH` deep, before DuckDB parses it."""
+    if len(expr) > MAX_FILTER_LENGTH:
+        raise QueryError(
+            f"cohort expression {_short(expr)} is {len(expr):,} characters long, over the limit of "
+            f"{MAX_FILTER_LENGTH:,}; shorten it (x IN ('a', 'b') for a list of values)"
+        )
+    depth = deepest = 0
+    quote = None
+    for char in expr:
+        if quote:
+            quote = None if char == quote else quote  # '' and "" inside quotes close and reopen: same depth
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+    if deepest > MAX_FILTER_DEPTH:
+        raise QueryError(_too_deep(expr, f"nests parentheses {deepest} deep"))
+
+
+def _too_deep(expr: str, what: str) -> str:
+    return (
+        f"cohort expression {_short(expr)} {what}, over the limit of {MAX_FILTER_DEPTH} levels of "
+        "nested terms (parentheses, operators, functions, NOT); write it with fewer nested terms"
+    )
+
+
+def _tree_depth(node: Any) -> int:
+    """Levels of expression nodes (dicts with a ``class``) in a syntax tree, without recursion."""
+    deepest, stack = 0, [(node, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            if "class" in value:
+                depth += 1
+                deepest = max(deepest, depth)
+            stack.extend((v, depth) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth) for v in value)
+    return deepest
+
+
+def filter_sql(con: duckdb.DuckDBPyConnection, expr: str, forbidden_columns: Collection[str] = ()) -> str:
+    """Check a filter expression and return the SQL selecting the matching ``sample_index`` values.
+    A filter is at most :data:`MAX_FILTER_LENGTH` characters and :data:`MAX_FILTER_DEPTH` levels of
+    nested terms deep. Naming a column of ``forbidden_columns`` (e.g. :func:`identifying_columns`)
+    is a :class:`QueryError`, decided on the expression's text and the column names alone."""
     if not expr.strip():
         raise QueryError("empty cohort expression; give a filter such as \"sex_at_birth = 'Female'\" or sample IDs")
+    _check_size(expr)
     columns = _table_columns(con, "persons")
     if not columns:
         raise QueryError("this store has no person table; import one with 'genoquery phenotypes STORE FILE'")
-    tree = _serialize(con, PREFIX + expr + SUFFIX)
+    try:
+        tree = _serialize(con, PREFIX + expr + SUFFIX)
+    except RecursionError:
+        raise QueryError(_too_deep(expr, "nests too deep")) from None
+    except duckdb.Error as err:
+        raise QueryError(f"cohort expression {_short(expr)} cannot be parsed: {str(err).splitlines()[0]}") from None
     not_a_filter = QueryError(
         f"cohort expression {expr!r} is not a single filter expression "
         "(no statements, clauses, parameters or set operations)"
@@ -327,9 +427,18 @@ def filter_sql(con: duckdb.DuckDBPyConnection, expr: str) -> str:
     expected = {k: v for k, v in template["statements"][0]["node"].items() if k != "where_clause"}
     if len(statements) != 1 or _shape(outer) != _shape(expected) or _shape(statements[0].get("named_param_map")) != []:
         raise not_a_filter
-    checker = _Checker(con, expr, columns, _event_tables(con))
-    node["where_clause"] = checker.check(node["where_clause"])
-    return con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchall()[0][0]
+    depth = _tree_depth(node["where_clause"])
+    if depth > MAX_FILTER_DEPTH:
+        raise QueryError(_too_deep(expr, f"nests terms {depth} deep"))
+    checker = _Checker(con, expr, columns, _event_tables(con), forbidden_columns)
+    try:
+        node["where_clause"] = checker.check(node["where_clause"])
+        return con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchall()[0][0]
+    except RecursionError:
+        raise QueryError(_too_deep(expr, "nests too deep")) from None
+    except duckdb.Error as err:
+        message = str(err).splitlines()[0]
+        raise QueryError(f"cohort expression {_short(expr)} cannot be checked: {message}") from None
 
 
 def sorted_unique(indexes) -> np.ndarray:
@@ -339,16 +448,16 @@ def sorted_unique(indexes) -> np.ndarray:
     return values[np.concatenate([[True], values[1:] != values[:-1]])] if len(values) else values
 
 
-def evaluate_filter(con: duckdb.DuckDBPyConnection, expr: str) -> np.ndarray:
+def evaluate_filter(con: duckdb.DuckDBPyConnection, expr: str, forbidden_columns: Collection[str] = ()) -> np.ndarray:
     """Sorted sample indexes matching a filter expression; a :class:`QueryError` if none match."""
-    sql = filter_sql(con, expr)
+    sql = filter_sql(con, expr, forbidden_columns)
     try:
         found = con.execute(sql).fetchnumpy()["_gq_sample_index"]
     except duckdb.Error as err:
         message = str(err).splitlines()[0]
-        raise QueryError(f"cohort expression {expr!r} cannot be evaluated: {message}") from None
+        raise EmptyCohortError(f"cohort expression {expr!r} cannot be evaluated: {message}") from None
     if len(found) == 0:
-        raise QueryError(f"cohort expression {expr!r} matches no sample of this store")
+        raise EmptyCohortError(f"cohort expression {expr!r} matches no sample of this store")
     return sorted_unique(found)
 
 
@@ -430,13 +539,18 @@ def _lookup(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str, str] | None
 
 
 def resolve(
-    con: duckdb.DuckDBPyConnection, cohort: CohortSpec, describe: bool = True
+    con: duckdb.DuckDBPyConnection,
+    cohort: CohortSpec,
+    describe: bool = True,
+    *,
+    forbidden_columns: Collection[str] = (),
 ) -> tuple[str, str | None, np.ndarray]:
     """``(kind, definition, sorted sample indexes)`` of a saved name, a filter, a list of IDs or indexes.
     Withdrawn samples are in no cohort: a filter leaves them out, a list naming one is refused.
     Without ``describe`` the definition of a list is None: writing out the IDs of an index array
-    took 9 ms of a server's 32 ms cohort query over 20 kb at 5,000 samples."""
-    kind, definition, indexes = _resolve(con, cohort, describe)
+    took 9 ms of a server's 32 ms cohort query over 20 kb at 5,000 samples. A filter (given or
+    saved) naming a column of ``forbidden_columns`` is refused (see :func:`filter_sql`)."""
+    kind, definition, indexes = _resolve(con, cohort, describe, forbidden_columns)
     return kind, definition, without_withdrawn(con, indexes, refuse=kind == "ids")
 
 
@@ -458,13 +572,15 @@ def without_withdrawn(con: duckdb.DuckDBPyConnection, indexes: np.ndarray, refus
     return indexes[~named]
 
 
-def _resolve(con: duckdb.DuckDBPyConnection, cohort: CohortSpec, describe: bool) -> tuple[str, str | None, np.ndarray]:
+def _resolve(
+    con: duckdb.DuckDBPyConnection, cohort: CohortSpec, describe: bool, forbidden: Collection[str] = ()
+) -> tuple[str, str | None, np.ndarray]:
     if isinstance(cohort, str):
         found = _lookup(con, cohort)
         if found is not None:
             kind, definition = found
-            return _resolve(con, json.loads(definition) if kind == "ids" else definition, describe)
-        return "filter", cohort, evaluate_filter(con, cohort)
+            return _resolve(con, json.loads(definition) if kind == "ids" else definition, describe, forbidden)
+        return "filter", cohort, evaluate_filter(con, cohort, forbidden)
     if isinstance(cohort, np.ndarray) and cohort.dtype.kind in "iu":
         indexes = index_array(con, cohort)
         if not describe:
@@ -494,7 +610,9 @@ def check_name(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 
 def save(store: str | Path, name: str, kind: str, definition: str) -> bool:
-    """Write (or replace) a named cohort in the store; True when it replaced one. Store must be closed."""
+    """Write (or replace) a named cohort in the store; True when it replaced one. A copy of the index
+    is changed and renamed into place (:func:`~genoquery.index.phenotypes.writable_index`), so this
+    works while a server, or a :class:`Store` of this process, reads the store."""
     from genoquery.index.phenotypes import writable_index
 
     with writable_index(store) as con:

@@ -23,6 +23,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from genoquery.deadline import check
 from genoquery.errors import QueryError
 from genoquery.query.cohorts import indexes_of, shown, without_withdrawn
 from genoquery.query.regions import parse_region
@@ -153,6 +154,7 @@ def read_calls(
         gt = np.full((n, width, 2), -1, dtype=np.int8)
         phased = np.zeros((n, width), dtype=bool)
         for batch, first, last, at, rows, samples in reads:
+            check()  # the request's time limit (genoquery.deadline), per batch of calls read
             if batch.complete:
                 gt[:, first:last] = 0
             if not len(at):

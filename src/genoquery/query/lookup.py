@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from genoquery.errors import QueryError
 from genoquery.index.lookup_table import LOCUS_SHIFT, LookupTable
-from genoquery.query.regions import contig_hint, parse_region, resolve_contig
+from genoquery.query.regions import MAX_POSITION, contig_hint, parse_region, resolve_contig
 from genoquery.query.store import STAT_COLUMNS, VARIANT_COLUMNS
 
 VARIANT_TYPES = ("snv", "indel", "other")
@@ -80,10 +80,16 @@ def parse_key(text: str, contigs: list[str]) -> VariantKey:
             f"variant {text!r}: contig {match['contig']!r} is not in the store; "
             + contig_hint(match["contig"], contigs)
         )
+    pos = int(match["pos"])
+    if not 1 <= pos <= MAX_POSITION:
+        raise QueryError(
+            f"variant {text!r}: position {pos} is outside 1..{MAX_POSITION:,} (2^40 - 1, the largest "
+            "position a store can hold); give the variant's 1-based position, for example chr20-1030-A-C"
+        )
     alt = match["alt"]
     if re.fullmatch(r"[ACGTNacgtn*]+", alt):
         alt = alt.upper()
-    return VariantKey(contig, int(match["pos"]), match["ref"].upper(), alt)
+    return VariantKey(contig, pos, match["ref"].upper(), alt)
 
 
 def _filter_sql(

@@ -10,6 +10,9 @@ from genoquery.errors import RegionError
 
 _REGION = re.compile(r"^(?P<contig>[^:\s]+)(?::(?P<start>[\d,]+)(?:-(?P<end>[\d,]*))?)?$")
 MAX_POS = 2**31 - 1
+# The largest position a query may name: the lookup files encode a locus as contig * 2**40 + pos
+# (genoquery.index.lookup_table.LOCUS_SHIFT), and a larger number overflowed DuckDB's integers.
+MAX_POSITION = 2**40 - 1
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,12 @@ def parse_region(text: str, contigs: list[str] | None = None) -> Region:
         end = start
     else:
         end = MAX_POS
+    for value in (start, end):
+        if value > MAX_POSITION:
+            raise RegionError(
+                f"bad region {text!r}: position {value} is beyond the largest position {MAX_POSITION:,} "
+                f"(2^40 - 1); give positions in 1..{MAX_POSITION}, or the contig alone for all of it"
+            )
     if start < 1 or end < start:
         raise RegionError(f"bad region {text!r}: start must be >= 1 and end >= start")
     if contigs is not None:

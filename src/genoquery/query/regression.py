@@ -31,6 +31,7 @@ import numba
 import numpy as np
 from scipy import special, stats
 
+from genoquery.deadline import check
 from genoquery.errors import QueryError
 from genoquery.query.allele_dosages import AlleleDosages
 from genoquery.query.phenotype_design import Design
@@ -384,6 +385,7 @@ def _newton(
     for _ in range(max_iter):
         if not len(moving):
             break
+        check()  # the request's time limit (genoquery.deadline), per step over a block of alleles
         sub = batch.take(moving)
         step *= np.minimum(1, MAX_STEP / np.maximum(np.abs(step).max(axis=1), 1e-300))[:, None]
         t_step, t_objective, t_decrement = np.empty_like(step), np.empty_like(objective), np.empty_like(decrement)

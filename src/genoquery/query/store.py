@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from functools import cached_property
 from pathlib import Path
 
@@ -323,13 +324,14 @@ class Store:
         """Each ingested file's path, size, sha256, record and sample counts, tool and time."""
         return self._con.sql("SELECT * FROM provenance").to_arrow_table()
 
-    def cohort(self, cohort) -> np.ndarray:
+    def cohort(self, cohort, *, forbidden_columns: Collection[str] = ()) -> np.ndarray:
         """Sorted sample indexes (genotype column order) of a saved cohort name, a filter
         expression over the phenotype tables, or a list of sample IDs; see :mod:`genoquery.query.cohorts`.
-        An empty cohort, an unknown ID or a filter matching no sample is a :class:`QueryError`."""
+        An empty cohort, an unknown ID or a filter matching no sample is a :class:`QueryError`,
+        as is a filter naming a column of ``forbidden_columns`` (whatever it would match)."""
         from genoquery.query.cohorts import resolve
 
-        return resolve(self._con, cohort, describe=False)[2]
+        return resolve(self._con, cohort, describe=False, forbidden_columns=forbidden_columns)[2]
 
     def cohorts(self) -> pa.Table:
         """The saved cohorts: ``name, kind`` (filter or ids), ``definition, created_at``."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from genoquery.deadline import check
 from genoquery.query.allele_dosages import AlleleDosages, allele_dosages
 from genoquery.query.call_reader import SITE_COLUMNS
 
@@ -87,6 +88,7 @@ def _window(
     record_rows, record_batch = records["site_row"].to_numpy(), records["batch"].to_numpy()
     in_window = (record_rows >= rows[0]) & (record_rows <= rows[-1])
     for batch in store.batches:
+        check()  # the request's time limit (genoquery.deadline), per window of sites and batch
         local = batch.local(members)
         mine = in_window & (record_batch == batch.number)
         present = np.isin(rows, record_rows[mine])
