@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import itertools
 
+import pyarrow.csv as pacsv
 import pytest
 
 import genoquery
+from checks import FIXTURES
 from test_server_support import server
 
 REGION = "chr20:1-50000"
+PERSONS = pacsv.read_csv(FIXTURES / "persons.tsv", parse_options=pacsv.ParseOptions(delimiter="\t"))
 LIMIT, BASE = 20, 10
 # (ac, n_het, n_hom_alt) contributed by a diploid genotype with 0, 1, 2 ALT copies
 CONTRIBUTION = {0: (0, 0, 0), 1: (1, 1, 0), 2: (2, 0, 1)}
@@ -35,7 +38,10 @@ CELLS = ("ac", "n_het", "n_hom_alt")
 
 
 def in_filter(ids) -> str:
-    return "sample_id IN (" + ", ".join(f"'{i}'" for i in sorted(ids)) + ")"
+    """A filter choosing exactly ``ids`` without naming them: sample_id is not a filter column below
+    the controlled tier, but a value unique to each person (the PC1 coordinate) does the same."""
+    pc1 = dict(zip(*(PERSONS[c].to_pylist() for c in ("sample_id", "pc1")), strict=True))
+    return "pc1 IN (" + ", ".join(repr(pc1[i]) for i in sorted(ids)) + ")"
 
 
 def interval(released, size: int) -> tuple[int, int]:
@@ -85,6 +91,8 @@ def test_classic_differencing_attack_is_refused(srv):
         members = store.samples()["sample_id"].to_numpy(zero_copy_only=False)[store.cohort(a)]
         target = str(members[0])
         minus = f"{a} AND sample_id <> '{target}'"
+        pc1 = dict(zip(*(PERSONS[c].to_pylist() for c in ("sample_id", "pc1")), strict=True))
+        minus_by_value = f"{a} AND pc1 <> {pc1[target]!r}"
         exact = {r["variant_key"]: r["ac"] for r in store.frequencies(REGION, cohort=a).to_pylist()}
         exact_minus = {r["variant_key"]: r["ac"] for r in store.frequencies(REGION, cohort=minus).to_pylist()}
         mine = {r["variant_key"]: r["allele_copies"] for r in store.participant(target).to_pylist()}
@@ -96,27 +104,31 @@ def test_classic_differencing_attack_is_refused(srv):
     frequencies(srv, token, a)
     with srv.client(token) as c:
         r = c.get("/api/v1/frequencies", params={"region": REGION, "cohort": minus})
+        assert r.status_code == 400  # sample_id identifies participants: no filter column below controlled
+        assert "it identifies participants" in r.json()["error"]["message"]
+        r = c.get("/api/v1/frequencies", params={"region": REGION, "cohort": minus_by_value})
         assert r.status_code == 403
-        assert "differencing" in r.json()["error"]["message"]
-        r = c.post("/api/v1/cohorts", json={"name": "a_minus_one", "filter": minus})
+        assert "differ by at least" in r.json()["error"]["message"]
+        r = c.post("/api/v1/cohorts", json={"name": "a_minus_one", "filter": minus_by_value})
         assert r.status_code == 403
-        # nor through a breakdown into small groups (each is a cohort): all are withheld
+        # nor through a breakdown into small groups: a numeric column is no breakdown below controlled
         r = c.get("/api/v1/frequencies", params={"region": REGION, "cohort": a, "by": "birth_year"})
-        assert r.status_code == 200
-        assert r.json()["items"] == []
-        assert len(r.json()["withheld_groups"]) > 5
+        assert r.status_code == 400
+        assert "not a breakdown column" in r.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("target_index", [0, 41, 97])
 def test_overlapping_cohorts_attack_derives_no_genotype(srv, target_index):
     with genoquery.open(srv.store) as store:
         ids = [str(i) for i in store.samples()["sample_id"].to_pylist()]
-        target = ids[target_index]
-        others = [i for i in ids if i != target]
+        # persons a filter can pick one by one without naming them (a PC1 value of their own)
+        pc1 = PERSONS["pc1"].to_pylist()
+        unique = [i for i, v in zip(PERSONS["sample_id"].to_pylist(), pc1, strict=True) if pc1.count(v) == 1]
+        target = unique[target_index]
+        others = [i for i in unique if i != target and i in ids]
         size = srv.min_cohort
-        blocks = {name: others[k * size : (k + 1) * size] for k, name in enumerate("PQRS")}
-        blocks["S"] = others[3 * size :]
-        assert all(len(b) >= size - 1 for b in blocks.values())
+        blocks = {name: others[k * size : (k + 1) * size] for k, name in enumerate("PQR")}
+        assert all(len(b) == size for b in blocks.values())
         cohorts = {x + "t": blocks[x] + [target] for x in blocks}
         cohorts.update({x + y: blocks[x] + blocks[y] for x, y in itertools.combinations(blocks, 2)})
         exact = {

@@ -83,9 +83,10 @@ def server(min_cohort: int = 30, budget: int = 100_000) -> Server:
     return serve(store, min_cohort, budget)
 
 
-def serve(store: Path, min_cohort: int = 30, budget: int = 100_000) -> Server:
-    """``genoquery serve store`` on a free loopback port, with the fixed rounding secret and the
-    tokens of ``TOKENS`` (``old`` revoked); stopped by :meth:`Server.stop` or at exit."""
+def serve(store: Path, min_cohort: int = 30, budget: int = 100_000, options: tuple[str, ...] = ()) -> Server:
+    """``genoquery serve store`` (through the CLI and ``server.app.serve``, as a user runs it) on a
+    free loopback port, with the fixed rounding secret, the tokens of ``TOKENS`` (``old`` revoked)
+    and further ``options`` (``--trusted-proxy ADDR``); stopped by :meth:`Server.stop` or at exit."""
 
     con = connect(store)
     with con:
@@ -107,6 +108,7 @@ def serve(store: Path, min_cohort: int = 30, budget: int = 100_000) -> Server:
             str(min_cohort),
             "--budget",
             str(budget),
+            *options,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

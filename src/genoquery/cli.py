@@ -242,7 +242,14 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
     settings = Settings(min_cohort=args.min_cohort, budget=args.budget)
     print(f"serving {args.store} on http://{args.host}:{args.port} (docs: /docs); Ctrl-C stops", file=sys.stderr)
-    serve(args.store, host=args.host, port=args.port, workers=args.workers, settings=settings)
+    serve(
+        args.store,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        settings=settings,
+        trusted_proxy=args.trusted_proxy,
+    )
 
 
 def _cmd_tokens(args: argparse.Namespace) -> None:
@@ -519,6 +526,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     p.add_argument("--min-cohort", type=int, default=50, help="smallest cohort answered below the controlled tier")
     p.add_argument("--budget", type=int, default=1000, help="answers about rare alleles per token per day")
+    p.add_argument(
+        "--trusted-proxy",
+        metavar="ADDR[,ADDR...]",
+        help="the reverse proxy whose X-Forwarded-For names the client (budgets, audit); "
+        "default: none, the client is the connection's peer and forwarding headers are ignored",
+    )
     p.set_defaults(run=_cmd_serve)
 
     p = sub.add_parser("tokens", help="create, list or revoke API tokens (stored hashed in the store)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -21,10 +22,19 @@ from genoquery.server import (
 )
 from genoquery.server.audit import AuditLog, AuditMiddleware
 from genoquery.server.context import Context
+from genoquery.server.limits import TimeLimit
 from genoquery.server.settings import ENV_STORE, Settings
 from genoquery.version import __version__
 
 MAX_BODY = 4 << 20  # bytes of a request body (a cohort of 100,000 sample IDs fits)
+MAX_URL = 16 << 10  # bytes of path + query: longer ones get 414 here, audited (uvicorn's own limit is 65,535)
+# What uvicorn (httptools) refuses itself, before the app (so unaudited), with a plain-text 400
+# "Invalid HTTP request received.": named in the audit record written when the server starts.
+TRANSPORT_LIMITS = {
+    "request_target_bytes": 65_535,
+    "content_length": "refused unless one run of digits (signs, spaces, lists, duplicates, overflow)",
+    "malformed_request": "a request line or header that is not HTTP/1.1 syntax",
+}
 DESCRIPTION = """Allele frequencies, carriers, genotypes, cohorts and association over one genoquery store,
 and a GA4GH Beacon v2. Send `Authorization: Bearer <token>` (from `genoquery tokens create`) for the
 registered, controlled or participant tier; without a token you are public. In the public and
@@ -52,8 +62,9 @@ def create_app(store_path: str | os.PathLike, settings: Settings | None = None) 
     problems.install(app)
     for module in (routes_store, routes_variants, routes_individual, routes_association, routes_cohorts, beacon):
         app.include_router(module.router)
-    app.add_middleware(problems.BodyLimit, limit=MAX_BODY)
-    app.add_middleware(AuditMiddleware, log=audit)
+    app.add_middleware(TimeLimit, seconds=settings.request_time_s)  # innermost: the deadline of the work
+    app.add_middleware(problems.BodyLimit, limit=MAX_BODY, max_url=MAX_URL)
+    app.add_middleware(AuditMiddleware, log=audit)  # added last: outermost, so every refusal is audited
     return app
 
 
@@ -69,16 +80,21 @@ def serve(
     port: int = 8000,
     workers: int = 1,
     settings: Settings | None = None,
+    trusted_proxy: str | None = None,
 ) -> None:
     """Run the server with uvicorn until interrupted: ``workers`` processes on uvloop and httptools
     (the C event loop and HTTP parser of ``uvicorn[standard]``), no access log (the audit log has
-    every request)."""
+    every request). The client address (budgets, audit) is the socket's peer: ``X-Forwarded-For``
+    and ``X-Forwarded-Proto`` are honoured only from ``trusted_proxy`` (an address, or a
+    comma-separated list). Writes one audit record naming the limits uvicorn enforces unaudited."""
     import uvicorn
 
     from genoquery.server.settings import ENV_SETTINGS
 
-    os.environ[ENV_STORE] = str(existing_store(store_path))
+    path = existing_store(store_path)
+    os.environ[ENV_STORE] = str(path)
     os.environ[ENV_SETTINGS] = (settings or Settings()).to_env()
+    _audit_start(path, host, port, workers, trusted_proxy)
     uvicorn.run(
         "genoquery.server.app:app_from_env",
         factory=True,
@@ -89,4 +105,37 @@ def serve(
         http="httptools",
         log_level="warning",
         access_log=False,
+        proxy_headers=trusted_proxy is not None,
+        forwarded_allow_ips=trusted_proxy,
     )
+
+
+def _audit_start(path: Path, host: str, port: int, workers: int, trusted_proxy: str | None) -> None:
+    """The audit record of a server start (``method`` SERVER, ``endpoint`` start): where it listens,
+    the trusted proxy, the app's own limits and those uvicorn enforces before the app sees a request."""
+    log = AuditLog(path, 0)
+    try:
+        log.write(
+            {
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "token": None,
+                "tier": None,
+                "client": None,
+                "method": "SERVER",
+                "endpoint": "start",
+                "params": {
+                    "version": __version__,
+                    "listen": f"{host}:{port}",
+                    "workers": workers,
+                    "trusted_proxy": trusted_proxy,
+                    "max_url_bytes": MAX_URL,
+                    "max_body_bytes": MAX_BODY,
+                    **{f"unaudited_{k}": v for k, v in TRANSPORT_LIMITS.items()},
+                },
+                "status": None,
+                "rows": None,
+                "ms": None,
+            }
+        )
+    finally:
+        log.close()

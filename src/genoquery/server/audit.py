@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from genoquery.ingest.staging import existing_store
+from genoquery.server.problems import ApiError
 
 AUDIT_FILE = "audit.jsonl"
 MAX_PARAM = 500  # characters kept of one parameter value
@@ -28,6 +29,8 @@ class AuditLog:
     def __init__(self, store: Path, fsync_s: float) -> None:
         self.path = store / AUDIT_FILE
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        if os.fstat(self._fd).st_mode & 0o077:  # an older store's log: tokens, clients, parameters
+            os.fchmod(self._fd, 0o600)
         self._fsync_s = fsync_s
         self._dirty = threading.Event()
         self._closed = threading.Event()
@@ -64,7 +67,9 @@ def _clip(value: str) -> str:
 
 class AuditMiddleware:
     """ASGI middleware writing one audit line per HTTP request, after the response is sent.
-    Handlers leave ``principal``, ``rows`` and ``body`` (POST fields) in ``request.state``."""
+    Handlers leave ``principal``, ``rows`` and ``body`` (POST fields) in ``request.state``; a
+    request refused before its handler (URL or body too long, unknown path) is attributed to the
+    token of its ``Authorization`` header here. It must be the outermost middleware."""
 
     def __init__(self, app, log: AuditLog) -> None:
         self.app, self.log = app, log
@@ -86,7 +91,7 @@ class AuditMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             state = scope.get("state") or {}
-            principal = state.get("principal")
+            principal = state.get("principal") or _principal(scope)
             params = {
                 k: _clip(v)
                 for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
@@ -107,6 +112,20 @@ class AuditMiddleware:
                     "ms": round((time.perf_counter() - started) * 1000, 2),
                 }
             )
+
+
+def _principal(scope):  # -> Principal | None
+    """Who sent a request that no handler saw: the token of its ``Authorization`` header (None
+    without one, or for an unknown or malformed token)."""
+    authorization = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), None)
+    app = scope.get("app")
+    context = getattr(getattr(app, "state", None), "context", None)
+    if authorization is None or context is None:
+        return None
+    try:
+        return context.auth.principal(authorization.decode("latin-1"), "")
+    except ApiError:
+        return None
 
 
 def read(store: str | Path) -> Iterator[dict]:

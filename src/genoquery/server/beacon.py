@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from genoquery.server.auth import Principal
 from genoquery.server.context import Context, caller, context, rows_returned
 from genoquery.server.problems import ApiError
+from genoquery.server.routes_store import released_samples
 from genoquery.version import __version__
 
 API_VERSION = "v2.0.0"
@@ -71,7 +72,7 @@ def error_response(status: int, message: str) -> dict:
 
 
 @router.get("/info", summary="Beacon information")
-def info(request: Request, ctx: Context = Depends(context)) -> dict:
+def info(request: Request, principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
     return {
         "meta": _meta(),
         "response": {
@@ -80,7 +81,7 @@ def info(request: Request, ctx: Context = Depends(context)) -> dict:
             "apiVersion": API_VERSION,
             "environment": "dev",
             "version": f"v{__version__}",
-            "description": f"Genomic variants of {ctx.n_samples} samples (genoquery store)",
+            "description": f"Genomic variants of {released_samples(ctx, principal)} samples (genoquery store)",
             "organization": {"id": "genoquery", "name": "genoquery local server"},
         },
     }

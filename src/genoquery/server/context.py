@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import secrets
 import threading
@@ -14,15 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from fastapi import Request
 
-from genoquery.errors import GenoqueryError
+from genoquery.errors import EmptyCohortError, GenoqueryError
 from genoquery.index.schema import INDEX_FILE
+from genoquery.query.cohorts import identifying_columns
 from genoquery.query.store import Store
 from genoquery.query.store import open as open_store
 from genoquery.server.auth import Authenticator, Principal, require
 from genoquery.server.budget import Budget
-from genoquery.server.disclosure import Disclosure, digest
+from genoquery.server.disclosure import Disclosure
 from genoquery.server.problems import ApiError
 from genoquery.server.settings import Settings
 from genoquery.server.state import AccessDb
@@ -186,10 +190,11 @@ class StorePool:
 
 @dataclass
 class Cohort:
-    """A resolved cohort: its sample indexes (None: every sample) and membership digest."""
+    """A resolved cohort: its sample indexes (None: every sample) and, below the controlled tier,
+    its membership digest (the rounding key of its counts)."""
 
     indexes: np.ndarray | None
-    digest: str
+    digest: str | None
 
 
 def _secret(db: AccessDb) -> bytes:
@@ -199,14 +204,40 @@ def _secret(db: AccessDb) -> bytes:
     return con.execute("SELECT value FROM secrets WHERE name = 'rounding'").fetchone()[0]
 
 
+MAX_GROUPS = 32
+"""A ``by`` breakdown below the controlled tier needs a column with at most this many values."""
+PARTICIPANT_ONLY = "a participant token sees only its own data: /api/v1/me"
+
+
 @dataclass(frozen=True)
 class IndexFacts:
     """What answers need to know of one index (an append or a withdrawal replaces it): ``info``
-    (``Store.info`` with the contigs), the samples not withdrawn, and disclosure control over them."""
+    (``Store.info`` with the contigs), the samples not withdrawn, disclosure control over them,
+    the person-table columns that identify participants (never in a filter below the controlled
+    tier) and those a breakdown may use there (text or yes/no columns of at most
+    :data:`MAX_GROUPS` values; a numeric column would name one person's value per group)."""
 
     info: dict
     n_samples: int
     disclosure: Disclosure
+    identifying: tuple[str, ...]
+    groupable: frozenset[str]
+
+
+def _groupable(store: Store, identifying: tuple[str, ...]) -> frozenset[str]:
+    persons = store.persons()
+    out = set()
+    for field in persons.schema:
+        name = field.name
+        if name.lower() in {c.lower() for c in identifying}:
+            continue
+        if not (
+            pa.types.is_string(field.type) or pa.types.is_large_string(field.type) or pa.types.is_boolean(field.type)
+        ):
+            continue
+        if pc.count_distinct(persons[name]).as_py() <= MAX_GROUPS:
+            out.add(name.lower())
+    return frozenset(out)
 
 
 class Context:
@@ -224,7 +255,14 @@ class Context:
         }
         active = store.active_samples
         disclosure = Disclosure(self.settings, self._secret, self.db, active, len(store.sample_ids), haploid)
-        return IndexFacts(dict(store.info, contigs=store.contigs), len(active), disclosure)
+        identifying = tuple(identifying_columns(store.connection))
+        return IndexFacts(
+            dict(store.info, contigs=store.contigs),
+            len(active),
+            disclosure,
+            identifying,
+            _groupable(store, identifying),
+        )
 
     @property
     def info(self) -> dict:
@@ -256,23 +294,49 @@ class Context:
         # Withdrawn samples are in no answer: Store.cohort leaves them out of filters and refuses
         # them in ID lists, whole-store statistics are recounted without them, and StorePool reopens
         # stores when a withdrawal replaced the index.
+        if principal.tier == "participant":
+            raise ApiError(403, PARTICIPANT_ONLY)
         if text is None:
             return Cohort(None, self.everyone)
         kind, definition = self.definition(store, principal, text)
         if kind == "ids":
             require(principal, "controlled", "a cohort given as sample IDs")
-        if kind == "filter":  # members of a filter depend on the index only: researchers reuse cohorts
-            indexes = self.pool.remember(("filter", definition), lambda: _frozen(store.cohort(definition)))
-        else:
-            indexes = store.cohort(definition)
-        if principal.aggregate_only:
-            return Cohort(indexes, self.disclosure.check_cohort(principal, indexes))
-        return Cohort(indexes, digest(indexes))
+        if not principal.aggregate_only:
+            return Cohort(self._members(store, kind, definition, ()), None)
+        # below the controlled tier: identifiers are not filter columns, and an empty cohort (or one
+        # whose filter fails on the values it meets) is refused exactly like a small one
+        try:
+            indexes = self._members(store, kind, definition, self.pool.facts().identifying)
+        except EmptyCohortError:
+            raise ApiError(403, self.disclosure.refusal) from None
+        return Cohort(indexes, self.disclosure.check_cohort(principal, indexes, f"{kind}:{definition}"))
+
+    def _members(self, store: Store, kind: str, definition, forbidden: tuple[str, ...]) -> np.ndarray:
+        """A cohort's sample indexes; a filter's members are remembered per index (researchers
+        reuse cohorts), keyed by the columns it was checked against."""
+        if kind != "filter":
+            return store.cohort(definition)
+        return self.pool.remember(
+            ("filter", definition, forbidden),
+            lambda: _frozen(store.cohort(definition, forbidden_columns=forbidden)),
+        )
+
+    def check_grouping(self, store: Store, principal: Principal, by: str | None) -> None:
+        """Refuse (400) a breakdown column below the controlled tier that is numeric, identifying,
+        or has more than :data:`MAX_GROUPS` values: its groups would be one person each."""
+        if by is None or not principal.aggregate_only:
+            return
+        if by.lower() not in self.pool.facts().groupable:
+            allowed = ", ".join(sorted(self.pool.facts().groupable)) or "none"
+            raise ApiError(
+                400,
+                f"'by={by}' is not a breakdown column below the controlled tier: breakdowns need a text or "
+                f"yes/no person-table column of at most {MAX_GROUPS} values that does not identify people "
+                f"(this store: {allowed})",
+            )
 
     def definition(self, store: Store, principal: Principal, text: str):
         """``(kind, definition)``: the token's own cohort of that name, a saved one, or a filter."""
-        import json
-
         row = self.db.con.execute(
             "SELECT kind, definition FROM server_cohorts WHERE principal = ? AND name = ?", [principal.key, text]
         ).fetchone()

@@ -44,6 +44,17 @@ from genoquery.server.state import AccessDb
 
 GENOTYPE_CELLS = ("ac", "n_het", "n_hom_alt", "n_hemi")
 STAT_CELLS = ("ac", "an", "n_het", "n_hom_alt", "n_hemi", "n_missing")
+TEST_COUNTS = frozenset(
+    {"n", "n_cases", "n_controls", "ac", "an", "mac", "n_carriers", "case_ac", "n_variants"}
+    | {"carrier_cases", "carrier_controls", "noncarrier_cases", "noncarrier_controls"}
+)
+"""Counts of participants or alleles in test rows (association, PheWAS, carrier tables)."""
+TEST_STATISTICS = frozenset({"beta", "se", "statistic", "p", "odds_ratio", "p_bonferroni", "q_bh", "firth"})
+"""Values computed from the carriers: released only with every count of their row."""
+DESCRIPTIVE = frozenset(
+    {"variant_key", "contig", "pos", "ref", "alt", "id", "allele", "phenotype", "model", "condition"}
+)
+"""Columns of test rows that describe the question, not the participants."""
 
 
 def digest(indexes: np.ndarray) -> str:
@@ -51,8 +62,8 @@ def digest(indexes: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(indexes, dtype=np.int64).tobytes()).hexdigest()[:32]
 
 
-def significant(value: float | None, digits: int = 2) -> float | None:
-    if value is None or not math.isfinite(value) or value == 0:
+def significant(value: float | bool | None, digits: int = 2) -> float | bool | None:
+    if value is None or isinstance(value, bool) or not math.isfinite(value) or value == 0:
         return value
     return round(value, digits - 1 - math.floor(math.log10(abs(value))))
 
@@ -124,51 +135,92 @@ class Disclosure:
         out["suppressed"] = sorted(hidden)
         return out
 
-    def table_row(self, row: dict, cohort: str, counts: Sequence[str], stats: Sequence[str], ident: str) -> dict:
-        """A row of counts and test statistics: counts of 0..20 withheld (a 0 among cases or carriers
-        tells each one's status), the others released by :meth:`count`; the statistics withheld
-        when a count is, else given to 2 significant digits."""
-        out = dict(row)
-        key = f"{cohort}|{ident}|"
-        hidden = {c for c in counts if row.get(c) is not None and 0 <= row[c] <= self.limit}
-        for cell in counts:
-            out[cell] = self.token if cell in hidden else self.count(row.get(cell), key + cell)
+    def counts(self, row: dict, cells: Sequence[str], key: str) -> tuple[dict, set[str]]:
+        """The ``cells`` of ``row`` as released, and those withheld: 0..20, or a count whose
+        complement in the row (AN - AC, N - carriers) is 1..20 (REF copies or non-carriers are
+        counts of people too). ``key`` + cell keys the rounding."""
+        hidden = {c for c in cells if row[c] is not None and 0 <= row[c] <= self.limit}
+        for whole, part in (("an", "ac"), ("ancestry_an", "ancestry_ac"), ("n", "n_carriers")):
+            if part in cells and row.get(whole) is not None and row[part] is not None:
+                if 0 <= row[whole] - row[part] <= self.limit:
+                    hidden.add(part)
+        return {c: self.token if c in hidden else self.count(row[c], key + c) for c in cells}, hidden
+
+    def table_row(self, row: dict, cohort: str | None, ident: str, min_mac: int | None = None) -> dict:
+        """A row of counts and test statistics as released. Only known columns leave: descriptive
+        ones as they are, counts (:data:`TEST_COUNTS`) of 0..20 withheld (a 0 among cases or
+        carriers tells each one's status) and the others rounded by :meth:`count`; when any count
+        is withheld, or the fit separated the carriers (a 2x2 cell of 0), the row's statistics,
+        AF and status are withheld too, else statistics are given to 2 significant digits. A row
+        whose released MAC is under ``min_mac`` is not tested (status ``too_few_carriers``), so
+        bisecting ``min_mac`` finds the rounded MAC, never the exact one."""
+        released, hidden = self.counts(row, [c for c in row if c in TEST_COUNTS], f"{cohort}|{ident}|")
+        out = {c: row[c] for c in row if c in DESCRIPTIVE} | released
+        withheld = set(hidden)
+        if row.get("status") == "firth_separated":
+            withheld.add("status")
+        untested = not withheld and min_mac is not None and isinstance(out.get("mac"), int) and out["mac"] < min_mac
+        if "status" in row:
+            out["status"] = "suppressed" if withheld else ("too_few_carriers" if untested else row["status"])
+        stats = [c for c in row if c in TEST_STATISTICS]
         for cell in stats:
-            out[cell] = None if hidden else significant(row.get(cell))
-        out["suppressed"] = sorted(hidden | (set(stats) if hidden else set()))
+            out[cell] = None if withheld or untested else significant(row[cell])
+        if "af" in row:
+            an, ac = out.get("an"), out.get("ac")
+            out["af"] = ac / an if not withheld and isinstance(an, int) and isinstance(ac, int) and an else None
+            if out["af"] is None and row["af"] is not None:
+                withheld.add("af")
+        out["suppressed"] = sorted(withheld | (set(stats) if withheld else set()))
         return out
 
     # ------------------------------------------------------------------ cohorts
 
-    def check_cohort(self, principal: Principal, indexes: np.ndarray, what: str = "cohort") -> str:
-        """Refuse (403) a cohort too small or too close to an earlier one; returns its digest."""
-        problem = self.problem(principal, indexes)
-        if problem:
-            raise ApiError(403, f"{what} refused by disclosure control: {problem}")
-        return self.record(principal, indexes)
+    def check_cohort(self, principal: Principal, indexes: np.ndarray, definition: str) -> str:
+        """Refuse (403, :data:`REFUSAL`) a cohort too small or too close to an earlier one; else
+        record it and return its digest. ``definition``: the question that chose it (a filter,
+        a saved cohort's name, or a group of a breakdown)."""
+        if self.problem(principal, indexes, definition):
+            raise ApiError(403, self.refusal)
+        return self.record(principal, indexes, definition)
 
-    def problem(self, principal: Principal, indexes: np.ndarray) -> str | None:
+    @property
+    def refusal(self) -> str:
+        """The one message for every refused cohort: which rule refused it would tell about its
+        members (empty against small, small against close)."""
+        return (
+            f"cohort refused by disclosure control: below the controlled tier a cohort must match at least "
+            f"{self.min_cohort} samples, leave out at least {self.min_cohort}, and differ by at least "
+            f"{self.min_cohort} from every cohort you asked about with another definition"
+        )
+
+    def problem(self, principal: Principal, indexes: np.ndarray, definition: str) -> bool:
+        """Whether the cohort breaks a rule: fewer than ``min_cohort`` members; or a symmetric
+        difference of 0..``min_cohort - 1`` members with the whole store or with a cohort this
+        token asked about under another definition (equal membership under a new definition
+        would answer "does the difference match anyone?")."""
         size = len(indexes)
-        if size < self.min_cohort:
-            return f"it has fewer than {self.min_cohort} members"
-        if 0 < self.n_samples - size < self.min_cohort:
-            return (
-                f"it leaves out fewer than {self.min_cohort} of the store's samples (the difference "
-                "would be a cohort too small to report)"
-            )
+        if size < self.min_cohort or self.n_samples - size < self.min_cohort:
+            return True
         if principal.tier == "public":
-            return None
+            return False
         mask = self._mask(indexes)
-        for (stored,) in self.db.con.execute("SELECT members FROM cohort_history WHERE principal = ?", [principal.key]):
+        asked = dict(
+            self.db.con.execute(
+                "SELECT digest, count(*) FILTER (WHERE definition = ?) FROM cohort_definitions "
+                "WHERE principal = ? GROUP BY digest",
+                [definition, principal.key],
+            ).fetchall()
+        )
+        history = self.db.con.execute(  # fetched whole: an unfinished read would hold a stale snapshot
+            "SELECT digest, members FROM cohort_history WHERE principal = ?", [principal.key]
+        ).fetchall()
+        for digest, stored in history:
             differ = _members_apart(mask, np.frombuffer(zlib.decompress(stored), dtype=np.uint8))
-            if 0 < differ < self.min_cohort:
-                return (
-                    f"it differs from a cohort you queried before by fewer than {self.min_cohort} "
-                    "members (differencing)"
-                )
-        return None
+            if differ < self.min_cohort and not (differ == 0 and asked.get(digest, 0)):
+                return True
+        return False
 
-    def record(self, principal: Principal, indexes: np.ndarray) -> str:
+    def record(self, principal: Principal, indexes: np.ndarray, definition: str) -> str:
         key = digest(indexes)
         if principal.tier != "public":
             con = self.db.con
@@ -176,6 +228,9 @@ class Disclosure:
                 con.execute(
                     "INSERT OR IGNORE INTO cohort_history VALUES (?, ?, ?, ?)",
                     [principal.key, key, len(indexes), zlib.compress(self._mask(indexes).tobytes())],
+                )
+                con.execute(
+                    "INSERT OR REPLACE INTO cohort_definitions VALUES (?, ?, ?)", [principal.key, definition, key]
                 )
         return key
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 Count = int | str | None  # an exact or rounded count, or the suppression marker "<=20"
 
@@ -43,9 +43,9 @@ class VariantRow(BaseModel):
 
 
 class VariantPage(Page):
-    cohort_size: Count = Field(description="samples in the cohort (rounded in aggregate tiers)")
-    withheld_groups: list[str] = Field(
-        default_factory=list, description="groups of `by` withheld by disclosure control"
+    cohort_size: Count = Field(
+        description="samples in the cohort (rounded in aggregate tiers, where the rows of a `by` group that "
+        "fails the cohort rules are left out)"
     )
     items: list[VariantRow]
 
@@ -101,7 +101,12 @@ class TableAnswer(Page):
 class CohortIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
-    filter: str | None = Field(None, max_length=4000, description="a filter expression over the person table")
+    definition: str | None = Field(
+        None,
+        max_length=4000,
+        validation_alias=AliasChoices("definition", "filter"),
+        description="a filter expression over the person table (as GET returns it; `filter` is accepted too)",
+    )
     samples: list[str] | None = Field(None, max_length=100_000, description="sample IDs (controlled tier)")
 
 
@@ -118,7 +123,9 @@ class CohortList(BaseModel):
 
 
 class StoreInfo(BaseModel):
-    samples: int
+    samples: int | str = Field(
+        description='samples not withdrawn; below the controlled tier randomly rounded (or "<=20")'
+    )
     sites: int
     variants: int
     contigs: list[str]

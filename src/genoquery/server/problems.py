@@ -10,9 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from genoquery.errors import GenoqueryError, QueryError, RegionError
+from genoquery.errors import GenoqueryError, QueryError, RegionError, TimeLimitError
 
 log = logging.getLogger("genoquery.server")
+RETRY_AFTER_S = 10  # of a request stopped at its time limit (503)
 NOT_FOUND = re.compile(r"is not (in th(e|is) store|among)")  # unknown key, rsID, gene, sample
 
 
@@ -47,13 +48,22 @@ def _validation_message(err: RequestValidationError) -> str:
 
 class BodyLimit:
     """ASGI middleware answering 413 in JSON for a request body over ``limit`` bytes: at once when
-    Content-Length says so, else (a chunked body) when the bytes read pass the limit."""
+    Content-Length says so, else (a chunked body) when the bytes read pass the limit; and 414 for a
+    path and query over ``max_url`` bytes (below uvicorn's own 65,535, which is refused unaudited)."""
 
-    def __init__(self, app, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, max_url: int | None = None) -> None:
+        self.app, self.limit, self.max_url = app, limit, max_url
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
+            url = len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b""))
+            if self.max_url is not None and url > self.max_url:
+                message = (
+                    f"URL of {url} bytes is over the limit of {self.max_url} (path and query); "
+                    "define a long cohort with POST /api/v1/cohorts and use its name"
+                )
+                await JSONResponse(error_body(414, message), status_code=414)(scope, receive, send)
+                return
             length = dict(scope["headers"]).get(b"content-length", b"0")
             if not length.isdigit() or int(length) > self.limit:
                 status = 413 if length.isdigit() else 400
@@ -93,6 +103,10 @@ def install(app: FastAPI) -> None:
         if status == 400 and NOT_FOUND.search(str(err)):
             status = 404
         return _json(request, status, str(err))
+
+    @app.exception_handler(TimeLimitError)  # the most specific handler wins: before GenoqueryError's
+    async def _time_limit(request: Request, err: TimeLimitError) -> JSONResponse:
+        return _json(request, 503, str(err), {"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, err: RequestValidationError) -> JSONResponse:

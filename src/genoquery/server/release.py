@@ -1,4 +1,13 @@
-"""Turning query answers into released rows for the caller's tier (exact, or by disclosure control)."""
+"""The one release path: every answer row below the controlled tier leaves the server through here.
+
+Frequency rows (``/variants``, ``/frequencies``, Beacon) go through :meth:`Disclosure.stat_row`,
+test rows (association, PheWAS, carrier tables) through :meth:`Disclosure.table_row`, which
+releases only the columns it knows (a new column is withheld until it is classified there).
+What the caller filters on is filtered after release, on the released values (``af_min`` /
+``af_max``, ``min_mac``), so bisecting a filter tells no more than the released row. Below the
+controlled tier every answer costs a unit of budget when it is about a rare allele, is empty,
+or was filtered on released values (an empty or filtered page says something too).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +18,7 @@ import pyarrow.compute as pc
 
 from genoquery.query.store import Store
 from genoquery.server.auth import Principal
-from genoquery.server.context import Context
+from genoquery.server.context import PARTICIPANT_ONLY, Context
 from genoquery.server.disclosure import GENOTYPE_CELLS
 from genoquery.server.models import VariantPage, VariantRow
 from genoquery.server.problems import ApiError
@@ -27,7 +36,25 @@ class Answer:
 
     body: bytes
     rows: int
-    rare: bool
+    charged: bool
+
+
+@dataclass(frozen=True)
+class AfRange:
+    """A caller's AF filter, applied to released AF below the controlled tier (a withheld AF is
+    below any ``af_min`` and within any ``af_max``: it is that of an allele seen 1..20 times)."""
+
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.low is not None or self.high is not None
+
+    def keeps(self, af: float | None) -> bool:
+        if af is None:
+            return self.low is None
+        return (self.low is None or af >= self.low) and (self.high is None or af <= self.high)
 
 
 def released_page(
@@ -36,49 +63,74 @@ def released_page(
     principal: Principal,
     table: pa.Table,
     *,
-    cohort_digest: str,
+    cohort_digest: str | None,
     within,
     by: str | None,
     offset: int,
     limit: int,
+    af: AfRange | None = None,
 ) -> tuple[dict, bool]:
     """One page of frequency rows (columns of ``Store.variants``, optionally per ``by`` group),
-    exact for controlled tokens, else released by disclosure control with ``by`` groups that
-    fail the cohort rules withheld; and whether the answer is about a rare allele (an
-    aggregate-tier answer that costs a unit of budget)."""
+    exact for controlled tokens, else released by disclosure control: groups of ``by`` that fail
+    the cohort rules left out (and named nowhere), ``af`` applied to the released AF; and whether
+    the answer costs a unit of budget."""
     if principal.tier == "participant":
-        raise ApiError(403, "a participant token sees only its own data: /api/v1/me")
-    withheld: list[str] = []
-    if by is not None and principal.aggregate_only:
-        withheld = withheld_groups(ctx, store, principal, by, within)
-        if withheld:
-            table = table.filter(pc.invert(pc.is_in(table[by].cast(pa.string()), pa.array(withheld, pa.string()))))
-    rows = table.slice(offset, limit).to_pylist()
+        raise ApiError(403, PARTICIPANT_ONLY)
     keep = VARIANT_FIELDS + ((by,) if by else ())
-    rare = principal.aggregate_only and _touches_rare(ctx, rows)
-    if principal.aggregate_only:
-        rows = [ctx.disclosure.stat_row(r, cohort_digest, str(r.get(by, "")) if by else "") for r in rows]
-    rows = [{k: (str(v) if k == by and v is not None else v) for k, v in r.items() if k in keep} for r in rows]
     size = ctx.n_samples if within is None else len(within)
-    return dict(
-        page_of(rows, table.num_rows, offset, limit),
-        withheld_groups=withheld,
-        cohort_size=ctx.disclosure.count(size, cohort_digest + "|size") if principal.aggregate_only else size,
-    ), rare
+    if not principal.aggregate_only:
+        rows = [_variant_fields(r, keep, by) for r in table.slice(offset, limit).to_pylist()]
+        return dict(page_of(rows, table.num_rows, offset, limit), cohort_size=size), False
+    if by is not None:
+        table = _without_refused_groups(ctx, store, principal, table, by, within, cohort_digest)
+    af = af or AfRange()
+    source = table.to_pylist() if af.active else table.slice(offset, limit).to_pylist()
+    released = [ctx.disclosure.stat_row(r, cohort_digest, str(r.get(by, "")) if by else "") for r in source]
+    if af.active:
+        kept = [i for i, r in enumerate(released) if af.keeps(r.get("af"))]
+        total = len(kept)
+        page = kept[offset : offset + limit]
+        source, released = [source[i] for i in page], [released[i] for i in page]
+    else:
+        total = table.num_rows
+    rows = [_variant_fields(r, keep, by) for r in released]
+    charged = af.active or not rows or _touches_rare(ctx, source)
+    cohort_size = ctx.disclosure.count(size, f"{cohort_digest}|size")
+    return dict(page_of(rows, total, offset, limit), cohort_size=cohort_size), charged
+
+
+def _variant_fields(row: dict, keep: tuple[str, ...], by: str | None) -> dict:
+    return {k: (str(v) if k == by and v is not None else v) for k, v in row.items() if k in keep}
+
+
+def _without_refused_groups(
+    ctx: Context, store: Store, principal: Principal, table: pa.Table, by: str, within, cohort_digest: str | None
+) -> pa.Table:
+    """The rows of the groups of ``by`` (within the cohort) that pass the cohort rules; the groups
+    that pass are recorded in the token's cohort history, the others are left out unnamed."""
+    ctx.check_grouping(store, principal, by)
+    passed = []
+    for value, members in ctx.group_members(store, by, within).items():
+        definition = f"group:{cohort_digest}:{by}={value}"
+        if not ctx.disclosure.problem(principal, members, definition):
+            ctx.disclosure.record(principal, members, definition)
+            passed.append(value)
+    column = pc.cast(table[by], pa.string())
+    return table.filter(pc.fill_null(pc.is_in(column, pa.array(passed, pa.string())), False))
 
 
 def variant_page(ctx: Context, store: Store, principal: Principal, table: pa.Table, **page) -> dict:
-    """:func:`released_page`, charging the budget when the answer is about a rare allele."""
-    answer, rare = released_page(ctx, store, principal, table, **page)
-    if rare:
+    """:func:`released_page`, charging the budget when the answer costs a unit."""
+    answer, charged = released_page(ctx, store, principal, table, **page)
+    if charged:
         ctx.budget.charge(principal)
     return answer
 
 
 def variant_answer(ctx: Context, store: Store, principal: Principal, variant: str, by: str | None) -> Answer:
     """The whole-store statistics of one variant (key or rsID) as released to ``principal``,
-    serialized once (the budget is not charged: see :class:`Answer`)."""
-    page, rare = released_page(
+    serialized once (the caller charges the budget: see :class:`Answer`)."""
+    page, charged = released_page(
         ctx,
         store,
         principal,
@@ -89,18 +141,28 @@ def variant_answer(ctx: Context, store: Store, principal: Principal, variant: st
         offset=0,
         limit=ctx.settings.max_page,
     )
-    return Answer(VariantPage.model_validate(page).model_dump_json().encode(), len(page["items"]), rare)
+    return Answer(VariantPage.model_validate(page).model_dump_json().encode(), len(page["items"]), charged)
 
 
-def withheld_groups(ctx: Context, store: Store, principal: Principal, by: str, within) -> list[str]:
-    """Groups of ``by`` (within the cohort) that fail the cohort rules; the others are recorded."""
-    out = []
-    for value, members in ctx.group_members(store, by, within).items():
-        if ctx.disclosure.problem(principal, members):
-            out.append(value)
-        else:
-            ctx.disclosure.record(principal, members)
-    return out
+def released_tests(
+    ctx: Context,
+    principal: Principal,
+    table: pa.Table,
+    *,
+    cohort_digest: str | None,
+    ident: str,
+    offset: int,
+    limit: int,
+    min_mac: int | None = None,
+) -> dict:
+    """One page of test rows (association, PheWAS, carrier table): exact for controlled tokens;
+    below, each row released by :meth:`Disclosure.table_row` (``min_mac`` applied to the released
+    MAC) and the answer charged to the budget."""
+    rows = table.slice(offset, limit).to_pylist()
+    if principal.aggregate_only:
+        rows = [ctx.disclosure.table_row(r, cohort_digest, str(r.get(ident, "")), min_mac) for r in rows]
+        ctx.budget.charge(principal)
+    return page_of(rows, table.num_rows, offset, limit)
 
 
 def page_of(table_rows: list[dict], total: int, offset: int, limit: int) -> dict:

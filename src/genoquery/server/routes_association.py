@@ -9,54 +9,29 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from genoquery.server.auth import Principal, require
 from genoquery.server.context import Context, caller, context, page_bounds, rows_returned
+from genoquery.server.limits import check_cost
 from genoquery.server.models import ERRORS, TableAnswer
 from genoquery.server.problems import ApiError
-from genoquery.server.release import page_of
+from genoquery.server.release import released_tests
+from genoquery.server.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["association"], responses=ERRORS)
 
 Offset = Annotated[int, Query(ge=0, le=10**9)]
-Limit = Annotated[int, Query(ge=1, le=100_000)]
+Limit = Annotated[int, Query(ge=1, le=Settings.max_page, description="rows per page (at most the page size)")]
 Text = Annotated[str | None, Query(max_length=200)]
 Cohort = Annotated[str | None, Query(max_length=4000, description="cohort name or filter expression")]
 Names = Annotated[str | None, Query(max_length=2000, description="comma-separated")]
-
-ASSOCIATION_COUNTS = ("n", "n_cases", "n_controls", "ac", "an", "mac", "n_carriers", "case_ac")
-ASSOCIATION_STATS = ("af", "beta", "se", "statistic", "p", "odds_ratio")
-PHEWAS_COUNTS = ("n", "n_cases", "n_controls")
-PHEWAS_STATS = ("beta", "se", "statistic", "p", "odds_ratio", "p_bonferroni", "q_bh")
-TABLE_COUNTS = ("n_variants", "carrier_cases", "carrier_controls", "noncarrier_cases", "noncarrier_controls")
-TABLE_STATS = ("odds_ratio", "p")
 
 
 def _names(text: str | None) -> list[str]:
     return [] if text is None else [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _answer(
-    request: Request,
-    ctx: Context,
-    principal: Principal,
-    table: pa.Table,
-    digest: str,
-    counts: tuple[str, ...],
-    stats: tuple[str, ...],
-    ident: str,
-    offset: int,
-    limit: int,
-) -> dict:
-    rows = table.slice(offset, limit).to_pylist()
-    if principal.aggregate_only:
-        if any(ctx.disclosure.small(r.get(c)) for r in rows for c in counts):
-            ctx.budget.charge(principal)
-        rows = [
-            ctx.disclosure.table_row(
-                r, digest, [c for c in counts if c in r], [c for c in stats if c in r], str(r.get(ident, ""))
-            )
-            for r in rows
-        ]
-    rows_returned(request, len(rows))
-    return page_of(rows, table.num_rows, offset, limit)
+def _answer(request: Request, ctx: Context, principal: Principal, table: pa.Table, cohort, ident: str, **page) -> dict:
+    answer = released_tests(ctx, principal, table, cohort_digest=cohort.digest, ident=ident, **page)
+    rows_returned(request, len(answer["items"]))
+    return answer
 
 
 @router.get("/association", response_model=TableAnswer, summary="Test variants for association with a phenotype")
@@ -71,7 +46,12 @@ def association(
     variants: Names = None,
     cohort: Cohort = None,
     model: Literal["linear", "logistic"] | None = None,
-    min_mac: Annotated[int, Query(ge=1, le=10**6)] = 1,
+    min_mac: Annotated[
+        int,
+        Query(
+            ge=1, le=10**6, description="fewest minor-allele copies to test (below the controlled tier: released MAC)"
+        ),
+    ] = 1,
     offset: Offset = 0,
     limit: Limit = 100,
     principal: Principal = Depends(caller),
@@ -82,6 +62,7 @@ def association(
     codes = _names(phenotype)
     with ctx.pool.store() as store:
         chosen = ctx.cohort(store, principal, cohort)
+        check_cost(ctx, store, principal, chosen.indexes, "association", region, gene, variants, tests=True)
         table = store.associate(
             codes[0] if len(codes) == 1 else codes,
             _names(covariates),
@@ -90,19 +71,20 @@ def association(
             gene=gene,
             cohort=chosen.indexes,
             model=model,
-            min_mac=min_mac,
+            # below the controlled tier the exact MAC decides nothing: rows of MAC <= 20 are withheld
+            # whatever they say, and min_mac is applied to the released MAC by released_tests
+            min_mac=ctx.settings.max_suppressed + 1 if principal.aggregate_only else min_mac,
         )
     return _answer(
         request,
         ctx,
         principal,
         table,
-        chosen.digest,
-        ASSOCIATION_COUNTS,
-        ASSOCIATION_STATS,
+        chosen,
         "variant_key",
-        offset,
-        limit,
+        offset=offset,
+        limit=limit,
+        min_mac=min_mac if principal.aggregate_only else None,
     )
 
 
@@ -113,7 +95,15 @@ def phewas(
     phenotypes: Names = None,
     covariates: Names = None,
     cohort: Cohort = None,
-    min_cases: Annotated[int, Query(ge=1, le=10**6)] = 20,
+    min_cases: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=10**6,
+            description="fewest cases of a condition to test it (default 20; below the "
+            "controlled tier at least, and by default, one more than the suppression threshold)",
+        ),
+    ] = None,
     offset: Offset = 0,
     limit: Limit = 100,
     principal: Principal = Depends(caller),
@@ -121,8 +111,11 @@ def phewas(
 ) -> dict:
     require(principal, "registered", "PheWAS")
     offset, limit = page_bounds(ctx, offset, limit)
-    if principal.aggregate_only and min_cases <= ctx.settings.max_suppressed:
-        raise ApiError(403, f"min_cases must be over {ctx.settings.max_suppressed} below the controlled tier")
+    floor = ctx.settings.max_suppressed + 1 if principal.aggregate_only else 1
+    if min_cases is None:
+        min_cases = max(floor, 20)
+    if min_cases < floor:
+        raise ApiError(403, f"min_cases must be at least {floor} below the controlled tier")
     with ctx.pool.store() as store:
         chosen = ctx.cohort(store, principal, cohort)
         table = store.phewas(
@@ -132,9 +125,7 @@ def phewas(
             cohort=chosen.indexes,
             min_cases=min_cases,
         )
-    return _answer(
-        request, ctx, principal, table, chosen.digest, PHEWAS_COUNTS, PHEWAS_STATS, "phenotype", offset, limit
-    )
+    return _answer(request, ctx, principal, table, chosen, "phenotype", offset=offset, limit=limit)
 
 
 @router.get("/carrier-table", response_model=TableAnswer, summary="Carriers against cases: 2x2 counts, OR, Fisher p")
@@ -156,6 +147,7 @@ def carrier_table(
         raise ApiError(400, "give a variant (key or rsID), or a gene or region with optional filters")
     with ctx.pool.store() as store:
         chosen = ctx.cohort(store, principal, cohort)
+        check_cost(ctx, store, principal, chosen.indexes, "a carrier table", region, gene, variant)
         table = store.carrier_table(
             variant,
             _names(condition),
@@ -166,6 +158,4 @@ def carrier_table(
             pass_only=pass_only,
             variant_type=type,
         )
-    return _answer(
-        request, ctx, principal, table, chosen.digest, TABLE_COUNTS, TABLE_STATS, "condition", 0, max(table.num_rows, 1)
-    )
+    return _answer(request, ctx, principal, table, chosen, "condition", offset=0, limit=max(table.num_rows, 1))

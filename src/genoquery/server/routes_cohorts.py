@@ -24,16 +24,18 @@ def define(
     tier the cohort must pass disclosure control (size, differencing) to be defined."""
     request.state.body = body.model_dump(exclude_none=True)
     require(principal, "registered", "defining cohorts")
-    if (body.filter is None) == (body.samples is None):
-        raise ApiError(400, "give exactly one of filter or samples")
+    if (body.definition is None) == (body.samples is None):
+        raise ApiError(400, "give exactly one of definition (a filter expression; or filter) or samples")
     if body.samples is not None:
         require(principal, "controlled", "a cohort of sample IDs")
     with ctx.pool.store() as store:  # a filter may name a saved cohort: resolved (and checked) as in queries
         indexes = (
-            store.cohort(body.samples) if body.filter is None else ctx.cohort(store, principal, body.filter).indexes
+            store.cohort(body.samples)
+            if body.definition is None
+            else ctx.cohort(store, principal, body.definition).indexes
         )
-    kind = "filter" if body.filter is not None else "ids"
-    definition = body.filter if body.filter is not None else json.dumps(list(dict.fromkeys(body.samples)))
+    kind = "filter" if body.definition is not None else "ids"
+    definition = body.definition if body.definition is not None else json.dumps(list(dict.fromkeys(body.samples)))
     con = ctx.db.con
     with con:
         con.execute(

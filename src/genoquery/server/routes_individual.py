@@ -14,14 +14,16 @@ from starlette.background import BackgroundTask
 
 from genoquery.server.auth import Principal, require
 from genoquery.server.context import Context, caller, context, page_bounds, rows_returned
+from genoquery.server.limits import check_cost
 from genoquery.server.models import ERRORS, CarrierPage, GenotypeAnswer, ParticipantAnswer
 from genoquery.server.problems import ApiError
 from genoquery.server.release import page_of
+from genoquery.server.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["individual-level"], responses=ERRORS)
 
 Offset = Annotated[int, Query(ge=0, le=10**9)]
-Limit = Annotated[int, Query(ge=1, le=100_000)]
+Limit = Annotated[int, Query(ge=1, le=Settings.max_page, description="rows per page (at most the page size)")]
 Text = Annotated[str | None, Query(max_length=200)]
 Samples = Annotated[str | None, Query(max_length=100_000, description="comma-separated sample IDs (default: all)")]
 
@@ -56,6 +58,7 @@ def carriers(
     offset, limit = page_bounds(ctx, offset, limit)
     with ctx.pool.store() as store:
         chosen = ctx.cohort(store, principal, cohort)
+        check_cost(ctx, store, principal, chosen.indexes, "carriers", region, gene, variant)
         table = store.carriers(
             variant,
             chosen.indexes,
@@ -182,14 +185,18 @@ def _participant_page(ctx: Context, principal: Principal, sample_id: str, offset
 
 
 def _released(ctx: Context, row: dict) -> dict:
-    counts = [c for c in ("ac", "an", "ancestry_ac", "ancestry_an") if c in row]
-    out = ctx.disclosure.table_row(row, ctx.everyone, counts, (), row["variant_key"])
+    """A participant's row with the population counts (and the AF made of them) released; their
+    own genotype as it is."""
+    cells = [c for c in ("ac", "an", "ancestry_ac", "ancestry_an") if c in row]
+    released, hidden = ctx.disclosure.counts(row, cells, f"{ctx.everyone}|{row['variant_key']}|")
+    out = dict(row) | released
     for prefix in ("", "ancestry_"):
         if prefix + "af" in row:
             ac, an = out.get(prefix + "ac"), out.get(prefix + "an")
             out[prefix + "af"] = ac / an if isinstance(ac, int) and isinstance(an, int) and an else None
             if out[prefix + "af"] is None and row.get(prefix + "af") is not None:
-                out["suppressed"] = sorted(set(out["suppressed"]) | {prefix + "af"})
+                hidden.add(prefix + "af")
+    out["suppressed"] = sorted(hidden)
     return out
 
 

@@ -8,7 +8,17 @@ from genoquery.server.auth import Principal
 from genoquery.server.context import Context, caller, context
 from genoquery.server.models import ERRORS, Health, StoreInfo
 
+SAMPLES_KEY = "samples"  # the rounding key of the released sample count
 router = APIRouter(prefix="/api/v1", tags=["store"], responses=ERRORS)
+
+
+def released_samples(ctx: Context, principal: Principal) -> int | str:
+    """The store's sample count as ``/api/v1/info`` and Beacon ``info`` give it: samples not
+    withdrawn, exact in the controlled tier, else through disclosure control under one fixed key
+    (the same released number everywhere; a withdrawal shows only when it moves the rounding)."""
+    if principal.tier == "controlled":
+        return ctx.n_samples
+    return ctx.disclosure.count(ctx.n_samples, SAMPLES_KEY)
 
 
 @router.get("/health", response_model=Health, summary="Liveness")
@@ -20,7 +30,8 @@ async def health() -> dict:
 def info(principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
     s = ctx.settings
     return {
-        **{k: ctx.info[k] for k in ("samples", "sites", "variants", "contigs", "tool")},
+        **{k: ctx.info[k] for k in ("sites", "variants", "contigs", "tool")},
+        "samples": released_samples(ctx, principal),
         "groupings": ctx.info.get("groupings", []),
         "tier": principal.tier,
         "budget_remaining": ctx.budget.remaining(principal),

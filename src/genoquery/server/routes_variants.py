@@ -16,16 +16,19 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from genoquery.errors import GenoqueryError
 from genoquery.server.auth import Principal
 from genoquery.server.context import Context, caller, context, page_bounds, rows_returned
+from genoquery.server.limits import check_frequencies
 from genoquery.server.models import ERRORS, VariantPage
 from genoquery.server.problems import ApiError
-from genoquery.server.release import Answer, variant_answer, variant_page
+from genoquery.server.release import AfRange, Answer, variant_answer, variant_page
+from genoquery.server.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["variants"], responses=ERRORS)
 
 Offset = Annotated[int, Query(ge=0, le=10**9, description="first row of the page")]
-Limit = Annotated[int, Query(ge=1, le=100_000, description="rows per page (at most the server's page size)")]
+Limit = Annotated[int, Query(ge=1, le=Settings.max_page, description="rows per page (at most the page size)")]
 By = Annotated[str | None, Query(max_length=64, description="statistics per group of this person-table column")]
 Text = Annotated[str | None, Query(max_length=200)]
 
@@ -38,13 +41,17 @@ async def variant(
 ) -> Response:
     # the hot path (see the module docstring)
     principal, ctx = await caller(request), request.app.state.context
-    if by is None:
-        answer = ctx.pool.answer(
-            (variant, principal.tier), lambda store: variant_answer(ctx, store, principal, variant, None)
-        )
-    else:
-        answer = await run_in_threadpool(_breakdown, ctx, principal, variant, by)
-    if answer.rare:
+    try:
+        if by is None:
+            answer = ctx.pool.answer(
+                (variant, principal.tier), lambda store: variant_answer(ctx, store, principal, variant, None)
+            )
+        else:
+            answer = await run_in_threadpool(_breakdown, ctx, principal, variant, by)
+    except GenoqueryError:
+        ctx.budget.charge(principal)  # "not in this store" is an answer about a rare allele too
+        raise
+    if answer.charged:
         ctx.budget.charge(principal)
     rows_returned(request, answer.rows)
     return Response(answer.body, media_type="application/json")
@@ -74,12 +81,28 @@ def variants(
     if (region is None) == (gene is None):
         raise ApiError(400, "give exactly one of region (CONTIG[:START[-END]]) or gene")
     offset, limit = page_bounds(ctx, offset, limit)
+    exact = not principal.aggregate_only  # below the controlled tier AF filters act on released AF
     with ctx.pool.store() as store:
         table = store.lookup(
-            region=region, gene=gene, af_min=af_min, af_max=af_max, pass_only=pass_only, variant_type=type, by=by
+            region=region,
+            gene=gene,
+            af_min=af_min if exact else None,
+            af_max=af_max if exact else None,
+            pass_only=pass_only,
+            variant_type=type,
+            by=by,
         )
         answer = variant_page(
-            ctx, store, principal, table, cohort_digest=ctx.everyone, within=None, by=by, offset=offset, limit=limit
+            ctx,
+            store,
+            principal,
+            table,
+            cohort_digest=ctx.everyone,
+            within=None,
+            by=by,
+            offset=offset,
+            limit=limit,
+            af=None if exact else AfRange(af_min, af_max),
         )
     rows_returned(request, len(answer["items"]))
     return answer
@@ -106,6 +129,8 @@ def frequencies(
         )
     with ctx.pool.store() as store:
         chosen = ctx.cohort(store, principal, cohort)
+        ctx.check_grouping(store, principal, by)
+        check_frequencies(ctx, store, principal, region, chosen.indexes, by)  # 413 over the cost limit
         table = store.frequencies(region, cohort=chosen.indexes, by=by)
         answer = variant_page(
             ctx,

@@ -23,7 +23,11 @@ class Settings:
     ``cohort_cache``: members of this many filter-expression cohorts kept per worker (8 bytes per
     member: 4 MB for half of 10^6 samples), so a cohort asked about region after region is resolved once;
     ``audit_fsync_s``: the audit log is fsynced this often (0: after every request);
-    ``token_cache_s``: how long a token check is reused (a revocation takes effect within it)."""
+    ``token_cache_s``: how long a token check is reused (a revocation takes effect within it);
+    ``request_time_s``: time limit of a request's work (past it: 503, see :mod:`genoquery.deadline`);
+    ``max_cost``: largest estimated cost of a counting request, ALT alleles in its region times
+    cohort members (413 beyond; the default lets 1 Mb at 10^5 samples through with 50,000 alleles);
+    ``max_tested_alleles``: ALT alleles an association request may test below the controlled tier."""
 
     max_suppressed: int = 20
     min_cohort: int = 50
@@ -37,6 +41,9 @@ class Settings:
     cohort_cache: int = 16
     audit_fsync_s: float = 0.2
     token_cache_s: float = 1.0
+    request_time_s: float = 10.0
+    max_cost: float = 5e9
+    max_tested_alleles: int = 10_000
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))

@@ -9,6 +9,8 @@ worker read and write it concurrently; each write is one transaction.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 from genoquery.ingest.staging import existing_store
 
 ACCESS_DB = "access.sqlite"
+PRIVATE = 0o600
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
     token_id TEXT PRIMARY KEY, name TEXT NOT NULL, tier TEXT NOT NULL, sample_id TEXT,
@@ -26,6 +29,9 @@ CREATE TABLE IF NOT EXISTS budget_spent (
 CREATE TABLE IF NOT EXISTS cohort_history (
     principal TEXT NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL, members BLOB NOT NULL,
     PRIMARY KEY (principal, digest));
+CREATE TABLE IF NOT EXISTS cohort_definitions (
+    principal TEXT NOT NULL, definition TEXT NOT NULL, digest TEXT NOT NULL,
+    PRIMARY KEY (principal, definition)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS server_cohorts (
     principal TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, definition TEXT NOT NULL,
     created_at TEXT NOT NULL, PRIMARY KEY (principal, name));
@@ -34,13 +40,33 @@ CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 
 
 def connect(store: str | Path) -> sqlite3.Connection:
-    """A connection to the store's access database (created on first use), autocommit off."""
+    """A connection to the store's access database (created on first use), autocommit off. The
+    database, its ``-wal`` and ``-shm`` hold token hashes and the rounding secret: they are made
+    mode 0600 (owner only), a new database before SQLite opens it (SQLite gives its ``-wal`` and
+    ``-shm`` the database's mode), an existing one's files here."""
     path = existing_store(store) / ACCESS_DB
+    if not path.exists():
+        # Only a new file is opened here: closing any descriptor of a database that this process
+        # has open drops SQLite's POSIX locks on it, and a connection of another thread then read
+        # a stale snapshot (a revoked token stayed valid).
+        with contextlib.suppress(FileExistsError):  # another thread or process made it meanwhile
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
     con = sqlite3.connect(path, timeout=10.0, isolation_level="IMMEDIATE", check_same_thread=False)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
     con.executescript(SCHEMA)
+    for name in (ACCESS_DB, ACCESS_DB + "-wal", ACCESS_DB + "-shm"):
+        _private(path.parent / name)
     return con
+
+
+def _private(path: Path) -> None:
+    """Make ``path`` (if it exists and is ours) readable and writable by its owner only."""
+    try:
+        if path.stat().st_mode & 0o777 != PRIVATE:
+            path.chmod(PRIVATE)
+    except (FileNotFoundError, PermissionError):
+        pass  # not there (no -shm yet), or another user's file: the store's owner's business
 
 
 class AccessDb:
