@@ -1,7 +1,7 @@
 """pytest-benchmark timings of point lookups (the issue's target: one variant's statistics <= 1 ms p50).
 
 The median pytest-benchmark reports is the p50. A key lookup reads the store's memory-mapped
-lookup files (``genoquery.index.lookup_table``; ~0.03 ms); rsIDs, ``by`` and filters go to
+lookup files (``genoquery.storage.lookup_table``; ~0.03 ms); rsIDs, ``by`` and filters go to
 DuckDB. ``test_lookup_key_in_memory_dict`` times the design the lookup files replaced as an
 alternative to DuckDB (every variant in an Arrow table plus a Python dict key -> rows, loaded
 once), for comparison only: ~0.08 ms, but ~340 B per variant resident in every worker (136 B

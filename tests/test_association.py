@@ -39,8 +39,8 @@ from genoquery.cli import main
 from genoquery.index.phenotypes import import_table
 from genoquery.ingest.withdraw import withdraw
 from genoquery.query.allele_dosages import allele_dosages
-from genoquery.query.call_reader import SITE_COLUMNS
 from genoquery.query.plots import af_by_ancestry
+from genoquery.storage.call_reader import SITE_COLUMNS
 
 CONDITIONS = checks.FIXTURES / "conditions.tsv"
 COVARIATES = ["age", "sex", "pc1", "pc2"]

@@ -252,7 +252,7 @@ def cohort_ids(name: str, persons: pd.DataFrame) -> tuple[object, list[str]]:
 
 
 def dense_sites(store) -> dict[int, bool]:
-    """site_row -> whether the site is dense in the query encoding (genoquery.ingest.call_codes)."""
+    """site_row -> whether the site is dense in the query encoding (genoquery.storage.call_codes)."""
     return {
         r["site_row"]: r["dense"]
         for r in store.sql("SELECT site_row, dense_row IS NOT NULL AS dense FROM batch_sites", []).to_pylist()

@@ -58,9 +58,9 @@ def test_an_unformatted_file_fails(project):
 
 
 def test_an_upward_import_breaks_the_layers(project):
-    """The index importing the server (two layers up) is refused by the layers contract."""
-    module = project / "src" / "genoquery" / "index" / "schema.py"
+    """The storage layer importing the server (layers up) is refused by the layers contract."""
+    module = project / "src" / "genoquery" / "storage" / "schema.py"
     module.write_text(module.read_text() + "\nfrom genoquery.server import problems as _problems  # noqa: E402, F401\n")
     result = lint(project)
     assert result.returncode != 0
-    assert "genoquery.index is not allowed to import genoquery.server" in result.stdout
+    assert "genoquery.storage is not allowed to import genoquery.server" in result.stdout

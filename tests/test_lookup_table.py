@@ -1,4 +1,4 @@
-"""Key lookups through the memory-mapped lookup files (``genoquery.index.lookup_table``).
+"""Key lookups through the memory-mapped lookup files (``genoquery.storage.lookup_table``).
 
 Every key of the fixture centers' store is looked up and compared with ``bcftools merge``
 counted by the oracle (pysam), after an append, a withdrawal and a person-table re-import,
@@ -23,9 +23,9 @@ import checks
 import genoquery
 import oracle
 from genoquery.errors import QueryError
-from genoquery.index.lookup_table import LOOKUP_DIR
 from genoquery.index.phenotypes import import_table
 from genoquery.ingest.withdraw import withdraw
+from genoquery.storage.format import LOOKUP_DIR
 from genoquery.verify import verify
 
 CENTERS = tuple(sorted(checks.FIXTURES.glob("center*.vcf.gz")))
@@ -154,7 +154,7 @@ def test_unknown_keys_get_the_same_errors(appended) -> None:
         at_651 = store.lookup("chr20-651-C-T")
         with pytest.raises(QueryError, match="at chr20:651 it holds chr20-651-C-T"):
             store.lookup("chr20-651-C-G")
-        with pytest.raises(QueryError, match="position 99999999999999 is outside 1..1,099,511,627,775"):
+        with pytest.raises(QueryError, match=r"position 99999999999999 is outside 1..1,099,511,627,775"):
             store.lookup(f"chr20-{10**14 - 1}-C-T")  # beyond the loci's 40 bits of POS
         assert store.lookup("chr20-651-C-T", af_min=0).equals(at_651)  # filtered: the DuckDB path
 

@@ -24,15 +24,15 @@ import pytest
 import genoquery
 from genoquery.deadline import check, deadline, remaining
 from genoquery.errors import QueryError, RegionError, TimeLimitError
-from genoquery.index.lookup_table import LOCUS_SHIFT
 from genoquery.index.phenotypes import import_table
 from genoquery.query.cohorts import MAX_FILTER_DEPTH, MAX_FILTER_LENGTH, identifying_columns
 from genoquery.query.lookup import parse_key
-from genoquery.query.regions import MAX_POSITION, parse_region
 from genoquery.server.auth import create_token
 from genoquery.server.limits import coarse, count_alleles
 from genoquery.server.settings import ENV_SETTINGS, ENV_STORE
 from genoquery.server.state import connect
+from genoquery.storage.lookup_table import LOCUS_SHIFT
+from genoquery.storage.regions import MAX_POSITION, parse_region
 from test_server_support import SECRET, Server, _stop, fixture_store, free_port, server
 
 HUGE = "1" + "0" * 39  # 40 digits: overflowed DuckDB's integers (a 500) before issue 16

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from genoquery.errors import StoreError
 from genoquery.ingest.zarr_writer import ChunkLayout, _compressor, _query_compressor
-from genoquery.query.shard_reads import RowReader, read_rows_together
+from genoquery.storage.shard_reads import RowReader, read_rows_together
 
 DTYPES = ["uint8", "uint16", "int32", "int8"]
 

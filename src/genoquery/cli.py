@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from importlib import import_module
+from pathlib import Path
+from types import ModuleType
 
-from genoquery.errors import GenoqueryError
+from genoquery.errors import GenoqueryError, InputFileError, QueryError
+from genoquery.ingest import ingest
 from genoquery.output import FORMATS, write_table
+from genoquery.query.store import open as open_store
+
+# The modules of commands that need more than the store API, imported only when the command runs:
+# ``genoquery --help`` and the query commands never load numba, pysam, msprime, FastAPI or matplotlib.
+_COMMAND_MODULES = {
+    "assoc": "genoquery.query.plots",
+    "audit": "genoquery.server.audit",
+    "compact": "genoquery.ingest.compact",
+    "genes": "genoquery.index.genes",
+    "phenotypes": "genoquery.index.phenotypes",
+    "serve": "genoquery.server.app",
+    "serve-settings": "genoquery.server.settings",
+    "simulate": "genoquery.simulate",
+    "tokens": "genoquery.server.auth",
+    "verify": "genoquery.verify",
+    "withdraw": "genoquery.ingest.withdraw",
+}
+
+
+def _module(command: str) -> ModuleType:
+    """The module behind ``command`` (see ``_COMMAND_MODULES``), imported on first use."""
+    return import_module(_COMMAND_MODULES[command])
 
 
 def _cmd_ingest(args: argparse.Namespace) -> None:
-    from genoquery.ingest import ingest
-
     store = ingest(
         args.store,
         args.vcfs,
@@ -32,15 +57,11 @@ def _cmd_ingest(args: argparse.Namespace) -> None:
 
 
 def _cmd_variants(args: argparse.Namespace) -> None:
-    from genoquery.query.store import open as open_store
-
     with open_store(args.store) as store:
         write_table(store.variants(region=args.region, by=args.by), args.format, args.output)
 
 
 def _cmd_query(args: argparse.Namespace) -> None:
-    from genoquery.query.store import open as open_store
-
     with open_store(args.store) as store:
         table = store.lookup(
             **{args.target: args.what},
@@ -54,17 +75,12 @@ def _cmd_query(args: argparse.Namespace) -> None:
 
 
 def _cmd_frequencies(args: argparse.Namespace) -> None:
-    from genoquery.query.store import open as open_store
-
     cohort = None if args.cohort is None else _cohort_spec(args.cohort)
     with open_store(args.store) as store:
         write_table(store.frequencies(args.region, cohort=cohort, by=args.by), args.format, args.output)
 
 
 def _cmd_carriers(args: argparse.Namespace) -> None:
-    from genoquery.errors import QueryError
-    from genoquery.query.store import open as open_store
-
     if (args.variant is None) == (args.gene is None and args.region is None):
         raise QueryError("give a variant (key or rsID), or --gene or --region with optional filters")
     cohort = None if args.cohort is None else _cohort_spec(args.cohort)
@@ -83,16 +99,12 @@ def _cmd_carriers(args: argparse.Namespace) -> None:
 
 
 def _cmd_participant(args: argparse.Namespace) -> None:
-    from genoquery.query.store import open as open_store
-
     with open_store(args.store) as store:
         write_table(store.participant(args.sample_id), args.format, args.output)
 
 
 def _cmd_genes(args: argparse.Namespace) -> None:
-    from genoquery.index.genes import import_genes
-
-    count = import_genes(args.store, args.file, fmt=args.format)
+    count = _module("genes").import_genes(args.store, args.file, fmt=args.format)
     print(f"{args.store}: {count} genes imported from {args.file}", file=sys.stderr)
 
 
@@ -115,9 +127,7 @@ def _lookup_options(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_phenotypes(args: argparse.Namespace) -> None:
-    from genoquery.index.phenotypes import import_table
-
-    result = import_table(args.store, args.file, kind=args.kind, table=args.table)
+    result = _module("phenotypes").import_table(args.store, args.file, kind=args.kind, table=args.table)
     target = "the person table" if result.kind == "person" else f"event table {result.table!r}"
     print(f"{args.store}: {result.rows} rows of {args.file} imported as {target}", file=sys.stderr)
     if result.ignored_columns:
@@ -135,9 +145,6 @@ def _cohort_spec(text: str) -> str | list[str]:
     """A cohort argument: a saved name or filter, or @FILE with one sample ID per line."""
     if not text.startswith("@"):
         return text
-    from pathlib import Path
-
-    from genoquery.errors import InputFileError
 
     path = Path(text[1:])
     try:
@@ -152,8 +159,6 @@ def _cohort_spec(text: str) -> str | list[str]:
 
 
 def _cmd_cohort(args: argparse.Namespace) -> None:
-    from genoquery.query.store import open as open_store
-
     with open_store(args.store) as store:
         if args.action == "list":
             table = store.cohorts()
@@ -174,8 +179,6 @@ def _cmd_cohort(args: argparse.Namespace) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from genoquery.query.store import open as open_store
-
     samples = None if args.samples is None else _cohort_spec(args.samples)
     if isinstance(samples, str):
         samples = [s.strip() for s in samples.split(",") if s.strip()]
@@ -185,10 +188,8 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 
 def _cmd_withdraw(args: argparse.Namespace) -> None:
-    from genoquery.ingest.withdraw import withdraw
-
     ids = [i for text in args.samples for i in ([text] if not text.startswith("@") else _cohort_spec(text))]
-    done = withdraw(args.store, ids, args.reason)
+    done = _module("withdraw").withdraw(args.store, ids, args.reason)
     print(
         f"withdrew {len(done.withdrawn)} sample(s); statistics recomputed without them"
         + (f"; {len(done.already)} already withdrawn" if done.already else "")
@@ -198,9 +199,7 @@ def _cmd_withdraw(args: argparse.Namespace) -> None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from genoquery.verify import verify
-
-    report = verify(args.store, args.sources, progress=not args.quiet)
+    report = _module("verify").verify(args.store, args.sources, progress=not args.quiet)
     counts = ", ".join(f"{n} {kind}" for kind, n in report.checked.items() if not kind.endswith("problems"))
     for problem in report.problems:
         print(f"MISMATCH {problem}")
@@ -212,9 +211,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_compact(args: argparse.Namespace) -> None:
-    from genoquery.ingest.compact import compact
-
-    done = compact(args.store)
+    done = _module("compact").compact(args.store)
     print(
         f"rewrote {len(done)} batch(es) without withdrawn genotypes" + (f": {', '.join(done)}" if done else ""),
         file=sys.stderr,
@@ -222,9 +219,7 @@ def _cmd_compact(args: argparse.Namespace) -> None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
-    from genoquery.simulate import simulate_cohort
-
-    files = simulate_cohort(
+    files = _module("simulate").simulate_cohort(
         args.outdir,
         n_samples=args.samples,
         n_centers=args.centers,
@@ -237,12 +232,9 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
-    from genoquery.server.app import serve
-    from genoquery.server.settings import Settings
-
-    settings = Settings(min_cohort=args.min_cohort, budget=args.budget)
+    settings = _module("serve-settings").Settings(min_cohort=args.min_cohort, budget=args.budget)
     print(f"serving {args.store} on http://{args.host}:{args.port} (docs: /docs); Ctrl-C stops", file=sys.stderr)
-    serve(
+    _module("serve").serve(
         args.store,
         host=args.host,
         port=args.port,
@@ -253,26 +245,21 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
 
 def _cmd_tokens(args: argparse.Namespace) -> None:
-    from genoquery.server.auth import create_token, list_tokens, revoke_token
-
     if args.action == "create":
-        secret = create_token(args.store, args.tier, args.name, args.sample)
+        secret = _module("tokens").create_token(args.store, args.tier, args.name, args.sample)
         print(f"token {args.name!r} ({args.tier}); shown once, keep it secret:", file=sys.stderr)
         print(secret)
     elif args.action == "revoke":
-        revoke_token(args.store, args.name)
+        _module("tokens").revoke_token(args.store, args.name)
         print(f"revoked token {args.name!r}", file=sys.stderr)
     else:
-        for t in list_tokens(args.store):
+        for t in _module("tokens").list_tokens(args.store):
             print("\t".join(str(t[k] or "-") for k in ("name", "tier", "sample_id", "created_at", "revoked_at")))
 
 
 def _cmd_audit(args: argparse.Namespace) -> None:
-    import json
 
-    from genoquery.server.audit import read
-
-    records = list(read(args.store))
+    records = list(_module("audit").read(args.store))
     for r in records[-args.tail :] if args.tail else records:
         if args.format == "json":
             print(json.dumps(r))
@@ -285,10 +272,6 @@ def _cmd_audit(args: argparse.Namespace) -> None:
 
 
 def _cmd_assoc(args: argparse.Namespace) -> None:
-    from genoquery.errors import QueryError
-    from genoquery.query import plots
-    from genoquery.query.store import open as open_store
-
     cohort = None if args.cohort is None else _cohort_spec(args.cohort)
     covariates = [c.strip() for c in (getattr(args, "covar", None) or "").split(",") if c.strip()]
     with open_store(args.store) as store:
@@ -311,9 +294,9 @@ def _cmd_assoc(args: argparse.Namespace) -> None:
                 args.variant, phenotypes, covariates=covariates, cohort=cohort, min_cases=args.min_cases
             )
             if args.plot:
-                plots.phewas_plot(table, args.plot)
+                _module("assoc").phewas_plot(table, args.plot)
         elif args.action == "ancestry":
-            plots.af_by_ancestry(store, args.variant, args.plot, cohort=cohort)
+            _module("assoc").af_by_ancestry(store, args.variant, args.plot, cohort=cohort)
             print(f"wrote {args.plot}", file=sys.stderr)
             return
         else:
@@ -330,7 +313,7 @@ def _cmd_assoc(args: argparse.Namespace) -> None:
             )
             for kind, path in (("manhattan", args.manhattan), ("qq", args.qq)):
                 if path:
-                    getattr(plots, kind)(
+                    getattr(_module("assoc"), kind)(
                         table, path, title=f"{phenotype} ({args.model or 'auto'})" if kind == "manhattan" else None
                     )
         write_table(table, args.format, args.output)

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import genoquery
 from genoquery.errors import GenoqueryError
 from genoquery.index.phenotypes import import_table
+from genoquery.server.showcase import run as serve_examples
 from genoquery.simulate import simulate_cohort
 
 SHOWN = ["variant_key", "id", "filter", "ac", "an", "af", "n_het", "n_hom_alt", "n_hemi", "n_missing"]
@@ -77,8 +78,6 @@ def run(samples: int, out: Path, seed: int) -> None:
         ["sex_at_birth", *SHOWN[3:]],
     )
     store = _cohort_answers(store, files, key, region, window)
-    from genoquery.server.showcase import run as serve_examples
-
     rare = window.filter(pc.field("ac") == 2)["variant_key"][0].as_py()
     print()
     serve_examples(store.path, rare, key)

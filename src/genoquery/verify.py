@@ -14,7 +14,7 @@ Three checks, none using the code that wrote the store:
    through pysam's ``VariantFile``, not cyvcf2): CHROM, POS and alleles of every
    record, and every call of every sample not withdrawn, must equal the store's.
 
-4. **Lookup files** (:mod:`genoquery.index.lookup_table`). The files the index names hold
+4. **Lookup files** (:mod:`genoquery.storage.lookup_table`). The files the index names hold
    exactly the rows of ``variants`` (compared by DuckDB over the mapped file), and their
    loci are each row's contig and POS, in order.
 
@@ -35,11 +35,12 @@ import numpy as np
 import pysam
 from tqdm import tqdm
 
-from genoquery.index.lookup_table import LOOKUP_DIR, LookupTable, locus, lookup_table_name
-from genoquery.index.schema import INDEX_FILE, VARIANT_COLUMNS, open_index
-from genoquery.ingest.checksums import file_sha256
-from genoquery.ingest.staging import existing_store
-from genoquery.query.batches import Batch, read_batches
+from genoquery.storage.batches import Batch, read_batches
+from genoquery.storage.checksums import file_sha256
+from genoquery.storage.format import FILL, INDEX_FILE, LOOKUP_DIR
+from genoquery.storage.lookup_table import LookupTable, locus, lookup_table_name
+from genoquery.storage.schema import VARIANT_COLUMNS, open_index
+from genoquery.storage.staging import existing_store
 
 MAX_PROBLEMS = 20  # per check: the first ones say where to look
 STATS = ("ac", "an", "n_het", "n_hom_alt", "n_hemi", "n_missing")
@@ -173,7 +174,7 @@ def _block_counts(gt: np.ndarray, n_alleles: int) -> tuple[np.ndarray, np.ndarra
     """Per site of ``gt`` (sites, samples, 2): AN, incomplete calls, and per ALT allele
     (sites, alleles - 1, 4) AC, het, hom-alt, hemi, by the definitions of allele_stats.py."""
     missing = (gt == -1).any(axis=2)
-    diploid = gt[:, :, 1] != -2
+    diploid = gt[:, :, 1] != FILL
     an = (gt >= 0).sum(axis=(1, 2))
     per_allele = np.zeros((len(gt), max(n_alleles - 1, 0), 4), dtype=np.int64)
     for a in range(1, n_alleles):
@@ -269,7 +270,7 @@ def _pysam_calls(record: pysam.VariantRecord) -> np.ndarray:
     for j, sample in enumerate(record.samples.values()):
         alleles = sample.get("GT") or (None,)
         out[j, 0] = -1 if alleles[0] is None else alleles[0]
-        out[j, 1] = -2 if len(alleles) == 1 else (-1 if alleles[1] is None else alleles[1])
+        out[j, 1] = FILL if len(alleles) == 1 else (-1 if alleles[1] is None else alleles[1])
     return out
 
 

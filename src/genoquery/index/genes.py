@@ -15,9 +15,10 @@ from typing import NamedTuple
 import duckdb
 
 from genoquery.errors import InputFileError, QueryError, StoreError
-from genoquery.index.schema import GENES, INDEX_FILE
-from genoquery.ingest.staging import is_store, recover
-from genoquery.query.regions import resolve_contig
+from genoquery.storage.format import INDEX_FILE
+from genoquery.storage.regions import resolve_contig
+from genoquery.storage.schema import GENES
+from genoquery.storage.staging import is_store, recover
 
 FORMATS = ("gtf", "bed")
 _SUFFIXES = {".gtf": "gtf", ".gff2": "gtf", ".bed": "bed"}

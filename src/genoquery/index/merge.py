@@ -24,8 +24,8 @@ from __future__ import annotations
 import duckdb
 
 from genoquery.errors import InputFileError
-from genoquery.index.lookup_table import write_lookup_table
-from genoquery.index.schema import DERIVED, INDEXES
+from genoquery.storage.lookup_table import write_lookup_table
+from genoquery.storage.schema import DERIVED, INDEXES
 
 _SITE_ROWS = """
 CREATE OR REPLACE TEMP TABLE gq_site_rows AS
@@ -142,7 +142,7 @@ _INDEX_NAMES = ("variants_key", "variants_id", "group_stats_allele", "batch_site
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     """Re-derive ``sites``, ``variants`` and ``variant_group_stats`` and each record's
     ``batch_sites.site_row`` from the batches, then build the lookup indexes and write the
-    lookup files beside the index (:mod:`genoquery.index.lookup_table`)."""
+    lookup files beside the index (:mod:`genoquery.storage.lookup_table`)."""
     for name in _INDEX_NAMES:
         con.execute(f"DROP INDEX IF EXISTS {name}")
     con.execute(_SITE_ROWS)

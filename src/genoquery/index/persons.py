@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from genoquery.errors import InputFileError
-from genoquery.ingest.allele_stats import SampleGroups
+from genoquery.stats.allele_stats import SampleGroups
 
 SAMPLE_COLUMN = "sample_id"
 ID_ALIASES = ("person_id",)  # accepted instead of sample_id (OMOP names it person_id)

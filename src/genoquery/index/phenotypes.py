@@ -20,15 +20,13 @@ sample with that ID exists. The ``variant_group_stats`` computed at ingest from
 
 DuckDB refuses a read-write connection to ``index.duckdb`` while any process has it
 open (a running server does), so a write changes a copy of the index and renames it
-into place (:func:`writable_index`); readers that opened the old index keep reading it
+into place (:func:`~genoquery.storage.transaction.writable_index`); readers that opened the old index keep reading it
 and a server reopens its stores on the new one at its next request.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,10 +35,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from genoquery.errors import GenoqueryError, InputFileError, StoreError
+from genoquery.errors import GenoqueryError, InputFileError
+from genoquery.index.merge import rebuild
 from genoquery.index.persons import SAMPLE_COLUMN, id_column, person_table, read_table
-from genoquery.ingest.checksums import file_sha256
-from genoquery.ingest.staging import existing_store, index_transaction, write_lock
+from genoquery.index.recount import recount_batch
+from genoquery.storage.batches import read_batches
+from genoquery.storage.checksums import file_sha256
+from genoquery.storage.staging import existing_store
+from genoquery.storage.transaction import writable_index
 from genoquery.version import __version__
 
 KINDS = ("person", "events")
@@ -67,41 +69,6 @@ class ImportResult:
     rows: int
     unknown_ids: list[str] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
-
-
-@contextmanager
-def writable_index(store: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-write connection to a copy of the store's index inside one transaction, under the
-    store's write lock; when the block completes the copy replaces the index in one rename
-    (:func:`~genoquery.ingest.staging.index_transaction`, as ``withdraw`` and ``ingest --batch``
-    do), so it works while a server or another reader has the index open, and on error the store
-    is as it was. Then lookup files the index does not name are deleted."""
-    path = existing_store(store)
-    with write_lock(path), index_transaction(path) as copy, _transaction(path, copy) as con:
-        yield con
-
-
-@contextmanager
-def _transaction(path: Path, index: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    try:
-        con = duckdb.connect(str(index))
-    except duckdb.Error as err:
-        raise StoreError(f"{path}: cannot open a copy of the index for writing ({err})") from None
-    try:
-        con.begin()
-        yield con
-        con.commit()
-        con.execute("CHECKPOINT")  # everything in the copy's file before it is renamed into place
-    except BaseException as err:
-        try:
-            con.rollback()
-        except duckdb.Error:
-            pass  # the failed commit already ended the transaction
-        if isinstance(err, duckdb.Error):
-            raise StoreError(f"{path}: writing the index failed, nothing was changed ({err})") from None
-        raise
-    finally:
-        con.close()
 
 
 def _q(name: str) -> str:
@@ -275,13 +242,9 @@ def recompute_group_stats(con: duckdb.DuckDBPyConnection, store: Path, persons: 
     """Replace every batch's counts per group with counts per group of the new person table's
     ``ancestry`` and ``sex_at_birth`` (from the query encoding of every record), and re-derive
     the whole-store statistics, so :meth:`Store.variants` by group follows the imported table."""
-    from genoquery.index.merge import rebuild
-    from genoquery.index.recount import recount_batch
-    from genoquery.query.batches import read_batches
-
     for batch in read_batches(con, store):
         recount_batch(con, batch, persons, groups_only=True)
     rebuild(con)
 
 
-__all__ = ["SAMPLE_COLUMN", "ImportResult", "detect_kind", "import_table", "writable_index"]
+__all__ = ["SAMPLE_COLUMN", "ImportResult", "detect_kind", "import_table"]

@@ -2,7 +2,7 @@
 
 Used when the cells change (a new person table: new groups) or the samples do
 (a withdrawal): the batch's calls are counted again for its samples that are not
-withdrawn, with :func:`genoquery.query.cohort_counts.count_calls`, the kernel that
+withdrawn, with :func:`genoquery.stats.cohort_counts.count_calls`, the kernel that
 reproduces the ingest's counts exactly (tests/test_call_codes.py).
 """
 
@@ -14,10 +14,10 @@ import pyarrow as pa
 
 from genoquery.index.persons import sample_groups
 from genoquery.index.writer import cell_rows, count_rows
-from genoquery.ingest.allele_stats import Cells
-from genoquery.query.batches import Batch
-from genoquery.query.call_reader import SITE_COLUMNS
-from genoquery.query.cohort_counts import count_calls
+from genoquery.stats.allele_stats import Cells
+from genoquery.stats.cohort_counts import count_calls
+from genoquery.storage.batches import Batch
+from genoquery.storage.call_reader import SITE_COLUMNS
 
 COUNT_TABLES = ("batch_cells", "batch_site_counts", "batch_allele_counts")
 

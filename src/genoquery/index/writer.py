@@ -10,17 +10,17 @@ import numpy as np
 import pyarrow as pa
 
 from genoquery.index.merge import check_ref_alleles, rebuild
-from genoquery.index.schema import TABLES
-from genoquery.ingest.call_codes import CallCodes, inline_lists
-from genoquery.ingest.checksums import file_sha256
-from genoquery.ingest.records import SiteBlock
+from genoquery.storage.call_codes import CallCodes, inline_lists
+from genoquery.storage.checksums import file_sha256
+from genoquery.storage.schema import TABLES
+from genoquery.storage.site_block import SiteBlock
 
 
 def count_rows(
     batch: int, batch_rows: np.ndarray, site_counts: np.ndarray, allele_counts: np.ndarray, keys: list[tuple[str, str]]
 ) -> tuple[pa.Table, pa.Table]:
     """``batch_site_counts`` and ``batch_allele_counts`` rows (zeros left out) of the counts
-    :func:`~genoquery.ingest.allele_stats.tally_site` filled for ``batch_rows``; ``keys`` are
+    :func:`~genoquery.stats.allele_stats.tally_site` filled for ``batch_rows``; ``keys`` are
     the cells' ``(grouping, group_value)``."""
     grouping = np.array([k[0] for k in keys], dtype=object)
     value = np.array([k[1] for k in keys], dtype=object)

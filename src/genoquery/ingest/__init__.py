@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from genoquery.storage.staging import is_store
 
 if TYPE_CHECKING:
     from genoquery.ingest.zarr_writer import ChunkLayout
@@ -49,15 +52,13 @@ def ingest(
     first call: its kernels and readers take ~1.5 s to import, which queries
     on an existing store never need.
     """
-    from genoquery.ingest.pipeline import BatchOptions, ingest_files
-    from genoquery.ingest.staging import is_store
-
-    options = BatchOptions(complete_callset, allow_ref_conflicts, match_contig_names, rename_duplicate_samples)
+    pipeline = import_module("genoquery.ingest.pipeline")
+    options = pipeline.BatchOptions(complete_callset, allow_ref_conflicts, match_contig_names, rename_duplicate_samples)
     if batch is not None and not overwrite and is_store(Path(store).absolute()):
-        from genoquery.ingest.append import append_files
-
-        return append_files(store, vcfs, batch=batch, options=options, progress=progress, layout=layout)
-    return ingest_files(
+        return import_module("genoquery.ingest.append").append_files(
+            store, vcfs, batch=batch, options=options, progress=progress, layout=layout
+        )
+    return pipeline.ingest_files(
         store,
         vcfs,
         persons=persons,

@@ -20,12 +20,10 @@ from pathlib import Path
 
 from genoquery.errors import InputFileError, StoreError
 from genoquery.index.persons import stored_persons
-from genoquery.index.schema import INDEX_FILE, open_index
 from genoquery.index.writer import IndexWriter
 from genoquery.ingest.pipeline import (
     BatchOptions,
     IngestPlan,
-    batch_path,
     batches_of,
     build_batch,
     contig_renames,
@@ -33,18 +31,20 @@ from genoquery.ingest.pipeline import (
     order_sources,
     unique_sample_ids,
 )
-from genoquery.ingest.staging import (
-    BATCHES,
+from genoquery.ingest.vcf_source import open_source
+from genoquery.ingest.zarr_writer import ChunkLayout
+from genoquery.query.store import open as open_store
+from genoquery.storage.format import BATCHES, INDEX_FILE, batch_path
+from genoquery.storage.schema import open_index
+from genoquery.storage.staging import (
     check_batch_name,
     existing_store,
     fsync_path,
-    index_transaction,
     remove_leftovers,
     staging_name,
     write_lock,
 )
-from genoquery.ingest.vcf_source import open_source
-from genoquery.ingest.zarr_writer import ChunkLayout
+from genoquery.storage.transaction import index_transaction
 
 
 def _existing(index: Path) -> dict:
@@ -82,8 +82,6 @@ def append_files(
     layout: ChunkLayout | None,
 ):
     """Add ``vcfs`` (one sample set) to the existing ``store`` as the batch ``batch``; see the module docstring."""
-    from genoquery.query.store import open as open_store
-
     path = existing_store(store)
     name = check_batch_name(batch)
     if not vcfs:

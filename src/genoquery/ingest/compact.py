@@ -22,19 +22,13 @@ import pyarrow as pa
 import zarr
 
 from genoquery.index.writer import IndexWriter, encoding_columns
-from genoquery.ingest.call_codes import HaploidPatterns, encode_block
-from genoquery.ingest.staging import (
-    BATCHES,
-    existing_store,
-    fsync_path,
-    index_transaction,
-    remove_leftovers,
-    staging_name,
-    write_lock,
-)
 from genoquery.ingest.variant_arrays import write_variant_arrays
 from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
-from genoquery.query.batches import Batch, read_batches
+from genoquery.storage.batches import Batch, read_batches
+from genoquery.storage.call_codes import HaploidPatterns, encode_block
+from genoquery.storage.format import BATCHES
+from genoquery.storage.staging import existing_store, fsync_path, remove_leftovers, staging_name, write_lock
+from genoquery.storage.transaction import index_transaction
 
 VERSION = re.compile(r"^(?P<name>.+?)(\.v(?P<n>\d+))?\.zarr$")
 

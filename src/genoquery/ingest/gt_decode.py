@@ -22,6 +22,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from genoquery.storage.format import FILL
+
 UNSUPPORTED = -1
 _TAB, _COLON, _DOT, _PIPE, _SLASH, _ZERO, _NINE = 9, 58, 46, 124, 47, 48, 57
 _MAX_ALLELE = 127
@@ -117,7 +119,7 @@ def _decode(buf, gt_only, out_gt, out_phased):  # pragma: no cover - compiled
                 continue
             break
         if ploidy == 1:
-            out_gt[col, 1] = -2
+            out_gt[col, 1] = FILL
             phased = True
         out_phased[col] = phased
         col += 1

@@ -2,7 +2,7 @@
 
 Three stages run concurrently so both cores work: a reader thread decompresses
 (ISA-L, its own thread) and decodes genotype blocks; the main thread computes
-per-allele statistics and the query encoding (:mod:`genoquery.ingest.call_codes`)
+per-allele statistics and the query encoding (:mod:`genoquery.storage.call_codes`)
 and fills the index; a writer thread compresses and writes Zarr shards (numba,
 numpy and Blosc release the GIL). Bounded queues keep at most two blocks in flight.
 """
@@ -16,20 +16,24 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cyvcf2
 import numpy as np
 from tqdm import tqdm
 
 from genoquery.errors import InputFileError
 from genoquery.index.persons import read_person_table, sample_groups
-from genoquery.index.schema import INDEX_FILE
 from genoquery.index.writer import IndexWriter, cell_rows
-from genoquery.ingest.allele_stats import Cells, block_counts
-from genoquery.ingest.call_codes import HaploidPatterns, encode_block
-from genoquery.ingest.records import OrderChecker, SiteBlock, first_locus, read_blocks
-from genoquery.ingest.staging import BATCH_NAME, BATCHES, check_batch_name, staged_store, write_marker
+from genoquery.ingest.records import OrderChecker, first_locus, read_blocks
 from genoquery.ingest.variant_arrays import write_variant_arrays
 from genoquery.ingest.vcf_source import VcfSource, open_source
 from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
+from genoquery.query.store import open as open_store
+from genoquery.stats.allele_stats import Cells, block_counts
+from genoquery.storage.call_codes import HaploidPatterns, encode_block
+from genoquery.storage.format import INDEX_FILE, batch_path
+from genoquery.storage.regions import resolve_contig
+from genoquery.storage.site_block import SiteBlock
+from genoquery.storage.staging import BATCH_NAME, check_batch_name, staged_store, write_marker
 from genoquery.version import __version__
 
 _DONE = object()
@@ -191,8 +195,6 @@ class _BackgroundWriter:
 
 
 def _total_records(sources: list[VcfSource]) -> int | None:
-    import cyvcf2
-
     total = 0
     for source in sources:
         try:
@@ -210,8 +212,6 @@ def _total_records(sources: list[VcfSource]) -> int | None:
 def contig_renames(groups: list[list[VcfSource]], known: list[str], match: bool) -> list[dict[str, str]]:
     """``20`` in one batch and ``chr20`` in another (or in the store) is an error, not two contigs;
     with ``match``, the later batch's names are renamed to the first spelling: per batch, its renames."""
-    from genoquery.query.regions import resolve_contig
-
     names, renames = list(known), []
     for group in groups:
         declared, rename = sorted({c for s in group for c, _ in s.contigs}), {}
@@ -243,8 +243,6 @@ def ingest_files(
     options: BatchOptions,
 ):
     """:func:`genoquery.ingest` (documented there)."""
-    from genoquery.query.store import open as open_store
-
     if not vcfs:
         raise InputFileError("(command line)", "no VCF/BCF files given", fix="name at least one input file")
     sources = [open_source(p) for p in vcfs]
@@ -310,11 +308,6 @@ class IngestPlan:
     persons: object  # pyarrow.Table or None
     complete_callset: bool
     show_progress: bool
-
-
-def batch_path(name: str) -> str:
-    """A batch's Zarr group, relative to the store."""
-    return f"{BATCHES}/{name}.zarr"
 
 
 def build_batch(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import cyvcf2
 import numpy as np
@@ -25,56 +24,11 @@ from isal import igzip_threaded
 from genoquery.errors import InputFileError
 from genoquery.ingest.gt_decode import decode_gt
 from genoquery.ingest.vcf_source import VcfSource
+from genoquery.storage.format import FILL, MISSING
+from genoquery.storage.site_block import PLOIDY, SiteBlock
 
-PLOIDY = 2
 MAX_ALLELES = 127  # int8 allele indexes
 MAX_POS = 2**31 - 1  # VCF/BCF positions are 32-bit
-
-
-@dataclass
-class SiteBlock:
-    """Up to ``capacity`` consecutive sites of one source.
-
-    ``gt`` is (capacity, samples, 2) int8 in VCF Zarr coding (-1 missing,
-    -2 fill); ``phased`` is (capacity, samples) bool. Only the first ``n``
-    rows are meaningful. ``record`` numbers are 1-based line numbers for text
-    VCF and 1-based record numbers for BCF.
-    """
-
-    capacity: int
-    n_samples: int
-    n: int = 0
-    contig: list[str] = field(default_factory=list)
-    pos: list[int] = field(default_factory=list)
-    vid: list[str] = field(default_factory=list)
-    alleles: list[list[str]] = field(default_factory=list)
-    qual: list[float] = field(default_factory=list)
-    filters: list[list[str]] = field(default_factory=list)
-    record: list[int] = field(default_factory=list)
-    gt: np.ndarray = field(init=False)
-    phased: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.gt = np.empty((self.capacity, self.n_samples, PLOIDY), dtype=np.int8)
-        self.phased = np.empty((self.capacity, self.n_samples), dtype=bool)
-
-    @property
-    def full(self) -> bool:
-        return self.n == self.capacity
-
-    def add_site(
-        self, contig: str, pos: int, vid: str, alleles: list[str], qual: float, filters: list[str], record: int
-    ) -> int:
-        """Append a site's fixed columns; returns its row for the genotype arrays."""
-        self.contig.append(contig)
-        self.pos.append(pos)
-        self.vid.append(vid)
-        self.alleles.append(alleles)
-        self.qual.append(qual)
-        self.filters.append(filters)
-        self.record.append(record)
-        self.n += 1
-        return self.n - 1
 
 
 class OrderChecker:
@@ -152,15 +106,15 @@ def _htslib_genotypes(
             fix="check the record's GT against the VCF specification",
         ) from None
     if genotype is None:
-        out_gt[:, 0] = -1
-        out_gt[:, 1] = -2
+        out_gt[:, 0] = MISSING
+        out_gt[:, 1] = FILL
         out_phased[:] = False
         return
     arr = genotype.array()
     ploidy = arr.shape[1] - 1
     if ploidy > PLOIDY:
         calls = arr[:, :ploidy]
-        if np.any(calls[:, PLOIDY:] != -2):
+        if np.any(calls[:, PLOIDY:] != FILL):
             raise InputFileError(
                 source.path,
                 f"a call has ploidy {ploidy}",
@@ -171,12 +125,12 @@ def _htslib_genotypes(
         raise InputFileError(
             source.path, f"more than {MAX_ALLELES} alleles", line=record, fix="split the site (bcftools norm -m-)"
         )
-    out_gt[:, :] = -2
+    out_gt[:, :] = FILL
     width = min(ploidy, PLOIDY)
-    out_gt[:, :width] = np.maximum(arr[:, :width], -2)
+    out_gt[:, :width] = np.maximum(arr[:, :width], FILL)
     if ploidy == 1:
-        out_gt[:, 1] = -2
-    out_phased[:] = arr[:, -1].astype(bool) | (out_gt[:, 1] == -2)  # haploid calls count as phased
+        out_gt[:, 1] = FILL
+    out_phased[:] = arr[:, -1].astype(bool) | (out_gt[:, 1] == FILL)  # haploid calls count as phased
 
 
 def _parse_fixed(source: VcfSource, cols: list[bytes], line_no: int):

@@ -6,6 +6,7 @@ htslib lets through (duplicate sample IDs) and records what provenance needs.
 
 from __future__ import annotations
 
+import gzip
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +14,8 @@ from pathlib import Path
 import cyvcf2
 
 from genoquery.errors import InputFileError
-from genoquery.ingest.checksums import file_sha256
 from genoquery.ingest.htslib_log import htslib_errors
+from genoquery.storage.checksums import file_sha256
 
 BGZF_MAGIC = b"\x1f\x8b"
 BCF_MAGIC = b"BCF\x02"
@@ -44,8 +45,6 @@ def _detect_kind(path: Path) -> str:
     with open(path, "rb") as handle:
         head = handle.read(2)
     if head == BGZF_MAGIC:
-        import gzip
-
         with gzip.open(path, "rb") as handle:
             try:
                 inner = handle.read(4)
@@ -77,8 +76,6 @@ def _header_filters(reader: cyvcf2.VCF) -> tuple[str, ...]:
 
 def _text_chrom_line(path: Path, kind: str) -> tuple[int, str] | None:
     """The 1-based line number and text of a text VCF's ``#CHROM`` line, if it has one."""
-    import gzip
-
     opener = gzip.open if kind == "vcf.gz" else open
     try:
         with opener(path, "rt", errors="replace") as handle:

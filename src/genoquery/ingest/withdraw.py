@@ -2,7 +2,7 @@
 
 ``withdraw`` marks the samples in the index (``samples.withdrawn_at`` and
 ``withdrawn_reason``), recounts their batches without them and re-derives every
-statistic, in one index transaction (:func:`~genoquery.ingest.staging.index_transaction`):
+statistic, in one index transaction (:func:`~genoquery.storage.staging.index_transaction`):
 afterwards the store's statistics equal those of a store ingested without them, and
 queries leave them out of every cohort. Their genotypes stay in the batch's Zarr
 group until ``compact`` rewrites it (:mod:`genoquery.ingest.compact`).
@@ -23,9 +23,10 @@ from genoquery.errors import StoreError
 from genoquery.index.merge import rebuild
 from genoquery.index.persons import stored_persons
 from genoquery.index.recount import recount_batch
-from genoquery.ingest.staging import existing_store, index_transaction, remove_leftovers, write_lock
-from genoquery.query.batches import read_batches
 from genoquery.query.cohorts import shown
+from genoquery.storage.batches import read_batches
+from genoquery.storage.staging import existing_store, remove_leftovers, write_lock
+from genoquery.storage.transaction import index_transaction
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
-from genoquery.ingest.call_codes import CallCodes
+from genoquery.storage.call_codes import CallCodes
 
 VCF_ZARR_VERSION = "0.4"
 

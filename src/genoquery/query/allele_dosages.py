@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genoquery.ingest.call_codes import MAX_GAP
-from genoquery.query.call_reader import SiteCalls
 from genoquery.query.carriers import non_ref_calls
+from genoquery.storage.call_codes import MAX_GAP
+from genoquery.storage.call_reader import SiteCalls
 
 
 @dataclass(frozen=True)

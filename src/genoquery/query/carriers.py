@@ -1,6 +1,6 @@
 """Who carries which allele: carriers of variants, and one participant's variants.
 
-Both read only calls that are not hom-ref (:mod:`genoquery.ingest.call_codes`):
+Both read only calls that are not hom-ref (:mod:`genoquery.storage.call_codes`):
 a rare variant's listed calls (one small Zarr chunk) or, at a dense site, the
 2-bit codes of the samples asked for.
 """
@@ -14,13 +14,14 @@ import numpy as np
 import pyarrow as pa
 
 from genoquery.deadline import check
-from genoquery.ingest.call_codes import unpack_inline
-from genoquery.query.call_reader import SITE_COLUMNS, SiteCalls
 from genoquery.query.lookup import parsed_statement
+from genoquery.storage.call_codes import unpack_inline
+from genoquery.storage.call_reader import SITE_COLUMNS, SiteCalls
+from genoquery.storage.format import FILL
 
 if TYPE_CHECKING:
-    from genoquery.query.batches import Batch
     from genoquery.query.store import Store
+    from genoquery.storage.batches import Batch
 
 CARRIER_COLUMNS = ("variant_key", "sample_id", "zygosity", "allele_copies", "gt", "sample_index", "site_row", "allele")
 
@@ -50,7 +51,7 @@ def non_ref_calls(
         pattern = batch.pattern[v]
         hap = (pattern >= 0) & haploid[np.maximum(pattern, 0), s] if len(haploid) else pattern >= 0
         gt = np.where(code[:, None] == 1, [0, 1], [1, 1]).astype(np.int8)
-        gt[hap, 1] = -2
+        gt[hap, 1] = FILL
         sites.append(v), samples.append(s), gts.append(gt)
     site, sample, gt = np.concatenate(sites), np.concatenate(samples), np.concatenate(gts)
     order = np.lexsort((sample, site))
@@ -65,7 +66,7 @@ def gt_text(gt: np.ndarray) -> list[str]:
     def allele(a: int) -> str:
         return "." if a == -1 else str(a)
 
-    return [allele(a0) if a1 == -2 else f"{allele(min(a0, a1))}/{allele(max(a0, a1))}" for a0, a1 in gt.tolist()]
+    return [allele(a0) if a1 == FILL else f"{allele(min(a0, a1))}/{allele(max(a0, a1))}" for a0, a1 in gt.tolist()]
 
 
 def zygosity(gt: np.ndarray, allele: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +74,7 @@ def zygosity(gt: np.ndarray, allele: np.ndarray) -> tuple[np.ndarray, np.ndarray
     (one copy beside a missing allele, as ``./1``)."""
     copies = (gt[:, 0] == allele).astype(np.int8) + (gt[:, 1] == allele)
     kind = np.where(
-        gt[:, 1] == -2, "hemi", np.where((gt < 0).any(axis=1), "partial", np.where(copies == 2, "hom_alt", "het"))
+        gt[:, 1] == FILL, "hemi", np.where((gt < 0).any(axis=1), "partial", np.where(copies == 2, "hom_alt", "het"))
     )
     return copies, kind
 

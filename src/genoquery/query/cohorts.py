@@ -33,7 +33,8 @@ import numpy as np
 import pyarrow as pa
 
 from genoquery.errors import EmptyCohortError, QueryError
-from genoquery.index.schema import index_cursor
+from genoquery.storage.schema import index_cursor
+from genoquery.storage.transaction import writable_index
 
 CohortSpec = str | Sequence[str] | np.ndarray
 
@@ -611,10 +612,8 @@ def check_name(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 def save(store: str | Path, name: str, kind: str, definition: str) -> bool:
     """Write (or replace) a named cohort in the store; True when it replaced one. A copy of the index
-    is changed and renamed into place (:func:`~genoquery.index.phenotypes.writable_index`), so this
+    is changed and renamed into place (:func:`~genoquery.storage.transaction.writable_index`), so this
     works while a server, or a :class:`Store` of this process, reads the store."""
-    from genoquery.index.phenotypes import writable_index
-
     with writable_index(store) as con:
         con.execute(COHORTS_TABLE)
         replaced = con.execute("DELETE FROM cohorts WHERE name = ?", [name]).fetchall()[0][0] > 0

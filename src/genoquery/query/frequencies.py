@@ -2,28 +2,33 @@
 
 The whole store's statistics (overall and per ingest grouping) are read from the
 index; any other cohort or grouping is counted exactly from the query encoding
-(:mod:`genoquery.query.cohort_counts`), touching only calls that are not hom-ref
+(:mod:`genoquery.stats.cohort_counts`), touching only calls that are not hom-ref
 and, at dense sites, the cohort's 2-bit codes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
+from genoquery.deadline import check
 from genoquery.errors import QueryError, StoreError
 from genoquery.index.persons import groups_of
-from genoquery.index.schema import index_cursor
-from genoquery.ingest.allele_stats import STATS, AlleleStats, Cells
-from genoquery.query.cohort_counts import store_stats
+from genoquery.stats.allele_stats import STATS, AlleleStats, Cells, assemble_stats, empty_counts
+from genoquery.stats.cohort_counts import count_calls
+from genoquery.storage.call_reader import SITE_COLUMNS
+from genoquery.storage.schema import STAT_COLUMNS, VARIANT_COLUMNS, index_cursor
 
 if TYPE_CHECKING:
     from genoquery.query.store import Store
+    from genoquery.storage.batches import Batch
 
 STAT_TYPES = {s: pa.int64() for s in STATS}
+WINDOW_BYTES = 64 << 20
 
 
 def _cells(store: Store, members: np.ndarray, by: str | None) -> Cells:
@@ -84,8 +89,6 @@ def cohort_frequencies(store: Store, region: str | None, cohort, by: str | None)
 def _variant_columns(store: Store, region: str | None) -> pa.Table:
     """The columns of :meth:`Store.variants` other than statistics, for ``region``, in its row
     order (site_row, allele); on a cursor of its own, so that it can run beside other queries."""
-    from genoquery.query.store import STAT_COLUMNS, VARIANT_COLUMNS
-
     where, params = store.region_filter(region, alias="v.")
     columns = ", ".join(f"v.{c}" for c in VARIANT_COLUMNS if c not in STAT_COLUMNS)
     cursor = index_cursor(store.connection)
@@ -100,8 +103,6 @@ def _variant_columns(store: Store, region: str | None) -> pa.Table:
 def _beside(described: pa.Table, counted: pa.Table) -> pa.Table:
     """``counted``'s statistics in the rows of ``described`` (the same (site_row, allele) pairs),
     with the columns of :meth:`Store.variants`; AF is AC / AN, NaN where AN is 0."""
-    from genoquery.query.store import VARIANT_COLUMNS
-
     key = counted["site_row"].to_numpy() * 65536 + counted["allele"].to_numpy()
     order = np.argsort(key, kind="stable")
     wanted = described["site_row"].to_numpy() * 65536 + described["allele"].to_numpy()
@@ -115,8 +116,6 @@ def _beside(described: pa.Table, counted: pa.Table) -> pa.Table:
 
 def _with_variant_columns(store: Store, counted: pa.Table, region: str | None, by: str | None) -> pa.Table:
     """The counts with the columns of :meth:`Store.variants`, in its row order."""
-    from genoquery.query.store import STAT_COLUMNS, VARIANT_COLUMNS
-
     base = [c for c in VARIANT_COLUMNS if c not in STAT_COLUMNS]
     group = [f'c."{by}"'] if by else []
     stats = {s: f"c.{s}" for s in STATS}
@@ -132,3 +131,64 @@ def _with_variant_columns(store: Store, counted: pa.Table, region: str | None, b
         f"ORDER BY v.site_row, v.allele{', ' + group[0] if group else ''}"
     )
     return store.sql(sql, params, counted=counted)
+
+
+def _window(n_alleles: np.ndarray, cells: Cells) -> int:
+    """Sites counted at once: their count arrays stay under :data:`WINDOW_BYTES`."""
+    width = max(int(n_alleles.max(initial=1)), 2)
+    return max(1024, WINDOW_BYTES // (len(cells.sizes) * (2 + 4 * width) * 8))
+
+
+def store_stats(
+    store: Store, sites: pa.Table, cells: Cells, members: np.ndarray
+) -> Iterator[tuple[np.ndarray, AlleleStats]]:
+    """Statistics of every ALT allele of ``sites`` (``site_row``, ``n_alleles``; a range of
+    consecutive site rows, in order) for the cohort ``members`` (sorted global sample
+    indexes) in ``cells`` (restricted to the cohort with :meth:`Cells.restrict`), summed
+    over the batches; a batch without a record of a site adds its members as missing
+    calls there, or nothing if it is a complete callset (see :mod:`genoquery.index.merge`).
+    Yields the site rows and statistics of consecutive windows of sites."""
+    rows_all, n_alleles_all = sites["site_row"].to_numpy(), sites["n_alleles"].to_numpy()
+    step = _window(n_alleles_all, cells)
+    for start in range(0, len(rows_all), step):
+        rows, n_alleles = rows_all[start : start + step], n_alleles_all[start : start + step]
+        site_counts, allele_counts = empty_counts(n_alleles, cells)
+        for batch in store.batches:
+            check()
+            _add_batch(store, batch, rows, cells, members, site_counts, allele_counts)
+        yield rows, assemble_stats(site_counts, allele_counts, n_alleles, cells)
+
+
+def _add_batch(
+    store: Store,
+    batch: Batch,
+    rows: np.ndarray,
+    cells: Cells,
+    members: np.ndarray,
+    site_counts: np.ndarray,
+    allele_counts: np.ndarray,
+) -> None:
+    """Add one batch's counts for the sites ``rows`` (consecutive site rows)."""
+    local = batch.local(members)
+    if not len(local):
+        return
+    of_sample = cells.of_sample[batch.offset : batch.offset + batch.n_samples]
+    batch_cells = Cells(cells.groupings, of_sample, cells.sizes)
+    sites = store.sql(
+        f"SELECT {SITE_COLUMNS} FROM batch_sites WHERE batch = ? AND site_row BETWEEN ? AND ? ORDER BY batch_row",
+        [batch.number, int(rows[0]), int(rows[-1])],
+    )
+    present = np.zeros(len(rows), dtype=bool)
+    reader = batch.reader
+    for calls, counts, per_allele in count_calls(
+        reader.batches(sites, missing=True), reader.haploid, batch_cells, local
+    ):
+        at = np.searchsorted(rows, calls.site_row)
+        present[at] = True
+        site_counts[at] += counts
+        allele_counts[at, : per_allele.shape[1]] += per_allele
+    if not batch.complete:
+        absent = ~present
+        sizes = np.bincount(of_sample[local].reshape(-1)[of_sample[local].reshape(-1) >= 0], minlength=len(cells.sizes))
+        site_counts[absent, :, 0] += 2 * sizes
+        site_counts[absent, :, 1] += sizes

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import import_module
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -26,12 +27,12 @@ import pyarrow as pa
 from genoquery.deadline import check
 from genoquery.errors import QueryError
 from genoquery.query.cohorts import indexes_of, shown, without_withdrawn
-from genoquery.query.regions import parse_region
+from genoquery.storage.regions import parse_region
 
 if TYPE_CHECKING:
     import xarray as xr
 
-    from genoquery.query.batches import Batch
+    from genoquery.storage.batches import Batch
 
 MAX_BYTES = 2 * 1024**3
 BYTES_PER_CALL = 3  # two int8 alleles + one bool phase flag
@@ -60,7 +61,7 @@ class Genotypes:
         """The calls as an ``xarray.Dataset`` with VCF Zarr names and dimensions
         (``variants``, ``samples``, ``ploidy``, ``alleles``; ``variant_allele`` is REF
         then the ALT alleles, padded with ""; a missing ID is ".")."""
-        import xarray as xr  # 1.3 s to import: only when asked for
+        xr = import_module("xarray")  # 1.3 s to import: only when asked for
 
         refs, alts = self.sites["ref"].to_pylist(), self.sites["alt"].to_pylist()
         width = 1 + max((len(a) for a in alts), default=0)

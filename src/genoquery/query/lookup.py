@@ -6,7 +6,7 @@ Results have the columns of ``Store.variants`` (with ``by``, one row per allele 
 group), in genome order.
 
 Speed: a key lookup without filters or ``by`` bisects the store's memory-mapped lookup files
-(:mod:`genoquery.index.lookup_table`): 0.04 ms per lookup (5,000 samples, 23,629 variants).
+(:mod:`genoquery.storage.lookup_table`): 0.04 ms per lookup (5,000 samples, 23,629 variants).
 Other key and rsID lookups are one point query through the ART index on ``variants.variant_key``
 / ``variants.id`` (filters apply to a materialized CTE, since DuckDB scans an index only when
 its column is the scan's only filter), from a statement parsed once per process, fetched as
@@ -28,9 +28,10 @@ import duckdb
 import pyarrow as pa
 
 from genoquery.errors import QueryError
-from genoquery.index.lookup_table import LOCUS_SHIFT, LookupTable
-from genoquery.query.regions import MAX_POSITION, contig_hint, parse_region, resolve_contig
-from genoquery.query.store import STAT_COLUMNS, VARIANT_COLUMNS
+from genoquery.index.genes import find_gene
+from genoquery.storage.lookup_table import LOCUS_SHIFT, LookupTable
+from genoquery.storage.regions import MAX_POSITION, contig_hint, parse_region, resolve_contig
+from genoquery.storage.schema import STAT_COLUMNS, VARIANT_COLUMNS
 
 VARIANT_TYPES = ("snv", "indel", "other")
 
@@ -314,8 +315,6 @@ class VariantLookup:
         return "v.contig = $contig AND v.pos BETWEEN $start AND $end"
 
     def _gene_sql(self, name: str, params: dict) -> str:
-        from genoquery.index.genes import find_gene
-
         genes = find_gene(self._con, name)
         loci, elsewhere = [], []
         for gene in genes:

@@ -2,8 +2,8 @@
 
 Each function returns a :class:`matplotlib.figure.Figure` built without pyplot (no GUI
 backend, safe in threads and servers) and, given ``path``, also writes it there in the
-format of its suffix (``.png``, ``.svg``, ``.pdf``). matplotlib is imported on first use
-so that ``import genoquery`` stays fast.
+format of its suffix (``.png``, ``.svg``, ``.pdf``). matplotlib is imported here only, and
+this module only when a plot is asked for, so that ``import genoquery`` stays fast.
 """
 
 from __future__ import annotations
@@ -14,20 +14,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from matplotlib.figure import Figure
+from scipy import stats
 
 from genoquery.errors import QueryError
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from genoquery.query.store import Store
 
 GENOME_WIDE = 5e-8
 
 
 def _figure(width: float = 9, height: float = 4) -> Figure:
-    from matplotlib.figure import Figure
-
     return Figure(figsize=(width, height), layout="constrained")
 
 
@@ -73,8 +71,6 @@ def manhattan(results: pa.Table, path: str | os.PathLike | None = None, title: s
 def qq(results: pa.Table, path: str | os.PathLike | None = None, title: str | None = None) -> Figure:
     """Observed against expected -log10 p under the null, with the genomic inflation factor
     lambda (median chi-square of the p-values over its null median, 0.4549)."""
-    from scipy import stats
-
     _, observed = _tested(results)
     observed = np.sort(observed)[::-1]
     n = len(observed)

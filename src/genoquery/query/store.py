@@ -6,20 +6,35 @@ import json
 import os
 from collections.abc import Collection
 from functools import cached_property
+from importlib import import_module
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from genoquery.errors import QueryError, StoreError
-from genoquery.index.lookup_table import LookupTable
-from genoquery.index.schema import INDEX_FILE, VARIANT_COLUMNS, open_index
-from genoquery.ingest.staging import FORMAT_VERSION, MARKER, existing_store
-from genoquery.query.batches import Batch, read_batches
-from genoquery.query.regions import parse_region
+from genoquery.storage.batches import Batch, read_batches
+from genoquery.storage.format import FORMAT_VERSION, INDEX_FILE, MARKER
+from genoquery.storage.lookup_table import LookupTable
+from genoquery.storage.regions import parse_region
+from genoquery.storage.schema import STAT_COLUMNS, VARIANT_COLUMNS, open_index
+from genoquery.storage.staging import existing_store
 
-STAT_COLUMNS = ("ac", "an", "af", "n_het", "n_hom_alt", "n_hemi", "n_missing")
+if TYPE_CHECKING:
+    from genoquery.query.genotypes import Genotypes
+    from genoquery.query.lookup import VariantLookup
+
+
+def _later(module: str) -> ModuleType:
+    """``module``, imported when a method first needs it, as ``import genoquery`` needs none of
+    them: some load numba, pandas, scipy or pysam (seconds), and even the light ones (lookup,
+    cohorts, genotypes) would add ~20 ms to every start. Each is a module of this package or of a
+    lower layer, so no layer is skipped."""
+    return import_module(module)
 
 
 class Store:
@@ -112,9 +127,7 @@ class Store:
         and group value (as text; groups without a cohort member are left out). ``region`` is
         ``CONTIG[:START[-END]]``, 1-based inclusive, None for the whole store.
         """
-        from genoquery.query.frequencies import cohort_frequencies
-
-        return cohort_frequencies(self, region, cohort, by)
+        return _later("genoquery.query.frequencies").cohort_frequencies(self, region, cohort, by)
 
     def carriers(
         self,
@@ -137,8 +150,6 @@ class Store:
         ``sample_index, site_row, allele``; in genome order, then by sample. ``cohort``
         restricts the samples (see :meth:`cohort`).
         """
-        from genoquery.query.carriers import carriers
-
         variants = self.lookup(
             variant,
             gene=gene,
@@ -152,7 +163,7 @@ class Store:
             members = self.cohort(cohort)
         else:
             members = None if len(self.active_samples) == self.info["samples"] else self.active_samples
-        return carriers(self, variants, members)
+        return _later("genoquery.query.carriers").carriers(self, variants, members)
 
     def associate(
         self,
@@ -178,9 +189,7 @@ class Store:
         reported, not_converged) and ``firth``. Samples with a missing genotype are left out of that
         allele's test; see :mod:`genoquery.query.regression`.
         """
-        from genoquery.query.association import associate
-
-        return associate(
+        return _later("genoquery.query.association").associate(
             self,
             phenotype,
             list(covariates),
@@ -197,9 +206,9 @@ class Store:
         ``min_cases`` cases, then every numeric person column but covariates and pcN): per phenotype
         ``model, n, n_cases, n_controls``, ``beta``/``odds_ratio``, ``p``, ``p_bonferroni`` and
         Benjamini-Hochberg ``q_bh`` over the phenotypes tested."""
-        from genoquery.query.association import phewas
-
-        return phewas(self, variant, phenotypes, list(covariates), cohort, min_cases)
+        return _later("genoquery.query.association").phewas(
+            self, variant, phenotypes, list(covariates), cohort, min_cases
+        )
 
     def carrier_table(
         self,
@@ -212,33 +221,30 @@ class Store:
         af_max: float | None = None,
         pass_only: bool = False,
         variant_type: str | None = None,
+        variants: Collection[str] | None = None,
     ) -> pa.Table:
         """Carriers of ``variant``, or of any variant of ``gene``/``region`` passing the filters of
-        :meth:`lookup`, against cases of ``condition`` (a code or a list: any of them) among the cohort:
-        the 2x2 counts, sample odds ratio and Fisher's exact two-sided p-value. A sample whose call is
-        missing counts as a non-carrier."""
-        from genoquery.query.association import carrier_table
-
+        :meth:`lookup` (and among ``variants``, keys, when given), against cases of ``condition`` (a
+        code or a list: any of them) among the cohort: the 2x2 counts, sample odds ratio and Fisher's
+        exact two-sided p-value. A sample whose call is missing counts as a non-carrier."""
         if condition is None:
             raise QueryError("give the condition code(s) whose cases to count")
         carriers = self.carriers(
             variant, cohort, gene=gene, region=region, af_max=af_max, pass_only=pass_only, variant_type=variant_type
         )
+        if variants is not None:
+            carriers = carriers.filter(pc.is_in(carriers["variant_key"], pa.array(list(variants), pa.string())))
         codes = [condition] if isinstance(condition, str) else list(condition)
-        return carrier_table(self, carriers, codes, cohort)
+        return _later("genoquery.query.association").carrier_table(self, carriers, codes, cohort)
 
     def participant(self, sample_id: str) -> pa.Table:
         """One participant's ALT alleles (zygosity, GT) with each variant's whole-store AC, AN
         and AF, and AF in the participant's ancestry group when the store has it."""
-        from genoquery.query.carriers import participant
-
-        return participant(self, int(self.cohort([sample_id])[0]))
+        return _later("genoquery.query.carriers").participant(self, int(self.cohort([sample_id])[0]))
 
     def persons(self) -> pa.Table:
         """The person table (``sample_id`` and phenotype columns); empty when none was imported."""
-        from genoquery.index.persons import stored_persons
-
-        persons = stored_persons(self._con)
+        persons = _later("genoquery.index.persons").stored_persons(self._con)
         return pa.table({"sample_id": pa.array([], pa.string())}) if persons is None else persons
 
     def region_filter(self, region: str | None, alias: str = "") -> tuple[str, list]:
@@ -278,10 +284,10 @@ class Store:
         return self.samples().column("sample_id").to_numpy(zero_copy_only=False)
 
     @cached_property
-    def _lookup(self):  # a genoquery.query.lookup.VariantLookup (which imports this module)
-        from genoquery.query.lookup import VariantLookup
-
-        return VariantLookup(self._con, self._contigs, self._groupings, self._lookup_table)
+    def _lookup(self) -> VariantLookup:
+        return _later("genoquery.query.lookup").VariantLookup(
+            self._con, self._contigs, self._groupings, self._lookup_table
+        )
 
     def lookup(
         self,
@@ -329,28 +335,25 @@ class Store:
         expression over the phenotype tables, or a list of sample IDs; see :mod:`genoquery.query.cohorts`.
         An empty cohort, an unknown ID or a filter matching no sample is a :class:`QueryError`,
         as is a filter naming a column of ``forbidden_columns`` (whatever it would match)."""
-        from genoquery.query.cohorts import resolve
-
-        return resolve(self._con, cohort, describe=False, forbidden_columns=forbidden_columns)[2]
+        return _later("genoquery.query.cohorts").resolve(
+            self._con, cohort, describe=False, forbidden_columns=forbidden_columns
+        )[2]
 
     def cohorts(self) -> pa.Table:
         """The saved cohorts: ``name, kind`` (filter or ids), ``definition, created_at``."""
-        from genoquery.query.cohorts import saved
-
-        return saved(self._con)
+        return _later("genoquery.query.cohorts").saved(self._con)
 
     def save_cohort(self, name: str, cohort) -> np.ndarray:
         """Check a cohort (filter expression or sample IDs) and save it under ``name``, replacing
         one of that name; returns its sample indexes. The index is written through a separate
         read-write connection, so this store is closed and reopened around the write: other
         :class:`Store` objects on this store in this process must be closed first."""
-        from genoquery.query.cohorts import check_name, resolve, save
-
-        check_name(self._con, name)
-        kind, definition, indexes = resolve(self._con, cohort)
+        cohorts = _later("genoquery.query.cohorts")
+        cohorts.check_name(self._con, name)
+        kind, definition, indexes = cohorts.resolve(self._con, cohort)
         self._con.close()
         try:
-            save(self.path, name, kind, definition)
+            cohorts.save(self.path, name, kind, definition)
         finally:
             self._con = open_index(self.path / INDEX_FILE)
             for attr, value in vars(type(self)).items():  # helpers built on the closed connection
@@ -360,7 +363,7 @@ class Store:
 
     def genotypes(
         self, region: str | None = None, samples: list[str] | None = None, *, max_bytes: int | None = None
-    ):  # -> genoquery.query.genotypes.Genotypes
+    ) -> Genotypes:
         """The genotype matrix of ``region`` for ``samples``, from the Zarr arrays.
 
         ``region`` is ``CONTIG[:START[-END]]``, 1-based inclusive (``None``: every site);
@@ -372,10 +375,14 @@ class Store:
         ``sites x samples`` for ``phased``); more than ``max_bytes`` (default 2 GiB) is a
         :class:`QueryError`, as are unknown or duplicated sample IDs.
         """
-        from genoquery.query.genotypes import MAX_BYTES, read_genotypes
-
-        return read_genotypes(
-            self._con, self._contigs, self.batches, region, samples, MAX_BYTES if max_bytes is None else max_bytes
+        genotypes = _later("genoquery.query.genotypes")
+        return genotypes.read_genotypes(
+            self._con,
+            self._contigs,
+            self.batches,
+            region,
+            samples,
+            genotypes.MAX_BYTES if max_bytes is None else max_bytes,
         )
 
     def export_vcf(self, path: str | os.PathLike, region: str | None = None, samples: list[str] | None = None) -> Path:
@@ -385,9 +392,7 @@ class Store:
         the exported samples, FORMAT holds GT. Memory stays bounded (256 sites at a time);
         the file appears only when complete. Returns ``path``.
         """
-        from genoquery.query.vcf_export import export_vcf
-
-        return export_vcf(self, path, region, samples)
+        return _later("genoquery.query.vcf_export").export_vcf(self, path, region, samples)
 
 
 def open(path: str | os.PathLike) -> Store:

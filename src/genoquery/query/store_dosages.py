@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from genoquery.deadline import check
 from genoquery.query.allele_dosages import AlleleDosages, allele_dosages
-from genoquery.query.call_reader import SITE_COLUMNS
+from genoquery.storage.call_reader import SITE_COLUMNS
 
 if TYPE_CHECKING:
     from genoquery.query.store import Store

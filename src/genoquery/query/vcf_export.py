@@ -29,14 +29,16 @@ import duckdb
 import numpy as np
 import pysam.bcftools
 
+from genoquery.bgzf import BgzfWriter
+from genoquery.deadline import check
 from genoquery.errors import QueryError
 from genoquery.query.genotypes import Genotypes, SampleSelection, read_calls, select_samples, site_rows, sites_between
+from genoquery.storage.format import FILL
 from genoquery.version import __version__
 
 if TYPE_CHECKING:
-    from genoquery.bgzf import BgzfWriter
-    from genoquery.query.batches import Batch
     from genoquery.query.store import Store
+    from genoquery.storage.batches import Batch
 
 SUFFIXES = (".vcf.gz", ".vcf", ".bcf")
 BLOCK_SITES = 256
@@ -99,6 +101,7 @@ def _write_vcf(
         for query_lo, query_hi in _spans(lo, hi, SITES_PER_QUERY):
             sites = sites_between(con, query_lo, query_hi)
             for block_lo, block_hi in _spans(query_lo, query_hi, BLOCK_SITES):
+                check()  # a server request's time limit (a no-op elsewhere)
                 block = read_calls(batches, con, sites.slice(block_lo - query_lo, block_hi - block_lo), selection)
                 for piece in _records(block):
                     out.write(piece)
@@ -108,8 +111,6 @@ def _output(target: Path, bgzf: bool, pool: ThreadPoolExecutor) -> BinaryIO | Bg
     """``target`` opened for writing, through a BGZF writer compressing on ``pool`` if ``bgzf``."""
     if not bgzf:
         return open(target, "wb")
-    from genoquery.bgzf import BgzfWriter
-
     return BgzfWriter(target, pool)
 
 
@@ -219,12 +220,12 @@ def _call_text(width: int) -> np.ndarray:
     ``code << 1 | phased``, ``code`` being the call's two int8 alleles read as one uint16."""
     pairs = np.arange(1 << 16, dtype=np.uint16).view(np.int8).reshape(-1, 2)
     top = 10 if width == 4 else 128
-    valid = (pairs[:, 0] >= -1) & (pairs[:, 0] < top) & (pairs[:, 1] >= -2) & (pairs[:, 1] < top)
+    valid = (pairs[:, 0] >= -1) & (pairs[:, 0] < top) & (pairs[:, 1] >= FILL) & (pairs[:, 1] < top)
     table = np.zeros((1 << 17, width), dtype=np.uint8)
     for code in np.flatnonzero(valid).tolist():
         a0, a1 = ("." if a < 0 else str(a) for a in pairs[code].tolist())
         for phased, sep in enumerate("/|"):
-            text = a0 if pairs[code, 1] == -2 else f"{a0}{sep}{a1}"
+            text = a0 if pairs[code, 1] == FILL else f"{a0}{sep}{a1}"
             table[code << 1 | phased, : len(text) + 1] = np.frombuffer(f"{text}\t".encode(), np.uint8)
     return table.view(np.uint32 if width == 4 else np.uint64).ravel()
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from genoquery.errors import GenoqueryError
 from genoquery.simulate.annotate import SiteAnnotator, record_prefixes, vcf_header
@@ -235,6 +236,4 @@ def simulate_cohort(
 
 
 def _progress_bar(enabled: bool, total: int, name: str):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc=f"simulate {name}", unit="site", disable=not enabled)

@@ -3,8 +3,8 @@
 A site's statistics need only its calls that are not hom-ref, plus each cell's
 sample count and haploid count: the listed calls are counted as they are, a
 dense site's codes are read for the cohort's samples only, and hom-ref calls
-are never visited. Definitions are those of :mod:`genoquery.ingest.allele_stats`,
-whose :func:`~genoquery.ingest.allele_stats.tally_site` turns the histograms into
+are never visited. Definitions are those of :mod:`genoquery.stats.allele_stats`,
+whose :func:`~genoquery.stats.allele_stats.tally_site` turns the histograms into
 statistics, so a cohort of everyone gives the ingest's numbers.
 """
 
@@ -14,27 +14,21 @@ import itertools
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
-import pyarrow as pa
 
 from genoquery.deadline import check
-from genoquery.ingest.allele_stats import AlleleStats, Cells, assemble_stats, empty_counts, tally_site
-from genoquery.ingest.call_codes import MAX_GAP, PARTIAL_REF, next_missing
-from genoquery.query.call_reader import SITE_COLUMNS, SiteCalls
-
-if TYPE_CHECKING:
-    from genoquery.query.batches import Batch
-    from genoquery.query.store import Store
+from genoquery.stats.allele_stats import Cells, empty_counts, tally_site
+from genoquery.storage.call_codes import MAX_GAP, PARTIAL_REF, next_missing
+from genoquery.storage.call_reader import SiteCalls
+from genoquery.storage.format import FILL
 
 COUNT_THREADS = os.cpu_count() or 1
 PACKED_ABOVE = 1 << 18
 """Above this many samples the cohort mask is a bit per sample (L2-resident): per missing-call
 token, 2.07 ns against 2.39 ns for a byte per sample at 10^6 samples, but 2.84 against 2.17 ns
 at 10^5, where the byte mask stays in L2."""
-WINDOW_BYTES = 64 << 20
 
 
 @numba.njit(nogil=True, cache=True)
@@ -119,13 +113,13 @@ def _count(
                 member = (np.int64(in_cohort[s >> 3]) >> (s & 7)) & 1 if packed else np.int64(in_cohort[s])
                 a1 = np.int64(listed_gt[r, 1])
                 hist[1, (np.int64(listed_gt[r, 0]) + 2) * width + a1 + 2] += member
-                fewer_ref += member & (a1 == -2)
+                fewer_ref += member & (a1 == FILL)
             hist[1, hap_ref] -= fewer_ref if sparse_haploid else 0
         else:
             for r in range(listed[v], listed[v + 1]):
                 s = listed_sample[r]
                 code = (listed_gt[r, 0] + 2) * width + (listed_gt[r, 1] + 2)
-                fewer_ref = sparse_haploid and listed_gt[r, 1] == -2
+                fewer_ref = sparse_haploid and listed_gt[r, 1] == FILL
                 for k in range(cells.shape[1]):
                     c = cells[s, k] + 1
                     if c:
@@ -188,7 +182,7 @@ def _split(batch: SiteCalls, members: int, parts: int) -> list[tuple[int, int]]:
 def count_calls(
     batches: Iterator[SiteCalls], haploid: np.ndarray, cells: Cells, members: np.ndarray
 ) -> Iterator[tuple[SiteCalls, np.ndarray, np.ndarray]]:
-    """``site_counts`` and ``allele_counts`` (see :func:`~genoquery.ingest.allele_stats.tally_site`)
+    """``site_counts`` and ``allele_counts`` (see :func:`~genoquery.stats.allele_stats.tally_site`)
     of each batch of one genotype batch's sites, for the cohort ``members`` (sorted sample
     indexes of that batch) in ``cells`` (over the batch's samples, restricted to the cohort).
 
@@ -232,64 +226,3 @@ def count_calls(
 
             list(pool.map(count, _split(batch, len(members), COUNT_THREADS)))
             yield batch, site_counts, allele_counts
-
-
-def _window(n_alleles: np.ndarray, cells: Cells) -> int:
-    """Sites counted at once: their count arrays stay under :data:`WINDOW_BYTES`."""
-    width = max(int(n_alleles.max(initial=1)), 2)
-    return max(1024, WINDOW_BYTES // (len(cells.sizes) * (2 + 4 * width) * 8))
-
-
-def store_stats(
-    store: Store, sites: pa.Table, cells: Cells, members: np.ndarray
-) -> Iterator[tuple[np.ndarray, AlleleStats]]:
-    """Statistics of every ALT allele of ``sites`` (``site_row``, ``n_alleles``; a range of
-    consecutive site rows, in order) for the cohort ``members`` (sorted global sample
-    indexes) in ``cells`` (restricted to the cohort with :meth:`Cells.restrict`), summed
-    over the batches; a batch without a record of a site adds its members as missing
-    calls there, or nothing if it is a complete callset (see :mod:`genoquery.index.merge`).
-    Yields the site rows and statistics of consecutive windows of sites."""
-    rows_all, n_alleles_all = sites["site_row"].to_numpy(), sites["n_alleles"].to_numpy()
-    step = _window(n_alleles_all, cells)
-    for start in range(0, len(rows_all), step):
-        rows, n_alleles = rows_all[start : start + step], n_alleles_all[start : start + step]
-        site_counts, allele_counts = empty_counts(n_alleles, cells)
-        for batch in store.batches:
-            check()
-            _add_batch(store, batch, rows, cells, members, site_counts, allele_counts)
-        yield rows, assemble_stats(site_counts, allele_counts, n_alleles, cells)
-
-
-def _add_batch(
-    store: Store,
-    batch: Batch,
-    rows: np.ndarray,
-    cells: Cells,
-    members: np.ndarray,
-    site_counts: np.ndarray,
-    allele_counts: np.ndarray,
-) -> None:
-    """Add one batch's counts for the sites ``rows`` (consecutive site rows)."""
-    local = batch.local(members)
-    if not len(local):
-        return
-    of_sample = cells.of_sample[batch.offset : batch.offset + batch.n_samples]
-    batch_cells = Cells(cells.groupings, of_sample, cells.sizes)
-    sites = store.sql(
-        f"SELECT {SITE_COLUMNS} FROM batch_sites WHERE batch = ? AND site_row BETWEEN ? AND ? ORDER BY batch_row",
-        [batch.number, int(rows[0]), int(rows[-1])],
-    )
-    present = np.zeros(len(rows), dtype=bool)
-    reader = batch.reader
-    for calls, counts, per_allele in count_calls(
-        reader.batches(sites, missing=True), reader.haploid, batch_cells, local
-    ):
-        at = np.searchsorted(rows, calls.site_row)
-        present[at] = True
-        site_counts[at] += counts
-        allele_counts[at, : per_allele.shape[1]] += per_allele
-    if not batch.complete:
-        absent = ~present
-        sizes = np.bincount(of_sample[local].reshape(-1)[of_sample[local].reshape(-1) >= 0], minlength=len(cells.sizes))
-        site_counts[absent, :, 0] += 2 * sizes
-        site_counts[absent, :, 1] += sizes

@@ -9,6 +9,7 @@ ingest to the same target removes once its process is gone.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -19,12 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from genoquery.errors import StoreError
+from genoquery.storage.format import BATCHES, FORMAT_VERSION, LOCK, MARKER
 
-MARKER = "genoquery.json"
-BATCHES = "batches"  # a store's directory of per-batch Zarr groups, NAME.zarr
-LOCK = ".lock"
 BATCH_NAME = re.compile(r"[^A-Za-z0-9_-]")
-FORMAT_VERSION = 2
 
 
 def check_batch_name(name: str) -> str:
@@ -97,8 +95,6 @@ def _dead_writer(path: Path) -> bool:
 @contextmanager
 def write_lock(store: Path) -> Iterator[None]:
     """Hold the store's write lock (``STORE/.lock``): one append, withdrawal or import at a time."""
-    import fcntl
-
     with open(store / LOCK, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -126,26 +122,6 @@ def remove_leftovers(store: Path, batch_paths: set[str]) -> None:
 def staging_name(name: str) -> str:
     """A hidden sibling name for building ``name`` in this process: ``.NAME.staging-PID-TOKEN``."""
     return f".{name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
-
-
-@contextmanager
-def index_transaction(store: Path) -> Iterator[Path]:
-    """A copy of ``store``'s index to change (under :func:`write_lock`); when the block
-    completes the copy replaces the index in one rename, the commit. Readers that opened
-    the old index keep reading it; on any error the store is as it was. Then the lookup files
-    the index does not name (the replaced index's, or this failed change's) are deleted."""
-    from genoquery.index.lookup_table import remove_unused_lookup_tables
-    from genoquery.index.schema import INDEX_FILE
-
-    copy = store / staging_name(INDEX_FILE)
-    try:
-        shutil.copyfile(store / INDEX_FILE, copy)
-        yield copy
-        os.replace(copy, store / INDEX_FILE)
-        fsync_path(store)
-    finally:
-        copy.unlink(missing_ok=True)
-        remove_unused_lookup_tables(store)
 
 
 def fsync_path(path: Path) -> None:

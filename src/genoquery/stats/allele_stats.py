@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from genoquery.storage.format import FILL
+
 STATS = ("ac", "an", "n_het", "n_hom_alt", "n_hemi", "n_missing")
 
 
@@ -71,7 +73,7 @@ def tally_site(hist, v, site_counts, allele_counts):  # pragma: no cover - compi
         a0 = code // width - 2
         a1 = code % width - 2
         called = (a0 >= 0) + (a1 >= 0)
-        ploidy = (a0 != -2) + (a1 != -2)
+        ploidy = (a0 != FILL) + (a1 != FILL)
         for c in range(site_counts.shape[1]):
             n = hist[c, code]
             if n == 0:

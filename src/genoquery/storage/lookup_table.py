@@ -28,10 +28,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from genoquery.index.schema import INDEX_FILE, VARIANT_COLUMNS, open_index
-from genoquery.ingest.staging import fsync_path
+from genoquery.storage.format import INDEX_FILE, LOOKUP_DIR
+from genoquery.storage.schema import VARIANT_COLUMNS, open_index
+from genoquery.storage.staging import fsync_path
 
-LOOKUP_DIR = "lookup"
 LOCUS_SHIFT = 40  # bits of POS in a locus (contigs up to 1.1 x 10^12 bp)
 ROWS_PER_BATCH = 1 << 20  # rows per Arrow record batch written
 

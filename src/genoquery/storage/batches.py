@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from importlib import import_module
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +24,12 @@ class Batch:
     complete: bool
 
     @cached_property
-    def reader(self):  # a genoquery.query.call_reader.CallReader (imports zarr: only when asked for)
-        from genoquery.query.call_reader import CallReader
-
-        return CallReader(self.path, self.n_samples)
+    def reader(self):  # a genoquery.storage.call_reader.CallReader (imports zarr: only when asked for)
+        return import_module("genoquery.storage.call_reader").CallReader(self.path, self.n_samples)
 
     @cached_property
     def calls(self):  # (call_genotype, call_genotype_phased) zarr.Arrays, opened read-only once
-        import zarr
-
-        group = zarr.open_group(str(self.path), mode="r")
+        group = import_module("zarr").open_group(str(self.path), mode="r")
         return group["call_genotype"], group["call_genotype_phased"]
 
     def local(self, members: np.ndarray) -> np.ndarray:

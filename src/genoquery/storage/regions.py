@@ -11,7 +11,7 @@ from genoquery.errors import RegionError
 _REGION = re.compile(r"^(?P<contig>[^:\s]+)(?::(?P<start>[\d,]+)(?:-(?P<end>[\d,]*))?)?$")
 MAX_POS = 2**31 - 1
 # The largest position a query may name: the lookup files encode a locus as contig * 2**40 + pos
-# (genoquery.index.lookup_table.LOCUS_SHIFT), and a larger number overflowed DuckDB's integers.
+# (genoquery.storage.lookup_table.LOCUS_SHIFT), and a larger number overflowed DuckDB's integers.
 MAX_POSITION = 2**40 - 1
 
 

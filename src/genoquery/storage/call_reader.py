@@ -1,6 +1,6 @@
 """Reading the query encoding of sites (listed and missing calls, dense codes, haploid masks).
 
-See :mod:`genoquery.ingest.call_codes` for the encoding. Sites are read in
+See :mod:`genoquery.storage.call_codes` for the encoding. Sites are read in
 batches of consecutive index rows whose decoded calls (dense codes, listed calls
 and, when asked for, missing-call tokens) fit a byte budget, so memory is bounded
 whatever the region's length and the cohort's size (one site above the budget
@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import zarr
 
-from genoquery.query.shard_reads import RowReader, read_rows_together
+from genoquery.storage.shard_reads import RowReader, read_rows_together
 
 # Decoded bytes per batch. Chunks that consecutive batches share are decoded once (see
 # shard_reads.read_rows_together), so batches can be small: at 10^6 samples, 1 Mb of a 10%
@@ -40,7 +40,7 @@ class SiteCalls:
     Per site (``n``): ``site_row``, ``n_alleles`` (REF included), ``dense`` (row in
     ``codes`` or -1), ``pattern`` (haploid mask id or -1), ``listed`` (n + 1) offsets
     into ``listed_sample`` (int32) / ``listed_gt`` (m, 2) int8, and ``missing`` (n + 1)
-    offsets into ``missing_tokens`` (uint16, see :mod:`genoquery.ingest.call_codes`; empty
+    offsets into ``missing_tokens`` (uint16, see :mod:`genoquery.storage.call_codes`; empty
     unless asked for). ``codes`` is
     (dense sites, ceil(samples / 4)) uint8.
     """

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from genoquery.storage.format import FILL
+
 SPARSE_DIVISOR = 16  # a listed call costs ~3 bytes compressed, a dense site samples/4 bytes
 HOM_REF, HET_ALT1, HOM_ALT1, OTHER = 0, 1, 2, 3
 PARTIAL_REF = 0x8000  # bit 15 of a missing-call token: ./0 or 0/. rather than ./.
@@ -45,7 +47,7 @@ MAX_GAP = 0x7FFF  # a token's gap; the token 0 advances this far without a call
 @numba.njit(nogil=True, cache=True, inline="always")
 def _no_alt_missing(a0, a1):  # pragma: no cover - compiled
     """``./.``, haploid ``.``, or a partial REF call ``./0`` / ``0/.``."""
-    return (a0 == -1 and (a1 == -1 or a1 == -2 or a1 == 0)) or (a0 == 0 and a1 == -1)
+    return (a0 == -1 and (a1 == -1 or a1 == FILL or a1 == 0)) or (a0 == 0 and a1 == -1)
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -53,7 +55,7 @@ def _code(a0, a1):  # pragma: no cover - compiled
     """The 2-bit code of a call that is not hom-ref: HET_ALT1, HOM_ALT1 or OTHER."""
     if (a0 == 1 and a1 == 0) or (a0 == 0 and a1 == 1):
         return HET_ALT1
-    if a0 == 1 and (a1 == 1 or a1 == -2):
+    if a0 == 1 and (a1 == 1 or a1 == FILL):
         return HOM_ALT1
     return OTHER
 
@@ -79,7 +81,7 @@ def _classify(gt, carriers, other, tokens):  # pragma: no cover - compiled
         for s in range(gt.shape[1]):
             a0 = gt[v, s, 0]
             a1 = gt[v, s, 1]
-            if a0 == 0 and (a1 == 0 or a1 == -2):
+            if a0 == 0 and (a1 == 0 or a1 == FILL):
                 continue
             if _no_alt_missing(a0, a1):
                 n_tokens += 1 + (s - previous - 1) // MAX_GAP
@@ -105,7 +107,7 @@ def _encode(
         for s in range(gt.shape[1]):
             a0 = gt[v, s, 0]
             a1 = gt[v, s, 1]
-            if a0 == 0 and (a1 == 0 or a1 == -2):
+            if a0 == 0 and (a1 == 0 or a1 == FILL):
                 continue
             code = _code(a0, a1)
             if d >= 0:
@@ -163,7 +165,7 @@ class HaploidPatterns:
 
     def ids(self, gt: np.ndarray) -> np.ndarray:
         """Pattern id of each site of ``gt`` (sites, samples, 2), -1 when no call is haploid."""
-        haploid = gt[:, :, 1] == -2
+        haploid = gt[:, :, 1] == FILL
         out = np.full(len(gt), -1, dtype=np.int64)
         for v in np.flatnonzero(haploid.any(axis=1)):
             mask = np.packbits(haploid[v], bitorder="little")

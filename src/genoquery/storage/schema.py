@@ -21,7 +21,7 @@ Per batch record: ``n_carriers`` counts called calls that are not hom-ref,
 its listed calls are rows ``listed_start`` .. ``listed_start + n_listed - 1`` of
 ``listed_call_sample`` and ``listed_call_genotype``, its missing calls
 ``missing_start`` .. of ``missing_call_token``; a sparse record with few listed
-calls also holds them in ``inline_calls``. See :mod:`genoquery.ingest.call_codes`.
+calls also holds them in ``inline_calls``. See :mod:`genoquery.storage.call_codes`.
 
 ``batch_files`` is the manifest of every file of each batch's Zarr group (path
 relative to the store, size, sha256), written when the batch is; with ``provenance``
@@ -38,14 +38,13 @@ sample of the batch, else a person-table column and its value. ``batch_cells``
 counts the batch's samples per cell; ``batch_site_counts`` has a record's
 ``uncalled`` allele slots and ``incomplete`` calls (rows of zeros left out), and
 ``batch_allele_counts`` each ALT allele's ``ac``, ``n_het``, ``n_hom_alt``, ``n_hemi``
-(rows of zeros left out). See :mod:`genoquery.ingest.allele_stats` for definitions.
+(rows of zeros left out). See :mod:`genoquery.stats.allele_stats` for definitions.
 """
 
 from pathlib import Path
 
 import duckdb
 
-INDEX_FILE = "index.duckdb"
 # The columns of ``variants`` a query returns, in order (Store.variants, lookups, lookup files).
 VARIANT_COLUMNS = (
     "contig",
@@ -66,6 +65,8 @@ VARIANT_COLUMNS = (
     "allele",
     "site_row",
 )
+# The statistics among them, which a query by group or for a cohort replaces.
+STAT_COLUMNS = ("ac", "an", "af", "n_het", "n_hom_alt", "n_hemi", "n_missing")
 INDEX_CATALOG = "gq_index"
 
 

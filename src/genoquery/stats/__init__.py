@@ -1,0 +1,1 @@
+"""Allele statistics and the counting kernels shared by ingest, the index and queries."""

@@ -1,0 +1,56 @@
+"""A block of consecutive sites with their calls in VCF Zarr coding: what a reader of VCF
+(:mod:`genoquery.ingest.records`) hands to the writers of the genotypes and the index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PLOIDY = 2
+
+
+@dataclass
+class SiteBlock:
+    """Up to ``capacity`` consecutive sites of one source.
+
+    ``gt`` is (capacity, samples, 2) int8 in VCF Zarr coding (-1 missing,
+    -2 fill); ``phased`` is (capacity, samples) bool. Only the first ``n``
+    rows are meaningful. ``record`` numbers are 1-based line numbers for text
+    VCF and 1-based record numbers for BCF.
+    """
+
+    capacity: int
+    n_samples: int
+    n: int = 0
+    contig: list[str] = field(default_factory=list)
+    pos: list[int] = field(default_factory=list)
+    vid: list[str] = field(default_factory=list)
+    alleles: list[list[str]] = field(default_factory=list)
+    qual: list[float] = field(default_factory=list)
+    filters: list[list[str]] = field(default_factory=list)
+    record: list[int] = field(default_factory=list)
+    gt: np.ndarray = field(init=False)
+    phased: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gt = np.empty((self.capacity, self.n_samples, PLOIDY), dtype=np.int8)
+        self.phased = np.empty((self.capacity, self.n_samples), dtype=bool)
+
+    @property
+    def full(self) -> bool:
+        return self.n == self.capacity
+
+    def add_site(
+        self, contig: str, pos: int, vid: str, alleles: list[str], qual: float, filters: list[str], record: int
+    ) -> int:
+        """Append a site's fixed columns; returns its row for the genotype arrays."""
+        self.contig.append(contig)
+        self.pos.append(pos)
+        self.vid.append(vid)
+        self.alleles.append(alleles)
+        self.qual.append(qual)
+        self.filters.append(filters)
+        self.record.append(record)
+        self.n += 1
+        return self.n - 1
