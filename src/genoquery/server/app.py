@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import uvicorn
 from fastapi import FastAPI
 
-from genoquery.ingest.staging import existing_store
 from genoquery.server import (
     beacon,
     problems,
@@ -23,7 +23,8 @@ from genoquery.server import (
 from genoquery.server.audit import AuditLog, AuditMiddleware
 from genoquery.server.context import Context
 from genoquery.server.limits import TimeLimit
-from genoquery.server.settings import ENV_STORE, Settings
+from genoquery.server.settings import ENV_SETTINGS, ENV_STORE, Settings
+from genoquery.storage.staging import existing_store
 from genoquery.version import __version__
 
 MAX_BODY = 4 << 20  # bytes of a request body (a cohort of 100,000 sample IDs fits)
@@ -87,10 +88,6 @@ def serve(
     every request). The client address (budgets, audit) is the socket's peer: ``X-Forwarded-For``
     and ``X-Forwarded-Proto`` are honoured only from ``trusted_proxy`` (an address, or a
     comma-separated list). Writes one audit record naming the limits uvicorn enforces unaudited."""
-    import uvicorn
-
-    from genoquery.server.settings import ENV_SETTINGS
-
     path = existing_store(store_path)
     os.environ[ENV_STORE] = str(path)
     os.environ[ENV_SETTINGS] = (settings or Settings()).to_env()

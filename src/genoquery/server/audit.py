@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from genoquery.ingest.staging import existing_store
 from genoquery.server.problems import ApiError
+from genoquery.storage.staging import existing_store
 
 AUDIT_FILE = "audit.jsonl"
 MAX_PARAM = 500  # characters kept of one parameter value

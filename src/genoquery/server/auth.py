@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from genoquery.errors import GenoqueryError
+from genoquery.query.store import open as open_store
 from genoquery.server.problems import ApiError
 from genoquery.server.state import AccessDb, connect
 
@@ -72,8 +73,6 @@ def create_token(store: str | Path, tier: str, name: str, sample_id: str | None 
 
 
 def _check_sample(store: str | Path, sample_id: str) -> None:
-    from genoquery.query.store import open as open_store
-
     with open_store(store) as s:
         s.cohort([sample_id])  # a QueryError names an unknown ID
 

@@ -19,15 +19,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from genoquery.server.auth import Principal
+from genoquery.server.beacon_meta import API_VERSION, BEACON_ID, ENTRY, SCHEMA
+from genoquery.server.beacon_meta import meta as _meta
 from genoquery.server.context import Context, caller, context, rows_returned
 from genoquery.server.problems import ApiError
 from genoquery.server.routes_store import released_samples
 from genoquery.version import __version__
 
-API_VERSION = "v2.0.0"
-BEACON_ID = "org.genoquery.local"
-ENTRY = "genomicVariant"
-SCHEMA = {"entityType": ENTRY, "schema": "beacon-g_variant-v2.0.0"}
 GRANULARITY = ("boolean", "count", "record")
 VARIANT_TYPES = ("SNP", "MNP", "INDEL", "INS", "DEL")
 
@@ -49,26 +47,6 @@ router = APIRouter(
     tags=["beacon"],
     responses={s: {"model": BeaconErrorResponse} for s in (400, 401, 403, 404, 413, 422, 429)},
 )
-
-
-def _meta(**extra: Any) -> dict:
-    return {"beaconId": BEACON_ID, "apiVersion": API_VERSION, "returnedSchemas": [SCHEMA], **extra}
-
-
-def error_response(status: int, message: str) -> dict:
-    """A beaconErrorResponse."""
-    return {
-        "meta": _meta(
-            returnedGranularity="boolean",
-            receivedRequestSummary={
-                "apiVersion": API_VERSION,
-                "requestedSchemas": [],
-                "pagination": {},
-                "requestedGranularity": "boolean",
-            },
-        ),
-        "error": {"errorCode": status, "errorMessage": message},
-    }
 
 
 @router.get("/info", summary="Beacon information")

@@ -20,7 +20,6 @@ import pyarrow.compute as pc
 from fastapi import Request
 
 from genoquery.errors import EmptyCohortError, GenoqueryError
-from genoquery.index.schema import INDEX_FILE
 from genoquery.query.cohorts import identifying_columns
 from genoquery.query.store import Store
 from genoquery.query.store import open as open_store
@@ -30,6 +29,7 @@ from genoquery.server.disclosure import Disclosure
 from genoquery.server.problems import ApiError
 from genoquery.server.settings import Settings
 from genoquery.server.state import AccessDb
+from genoquery.storage.format import INDEX_FILE
 
 _facts: ContextVar[Any] = ContextVar("genoquery_index_facts")
 _leased: ContextVar[tuple] = ContextVar("genoquery_leased_index")  # the stamp of the store a request took

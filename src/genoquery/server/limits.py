@@ -23,11 +23,11 @@ import numpy as np
 
 from genoquery.deadline import deadline
 from genoquery.index.genes import find_gene
-from genoquery.query.regions import resolve_contig
 from genoquery.query.store import Store
 from genoquery.server.auth import Principal
 from genoquery.server.context import Context
 from genoquery.server.problems import ApiError
+from genoquery.storage.regions import resolve_contig
 
 
 class TimeLimit:
@@ -60,6 +60,17 @@ def count_alleles(
     contig or gene the store does not hold counts 0 here (the request itself then says what is wrong)."""
     if variants is not None:
         return len([v for v in variants.split(",") if v.strip()] if isinstance(variants, str) else variants)
+    return _over_loci(store, "count(*)", region, gene)
+
+
+def count_copies(store: Store, region: str | None = None, gene: str | None = None) -> int:
+    """ALT allele copies in the whole store over ``region`` or ``gene``'s loci (every allele when
+    neither is given): a bound on the carrier rows a request about them builds."""
+    return _over_loci(store, "coalesce(sum(ac), 0)", region, gene)
+
+
+def _over_loci(store: Store, aggregate: str, region: str | None, gene: str | None) -> int:
+    """``aggregate`` over the index's variants in ``region``, in ``gene``'s loci, or in the whole store."""
     loci = []
     if region is not None:
         where, params = store.region_filter(region)
@@ -72,7 +83,8 @@ def count_alleles(
     else:
         loci.append(("", []))
     return sum(
-        store.sql(f"SELECT count(*) AS n FROM variants {where}", params)["n"][0].as_py() for where, params in loci
+        int(store.sql(f"SELECT {aggregate} AS n FROM variants {where}", params)["n"][0].as_py())
+        for where, params in loci
     )
 
 
@@ -113,6 +125,33 @@ def check_cost(
             "request below the controlled tier; narrow the region or list fewer variants",
         )
     return alleles
+
+
+def check_carriers(
+    ctx: Context,
+    store: Store,
+    principal: Principal,
+    members: np.ndarray | None,
+    what: str,
+    region: str | None,
+    gene: str | None,
+) -> None:
+    """Refuse (413) ``what`` about the carriers of a region or gene whose carrier rows could pass
+    ``Settings.max_carrier_rows``: the whole store's ALT copies there (filters such as ``af_max``
+    ignored: the estimate must not depend on exact frequencies) times the cohort's share of the
+    samples (rounded as in :func:`check_cost` below the controlled tier). One variant is never refused."""
+    if region is None and gene is None:
+        return
+    size = ctx.n_samples if members is None else len(members)
+    if principal.aggregate_only:
+        size = coarse(size)
+    rows = count_copies(store, region=region, gene=gene) * min(1.0, size / max(ctx.n_samples, 1))
+    if rows > ctx.settings.max_carrier_rows:
+        raise ApiError(
+            413,
+            f"{what} would gather about {rows:.2g} carrier rows, over this server's limit of "
+            f"{ctx.settings.max_carrier_rows:.2g}; narrow the region, or ask for a gene",
+        )
 
 
 def check_frequencies(

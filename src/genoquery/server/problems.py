@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genoquery.errors import GenoqueryError, QueryError, RegionError, TimeLimitError
+from genoquery.server.beacon_meta import error_response
 
 log = logging.getLogger("genoquery.server")
 RETRY_AFTER_S = 10  # of a request stopped at its time limit (503)
@@ -32,8 +33,6 @@ def error_body(status: int, message: str) -> dict:
 def _json(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The error as JSON; under ``/beacon/`` as a Beacon error response."""
     if request.url.path.startswith("/beacon/"):
-        from genoquery.server.beacon import error_response
-
         return JSONResponse(error_response(status, message), status_code=status, headers=headers)
     return JSONResponse(error_body(status, message), status_code=status, headers=headers)
 

@@ -119,6 +119,14 @@ def _without_refused_groups(
     return table.filter(pc.fill_null(pc.is_in(column, pa.array(passed, pa.string())), False))
 
 
+def keys_within_af(ctx: Context, table: pa.Table, af: AfRange) -> list[str]:
+    """The variant keys of whole-store rows (``Store.lookup``) whose released AF passes ``af``: a
+    filter below the controlled tier that selects variants by AF for another answer (the carrier
+    table's ``af_max``) must select by what a caller may know of each."""
+    released = (ctx.disclosure.stat_row(r, ctx.everyone) for r in table.to_pylist())
+    return [r["variant_key"] for r in released if af.keeps(r.get("af"))]
+
+
 def variant_page(ctx: Context, store: Store, principal: Principal, table: pa.Table, **page) -> dict:
     """:func:`released_page`, charging the budget when the answer costs a unit."""
     answer, charged = released_page(ctx, store, principal, table, **page)

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from genoquery.server.auth import Principal, require
 from genoquery.server.context import Context, caller, context, page_bounds, rows_returned
-from genoquery.server.limits import check_cost
+from genoquery.server.limits import check_carriers, check_cost
 from genoquery.server.models import ERRORS, TableAnswer
 from genoquery.server.problems import ApiError
-from genoquery.server.release import released_tests
+from genoquery.server.release import AfRange, keys_within_af, released_tests
 from genoquery.server.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["association"], responses=ERRORS)
@@ -148,14 +148,20 @@ def carrier_table(
     with ctx.pool.store() as store:
         chosen = ctx.cohort(store, principal, cohort)
         check_cost(ctx, store, principal, chosen.indexes, "a carrier table", region, gene, variant)
+        check_carriers(ctx, store, principal, chosen.indexes, "a carrier table", region, gene)
+        chosen_variants = None
+        if principal.aggregate_only and af_max is not None:  # af_max acts on the released AF
+            found = store.lookup(variant, gene=gene, region=region, pass_only=pass_only, variant_type=type)
+            chosen_variants = keys_within_af(ctx, found, AfRange(None, af_max))
         table = store.carrier_table(
             variant,
             _names(condition),
             chosen.indexes,
             gene=gene,
             region=region,
-            af_max=af_max,
+            af_max=None if principal.aggregate_only else af_max,
             pass_only=pass_only,
             variant_type=type,
+            variants=chosen_variants,
         )
     return _answer(request, ctx, principal, table, chosen, "condition", offset=0, limit=max(table.num_rows, 1))

@@ -14,11 +14,12 @@ from starlette.background import BackgroundTask
 
 from genoquery.server.auth import Principal, require
 from genoquery.server.context import Context, caller, context, page_bounds, rows_returned
-from genoquery.server.limits import check_cost
+from genoquery.server.limits import check_carriers, check_cost
 from genoquery.server.models import ERRORS, CarrierPage, GenotypeAnswer, ParticipantAnswer
 from genoquery.server.problems import ApiError
 from genoquery.server.release import page_of
 from genoquery.server.settings import Settings
+from genoquery.storage.format import FILL
 
 router = APIRouter(prefix="/api/v1", tags=["individual-level"], responses=ERRORS)
 
@@ -59,6 +60,7 @@ def carriers(
     with ctx.pool.store() as store:
         chosen = ctx.cohort(store, principal, cohort)
         check_cost(ctx, store, principal, chosen.indexes, "carriers", region, gene, variant)
+        check_carriers(ctx, store, principal, chosen.indexes, "carriers", region, gene)
         table = store.carriers(
             variant,
             chosen.indexes,
@@ -79,7 +81,7 @@ def _gt_text(gt: np.ndarray, phased: np.ndarray) -> list[str]:
     out = []
     for (a, b), p in zip(gt.tolist(), phased.tolist(), strict=True):
         first = "." if a < 0 else str(a)
-        out.append(first if b == -2 else first + ("|" if p else "/") + ("." if b < 0 else str(b)))
+        out.append(first if b == FILL else first + ("|" if p else "/") + ("." if b < 0 else str(b)))
     return out
 
 

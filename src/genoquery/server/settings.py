@@ -27,7 +27,9 @@ class Settings:
     ``request_time_s``: time limit of a request's work (past it: 503, see :mod:`genoquery.deadline`);
     ``max_cost``: largest estimated cost of a counting request, ALT alleles in its region times
     cohort members (413 beyond; the default lets 1 Mb at 10^5 samples through with 50,000 alleles);
-    ``max_tested_alleles``: ALT alleles an association request may test below the controlled tier."""
+    ``max_tested_alleles``: ALT alleles an association request may test below the controlled tier;
+    ``max_carrier_rows``: carrier rows a carriers or carrier-table request over a region or gene may
+    gather (bounded by the ALT copies there: 413 beyond; about 1 s per million rows at 10^5 samples)."""
 
     max_suppressed: int = 20
     min_cohort: int = 50
@@ -44,6 +46,7 @@ class Settings:
     request_time_s: float = 10.0
     max_cost: float = 5e9
     max_tested_alleles: int = 10_000
+    max_carrier_rows: float = 1e7
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
+import uvicorn
 
 from genoquery.server.app import create_app
 from genoquery.server.auth import create_token, revoke_token
@@ -27,8 +28,6 @@ class _Background:
     """uvicorn serving an app on a loopback port in a thread, until stopped."""
 
     def __init__(self, store: Path) -> None:
-        import uvicorn
-
         self.port = _free_port()
         config = uvicorn.Config(create_app(store), host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from genoquery.ingest.staging import existing_store
+from genoquery.storage.staging import existing_store
 
 ACCESS_DB = "access.sqlite"
 PRIVATE = 0o600
