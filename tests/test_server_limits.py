@@ -33,7 +33,7 @@ from genoquery.server.settings import ENV_SETTINGS, ENV_STORE
 from genoquery.server.state import connect
 from genoquery.storage.lookup_table import LOCUS_SHIFT
 from genoquery.storage.regions import MAX_POSITION, parse_region
-from test_server_support import SECRET, Server, _stop, fixture_store, free_port, server
+from test_server_support import SECRET, Server, fixture_store, free_port, server, wait_until_healthy
 
 HUGE = "1" + "0" * 39  # 40 digits: overflowed DuckDB's integers (a 500) before issue 16
 NOTS = "NOT " * 150 + "sex_at_birth = 'Female'"
@@ -324,17 +324,7 @@ def _serve_with(name: str, **settings) -> Server:
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    until = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(url + "/api/v1/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > until:
-            _stop(proc)
-            raise RuntimeError(f"the server did not start: {proc.stderr.read() if proc.poll() is not None else ''}")
-        time.sleep(0.1)
+    wait_until_healthy(url, proc)
     return Server(url, store, tokens, 30, proc)
 
 

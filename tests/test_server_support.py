@@ -116,19 +116,26 @@ def serve(store: Path, min_cohort: int = 30, budget: int = 100_000, options: tup
     )
     atexit.register(_stop, proc)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    wait_until_healthy(url, proc)
+    return Server(url, store, tokens, min_cohort, proc)
+
+
+def wait_until_healthy(url: str, proc: subprocess.Popen, seconds: float = 90) -> None:
+    """Wait for the server at ``url`` to answer its health check; stop it and raise if it ends or
+    does not answer within ``seconds``."""
+    deadline = time.monotonic() + seconds
     while True:
         try:
             if httpx.get(url + "/api/v1/health", timeout=2).status_code == 200:
-                break
+                return
         except httpx.TransportError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
             raise RuntimeError(
                 f"the server did not start: {proc.stderr.read() if proc.poll() is not None else 'timeout'}"
             )
         time.sleep(0.1)
-    return Server(url, store, tokens, min_cohort, proc)
 
 
 def _stop(proc: subprocess.Popen) -> None:
