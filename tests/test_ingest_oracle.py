@@ -378,3 +378,17 @@ def test_fixture_joint_files_reversed_with_groups(gq, store_path):
     for by in ("ancestry", "sex_at_birth"):
         checks.assert_group_stats_match(store, order, by, _groups(rows, by))
     checks.assert_store_matches(store, store_path, order)
+
+
+def test_sample_ids_that_look_like_numbers_keep_their_groups(gq, tmp_path, store_path):
+    """A person table's IDs are text whatever they look like (found by hypothesis: a sample named
+    1e3 was read as 1000.0, so its ancestry group silently vanished)."""
+    names = ["1e3", "TRUE", "007", "NA1"]
+    vcf = tmp_path / "numbers.vcf"
+    vcf.write_text(
+        checks.vcf_text(names, [["chr1", "5", ".", "A", "G", ".", ".", ".", "GT", "0/1", "1/1", "0/0", "0/1"]])
+    )
+    persons = tmp_path / "persons.tsv"
+    persons.write_text("sample_id\tancestry\n1e3\tAFR\nTRUE\tEUR\n007\tAFR\nNA1\tEUR\n")
+    store = gq.ingest(store_path, [vcf], persons=persons)
+    checks.assert_group_stats_match(store, [vcf], "ancestry", {"AFR": ["1e3", "007"], "EUR": ["TRUE", "NA1"]})

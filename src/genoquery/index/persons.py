@@ -29,8 +29,11 @@ def read_table(path: str | Path, fix: str = "check the --persons path") -> pa.Ta
             table = con.sql("SELECT * FROM read_parquet(?)", params=[str(path)]).to_arrow_table()
         else:
             delim = "\t" if {".tsv", ".txt", ".tab"} & set(suffixes) else ","
+            header = con.sql("SELECT * FROM read_csv(?, delim=?, header=true) LIMIT 0", params=[str(path), delim])
+            # IDs are text whatever they look like: a sample named 1e3 or TRUE must not become 1000.0 or true
+            ids = {c: "VARCHAR" for c in header.columns if c in (SAMPLE_COLUMN, *ID_ALIASES)}
             table = con.sql(
-                "SELECT * FROM read_csv(?, delim=?, header=true)", params=[str(path), delim]
+                "SELECT * FROM read_csv(?, delim=?, header=true, types=?)", params=[str(path), delim, ids]
             ).to_arrow_table()
     except duckdb.Error as err:
         raise InputFileError(
