@@ -226,10 +226,11 @@ class IndexFacts:
 
 def _groupable(store: Store, identifying: tuple[str, ...]) -> frozenset[str]:
     persons = store.persons()
+    hidden = {c.lower() for c in identifying}
     out = set()
     for field in persons.schema:
         name = field.name
-        if name.lower() in {c.lower() for c in identifying}:
+        if name.lower() in hidden:
             continue
         if not (
             pa.types.is_string(field.type) or pa.types.is_large_string(field.type) or pa.types.is_boolean(field.type)

@@ -88,6 +88,13 @@ def _over_loci(store: Store, aggregate: str, region: str | None, gene: str | Non
     )
 
 
+def _cohort_size(ctx: Context, principal: Principal, members: np.ndarray | None) -> int:
+    """The cohort's size as a cost estimate uses it: rounded up by :func:`coarse` below the
+    controlled tier, so whether a request is refused does not tell its exact size."""
+    size = ctx.n_samples if members is None else len(members)
+    return coarse(size) if principal.aggregate_only else size
+
+
 def check_cost(
     ctx: Context,
     store: Store,
@@ -107,9 +114,7 @@ def check_cost(
     alleles. Returns the number of alleles."""
     settings = ctx.settings
     alleles = count_alleles(store, region=region, gene=gene, variants=variants)
-    size = ctx.n_samples if members is None else len(members)
-    if principal.aggregate_only:
-        size = coarse(size)
+    size = _cohort_size(ctx, principal, members)
     cost = alleles * size
     if cost > settings.max_cost:
         cohort = "the cohort" if principal.aggregate_only else f"{size:,} samples"
@@ -142,9 +147,7 @@ def check_carriers(
     samples (rounded as in :func:`check_cost` below the controlled tier). One variant is never refused."""
     if region is None and gene is None:
         return
-    size = ctx.n_samples if members is None else len(members)
-    if principal.aggregate_only:
-        size = coarse(size)
+    size = _cohort_size(ctx, principal, members)
     rows = count_copies(store, region=region, gene=gene) * min(1.0, size / max(ctx.n_samples, 1))
     if rows > ctx.settings.max_carrier_rows:
         raise ApiError(
