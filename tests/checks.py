@@ -146,8 +146,8 @@ def _filter_set(value) -> frozenset[str]:
 
 
 def open_genotypes(store_path: Path) -> zarr.Group:
-    """The Zarr group of a single-batch store."""
-    groups = sorted((Path(store_path) / "batches").glob("*.zarr"))
+    """The VCF Zarr group of a single-batch store."""
+    groups = sorted((Path(store_path) / "batches").glob("*/genotypes.vcz"))
     assert len(groups) == 1, groups
     return zarr.open_group(groups[0], mode="r")
 

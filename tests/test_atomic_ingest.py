@@ -11,11 +11,13 @@ written from (independent of genoquery).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import numpy as np
 import pytest
 
 import checks
+from genoquery.errors import StoreError
 from genoquery.ingest.withdraw import withdraw
 from genoquery.verify import verify
 
@@ -91,13 +94,13 @@ def _staging_entries(parent: Path, name: str) -> list[str]:
 
 def _chunks_written(staging: Path) -> bool:
     """Genotype chunks are being written (early in the build)."""
-    arrays = list(staging.glob("batches/*.zarr/call_genotype"))
-    return any(p.is_file() and p.name != "zarr.json" for a in arrays for p in a.rglob("*"))
+    arrays = list(staging.glob("batches/*/genotypes.vcz/call_genotype"))
+    return any(p.is_file() and not p.name.startswith(".") for a in arrays for p in a.iterdir())
 
 
 def _variant_arrays_started(staging: Path) -> bool:
     """Per-variant arrays exist: genotypes are done, the build is finishing (late)."""
-    return any(staging.glob("batches/*.zarr/variant_position/zarr.json"))
+    return any(staging.glob("batches/*/genotypes.vcz/variant_position/.zarray"))
 
 
 PHASES = {"early": _chunks_written, "late": _variant_arrays_started}
@@ -187,11 +190,11 @@ def _check_big_stats(rows: list[dict], codes: np.ndarray, missing_samples: int =
 APPEND_PHASES = {
     "early": lambda store: any(
         p.is_file()
-        for g in store.glob("batches/.big.zarr.staging-*/call_genotype")
-        for p in g.rglob("*")
-        if p.name != "zarr.json"
+        for g in store.glob("batches/.big.staging-*/genotypes.vcz/call_genotype")
+        for p in g.iterdir()
+        if not p.name.startswith(".")
     ),
-    "late": lambda store: any(store.glob("batches/.big.zarr.staging-*/variant_position/zarr.json")),
+    "late": lambda store: any(store.glob("batches/.big.staging-*/genotypes.vcz/variant_position/.zarray")),
 }
 
 
@@ -274,9 +277,9 @@ WRITES = {  # operation -> (command after the store path, kill points)
         ["compact", "{store}"],
         {
             "group half written": lambda s: any(
-                p.is_file() for g in s.glob("batches/.*staging*") for p in g.rglob("call_genotype/c/*/*/*")
+                p.is_file() for g in s.glob("batches/.*staging*") for p in g.glob("genotypes.vcz/call_genotype/[0-9]*")
             ),
-            "group renamed": lambda s: (s / "batches" / "big.v1.zarr").exists(),
+            "group renamed": lambda s: (s / "batches" / "big.v1").exists(),
         },
     ),
 }
@@ -303,7 +306,7 @@ def test_killed_withdraw_or_compact_leaves_a_consistent_store(gq, store_path, bi
     cmd = [sys.executable, "-m", "genoquery", *(a.format(store=store_path) for a in args)]
     assert _kill_when(cmd, lambda: points[point](store_path)), f"{operation} finished before '{point}' was observed"
     with gq.open(store_path) as store:
-        committed = not store.variants().equals(before) or store.batches[0].path.name == "big.v1.zarr"
+        committed = not store.variants().equals(before) or store.batches[0].path.name == "big.v1"
     report = verify(store_path)
     assert report.ok, report.problems
     if not committed:
@@ -313,3 +316,30 @@ def test_killed_withdraw_or_compact_leaves_a_consistent_store(gq, store_path, bi
     assert verify(store_path).ok
     leftovers = [p.name for p in [*store_path.glob(".*staging*"), *store_path.glob("batches/.*")]]
     assert leftovers == [], leftovers
+
+
+UPGRADE_POINTS = {
+    "group half written": lambda s: any(s.glob("batches/.*staging*/genotypes.vcz/call_genotype/[0-9]*")),
+    "first group renamed": lambda s: (s / "batches" / "center1.v1").exists(),
+    "last group renamed": lambda s: (s / "batches" / "center3").exists(),
+}
+
+
+@pytest.mark.parametrize("point", list(UPGRADE_POINTS))
+def test_killed_upgrade_leaves_a_store_that_answers_or_asks_for_the_upgrade_again(gq, tmp_path, point):
+    with tarfile.open(Path(__file__).parent / "data" / "format2_store.tar.gz") as archive:
+        archive.extractall(tmp_path, filter="data")
+    store_path = tmp_path / "format2.gq"
+    cmd = [sys.executable, "-m", "genoquery", "upgrade", str(store_path)]
+    assert _kill_when(cmd, lambda: UPGRADE_POINTS[point](store_path)), f"upgrade finished before '{point}'"
+    if json.loads((store_path / "genoquery.json").read_text())["format_version"] == 2:
+        with pytest.raises(StoreError, match=f"`genoquery upgrade {store_path}`"):
+            gq.open(store_path)
+    else:  # killed after the marker changed: the store answers already
+        gq.open(store_path).close()
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    report = verify(store_path)
+    assert report.ok, report.problems
+    assert sorted(p.name for p in (store_path / "batches").iterdir()) == ["center1.v1", "center2", "center3"]
+    with gq.open(store_path) as store:
+        assert store.variants().num_rows == 322

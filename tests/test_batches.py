@@ -225,7 +225,7 @@ def test_append_rewrites_no_existing_genotype_file(appended) -> None:
     store, before = appended
     after = _batch_files(store.path)
     assert {k: after.get(k) for k in before} == before
-    assert all(k.startswith("batches/late.zarr/") for k in set(after) - set(before))
+    assert all(k.startswith("batches/late/") for k in set(after) - set(before))
 
 
 def test_appended_store_equals_bcftools_merge_overall_by_group_and_cohort(appended, merged) -> None:
@@ -388,7 +388,7 @@ def test_verify_passes_on_an_intact_store_with_its_sources(fresh_store) -> None:
 
 def test_verify_finds_a_flipped_byte_and_names_the_chunk(fresh_store) -> None:
     chunk = max(
-        (p for p in fresh_store.glob("batches/center2.zarr/call_genotype/c/**/*") if p.is_file()),
+        (p for p in fresh_store.glob("batches/center2/genotypes.vcz/call_genotype/[0-9]*") if p.is_file()),
         key=lambda p: p.stat().st_size,
     )
     data = bytearray(chunk.read_bytes())
@@ -426,16 +426,16 @@ def test_compact_erases_withdrawn_genotypes_and_keeps_every_answer(fresh_store) 
             store.carriers(gene=None, region="chr20"),
         )
     untouched = _batch_files(fresh_store)
-    untouched = {k: v for k, v in untouched.items() if k.startswith("batches/center2.zarr/")}
+    untouched = {k: v for k, v in untouched.items() if k.startswith("batches/center2/")}
     assert compact(fresh_store) == ["center1", "center3"]
     assert sorted(p.name for p in (fresh_store / "batches").iterdir()) == [
-        "center1.v1.zarr",
-        "center2.zarr",
-        "center3.v1.zarr",
+        "center1.v1",
+        "center2",
+        "center3.v1",
     ]
-    assert {k: v for k, v in _batch_files(fresh_store).items() if k.startswith("batches/center2.zarr/")} == untouched
-    for name, column in (("center1.v1.zarr", [1, 5]), ("center3.v1.zarr", [0])):
-        group = zarr.open_group(fresh_store / "batches" / name, mode="r")
+    assert {k: v for k, v in _batch_files(fresh_store).items() if k.startswith("batches/center2/")} == untouched
+    for name, column in (("center1.v1", [1, 5]), ("center3.v1", [0])):
+        group = zarr.open_group(fresh_store / "batches" / name / "genotypes.vcz", mode="r")
         assert (np.asarray(group["call_genotype"][...])[:, column] == -1).all()
         assert not np.asarray(group["call_genotype_phased"][...])[:, column].any()
         assert all(group["sample_id"][i] == "" for i in column)

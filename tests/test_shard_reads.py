@@ -16,9 +16,10 @@ import pytest
 import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from zarr.codecs import BloscCodec, BloscShuffle
 
 from genoquery.errors import StoreError
-from genoquery.ingest.zarr_writer import ChunkLayout, _compressor, _query_compressor
+from genoquery.ingest.zarr_writer import query_compressor
 from genoquery.storage.shard_reads import RowReader, read_rows_together
 
 DTYPES = ["uint8", "uint16", "int32", "int8"]
@@ -49,8 +50,11 @@ def arrays(draw) -> tuple[dict, np.ndarray, list[tuple[int, int]]]:
 
 
 def write(path, params: dict, values: np.ndarray) -> zarr.Array:
+    itemsize = np.dtype(params["dtype"]).itemsize
     compressor = (
-        _compressor(ChunkLayout(), np.dtype(params["dtype"]).itemsize) if params["zstd"] else _query_compressor()
+        BloscCodec(cname="zstd", clevel=5, shuffle=BloscShuffle.bitshuffle, typesize=itemsize)
+        if params["zstd"]
+        else query_compressor(itemsize)
     )
     array = zarr.create_array(
         str(path),

@@ -13,6 +13,7 @@ from genoquery.errors import GenoqueryError, InputFileError, QueryError
 from genoquery.ingest import ingest
 from genoquery.output import FORMATS, write_table
 from genoquery.query.store import open as open_store
+from genoquery.storage.format import FORMAT_VERSION
 
 # The modules of commands that need more than the store API, imported only when the command runs:
 # ``genoquery --help`` and the query commands never load numba, pysam, msprime, FastAPI or matplotlib.
@@ -26,6 +27,7 @@ _COMMAND_MODULES = {
     "serve-settings": "genoquery.server.settings",
     "simulate": "genoquery.simulate",
     "tokens": "genoquery.server.auth",
+    "upgrade": "genoquery.ingest.upgrade",
     "verify": "genoquery.verify",
     "withdraw": "genoquery.ingest.withdraw",
 }
@@ -214,6 +216,15 @@ def _cmd_compact(args: argparse.Namespace) -> None:
     done = _module("compact").compact(args.store)
     print(
         f"rewrote {len(done)} batch(es) without withdrawn genotypes" + (f": {', '.join(done)}" if done else ""),
+        file=sys.stderr,
+    )
+
+
+def _cmd_upgrade(args: argparse.Namespace) -> None:
+    done = _module("upgrade").upgrade(args.store)
+    print(
+        f"{args.store}: store format {FORMAT_VERSION}"
+        + (f"; rewrote {len(done)} batch(es): {', '.join(done)}" if done else " already; nothing to do"),
         file=sys.stderr,
     )
 
@@ -484,6 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compact", help="rewrite batches so withdrawn participants' genotypes leave the disk")
     p.add_argument("store")
     p.set_defaults(run=_cmd_compact)
+
+    p = sub.add_parser("upgrade", help="rewrite a store made by an older genoquery in this version's format")
+    p.add_argument("store")
+    p.set_defaults(run=_cmd_upgrade)
 
     p = sub.add_parser("verify", help="prove the store equal to its manifest and, re-read with pysam, its sources")
     p.add_argument("store")

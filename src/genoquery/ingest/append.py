@@ -126,7 +126,7 @@ def _commit(
 ) -> None:
     """Build the batch and the new index beside the old ones, then rename them into place."""
     (path / BATCHES).mkdir(exist_ok=True)
-    group = path / BATCHES / staging_name(f"{name}.zarr")
+    group = path / BATCHES / staging_name(name)
     try:
         with index_transaction(path) as index_copy:
             index = IndexWriter(index_copy, create=False)

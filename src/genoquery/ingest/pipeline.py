@@ -24,8 +24,8 @@ from genoquery.errors import InputFileError
 from genoquery.index.persons import read_person_table, sample_groups
 from genoquery.index.writer import IndexWriter, cell_rows
 from genoquery.ingest.records import OrderChecker, first_locus, read_blocks
-from genoquery.ingest.variant_arrays import write_variant_arrays
-from genoquery.ingest.vcf_source import VcfSource, open_source
+from genoquery.ingest.variant_arrays import HeaderFacts, write_variant_arrays
+from genoquery.ingest.vcf_source import VcfSource, meta_information, open_source
 from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
 from genoquery.query.store import open as open_store
 from genoquery.stats.allele_stats import Cells, block_counts
@@ -310,6 +310,15 @@ class IngestPlan:
     show_progress: bool
 
 
+def _header_facts(sources: list[VcfSource], filters: list[str]) -> HeaderFacts:
+    """The batch's FILTERs (declared or met in records) with the headers' descriptions, and the
+    first file's other meta-information lines."""
+    descriptions = {}
+    for source in reversed(sources):
+        descriptions.update(zip(source.filters, source.filter_descriptions, strict=True))
+    return HeaderFacts(filters, descriptions, meta_information(sources[0].header_text))
+
+
 def build_batch(
     group: Path,
     index: IndexWriter,
@@ -342,7 +351,7 @@ def build_batch(
     patterns = HaploidPatterns(len(samples))
     writer = _BackgroundWriter()
     try:
-        for source, block in _blocks(sources, plan.layout.variant_shard):
+        for source, block in _blocks(sources, plan.layout.variant_chunk):
             if rename:
                 block.contig[:] = [rename.get(c, c) for c in block.contig]
             for contig in block.contig:
@@ -365,7 +374,7 @@ def build_batch(
     finally:
         bar.close()
         writer.close()
-    genotypes.write_small_array("haploid_mask", patterns.array(), ("haploid_patterns", "sample_octets"))
+    genotypes.write_small_array("haploid_mask", patterns.array(), ("haploid_patterns", "sample_octets"), query=True)
     index.add_samples(batch, offset, samples, str(sources[0].path))
     for source in sources:
         index.add_provenance(
@@ -381,6 +390,5 @@ def build_batch(
     index.add_batch(
         batch, name, batch_path(name), offset, len(samples), plan.complete_callset, cell_rows(batch, keys, cells.sizes)
     )
-    write_variant_arrays(genotypes, index, batch, samples, contigs, filters)
-    genotypes.finish()
+    write_variant_arrays(genotypes, index, batch, samples, contigs, _header_facts(sources, filters))
     index.add_files(batch, group, batch_path(name))

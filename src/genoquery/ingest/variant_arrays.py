@@ -1,11 +1,14 @@
-"""The per-variant VCF Zarr arrays of a batch, built from the index's ``batch_sites`` rows.
+"""The per-variant, per-sample, per-contig and per-filter arrays of a batch's VCF Zarr group,
+built from the index's ``batch_sites`` rows, and the group's ``region_index`` (as bio2zarr's).
 
-They are written after the genotypes, when the widest allele list and every
-FILTER are known, one shard of rows at a time so memory does not grow with
-the number of sites.
+They are written after the genotypes, when the widest allele list and every FILTER are known,
+a slice of rows at a time so memory does not grow with the number of sites.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
@@ -13,16 +16,31 @@ import pyarrow.compute as pc
 
 from genoquery.index.writer import IndexWriter
 from genoquery.ingest.zarr_writer import GenotypeWriter
+from genoquery.version import __version__
 
 VARIANT_DIMS = {
     "variant_position": ("variants",),
     "variant_contig": ("variants",),
+    "variant_length": ("variants",),
     "variant_allele": ("variants", "alleles"),
     "variant_id": ("variants",),
     "variant_id_mask": ("variants",),
     "variant_quality": ("variants",),
     "variant_filter": ("variants", "filters"),
 }
+SLICE_CHUNKS = 256  # chunks of rows built and written at a time
+REGION_FIELDS = 6  # region_index columns: chunk, contig, first POS, last POS, largest END, records
+
+
+@dataclass(frozen=True)
+class HeaderFacts:
+    """What a batch's VCF Zarr group keeps of its VCF header: FILTER IDs (PASS first) with their
+    descriptions, and the other meta-information lines as ``[key, value]`` pairs
+    (``vcf_meta_information``, as bio2zarr; INFO, FORMAT, FILTER and contig lines excluded)."""
+
+    filters: list[str]
+    filter_descriptions: dict[str, str]
+    meta_information: list[list[str]]
 
 
 def _flatten(lists: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -47,6 +65,8 @@ def _slice_arrays(sites: pa.Table, max_alleles: int, contigs: list[str], filters
     return {
         "variant_position": sites["pos"].to_numpy().astype(np.int32),
         "variant_contig": pc.index_in(sites["contig"], value_set=pa.array(contigs)).to_numpy().astype(np.int16),
+        # the reference span, len(REF), as htslib's rlen for records without INFO/END
+        "variant_length": pc.utf8_length(pc.list_element(sites["alleles"], 0)).to_numpy().astype(np.int32),
         "variant_allele": allele,
         "variant_id": ids,
         "variant_id_mask": ids == ".",
@@ -55,40 +75,64 @@ def _slice_arrays(sites: pa.Table, max_alleles: int, contigs: list[str], filters
     }
 
 
+def region_rows(first_chunk: int, chunk: int, contig: np.ndarray, pos: np.ndarray, length: np.ndarray) -> list[tuple]:
+    """``region_index`` rows of consecutive records starting at chunk ``first_chunk``: one per
+    chunk and contig run, (chunk, contig, first POS, last POS, largest END, records)."""
+    rows = []
+    for start in range(0, len(pos), chunk):
+        c, p = contig[start : start + chunk], pos[start : start + chunk]
+        end = p + length[start : start + chunk] - 1
+        bounds = [0, *(np.flatnonzero(np.diff(c)) + 1).tolist(), len(c)]
+        number = first_chunk + start // chunk
+        rows += [
+            (number, int(c[lo]), int(p[lo]), int(p[hi - 1]), int(end[lo:hi].max()), hi - lo)
+            for lo, hi in pairwise(bounds)
+        ]
+    return rows
+
+
 def write_variant_arrays(
     genotypes: GenotypeWriter,
     index: IndexWriter,
     batch: int,
     samples: list[str],
     contigs: list[tuple[str, int | None]],
-    filters: list[str],
+    header: HeaderFacts,
 ) -> None:
-    """Write a batch's per-variant, per-sample, per-contig and per-filter arrays."""
+    """Write a batch's per-variant, per-sample, per-contig and per-filter arrays, its
+    ``region_index``, and the group's attributes; then consolidate its metadata."""
     n = genotypes.n_variants
     max_alleles = max(1, index.max_alleles(batch))
     names = [c for c, _ in contigs]
-    shapes = {"variant_allele": (n, max_alleles), "variant_filter": (n, len(filters))}
-    dtypes = {
-        "variant_position": np.int32,
-        "variant_contig": np.int16,
-        "variant_allele": str,
-        "variant_id": str,
-        "variant_id_mask": bool,
-        "variant_quality": np.float32,
-        "variant_filter": bool,
-    }
+    shapes = {"variant_allele": (n, max_alleles), "variant_filter": (n, len(header.filters))}
+    dtypes = {"variant_allele": str, "variant_id": str, "variant_id_mask": bool, "variant_filter": bool}
+    dtypes |= {"variant_position": np.int32, "variant_contig": np.int16, "variant_length": np.int32}
+    dtypes["variant_quality"] = np.float32
     arrays = {
         name: genotypes.create_variant_array(name, shapes.get(name, (n,)), dtypes[name], dims)
         for name, dims in VARIANT_DIMS.items()
     }
-    step = genotypes.layout.variant_array_shard
-    for start in range(0, n, step):
-        values = _slice_arrays(index.sites_table(batch, start, start + step), max_alleles, names, filters)
+    chunk = genotypes.layout.variant_chunk
+    regions: list[tuple] = []
+    for start in range(0, n, chunk * SLICE_CHUNKS):
+        sites = index.sites_table(batch, start, start + chunk * SLICE_CHUNKS)
+        values = _slice_arrays(sites, max_alleles, names, header.filters)
         for name, array in arrays.items():
             array[start : start + len(values[name])] = values[name]
+        regions += region_rows(
+            start // chunk, chunk, values["variant_contig"], values["variant_position"], values["variant_length"]
+        )
+    genotypes.write_small_array(
+        "region_index",
+        np.array(regions, dtype=np.int32).reshape(-1, REGION_FIELDS),
+        ("region_index_values", "region_index_fields"),
+    )
     genotypes.write_small_array("sample_id", np.array(samples, dtype=object), ("samples",))
     genotypes.write_small_array("contig_id", np.array(names, dtype=object), ("contigs",))
     genotypes.write_small_array(
         "contig_length", np.array([-1 if n is None else n for _, n in contigs], dtype=np.int64), ("contigs",)
     )
-    genotypes.write_small_array("filter_id", np.array(filters, dtype=object), ("filters",))
+    genotypes.write_small_array("filter_id", np.array(header.filters, dtype=object), ("filters",))
+    descriptions = [header.filter_descriptions.get(f, "") for f in header.filters]
+    genotypes.write_small_array("filter_description", np.array(descriptions, dtype=object), ("filters",))
+    genotypes.finish({"source": f"genoquery-{__version__}", "vcf_meta_information": header.meta_information})

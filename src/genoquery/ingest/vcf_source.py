@@ -26,7 +26,8 @@ class VcfSource:
     """One input file as the header describes it.
 
     ``contigs`` are ``(name, length or None)`` in header order; ``filters``
-    are the FILTER IDs the header declares, PASS first.
+    are the FILTER IDs the header declares, PASS first, and ``filter_descriptions``
+    their descriptions, in the same order.
     """
 
     path: Path
@@ -34,6 +35,7 @@ class VcfSource:
     samples: tuple[str, ...]
     contigs: tuple[tuple[str, int | None], ...]
     filters: tuple[str, ...]
+    filter_descriptions: tuple[str, ...]
     header_text: str
     header_lines: int
     size: int
@@ -65,13 +67,29 @@ def _header_contigs(reader: cyvcf2.VCF) -> tuple[tuple[str, int | None], ...]:
     return tuple((name, int(n) if n is not None and n >= 0 else None) for name, n in zip(names, lengths, strict=True))
 
 
-def _header_filters(reader: cyvcf2.VCF) -> tuple[str, ...]:
-    filters = ["PASS"]
+def _header_filters(reader: cyvcf2.VCF) -> dict[str, str]:
+    """Declared FILTER IDs, PASS first, with their descriptions (quotes removed)."""
+    filters = {"PASS": "All filters passed"}
     for rec in reader.header_iter():
         info = rec.info()
-        if info.get("HeaderType") == "FILTER" and info["ID"] not in filters:
-            filters.append(info["ID"])
-    return tuple(filters)
+        if info.get("HeaderType") == "FILTER":
+            filters[info["ID"]] = info.get("Description", "").strip('"')
+    return filters
+
+
+STRUCTURED_LINES = ("INFO", "FORMAT", "FILTER", "contig")  # VCF Zarr keeps these as arrays
+
+
+def meta_information(header_text: str) -> list[list[str]]:
+    """The header's other ``##key=value`` lines as ``[key, value]`` pairs, in order (VCF Zarr's
+    ``vcf_meta_information`` attribute)."""
+    pairs = []
+    for line in header_text.splitlines():
+        if line.startswith("##") and "=" in line:
+            key, value = line[2:].split("=", 1)
+            if key not in STRUCTURED_LINES:
+                pairs.append([key, value])
+    return pairs
 
 
 def _text_chrom_line(path: Path, kind: str) -> tuple[int, str] | None:
@@ -149,7 +167,8 @@ def open_source(path: str | os.PathLike) -> VcfSource:
         kind=kind,
         samples=tuple(samples),
         contigs=contigs,
-        filters=filters,
+        filters=tuple(filters),
+        filter_descriptions=tuple(filters.values()),
         header_text=header_text,
         header_lines=header_text.count("\n"),
         size=path.stat().st_size,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Collection
 from functools import cached_property
@@ -16,13 +15,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from genoquery.errors import QueryError, StoreError
+from genoquery.errors import QueryError
 from genoquery.storage.batches import Batch, read_batches
-from genoquery.storage.format import FORMAT_VERSION, INDEX_FILE, MARKER
+from genoquery.storage.format import INDEX_FILE
 from genoquery.storage.lookup_table import LookupTable
 from genoquery.storage.regions import parse_region
 from genoquery.storage.schema import STAT_COLUMNS, VARIANT_COLUMNS, open_index
-from genoquery.storage.staging import existing_store
+from genoquery.storage.staging import existing_store, read_marker
 
 if TYPE_CHECKING:
     from genoquery.query.genotypes import Genotypes
@@ -42,13 +41,7 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        marker = json.loads((path / MARKER).read_text())
-        if marker.get("format_version") != FORMAT_VERSION:
-            raise StoreError(
-                f"{path}: made by another genoquery version (store format "
-                f"{marker.get('format_version')}, this version reads {FORMAT_VERSION}); "
-                "ingest its VCFs again"
-            )
+        marker = read_marker(path)
         self._con = open_index(path / INDEX_FILE)
         self.info = {**marker, **self._counts()}
         self._contigs = [r[0] for r in self._con.execute("SELECT contig FROM contigs ORDER BY contig_index").fetchall()]

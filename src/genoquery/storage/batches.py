@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from genoquery.storage.format import query_group, vcf_group
+
 
 @dataclass(frozen=True)
 class Batch:
-    """One batch: ``number`` (``batches.batch``), ``name``, its Zarr group ``path``, global
+    """One batch: ``number`` (``batches.batch``), ``name``, its directory ``path``, global
     sample indexes ``offset`` .. ``offset + n_samples - 1``, and whether it is a complete
     callset (records it lacks mean hom-ref, not missing)."""
 
@@ -25,11 +27,11 @@ class Batch:
 
     @cached_property
     def reader(self):  # a genoquery.storage.call_reader.CallReader (imports zarr: only when asked for)
-        return import_module("genoquery.storage.call_reader").CallReader(self.path, self.n_samples)
+        return import_module("genoquery.storage.call_reader").CallReader(query_group(self.path), self.n_samples)
 
     @cached_property
     def calls(self):  # (call_genotype, call_genotype_phased) zarr.Arrays, opened read-only once
-        group = import_module("zarr").open_group(str(self.path), mode="r")
+        group = import_module("zarr").open_group(str(vcf_group(self.path)), mode="r")
         return group["call_genotype"], group["call_genotype_phased"]
 
     def local(self, members: np.ndarray) -> np.ndarray:

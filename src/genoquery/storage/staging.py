@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from genoquery.errors import StoreError
-from genoquery.storage.format import BATCHES, FORMAT_VERSION, LOCK, MARKER
+from genoquery.storage.format import BATCHES, FORMAT_VERSION, LOCK, MARKER, UPGRADABLE_VERSIONS
 
 BATCH_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -48,14 +48,31 @@ def update_marker(path: Path, **changes) -> None:
     os.replace(temporary, path / MARKER)
 
 
-def existing_store(path: str | os.PathLike) -> Path:
-    """The absolute path of an existing store (after :func:`recover`), or a :class:`StoreError`."""
+def read_marker(path: Path, versions: tuple[int, ...] = (FORMAT_VERSION,)) -> dict:
+    """The store's marker, or a :class:`StoreError` if its format is not one of ``versions``
+    (saying how to upgrade it, where ``genoquery upgrade`` can)."""
+    marker = json.loads((path / MARKER).read_text())
+    found = marker.get("format_version")
+    if found not in versions:
+        fix = (
+            f"upgrade it with `genoquery upgrade {path}`"
+            if found in UPGRADABLE_VERSIONS
+            else "ingest its VCFs again with this version"
+        )
+        raise StoreError(f"{path}: store format {found}, and this genoquery reads format {FORMAT_VERSION}; {fix}")
+    return marker
+
+
+def existing_store(path: str | os.PathLike, versions: tuple[int, ...] = (FORMAT_VERSION,)) -> Path:
+    """The absolute path of an existing store (after :func:`recover`) in one of the format
+    ``versions``, or a :class:`StoreError`."""
     path = Path(path).absolute()
     recover(path)
     if not path.exists():
         raise StoreError(f"{path}: no such store; create one with 'genoquery ingest'")
     if not is_store(path):
         raise StoreError(f"{path}: not a genoquery store (no {MARKER})")
+    read_marker(path, versions)
     return path
 
 
@@ -110,13 +127,13 @@ def write_lock(store: Path) -> Iterator[None]:
 
 def remove_leftovers(store: Path, batch_paths: set[str]) -> None:
     """Under the write lock: remove what killed writers left in ``store``: staged index copies,
-    staged batch groups, and batch groups that the index does not list (``batch_paths``)."""
+    staged batch directories, and batch directories that the index does not list (``batch_paths``)."""
     for leftover in [*store.glob(".*.staging-*"), *store.glob(f"{BATCHES}/.*.staging-*")]:
         if _dead_writer(leftover):
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-    for group in store.glob(f"{BATCHES}/*.zarr"):
-        if f"{BATCHES}/{group.name}" not in batch_paths:
-            shutil.rmtree(group)
+    for directory in store.glob(f"{BATCHES}/[!.]*"):
+        if directory.is_dir() and f"{BATCHES}/{directory.name}" not in batch_paths:
+            shutil.rmtree(directory)
 
 
 def staging_name(name: str) -> str:
