@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -168,13 +173,40 @@ def test_store_problems(store_path, tmp_path):
 
     with pytest.raises(genoquery.InputFileError, match="no such file"):
         import_genes(store_path, tmp_path / "missing.gtf")
-    with pytest.raises(genoquery.StoreError, match="not a genoquery store"):
+    with pytest.raises(genoquery.StoreError, match="no such store"):
         import_genes(tmp_path / "nothing.gq", GTF)
-    store = genoquery.open(store_path)
-    with pytest.raises(genoquery.StoreError, match="open in this process; close it"):
-        import_genes(store_path, GTF)
-    store.close()
+    with genoquery.open(store_path) as store:  # a reader keeps the index it opened
+        assert import_genes(store_path, GTF) == 7
+        with pytest.raises(genoquery.QueryError, match="no genes in this store"):
+            store.carriers(gene="GQA1")
+    with genoquery.open(store_path) as store:
+        assert store.carriers(gene="GQA1").num_rows > 0
+
+
+def test_a_gene_import_during_an_append_is_refused_and_neither_is_lost(tmp_path):
+    """The import meets the append's write lock (the append stopped while its batch is staged):
+    it is refused with a clear error, and after the append both the batch and the genes are there.
+    Without the lock the import wrote the index the append then replaced, losing the genes."""
+    store_path = tmp_path / "centers.gq"
+    genoquery.ingest(store_path, [FIXTURES / "center1.vcf.gz", FIXTURES / "center2.vcf.gz"], progress=False).close()
+    cmd = [sys.executable, "-m", "genoquery", "ingest", str(store_path), str(FIXTURES / "center3.vcf.gz")]
+    append = subprocess.Popen([*cmd, "--batch", "late", "--quiet"], stderr=subprocess.PIPE)
+    try:
+        while not any((store_path / "batches").glob(".late.staging-*")):
+            assert append.poll() is None, append.stderr.read().decode()
+            time.sleep(0.001)
+        os.kill(append.pid, signal.SIGSTOP)
+        with pytest.raises(genoquery.StoreError, match="another genoquery process is writing to this store"):
+            import_genes(store_path, GTF)
+        os.kill(append.pid, signal.SIGCONT)
+        assert append.wait(timeout=120) == 0, append.stderr.read().decode()
+    finally:
+        append.kill()
+        append.stderr.close()
     assert import_genes(store_path, GTF) == 7
+    with genoquery.open(store_path) as store:
+        assert [b.name for b in store.batches][-1] == "late"
+        assert len(genes_table(store_path)) == 7
 
 
 def test_cli_genes(store_path, capsys, tmp_path):

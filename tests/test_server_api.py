@@ -20,12 +20,15 @@ import time
 
 import numpy as np
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 import genoquery
+import genoquery.errors
 from genoquery.server.audit import read
 from genoquery.server.auth import Principal, revoke_token
 from genoquery.server.budget import Budget
-from genoquery.server.problems import ApiError
+from genoquery.server.problems import ApiError, install
 from genoquery.server.state import AccessDb
 from test_server_support import fixture_store, server
 
@@ -542,3 +545,26 @@ def test_chunked_oversized_body_is_413(srv):
         r = c.post("/api/v1/cohorts", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413
     assert r.json()["error"]["status"] == 413
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (genoquery.errors.UnknownItemError("gene 'X' is not among the 7 imported genes"), 404),
+        (genoquery.errors.UnknownContigError("region 'chr99': contig 'chr99' is not in the store"), 404),
+        (genoquery.QueryError("a message that says the thing is not in the store"), 400),
+        (genoquery.RegionError("bad region 'chr20:9-1'"), 400),
+        (genoquery.StoreError("another genoquery process is writing to this store"), 409),
+    ],
+)
+def test_statuses_come_from_the_error_class_not_its_words(error, status) -> None:
+    app = FastAPI()
+    install(app)
+
+    @app.get("/fail")
+    def fail():
+        raise error
+
+    response = TestClient(app).get("/fail")
+    assert response.status_code == status
+    assert response.json() == {"error": {"status": status, "message": str(error)}}

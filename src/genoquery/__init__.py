@@ -5,7 +5,7 @@
 >>> store.variants(region="chr20:1-2000000")      # pyarrow.Table, one row per ALT allele
 """
 
-from genoquery.errors import GenoqueryError, InputFileError, QueryError, RegionError, StoreError
+from genoquery.errors import GenoqueryError, InputFileError, NotFoundError, QueryError, RegionError, StoreError
 from genoquery.ingest import ingest
 from genoquery.query.store import Store, open  # noqa: A004 - genoquery.open(path), as zarr.open
 from genoquery.version import __version__
@@ -13,6 +13,7 @@ from genoquery.version import __version__
 __all__ = [
     "GenoqueryError",
     "InputFileError",
+    "NotFoundError",
     "QueryError",
     "RegionError",
     "Store",

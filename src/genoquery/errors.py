@@ -44,6 +44,19 @@ class QueryError(GenoqueryError):
     """A query is malformed or asks for something the store does not hold."""
 
 
+class NotFoundError(GenoqueryError):
+    """The query names something the store does not hold: a variant, rsID, gene or contig (the
+    server answers 404)."""
+
+
+class UnknownItemError(QueryError, NotFoundError):
+    """A variant key, rsID or gene that is not in the store."""
+
+
+class UnknownContigError(RegionError, NotFoundError):
+    """A region on a contig that is not in the store."""
+
+
 class TimeLimitError(GenoqueryError):
     """A query ran past the time limit set for it (:mod:`genoquery.deadline`); the server answers 503."""
 

@@ -14,11 +14,10 @@ from typing import NamedTuple
 
 import duckdb
 
-from genoquery.errors import InputFileError, QueryError, StoreError
-from genoquery.storage.format import INDEX_FILE
+from genoquery.errors import InputFileError, QueryError, UnknownItemError
 from genoquery.storage.regions import resolve_contig
 from genoquery.storage.schema import GENES
-from genoquery.storage.staging import is_store, recover
+from genoquery.storage.transaction import writable_index
 
 FORMATS = ("gtf", "bed")
 _SUFFIXES = {".gtf": "gtf", ".gff2": "gtf", ".bed": "bed"}
@@ -108,19 +107,6 @@ def _first_problem(con: duckdb.DuckDBPyConnection, fmt: str) -> str | None:
     return None
 
 
-def _connect_for_write(store: Path) -> duckdb.DuckDBPyConnection:
-    try:
-        return duckdb.connect(str(store / INDEX_FILE))
-    except (duckdb.ConnectionException, duckdb.ResourceInUseException) as err:
-        raise StoreError(
-            f"{store}: the store is open in this process; close it before importing genes ({err})"
-        ) from None
-    except duckdb.IOException as err:
-        raise StoreError(
-            f"{store}: cannot open the index for writing (is it open in another process?): {str(err).splitlines()[0]}"
-        ) from None
-
-
 def import_genes(store_path: str | os.PathLike, file: str | os.PathLike, fmt: str | None = None) -> int:
     """Replace the store's ``genes`` table with the genes of a GTF or BED file; returns the gene count.
 
@@ -128,54 +114,46 @@ def import_genes(store_path: str | os.PathLike, file: str | os.PathLike, fmt: st
     attributes; 1-based inclusive), or, when it has none, each gene_id's extent over
     its features. A BED contributes one gene per line: the name column is both
     ``gene_id`` and ``gene_name``; ``start`` is 0-based half-open and stored + 1.
-    Everything happens in one transaction; the store must not be open.
+    It is one index transaction under the store's write lock
+    (:func:`~genoquery.storage.transaction.writable_index`), so an append or withdrawal
+    at the same time waits or is refused, and neither loses the other's change.
     """
-    store, path = Path(store_path).absolute(), Path(file)
-    recover(store)
-    if not is_store(store):
-        raise StoreError(f"{store}: not a genoquery store; create one with 'genoquery ingest'")
+    path = Path(file)
     if not path.is_file():
         raise InputFileError(str(path), "no such file")
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise InputFileError(str(path), f"unknown gene file format {fmt!r}", fix="use gtf or bed")
-    con = _connect_for_write(store)
-    try:
-        con.begin()
+    with writable_index(store_path) as con:
         try:
-            if fmt == "gtf":
-                con.execute(
-                    _GTF_ROWS.format(
-                        source=_read_csv(path, 9),
-                        gene_id=_attribute("gene_id"),
-                        gene_name=_attribute("gene_name"),
-                        gene_type=_attribute("gene_type"),
-                    )
-                )
-                short = con.execute("SELECT line FROM gtf_rows WHERE short LIMIT 1").fetchall()
-                if short:
-                    raise InputFileError(
-                        str(path), f"a GTF line has fewer than 9 tab-separated columns: {short[0][0]!r}"
-                    )
-                con.execute(_GTF_GENES)
-            else:
-                con.execute(_BED_GENES.format(source=_read_csv(path, 6)))
-            if not con.execute("SELECT count(*) FROM incoming").fetchall()[0][0]:
-                raise InputFileError(str(path), f"no genes found in this {fmt.upper()} file")
-            problem = _first_problem(con, fmt)
-            if problem is not None:
-                raise InputFileError(str(path), problem)
-            count = _store_genes(con, str(path))
-            con.commit()
+            _read_genes(con, path, fmt)
         except duckdb.Error as err:
-            con.rollback()
             raise InputFileError(str(path), f"cannot read as {fmt.upper()}: {str(err).splitlines()[0]}") from None
-        except BaseException:
-            con.rollback()
-            raise
-    finally:
-        con.close()
-    return count
+        return _store_genes(con, str(path))
+
+
+def _read_genes(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
+    """The file's genes as the temporary table ``incoming``, or an :class:`InputFileError`."""
+    if fmt == "gtf":
+        con.execute(
+            _GTF_ROWS.format(
+                source=_read_csv(path, 9),
+                gene_id=_attribute("gene_id"),
+                gene_name=_attribute("gene_name"),
+                gene_type=_attribute("gene_type"),
+            )
+        )
+        short = con.execute("SELECT line FROM gtf_rows WHERE short LIMIT 1").fetchall()
+        if short:
+            raise InputFileError(str(path), f"a GTF line has fewer than 9 tab-separated columns: {short[0][0]!r}")
+        con.execute(_GTF_GENES)
+    else:
+        con.execute(_BED_GENES.format(source=_read_csv(path, 6)))
+    if not con.execute("SELECT count(*) FROM incoming").fetchall()[0][0]:
+        raise InputFileError(str(path), f"no genes found in this {fmt.upper()} file")
+    problem = _first_problem(con, fmt)
+    if problem is not None:
+        raise InputFileError(str(path), problem)
 
 
 def _store_genes(con: duckdb.DuckDBPyConnection, source: str) -> int:
@@ -225,7 +203,7 @@ def find_gene(con: duckdb.DuckDBPyConnection, name: str) -> list[Gene]:
         ).fetchall()
     ]
     count = con.execute("SELECT count(*) FROM genes").fetchall()[0][0]
-    raise QueryError(
+    raise UnknownItemError(
         f"gene {name!r} is not among the {count} imported genes"
         + (f"; did you mean {', '.join(near)}?" if near else "")
     )

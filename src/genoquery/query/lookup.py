@@ -27,7 +27,7 @@ from typing import NamedTuple
 import duckdb
 import pyarrow as pa
 
-from genoquery.errors import QueryError
+from genoquery.errors import QueryError, UnknownItemError
 from genoquery.index.genes import find_gene
 from genoquery.storage.lookup_table import LOCUS_SHIFT, LookupTable
 from genoquery.storage.regions import MAX_POSITION, contig_hint, parse_region, resolve_contig
@@ -77,7 +77,7 @@ def parse_key(text: str, contigs: list[str]) -> VariantKey:
         )
     contig = resolve_contig(match["contig"], contigs)
     if contig is None:
-        raise QueryError(
+        raise UnknownItemError(
             f"variant {text!r}: contig {match['contig']!r} is not in the store; "
             + contig_hint(match["contig"], contigs)
         )
@@ -240,7 +240,7 @@ class VariantLookup:
         else:
             table = self._point("variant_key = $key", terms, {**params, "key": str(key)}, by)
         if table.num_rows == 0 and not self._exists("variant_key = $key", {"key": str(key)}, bool(terms)):
-            raise QueryError(self._missing_key_message(key))
+            raise UnknownItemError(self._missing_key_message(key))
         return table
 
     def _by_id(self, vid: str, terms: list[str], params: dict, by: str | None, quiet: bool = False) -> pa.Table | None:
@@ -260,7 +260,7 @@ class VariantLookup:
         if quiet:
             return None
         have = self._con.execute("SELECT count(id) FROM variants").fetchall()[0][0]
-        raise QueryError(f"rsID {vid} is not in this store ({have} of {self._count()} ALT alleles have an ID)")
+        raise UnknownItemError(f"rsID {vid} is not in this store ({have} of {self._count()} ALT alleles have an ID)")
 
     def _ids_in_lists(self) -> dict[str, list[str]]:
         """ID -> keys of variants whose ID column lists several IDs (``rs1;rs2``); loaded once."""

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from genoquery.errors import GenoqueryError, QueryError, RegionError, TimeLimitError
+from genoquery.errors import GenoqueryError, NotFoundError, QueryError, RegionError, TimeLimitError
 from genoquery.server.beacon_meta import error_response
 
 log = logging.getLogger("genoquery.server")
 RETRY_AFTER_S = 10  # of a request stopped at its time limit (503)
-NOT_FOUND = re.compile(r"is not (in th(e|is) store|among)")  # unknown key, rsID, gene, sample
+# The status of each user-facing error class, most specific first; any other GenoqueryError is 409.
+STATUSES = ((NotFoundError, 404), (QueryError, 400), (RegionError, 400))
 
 
 class ApiError(Exception):
@@ -98,9 +98,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(GenoqueryError)
     async def _library(request: Request, err: GenoqueryError) -> JSONResponse:
-        status = 400 if isinstance(err, (QueryError, RegionError)) else 409
-        if status == 400 and NOT_FOUND.search(str(err)):
-            status = 404
+        status = next((code for kind, code in STATUSES if isinstance(err, kind)), 409)
         return _json(request, status, str(err))
 
     @app.exception_handler(TimeLimitError)  # the most specific handler wins: before GenoqueryError's

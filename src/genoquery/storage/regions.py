@@ -6,7 +6,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
-from genoquery.errors import RegionError
+from genoquery.errors import RegionError, UnknownContigError
 
 _REGION = re.compile(r"^(?P<contig>[^:\s]+)(?::(?P<start>[\d,]+)(?:-(?P<end>[\d,]*))?)?$")
 MAX_POS = 2**31 - 1
@@ -56,7 +56,7 @@ def parse_region(text: str, contigs: list[str] | None = None) -> Region:
     if contigs is not None:
         named = resolve_contig(contig, contigs)
         if named is None:
-            raise RegionError(
+            raise UnknownContigError(
                 f"region {text!r}: contig {contig!r} is not in the store; " + contig_hint(contig, contigs)
             )
         contig = named

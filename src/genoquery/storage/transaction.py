@@ -1,8 +1,7 @@
 """Writing a store's index: a copy changed under the store's write lock, then renamed over the
-index in one step, so readers never see a half-written index. Appends, withdrawals and compaction
-use :func:`index_transaction`; phenotype imports and saved cohorts :func:`writable_index`, a DuckDB
-transaction on top of it. (The gene import, :mod:`genoquery.index.genes`, still writes the index
-in place without the lock; issue 17 moves it here.)"""
+index in one step, so readers never see a half-written index. Appends, withdrawals, compaction and
+upgrades use :func:`index_transaction`; phenotype and gene imports and saved cohorts
+:func:`writable_index`, a DuckDB transaction on top of it."""
 
 from __future__ import annotations
 
