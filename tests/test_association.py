@@ -38,8 +38,8 @@ from conftest import skip_without_tool
 from genoquery.cli import main
 from genoquery.index.phenotypes import import_table
 from genoquery.ingest.withdraw import withdraw
-from genoquery.query.allele_dosages import allele_dosages
-from genoquery.query.plots import af_by_ancestry
+from genoquery.query.association.dosages import allele_dosages
+from genoquery.query.association.plots import af_by_ancestry
 from genoquery.storage.call_reader import SITE_COLUMNS
 
 CONDITIONS = checks.FIXTURES / "conditions.tsv"
@@ -559,8 +559,8 @@ def test_allele_dosages_sample_offset(store):
 
     reader = store.batches[0].reader
     sites = store.sql(f"SELECT {SITE_COLUMNS} FROM batch_sites WHERE batch = 0 ORDER BY batch_row", [])
-    plain = list(allele_dosages(reader.batches(sites, missing=True), reader.haploid))
-    shifted = list(allele_dosages(reader.batches(sites, missing=True), reader.haploid, sample_offset=1000))
+    plain = list(allele_dosages(reader.blocks(sites, missing=True), reader.haploid))
+    shifted = list(allele_dosages(reader.blocks(sites, missing=True), reader.haploid, sample_offset=1000))
     for a, b in zip(plain, shifted, strict=True):
         assert np.array_equal(a.sample + 1000, b.sample)
         assert np.array_equal(a.missing_sample + 1000, b.missing_sample)

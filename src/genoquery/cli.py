@@ -18,7 +18,7 @@ from genoquery.storage.format import FORMAT_VERSION
 # The modules of commands that need more than the store API, imported only when the command runs:
 # ``genoquery --help`` and the query commands never load numba, pysam, msprime, FastAPI or matplotlib.
 _COMMAND_MODULES = {
-    "assoc": "genoquery.query.plots",
+    "assoc": "genoquery.query.association.plots",
     "audit": "genoquery.server.audit",
     "compact": "genoquery.ingest.compact",
     "genes": "genoquery.index.genes",

@@ -1,6 +1,6 @@
 """A time limit for the work of one request: ``with deadline(seconds): ...`` and :func:`check`.
 
-The engine's long loops (per batch of sites counted, per block of alleles tested, per batch of
+The engine's long loops (per block of sites counted, per block of alleles tested, per block of
 calls read) call :func:`check`, which raises :class:`~genoquery.errors.TimeLimitError` once the
 deadline of the current context has passed, and costs one ContextVar read otherwise (0.06-0.12 µs).
 The deadline is a :class:`contextvars.ContextVar`: the server sets it per request, and it follows

@@ -193,9 +193,9 @@ def _batch_records(con: duckdb.DuckDBPyConnection, batch: Batch) -> list[tuple[i
 
 
 def _blocks(batch: Batch, records: list, report: Report) -> Iterator[tuple[list, np.ndarray]]:
-    """``(records, gt)`` per shard row of the batch's ``call_genotype``; undecodable blocks are problems."""
+    """``(records, gt)`` per chunk row of the batch's ``call_genotype``; undecodable blocks are problems."""
     genotype, _ = batch.calls
-    step = genotype.shards[0] if genotype.shards else genotype.chunks[0]
+    step = genotype.chunks[0]
     for start in range(0, len(records), step):
         part = records[start : start + step]
         try:

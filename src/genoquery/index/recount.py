@@ -44,7 +44,7 @@ def recount_batch(con: duckdb.DuckDBPyConnection, batch: Batch, persons: pa.Tabl
     ).to_arrow_table()
     reader, done, batch_rows = batch.reader, 0, sites["batch_row"].to_numpy()
     for calls, site_counts, allele_counts in count_calls(
-        reader.batches(sites, missing=True), reader.haploid, cells, np.flatnonzero(~withdrawn)
+        reader.blocks(sites, missing=True), reader.haploid, cells, np.flatnonzero(~withdrawn)
     ):
         part, done = batch_rows[done : done + len(calls.site_row)], done + len(calls.site_row)
         site_rows, allele_rows = count_rows(batch.number, part, site_counts[:, kept], allele_counts[:, :, kept], keys)

@@ -181,7 +181,7 @@ def _add_batch(
     present = np.zeros(len(rows), dtype=bool)
     reader = batch.reader
     for calls, counts, per_allele in count_calls(
-        reader.batches(sites, missing=True), reader.haploid, batch_cells, local
+        reader.blocks(sites, missing=True), reader.haploid, batch_cells, local
     ):
         at = np.searchsorted(rows, calls.site_row)
         present[at] = True

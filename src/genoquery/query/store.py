@@ -180,9 +180,9 @@ class Store:
         ``statistic`` (t or z), ``p``, ``odds_ratio``, ``status`` (ok, too_few_carriers when MAC <
         ``min_mac``, collinear, firth_separated / firth_nonconvergence when the Firth fit is
         reported, not_converged) and ``firth``. Samples with a missing genotype are left out of that
-        allele's test; see :mod:`genoquery.query.regression`.
+        allele's test; see :mod:`genoquery.query.association.regression`.
         """
-        return _later("genoquery.query.association").associate(
+        return _later("genoquery.query.association.scan").associate(
             self,
             phenotype,
             list(covariates),
@@ -199,7 +199,7 @@ class Store:
         ``min_cases`` cases, then every numeric person column but covariates and pcN): per phenotype
         ``model, n, n_cases, n_controls``, ``beta``/``odds_ratio``, ``p``, ``p_bonferroni`` and
         Benjamini-Hochberg ``q_bh`` over the phenotypes tested."""
-        return _later("genoquery.query.association").phewas(
+        return _later("genoquery.query.association.scan").phewas(
             self, variant, phenotypes, list(covariates), cohort, min_cases
         )
 
@@ -228,7 +228,7 @@ class Store:
         if variants is not None:
             carriers = carriers.filter(pc.is_in(carriers["variant_key"], pa.array(list(variants), pa.string())))
         codes = [condition] if isinstance(condition, str) else list(condition)
-        return _later("genoquery.query.association").carrier_table(self, carriers, codes, cohort)
+        return _later("genoquery.query.association.scan").carrier_table(self, carriers, codes, cohort)
 
     def participant(self, sample_id: str) -> pa.Table:
         """One participant's ALT alleles (zygosity, GT) with each variant's whole-store AC, AN

@@ -6,7 +6,7 @@ The format follows the file name: ``.vcf`` (text), ``.vcf.gz`` (BGZF, so
 FILTER as ingested, INFO ``AC`` (per ALT) and ``AN`` recomputed over the
 exported samples, and FORMAT ``GT``.
 
-Sites are read and written :data:`BLOCK_SITES` at a time (one Zarr shard row),
+Sites are read and written :data:`BLOCK_SITES` at a time (one chunk row of ``call_genotype``),
 and genotype text is built with numpy a slice of at most :data:`CALLS_PER_SLICE`
 calls at a time (4 to 8 bytes per call while formatting), so memory does not grow
 with the region. The file is written beside its target and renamed onto it when
@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import cache, partial
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -33,7 +33,7 @@ from genoquery.bgzf import BgzfWriter
 from genoquery.deadline import check
 from genoquery.errors import QueryError
 from genoquery.query.genotypes import Genotypes, SampleSelection, read_calls, select_samples, site_rows, sites_between
-from genoquery.storage.format import FILL
+from genoquery.query.gt_text import call_codes, cell_table, cell_width
 from genoquery.version import __version__
 
 if TYPE_CHECKING:
@@ -213,32 +213,14 @@ def _qual(qual: float | None) -> str:
     return "." if qual is None else np.format_float_positional(np.float32(qual), unique=True, trim="-")
 
 
-@cache
-def _call_text(width: int) -> np.ndarray:
-    """The text of every call followed by a tab, zero-padded to ``width`` bytes (4: alleles
-    up to 9, as ``0|1``; 8: up to 127, as ``127|127``), as uint32 or uint64 indexed by
-    ``code << 1 | phased``, ``code`` being the call's two int8 alleles read as one uint16."""
-    pairs = np.arange(1 << 16, dtype=np.uint16).view(np.int8).reshape(-1, 2)
-    top = 10 if width == 4 else 128
-    valid = (pairs[:, 0] >= -1) & (pairs[:, 0] < top) & (pairs[:, 1] >= FILL) & (pairs[:, 1] < top)
-    table = np.zeros((1 << 17, width), dtype=np.uint8)
-    for code in np.flatnonzero(valid).tolist():
-        a0, a1 = ("." if a < 0 else str(a) for a in pairs[code].tolist())
-        for phased, sep in enumerate("/|"):
-            text = a0 if pairs[code, 1] == FILL else f"{a0}{sep}{a1}"
-            table[code << 1 | phased, : len(text) + 1] = np.frombuffer(f"{text}\t".encode(), np.uint8)
-    return table.view(np.uint32 if width == 4 else np.uint64).ravel()
-
-
 def _call_rows(gt: np.ndarray, phased: np.ndarray) -> list[memoryview]:
     """Sample columns of each site as VCF text (``0/1``, ``1|0``, ``./.``, ``.``, ``1``,
     ``./1``) joined by tabs and ending in a newline, built without a loop over calls.
 
     Cells are looked up whole (4 or 8 bytes); when every call is diploid with alleles up
     to 9 (most blocks) each is exactly 4 bytes, otherwise the zero padding is dropped."""
-    width = 4 if gt.max(initial=0) < 10 else 8
-    code = (gt.view(np.uint16)[..., 0].astype(np.uint32) << 1) | phased
-    text = _call_text(width)[code].view(np.uint8).reshape(len(gt), -1)
+    width = cell_width(gt)
+    text = cell_table(width)[call_codes(gt, phased)].view(np.uint8).reshape(len(gt), -1)
     if width == 4 and gt.min(initial=0) >= -1:  # no haploid call: no padding
         text[:, -1] = ord("\n")
         flat, ends = memoryview(text.ravel()), np.arange(1, len(gt) + 1) * text.shape[1]

@@ -14,6 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from genoquery.errors import GenoqueryError
@@ -21,10 +22,19 @@ from genoquery.query.store import open as open_store
 from genoquery.server.problems import ApiError
 from genoquery.server.state import AccessDb, connect
 
-TIERS = ("public", "registered", "controlled", "participant")
-TOKEN_TIERS = TIERS[1:]
-AGGREGATE_TIERS = ("public", "registered")
-RANK = {"public": 0, "registered": 1, "controlled": 2}
+
+class Tier(StrEnum):
+    """Access tiers (All of Us: public, registered, controlled) and a participant's own view."""
+
+    PUBLIC = "public"
+    REGISTERED = "registered"
+    CONTROLLED = "controlled"
+    PARTICIPANT = "participant"
+
+
+TOKEN_TIERS = (Tier.REGISTERED, Tier.CONTROLLED, Tier.PARTICIPANT)  # public needs no token
+AGGREGATE_TIERS = (Tier.PUBLIC, Tier.REGISTERED)  # counts under disclosure control only
+RANK = {Tier.PUBLIC: 0, Tier.REGISTERED: 1, Tier.CONTROLLED: 2}  # what require() compares
 
 
 @dataclass(frozen=True)
@@ -33,7 +43,7 @@ class Principal:
     cohort history a ``key`` (token id, or the client address when anonymous)."""
 
     name: str
-    tier: str
+    tier: Tier
     key: str
     sample_id: str | None = None
 
@@ -51,7 +61,7 @@ def create_token(store: str | Path, tier: str, name: str, sample_id: str | None 
     ``sample_id`` of a sample of the store; names are unique among active tokens."""
     if tier not in TOKEN_TIERS:
         raise GenoqueryError(f"unknown tier {tier!r}; choose {', '.join(TOKEN_TIERS)} (public needs no token)")
-    if (tier == "participant") != (sample_id is not None):
+    if (tier == Tier.PARTICIPANT) != (sample_id is not None):
         raise GenoqueryError("a participant token needs --sample SAMPLE_ID, and only a participant token takes one")
     if not name.strip():
         raise GenoqueryError("give the token a --name (who or what uses it)")
@@ -114,7 +124,7 @@ class Authenticator:
 
     def principal(self, authorization: str | None, client: str) -> Principal:
         if authorization is None:
-            return Principal("anonymous", "public", f"anonymous@{client}")
+            return Principal("anonymous", Tier.PUBLIC, f"anonymous@{client}")
         scheme, _, secret = authorization.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise ApiError(
@@ -136,7 +146,7 @@ class Authenticator:
             "SELECT token_id, name, tier, sample_id FROM tokens WHERE secret_sha256 = ? AND revoked_at IS NULL",
             [digest],
         ).fetchone()
-        found = None if row is None else Principal(row[1], row[2], row[0], row[3])
+        found = None if row is None else Principal(row[1], Tier(row[2]), row[0], row[3])
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (now, found)
@@ -145,10 +155,10 @@ class Authenticator:
 
 def require(principal: Principal, tier: str, what: str) -> None:
     """Refuse (403) unless ``principal``'s tier reaches ``tier`` (participant tokens reach none)."""
-    if principal.tier == "participant" or RANK[principal.tier] < RANK[tier]:
-        hint = "send a token" if principal.tier == "public" else "ask for a token of that tier"
+    if principal.tier == Tier.PARTICIPANT or RANK[principal.tier] < RANK[tier]:
+        hint = "send a token" if principal.tier == Tier.PUBLIC else "ask for a token of that tier"
         raise ApiError(
-            403 if principal.tier != "public" else 401,
+            403 if principal.tier != Tier.PUBLIC else 401,
             f"{what} needs the {tier} tier; you have {principal.tier} ({hint})",
-            {"WWW-Authenticate": "Bearer"} if principal.tier == "public" else None,
+            {"WWW-Authenticate": "Bearer"} if principal.tier == Tier.PUBLIC else None,
         )

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from genoquery.server.auth import Principal
+from genoquery.server.auth import Principal, Tier
 from genoquery.server.beacon_meta import API_VERSION, BEACON_ID, ENTRY, SCHEMA
 from genoquery.server.beacon_meta import meta as _meta
 from genoquery.server.context import Context, caller, context, rows_returned
@@ -116,9 +116,9 @@ def beacon_map(request: Request) -> dict:
 
 
 def _allowed(principal: Principal, requested: str) -> str:
-    if principal.tier == "participant":
+    if principal.tier == Tier.PARTICIPANT:
         raise ApiError(403, "a participant token sees only its own data: /api/v1/me")
-    top = "record" if principal.tier == "controlled" else "count"
+    top = "record" if principal.tier == Tier.CONTROLLED else "count"
     return requested if GRANULARITY.index(requested) <= GRANULARITY.index(top) else top
 
 

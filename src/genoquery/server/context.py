@@ -23,7 +23,7 @@ from genoquery.errors import EmptyCohortError, GenoqueryError
 from genoquery.query.cohorts import identifying_columns
 from genoquery.query.store import Store
 from genoquery.query.store import open as open_store
-from genoquery.server.auth import Authenticator, Principal, require
+from genoquery.server.auth import Authenticator, Principal, Tier, require
 from genoquery.server.budget import Budget
 from genoquery.server.disclosure import Disclosure
 from genoquery.server.problems import ApiError
@@ -295,13 +295,13 @@ class Context:
         # Withdrawn samples are in no answer: Store.cohort leaves them out of filters and refuses
         # them in ID lists, whole-store statistics are recounted without them, and StorePool reopens
         # stores when a withdrawal replaced the index.
-        if principal.tier == "participant":
+        if principal.tier == Tier.PARTICIPANT:
             raise ApiError(403, PARTICIPANT_ONLY)
         if text is None:
             return Cohort(None, self.everyone)
         kind, definition = self.definition(store, principal, text)
         if kind == "ids":
-            require(principal, "controlled", "a cohort given as sample IDs")
+            require(principal, Tier.CONTROLLED, "a cohort given as sample IDs")
         if not principal.aggregate_only:
             return Cohort(self._members(store, kind, definition, ()), None)
         # below the controlled tier: identifiers are not filter columns, and an empty cohort (or one

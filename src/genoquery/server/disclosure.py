@@ -37,7 +37,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from genoquery.server.auth import Principal
+from genoquery.server.auth import Principal, Tier
 from genoquery.server.problems import ApiError
 from genoquery.server.settings import Settings
 from genoquery.server.state import AccessDb
@@ -201,7 +201,7 @@ class Disclosure:
         size = len(indexes)
         if size < self.min_cohort or self.n_samples - size < self.min_cohort:
             return True
-        if principal.tier == "public":
+        if principal.tier == Tier.PUBLIC:
             return False
         mask = self._mask(indexes)
         asked = dict(
@@ -222,7 +222,7 @@ class Disclosure:
 
     def record(self, principal: Principal, indexes: np.ndarray, definition: str) -> str:
         key = digest(indexes)
-        if principal.tier != "public":
+        if principal.tier != Tier.PUBLIC:
             con = self.db.con
             with con:
                 con.execute(

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from genoquery.query.store import Store
-from genoquery.server.auth import Principal
+from genoquery.server.auth import Principal, Tier
 from genoquery.server.context import PARTICIPANT_ONLY, Context
 from genoquery.server.disclosure import GENOTYPE_CELLS
 from genoquery.server.models import VariantPage, VariantRow
@@ -74,7 +74,7 @@ def released_page(
     exact for controlled tokens, else released by disclosure control: groups of ``by`` that fail
     the cohort rules left out (and named nowhere), ``af`` applied to the released AF; and whether
     the answer costs a unit of budget."""
-    if principal.tier == "participant":
+    if principal.tier == Tier.PARTICIPANT:
         raise ApiError(403, PARTICIPANT_ONLY)
     keep = VARIANT_FIELDS + ((by,) if by else ())
     size = ctx.n_samples if within is None else len(within)

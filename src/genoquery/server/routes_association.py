@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import pyarrow as pa
 from fastapi import APIRouter, Depends, Query, Request
 
-from genoquery.server.auth import Principal, require
+from genoquery.server.auth import Principal, Tier, require
 from genoquery.server.context import Context, caller, context, page_bounds, rows_returned
 from genoquery.server.limits import check_carriers, check_cost
 from genoquery.server.models import ERRORS, TableAnswer
@@ -57,7 +57,7 @@ def association(
     principal: Principal = Depends(caller),
     ctx: Context = Depends(context),
 ) -> dict:
-    require(principal, "registered", "association")
+    require(principal, Tier.REGISTERED, "association")
     offset, limit = page_bounds(ctx, offset, limit)
     codes = _names(phenotype)
     with ctx.pool.store() as store:
@@ -109,7 +109,7 @@ def phewas(
     principal: Principal = Depends(caller),
     ctx: Context = Depends(context),
 ) -> dict:
-    require(principal, "registered", "PheWAS")
+    require(principal, Tier.REGISTERED, "PheWAS")
     offset, limit = page_bounds(ctx, offset, limit)
     floor = ctx.settings.max_suppressed + 1 if principal.aggregate_only else 1
     if min_cases is None:
@@ -142,7 +142,7 @@ def carrier_table(
     principal: Principal = Depends(caller),
     ctx: Context = Depends(context),
 ) -> dict:
-    require(principal, "registered", "carrier tables")
+    require(principal, Tier.REGISTERED, "carrier tables")
     if (variant is None) == (gene is None and region is None):
         raise ApiError(400, "give a variant (key or rsID), or a gene or region with optional filters")
     with ctx.pool.store() as store:

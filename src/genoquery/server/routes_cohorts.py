@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Request
 
-from genoquery.server.auth import Principal, require
+from genoquery.server.auth import Principal, Tier, require
 from genoquery.server.context import Context, caller, context, rows_returned
 from genoquery.server.disclosure import digest
 from genoquery.server.models import ERRORS, CohortIn, CohortList, CohortOut
@@ -23,11 +23,11 @@ def define(
     """A filter expression (registered tier), or sample IDs (controlled tier). In the registered
     tier the cohort must pass disclosure control (size, differencing) to be defined."""
     request.state.body = body.model_dump(exclude_none=True)
-    require(principal, "registered", "defining cohorts")
+    require(principal, Tier.REGISTERED, "defining cohorts")
     if (body.definition is None) == (body.samples is None):
         raise ApiError(400, "give exactly one of definition (a filter expression; or filter) or samples")
     if body.samples is not None:
-        require(principal, "controlled", "a cohort of sample IDs")
+        require(principal, Tier.CONTROLLED, "a cohort of sample IDs")
     with ctx.pool.store() as store:  # a filter may name a saved cohort: resolved (and checked) as in queries
         indexes = (
             store.cohort(body.samples)
@@ -49,7 +49,7 @@ def define(
 @router.get("/cohorts", response_model=CohortList, summary="Your cohorts and the store's saved cohorts")
 def listing(request: Request, principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
     """Sizes are given for the controlled tier only (a size per definition would let one difference them)."""
-    require(principal, "registered", "listing cohorts")
+    require(principal, Tier.REGISTERED, "listing cohorts")
     with ctx.pool.store() as store:
         saved = store.cohorts().to_pylist()
     mine = ctx.db.con.execute(

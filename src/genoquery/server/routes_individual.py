@@ -7,19 +7,18 @@ import tempfile
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
-import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from genoquery.server.auth import Principal, require
+from genoquery.query.gt_text import gt_strings
+from genoquery.server.auth import Principal, Tier, require
 from genoquery.server.context import Context, caller, context, page_bounds, rows_returned
 from genoquery.server.limits import check_carriers, check_cost
 from genoquery.server.models import ERRORS, CarrierPage, GenotypeAnswer, ParticipantAnswer
 from genoquery.server.problems import ApiError
 from genoquery.server.release import page_of
 from genoquery.server.settings import Settings
-from genoquery.storage.format import FILL
 
 router = APIRouter(prefix="/api/v1", tags=["individual-level"], responses=ERRORS)
 
@@ -53,7 +52,7 @@ def carriers(
     principal: Principal = Depends(caller),
     ctx: Context = Depends(context),
 ) -> dict:
-    require(principal, "controlled", "carrier IDs")
+    require(principal, Tier.CONTROLLED, "carrier IDs")
     if (variant is None) == (gene is None and region is None):
         raise ApiError(400, "give a variant (key or rsID), or a gene or region with optional filters")
     offset, limit = page_bounds(ctx, offset, limit)
@@ -76,15 +75,6 @@ def carriers(
     return page_of(rows.to_pylist(), table.num_rows, offset, limit)
 
 
-def _gt_text(gt: np.ndarray, phased: np.ndarray) -> list[str]:
-    """VCF GT text of one site's calls: ``0/1``, ``1|0``, ``./.``, haploid ``1``."""
-    out = []
-    for (a, b), p in zip(gt.tolist(), phased.tolist(), strict=True):
-        first = "." if a < 0 else str(a)
-        out.append(first if b == FILL else first + ("|" if p else "/") + ("." if b < 0 else str(b)))
-    return out
-
-
 @router.get("/genotypes", response_model=GenotypeAnswer, summary="The genotype matrix of a region")
 def genotypes(
     request: Request,
@@ -95,7 +85,7 @@ def genotypes(
     principal: Principal = Depends(caller),
     ctx: Context = Depends(context),
 ) -> dict:
-    require(principal, "controlled", "genotypes")
+    require(principal, Tier.CONTROLLED, "genotypes")
     offset, limit = page_bounds(ctx, offset, limit)
     wanted = _sample_list(samples)
     calls = limit * (len(wanted) if wanted is not None else ctx.n_samples)
@@ -117,7 +107,7 @@ def genotypes(
                 "contig": site["contig"],
                 "pos": site["pos"],
                 "alleles": alleles,
-                "gt": _gt_text(g.gt[k], g.phased[k]),
+                "gt": gt_strings(g.gt[k], g.phased[k]),
             }
         )
     rows_returned(request, len(items))
@@ -138,7 +128,7 @@ def export(
     principal: Principal = Depends(caller),
     ctx: Context = Depends(context),
 ) -> StreamingResponse:
-    require(principal, "controlled", "VCF export")
+    require(principal, Tier.CONTROLLED, "VCF export")
     workdir = tempfile.mkdtemp(prefix="gq-export-")
     out = FilePath(workdir) / ("export.vcf.gz" if compress else "export.vcf")
     try:
@@ -179,7 +169,7 @@ def _participant_page(ctx: Context, principal: Principal, sample_id: str, offset
     with ctx.pool.store() as store:
         table = store.participant(sample_id)
     rows = table.slice(offset, limit).to_pylist()
-    if principal.tier == "participant":
+    if principal.tier == Tier.PARTICIPANT:
         rows = [_released(ctx, r) for r in rows]
     else:
         rows = [dict(r, suppressed=[]) for r in rows]
@@ -215,8 +205,8 @@ def participant(
     principal: Principal = Depends(caller),
     ctx: Context = Depends(context),
 ) -> dict:
-    if not (principal.tier == "participant" and principal.sample_id == sample_id):
-        require(principal, "controlled", "another participant's data")
+    if not (principal.tier == Tier.PARTICIPANT and principal.sample_id == sample_id):
+        require(principal, Tier.CONTROLLED, "another participant's data")
     offset, limit = page_bounds(ctx, offset, limit)
     answer = _participant_page(ctx, principal, sample_id, offset, limit)
     rows_returned(request, len(answer["items"]))
@@ -231,8 +221,8 @@ def me(
     principal: Principal = Depends(caller),
     ctx: Context = Depends(context),
 ) -> dict:
-    if principal.tier != "participant":
-        raise ApiError(403 if principal.tier != "public" else 401, "/api/v1/me needs a participant token")
+    if principal.tier != Tier.PARTICIPANT:
+        raise ApiError(403 if principal.tier != Tier.PUBLIC else 401, "/api/v1/me needs a participant token")
     offset, limit = page_bounds(ctx, offset, limit)
     answer = _participant_page(ctx, principal, principal.sample_id, offset, limit)
     rows_returned(request, len(answer["items"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from genoquery.server.auth import Principal
+from genoquery.server.auth import Principal, Tier
 from genoquery.server.context import Context, caller, context
 from genoquery.server.models import ERRORS, Health, StoreInfo
 
@@ -16,7 +16,7 @@ def released_samples(ctx: Context, principal: Principal) -> int | str:
     """The store's sample count as ``/api/v1/info`` and Beacon ``info`` give it: samples not
     withdrawn, exact in the controlled tier, else through disclosure control under one fixed key
     (the same released number everywhere; a withdrawal shows only when it moves the rounding)."""
-    if principal.tier == "controlled":
+    if principal.tier == Tier.CONTROLLED:
         return ctx.n_samples
     return ctx.disclosure.count(ctx.n_samples, SAMPLES_KEY)
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from genoquery.errors import GenoqueryError
-from genoquery.server.auth import Principal
+from genoquery.server.auth import Principal, Tier
 from genoquery.server.context import Context, caller, context, page_bounds, rows_returned
 from genoquery.server.limits import check_frequencies
 from genoquery.server.models import ERRORS, VariantPage
@@ -123,7 +123,7 @@ def frequencies(
     ctx: Context = Depends(context),
 ) -> dict:
     offset, limit = page_bounds(ctx, offset, limit)
-    if principal.tier == "public" and (cohort is not None or by not in (None, "ancestry", "sex_at_birth")):
+    if principal.tier == Tier.PUBLIC and (cohort is not None or by not in (None, "ancestry", "sex_at_birth")):
         raise ApiError(
             401, "cohorts and breakdowns by other columns need a registered token", {"WWW-Authenticate": "Bearer"}
         )

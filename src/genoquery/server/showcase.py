@@ -13,7 +13,7 @@ import httpx
 import uvicorn
 
 from genoquery.server.app import create_app
-from genoquery.server.auth import create_token, revoke_token
+from genoquery.server.auth import Tier, create_token, revoke_token
 
 SHOWN = 700  # characters of each answer printed
 
@@ -62,7 +62,7 @@ def run(store: Path, rare: str, common: str) -> None:
     """Serve ``store``, show a public lookup with suppression, a Beacon query and a controlled-tier
     carriers request (with a token made for the demo and revoked after), then stop."""
     name = f"demo-{int(time.time())}"
-    token = create_token(store, "controlled", name)
+    token = create_token(store, Tier.CONTROLLED, name)
     try:
         with _Background(store) as url, httpx.Client(base_url=url, timeout=60) as client:
             print(f"9. the query server (genoquery serve {store}) on {url}; docs at {url}/docs")

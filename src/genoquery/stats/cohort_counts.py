@@ -183,7 +183,7 @@ def count_calls(
     batches: Iterator[SiteCalls], haploid: np.ndarray, cells: Cells, members: np.ndarray
 ) -> Iterator[tuple[SiteCalls, np.ndarray, np.ndarray]]:
     """``site_counts`` and ``allele_counts`` (see :func:`~genoquery.stats.allele_stats.tally_site`)
-    of each batch of one genotype batch's sites, for the cohort ``members`` (sorted sample
+    of each block of one batch's sites, for the cohort ``members`` (sorted sample
     indexes of that batch) in ``cells`` (over the batch's samples, restricted to the cohort).
 
     Each batch's sites are counted in as many ranges as there are cores, on threads
@@ -203,7 +203,7 @@ def count_calls(
     )
     with ThreadPoolExecutor(max_workers=COUNT_THREADS) as pool:
         for batch in batches:
-            check()  # the request's time limit (genoquery.deadline), per batch of sites
+            check()  # the request's time limit (genoquery.deadline), per block of sites
             site_counts, allele_counts = empty_counts(batch.n_alleles, cells)
 
             def count(

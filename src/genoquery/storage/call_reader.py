@@ -1,7 +1,7 @@
 """Reading the query encoding of sites (listed and missing calls, dense codes, haploid masks).
 
 See :mod:`genoquery.storage.call_codes` for the encoding. Sites are read in
-batches of consecutive index rows whose decoded calls (dense codes, listed calls
+blocks of consecutive index rows whose decoded calls (dense codes, listed calls
 and, when asked for, missing-call tokens) fit a byte budget, so memory is bounded
 whatever the region's length and the cohort's size (one site above the budget
 is read alone).
@@ -22,11 +22,11 @@ import zarr
 
 from genoquery.storage.shard_reads import RowReader, read_rows_together
 
-# Decoded bytes per batch. Chunks that consecutive batches share are decoded once (see
-# shard_reads.read_rows_together), so batches can be small: at 10^6 samples, 1 Mb of a 10%
-# cohort's calls read in 1.4 s of CPU with 16 MB batches against 1.5-2.3 s with 64 MB, whose
-# arrays, above glibc's mmap threshold, are page-faulted afresh for each batch (sys time).
-BATCH_BYTES = 16 << 20
+# Decoded bytes per block of sites. Chunks that consecutive blocks share are decoded once (see
+# shard_reads.read_rows_together), so blocks can be small: at 10^6 samples, 1 Mb of a 10%
+# cohort's calls read in 1.4 s of CPU with 16 MB blocks against 1.5-2.3 s with 64 MB, whose
+# arrays, above glibc's mmap threshold, are page-faulted afresh for each block (sys time).
+BLOCK_BYTES = 16 << 20
 SITE_COLUMNS = (
     "site_row, len(alleles) AS n_alleles, dense_row, haploid_pattern, listed_start, n_listed, "
     "missing_start, n_missing_tokens"
@@ -35,7 +35,7 @@ SITE_COLUMNS = (
 
 @dataclass(frozen=True)
 class SiteCalls:
-    """The encoded calls of a batch of sites.
+    """The encoded calls of a block of consecutive sites of one batch.
 
     Per site (``n``): ``site_row``, ``n_alleles`` (REF included), ``dense`` (row in
     ``codes`` or -1), ``pattern`` (haploid mask id or -1), ``listed`` (n + 1) offsets
@@ -66,7 +66,7 @@ def _column(sites: pa.Table, name: str, fill: int = -1) -> np.ndarray:
 
 
 class CallReader:
-    """Reads encoded calls from one batch's Zarr group (``STORE/batches/NAME.zarr``).
+    """Reads encoded calls from one batch's query group (``STORE/batches/NAME/query.zarr``).
 
     Unless the user configured it, zarr's decoding pool is capped at the core count:
     its default (cores + 4 threads, each running multi-threaded Blosc) read 100 MB of
@@ -94,13 +94,13 @@ class CallReader:
             else np.zeros((0, self.n_samples), dtype=bool)
         )
 
-    def batches(self, sites: pa.Table, budget: int = BATCH_BYTES, missing: bool = False) -> Iterator[SiteCalls]:
-        """The calls of ``sites`` (columns of :data:`SITE_COLUMNS`, in site order), in batches of
+    def blocks(self, sites: pa.Table, budget: int = BLOCK_BYTES, missing: bool = False) -> Iterator[SiteCalls]:
+        """The calls of ``sites`` (columns of :data:`SITE_COLUMNS`, in site order), in blocks of
         at most ``budget`` decoded bytes; ``missing`` also reads the missing calls (only statistics
-        need them). The next batch is read on a background thread while the caller works on this one."""
+        need them). The next block is read on a background thread while the caller works on this one."""
         dense_row = _column(sites, "dense_row")
-        bounds = _batch_bounds(self._site_bytes(sites, dense_row >= 0, missing), budget)
-        kept: dict = {}  # chunks two consecutive batches share are decoded once
+        bounds = _block_bounds(self._site_bytes(sites, dense_row >= 0, missing), budget)
+        kept: dict = {}  # chunks two consecutive blocks share are decoded once
         if len(bounds) <= 1:  # one read: a thread would only add its start-up
             yield from (self._read(sites, dense_row, missing, kept) for _ in bounds)
             return
@@ -108,9 +108,9 @@ class CallReader:
             read = lambda b: self._read(sites.slice(b[0], b[1] - b[0]), dense_row[b[0] : b[1]], missing, kept)  # noqa: E731
             pending = prefetch.submit(read, bounds[0])
             for following in [*bounds[1:], None]:
-                batch = pending.result()
+                block = pending.result()
                 pending = prefetch.submit(read, following) if following else None
-                yield batch
+                yield block
 
     def _site_bytes(self, sites: pa.Table, dense: np.ndarray, missing: bool) -> np.ndarray:
         """Decoded bytes of each site's calls: its code row, listed calls and (if read) tokens."""
@@ -146,7 +146,7 @@ class CallReader:
         )
 
 
-def _batch_bounds(site_bytes: np.ndarray, budget: int) -> list[tuple[int, int]]:
+def _block_bounds(site_bytes: np.ndarray, budget: int) -> list[tuple[int, int]]:
     """``(start, end)`` row ranges of consecutive sites whose bytes sum to at most ``budget``
     (or of one site, where a site alone is over it)."""
     before = np.concatenate([[0], np.cumsum(site_bytes)])
@@ -159,7 +159,7 @@ def _batch_bounds(site_bytes: np.ndarray, budget: int) -> list[tuple[int, int]]:
 
 
 class _Ranges:
-    """Rows ``start[i] .. start[i] + count[i] - 1`` of the sites of a batch, read as one slice."""
+    """Rows ``start[i] .. start[i] + count[i] - 1`` of the sites of a block, read as one slice."""
 
     def __init__(self, start: np.ndarray, count: np.ndarray) -> None:
         count = count.astype(np.int64)

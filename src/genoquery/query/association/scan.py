@@ -1,9 +1,9 @@
 """Genotype-phenotype association: per-allele GWAS tests, PheWAS of one allele, carrier 2x2 tables.
 
 Each ALT allele is tested with additive coding (copies 0/1/2; haploid calls 0/1) by
-:mod:`genoquery.query.regression`; samples with a missing genotype are excluded from
+:mod:`genoquery.query.association.regression`; samples with a missing genotype are excluded from
 that allele's test, samples missing the phenotype or a covariate from every test
-(:mod:`genoquery.query.phenotype_design`). Results are Arrow tables in genome order.
+(:mod:`genoquery.query.association.design`). Results are Arrow tables in genome order.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from scipy import stats
 
 from genoquery.deadline import check
 from genoquery.errors import QueryError
-from genoquery.query.allele_dosages import AlleleDosages
-from genoquery.query.phenotype_design import (
+from genoquery.query.association.design import (
     PC_COLUMN,
     Design,
     build_design,
@@ -29,8 +28,9 @@ from genoquery.query.phenotype_design import (
     expand_covariates,
     person_frame,
 )
-from genoquery.query.regression import Covariates, allele_sums, linear, logistic, null_logistic
-from genoquery.query.store_dosages import store_dosages
+from genoquery.query.association.dosages import AlleleDosages
+from genoquery.query.association.regression import Covariates, allele_sums, linear, logistic, null_logistic
+from genoquery.query.association.store_dosages import store_dosages
 
 if TYPE_CHECKING:
     from genoquery.query.store import Store
@@ -81,7 +81,7 @@ def fit(
     store: Store, design: Design, model: str, dosages: tuple[np.ndarray, Iterable[AlleleDosages]], min_mac: int
 ) -> pa.Table:
     """One result row per allele of ``dosages`` (the haploid masks and the dosages of
-    :func:`~genoquery.query.store_dosages.store_dosages`; columns :data:`RESULT_TYPES`)."""
+    :func:`~genoquery.query.association.store_dosages.store_dosages`; columns :data:`RESULT_TYPES`)."""
     cov = Covariates(design, store.info["samples"])
     haploid, dosages = dosages
     hap_analysed = haploid[:, design.samples].sum(axis=1) if len(haploid) else np.zeros(0, np.int64)

@@ -33,8 +33,8 @@ from scipy import special, stats
 
 from genoquery.deadline import check
 from genoquery.errors import QueryError
-from genoquery.query.allele_dosages import AlleleDosages
-from genoquery.query.phenotype_design import Design
+from genoquery.query.association.design import Design
+from genoquery.query.association.dosages import AlleleDosages
 
 MAX_ITER = 50  # Newton steps of a plain logistic fit before it is declared not converged
 FIRTH_MAX_ITER = 500  # Firth steps converge linearly near some optima (0.65-0.9 per step): cheap, few alleles

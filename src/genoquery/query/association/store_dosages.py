@@ -1,6 +1,6 @@
 """Allele dosages of a store's sites over all its batches, for association tests.
 
-:func:`genoquery.query.allele_dosages.allele_dosages` decodes one batch's records; here
+:func:`genoquery.query.association.dosages.allele_dosages` decodes one batch's records; here
 the batches' dosages of each site are put together with global sample indexes, and a
 batch without a record of a site lists its analysed samples as missing there (nothing,
 for a complete callset, whose absent records are hom-ref). Haploid patterns are per
@@ -18,14 +18,14 @@ import numpy as np
 import pyarrow as pa
 
 from genoquery.deadline import check
-from genoquery.query.allele_dosages import AlleleDosages, allele_dosages
+from genoquery.query.association.dosages import AlleleDosages, allele_dosages
 from genoquery.storage.call_reader import SITE_COLUMNS
 
 if TYPE_CHECKING:
     from genoquery.query.store import Store
 
 WINDOW_SITES = 4096  # sites whose dosages are put together at once
-BATCH_BYTES = 16 << 20  # encoded calls per read: dense codes expand 4x when decoded per sample
+BLOCK_BYTES = 16 << 20  # encoded calls per read: dense codes expand 4x when decoded per sample
 
 
 def store_dosages(
@@ -94,7 +94,7 @@ def _window(
         present = np.isin(rows, record_rows[mine])
         if len(local) and mine.any():
             reader = batch.reader
-            calls = reader.batches(records.filter(pa.array(mine)), budget=BATCH_BYTES, missing=True)
+            calls = reader.blocks(records.filter(pa.array(mine)), budget=BLOCK_BYTES, missing=True)
             for part in allele_dosages(calls, reader.haploid, local, sample_offset=batch.offset):
                 n_carriers, n_missing = np.diff(part.carrier), np.diff(part.missing)
                 carriers.append(

@@ -24,7 +24,7 @@ from genoquery.storage.call_reader import SiteCalls
 
 @dataclass(frozen=True)
 class AlleleDosages:
-    """The dosages of the ALT alleles of a batch of sites (``n`` alleles, in site then allele order).
+    """The dosages of the ALT alleles of a block of sites (``n`` alleles, in site then allele order).
 
     ``site_row`` and ``allele`` (1-based ALT index) name each allele; ``pattern`` is its
     site's haploid pattern (-1: all diploid). Carriers: ``carrier`` (n + 1) offsets into
