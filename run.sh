@@ -11,6 +11,8 @@ VENV=${GENOQUERY_VENV:-.venv}
 PY="$VENV/bin/python"
 
 LOCK=requirements.lock  # exact versions CI passed with (./run.sh lock refreshes it)
+SGKIT_LOCK=requirements-sgkit.lock  # sgkit's releases read only Zarr 2: a venv of their own, for one test
+SGKIT_VENV=${GENOQUERY_SGKIT_VENV:-.venv-sgkit}
 
 ensure_venv() {
     # The venv holds exactly the lock's packages plus genoquery itself (editable); redone when
@@ -28,6 +30,18 @@ ensure_venv() {
         rm -f "$VENV"/.installed-*
         touch "$stamp"
     fi
+}
+
+ensure_sgkit_venv() {
+    # tests/test_store_format.py opens batches with sgkit in this venv (GENOQUERY_SGKIT_PYTHON).
+    local stamp="$SGKIT_VENV/.installed-$(sha256sum < "$SGKIT_LOCK" | cut -c1-16)"
+    if [ ! -e "$stamp" ]; then
+        "$VENV/bin/uv" venv --quiet --allow-existing --python "$PY" "$SGKIT_VENV"
+        "$VENV/bin/uv" pip sync --quiet --python "$SGKIT_VENV/bin/python" "$SGKIT_LOCK"
+        rm -f "$SGKIT_VENV"/.installed-*
+        touch "$stamp"
+    fi
+    export GENOQUERY_SGKIT_PYTHON="$SGKIT_VENV/bin/python"
 }
 
 ensure_debian_packages() {
@@ -53,6 +67,7 @@ case "${1:-}" in
         ;;
     test)
         ensure_venv
+        ensure_sgkit_venv
         ensure_debian_packages htslib-test bcftools plink2
         shift
         exec "$PY" -m pytest -q "$@"
@@ -65,6 +80,8 @@ case "${1:-}" in
         ensure_venv
         "$VENV/bin/uv" pip compile pyproject.toml --all-extras --universal --python-version 3.11 --upgrade \
             --quiet --custom-compile-command "./run.sh lock" -o "$LOCK"
+        echo "sgkit==0.10.0" | "$VENV/bin/uv" pip compile - --universal --python-version 3.11 --upgrade \
+            --quiet --custom-compile-command "./run.sh lock" -o "$SGKIT_LOCK"
         echo "wrote $LOCK; now run ./run.sh test and commit both if it passes"
         ;;
     bench)

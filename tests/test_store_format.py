@@ -9,6 +9,8 @@ genoquery at commit d698072 (format 2) from ``data/fixtures/center{1,2,3}.vcf.gz
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -21,6 +23,7 @@ import xarray as xr
 import zarr
 
 import genoquery
+from conftest import skip_without_tool
 from genoquery.errors import StoreError
 from genoquery.ingest.compact import compact
 from genoquery.ingest.upgrade import upgrade
@@ -208,3 +211,43 @@ def test_upgrade_gives_the_answers_of_a_fresh_ingest_and_verifies(format2_store,
     erased = ["\t".join(f[:column] + f[column + 1 :]) for f in (line.split("\t") for line in source)]
     assert _vcztools("query", "-f", QUERY, group).splitlines() == erased
     assert upgrade(format2_store) == []
+
+
+SGKIT_PYTHON = os.environ.get("GENOQUERY_SGKIT_PYTHON", "")
+SGKIT_CHECK = r"""
+import json, sys
+import numpy as np
+import sgkit
+ds = sgkit.load_dataset(sys.argv[1])
+stats = sgkit.variant_stats(ds)
+ds["sample_cohort"] = ("samples", np.zeros(ds.sizes["samples"], dtype=int))
+diversity = sgkit.diversity(sgkit.window_by_variant(ds, size=500))
+print(json.dumps({
+    "ac": stats.variant_allele_count.values[:, 1:].tolist(),
+    "an": stats.variant_allele_total.values.tolist(),
+    "windows": int(diversity.sizes["windows"]),
+    "finite": bool(np.isfinite(diversity.stat_diversity.values).all()),
+}))
+"""
+
+
+@skip_without_tool("sgkit", present=os.path.isfile(SGKIT_PYTHON), install="./run.sh test makes .venv-sgkit")
+def test_sgkit_variant_stats_equal_the_stores_per_batch_counts_and_diversity_runs(tmp_path) -> None:
+    """sgkit 0.10 (Zarr 2 only, in its own venv) loads each batch: its AC/AN equal the index's
+    per-batch counts (``batch_allele_counts``, ``batch_site_counts`` for everyone), and a
+    500-variant windowed diversity runs."""
+    sources = [FIXTURES / "cohort.chr20.vcf.gz", FIXTURES / "cohort.chrX.vcf.gz"]
+    with genoquery.ingest(tmp_path / "s.gq", sources) as store:
+        group = store.batches[0].path / VCF_GROUP
+        counts = store.variants()
+    run = subprocess.run([SGKIT_PYTHON, "-c", SGKIT_CHECK, str(group)], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    rows = counts.to_pylist()  # one batch: site_row is the Zarr row
+    assert [got["ac"][r["site_row"]][r["allele"] - 1] for r in rows] == [r["ac"] for r in rows]
+    assert [got["an"][r["site_row"]] for r in rows] == [r["an"] for r in rows]
+    sites = {
+        contig: len({r["site_row"] for r in rows if r["contig"] == contig}) for contig in {r["contig"] for r in rows}
+    }
+    assert got["windows"] == sum(-(-n // 500) for n in sites.values())
+    assert got["finite"]
