@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -100,14 +101,14 @@ def test_vcztools_query_of_every_batch_equals_bcftools_query_of_its_sources(coho
             assert _vcztools("query", "-r", region, "-f", QUERY, group) == expected
 
 
-def _without_all_missing_gt(lines: str) -> str:
+def _without_all_missing_gt(lines: str, first: int = 4) -> str:
     """vcztools view leaves out a FORMAT field whose every value is missing (it does so for
     bio2zarr's own store of the same file), so bcftools then prints ``.`` for each call."""
     out = []
     for line in lines.splitlines():
         fields = line.split("\t")
-        if all(set(gt) <= set("./|") for gt in fields[4:]):
-            fields[4:] = ["."] * len(fields[4:])
+        if all(set(gt) <= set("./|") for gt in fields[first:]):
+            fields[first:] = ["."] * len(fields[first:])
         out.append("\t".join(fields) + "\n")
     return "".join(out)
 
@@ -123,10 +124,12 @@ def test_vcztools_view_of_every_batch_is_read_back_by_bcftools_as_its_sources(co
 
 
 def test_the_vcf_zarr_group_holds_only_spec_names_with_one_variants_chunk_size(cohort) -> None:
-    store, _, _ = cohort
-    for batch in store.batches:
+    store, batches, _ = cohort
+    for batch, sources in zip(store.batches, batches, strict=True):
         dataset = xr.open_zarr(batch.path / VCF_GROUP)
-        assert set(dataset.data_vars) <= SPEC_NAMES
+        headers = "".join(bcftools.view("-h", str(s)) for s in sources)
+        info = {f"variant_{key}" for key in re.findall(r"^##INFO=<ID=([^,]+),", headers, re.M)}
+        assert set(dataset.data_vars) == SPEC_NAMES | info  # INFO fields as variant_<ID>, as VCF Zarr names them
         assert {"call_genotype", "variant_position", "region_index", "variant_length"} <= set(dataset.data_vars)
         assert dataset.attrs["vcf_zarr_version"] == "0.4"
         group = zarr.open_group(batch.path / VCF_GROUP, mode="r")
@@ -251,3 +254,62 @@ def test_sgkit_variant_stats_equal_the_stores_per_batch_counts_and_diversity_run
     }
     assert got["windows"] == sum(-(-n // 500) for n in sites.values())
     assert got["finite"]
+
+
+INFO_FIELDS = ["DP", "AC", "AD", "PAIR", "VAR", "AF", "DB", "GENE", "TAGS", "CH"]
+INFO_QUERY = r"%CHROM\t%POS\t%REF\t%ALT" + "".join(rf"\t%INFO/{f}" for f in INFO_FIELDS) + r"[\t%GT]\n"
+
+
+@pytest.mark.parametrize("kind", ["vcf", "bcf"])
+def test_info_fields_of_every_type_and_number_survive_the_round_trip(tmp_path, kind) -> None:
+    """Integer, Float, Flag, String and Character INFO fields with Number 1, A, R, 2 and ``.``
+    (absent, ``.`` and partly missing values included), read back by ``vcztools view`` and
+    bcftools, equal bcftools' reading of the source; then again after a compaction."""
+    source = DATA / "info_fields.vcf"
+    if kind == "bcf":
+        bcftools.view("-Ob", "-o", str(tmp_path / "info_fields.bcf"), str(source), catch_stdout=False)
+        source = tmp_path / "info_fields.bcf"
+    path = tmp_path / "s.gq"
+    genoquery.ingest(path, [source]).close()
+    expected = bcftools.query("-f", INFO_QUERY, str(DATA / "info_fields.vcf"))
+    for step in ("ingested", "compacted"):
+        with genoquery.open(path) as store:
+            view = tmp_path / f"{step}.vcf"
+            view.write_text(_vcztools("view", str(store.batches[0].path / VCF_GROUP)))
+        got = bcftools.query("-f", INFO_QUERY, str(view))
+        if step == "compacted":  # S1's calls are erased and its column gone
+            kept = ("\t".join(f[:-2] + f[-1:]) for f in (line.split("\t") for line in expected.splitlines(True)))
+            expected = _without_all_missing_gt("".join(kept), first=4 + len(INFO_FIELDS))
+        assert got == expected, step
+        withdraw(path, ["S1"], "test")
+        compact(path)
+
+
+def test_fields_not_kept_are_named_in_one_warning_line(tmp_path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "genoquery", "ingest", str(tmp_path / "s.gq"), str(DATA / "info_fields.vcf")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert f"genoquery: warning: {DATA / 'info_fields.vcf'}: not kept: FORMAT/DP (" in run.stderr
+    assert "Warning" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("DP=10;", "DP=ten;"), r"line 16: INFO/DP value 'ten' is not of Type=Integer"),
+        (("AF=0.25;DB", "AF=0.25,0.5;DB"), r"line 16: INFO/AF has 2 values where Number=A allows 1"),
+    ],
+)
+def test_a_malformed_info_value_is_refused_naming_file_and_line(tmp_path, change, message) -> None:
+    vcf = tmp_path / "bad.vcf"
+    vcf.write_text((DATA / "info_fields.vcf").read_text().replace(*change, 1))
+    run = subprocess.run(
+        [sys.executable, "-m", "genoquery", "ingest", str(tmp_path / "s.gq"), str(vcf)], capture_output=True, text=True
+    )
+    assert run.returncode == 2
+    assert re.search(rf"genoquery: error: {re.escape(str(vcf))}, {message}", run.stderr), run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "s.gq").exists()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from importlib import import_module
 from pathlib import Path
 from types import ModuleType
 
-from genoquery.errors import GenoqueryError, InputFileError, QueryError
+from genoquery.errors import GenoqueryError, GenoqueryWarning, InputFileError, QueryError
 from genoquery.ingest import ingest
 from genoquery.output import FORMATS, write_table
 from genoquery.query.store import open as open_store
@@ -562,8 +563,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings about the input as one line each; others as Python shows them."""
+    if issubclass(category, GenoqueryWarning):
+        print(f"genoquery: warning: {message}", file=sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         return args.run(args) or 0
     except GenoqueryError as err:

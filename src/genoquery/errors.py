@@ -8,6 +8,10 @@ error as one line and exits with status 2; anything else is a bug.
 from __future__ import annotations
 
 
+class GenoqueryWarning(UserWarning):
+    """Something of the input that genoquery does not keep; the command line prints it as one line."""
+
+
 class GenoqueryError(Exception):
     """Base class for errors a user can fix; the message says what and how."""
 

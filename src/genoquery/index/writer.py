@@ -152,6 +152,7 @@ class IndexWriter:
                     "alleles": block.alleles,
                     "qual": pa.array(block.qual, pa.float32(), from_pandas=True),
                     "filters": block.filters,
+                    "info": block.info,
                     "source": [source] * n,
                     "record": block.record,
                     **encoding_columns(batch, batch_rows, codes, first_dense, first_listed, first_missing),
@@ -272,7 +273,7 @@ class IndexWriter:
         """A batch's records with ``start <= batch_row < end`` in row order, for its Zarr variant arrays."""
         self.flush()
         return self.con.sql(
-            "SELECT contig, pos, id, alleles, qual, filters FROM batch_sites "
+            "SELECT contig, pos, id, alleles, qual, filters, info, source, record FROM batch_sites "
             "WHERE batch = ? AND batch_row >= ? AND batch_row < ? ORDER BY batch_row",
             params=[batch, start, end],
         ).to_arrow_table()

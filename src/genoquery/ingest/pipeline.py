@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,10 @@ import cyvcf2
 import numpy as np
 from tqdm import tqdm
 
-from genoquery.errors import InputFileError
+from genoquery.errors import GenoqueryWarning, InputFileError
 from genoquery.index.persons import read_person_table, sample_groups
 from genoquery.index.writer import IndexWriter, cell_rows
+from genoquery.ingest.info_arrays import kept_fields
 from genoquery.ingest.records import OrderChecker, first_locus, read_blocks
 from genoquery.ingest.variant_arrays import HeaderFacts, write_variant_arrays
 from genoquery.ingest.vcf_source import VcfSource, meta_information, open_source
@@ -311,12 +313,21 @@ class IngestPlan:
 
 
 def _header_facts(sources: list[VcfSource], filters: list[str]) -> HeaderFacts:
-    """The batch's FILTERs (declared or met in records) with the headers' descriptions, and the
-    first file's other meta-information lines."""
+    """The batch's FILTERs (declared or met in records) with the headers' descriptions, the
+    first file's other meta-information lines, and the INFO fields kept. What is not kept (FORMAT
+    fields but GT, INFO fields named like VCF Zarr's own arrays) is reported as a warning."""
     descriptions = {}
     for source in reversed(sources):
         descriptions.update(zip(source.filters, source.filter_descriptions, strict=True))
-    return HeaderFacts(filters, descriptions, meta_information(sources[0].header_text))
+    info, refused = kept_fields([f for s in sources for f in s.info_fields])
+    refused += [f"FORMAT/{k}" for k in dict.fromkeys(k for s in sources for k in s.format_keys) if k != "GT"]
+    if refused:
+        warnings.warn(
+            f"{sources[0].path}: not kept: {', '.join(refused)} (genoquery stores GT and INFO fields)",
+            GenoqueryWarning,
+            stacklevel=2,
+        )
+    return HeaderFacts(filters, descriptions, meta_information(sources[0].header_text), info)
 
 
 def build_batch(

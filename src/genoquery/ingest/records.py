@@ -183,7 +183,7 @@ def _parse_fixed(source: VcfSource, cols: list[bytes], line_no: int):
     filt = cols[6].decode()
     filters = [] if filt == "." else filt.split(";")
     vid = "" if cols[2] == b"." else cols[2].decode()
-    return chrom, int(pos_text), vid, alleles, qual, filters
+    return chrom, int(pos_text), vid, alleles, qual, filters, cols[7].decode()
 
 
 READ_SIZE = 1 << 22  # bytes of decompressed text read at a time
@@ -296,9 +296,9 @@ class _TextReader:
 
     def _add_line(self, block: SiteBlock, buf: bytearray, start: int, end: int, line_no: int) -> None:
         cols = _split_fixed(buf, start, end)
-        chrom, pos, vid, alleles, qual, filters = _parse_fixed(self.source, cols, line_no)
+        chrom, pos, vid, alleles, qual, filters, info = _parse_fixed(self.source, cols, line_no)
         self.order.check(self.source, self.declared, chrom, pos, line_no)
-        row = block.add_site(chrom, pos, vid, alleles, qual, filters, line_no)
+        row = block.add_site(chrom, pos, vid, alleles, qual, filters, info, line_no)
         out_gt, out_phased = block.gt[row], block.phased[row]
         if self.n_samples == 0:
             return
@@ -378,10 +378,24 @@ class _BcfReader:
             [variant.REF, *list(variant.ALT)],
             math.nan if qual is None else float(qual),
             filters,
+            _info_text(variant),
             record,
         )
         if self.n_samples:
             _htslib_genotypes(self.source, variant, record, block.gt[row], block.phased[row])
+
+
+def _info_value(value) -> str:
+    """An INFO value as htslib decoded it (a tuple for several, None for missing) as VCF text."""
+    if isinstance(value, tuple):
+        return ",".join("." if v is None else str(v) for v in value)
+    return "." if value is None else str(value)
+
+
+def _info_text(variant: cyvcf2.Variant) -> str:
+    """A BCF record's INFO as VCF text (``.`` when empty), from htslib's decoded values."""
+    items = [key if value is True else f"{key}={_info_value(value)}" for key, value in variant.INFO]
+    return ";".join(items) or "."
 
 
 def read_blocks(source: VcfSource, capacity: int, order: OrderChecker | None = None) -> Iterator[SiteBlock]:

@@ -19,7 +19,8 @@ import pyarrow as pa
 import zarr
 
 from genoquery.index.writer import IndexWriter, encoding_columns
-from genoquery.ingest.variant_arrays import HeaderFacts, write_variant_arrays
+from genoquery.ingest.variant_arrays import VARIANT_DIMS, HeaderFacts, write_variant_arrays
+from genoquery.ingest.vcf_source import InfoField
 from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
 from genoquery.storage.batches import Batch
 from genoquery.storage.call_codes import HaploidPatterns, encode_block
@@ -53,12 +54,23 @@ def rewrite_batch(
 
 
 def _header(old: zarr.Group) -> HeaderFacts:
+    """The header facts the old group kept (format 2 groups have no descriptions nor INFO arrays)."""
     filters = np.asarray(old["filter_id"][...], dtype=object).tolist()
     described = "filter_description" in old
     descriptions = np.asarray(old["filter_description"][...], dtype=object).tolist() if described else []
-    return HeaderFacts(
-        filters, dict(zip(filters, descriptions, strict=False)), list(old.attrs.get("vcf_meta_information", []))
-    )
+    meta = list(old.attrs.get("vcf_meta_information", []))
+    return HeaderFacts(filters, dict(zip(filters, descriptions, strict=False)), meta, _info_fields(old))
+
+
+def _info_fields(old: zarr.Group) -> list[InfoField]:
+    """The INFO fields of the old group's ``variant_<ID>`` arrays, as their header declared them."""
+    fields = []
+    for name, array in old.arrays():
+        key = name.removeprefix("variant_")
+        if not name.startswith("variant_") or name in VARIANT_DIMS or "info_number" not in array.attrs:
+            continue
+        fields.append(InfoField(key, array.attrs["info_number"], array.attrs["info_type"], array.attrs["description"]))
+    return sorted(fields, key=lambda f: f.id)
 
 
 def _write(

@@ -36,6 +36,7 @@ def upgrade(store: str | os.PathLike, layout: ChunkLayout | None = None) -> list
             return done
         with index_transaction(path) as copy:
             index = IndexWriter(copy, create=False)
+            index.con.execute("ALTER TABLE batch_sites ADD COLUMN IF NOT EXISTS info VARCHAR")  # format 2 kept none
             batches = read_batches(index.con, path)
             kept = {str(b.path.relative_to(path)) for b in batches}
             remove_leftovers(path, kept)

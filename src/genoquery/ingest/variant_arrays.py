@@ -15,6 +15,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from genoquery.index.writer import IndexWriter
+from genoquery.ingest.info_arrays import InfoArray, longest_values, parse_info
+from genoquery.ingest.info_arrays import layout as info_layout
+from genoquery.ingest.info_arrays import values as info_values
+from genoquery.ingest.vcf_source import InfoField
 from genoquery.ingest.zarr_writer import GenotypeWriter
 from genoquery.version import __version__
 
@@ -35,12 +39,14 @@ REGION_FIELDS = 6  # region_index columns: chunk, contig, first POS, last POS, l
 @dataclass(frozen=True)
 class HeaderFacts:
     """What a batch's VCF Zarr group keeps of its VCF header: FILTER IDs (PASS first) with their
-    descriptions, and the other meta-information lines as ``[key, value]`` pairs
-    (``vcf_meta_information``, as bio2zarr; INFO, FORMAT, FILTER and contig lines excluded)."""
+    descriptions, the other meta-information lines as ``[key, value]`` pairs
+    (``vcf_meta_information``, as bio2zarr; INFO, FORMAT, FILTER and contig lines excluded), and
+    the INFO fields kept as ``variant_<ID>`` arrays (:mod:`genoquery.ingest.info_arrays`)."""
 
     filters: list[str]
     filter_descriptions: dict[str, str]
     meta_information: list[list[str]]
+    info_fields: list[InfoField]
 
 
 def _flatten(lists: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,6 +79,25 @@ def _slice_arrays(sites: pa.Table, max_alleles: int, contigs: list[str], filters
         "variant_quality": sites["qual"].fill_null(np.nan).to_numpy().astype(np.float32),
         "variant_filter": flags,
     }
+
+
+def _info_arrays(index: IndexWriter, batch: int, n: int, max_alleles: int, fields: list[InfoField]) -> list[InfoArray]:
+    """The arrays of the INFO ``fields``; a pass over the records finds the widest value of each
+    field whose Number does not fix its width."""
+    variable = [f for f in fields if f.kind != "Flag" and f.number not in ("1", "A", "R")]
+    longest = dict.fromkeys((f.id for f in fields), 0)
+    step = 1 << 20
+    for start in range(0, n if variable else 0, step):
+        texts = index.sites_table(batch, start, start + step)["info"].to_pylist()
+        for key, count in longest_values(texts, variable).items():
+            longest[key] = max(longest[key], count)
+    return [info_layout(f, max_alleles, longest[f.id]) for f in fields]
+
+
+def _where(sites: pa.Table):
+    """``where(row)``: the source file and line of a row of ``sites``, for error messages."""
+    sources, records = sites["source"].to_pylist(), sites["record"].to_pylist()
+    return lambda row: {"path": sources[row], "line": records[row]}
 
 
 def region_rows(first_chunk: int, chunk: int, contig: np.ndarray, pos: np.ndarray, length: np.ndarray) -> list[tuple]:
@@ -112,6 +137,18 @@ def write_variant_arrays(
         name: genotypes.create_variant_array(name, shapes.get(name, (n,)), dtypes[name], dims)
         for name, dims in VARIANT_DIMS.items()
     }
+    infos = _info_arrays(index, batch, n, max_alleles, header.info_fields)
+    info_arrays = {
+        spec.name: genotypes.create_variant_array(
+            spec.name,
+            (n, *spec.shape_tail),
+            spec.dtype,
+            spec.dims,
+            # description as bio2zarr; Number and Type as declared, for rewrites of the group
+            {"description": spec.field.description, "info_number": spec.field.number, "info_type": spec.field.kind},
+        )
+        for spec in infos
+    }
     chunk = genotypes.layout.variant_chunk
     regions: list[tuple] = []
     for start in range(0, n, chunk * SLICE_CHUNKS):
@@ -119,6 +156,11 @@ def write_variant_arrays(
         values = _slice_arrays(sites, max_alleles, names, header.filters)
         for name, array in arrays.items():
             array[start : start + len(values[name])] = values[name]
+        parsed = [parse_info(text) for text in sites["info"].to_pylist()]
+        n_alleles = pc.list_value_length(sites["alleles"]).to_pylist()
+        where = _where(sites)
+        for spec in infos:
+            info_arrays[spec.name][start : start + len(parsed)] = info_values(spec, parsed, n_alleles, where)
         regions += region_rows(
             start // chunk, chunk, values["variant_contig"], values["variant_position"], values["variant_length"]
         )

@@ -22,6 +22,18 @@ BCF_MAGIC = b"BCF\x02"
 
 
 @dataclass(frozen=True)
+class InfoField:
+    """An INFO field as the header declares it: ``number`` is the header's Number (``1``,
+    ``A``, ``R``, ``G``, ``.`` or a count), ``kind`` its Type (Integer, Float, Flag, String,
+    Character)."""
+
+    id: str
+    number: str
+    kind: str
+    description: str
+
+
+@dataclass(frozen=True)
 class VcfSource:
     """One input file as the header describes it.
 
@@ -36,6 +48,8 @@ class VcfSource:
     contigs: tuple[tuple[str, int | None], ...]
     filters: tuple[str, ...]
     filter_descriptions: tuple[str, ...]
+    info_fields: tuple[InfoField, ...]
+    format_keys: tuple[str, ...]
     header_text: str
     header_lines: int
     size: int
@@ -75,6 +89,19 @@ def _header_filters(reader: cyvcf2.VCF) -> dict[str, str]:
         if info.get("HeaderType") == "FILTER":
             filters[info["ID"]] = info.get("Description", "").strip('"')
     return filters
+
+
+def _header_fields(reader: cyvcf2.VCF) -> tuple[tuple[InfoField, ...], tuple[str, ...]]:
+    """The declared INFO fields, and the declared FORMAT keys."""
+    info, keys = [], []
+    for rec in reader.header_iter():
+        fields = rec.info()
+        if fields.get("HeaderType") == "INFO":
+            number, kind = fields.get("Number", "."), fields.get("Type", "String")
+            info.append(InfoField(fields["ID"], number, kind, fields.get("Description", "").strip('"')))
+        elif fields.get("HeaderType") == "FORMAT":
+            keys.append(fields["ID"])
+    return tuple(info), tuple(keys)
 
 
 STRUCTURED_LINES = ("INFO", "FORMAT", "FILTER", "contig")  # VCF Zarr keeps these as arrays
@@ -160,6 +187,7 @@ def open_source(path: str | os.PathLike) -> VcfSource:
         samples = list(reader.samples)
         contigs = _header_contigs(reader)
         filters = _header_filters(reader)
+        info_fields, format_keys = _header_fields(reader)
     finally:
         reader.close()
     return VcfSource(
@@ -169,6 +197,8 @@ def open_source(path: str | os.PathLike) -> VcfSource:
         contigs=contigs,
         filters=tuple(filters),
         filter_descriptions=tuple(filters.values()),
+        info_fields=info_fields,
+        format_keys=format_keys,
         header_text=header_text,
         header_lines=header_text.count("\n"),
         size=path.stat().st_size,

@@ -212,7 +212,9 @@ class GenotypeWriter:
         for array in (self.codes, self.listed_sample, self.listed_genotype, self.missing_tokens):
             array.flush()
 
-    def create_variant_array(self, name: str, shape: tuple[int, ...], dtype, dims: tuple[str, ...]) -> zarr.Array:
+    def create_variant_array(
+        self, name: str, shape: tuple[int, ...], dtype, dims: tuple[str, ...], attributes: dict | None = None
+    ) -> zarr.Array:
         """An empty VCF Zarr array with a ``variants`` dimension, in ``variant_chunk`` rows."""
         is_text = dtype is str
         chunks = (self.layout.variant_chunk, *tuple(max(1, n) for n in shape[1:]))
@@ -225,7 +227,7 @@ class GenotypeWriter:
             if is_text
             else vcf_compressor(self.layout, int(np.prod(chunks)) * np.dtype(dtype).itemsize),
             fill_value="" if is_text else None,
-            attributes=_dims(dims),
+            attributes=_dims(dims) | (attributes or {}),
         )
 
     def write_small_array(self, name: str, values: np.ndarray, dims: tuple[str, ...], query: bool = False) -> None:

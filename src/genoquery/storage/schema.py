@@ -15,7 +15,9 @@ another. ``sites`` (the union, in genome order) and the whole-store statistics i
 ``variants`` and ``variant_group_stats`` are derived from the per-batch counts
 (:mod:`genoquery.index.merge`), so adding a batch adds its counts.
 
-Per batch record: ``n_carriers`` counts called calls that are not hom-ref,
+Per batch record: ``info`` is its INFO column as text (``.`` when empty; NULL in stores upgraded
+from format 2, which did not keep it), parsed into the ``variant_<ID>`` arrays of the batch's VCF
+Zarr group when the group is written. ``n_carriers`` counts called calls that are not hom-ref,
 ``dense_row`` is its row in ``call_genotype_code`` (NULL for a sparse record) and
 ``haploid_pattern`` its row in ``haploid_mask`` (NULL when every call is diploid);
 its listed calls are rows ``listed_start`` .. ``listed_start + n_listed - 1`` of
@@ -115,7 +117,7 @@ CREATE TABLE batch_sites (
     alleles VARCHAR[] NOT NULL, qual REAL, filters VARCHAR[] NOT NULL, source VARCHAR NOT NULL,
     record BIGINT NOT NULL, n_carriers INTEGER NOT NULL, dense_row BIGINT, haploid_pattern INTEGER,
     listed_start BIGINT NOT NULL, n_listed INTEGER NOT NULL, missing_start BIGINT NOT NULL,
-    n_missing_tokens INTEGER NOT NULL, inline_calls BIGINT[]);
+    n_missing_tokens INTEGER NOT NULL, inline_calls BIGINT[], info VARCHAR);
 CREATE TABLE batch_cells (batch SMALLINT NOT NULL, grouping VARCHAR NOT NULL, group_value VARCHAR NOT NULL,
     n_samples BIGINT NOT NULL);
 CREATE TABLE batch_site_counts (batch SMALLINT NOT NULL, batch_row BIGINT NOT NULL, grouping VARCHAR NOT NULL,

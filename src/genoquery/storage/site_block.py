@@ -16,7 +16,8 @@ class SiteBlock:
 
     ``gt`` is (capacity, samples, 2) int8 in VCF Zarr coding (-1 missing,
     -2 fill); ``phased`` is (capacity, samples) bool. Only the first ``n``
-    rows are meaningful. ``record`` numbers are 1-based line numbers for text
+    rows are meaningful. ``info`` is each record's INFO column as text (``.`` when empty).
+    ``record`` numbers are 1-based line numbers for text
     VCF and 1-based record numbers for BCF.
     """
 
@@ -29,6 +30,7 @@ class SiteBlock:
     alleles: list[list[str]] = field(default_factory=list)
     qual: list[float] = field(default_factory=list)
     filters: list[list[str]] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
     record: list[int] = field(default_factory=list)
     gt: np.ndarray = field(init=False)
     phased: np.ndarray = field(init=False)
@@ -42,7 +44,15 @@ class SiteBlock:
         return self.n == self.capacity
 
     def add_site(
-        self, contig: str, pos: int, vid: str, alleles: list[str], qual: float, filters: list[str], record: int
+        self,
+        contig: str,
+        pos: int,
+        vid: str,
+        alleles: list[str],
+        qual: float,
+        filters: list[str],
+        info: str,
+        record: int,
     ) -> int:
         """Append a site's fixed columns; returns its row for the genotype arrays."""
         self.contig.append(contig)
@@ -51,6 +61,7 @@ class SiteBlock:
         self.alleles.append(alleles)
         self.qual.append(qual)
         self.filters.append(filters)
+        self.info.append(info)
         self.record.append(record)
         self.n += 1
         return self.n - 1
