@@ -138,7 +138,17 @@ def _persons_missing(tmp: Path):
     return [vcf], persons, None, persons
 
 
+NO_CONTIG_LINES = [h for h in HEADER if not h.startswith("##contig")]
 CASES = [
+    *(
+        _text_case(
+            f"contig_name_{name}",
+            _vcf([*GOOD[:2], f"{chrom}\t50\t.\tC\tA\t.\t.\t.\tGT\t1/0\t0/0"], NO_CONTIG_LINES),
+            f"{chrom}\t50",
+            (chrom,),
+        )
+        for name, chrom in (("comma", "chr2,3"), ("angle_bracket", "chr<2>"), ("equals_first", "=chr2"))
+    ),
     _text_case("no_chrom_line", "\n".join(HEADER[:-1] + GOOD) + "\n", None),
     _text_case("no_fileformat", _vcf(GOOD, ["##contig=<ID=chr1>", "this is not a header line", *HEADER[-1:]]), None),
     _text_case(
@@ -378,3 +388,14 @@ def test_query_errors(gq, tmp_path, store_path):
         store.variants(by="ancestry")  # ingested without persons
     with pytest.raises(gq.GenoqueryError):
         store.variants(by="no_such_column")
+
+
+def test_contig_names_vcf_allows_are_accepted(gq, store_path):
+    """HLA allele contigs ('*' and ':' after the first character) and an angle-bracketed
+    assembly ID, which VCF 4.3 allows as CHROM, are ingested as written."""
+    names = ["HLA-A*01:01:01:01", "<ctg1>", "chrUn_KI270302v1"]
+    records = [f"{name}\t50\t.\tC\tA\t.\t.\t.\tGT\t1/0\t0/0" for name in names]
+    path = store_path.parent / "names.vcf"
+    path.write_text(_vcf(records, [h for h in HEADER if not h.startswith("##contig")]))
+    with gq.ingest(store_path, [path]) as store:
+        assert store.contigs == names

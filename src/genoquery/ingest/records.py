@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Iterator
 
 import cyvcf2
@@ -28,6 +29,9 @@ from genoquery.storage.format import FILL, MISSING
 from genoquery.storage.site_block import PLOIDY, SiteBlock
 
 MAX_ALLELES = 127  # int8 allele indexes
+# VCF 4.3 section 1.4.7: a contig name, or an angle-bracketed ID of a contig in an assembly file.
+_CONTIG_NAME = r"[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&*+./:;=?@^_|~-]*"
+CONTIG_NAME = re.compile(rf"{_CONTIG_NAME}|<{_CONTIG_NAME}>")
 MAX_POS = 2**31 - 1  # VCF/BCF positions are 32-bit
 
 
@@ -68,6 +72,14 @@ class OrderChecker:
                 fix="sort the file (bcftools sort); files split by region must cover disjoint regions",
             )
         else:
+            if not CONTIG_NAME.fullmatch(contig):
+                raise InputFileError(
+                    source.path,
+                    f"CHROM {contig!r} is not a valid contig name (VCF 4.3: no commas, angle brackets but around "
+                    "a whole ID, or whitespace; no '*' or '=' first)",
+                    line=record,
+                    fix="rename the contig (bcftools annotate --rename-chrs)",
+                )
             if self.current is not None:
                 self.finished.add(self.current)
             self.current = contig
