@@ -29,6 +29,7 @@ import oracle
 from genoquery.errors import GenoqueryError
 from genoquery.ingest.compact import compact
 from genoquery.ingest.withdraw import withdraw
+from genoquery.query.association.store_dosages import store_dosages
 from genoquery.verify import verify
 
 CENTERS = tuple(sorted(checks.FIXTURES.glob("center*.vcf.gz")))
@@ -153,6 +154,94 @@ def test_complete_callsets_equal_the_joint_callset_on_a_diploid_contig(tmp_path)
     want = _by_key(oracle.allele_stats(checks.FIXTURE_VCFS[0]))
     assert _store_by_key(store.variants()) == want
     store.close()
+
+
+def _absent_rule_oracle(tmp: Path, centers: tuple[Path, ...], complete: tuple[bool, ...]) -> Path:
+    """bcftools' view of ``centers`` as batches, ``complete[i]`` saying whether center i is a
+    complete callset: ``bcftools merge -m none`` (absent records ``./.``) and ``merge -m none -0``
+    (absent records ``0/0``) of all of them, each center's samples taken from the merge its
+    flag names, and the parts merged again."""
+    merges = {}
+    for zero in sorted(set(complete)):
+        merges[zero] = tmp / f"merge{int(zero)}.vcf.gz"
+        flags = ["-0"] if zero else []
+        bcftools.merge("-m", "none", *flags, "-Oz", "-o", str(merges[zero]), *map(str, centers), catch_stdout=False)
+    parts = []
+    for i, (center, zero) in enumerate(zip(centers, complete, strict=True)):
+        parts.append(tmp / f"part{i}.vcf.gz")
+        samples = ",".join(oracle.sample_names(center))
+        bcftools.view("--no-update", "-s", samples, "-Oz", "-o", str(parts[-1]), str(merges[zero]), catch_stdout=False)
+        bcftools.index(str(parts[-1]), catch_stdout=False)
+    out = tmp / "oracle.vcf.gz"
+    bcftools.merge("-m", "none", "-Oz", "-o", str(out), *map(str, parts), catch_stdout=False)
+    assert len(oracle.sites(out)) == len(oracle.sites(merges[complete[0]]))
+    return out
+
+
+def _store_dosages_by_allele(store) -> dict[tuple[int, int], tuple[list, list, list, list]]:
+    """Per (site_row, allele): carriers, their dosages, missing samples and the haploid mask,
+    from the association's dosages of every site for every sample."""
+    rows = np.arange(store.sql("SELECT count(*) AS n FROM sites", [])["n"][0].as_py())
+    haploid, parts = store_dosages(store, rows, np.arange(store.info["samples"]))
+    out = {}
+    for part in parts:
+        for k, (site, allele, pattern) in enumerate(zip(part.site_row, part.allele, part.pattern, strict=True)):
+            carriers, missing = slice(*part.carrier[k : k + 2]), slice(*part.missing[k : k + 2])
+            mask = haploid[pattern] if pattern >= 0 else np.zeros(haploid.shape[1], dtype=bool)
+            out[(int(site), int(allele))] = (
+                part.sample[carriers].tolist(),
+                part.dosage[carriers].tolist(),
+                part.missing_sample[missing].tolist(),
+                np.flatnonzero(mask).tolist(),
+            )
+    return out
+
+
+def _oracle_dosages_by_allele(gt: np.ndarray, path: Path) -> dict[tuple[int, int], tuple[list, list, list, list]]:
+    """The same from the oracle's calls: a call's dosage is its copies of the allele, none
+    (missing) if it has a missing allele; haploid calls are those without a second allele."""
+    out = {}
+    for i, site in enumerate(oracle.sites(path)):
+        missing = (gt[i] == oracle.MISSING_ALLELE).any(axis=1)
+        haploid = np.flatnonzero(gt[i, :, 1] == oracle.FILL)
+        for allele in range(1, len(site.alts) + 1):
+            dosage = (gt[i] == allele).sum(axis=1)
+            carriers = np.flatnonzero((dosage > 0) & ~missing)
+            out[(i, allele)] = (
+                carriers.tolist(),
+                dosage[carriers].tolist(),
+                np.flatnonzero(missing).tolist(),
+                haploid.tolist(),
+            )
+    return out
+
+
+@pytest.mark.parametrize("complete", [(False, True), (True, False)], ids=["second-complete", "first-complete"])
+def test_absent_records_follow_each_batchs_rule_as_bcftools_merge(tmp_path, complete) -> None:
+    """Two batches, one a complete callset: where a batch has no record its samples are ``./.``
+    (``bcftools merge -m none``) or, for the complete callset, ``0/0`` (``merge -0``), in the
+    frequencies counted for a cohort and in the index, the genotype matrix, the association's
+    dosages, and verify's recount."""
+    centers = CENTERS[:2]
+    path = tmp_path / "mixed.gq"
+    genoquery.ingest(path, [centers[0]], complete_callset=complete[0], progress=False).close()
+    genoquery.ingest(path, [centers[1]], batch="second", complete_callset=complete[1], progress=False).close()
+    want = _absent_rule_oracle(tmp_path, centers, complete)
+    want_gt, want_phased = oracle.genotype_arrays(want)
+    with genoquery.open(path) as store:
+        records = store.sql("SELECT count(*) AS n FROM batch_sites GROUP BY batch", [])["n"].to_pylist()
+        assert len(records) == 2
+        assert max(records) < len(oracle.sites(want)), "each batch should lack some sites"
+        stats = _by_key(oracle.allele_stats(want))
+        assert _store_by_key(store.frequencies(cohort=store.sample_ids.tolist())) == stats
+        assert _store_by_key(store.variants()) == stats
+        got = store.genotypes()
+        assert got.sample_ids == oracle.sample_names(want)
+        assert np.array_equal(got.gt, want_gt)
+        assert np.array_equal(got.phased, want_phased)
+        assert _store_dosages_by_allele(store) == _oracle_dosages_by_allele(want_gt, want)
+    report = verify(path)
+    assert report.ok, report.problems
 
 
 def test_a_sample_in_two_batches_is_refused(tmp_path) -> None:

@@ -7,7 +7,8 @@ Three checks, none using the code that wrote the store:
 2. **Statistics.** Each batch's calls are read from ``call_genotype`` and counted
    here with plain numpy (not the ingest's kernels, not the query encoding); per
    site, ALT allele and cell, the sums over the batches (a batch without a record
-   counting as not called, or as hom-ref for a complete callset) must equal
+   counting its samples' ``Batch.absent_call``: not called, or hom-ref for a complete
+   callset, counted here as any other call) must equal
    ``variants`` and ``variant_group_stats``. Withdrawn samples are left out.
 3. **Sources** (files given with ``--sources``). Each is matched to the provenance
    by sha256 and size, and its records are re-read with pysam (htslib's parser
@@ -186,6 +187,18 @@ def _block_counts(gt: np.ndarray, n_alleles: int) -> tuple[np.ndarray, np.ndarra
     return an, missing.sum(axis=1), per_allele
 
 
+def _counts_row(an: np.ndarray, incomplete: np.ndarray, per_allele: np.ndarray, i: int, a: int) -> list[int]:
+    """Site ``i``'s :data:`STATS` of ALT allele ``a`` from :func:`_block_counts`."""
+    return [per_allele[i, a - 1, 0], an[i], *per_allele[i, a - 1, 1:], incomplete[i]]
+
+
+def _absent_counts(batch: Batch, n: int) -> np.ndarray:
+    """The :data:`STATS` ``n`` samples of ``batch`` add at a site it has no record of: each holds
+    its absent call, which has no ALT allele, so the counts of allele 1 are every allele's."""
+    gt = np.broadcast_to(np.array(batch.absent_call, dtype=np.int8), (1, n, 2))
+    return np.array(_counts_row(*_block_counts(gt, 2), 0, 1), dtype=np.int64)
+
+
 def _batch_records(con: duckdb.DuckDBPyConnection, batch: Batch) -> list[tuple[int, int, int]]:
     return con.execute(
         "SELECT batch_row, site_row, len(alleles) FROM batch_sites WHERE batch = ? ORDER BY batch_row", [batch.number]
@@ -212,10 +225,10 @@ def _blocks(batch: Batch, records: list, report: Report) -> Iterator[tuple[list,
 def _check_statistics(con: duckdb.DuckDBPyConnection, batches: list[Batch], report: Report, progress: bool) -> None:
     counted: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros(6, dtype=np.int64))
     present: dict[int, set[int]] = defaultdict(set)
-    sizes: list[tuple[Batch, dict]] = []
+    absent: list[tuple[Batch, dict]] = []
     for batch in batches:
         cells = _cells(con, batch)
-        sizes.append((batch, {k: int(m.sum()) for k, m in cells.items()}))
+        absent.append((batch, {k: _absent_counts(batch, int(m.sum())) for k, m in cells.items()}))
         records = _batch_records(con, batch)
         bar = tqdm(total=len(records), desc=f"count {batch.name}", unit="rec", disable=not progress)
         for part, gt in _blocks(batch, records, report):
@@ -224,12 +237,7 @@ def _check_statistics(con: duckdb.DuckDBPyConnection, batches: list[Batch], repo
                 an, incomplete, per_allele = _block_counts(gt[:, mask], width)
                 for i, (_, site, n) in enumerate(part):
                     for a in range(1, n):
-                        counted[(site, a, *key)] += [
-                            *per_allele[i, a - 1, :1],
-                            an[i],
-                            *per_allele[i, a - 1, 1:],
-                            incomplete[i],
-                        ]
+                        counted[(site, a, *key)] += _counts_row(an, incomplete, per_allele, i, a)
             for _, site, _ in part:
                 present[site].add(batch.number)
             bar.update(len(part))
@@ -237,10 +245,9 @@ def _check_statistics(con: duckdb.DuckDBPyConnection, batches: list[Batch], repo
     stored = _stored_statistics(con)
     for (site, allele, grouping, value), row in stored.items():
         want = counted.get((site, allele, grouping, value), np.zeros(6, dtype=np.int64)).copy()
-        for batch, cell_sizes in sizes:
+        for batch, terms in absent:
             if batch.number not in present[site]:
-                n = cell_sizes.get((grouping, value), 0)
-                want[1 if batch.complete else 5] += 2 * n if batch.complete else n
+                want += terms.get((grouping, value), 0)
         report.checked["statistics"] += 1
         if tuple(want.tolist()) != row:
             cell = f" in {grouping}={value}" if grouping else ""

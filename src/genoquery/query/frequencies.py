@@ -18,7 +18,7 @@ import pyarrow as pa
 from genoquery.deadline import check
 from genoquery.errors import QueryError, StoreError
 from genoquery.index.persons import groups_of
-from genoquery.stats.allele_stats import STATS, AlleleStats, Cells, assemble_stats, empty_counts
+from genoquery.stats.allele_stats import STATS, AlleleStats, Cells, assemble_stats, block_counts, empty_counts
 from genoquery.stats.cohort_counts import count_calls
 from genoquery.storage.call_reader import SITE_COLUMNS
 from genoquery.storage.schema import STAT_COLUMNS, VARIANT_COLUMNS, index_cursor
@@ -145,8 +145,8 @@ def store_stats(
     """Statistics of every ALT allele of ``sites`` (``site_row``, ``n_alleles``; a range of
     consecutive site rows, in order) for the cohort ``members`` (sorted global sample
     indexes) in ``cells`` (restricted to the cohort with :meth:`Cells.restrict`), summed
-    over the batches; a batch without a record of a site adds its members as missing
-    calls there, or nothing if it is a complete callset (see :mod:`genoquery.index.merge`).
+    over the batches; a batch without a record of a site adds its members' absent calls
+    there (:attr:`Batch.absent_call`: missing, or hom-ref for a complete callset).
     Yields the site rows and statistics of consecutive windows of sites."""
     rows_all, n_alleles_all = sites["site_row"].to_numpy(), sites["n_alleles"].to_numpy()
     step = _window(n_alleles_all, cells)
@@ -187,8 +187,17 @@ def _add_batch(
         present[at] = True
         site_counts[at] += counts
         allele_counts[at, : per_allele.shape[1]] += per_allele
-    if not batch.complete:
-        absent = ~present
-        sizes = np.bincount(of_sample[local].reshape(-1)[of_sample[local].reshape(-1) >= 0], minlength=len(cells.sizes))
-        site_counts[absent, :, 0] += 2 * sizes
-        site_counts[absent, :, 1] += sizes
+    if not present.all():
+        absent_sites, absent_alleles = _absent_counts(
+            batch, Cells(cells.groupings, of_sample[local], cells.sizes), allele_counts.shape[1]
+        )
+        site_counts[~present] += absent_sites
+        allele_counts[~present] += absent_alleles
+
+
+def _absent_counts(batch: Batch, cells: Cells, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """One site's ``site_counts`` and ``allele_counts`` (of ``width`` alleles) where ``batch`` has
+    no record: every sample of ``cells`` holds :attr:`Batch.absent_call`, counted as any call."""
+    gt = np.broadcast_to(np.array(batch.absent_call, dtype=np.int8), (1, len(cells.of_sample), 2))
+    site_counts, allele_counts = block_counts(gt, np.array([width]), cells)
+    return site_counts[0], allele_counts[0]

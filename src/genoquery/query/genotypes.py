@@ -142,8 +142,8 @@ def read_calls(
     batches: list[Batch], con: duckdb.DuckDBPyConnection, sites: pa.Table, selection: SampleSelection
 ) -> Genotypes:
     """The calls of ``sites`` (consecutive site rows) for the selected samples, gathered from
-    each batch's records; a batch without a record of a site gives ``./.`` there (``0/0``
-    for a complete callset)."""
+    each batch's records; a batch without a record of a site gives its
+    :attr:`~genoquery.storage.batches.Batch.absent_call` there, unphased."""
     n = sites.num_rows
     lo = sites["site_row"][0].as_py() if n else 0
     width = len(selection.ids) if selection.indexes is None else len(selection.indexes)
@@ -152,12 +152,11 @@ def read_calls(
         batch, _, _, _, rows, samples = reads[0]
         gt, phased = (array.get_orthogonal_selection((rows, samples)) for array in batch.calls)
     else:
-        gt = np.full((n, width, 2), -1, dtype=np.int8)
+        gt = np.empty((n, width, 2), dtype=np.int8)  # every column is one batch's, filled below
         phased = np.zeros((n, width), dtype=bool)
         for batch, first, last, at, rows, samples in reads:
             check()  # the request's time limit (genoquery.deadline), per batch of calls read
-            if batch.complete:
-                gt[:, first:last] = 0
+            gt[:, first:last] = batch.absent_call
             if not len(at):
                 continue
             genotype, phase = batch.calls

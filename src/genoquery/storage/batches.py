@@ -9,14 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from genoquery.storage.format import query_group, vcf_group
+from genoquery.storage.format import MISSING, query_group, vcf_group
+
+NOT_CALLED = (MISSING, MISSING)  # ./.
+HOM_REF = (0, 0)  # 0/0
 
 
 @dataclass(frozen=True)
 class Batch:
     """One batch: ``number`` (``batches.batch``), ``name``, its directory ``path``, global
     sample indexes ``offset`` .. ``offset + n_samples - 1``, and whether it is a complete
-    callset (records it lacks mean hom-ref, not missing)."""
+    callset (what records it lacks mean: :attr:`absent_call`)."""
 
     number: int
     name: str
@@ -24,6 +27,12 @@ class Batch:
     offset: int
     n_samples: int
     complete: bool
+
+    @property
+    def absent_call(self) -> tuple[int, int]:
+        """The absent-record rule: the call each of the batch's samples has at a site the batch
+        has no record of, ``0/0`` for a complete callset (as ``bcftools merge -0``), else ``./.``."""
+        return HOM_REF if self.complete else NOT_CALLED
 
     @cached_property
     def reader(self):  # a genoquery.storage.call_reader.CallReader (imports zarr: only when asked for)

@@ -2,8 +2,9 @@
 
 :func:`genoquery.query.association.dosages.allele_dosages` decodes one batch's records; here
 the batches' dosages of each site are put together with global sample indexes, and a
-batch without a record of a site lists its analysed samples as missing there (nothing,
-for a complete callset, whose absent records are hom-ref). Haploid patterns are per
+batch without a record of a site gives its analysed samples its absent call there
+(:attr:`genoquery.storage.batches.Batch.absent_call`): missing if that call has a missing
+allele (``./.``), else dosage 0 (a complete callset's ``0/0``). Haploid patterns are per
 batch, so a site's pattern here is the combination of its records' patterns: the
 combinations of the sites asked for are numbered, and their masks over all samples
 built, before any site is decoded.
@@ -20,6 +21,7 @@ import pyarrow as pa
 from genoquery.deadline import check
 from genoquery.query.association.dosages import AlleleDosages, allele_dosages
 from genoquery.storage.call_reader import SITE_COLUMNS
+from genoquery.storage.format import MISSING
 
 if TYPE_CHECKING:
     from genoquery.query.store import Store
@@ -103,7 +105,7 @@ def _window(
                 missing.append(
                     (np.repeat(part.site_row, n_missing), np.repeat(part.allele, n_missing), part.missing_sample)
                 )
-        if len(local) and not batch.complete and not present.all():
+        if len(local) and MISSING in batch.absent_call and not present.all():
             missing.append(_absent(rows[~present], n_alleles[~present], local + batch.offset))
     return _assemble(rows, n_alleles, combo, carriers, missing)
 
