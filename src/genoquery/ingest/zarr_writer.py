@@ -17,6 +17,7 @@ read region by region by :mod:`genoquery.storage.shard_reads`.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +45,9 @@ class ChunkLayout:
     clevel: int = 5
     # The query encoding is read region by region, where zarr's cost per chunk read (~1-2 ms)
     # outweighs decoding; the rarest sites' calls are also inline in the index.
-    code_chunk_bytes: int = 32768  # dense 2-bit codes: 131,072 samples by variant_chunk sites per chunk
-    listed_chunk: int = 1048576
+    code_chunk_bytes: int = 32768  # dense 2-bit codes: 131,072 samples by code_chunk_rows sites per chunk
+    code_chunk_rows: int = 32  # one variant's carriers decode 32 sites' codes, not variant_chunk's
+    listed_chunk: int = 262144
     listed_shard: int = 16777216
     missing_chunk: int = 1048576  # read whole regions at a time: zarr costs ~1-2 ms per chunk read
     missing_shard: int = 16777216
@@ -149,7 +151,7 @@ class GenotypeWriter:
                 "call_genotype_code",
                 shape=(0, n_bytes),
                 dtype="uint8",
-                chunks=(layout.variant_chunk, code_chunk),
+                chunks=(math.gcd(layout.code_chunk_rows, layout.variant_chunk), code_chunk),
                 shards=(layout.variant_chunk, -(-n_bytes // code_chunk) * code_chunk),
                 compressors=query_compressor(),
                 fill_value=0,

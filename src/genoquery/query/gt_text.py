@@ -10,8 +10,11 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
+import pyarrow as pa
 
 from genoquery.storage.format import FILL
+
+CALL_CODES = 1 << 17  # two int8 alleles and a phase flag: the rows of cell_table
 
 
 @cache
@@ -22,7 +25,7 @@ def cell_table(width: int) -> np.ndarray:
     pairs = np.arange(1 << 16, dtype=np.uint16).view(np.int8).reshape(-1, 2)
     top = 10 if width == 4 else 128
     valid = (pairs[:, 0] >= -1) & (pairs[:, 0] < top) & (pairs[:, 1] >= FILL) & (pairs[:, 1] < top)
-    table = np.zeros((1 << 17, width), dtype=np.uint8)
+    table = np.zeros((CALL_CODES, width), dtype=np.uint8)
     for code in np.flatnonzero(valid).tolist():
         a0, a1 = ("." if a < 0 else str(a) for a in pairs[code].tolist())
         for phased, sep in enumerate("/|"):
@@ -42,18 +45,27 @@ def call_codes(gt: np.ndarray, phased: np.ndarray) -> np.ndarray:
     return (np.ascontiguousarray(gt).view(np.uint16)[..., 0].astype(np.uint32) << 1) | phased
 
 
-def gt_strings(gt: np.ndarray, phased: np.ndarray) -> list[str]:
-    """GT text of each call of ``gt`` (calls, 2) int8 with ``phased`` (calls,) bool."""
+def gt_text(gt: np.ndarray, phased: np.ndarray) -> pa.StringArray:
+    """GT text of each call of ``gt`` (calls, 2) int8 with ``phased`` (calls,) bool, as an
+    Arrow string array: each distinct call is formatted once and taken for every call, in time
+    linear in the calls (0.75 million calls in a few ms, no Python object per call)."""
+    codes = call_codes(gt, phased)
+    seen = np.zeros(CALL_CODES, dtype=bool)
+    seen[codes] = True
+    distinct = np.flatnonzero(seen)
+    position = np.zeros(len(seen), dtype=np.int32)
+    position[distinct] = np.arange(len(distinct), dtype=np.int32)
     width = cell_width(gt)
-    cells = cell_table(width)[call_codes(gt, phased)].view(np.uint8).reshape(-1, width)
-    return [bytes(cell).split(b"\t", 1)[0].decode() for cell in cells]
+    cells = cell_table(width)[distinct].view(np.uint8).reshape(-1, width)
+    texts = pa.array([bytes(cell).split(b"\t", 1)[0].decode() for cell in cells], pa.string())
+    return texts.take(pa.array(position[codes]))
 
 
-def unordered_gt_strings(gt: np.ndarray) -> list[str]:
+def unordered_gt_text(gt: np.ndarray) -> pa.StringArray:
     """Unphased GT text with each diploid call's alleles in ascending order, missing first
     (``0/1`` for ``1|0``; ``./1``): for answers from the 2-bit codes, which keep neither phase
     nor order."""
     diploid = gt[:, 1] != FILL
-    ordered = gt.copy()
-    ordered[diploid] = np.sort(gt[diploid], axis=1)
-    return gt_strings(ordered, np.zeros(len(gt), dtype=bool))
+    low, high = np.minimum(gt[:, 0], gt[:, 1]), np.maximum(gt[:, 0], gt[:, 1])
+    ordered = np.stack([np.where(diploid, low, gt[:, 0]), np.where(diploid, high, gt[:, 1])], axis=1)
+    return gt_text(ordered, np.zeros(len(gt), dtype=bool))

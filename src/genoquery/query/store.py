@@ -272,9 +272,14 @@ class Store:
         )
 
     @cached_property
+    def sample_id_array(self) -> pa.StringArray:
+        """Sample IDs in genotype-column order, as one Arrow array (read once)."""
+        return self.samples().column("sample_id").combine_chunks()
+
+    @cached_property
     def sample_ids(self) -> np.ndarray:
-        """Sample IDs in genotype-column order, (samples,) object array (read once)."""
-        return self.samples().column("sample_id").to_numpy(zero_copy_only=False)
+        """Sample IDs in genotype-column order, (samples,) object array."""
+        return self.sample_id_array.to_numpy(zero_copy_only=False)
 
     @cached_property
     def _lookup(self) -> VariantLookup:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from genoquery.query.gt_text import gt_strings
+from genoquery.query.gt_text import gt_text
 from genoquery.server.auth import Principal, Tier, require
 from genoquery.server.context import Context, caller, context, page_bounds, rows_returned
 from genoquery.server.limits import check_carriers, check_cost
@@ -107,7 +107,7 @@ def genotypes(
                 "contig": site["contig"],
                 "pos": site["pos"],
                 "alleles": alleles,
-                "gt": gt_strings(g.gt[k], g.phased[k]),
+                "gt": gt_text(g.gt[k], g.phased[k]).to_pylist(),
             }
         )
     rows_returned(request, len(items))
