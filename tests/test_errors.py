@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pysam
+import pysam.bcftools as bcftools
 import pytest
 
 import checks
@@ -36,6 +38,21 @@ GOOD = [
     "chr1\t200\t.\tG\tT\t.\t.\t.\tGT\t0|0\t./1",
     "chr2\t50\t.\tC\tA,G\t.\t.\t.\tGT\t1/2\t0/0",
 ]
+
+FORMAT_HEADER = [*HEADER[:-1], '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">', HEADER[-1]]
+# Invalid FORMAT values htslib refuses (or, for the empty key, flags and cannot write as BCF), by
+# case name: (the bad record, what htslib says of it).
+BAD_FORMAT = {
+    "format_more_values_than_keys": (
+        "chr1\t200\t.\tG\tT\t.\t.\t.\tGT:DP\t0/1:12:5\t0/1:3",
+        "Incorrect number of FORMAT fields at chr1:200",
+    ),
+    "format_non_numeric_integer": (
+        "chr1\t200\t.\tG\tT\t.\t.\t.\tGT:DP\t0/1:abc\t0/1:3",
+        "Invalid character 'a' in 'DP' FORMAT field at chr1:200",
+    ),
+    "format_empty_key": ("chr1\t200\t.\tG\tT\t.\t.\t.\tGT::DP\t0/1::12\t0/1::3", "Invalid tag name"),
+}
 
 
 def _vcf(records: list[str], header: list[str] = HEADER) -> str:
@@ -187,6 +204,12 @@ CASES = [
         ),
         "3000000000",
         ("3000000000",),
+    ),
+    *(
+        _text_case(name, _vcf([GOOD[0], record, *GOOD[2:]], FORMAT_HEADER), "chr1\t200\t", mentions)
+        for name, (record, _), mentions in zip(
+            BAD_FORMAT, BAD_FORMAT.values(), (("chr1:200",), ("'DP'", "chr1:200"), ("GT::DP",)), strict=True
+        )
     ),
     Case("truncated_bgzip", _truncated_bgzip),
     Case("truncated_bcf", _truncated_bcf),
@@ -399,3 +422,30 @@ def test_contig_names_vcf_allows_are_accepted(gq, store_path):
     path.write_text(_vcf(records, [h for h in HEADER if not h.startswith("##contig")]))
     with gq.ingest(store_path, [path]) as store:
         assert store.contigs == names
+
+
+@pytest.mark.parametrize("name", BAD_FORMAT)
+def test_bcftools_refuses_bad_format_values(tmp_path, capfd, name):
+    """The oracle agrees: bcftools cannot convert these records to BCF, and its htslib names the
+    reason genoquery's message quotes (htslib logs to file descriptor 2)."""
+    record, reason = BAD_FORMAT[name]
+    path = tmp_path / f"{name}.vcf"
+    path.write_text(_vcf([GOOD[0], record, *GOOD[2:]], FORMAT_HEADER))
+    with pytest.raises(pysam.utils.SamtoolsError) as info:
+        bcftools.view("-Ob", "-o", str(tmp_path / "out.bcf"), str(path), catch_stdout=False)
+    assert reason in capfd.readouterr().err + str(info.value)
+
+
+def test_valid_format_values_are_accepted(gq, store_path):
+    """The control of the cases above: '.', an empty value and trailing fields dropped are valid VCF
+    (bcftools writes them as BCF), and so is a FORMAT of GT and DP."""
+    records = [
+        GOOD[0],
+        "chr1\t200\t.\tG\tT\t.\t.\t.\tGT:DP\t0/1:.\t0/1",
+        "chr2\t50\t.\tC\tA\t.\t.\t.\tGT:DP\t1/0:\t0/0:7",
+    ]
+    path = store_path.parent / "format_ok.vcf"
+    path.write_text(_vcf(records, FORMAT_HEADER))
+    bcftools.view("-Ob", "-o", str(store_path.parent / "format_ok.bcf"), str(path), catch_stdout=False)
+    with gq.ingest(store_path, [path]) as store:
+        assert store.variants().num_rows == 3

@@ -129,7 +129,9 @@ def test_the_vcf_zarr_group_holds_only_spec_names_with_one_variants_chunk_size(c
         dataset = xr.open_zarr(batch.path / VCF_GROUP)
         headers = "".join(bcftools.view("-h", str(s)) for s in sources)
         info = {f"variant_{key}" for key in re.findall(r"^##INFO=<ID=([^,]+),", headers, re.M)}
-        assert set(dataset.data_vars) == SPEC_NAMES | info  # INFO fields as variant_<ID>, as VCF Zarr names them
+        declared = re.findall(r"^##FORMAT=<ID=([^,]+),Number=([^,]+),", headers, re.M)
+        calls = {f"call_{key}" for key, number in declared if key != "GT" and number != "G"}
+        assert set(dataset.data_vars) == SPEC_NAMES | info | calls  # INFO as variant_<ID>, FORMAT as call_<ID>
         assert {"call_genotype", "variant_position", "region_index", "variant_length"} <= set(dataset.data_vars)
         assert dataset.attrs["vcf_zarr_version"] == "0.4"
         group = zarr.open_group(batch.path / VCF_GROUP, mode="r")
@@ -287,12 +289,15 @@ def test_info_fields_of_every_type_and_number_survive_the_round_trip(tmp_path, k
 
 def test_fields_not_kept_are_named_in_one_warning_line(tmp_path) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "genoquery", "ingest", str(tmp_path / "s.gq"), str(DATA / "info_fields.vcf")],
+        [sys.executable, "-m", "genoquery", "ingest", str(tmp_path / "s.gq"), str(DATA / "format_fields.vcf")],
         capture_output=True,
         text=True,
     )
     assert run.returncode == 0, run.stderr
-    assert f"genoquery: warning: {DATA / 'info_fields.vcf'}: not kept: FORMAT/DP (" in run.stderr
+    warning = (
+        f"genoquery: warning: {DATA / 'format_fields.vcf'}: not kept: FORMAT/PL (to keep them, name them in --fields)"
+    )
+    assert warning in run.stderr
     assert "Warning" not in run.stderr
 
 

@@ -50,6 +50,7 @@ def _cmd_ingest(args: argparse.Namespace) -> None:
         allow_ref_conflicts=args.allow_ref_conflicts,
         match_contig_names=args.match_contig_names,
         rename_duplicate_samples=args.rename_duplicate_samples,
+        fields=None if args.fields is None else [f.strip() for f in args.fields.split(",") if f.strip()],
         progress=None if not args.quiet else False,
     )
     print(
@@ -364,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--rename-duplicate-samples",
         action="store_true",
         help="a sample ID already in another batch becomes ID@BATCH in this one (default: an error)",
+    )
+    p.add_argument(
+        "--fields",
+        metavar="LIST",
+        help="INFO and FORMAT fields to keep, bcftools-style, e.g. INFO/AC,FORMAT/DP (GT is always kept); "
+        "default: every INFO field and every FORMAT field but Number=G ones (PL, GL)",
     )
     p.add_argument("--persons", help="person table (CSV/TSV/Parquet with sample_id, ancestry, sex_at_birth)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store atomically")

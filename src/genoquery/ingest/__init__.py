@@ -28,6 +28,7 @@ def ingest(
     allow_ref_conflicts: bool = False,
     match_contig_names: bool = False,
     rename_duplicate_samples: bool = False,
+    fields: Sequence[str] | None = None,
 ) -> Store:
     """Ingest VCF/VCF.gz/BCF files into a new store, one batch per sample set.
 
@@ -45,7 +46,10 @@ def ingest(
     ``rename_duplicate_samples`` (the later one becomes ``ID@BATCH``). With ``batch`` on an existing store (and no
     ``overwrite``), the files are **appended** as a new batch: existing genotype
     chunks are not rewritten and the statistics add up (:mod:`genoquery.ingest.append`).
-    ``persons`` (CSV/TSV/Parquet with ``sample_id``) adds
+    Kept per record: CHROM to FILTER, GT, and the INFO and FORMAT fields ``fields`` names
+    (bcftools-style: ``INFO/AC``, ``FORMAT/DP``; GT always), as VCF Zarr ``variant_<ID>`` and
+    ``call_<ID>`` arrays; by default every INFO field and every FORMAT field but those of Number=G
+    (PL, GL). ``persons`` (CSV/TSV/Parquet with ``sample_id``) adds
     statistics per ``ancestry`` and ``sex_at_birth`` group. The store appears
     at ``store`` only when complete; on any error nothing there changes.
     Returns the opened :class:`genoquery.Store`. The pipeline is imported on
@@ -53,7 +57,13 @@ def ingest(
     on an existing store never need.
     """
     pipeline = import_module("genoquery.ingest.pipeline")
-    options = pipeline.BatchOptions(complete_callset, allow_ref_conflicts, match_contig_names, rename_duplicate_samples)
+    options = pipeline.BatchOptions(
+        complete_callset,
+        allow_ref_conflicts,
+        match_contig_names,
+        rename_duplicate_samples,
+        None if fields is None else tuple(fields),
+    )
     if batch is not None and not overwrite and is_store(Path(store).absolute()):
         return import_module("genoquery.ingest.append").append_files(
             store, vcfs, batch=batch, options=options, progress=progress, layout=layout

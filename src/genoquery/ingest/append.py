@@ -108,6 +108,7 @@ def append_files(
             existing["persons"],
             options.complete_callset,
             progress if progress is not None else os.isatty(2),
+            options.fields,
         )
         _commit(path, name, existing, groups[0], ids, contigs, plan, renames[0], options)
     return open_store(path)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genoquery.errors import InputFileError
-from genoquery.ingest.vcf_source import InfoField
+from genoquery.ingest.vcf_source import HeaderField
 
 RESERVED = {"position", "contig", "length", "allele", "id", "id_mask", "quality", "filter"}
 INT_MISSING, INT_FILL = -1, -2
@@ -30,7 +30,7 @@ class InfoArray:
     """How one INFO field is stored: its array ``name``, ``dims``, ``width`` (None: one value per
     record), ``dtype`` and the ``missing``/``fill`` values."""
 
-    field: InfoField
+    field: HeaderField
     width: int | None
     dtype: object
     missing: object
@@ -52,7 +52,7 @@ class InfoArray:
         return () if self.width is None else (self.width,)
 
 
-def kept_fields(declared: list[InfoField]) -> tuple[list[InfoField], list[str]]:
+def kept_fields(declared: list[HeaderField]) -> tuple[list[HeaderField], list[str]]:
     """The fields to keep (first declaration of each ID) and the IDs refused, with why."""
     kept, refused, seen = [], [], set()
     for field in declared:
@@ -77,7 +77,7 @@ def parse_info(text: str | None) -> dict[str, str | None]:
     return out
 
 
-def layout(field: InfoField, max_alleles: int, longest: int) -> InfoArray:
+def layout(field: HeaderField, max_alleles: int, longest: int) -> InfoArray:
     """The array of ``field`` for a batch whose widest record has ``max_alleles`` alleles and
     whose longest value of this field has ``longest`` comma-separated items."""
     kind = field.kind
@@ -136,7 +136,7 @@ def values(spec: InfoArray, infos: list[dict], n_alleles: list[int], where) -> n
     return out
 
 
-def longest_values(texts: list[str | None], fields: list[InfoField]) -> dict[str, int]:
+def longest_values(texts: list[str | None], fields: list[HeaderField]) -> dict[str, int]:
     """Per field, the most comma-separated items any of ``texts`` gives it."""
     longest = dict.fromkeys((f.id for f in fields), 0)
     for text in texts:

@@ -24,10 +24,10 @@ from tqdm import tqdm
 from genoquery.errors import GenoqueryWarning, InputFileError
 from genoquery.index.persons import read_person_table, sample_groups
 from genoquery.index.writer import IndexWriter, cell_rows
-from genoquery.ingest.info_arrays import kept_fields
+from genoquery.ingest.format_arrays import CallField, select_fields
 from genoquery.ingest.records import OrderChecker, first_locus, read_blocks
 from genoquery.ingest.variant_arrays import HeaderFacts, write_variant_arrays
-from genoquery.ingest.vcf_source import VcfSource, meta_information, open_source
+from genoquery.ingest.vcf_source import HeaderField, VcfSource, meta_information, open_source
 from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
 from genoquery.query.store import open as open_store
 from genoquery.stats.allele_stats import Cells, block_counts
@@ -125,11 +125,13 @@ def order_sources(sources: list[VcfSource], contigs: list[tuple[str, int | None]
     return [s for _, s in keyed]
 
 
-def _produce(sources: list[VcfSource], capacity: int, out: queue.Queue, stop: threading.Event) -> None:
+def _produce(
+    sources: list[VcfSource], capacity: int, calls: list[CallField], out: queue.Queue, stop: threading.Event
+) -> None:
     order = OrderChecker()
     try:
         for source in sources:
-            for block in read_blocks(source, capacity, order):
+            for block in read_blocks(source, capacity, order, calls):
                 while not stop.is_set():
                     try:
                         out.put((source, block), timeout=0.2)
@@ -143,11 +145,11 @@ def _produce(sources: list[VcfSource], capacity: int, out: queue.Queue, stop: th
         out.put(err)
 
 
-def _blocks(sources: list[VcfSource], capacity: int) -> Iterator[tuple[VcfSource, SiteBlock]]:
-    """Blocks of all sources in order, decoded on a background thread."""
+def _blocks(sources: list[VcfSource], capacity: int, calls: list[CallField]) -> Iterator[tuple[VcfSource, SiteBlock]]:
+    """Blocks of all sources in order, with the FORMAT fields ``calls``, decoded on a background thread."""
     handoff: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
-    worker = threading.Thread(target=_produce, args=(sources, capacity, handoff, stop), daemon=True)
+    worker = threading.Thread(target=_produce, args=(sources, capacity, calls, handoff, stop), daemon=True)
     worker.start()
     try:
         while True:
@@ -259,6 +261,7 @@ def ingest_files(
         person_table,
         options.complete_callset,
         progress if progress is not None else os.isatty(2),
+        options.fields,
     )
     with staged_store(store, overwrite) as staging:
         index = IndexWriter(staging / INDEX_FILE)
@@ -294,40 +297,45 @@ class BatchOptions:
     """How batches are merged: absent records mean hom-ref (``complete_callset``) or not called;
     REF alleles that disagree at a position are kept as different sites or refused; contig
     names spelled differently (``20``/``chr20``) are renamed to the first spelling or refused; a
-    sample ID already in another batch becomes ``ID@BATCH`` or is refused."""
+    sample ID already in another batch becomes ``ID@BATCH`` or is refused. ``fields``: the
+    INFO/FORMAT fields kept (:class:`IngestPlan`)."""
 
     complete_callset: bool = False
     allow_ref_conflicts: bool = False
     match_contig_names: bool = False
     rename_duplicate_samples: bool = False
+    fields: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
 class IngestPlan:
-    """What every batch of one ingest shares: chunk layout, person table, absent-record rule, progress."""
+    """What every batch of one ingest shares: chunk layout, person table, absent-record rule,
+    progress, and the INFO/FORMAT fields to keep (``INFO/ID``, ``FORMAT/ID``; None: the default of
+    :func:`~genoquery.ingest.format_arrays.select_fields`)."""
 
     layout: ChunkLayout
     persons: object  # pyarrow.Table or None
     complete_callset: bool
     show_progress: bool
+    fields: tuple[str, ...] | None = None
 
 
-def _header_facts(sources: list[VcfSource], filters: list[str]) -> HeaderFacts:
+def _header_facts(sources: list[VcfSource], filters: list[str], info: list[HeaderField]) -> HeaderFacts:
     """The batch's FILTERs (declared or met in records) with the headers' descriptions, the
-    first file's other meta-information lines, and the INFO fields kept. What is not kept (FORMAT
-    fields but GT, INFO fields named like VCF Zarr's own arrays) is reported as a warning."""
+    first file's other meta-information lines, and the INFO fields kept."""
     descriptions = {}
     for source in reversed(sources):
         descriptions.update(zip(source.filters, source.filter_descriptions, strict=True))
-    info, refused = kept_fields([f for s in sources for f in s.info_fields])
-    refused += [f"FORMAT/{k}" for k in dict.fromkeys(k for s in sources for k in s.format_keys) if k != "GT"]
-    if refused:
-        warnings.warn(
-            f"{sources[0].path}: not kept: {', '.join(refused)} (genoquery stores GT and INFO fields)",
-            GenoqueryWarning,
-            stacklevel=2,
-        )
     return HeaderFacts(filters, descriptions, meta_information(sources[0].header_text), info)
+
+
+def _kept_fields(sources: list[VcfSource], n_samples: int, names: tuple[str, ...] | None):
+    """The INFO and FORMAT fields the batch keeps (:func:`select_fields`); what is not kept is
+    named in one warning line."""
+    info, calls, refused = select_fields(sources, names)
+    if refused:
+        warnings.warn(f"{sources[0].path}: not kept: {', '.join(refused)}", GenoqueryWarning, stacklevel=3)
+    return info, calls if n_samples else []
 
 
 def build_batch(
@@ -345,10 +353,11 @@ def build_batch(
     """Write one batch (files with the same samples, stored as ``samples``) as the Zarr group
     ``group`` and its index rows; ``offset`` is its first global sample index, ``rename`` maps its
     contig names to the store's. New contigs are added to ``contigs``."""
+    info, calls = _kept_fields(sources, len(samples), plan.fields)
     groupings = sample_groups(plan.persons, samples) if plan.persons is not None else ()
     cells = Cells.build(len(samples), groupings)
     keys = cells.keys()
-    genotypes = GenotypeWriter(group, len(samples), plan.layout)
+    genotypes = GenotypeWriter(group, len(samples), plan.layout, calls)
     records = {s.path: 0 for s in sources}
     filters = list(dict.fromkeys(f for s in sources for f in s.filters))
     known_contigs = {c for c, _ in contigs}
@@ -362,7 +371,7 @@ def build_batch(
     patterns = HaploidPatterns(len(samples))
     writer = _BackgroundWriter()
     try:
-        for source, block in _blocks(sources, plan.layout.variant_chunk):
+        for source, block in _blocks(sources, plan.layout.variant_chunk, calls):
             if rename:
                 block.contig[:] = [rename.get(c, c) for c in block.contig]
             for contig in block.contig:
@@ -374,9 +383,11 @@ def build_batch(
             gt = block.gt[: block.n]
             counts = block_counts(gt, np.fromiter(map(len, block.alleles), np.int64), cells)
             codes = encode_block(gt, patterns)
-            first_row = genotypes.reserve(block.n)
+            first_row = genotypes.reserve(block.n, block.calls)
             firsts = genotypes.reserve_codes(codes)
             writer.submit(genotypes.write, first_row, gt, block.phased[: block.n])
+            if calls:
+                writer.submit(genotypes.write_calls, first_row, block.n, block.calls, block.absent)
             writer.submit(genotypes.write_codes, codes)
             index.add_block(batch, block, first_row, str(source.path.absolute()), counts, keys, codes, *firsts)
             records[source.path] += block.n
@@ -385,6 +396,7 @@ def build_batch(
     finally:
         bar.close()
         writer.close()
+    genotypes.finish_calls(calls, max(1, index.max_alleles(batch)))
     genotypes.write_small_array("haploid_mask", patterns.array(), ("haploid_patterns", "sample_octets"), query=True)
     index.add_samples(batch, offset, samples, str(sources[0].path))
     for source in sources:
@@ -401,5 +413,5 @@ def build_batch(
     index.add_batch(
         batch, name, batch_path(name), offset, len(samples), plan.complete_callset, cell_rows(batch, keys, cells.sizes)
     )
-    write_variant_arrays(genotypes, index, batch, samples, contigs, _header_facts(sources, filters))
+    write_variant_arrays(genotypes, index, batch, samples, contigs, _header_facts(sources, filters, info))
     index.add_files(batch, group, batch_path(name))

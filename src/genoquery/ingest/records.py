@@ -16,14 +16,16 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import cyvcf2
 import numpy as np
 from isal import igzip_threaded
 
 from genoquery.errors import InputFileError
+from genoquery.ingest.format_arrays import CallField, call_values
 from genoquery.ingest.gt_decode import decode_gt
+from genoquery.ingest.htslib_log import htslib_errors
 from genoquery.ingest.vcf_source import VcfSource
 from genoquery.storage.format import FILL, MISSING
 from genoquery.storage.site_block import PLOIDY, SiteBlock
@@ -33,6 +35,13 @@ MAX_ALLELES = 127  # int8 allele indexes
 _CONTIG_NAME = r"[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&*+./:;=?@^_|~-]*"
 CONTIG_NAME = re.compile(rf"{_CONTIG_NAME}|<{_CONTIG_NAME}>")
 MAX_POS = 2**31 - 1  # VCF/BCF positions are 32-bit
+HTSLIB_TYPES = {"Integer": int, "Float": float}  # cyvcf2's Variant.format types; any other is text
+# How to fix a record htslib refuses, by the start of htslib's reason ("" for any other reason).
+HTSLIB_FIXES = {
+    "Incorrect number of FORMAT fields": "a sample column holds at most one ':'-separated value per FORMAT key",
+    "Invalid character": "a FORMAT field of Type=Integer or Float (its ##FORMAT line) holds numbers or '.'",
+    "": "check the record against the VCF specification",
+}
 
 
 class OrderChecker:
@@ -145,6 +154,35 @@ def _htslib_genotypes(
     out_phased[:] = arr[:, -1].astype(bool) | (out_gt[:, 1] == FILL)  # haploid calls count as phased
 
 
+GT_TEXT = re.compile(r"[|/]?(\d+|\.)([|/](\d+|\.))*")
+BAD_CHARACTER = re.compile(r"Invalid character '(.)' in '([^']*)'")
+
+
+def _fits(reason: str, keys: list[str], values: list[str]) -> bool:
+    """Whether htslib's ``reason`` for refusing a record (more values than FORMAT ``keys``, a bad
+    character in a field, unreadable GT) fits one sample column's ``values``."""
+    if reason.startswith("Incorrect number of FORMAT fields"):
+        return len(values) > len(keys)
+    bad = BAD_CHARACTER.search(reason)
+    if bad and bad[2] in keys:
+        field = keys.index(bad[2])
+        return field < len(values) and bad[1] in values[field]
+    return reason.startswith("Couldn't read GT") and keys[:1] == ["GT"] and not GT_TEXT.fullmatch(values[0])
+
+
+def _culprit(samples: tuple[str, ...], line: str, reason: str) -> str:
+    """`` (sample NAME: 'COLUMN')``, the first sample column of a record that htslib's ``reason``
+    for refusing it fits, or ""."""
+    cols = line.split("\t")
+    keys = cols[8].split(":") if len(cols) > 8 else []
+    culprits = (
+        f" (sample {name}: {text!r})"
+        for name, text in zip(samples, cols[9:], strict=False)
+        if _fits(reason, keys, text.split(":"))
+    )
+    return next(culprits, "")
+
+
 def _parse_fixed(source: VcfSource, cols: list[bytes], line_no: int):
     """Parse CHROM..FILTER of a text record; raises on malformed values."""
     if len(cols) < 8:
@@ -252,13 +290,15 @@ def _split_fixed(buf: bytearray, start: int, end: int) -> list:
 class _TextReader:
     """Reads a plain or bgzipped VCF into blocks."""
 
-    def __init__(self, source: VcfSource, capacity: int, order: OrderChecker) -> None:
+    def __init__(self, source: VcfSource, capacity: int, order: OrderChecker, fields: Sequence[CallField]) -> None:
         self.source = source
         self.capacity = capacity
         self.n_samples = len(source.samples)
         self.order = order
+        self.fields = fields
         self.declared = {name for name, _ in source.contigs}
         self._fallback: cyvcf2.Writer | None = None
+        self._formats: set[bytes] = set()  # FORMAT texts checked
 
     def _open(self) -> io.BufferedIOBase:
         if self.source.kind == "vcf.gz":
@@ -266,17 +306,42 @@ class _TextReader:
         return open(self.source.path, "rb")
 
     def _htslib_variant(self, line: bytes, line_no: int) -> cyvcf2.Variant:
+        """The record as htslib parses it, which checks every FORMAT value as bcftools does; a record
+        htslib refuses is an error quoting htslib's own reason."""
         if self._fallback is None:
             self._fallback = cyvcf2.Writer.from_string("/dev/null", self.source.header_text)
+        text = line.decode()
         try:
-            return self._fallback.variant_from_string(line.decode())
-        except Exception as err:
+            return self._fallback.variant_from_string(text)
+        except Exception:  # cyvcf2's message quotes the whole line; htslib's log names the reason
+            pass
+        with htslib_errors() as messages:
+            try:
+                self._fallback.variant_from_string(text)
+            except Exception:
+                pass
+        reason = "; ".join(messages) or "htslib cannot parse it"
+        fix = next((fix for start, fix in HTSLIB_FIXES.items() if reason.startswith(start)), HTSLIB_FIXES[""])
+        raise InputFileError(
+            self.source.path,
+            f"htslib refuses the record: {reason}{_culprit(self.source.samples, text, reason)}",
+            line=line_no,
+            fix=fix,
+        )
+
+    def _check_format(self, fmt: bytes, line_no: int) -> None:
+        """An empty FORMAT key (``GT::DP``), which htslib reads with a warning as an undeclared
+        field and bcftools then cannot write as BCF, is an error; each FORMAT text is checked once."""
+        if fmt in self._formats:
+            return
+        if b"" in fmt.split(b":"):
             raise InputFileError(
                 self.source.path,
-                f"htslib cannot parse the record ({err})",
+                f"FORMAT {fmt.decode(errors='replace')!r} has an empty key",
                 line=line_no,
-                fix="check the record against the VCF specification",
-            ) from None
+                fix="remove the extra ':' from the FORMAT column and the sample columns",
+            )
+        self._formats.add(fmt)
 
     def blocks(self) -> Iterator[SiteBlock]:
         block = SiteBlock(self.capacity, self.n_samples)
@@ -322,13 +387,18 @@ class _TextReader:
                 fix="every record needs FORMAT and one column per sample",
             )
         fmt = cols[8]
+        variant = None
+        if fmt != b"GT":  # GT alone is read by the kernel; other FORMAT values are checked by htslib
+            self._check_format(fmt, line_no)
+            if bytes(cols[9]).count(b"\t") + 1 == self.n_samples:
+                variant = self._htslib_variant(bytes(buf[start:end]), line_no)
         found = None
         if fmt == b"GT" or fmt.startswith(b"GT:"):
             found = decode_gt(cols[9], self.n_samples, fmt == b"GT", out_gt, out_phased)
         if found is None:
             found = bytes(cols[9]).count(b"\t") + 1
             if found == self.n_samples:
-                variant = self._htslib_variant(bytes(buf[start:end]), line_no)
+                variant = variant or self._htslib_variant(bytes(buf[start:end]), line_no)
                 _htslib_genotypes(self.source, variant, line_no, out_gt, out_phased)
         if found != self.n_samples:
             raise InputFileError(
@@ -337,16 +407,19 @@ class _TextReader:
                 line=line_no,
                 fix="every record needs one column per sample",
             )
+        if self.fields:
+            _add_calls(self.source, block, row, variant, self.fields, line_no)
 
 
 class _BcfReader:
     """Reads a BCF into blocks through htslib."""
 
-    def __init__(self, source: VcfSource, capacity: int, order: OrderChecker) -> None:
+    def __init__(self, source: VcfSource, capacity: int, order: OrderChecker, fields: Sequence[CallField]) -> None:
         self.source = source
         self.capacity = capacity
         self.n_samples = len(source.samples)
         self.order = order
+        self.fields = fields
         self.declared = {name for name, _ in source.contigs}
 
     def blocks(self) -> Iterator[SiteBlock]:
@@ -395,6 +468,8 @@ class _BcfReader:
         )
         if self.n_samples:
             _htslib_genotypes(self.source, variant, record, block.gt[row], block.phased[row])
+            if self.fields:
+                _add_calls(self.source, block, row, variant, self.fields, record)
 
 
 def _info_value(value) -> str:
@@ -410,13 +485,35 @@ def _info_text(variant: cyvcf2.Variant) -> str:
     return ";".join(items) or "."
 
 
-def read_blocks(source: VcfSource, capacity: int, order: OrderChecker | None = None) -> Iterator[SiteBlock]:
-    """Yield the source's sites in file order, ``capacity`` at a time.
+def _add_calls(
+    source: VcfSource,
+    block: SiteBlock,
+    row: int,
+    variant: cyvcf2.Variant | None,
+    fields: Sequence[CallField],
+    record: int,
+) -> None:
+    """Store a record's values of the kept FORMAT ``fields`` as htslib read them (``variant`` None:
+    its FORMAT is GT alone)."""
+    keys = set(variant.FORMAT or ()) if variant is not None else set()
+    n_alleles = len(block.alleles[row])
+    for spec in fields:
+        key = spec.field.id
+        values = variant.format(key, HTSLIB_TYPES.get(spec.field.kind, str)) if key in keys else None
+        out = call_values(spec, values, block.n_samples, n_alleles, {"path": source.path, "line": record})
+        block.set_calls(spec.name, row, out, spec.missing, spec.fill, present=values is not None)
+
+
+def read_blocks(
+    source: VcfSource, capacity: int, order: OrderChecker | None = None, fields: Sequence[CallField] = ()
+) -> Iterator[SiteBlock]:
+    """Yield the source's sites in file order, ``capacity`` at a time, with the values of the
+    FORMAT ``fields`` kept (:mod:`genoquery.ingest.format_arrays`).
 
     Pass one ``order`` to every file of an ingest to check sorting across files.
     """
     reader_type = _BcfReader if source.kind == "bcf" else _TextReader
-    return reader_type(source, capacity, order or OrderChecker()).blocks()
+    return reader_type(source, capacity, order or OrderChecker(), fields).blocks()
 
 
 def first_locus(source: VcfSource) -> tuple[str, int] | None:

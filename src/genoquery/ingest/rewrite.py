@@ -1,8 +1,9 @@
 """Rewriting one batch into a new directory of the current format, committed with the index.
 
 Compaction (erasing withdrawn samples' calls) and ``genoquery upgrade`` (format 2 to 3) both
-read a batch's calls block by block, optionally blank some samples, write a new batch
-directory beside the store's (hidden until committed), and point the index at it: the new
+read a batch's calls (GT and the kept FORMAT fields) block by block, optionally blank some
+samples (missing values), write a new batch directory beside the store's (hidden until
+committed), and point the index at it: the new
 query-encoding pointers of every record, ``batches.path`` and the manifest. The new directory
 is renamed into place inside the caller's index transaction; the old one is deleted by the
 caller only after the index commit, so a killed rewrite leaves the store answering as before.
@@ -19,8 +20,9 @@ import pyarrow as pa
 import zarr
 
 from genoquery.index.writer import IndexWriter, encoding_columns
+from genoquery.ingest.format_arrays import CallField
 from genoquery.ingest.variant_arrays import VARIANT_DIMS, HeaderFacts, write_variant_arrays
-from genoquery.ingest.vcf_source import InfoField
+from genoquery.ingest.vcf_source import HeaderField
 from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
 from genoquery.storage.batches import Batch
 from genoquery.storage.call_codes import HaploidPatterns, encode_block
@@ -62,15 +64,30 @@ def _header(old: zarr.Group) -> HeaderFacts:
     return HeaderFacts(filters, dict(zip(filters, descriptions, strict=False)), meta, _info_fields(old))
 
 
-def _info_fields(old: zarr.Group) -> list[InfoField]:
+def _info_fields(old: zarr.Group) -> list[HeaderField]:
     """The INFO fields of the old group's ``variant_<ID>`` arrays, as their header declared them."""
     fields = []
     for name, array in old.arrays():
         key = name.removeprefix("variant_")
         if not name.startswith("variant_") or name in VARIANT_DIMS or "info_number" not in array.attrs:
             continue
-        fields.append(InfoField(key, array.attrs["info_number"], array.attrs["info_type"], array.attrs["description"]))
+        fields.append(
+            HeaderField(key, array.attrs["info_number"], array.attrs["info_type"], array.attrs["description"])
+        )
     return sorted(fields, key=lambda f: f.id)
+
+
+def _call_fields(old: zarr.Group) -> list[CallField]:
+    """The FORMAT fields of the old group's ``call_<ID>`` arrays, as their header declared them."""
+    fields = []
+    for name, array in old.arrays():
+        if name.startswith("call_") and "format_number" in array.attrs:
+            attrs = array.attrs
+            field = HeaderField(
+                name.removeprefix("call_"), attrs["format_number"], attrs["format_type"], attrs["description"]
+            )
+            fields.append(CallField(field))
+    return sorted(fields, key=lambda f: f.name)
 
 
 def _write(
@@ -78,7 +95,8 @@ def _write(
 ) -> pa.Table:
     """Write the new batch directory; returns the records' new query-encoding pointers (``batch_sites`` columns)."""
     genotype, phase = old["call_genotype"], old["call_genotype_phased"]
-    writer = GenotypeWriter(directory, batch.n_samples, layout)
+    calls = _call_fields(old)
+    writer = GenotypeWriter(directory, batch.n_samples, layout, calls)
     patterns = HaploidPatterns(batch.n_samples)
     parts = []
     for lo in range(0, genotype.shape[0], layout.variant_chunk):
@@ -86,13 +104,18 @@ def _write(
         phased = np.asarray(phase[lo : lo + layout.variant_chunk])
         gt[:, erase] = -1
         phased[:, erase] = False
+        values = {spec.name: np.asarray(old[spec.name][lo : lo + len(gt)]) for spec in calls}
+        for spec in calls:
+            values[spec.name][:, erase] = spec.missing
         codes = encode_block(gt, patterns)
-        first_row = writer.reserve(len(gt))
+        first_row = writer.reserve(len(gt), values)
         firsts = writer.reserve_codes(codes)
         writer.write(first_row, gt, phased)
+        writer.write_calls(first_row, len(gt), values, {spec.name: [] for spec in calls})
         writer.write_codes(codes)
         parts.append(pa.table(encoding_columns(batch.number, np.arange(lo, lo + len(gt)), codes, *firsts)))
     writer.flush_codes()
+    writer.finish_calls(calls, max(1, index.max_alleles(batch.number)))
     writer.write_small_array("haploid_mask", patterns.array(), ("haploid_patterns", "sample_octets"), query=True)
     samples = np.asarray(old["sample_id"][...], dtype=object)
     samples[erase] = ""

@@ -18,7 +18,7 @@ from genoquery.index.writer import IndexWriter
 from genoquery.ingest.info_arrays import InfoArray, longest_values, parse_info
 from genoquery.ingest.info_arrays import layout as info_layout
 from genoquery.ingest.info_arrays import values as info_values
-from genoquery.ingest.vcf_source import InfoField
+from genoquery.ingest.vcf_source import HeaderField
 from genoquery.ingest.zarr_writer import GenotypeWriter
 from genoquery.version import __version__
 
@@ -46,7 +46,7 @@ class HeaderFacts:
     filters: list[str]
     filter_descriptions: dict[str, str]
     meta_information: list[list[str]]
-    info_fields: list[InfoField]
+    info_fields: list[HeaderField]
 
 
 def _flatten(lists: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -81,7 +81,9 @@ def _slice_arrays(sites: pa.Table, max_alleles: int, contigs: list[str], filters
     }
 
 
-def _info_arrays(index: IndexWriter, batch: int, n: int, max_alleles: int, fields: list[InfoField]) -> list[InfoArray]:
+def _info_arrays(
+    index: IndexWriter, batch: int, n: int, max_alleles: int, fields: list[HeaderField]
+) -> list[InfoArray]:
     """The arrays of the INFO ``fields``; a pass over the records finds the widest value of each
     field whose Number does not fix its width."""
     variable = [f for f in fields if f.kind != "Flag" and f.number not in ("1", "A", "R")]

@@ -22,8 +22,8 @@ BCF_MAGIC = b"BCF\x02"
 
 
 @dataclass(frozen=True)
-class InfoField:
-    """An INFO field as the header declares it: ``number`` is the header's Number (``1``,
+class HeaderField:
+    """An INFO or FORMAT field as the header declares it: ``number`` is the header's Number (``1``,
     ``A``, ``R``, ``G``, ``.`` or a count), ``kind`` its Type (Integer, Float, Flag, String,
     Character)."""
 
@@ -48,8 +48,8 @@ class VcfSource:
     contigs: tuple[tuple[str, int | None], ...]
     filters: tuple[str, ...]
     filter_descriptions: tuple[str, ...]
-    info_fields: tuple[InfoField, ...]
-    format_keys: tuple[str, ...]
+    info_fields: tuple[HeaderField, ...]
+    format_fields: tuple[HeaderField, ...]
     header_text: str
     header_lines: int
     size: int
@@ -91,17 +91,16 @@ def _header_filters(reader: cyvcf2.VCF) -> dict[str, str]:
     return filters
 
 
-def _header_fields(reader: cyvcf2.VCF) -> tuple[tuple[InfoField, ...], tuple[str, ...]]:
-    """The declared INFO fields, and the declared FORMAT keys."""
-    info, keys = [], []
+def _header_fields(reader: cyvcf2.VCF) -> tuple[tuple[HeaderField, ...], tuple[HeaderField, ...]]:
+    """The declared INFO fields, and the declared FORMAT fields."""
+    declared: dict[str, list[HeaderField]] = {"INFO": [], "FORMAT": []}
     for rec in reader.header_iter():
         fields = rec.info()
-        if fields.get("HeaderType") == "INFO":
+        if fields.get("HeaderType") in declared:
             number, kind = fields.get("Number", "."), fields.get("Type", "String")
-            info.append(InfoField(fields["ID"], number, kind, fields.get("Description", "").strip('"')))
-        elif fields.get("HeaderType") == "FORMAT":
-            keys.append(fields["ID"])
-    return tuple(info), tuple(keys)
+            field = HeaderField(fields["ID"], number, kind, fields.get("Description", "").strip('"'))
+            declared[fields["HeaderType"]].append(field)
+    return tuple(declared["INFO"]), tuple(declared["FORMAT"])
 
 
 STRUCTURED_LINES = ("INFO", "FORMAT", "FILTER", "contig")  # VCF Zarr keeps these as arrays
@@ -187,7 +186,7 @@ def open_source(path: str | os.PathLike) -> VcfSource:
         samples = list(reader.samples)
         contigs = _header_contigs(reader)
         filters = _header_filters(reader)
-        info_fields, format_keys = _header_fields(reader)
+        info_fields, format_fields = _header_fields(reader)
     finally:
         reader.close()
     return VcfSource(
@@ -198,7 +197,7 @@ def open_source(path: str | os.PathLike) -> VcfSource:
         filters=tuple(filters),
         filter_descriptions=tuple(filters.values()),
         info_fields=info_fields,
-        format_keys=format_keys,
+        format_fields=format_fields,
         header_text=header_text,
         header_lines=header_text.count("\n"),
         size=path.stat().st_size,

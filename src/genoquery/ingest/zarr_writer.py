@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
+from genoquery.ingest.format_arrays import CallField
 from genoquery.storage.call_codes import CallCodes
 from genoquery.storage.format import MISSING, VCF_ZARR_VERSION, query_group, vcf_group
 
@@ -36,7 +38,8 @@ class ChunkLayout:
     """Chunk shapes, in variants and samples.
 
     ``variant_chunk`` is the chunk length along ``variants`` of every VCF Zarr array and the
-    number of sites ingested per block (memory: ``variant_chunk x samples x 3`` bytes per block).
+    number of sites ingested per block (memory: ``variant_chunk x samples x 3`` bytes per block, plus
+    ``variant_chunk x samples x width x 4`` per kept FORMAT field, 8 for text ones).
     See docs/architecture.md for the measurements behind the defaults.
     """
 
@@ -116,7 +119,7 @@ def _dims(names: tuple[str, ...]) -> dict:
 class GenotypeWriter:
     """Writes a batch's directory ``batch_dir``: the VCF Zarr group and the query group."""
 
-    def __init__(self, batch_dir: Path, n_samples: int, layout: ChunkLayout) -> None:
+    def __init__(self, batch_dir: Path, n_samples: int, layout: ChunkLayout, calls: Sequence[CallField] = ()) -> None:
         self.layout = layout
         self.n_samples = n_samples
         batch_dir.mkdir(parents=True, exist_ok=True)
@@ -126,6 +129,8 @@ class GenotypeWriter:
         sample_chunk = min(layout.sample_chunk, max(1, n_samples))
         self.genotype = self._call_array("call_genotype", (n_samples, 2), "int8", (sample_chunk, 2))
         self.phased = self._call_array("call_genotype_phased", (n_samples,), "bool", (sample_chunk,))
+        self.calls = {spec.name: self.create_call_array(spec) for spec in calls}
+        self.narrow: dict[str, list[tuple[int, int, int, list[int]]]] = {spec.name: [] for spec in calls}
         self.n_variants = 0
         self._create_query_arrays()
 
@@ -141,6 +146,23 @@ class GenotypeWriter:
             ),
             fill_value=None,
             attributes=_dims(dims),
+        )
+
+    def create_call_array(self, spec: CallField, width: int = 1) -> zarr.Array:
+        """An empty ``call_<ID>`` array, chunked as ``call_genotype`` along variants and samples and
+        one column at a time along its trailing dimension, which grows as wider records come."""
+        sample_chunk = min(self.layout.sample_chunk, max(1, self.n_samples))
+        trailing = () if spec.scalar else (width,)
+        chunks = (self.layout.variant_chunk, sample_chunk, *(1 for _ in trailing))
+        is_text = spec.dtype.kind == "O"
+        return self.vcf.create_array(
+            spec.name,
+            shape=(0, self.n_samples, *trailing),
+            dtype=str if is_text else spec.dtype,
+            chunks=chunks,
+            compressors="auto" if is_text else vcf_compressor(self.layout, int(np.prod(chunks)) * spec.dtype.itemsize),
+            fill_value="" if is_text else None,
+            attributes=_dims(spec.dims) | spec.attributes,
         )
 
     def _create_query_arrays(self) -> None:
@@ -181,18 +203,49 @@ class GenotypeWriter:
             )
         )
 
-    def reserve(self, n: int) -> int:
-        """Grow the call arrays by ``n`` variants; returns the first new row."""
+    def reserve(self, n: int, calls: dict[str, np.ndarray] | None = None) -> int:
+        """Grow the call arrays by ``n`` variants, and each FORMAT array to the width of its
+        block buffer in ``calls``; returns the first new row."""
         first = self.n_variants
         self.n_variants += n
         self.genotype.resize((self.n_variants, self.n_samples, 2))
         self.phased.resize((self.n_variants, self.n_samples))
+        for name, array in self.calls.items():
+            width = max(array.shape[2:] + (calls or {})[name].shape[2:]) if array.ndim == 3 else None
+            array.resize((self.n_variants, self.n_samples, *(() if width is None else (width,))))
         return first
 
     def write(self, first: int, gt: np.ndarray, phased: np.ndarray) -> None:
         """Write ``gt`` (n, samples, 2) and ``phased`` (n, samples) at rows reserved before."""
         self.genotype[first : first + len(gt)] = gt
         self.phased[first : first + len(gt)] = phased
+
+    def write_calls(self, first: int, n: int, calls: dict[str, np.ndarray], absent: dict[str, list[int]]) -> None:
+        """Write a block's FORMAT buffers (:class:`~genoquery.storage.site_block.SiteBlock`) at ``n``
+        rows reserved before; columns a wider later block adds are written by :meth:`finish_calls`."""
+        for name, array in self.calls.items():
+            values = calls[name][:n]
+            if array.ndim == 3:
+                array[first : first + n, :, : values.shape[2]] = values
+                self.narrow[name].append((first, n, values.shape[2], absent[name]))
+            else:
+                array[first : first + n] = values
+
+    def finish_calls(self, specs: Sequence[CallField], max_alleles: int) -> None:
+        """Give each FORMAT array its final width (:meth:`CallField.width`) and write the columns
+        blocks narrower than it lack: fill, or missing in rows whose FORMAT lacks the field."""
+        for spec in specs:
+            array = self.calls[spec.name]
+            if array.ndim == 2:
+                continue
+            width = spec.width(max_alleles, array.shape[2])
+            array.resize((self.n_variants, self.n_samples, width))
+            step = array.chunks[1]
+            for first, n, written, absent in self.narrow[spec.name]:
+                for lo in range(0, self.n_samples if written < width else 0, step):
+                    pad = np.full((n, min(step, self.n_samples - lo), width - written), spec.fill, dtype=spec.dtype)
+                    pad[absent] = spec.missing
+                    array[first : first + n, lo : lo + step, written:] = pad
 
     def reserve_codes(self, codes: CallCodes) -> tuple[int, int, int]:
         """Count a block's dense sites, listed calls and missing-call tokens; returns the first row of each."""

@@ -18,7 +18,9 @@ class SiteBlock:
     -2 fill); ``phased`` is (capacity, samples) bool. Only the first ``n``
     rows are meaningful. ``info`` is each record's INFO column as text (``.`` when empty).
     ``record`` numbers are 1-based line numbers for text
-    VCF and 1-based record numbers for BCF.
+    VCF and 1-based record numbers for BCF. ``calls`` holds each kept FORMAT field's values,
+    (capacity, samples) or (capacity, samples, width) in VCF Zarr coding (:meth:`set_calls`), and
+    ``absent`` the rows whose FORMAT lacks the field.
     """
 
     capacity: int
@@ -32,6 +34,8 @@ class SiteBlock:
     filters: list[list[str]] = field(default_factory=list)
     info: list[str] = field(default_factory=list)
     record: list[int] = field(default_factory=list)
+    calls: dict[str, np.ndarray] = field(default_factory=dict)
+    absent: dict[str, list[int]] = field(default_factory=dict)
     gt: np.ndarray = field(init=False)
     phased: np.ndarray = field(init=False)
 
@@ -65,3 +69,24 @@ class SiteBlock:
         self.record.append(record)
         self.n += 1
         return self.n - 1
+
+    def set_calls(self, name: str, row: int, values: np.ndarray, missing: object, fill: object, present: bool) -> None:
+        """Store row ``row``'s values of a FORMAT field, (samples,) or (samples, k); the field's
+        buffer widens to the widest record of the block. Columns beyond a row's own are fill, or
+        missing where its FORMAT lacks the field (``present`` False)."""
+        buf = self.calls.get(name)
+        if buf is None:
+            buf = self.calls[name] = np.full((self.capacity, *values.shape), missing, dtype=values.dtype)
+        absent = self.absent.setdefault(name, [])
+        if values.ndim == 2 and values.shape[1] > buf.shape[2]:
+            wider = np.full((self.capacity, self.n_samples, values.shape[1]), missing, dtype=buf.dtype)
+            wider[:, :, : buf.shape[2]] = buf
+            wider[np.setdiff1d(np.arange(row), absent), :, buf.shape[2] :] = fill
+            buf = self.calls[name] = wider
+        if values.ndim == 2:
+            buf[row, :, : values.shape[1]] = values
+            buf[row, :, values.shape[1] :] = fill if present else missing
+        else:
+            buf[row] = values
+        if not present:
+            absent.append(row)
