@@ -16,7 +16,7 @@ import pyarrow as pa
 from genoquery.deadline import check
 from genoquery.query.gt_text import unordered_gt_text
 from genoquery.query.lookup import parsed_statement
-from genoquery.storage.call_codes import unpack_inline
+from genoquery.storage.call_codes import coded_carriers, unpack_inline
 from genoquery.storage.call_reader import SITE_COLUMNS, SiteCalls
 from genoquery.storage.format import FILL
 
@@ -36,7 +36,6 @@ def non_ref_calls(
     calls are left out."""
     if members is None:
         keep = slice(None)
-        members = np.arange(haploid.shape[1])  # haploid is (patterns, samples)
     else:
         in_cohort = np.zeros(haploid.shape[1], dtype=bool)
         in_cohort[members] = True
@@ -45,15 +44,16 @@ def non_ref_calls(
     site = np.repeat(np.arange(len(per_site)), per_site)
     sites, samples, gts = [site[keep]], [batch.listed_sample[keep].astype(np.int64)], [batch.listed_gt[keep]]
     dense_sites = np.flatnonzero(batch.dense >= 0)
+    if len(dense_sites) and members is None:
+        members = np.arange(haploid.shape[1])  # haploid is (patterns, samples)
     if len(dense_sites) and len(members):
-        codes = _member_codes(batch.codes[batch.dense[dense_sites]], members)
-        row, col = np.nonzero((codes == 1) | (codes == 2))
-        code, s, v = codes[row, col], members[col], dense_sites[row]
-        pattern = batch.pattern[v]
-        hap = (pattern >= 0) & haploid[np.maximum(pattern, 0), s] if len(haploid) else pattern >= 0
+        row, s, code = coded_carriers(batch.codes, members)  # code rows are the dense sites, in order
+        v = dense_sites[row]
         gt = np.ones((len(code), 2), dtype=np.int8)
         gt[:, 0] = code == 2
-        gt[hap, 1] = FILL
+        if (batch.pattern[dense_sites] >= 0).any():
+            pattern = batch.pattern[v]
+            gt[(pattern >= 0) & haploid[np.maximum(pattern, 0), s], 1] = FILL
         sites.append(v), samples.append(s), gts.append(gt)
     if len(sites) == 1 or not len(sites[0]):
         return sites[-1], samples[-1], gts[-1]
@@ -63,23 +63,16 @@ def non_ref_calls(
     return site[order], sample[order], gt[order]
 
 
-def _member_codes(codes: np.ndarray, members: np.ndarray) -> np.ndarray:
-    """The 2-bit codes (sites, members) uint8 of ``members`` (sorted sample indexes) from packed
-    ``codes`` (sites, ceil(samples / 4)); every sample's codes are unpacked whole, then taken."""
-    unpacked = ((codes[:, :, None] >> np.array([0, 2, 4, 6], np.uint8)) & 3).reshape(len(codes), -1)
-    return unpacked if len(members) == unpacked.shape[1] else unpacked[:, members]
-
-
 ZYGOSITY = pa.array(["het", "hom_alt", "hemi", "partial"], pa.string())
 
 
-def zygosity(gt: np.ndarray, allele: np.ndarray | int) -> tuple[np.ndarray, pa.StringArray]:
+def zygosity(gt: np.ndarray, allele: np.ndarray | int) -> tuple[np.ndarray, pa.DictionaryArray]:
     """Per call of ``allele``: its copies (int8) and ``het``, ``hom_alt``, ``hemi`` or ``partial``
-    (one copy beside a missing allele, as ``./1``)."""
+    (one copy beside a missing allele, as ``./1``), dictionary-encoded (no string per call)."""
     copies = (gt[:, 0] == allele).astype(np.int8) + (gt[:, 1] == allele)
     partial = (gt[:, 0] < 0) | (gt[:, 1] < 0)
     kind = np.where(gt[:, 1] == FILL, 2, np.where(partial, 3, copies == 2))
-    return copies, ZYGOSITY.take(pa.array(kind.astype(np.int8)))
+    return copies, pa.DictionaryArray.from_arrays(pa.array(kind.astype(np.int8)), ZYGOSITY)
 
 
 def carriers(store: Store, variants: pa.Table, members: np.ndarray | None) -> pa.Table:
@@ -98,7 +91,10 @@ def carriers(store: Store, variants: pa.Table, members: np.ndarray | None) -> pa
         for i, row in enumerate(calls.site_row.tolist()):
             lo, hi = np.searchsorted(site, [i, i + 1])
             for allele, key in wanted.get(row, ()):
-                hit = lo + np.flatnonzero((gt[lo:hi, 0] == allele) | (gt[lo:hi, 1] == allele))
+                hit = slice(lo, hi)
+                carries = (gt[hit, 0] == allele) | (gt[hit, 1] == allele)
+                if not carries.all():  # other ALT alleles' carriers too: not at a biallelic site
+                    hit = lo + np.flatnonzero(carries)
                 parts.append(_carrier_rows(key, row, allele, sample[hit], gt[hit]))
     table = (
         pa.concat_tables(parts) if parts else _carrier_rows("", 0, 1, np.zeros(0, np.int64), np.zeros((0, 2), np.int8))
