@@ -44,6 +44,7 @@ import httpx
 import pyarrow.csv as pacsv
 from cyvcf2 import VCF
 
+from genoquery.ingest.zarr_writer import ChunkLayout
 from genoquery.server.auth import create_token
 from ingest_peers import ingest_commands, measure_ingest
 from peers import PeerFailedError, Server, machine, run_measured, tool_versions, warm_page_cache
@@ -61,7 +62,7 @@ PEERS = ("plink2", "bcftools", "vcf2zarr")
 FRACTIONS = (0.01, 0.1, 0.5)
 TRAIT = "ldl_mg_dl"
 SERVER_COHORT = "sex_at_birth = 'Female'"
-BLOCK_SITES, BLOCKS_IN_FLIGHT, BYTES_PER_CALL = 256, 4, 3  # docs/architecture.md: the ingest's memory bound
+BLOCKS_IN_FLIGHT = 6  # docs/architecture.md: the ingest's memory bound
 
 
 class Run:
@@ -208,11 +209,10 @@ def ingest(run: Run, name: str, spec, timeout: float, samples: int) -> dict:
         return row
     row = {"question": "ingest", "tool": name, **measure_ingest(name, *spec, timeout)}
     if name == "genoquery":
-        bound = BLOCKS_IN_FLIGHT * BLOCK_SITES * samples * BYTES_PER_CALL
-        row["note"] = (
-            f"chunk buffers {BLOCKS_IN_FLIGHT} x {BLOCK_SITES} sites x samples x "
-            f"{BYTES_PER_CALL} B = {bound / 2**20:,.0f} MiB"
-        )
+        layout = ChunkLayout().fitted(samples)
+        bound = BLOCKS_IN_FLIGHT * layout.variant_chunk * samples * 3
+        sites = layout.variant_chunk
+        row["note"] = f"chunk buffers {BLOCKS_IN_FLIGHT} x {sites} sites x samples x 3 B = {bound / 2**20:,.0f} MiB"
     return run.add(row)
 
 

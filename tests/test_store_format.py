@@ -24,11 +24,13 @@ import xarray as xr
 import zarr
 
 import genoquery
+import oracle
 from conftest import skip_without_tool
 from genoquery.errors import StoreError
 from genoquery.ingest.compact import compact
 from genoquery.ingest.upgrade import upgrade
 from genoquery.ingest.withdraw import withdraw
+from genoquery.ingest.zarr_writer import ChunkLayout
 from genoquery.storage.format import FORMAT_VERSION, VCF_GROUP
 from genoquery.verify import verify
 
@@ -318,3 +320,21 @@ def test_a_malformed_info_value_is_refused_naming_file_and_line(tmp_path, change
     assert re.search(rf"genoquery: error: {re.escape(str(vcf))}, {message}", run.stderr), run.stderr
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "s.gq").exists()
+
+
+def test_a_layout_too_large_for_the_memory_budget_halves_its_variant_chunk(tmp_path) -> None:
+    """A block of ``variant_chunk`` sites' calls must fit ``block_bytes``: with room for 8 sites of
+    the fixture's samples, a 64-site layout is written in 8-site chunks, every ``variants`` array
+    alike, and VCF Zarr's reader still prints what bcftools prints for the source."""
+    source = FIXTURES / "center1.vcf.gz"
+    n_samples = len(oracle.sample_names(source))
+    layout = ChunkLayout(variant_chunk=64, block_bytes=8 * n_samples * 3)
+    assert layout.fitted(n_samples).variant_chunk == 8
+    assert ChunkLayout().fitted(10**6).variant_chunk == 64
+    assert ChunkLayout().fitted(10**5).variant_chunk == 256
+    store = genoquery.ingest(tmp_path / "s.gq", [source], layout=layout)
+    group = zarr.open_group(store.batches[0].path / VCF_GROUP, mode="r")
+    chunks = {name: a.chunks[0] for name, a in group.arrays() if a.attrs["_ARRAY_DIMENSIONS"][0] == "variants"}
+    assert set(chunks.values()) == {8}, chunks
+    assert _vcztools("query", "-f", QUERY, str(store.batches[0].path / VCF_GROUP)) == _bcftools_query([source], None)
+    store.close()

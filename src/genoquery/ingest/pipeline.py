@@ -371,7 +371,7 @@ def build_batch(
     patterns = HaploidPatterns(len(samples))
     writer = _BackgroundWriter()
     try:
-        for source, block in _blocks(sources, plan.layout.variant_chunk, calls):
+        for source, block in _blocks(sources, genotypes.layout.variant_chunk, calls):
             if rename:
                 block.contig[:] = [rename.get(c, c) for c in block.contig]
             for contig in block.contig:

@@ -99,9 +99,10 @@ def _write(
     writer = GenotypeWriter(directory, batch.n_samples, layout, calls)
     patterns = HaploidPatterns(batch.n_samples)
     parts = []
-    for lo in range(0, genotype.shape[0], layout.variant_chunk):
-        gt = np.asarray(genotype[lo : lo + layout.variant_chunk])
-        phased = np.asarray(phase[lo : lo + layout.variant_chunk])
+    step = writer.layout.variant_chunk
+    for lo in range(0, genotype.shape[0], step):
+        gt = np.asarray(genotype[lo : lo + step])
+        phased = np.asarray(phase[lo : lo + step])
         gt[:, erase] = -1
         phased[:, erase] = False
         values = {spec.name: np.asarray(old[spec.name][lo : lo + len(gt)]) for spec in calls}
