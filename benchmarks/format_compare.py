@@ -7,7 +7,8 @@ For each genoquery tree (``--before``: a checkout's ``src`` of the earlier versi
 installed one) and plink2 (``--make-pgen``): ingest wall time and peak memory (child processes,
 ``os.wait4``), bytes and files on disk. Then, for each genoquery store, in a child process running
 that tree: medians of ``--repeat`` in-process calls of ``Store.frequencies`` over the whole file
-for random 1%, 10% and 50% cohorts (the same seeded draw for both), ``Store.carriers`` of a rare
+for random 1%, 10% and 50% cohorts (the same seeded draw for both, and for ``plink2 --pfile --keep
+--freq``, median of 3 child processes), ``Store.carriers`` of a rare
 allele (the first with AC 1), of the allele nearest AF 0.05 and of the allele nearest AF 0.5,
 and ``Store.lookup`` of that last key. vcf2zarr, far slower, converts the ``--vcf2zarr-slice``
 region only, beside both genoquery versions' ingest of the same slice. Prints a Markdown table.
@@ -28,6 +29,7 @@ import pysam.bcftools
 sys.path.insert(0, str(Path(__file__).parent))
 from ingest_peers import ingest_commands, measure_ingest
 from peers import tool_versions, warm_page_cache
+from query_peers import wall
 
 QUESTIONS = r"""
 import json, statistics, sys, time
@@ -48,6 +50,8 @@ rng = np.random.default_rng(1)
 out = {}
 for fraction in (0.01, 0.1, 0.5):
     cohort = sorted(rng.choice(samples, int(len(samples) * fraction), replace=False).tolist())
+    with open(f"{sys.argv[3]}/keep-{fraction:.0%}.txt", "w") as keep:  # the same cohort for plink2
+        keep.write("".join(f"{sample}\n" for sample in cohort))
     out[f"cohort AF {fraction:.0%}"] = median(lambda: store.frequencies(cohort=cohort))
 for label, key in (
     ("carriers, rare (AC 1)", keys[np.flatnonzero(ac == 1)[0]]),
@@ -76,12 +80,29 @@ def genoquery_ingest(src: Path | None, vcf: Path, out: Path) -> dict:
         os.environ.pop("PYTHONPATH", None)
 
 
-def ask(src: Path | None, store: Path, repeat: int) -> dict:
+def ask(src: Path | None, store: Path, repeat: int, cohorts: Path) -> dict:
+    """The questions' medians (seconds) on ``store`` with the tree at ``src``; the cohorts' IDs
+    are written to ``cohorts/keep-N%.txt``."""
     env = dict(os.environ, PYTHONWARNINGS="ignore", **({"PYTHONPATH": str(src)} if src else {}))
     run = subprocess.run(
-        [sys.executable, "-c", QUESTIONS, str(store), str(repeat)], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", QUESTIONS, str(store), str(repeat), str(cohorts)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(run.stdout.splitlines()[-1])
+
+
+def plink2_frequencies(pfile: Path, cohorts: Path, threads: int, repeat: int) -> dict[str, float]:
+    """Median wall seconds of ``plink2 --keep --freq`` (a child process, start-up included) for
+    each cohort ``ask`` wrote, by the same question names."""
+    out = {}
+    for keep in sorted(cohorts.glob("keep-*.txt")):
+        fraction = keep.stem.removeprefix("keep-")
+        cmd = ["plink2", "--pfile", str(pfile), "--keep", str(keep), "--freq", "--threads", str(threads)]
+        out[f"cohort AF {fraction}"] = wall([*cmd, "--out", str(cohorts / "freq")], repeat)[0]
+    return out
 
 
 def slice_vcf(vcf: Path, region: str, out: Path) -> Path:
@@ -157,11 +178,17 @@ def main() -> None:
                 ),
             )
         )
-    answers = {name: ask(src, args.workdir / name.replace(" ", "_"), args.repeat) for name, src in trees}
-    print("\n| question (in process, median) | before | after | after / before |\n|---|---|---|---|")
+    answers = {name: ask(src, args.workdir / name.replace(" ", "_"), args.repeat, args.workdir) for name, src in trees}
+    plinked = "error" not in ingests["plink2 --make-pgen"]
+    plink = plink2_frequencies(plink_out / "out", args.workdir, args.threads, 3) if plinked else {}
+    print(
+        "\n| question (in process, median) | before | after | after / before | plink2 (median of 3) | after / plink2 |"
+        "\n|---|---|---|---|---|---|"
+    )
     for question, before in answers["genoquery before"].items():
         after = answers["genoquery after"][question]
-        print(f"| {question} | {before * 1e3:.2f} ms | {after * 1e3:.2f} ms | {after / before:.2f} |")
+        peer = f"{plink[question] * 1e3:.0f} ms | {after / plink[question]:.2f}" if question in plink else "| "
+        print(f"| {question} | {before * 1e3:.2f} ms | {after * 1e3:.2f} ms | {after / before:.2f} | {peer} |")
     print("\n" + "; ".join(f"{k} {v}" for k, v in tool_versions().items()))
 
 

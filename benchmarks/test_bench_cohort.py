@@ -14,8 +14,10 @@ import os
 
 import numpy as np
 import pysam.bcftools
+import zarr
 
 from conftest import REGION
+from genoquery.storage.format import VCF_GROUP
 
 
 def test_frequencies(benchmark, store, chr20, random_cohort):
@@ -60,6 +62,25 @@ def test_carriers_common_variant(benchmark, store, chr20):
     row = int(np.nanargmax(chr20["af"].to_numpy(zero_copy_only=False)))
     table = benchmark.pedantic(store.carriers, args=(chr20["variant_key"][row].as_py(),), rounds=50, warmup_rounds=2)
     assert table.num_rows > 0
+
+
+def test_carriers_common_variant_zarr(benchmark, store, chr20):
+    """The same carriers as a VCF Zarr user finds them: the variant's ``call_genotype`` row read with
+    zarr-python from its batch, and the samples holding the allele (``benchmarks/check.py`` requires
+    genoquery's answer, a table with IDs and GT text, to stay faster than this bare read)."""
+    variant = chr20.slice(int(np.nanargmax(chr20["af"].to_numpy(zero_copy_only=False))), 1).to_pylist()[0]
+    (batch_row,) = store.connection.execute(
+        "SELECT batch_row FROM batch_sites WHERE site_row = ?", [variant["site_row"]]
+    ).fetchone()
+    group = zarr.open_group(store.batches[0].path / VCF_GROUP, mode="r")
+
+    def carriers():
+        gt = group["call_genotype"][batch_row]
+        return group["sample_id"][...][np.flatnonzero((gt == variant["allele"]).any(axis=1))]
+
+    ids = benchmark.pedantic(carriers, rounds=20, warmup_rounds=2)
+    assert len(store.batches) == 1
+    assert sorted(ids.tolist()) == sorted(store.carriers(variant["variant_key"])["sample_id"].to_pylist())
 
 
 def test_participant(benchmark, store):

@@ -19,6 +19,9 @@ def test_ingest(benchmark, cohort, tmp_path):
 
     store = benchmark.pedantic(run, rounds=3, iterations=1)
     assert store.info["samples"] > 0
+    # the store's size beside its sources' (benchmarks/check.py holds it to the baseline's ratio)
+    benchmark.extra_info["store_bytes"] = sum(f.stat().st_size for f in store.path.rglob("*") if f.is_file())
+    benchmark.extra_info["source_bytes"] = sum(p.stat().st_size for p in cohort.joint_vcfs)
 
 
 def test_variants_region(benchmark, store):

@@ -1,5 +1,6 @@
 """benchmarks/check.py, the CI latency checker, on synthetic pytest-benchmark JSON: it must pass
-a run like its baseline or a uniformly slower machine, and fail a slowed query or a lost speed-up."""
+a run like its baseline or a uniformly slower machine, and fail a slowed query, a lost speed-up or
+a grown store."""
 
 from __future__ import annotations
 
@@ -16,14 +17,21 @@ _spec.loader.exec_module(check)
 
 LOOKUP = "benchmarks/test_bench_lookup.py::test_lookup_key"
 EXPORT = "benchmarks/test_bench_genotypes.py::test_export_vcf_gz"
-FREQ, BCFTOOLS = next(iter(check.PEERS.items()))
+FREQ, BCFTOOLS = next((query, peer.name) for query, peer in check.PEERS.items() if "bcftools" in peer.name)
+CARRIERS, ZARR = next((query, peer.name) for query, peer in check.PEERS.items() if "zarr" in peer.name)
+INGEST = check.INGEST_BENCH
 
 
 def run_json(
-    times: dict[str, float], calibrations: dict[str, float], samples: int = 5000, uncalibrated: tuple[str, ...] = ()
+    times: dict[str, float],
+    calibrations: dict[str, float],
+    samples: int = 5000,
+    uncalibrated: tuple[str, ...] = (),
+    store_bytes: int = 300,
 ) -> dict:
-    """A pytest-benchmark JSON document with these medians and calibrations (seconds)."""
-    return {
+    """A pytest-benchmark JSON document with these medians and calibrations (seconds); the ingest
+    benchmark records a store of ``store_bytes`` from sources of 100 bytes."""
+    run = {
         "machine_info": {"cpu": {"brand_raw": "test CPU"}},
         "benchmarks": [
             {
@@ -35,14 +43,18 @@ def run_json(
             for name, t in times.items()
         ],
     }
+    for bench in run["benchmarks"]:
+        if bench["fullname"] == INGEST:
+            bench["extra_info"] |= {"store_bytes": store_bytes, "source_bytes": 100}
+    return run
 
 
 def normal() -> tuple[dict[str, float], dict[str, float]]:
-    """Medians: a 1 ms lookup, a 0.2 s export, every cohort size 20x faster than bcftools;
-    calibrations of 0.1 s, 0.3 s for the export."""
-    times = {LOOKUP: 0.001, EXPORT: 0.2}
+    """Medians: a 1 ms lookup, a 0.2 s export, a 10 s ingest, every peer 20x slower than
+    genoquery; calibrations of 0.1 s, 0.3 s for the export."""
+    times = {LOOKUP: 0.001, EXPORT: 0.2, INGEST: 10.0}
     for query, peer in check.PEERS.items():
-        times[query], times[peer] = 0.05, 1.0
+        times[query], times[peer.name] = 0.05, 1.0
     calibrations = dict.fromkeys(times, 0.1)
     calibrations[EXPORT] = 0.3
     return times, calibrations
@@ -61,7 +73,8 @@ def test_baseline_holds_each_benchmarks_ratio_to_its_calibration_without_peers(b
     assert baseline["samples"] == 5000
     assert baseline["ratios"][LOOKUP] == pytest.approx(0.001 / 0.1)
     assert baseline["ratios"][EXPORT] == pytest.approx(0.2 / 0.3)
-    assert set(baseline["ratios"]) == {LOOKUP, EXPORT, *check.PEERS}
+    assert set(baseline["ratios"]) == {LOOKUP, EXPORT, INGEST, *check.PEERS}
+    assert baseline["sizes"] == {INGEST: 3.0}
 
 
 def test_a_baseline_of_several_runs_takes_each_benchmarks_median_ratio():
@@ -75,7 +88,7 @@ def test_a_baseline_of_several_runs_takes_each_benchmarks_median_ratio():
 
 def test_a_run_like_the_baseline_passes(baseline):
     checks = check.check(run_json(*normal()), baseline)
-    assert {c.kind for c in checks} == {"latency", "peer"}
+    assert {c.kind for c in checks} == {"latency", "peer", "size"}
     assert all(c.ok for c in checks)
 
 
@@ -108,6 +121,19 @@ def test_a_lost_speedup_over_bcftools_fails(baseline):
     times, calibrations = normal()
     times[BCFTOOLS] = times[FREQ] * check.MIN_SPEEDUP * 0.5
     assert failures(run_json(times, calibrations), baseline) == [(FREQ, "peer")]
+
+
+def test_lost_speedup_of_common_carriers_over_a_zarr_read_fails(baseline):
+    times, calibrations = normal()
+    times[ZARR] = times[CARRIERS] * check.MIN_ZARR_SPEEDUP * 0.9
+    assert failures(run_json(times, calibrations), baseline) == [(CARRIERS, "peer")]
+
+
+def test_a_store_grown_past_the_size_bound_fails_and_within_it_passes(baseline):
+    grown = int(300 * check.SIZE_BOUND) + 2
+    assert failures(run_json(*normal(), store_bytes=grown), baseline) == [(INGEST, "size")]
+    assert failures(run_json(*normal(), store_bytes=int(300 * check.SIZE_BOUND)), baseline) == []
+    assert failures(run_json(*normal(), store_bytes=200), baseline) == []
 
 
 def test_a_missing_benchmark_fails(baseline):
