@@ -38,6 +38,7 @@ from conftest import skip_without_tool
 from genoquery.cli import main
 from genoquery.index.phenotypes import import_table
 from genoquery.ingest.withdraw import withdraw
+from genoquery.query.association import store_dosages as store_dosages_module
 from genoquery.query.association.dosages import allele_dosages
 from genoquery.query.association.plots import af_by_ancestry
 from genoquery.storage.call_reader import SITE_COLUMNS
@@ -130,6 +131,26 @@ def test_linear_matches_statsmodels_ols(store, ldl_chr20):
         assert close(r["p"], p), (r, beta, se, p)
     skipped = [r for r in result if r["status"] != "ok"]
     assert all(r["status"] == "too_few_carriers" and r["mac"] < 2 and r["beta"] is None for r in skipped)
+
+
+def test_windows_bounded_by_entries_match_statsmodels(store, monkeypatch):
+    """Sites are put together in windows of about WINDOW_ENTRIES carrier and missing entries (memory
+    bounded whatever the region): with windows of a few sites, results still equal statsmodels."""
+    monkeypatch.setattr(store_dosages_module, "WINDOW_ENTRIES", 20)
+    rows = np.unique(store.lookup(region="chrX")["site_row"].to_numpy())
+    records = store.sql(
+        "SELECT batch, site_row, n_carriers, n_missing_tokens FROM batch_sites WHERE site_row IN (SELECT unnest(?))",
+        [rows.tolist()],
+    )
+    assert len(store_dosages_module._window_bounds(store, records, rows)) > 10
+    result = store.associate("ldl_mg_dl", COVARIATES, region="chrX", min_mac=2).to_pylist()
+    tested = [r for r in result if r["status"] == "ok"]
+    assert len(tested) > 50
+    for r in tested:
+        n, beta, se, p = oracle_fit("ldl_mg_dl", r["variant_key"], False)
+        assert r["n"] == n, r
+        assert close(r["beta"], beta), (r, beta, se, p)
+        assert close(r["p"], p), (r, beta, se, p)
 
 
 def test_allele_counts_over_analysed_samples(store):

@@ -27,37 +27,60 @@ if TYPE_CHECKING:
 CARRIER_COLUMNS = ("variant_key", "sample_id", "zygosity", "allele_copies", "gt", "sample_index", "site_row", "allele")
 
 
-def non_ref_calls(
+def listed_calls(
     batch: SiteCalls, haploid: np.ndarray, members: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Called calls that are not hom-ref among ``members`` (sorted sample indexes of the
-    genotype batch ``batch`` was read from; None for all): (site index in ``batch``, sample
-    index in the genotype batch, (calls, 2) int8 alleles), by site then sample. Missing
-    calls are left out."""
+    """The listed calls (a sparse site's non-hom-ref calls, a dense site's calls coded 3) among
+    ``members`` (sorted sample indexes of the genotype batch ``batch`` was read from; None for
+    all): (site index in ``batch``, int64 sample index in the genotype batch, (calls, 2) int8
+    alleles), by site then sample."""
     if members is None:
         keep = slice(None)
     else:
-        in_cohort = np.zeros(haploid.shape[1], dtype=bool)
+        in_cohort = np.zeros(haploid.shape[1], dtype=bool)  # haploid is (patterns, samples)
         in_cohort[members] = True
         keep = in_cohort[batch.listed_sample]
     per_site = np.diff(batch.listed)
     site = np.repeat(np.arange(len(per_site)), per_site)
-    sites, samples, gts = [site[keep]], [batch.listed_sample[keep].astype(np.int64)], [batch.listed_gt[keep]]
+    return site[keep], batch.listed_sample[keep].astype(np.int64), batch.listed_gt[keep]
+
+
+def coded_calls(
+    batch: SiteCalls, haploid: np.ndarray, members: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The dense sites' calls coded 1 (``0/1``) or 2 (``1/1``, haploid ``1``) among ``members`` (as
+    :func:`listed_calls`): site index, int64 sample index, code (uint8) and whether the call is
+    haploid, by site then sample."""
     dense_sites = np.flatnonzero(batch.dense >= 0)
-    if len(dense_sites) and members is None:
-        members = np.arange(haploid.shape[1])  # haploid is (patterns, samples)
-    if len(dense_sites) and len(members):
-        row, s, code = coded_carriers(batch.codes, members)  # code rows are the dense sites, in order
-        v = dense_sites[row]
-        gt = np.ones((len(code), 2), dtype=np.int8)
-        gt[:, 0] = code == 2
-        if (batch.pattern[dense_sites] >= 0).any():
-            pattern = batch.pattern[v]
-            gt[(pattern >= 0) & haploid[np.maximum(pattern, 0), s], 1] = FILL
-        sites.append(v), samples.append(s), gts.append(gt)
-    if len(sites) == 1 or not len(sites[0]):
-        return sites[-1], samples[-1], gts[-1]
-    site, sample, gt = np.concatenate(sites), np.concatenate(samples), np.concatenate(gts)
+    if members is None:
+        members = np.arange(haploid.shape[1] if len(dense_sites) else 0)
+    if not len(dense_sites) or not len(members):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros(0, bool)
+    row, sample, code = coded_carriers(batch.codes, members)  # code rows are the dense sites, in order
+    site = dense_sites[row]
+    hap = np.zeros(len(code), dtype=bool)
+    if (batch.pattern[dense_sites] >= 0).any():
+        pattern = batch.pattern[site]
+        hap = (pattern >= 0) & haploid[np.maximum(pattern, 0), sample]
+    return site, sample, code, hap
+
+
+def non_ref_calls(
+    batch: SiteCalls, haploid: np.ndarray, members: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Called calls that are not hom-ref among ``members`` (as :func:`listed_calls`): (site index
+    in ``batch``, sample index in the genotype batch, (calls, 2) int8 alleles), by site then
+    sample. Missing calls are left out."""
+    site, sample, gt = listed_calls(batch, haploid, members)
+    d_site, d_sample, code, hap = coded_calls(batch, haploid, members)
+    if not len(d_site):
+        return site, sample, gt
+    d_gt = np.ones((len(code), 2), dtype=np.int8)
+    d_gt[:, 0] = code == 2
+    d_gt[hap, 1] = FILL
+    if not len(site):
+        return d_site, d_sample, d_gt
+    site, sample, gt = np.concatenate([site, d_site]), np.concatenate([sample, d_sample]), np.concatenate([gt, d_gt])
     # two runs each sorted by (site, sample): a stable sort merges them in linear time
     order = np.argsort(site * haploid.shape[1] + sample, kind="stable")
     return site[order], sample[order], gt[order]

@@ -99,7 +99,7 @@ class CallReader:
         at most ``budget`` decoded bytes; ``missing`` also reads the missing calls (only statistics
         need them). The next block is read on a background thread while the caller works on this one."""
         dense_row = _column(sites, "dense_row")
-        bounds = _block_bounds(self._site_bytes(sites, dense_row >= 0, missing), budget)
+        bounds = budget_bounds(self._site_bytes(sites, dense_row >= 0, missing), budget)
         kept: dict = {}  # chunks two consecutive blocks share are decoded once
         if len(bounds) <= 1:  # one read: a thread would only add its start-up
             yield from (self._read(sites, dense_row, missing, kept) for _ in bounds)
@@ -146,13 +146,14 @@ class CallReader:
         )
 
 
-def _block_bounds(site_bytes: np.ndarray, budget: int) -> list[tuple[int, int]]:
-    """``(start, end)`` row ranges of consecutive sites whose bytes sum to at most ``budget``
-    (or of one site, where a site alone is over it)."""
-    before = np.concatenate([[0], np.cumsum(site_bytes)])
+def budget_bounds(costs: np.ndarray, budget: int, most: int | None = None) -> list[tuple[int, int]]:
+    """``(start, end)`` row ranges of consecutive sites whose ``costs`` sum to at most ``budget``
+    (or of one site, where a site alone is over it), and of at most ``most`` sites."""
+    before = np.concatenate([[0], np.cumsum(costs)])
     bounds, start = [], 0
-    while start < len(site_bytes):
+    while start < len(costs):
         end = max(int(np.searchsorted(before, before[start] + budget, side="right")) - 1, start + 1)
+        end = end if most is None else min(end, start + most)
         bounds.append((start, end))
         start = end
     return bounds

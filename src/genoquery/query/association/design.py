@@ -51,12 +51,16 @@ class Design:
 def person_frame(store: Store) -> pd.DataFrame:
     """The person table joined to the store's samples: one row per sample with a person row,
     indexed by sample index (ascending)."""
-    persons = store.persons().to_pandas()
-    if persons.shape[1] <= 1:
+    if store.persons().num_columns <= 1:
         raise QueryError("this store has no person table; import one with 'genoquery phenotypes STORE FILE'")
-    index = pd.Series(np.arange(len(store.sample_ids)), index=store.sample_ids)
-    persons = persons[persons["sample_id"].isin(index.index)]
-    return persons.set_index(index[persons["sample_id"]].to_numpy()).sort_index()
+    # joined in DuckDB: pandas' isin over Arrow strings took 5 s of a GWAS at 10^6 samples
+    joined = store.sql(
+        "SELECT s.sample_index AS _gq_sample_index, p.* FROM persons AS p JOIN samples AS s "
+        "ON s.sample_id = p.sample_id ORDER BY s.sample_index",
+        [],
+    ).to_pandas()
+    index = joined.pop("_gq_sample_index").to_numpy(dtype=np.int64)
+    return joined.set_index(pd.Index(index))
 
 
 def condition_codes(store: Store, table: str = CONDITIONS) -> pd.Series:

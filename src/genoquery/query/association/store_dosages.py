@@ -13,20 +13,24 @@ built, before any site is decoded.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from genoquery.deadline import check
-from genoquery.query.association.dosages import AlleleDosages, allele_dosages
-from genoquery.storage.call_reader import SITE_COLUMNS
+from genoquery.query.association.dosages import AlleleDosages, allele_dosages, sorted_order
+from genoquery.storage.call_reader import SITE_COLUMNS, budget_bounds
 from genoquery.storage.format import MISSING
 
 if TYPE_CHECKING:
     from genoquery.query.store import Store
 
-WINDOW_SITES = 4096  # sites whose dosages are put together at once
+WINDOW_SITES = 4096  # at most this many sites' dosages are put together at once
+WINDOW_ENTRIES = 1 << 23
+"""At most about this many carrier and missing entries per window (each ~25 bytes, sorted once):
+4,096 sites of 10^6 samples held ~10^9 entries, and association over 1 Mb ran out of 24 GB."""
 BLOCK_BYTES = 16 << 20  # encoded calls per read: dense codes expand 4x when decoded per sample
 
 
@@ -37,7 +41,7 @@ def store_dosages(
     (sorted global rows) and, lazily, the dosages of their ALT alleles among ``members``
     (sorted global sample indexes), in windows of sites, with ``pattern`` indexing ``haploid``."""
     records = store.sql(
-        f"SELECT batch, {SITE_COLUMNS} FROM batch_sites WHERE site_row BETWEEN ? AND ? "
+        f"SELECT batch, n_carriers, {SITE_COLUMNS} FROM batch_sites WHERE site_row BETWEEN ? AND ? "
         f"AND site_row IN (SELECT unnest(?)) ORDER BY batch, batch_row",
         [int(site_rows[0]), int(site_rows[-1]), site_rows.tolist()] if len(site_rows) else [0, -1, []],
     )
@@ -70,16 +74,44 @@ def _windows(
         "SELECT site_row, len(alleles) AS n FROM sites WHERE site_row IN (SELECT unnest(?)) ORDER BY site_row",
         [site_rows.tolist()],
     )["n"].to_numpy()
-    for start in range(0, len(site_rows), WINDOW_SITES):
-        rows = site_rows[start : start + WINDOW_SITES]
-        yield _window(
-            store,
-            records,
-            rows,
-            n_alleles[start : start + WINDOW_SITES],
-            members,
-            combo_of[start : start + WINDOW_SITES],
-        )
+    for start, end in _window_bounds(store, records, site_rows):
+        rows, combo = site_rows[start:end], combo_of[start:end]
+        if len(store.batches) == 1:
+            yield from _one_batch(store, records, rows, members, combo)
+        else:
+            yield _window(store, records, rows, n_alleles[start:end], members, combo)
+
+
+def _one_batch(
+    store: Store, records: pa.Table, rows: np.ndarray, members: np.ndarray, combo: np.ndarray
+) -> Iterator[AlleleDosages]:
+    """The dosages of the sites ``rows`` of a store of one batch, block by block as decoded: its
+    records are the sites, in order, so there is nothing to merge or sort (at 10^6 samples,
+    regrouping a window's carriers cost more than decoding them)."""
+    (batch,) = store.batches
+    site_row = records["site_row"].to_numpy()
+    mine = records.filter(pa.array((site_row >= rows[0]) & (site_row <= rows[-1])))
+    reader = batch.reader
+    calls = reader.blocks(mine, budget=BLOCK_BYTES, missing=True)
+    for part in allele_dosages(calls, reader.haploid, batch.local(members), sample_offset=batch.offset):
+        check()  # the request's time limit (genoquery.deadline), per block of sites
+        yield replace(part, pattern=combo[np.searchsorted(rows, part.site_row)])
+
+
+def _window_bounds(store: Store, records: pa.Table, site_rows: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, end)`` ranges of ``site_rows`` of at most :data:`WINDOW_SITES` sites and about
+    :data:`WINDOW_ENTRIES` entries (or one site above it): a site's entries are its records'
+    non-hom-ref and missing calls, plus every sample of a batch whose absent records are missing."""
+    at = np.searchsorted(site_rows, records["site_row"].to_numpy())
+    entries = np.zeros(len(site_rows), dtype=np.int64)
+    np.add.at(entries, at, records["n_carriers"].to_numpy() + records["n_missing_tokens"].to_numpy())
+    numbers = records["batch"].to_numpy()
+    for batch in store.batches:
+        if MISSING in batch.absent_call:
+            absent = np.ones(len(site_rows), dtype=bool)
+            absent[at[numbers == batch.number]] = False
+            entries += absent * batch.n_samples
+    return budget_bounds(entries, WINDOW_ENTRIES, WINDOW_SITES)
 
 
 def _window(
@@ -129,7 +161,7 @@ def _assemble(
     def group(parts: list, columns: int) -> tuple[np.ndarray, ...]:
         joined = [np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, np.int64) for i in range(columns)]
         keys = np.searchsorted(site_row * width + allele, joined[0] * width + joined[1])
-        order = np.lexsort((joined[2], keys))
+        order = sorted_order(keys, joined[2])
         offsets = np.searchsorted(keys[order], np.arange(len(site_row) + 1))
         return (offsets, *(c[order] for c in joined[2:]))
 
