@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 import genoquery
-from genoquery.deadline import check, deadline, remaining
+from genoquery.deadline import ahead, check, deadline, remaining
 from genoquery.errors import QueryError, RegionError, TimeLimitError
 from genoquery.index.phenotypes import import_table
 from genoquery.query.cohorts import MAX_FILTER_DEPTH, MAX_FILTER_LENGTH, identifying_columns
@@ -185,6 +185,27 @@ def test_deadline():
     assert remaining() is None
     with deadline(None):
         assert remaining() is None
+
+
+def test_work_made_ahead_on_a_thread_keeps_the_deadline():
+    """ahead() makes each next item on its own thread: check() there must still see the request's
+    deadline, and the error reach the caller when that item is asked for."""
+
+    def items():
+        for i in range(3):
+            if i == 2:
+                time.sleep(0.3)
+            check()
+            yield i, threading.current_thread().name
+
+    made = list(ahead(items()))
+    assert [i for i, _ in made] == [0, 1, 2]
+    assert all(name.startswith("genoquery-ahead") for _, name in made)
+    got = []
+    with deadline(0.2), pytest.raises(TimeLimitError, match="time limit"):  # noqa: PT012
+        for i, _ in ahead(items()):
+            got.append(i)
+    assert got == [0, 1]
 
 
 def test_coarse_and_count_alleles(store):

@@ -4,21 +4,25 @@ The engine's long loops (per block of sites counted, per block of alleles tested
 calls read) call :func:`check`, which raises :class:`~genoquery.errors.TimeLimitError` once the
 deadline of the current context has passed, and costs one ContextVar read otherwise (0.06-0.12 µs).
 The deadline is a :class:`contextvars.ContextVar`: the server sets it per request, and it follows
-the request into the thread pool (Starlette's ``run_in_threadpool`` copies the context) but not
-into threads the engine starts itself (those run short pieces of one checked step). Without a
-deadline (the Python API, the command line) :func:`check` does nothing.
+the request into the thread pool (Starlette's ``run_in_threadpool`` copies the context) and into
+:func:`ahead`'s thread, but not into other threads the engine starts itself (those run short pieces
+of one checked step). Without a deadline (the Python API, the command line) :func:`check` does nothing.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
+from typing import TypeVar
 
 from genoquery.errors import TimeLimitError
 
 _deadline: ContextVar[tuple[float, float] | None] = ContextVar("genoquery_deadline", default=None)
+_END = object()
+T = TypeVar("T")
 
 
 @contextmanager
@@ -54,3 +58,16 @@ def check() -> None:
             f"the request took longer than its time limit of {current[1]:g} s and was stopped; "
             "narrow the region, the cohort or the list of variants, or try again later"
         )
+
+
+def ahead(items: Iterator[T]) -> Iterator[T]:
+    """``items``, each next one made on a second thread while the caller works on the current one
+    (for work that releases the GIL: decoding, numpy, compiled kernels), in the caller's context,
+    so :func:`check` there sees the request's deadline. An error making an item is raised when
+    that item is asked for."""
+    context = copy_context()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="genoquery-ahead") as pool:
+        pending = pool.submit(context.run, next, items, _END)
+        while (item := pending.result()) is not _END:
+            pending = pool.submit(context.run, next, items, _END)
+            yield item

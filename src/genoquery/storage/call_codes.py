@@ -215,8 +215,9 @@ def _count_coded(codes, members):  # pragma: no cover - compiled
 @numba.njit(nogil=True, cache=True)
 def _fill_coded(codes, members, row, sample, code):  # pragma: no cover - compiled
     """Write the calls of ``members`` coded 1 or 2 (outputs one longer than their count): every
-    call is written and only those count, so nothing branches on the codes (unpredictable: a
-    branch per call took twice as long at AF 0.3)."""
+    call is written and only those count, so nothing branches on the codes, which are
+    unpredictable: 218 ms against 264 ms with a branch per call, for 64 dense sites of 10^6
+    samples (17.9 M carriers; medians of 6, interleaved)."""
     n = 0
     for r in range(codes.shape[0]):
         for s in members:

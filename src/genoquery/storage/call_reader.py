@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import zarr
 
+from genoquery.deadline import ahead
 from genoquery.storage.shard_reads import RowReader, read_rows_together
 
 # Decoded bytes per block of sites. Chunks that consecutive blocks share are decoded once (see
@@ -104,13 +104,7 @@ class CallReader:
         if len(bounds) <= 1:  # one read: a thread would only add its start-up
             yield from (self._read(sites, dense_row, missing, kept) for _ in bounds)
             return
-        with ThreadPoolExecutor(max_workers=1) as prefetch:
-            read = lambda b: self._read(sites.slice(b[0], b[1] - b[0]), dense_row[b[0] : b[1]], missing, kept)  # noqa: E731
-            pending = prefetch.submit(read, bounds[0])
-            for following in [*bounds[1:], None]:
-                block = pending.result()
-                pending = prefetch.submit(read, following) if following else None
-                yield block
+        yield from ahead(self._read(sites.slice(a, b - a), dense_row[a:b], missing, kept) for a, b in bounds)
 
     def _site_bytes(self, sites: pa.Table, dense: np.ndarray, missing: bool) -> np.ndarray:
         """Decoded bytes of each site's calls: its code row, listed calls and (if read) tokens."""

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
-from genoquery.deadline import check
+from genoquery.deadline import ahead, check
 from genoquery.errors import QueryError
 from genoquery.query.association.design import (
     PC_COLUMN,
@@ -87,7 +87,7 @@ def fit(
     hap_analysed = haploid[:, design.samples].sum(axis=1) if len(haploid) else np.zeros(0, np.int64)
     null = null_logistic(cov) if model == "logistic" else None
     parts = []
-    for batch in dosages:
+    for batch in ahead(iter(dosages)):  # the next block's dosages are decoded while this one is fitted
         check()  # the request's time limit (genoquery.deadline), per block of alleles
         counts, sums = allele_sums(cov, haploid, hap_analysed, batch, cov.y_star if null is None else design.y)
         mac = np.minimum(counts.ac, counts.an - counts.ac)
