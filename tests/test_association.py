@@ -26,6 +26,7 @@ import pytest
 import statsmodels.api as sm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy import stats
 from scipy.optimize import minimize
 from scipy.special import expit
 from scipy.stats import fisher_exact
@@ -40,7 +41,7 @@ from genoquery.index.phenotypes import import_table
 from genoquery.ingest.withdraw import withdraw
 from genoquery.query.association import store_dosages as store_dosages_module
 from genoquery.query.association.dosages import allele_dosages
-from genoquery.query.association.plots import af_by_ancestry
+from genoquery.query.association.plots import af_by_ancestry, manhattan, phewas_plot, qq
 from genoquery.storage.call_reader import SITE_COLUMNS
 
 CONDITIONS = checks.FIXTURES / "conditions.tsv"
@@ -67,7 +68,7 @@ def ldl_chr20(store) -> list[dict]:
 @pytest.fixture(scope="module")
 def e11_chr20(store) -> list[dict]:
     """The logistic GWAS of E11 over chr20, shared by the tests that check it."""
-    return store.associate("E11", COVARIATES, region="chr20").to_pylist()
+    return store.associate("E11", COVARIATES, region="chr20", min_mac=1).to_pylist()
 
 
 @cache
@@ -154,7 +155,7 @@ def test_windows_bounded_by_entries_match_statsmodels(store, monkeypatch):
 
 
 def test_allele_counts_over_analysed_samples(store):
-    result = store.associate("ldl_mg_dl", COVARIATES, region="chrX").to_pylist()
+    result = store.associate("ldl_mg_dl", COVARIATES, region="chrX", min_mac=1).to_pylist()
     data = frame().dropna(subset=["ldl_mg_dl"])
     hap = data["male"] == 1
     for r in result:
@@ -335,6 +336,7 @@ def test_phewas_multiple_testing(store):
     p = np.array([r["p"] for r in rows])
     assert np.allclose(table["p_bonferroni"].to_numpy(), multipletests(p, method="bonferroni")[1], rtol=1e-12)
     assert np.allclose(table["q_bh"].to_numpy(), multipletests(p, method="fdr_bh")[1], rtol=1e-12)
+    assert list(p) == sorted(p)  # strongest first
     for r in rows:
         logistic = r["model"] == "logistic"
         n, beta, _se, pv = oracle_fit(r["phenotype"], "chr20-651-C-T", logistic, covariates=("birth_year", "male"))
@@ -374,7 +376,7 @@ def test_carrier_table_matches_fisher_on_gt_text(store):
         (lambda s: s.associate("ldl_mg_dl", [], region="chr20", model="probit"), "unknown model"),
         (lambda s: s.associate("ldl_mg_dl", [], region="chr20", model="logistic"), "not binary"),
         (lambda s: s.associate("ldl_mg_dl", [], cohort=["S000001", "S000002"], region="chr20"), "too few samples"),
-        (lambda s: s.associate("ldl_mg_dl", []), "exactly one of"),
+        (lambda s: s.associate("ldl_mg_dl", [], region="chr20", gene="GENE1"), "at most one of"),
         (lambda s: s.carrier_table("chr20-651-C-T", "Z99"), "'Z99'"),
     ],
 )
@@ -550,6 +552,46 @@ def test_cli_glm_phewas_table_and_plots(store, ldl_chr20, tmp_path, capsys):
     assert "Traceback" not in err
 
 
+def test_no_region_tests_every_contig_and_overlapping_regions_test_an_allele_once(store):
+    """Without region, variants or gene every allele of the store is tested, each contig's rows
+    equal to that contig's own run; regions given as a list may overlap."""
+    whole = store.associate("ldl_mg_dl", COVARIATES, min_mac=2)
+    parts = [store.associate("ldl_mg_dl", COVARIATES, region=c, min_mac=2) for c in store.contigs]
+    assert whole.num_rows == store.info["variants"]
+    assert whole.to_pylist() == [r for part in parts for r in part.to_pylist()]
+    both = store.associate("ldl_mg_dl", COVARIATES, region=["chr20:1-30000", "chr20:20000-40000"], min_mac=2)
+    keys = both["variant_key"].to_pylist()
+    assert len(keys) == len(set(keys))
+    assert keys == store.lookup(region="chr20:1-40000")["variant_key"].to_pylist()
+
+
+def test_plots_show_contigs_positions_band_and_keys_outside_the_axes(store):
+    """Manhattan: a tick per contig when several, positions in Mb when one; QQ: the 95% band and
+    lambda_GC from the p-values (scipy); PheWAS: phenotypes by p with a key for the triangles.
+    Every legend is the figure's, outside the axes, so it hides no point."""
+    whole = store.associate("ldl_mg_dl", COVARIATES, min_mac=2)
+    fig = manhattan(whole)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["chr20", "chrX"]
+    assert fig.axes[0].get_legend() is None
+    assert len(fig.legends) == 1
+    one = manhattan(store.associate("ldl_mg_dl", COVARIATES, region="chr20", min_mac=2))
+    assert one.axes[0].get_xlabel() == "position on chr20 (Mb)"
+    assert one.axes[0].get_xlim()[1] < 2  # the fixture's chr20 is under 2 Mb: positions are in Mb
+    p = whole["p"].to_numpy(zero_copy_only=False)
+    p = p[np.isfinite(p) & (p > 0)]
+    want = np.median(stats.chi2.isf(p, 1)) / stats.chi2.ppf(0.5, 1)
+    fig = qq(whole)
+    assert fig.axes[0].get_title() == f"QQ plot, lambda_GC = {want:.3f}"
+    assert any(type(c).__name__ in ("PolyCollection", "FillBetweenPolyCollection") for c in fig.axes[0].collections)
+    table = store.phewas("chr20-651-C-T", covariates=["age", "sex"], min_cases=5)
+    fig = phewas_plot(table)
+    tested = [r["phenotype"] for r in table.to_pylist() if r["p"] is not None and r["p"] > 0]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == tested
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"effect > 0", "effect < 0"} & set(labels)
+    assert fig.axes[0].get_legend() is None
+
+
 def test_af_by_ancestry_plot_shows_exact_group_frequencies(store):
 
     fig = af_by_ancestry(store, "chr20-651-C-T")
@@ -604,7 +646,7 @@ def test_complete_callset_batches_give_the_joint_callsets_results(gq, store, ldl
         assert len(merged.batches) == 3
         for want, got in (
             (ldl_chr20, merged.associate("ldl_mg_dl", COVARIATES, region="chr20", min_mac=2)),
-            (e11_chr20, merged.associate("E11", COVARIATES, region="chr20")),
+            (e11_chr20, merged.associate("E11", COVARIATES, region="chr20", min_mac=1)),
         ):
             by_key = {r["variant_key"]: r for r in got.to_pylist()}
             assert set(by_key) == {r["variant_key"] for r in want}
@@ -628,7 +670,7 @@ def test_a_center_lacking_a_site_leaves_its_samples_out_of_that_test(gq, tmp_pat
     gq.ingest(path, centers, persons=checks.FIXTURE_PERSONS, progress=False).close()
     import_table(path, CONDITIONS)
     with gq.open(path) as merged:
-        results = merged.associate("ldl_mg_dl", COVARIATES, region="chr20").to_pylist()
+        results = merged.associate("ldl_mg_dl", COVARIATES, region="chr20", min_mac=1).to_pylist()
         stats = {r["variant_key"]: r for r in merged.variants("chr20").to_pylist()}
         persons = merged.persons().to_pandas()
         analysed = int(persons[["ldl_mg_dl", "birth_year", "sex_at_birth", "pc1", "pc2"]].notna().all(axis=1).sum())
@@ -647,10 +689,10 @@ def test_withdrawn_samples_are_not_analysed(gq, tmp_path):
     with gq.open(path) as before:
         gone = before.sample_ids[before.cohort("ldl_mg_dl IS NOT NULL AND pc1 IS NOT NULL")[:3]].tolist()
         rest = [s for s in before.sample_ids.tolist() if s not in gone]
-        want = before.associate("ldl_mg_dl", COVARIATES, region="chr20:1-20000", cohort=rest)
+        want = before.associate("ldl_mg_dl", COVARIATES, region="chr20:1-20000", cohort=rest, min_mac=1)
     withdraw(path, gone, "test")
     with gq.open(path) as after:
-        got = after.associate("ldl_mg_dl", COVARIATES, region="chr20:1-20000")
+        got = after.associate("ldl_mg_dl", COVARIATES, region="chr20:1-20000", min_mac=1)
     assert got.num_rows == want.num_rows > 0
     assert got.select(["variant_key", "n", "ac", "an", "status"]).equals(
         want.select(["variant_key", "n", "ac", "an", "status"])

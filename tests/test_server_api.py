@@ -247,7 +247,7 @@ def test_cohorts_define_list_and_use(srv, store):
 
 
 def test_association_and_carrier_table(srv, store):
-    truth = store.associate("ldl_mg_dl", ["pc1"], region="chr20:1-20000").to_pylist()
+    truth = store.associate("ldl_mg_dl", ["pc1"], region="chr20:1-20000", min_mac=1).to_pylist()
     got = get(
         srv, "/api/v1/association", "ctl", phenotype="ldl_mg_dl", covariates="pc1", region="chr20:1-20000", limit=1000
     ).json()["items"]

@@ -426,12 +426,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--phenotype", required=True, help="a person-table column, or condition code(s) CODE[,CODE...] (cases have any)"
     )
     a.add_argument("--covar", help=covar_help)
-    where = a.add_mutually_exclusive_group(required=True)
-    where.add_argument("--region", help="CONTIG[:START[-END]], 1-based inclusive")
+    where = a.add_mutually_exclusive_group()
+    where.add_argument(
+        "--region",
+        action="append",
+        help="CONTIG[:START[-END]], 1-based inclusive; repeat for several (default, with no --gene or "
+        "--variants: every contig of the store)",
+    )
     where.add_argument("--gene", help="a gene imported with 'genoquery genes'")
     where.add_argument("--variants", help="comma-separated variant keys or rsIDs")
     a.add_argument("--model", choices=("linear", "logistic"), help="default: logistic for a 0/1 trait")
-    a.add_argument("--min-mac", type=int, default=1, help="test alleles with at least this minor allele count")
+    a.add_argument(
+        "--min-mac", type=int, default=20, help="test alleles with at least this minor allele count (default 20)"
+    )
     a.add_argument("--cohort", help=cohort_help)
     a.add_argument("--manhattan", metavar="FILE.png|svg", help="also write a Manhattan plot")
     a.add_argument("--qq", metavar="FILE.png|svg", help="also write a QQ plot")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from functools import cached_property
 from importlib import import_module
 from pathlib import Path
@@ -163,15 +163,17 @@ class Store:
         phenotype,
         covariates=(),
         *,
-        region: str | None = None,
+        region: str | Sequence[str] | None = None,
         variants=None,
         gene: str | None = None,
         cohort=None,
         model: str | None = None,
-        min_mac: int = 1,
+        min_mac: int = 20,
     ) -> pa.Table:
-        """Test each ALT allele of ``region``, ``variants`` (keys or rsIDs) or ``gene`` for association
-        with ``phenotype``: a person-table column, or condition code(s) (cases have any of them).
+        """Test each ALT allele of ``region`` (``CONTIG[:START[-END]]``, 1-based inclusive, or a list
+        of them), ``variants`` (keys or rsIDs) or ``gene`` for association with ``phenotype``: a
+        person-table column, or condition code(s) (cases have any of them). None of the three tests
+        every allele of the store, contig by contig.
 
         ``covariates`` are person-table columns, ``age`` (from ``birth_year``), ``sex`` and ``pcs``
         (every ``pcN`` column); ``model`` is ``linear`` or ``logistic`` (default: logistic for a
@@ -180,7 +182,10 @@ class Store:
         ``statistic`` (t or z), ``p``, ``odds_ratio``, ``status`` (ok, too_few_carriers when MAC <
         ``min_mac``, collinear, firth_separated / firth_nonconvergence when the Firth fit is
         reported, not_converged) and ``firth``. Samples with a missing genotype are left out of that
-        allele's test; see :mod:`genoquery.query.association.regression`.
+        allele's test; see :mod:`genoquery.query.association.regression`. ``min_mac`` defaults to
+        20: rarer alleles have too little information for a single-variant test (with 1, over half
+        of a 1 Mb logistic scan was Firth fits of separated alleles), and the server withholds
+        statistics of 1-20 carriers anyway.
         """
         return _later("genoquery.query.association.scan").associate(
             self,
@@ -198,7 +203,7 @@ class Store:
         """One ALT allele (a key) against ``phenotypes`` (default: every condition code with at least
         ``min_cases`` cases, then every numeric person column but covariates and pcN): per phenotype
         ``model, n, n_cases, n_controls``, ``beta``/``odds_ratio``, ``p``, ``p_bonferroni`` and
-        Benjamini-Hochberg ``q_bh`` over the phenotypes tested."""
+        Benjamini-Hochberg ``q_bh`` over the phenotypes tested; rows by p, untested ones last."""
         return _later("genoquery.query.association.scan").phewas(
             self, variant, phenotypes, list(covariates), cohort, min_cases
         )

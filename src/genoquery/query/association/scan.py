@@ -8,7 +8,7 @@ that allele's test, samples missing the phenotype or a covariate from every test
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -60,16 +60,30 @@ RESULT_TYPES = {
 VARIANT_FIELDS = ("variant_key", "contig", "pos", "ref", "alt", "id")
 
 
-def _variants(store: Store, region: str | None, variants: list[str] | str | None, gene: str | None) -> pa.Table:
-    """The ALT alleles to test (``site_row``, ``allele``), from exactly one of the three selections."""
-    if sum(x is not None for x in (region, variants, gene)) != 1:
-        raise QueryError("give exactly one of region=, variants= or gene= to choose the variants to test")
+def _variants(
+    store: Store, region: str | Sequence[str] | None, variants: list[str] | str | None, gene: str | None
+) -> pa.Table:
+    """The ALT alleles to test (``site_row``, ``allele``), from at most one of the three selections:
+    a region or a list of regions (an allele in two of them once), keys, or a gene; none is
+    every allele of every contig of the store."""
+    if sum(x is not None for x in (region, variants, gene)) > 1:
+        raise QueryError(
+            "give at most one of region=, variants= or gene= to choose the variants to test "
+            "(none tests every allele of the store)"
+        )
     if variants is not None:
         keys = [variants] if isinstance(variants, str) else list(variants)
         if not keys:
             raise QueryError("variants= is an empty list")
         return pa.concat_tables([store.lookup(k) for k in keys])
-    return store.lookup(region=region, gene=gene)
+    if gene is not None:
+        return store.lookup(gene=gene)
+    regions = [region] if isinstance(region, str) else store.contigs if region is None else list(region)
+    if not regions:
+        raise QueryError("region= is an empty list")
+    found = pa.concat_tables([store.lookup(region=r) for r in regions])
+    key = found["site_row"].to_numpy() * 65536 + found["allele"].to_numpy()
+    return found.take(np.sort(np.unique(key, return_index=True)[1]))
 
 
 def _members(store: Store, cohort) -> np.ndarray:
@@ -145,12 +159,12 @@ def associate(
     phenotype: str | list[str],
     covariates: list[str],
     *,
-    region: str | None = None,
+    region: str | Sequence[str] | None = None,
     variants: list[str] | str | None = None,
     gene: str | None = None,
     cohort=None,
     model: str | None = None,
-    min_mac: int = 1,
+    min_mac: int = 20,
 ) -> pa.Table:
     """Per-allele association results; see :meth:`genoquery.query.store.Store.associate`."""
     if model is not None and model not in MODELS:
@@ -232,7 +246,7 @@ def phewas(
         "firth",
     ]
     variant_columns = pa.table({c: [found[c][0].as_py()] * table.num_rows for c in VARIANT_FIELDS})
-    table = table.select(columns)
+    table = table.select(columns).sort_by([("p", "ascending")])  # strongest first, untested last
     for i, c in enumerate(VARIANT_FIELDS):
         table = table.add_column(i, c, variant_columns[c])
     return table
