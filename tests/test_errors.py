@@ -449,3 +449,28 @@ def test_valid_format_values_are_accepted(gq, store_path):
     bcftools.view("-Ob", "-o", str(store_path.parent / "format_ok.bcf"), str(path), catch_stdout=False)
     with gq.ingest(store_path, [path]) as store:
         assert store.variants().num_rows == 3
+
+
+def test_unsorted_input_names_the_command_that_sorts_it_and_that_command_works(gq, tmp_path, capfd, monkeypatch):
+    """The fix printed for out-of-order records is a command line: run as printed (bcftools from
+    pysam, in the file's directory), its output ingests, with the sites bcftools reads from the
+    unsorted file, in genome order."""
+    (tmp_path / "in.vcf").write_text(_vcf([GOOD[1], GOOD[0], GOOD[2]]))
+    monkeypatch.chdir(tmp_path)
+    assert main(["ingest", "--quiet", "s.gq", "in.vcf"]) == 2
+    command = capfd.readouterr().err.split("ingest the sorted file: ", 1)[1].split(";", 1)[0]
+    assert command == "bcftools sort -Oz -o in.sorted.vcf.gz in.vcf && bcftools index -t in.sorted.vcf.gz"
+    for step in command.split(" && "):
+        _, subcommand, *args = step.split()
+        getattr(bcftools, subcommand)(*args, catch_stdout=False)
+    assert main(["ingest", "--quiet", "s.gq", "in.sorted.vcf.gz"]) == 0
+
+    def alleles(path: str) -> list[str]:  # one line per ALT allele, as bcftools norm -m- splits them
+        lines = bcftools.query("-f", "%CHROM\t%POS\t%REF\t%ALT\n", path).splitlines()
+        return [f"{line.rsplit(chr(9), 1)[0]}\t{alt}" for line in lines for alt in line.rsplit("\t", 1)[1].split(",")]
+
+    store = gq.open("s.gq")
+    got = [f"{r['contig']}\t{r['pos']}\t{r['ref']}\t{r['alt']}" for r in store.variants().to_pylist()]
+    assert got == alleles("in.sorted.vcf.gz")
+    assert sorted(got) == sorted(alleles("in.vcf"))
+    store.close()

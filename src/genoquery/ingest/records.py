@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import shlex
 from collections.abc import Iterator, Sequence
 
 import cyvcf2
@@ -42,6 +43,19 @@ HTSLIB_FIXES = {
     "Invalid character": "a FORMAT field of Type=Integer or Float (its ##FORMAT line) holds numbers or '.'",
     "": "check the record against the VCF specification",
 }
+
+
+def _sort_command(source: VcfSource) -> str:
+    """The commands that sort ``source`` into an indexed file genoquery reads (bcftools sorts in
+    bounded memory, spilling to disk), and the rule for files split by region."""
+    name = source.path.name
+    stem = name.removesuffix(".gz").removesuffix(".vcf").removesuffix(".bcf")
+    quoted = shlex.quote(str(source.path))
+    sorted_name = shlex.quote(str(source.path.with_name(f"{stem}.sorted.vcf.gz")))
+    return (
+        f"sort it, then ingest the sorted file: bcftools sort -Oz -o {sorted_name} {quoted} && "
+        f"bcftools index -t {sorted_name}; files split by region must cover disjoint regions"
+    )
 
 
 class OrderChecker:
@@ -71,14 +85,14 @@ class OrderChecker:
                     source.path,
                     f"records are not sorted: {contig}:{pos} comes after {contig}:{self.last_pos}",
                     line=record,
-                    fix="sort the file (bcftools sort); files split by region must cover disjoint regions",
+                    fix=_sort_command(source),
                 )
         elif contig in self.finished:
             raise InputFileError(
                 source.path,
                 f"records are not sorted: contig {contig!r} appears again after {self.current!r}",
                 line=record,
-                fix="sort the file (bcftools sort); files split by region must cover disjoint regions",
+                fix=_sort_command(source),
             )
         else:
             if not CONTIG_NAME.fullmatch(contig):
