@@ -1,8 +1,10 @@
-"""The README's commands run as written: its "Use" shell block, line by line, then its Python block.
+"""The README's commands run as written: its "Use" shell block, its Python block, its "Server" block.
 
 They run in a fresh directory holding what they name: ``data/fixtures`` (a link to the
 repository's) and ``old.gq``, a format 2 store (``tests/data/format2_store.tar.gz``) for the
-``upgrade`` line. Every line must exit 0; the Python block must run without an exception.
+``upgrade`` line. Every shell line must exit 0, the Python block must run without an exception,
+and the server block runs as one bash script (its server in the background; port 8000 is
+replaced by a free port, the one change), each curl failing on an HTTP error.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
+from conftest import skip_without_tool
+from test_server_support import free_port
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text()
@@ -49,3 +54,21 @@ def test_use_block_runs_line_by_line_then_the_python_block(workdir):
     python = _block("## Use", "python")
     run = subprocess.run([sys.executable, "-c", python], cwd=workdir, capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+@skip_without_tool("curl")
+def test_server_block_runs_as_one_script(workdir):
+    """After the Use block (test order within this module): the server block as a script, with
+    ``curl --fail`` and a wait for the server, which the README leaves to the reader."""
+    port = str(free_port())
+    script = _block("## Server", "bash").replace("8000", port).replace("curl ", "curl --fail --silent ")
+    serve, rest = script.split("\n", 1)
+    health = f"curl --silent localhost:{port}/api/v1/health >/dev/null"
+    wait = f"for i in $(seq 120); do {health} && break; sleep 0.5; done\n"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    full = f"set -e\n{serve}\nserver=$!\ntrap 'kill $server' EXIT\n{wait}{rest}"
+    run = subprocess.run(["bash", "-c", full], cwd=workdir, env=env, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert '"variant_key":"chr20-150099-C-T"' in run.stdout
+    assert '"cohort_size":' in run.stdout  # the registered token's cohort frequencies
+    assert "revoked token 'alice'" in run.stdout + run.stderr
