@@ -185,9 +185,11 @@ def filters(depth: int = 2) -> st.SearchStrategy[tuple[str, pd.Series]]:
         if how == "atom":
             return draw(atoms())
         left, lmask = draw(filters(depth - 1))
+        lmask = lmask.astype("boolean")  # SQL's three-valued logic; pandas cannot mix Arrow and masked booleans
         if how == "not":
             return f"NOT ({left})", ~lmask
         right, rmask = draw(filters(depth - 1))
+        rmask = rmask.astype("boolean")
         return (f"({left}) AND ({right})", lmask & rmask) if how == "and" else (f"({left}) OR ({right})", lmask | rmask)
 
     return combined()
