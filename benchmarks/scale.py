@@ -358,7 +358,8 @@ def questions(run: Run, args, store_path: Path, vcf: Path, pfile: str | None, pe
 
         served(run, store_path, region, probe["variant_key"], args.repeat)
         q = f"association, {TRAIT} ~ each variant of {region}"
-        call = f"import genoquery; genoquery.open({str(store_path)!r}).associate({TRAIT!r}, region={region!r})"
+        store_call = f"genoquery.open({str(store_path)!r})"
+        call = f"import genoquery; {store_call}.associate({TRAIT!r}, region={region!r}, min_mac=1)"  # as plink2: all
         measured(
             run,
             q,
