@@ -697,3 +697,14 @@ def test_withdrawn_samples_are_not_analysed(gq, tmp_path):
     assert got.select(["variant_key", "n", "ac", "an", "status"]).equals(
         want.select(["variant_key", "n", "ac", "an", "status"])
     )
+
+
+def test_progress_bar_counts_every_allele_and_quiet_shows_none(store, capfd):
+    """A long association shows a bar of alleles fitted on standard error; --quiet shows nothing."""
+    table = store.associate("ldl_mg_dl", COVARIATES, region="chr20", progress=True)
+    bar = capfd.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert f"{table.num_rows}/{table.num_rows}" in bar
+    assert bar.startswith("associate ldl_mg_dl: 100%")
+    path = str(store.path)
+    assert main(["assoc", path, "glm", "--phenotype", "ldl_mg_dl", "--region", "chr20", "--quiet"]) == 0
+    assert capfd.readouterr().err == ""

@@ -323,6 +323,7 @@ def _cmd_assoc(args: argparse.Namespace) -> None:
                 cohort=cohort,
                 model=args.model,
                 min_mac=args.min_mac,
+                progress=False if args.quiet else None,
             )
             for kind, path in (("manhattan", args.manhattan), ("qq", args.qq)):
                 if path:
@@ -442,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--cohort", help=cohort_help)
     a.add_argument("--manhattan", metavar="FILE.png|svg", help="also write a Manhattan plot")
     a.add_argument("--qq", metavar="FILE.png|svg", help="also write a QQ plot")
+    a.add_argument("--quiet", action="store_true", help="no progress bar (shown when standard error is a terminal)")
     _output_options(a)
     a = actions.add_parser("phewas", help="one ALT allele against every condition code and quantitative column")
     a.add_argument("variant", metavar="KEY", help="a variant key")

@@ -169,6 +169,7 @@ class Store:
         cohort=None,
         model: str | None = None,
         min_mac: int = 20,
+        progress: bool | None = None,
     ) -> pa.Table:
         """Test each ALT allele of ``region`` (``CONTIG[:START[-END]]``, 1-based inclusive, or a list
         of them), ``variants`` (keys or rsIDs) or ``gene`` for association with ``phenotype``: a
@@ -185,7 +186,8 @@ class Store:
         allele's test; see :mod:`genoquery.query.association.regression`. ``min_mac`` defaults to
         20: rarer alleles have too little information for a single-variant test (with 1, over half
         of a 1 Mb logistic scan was Firth fits of separated alleles), and the server withholds
-        statistics of 1-20 carriers anyway.
+        statistics of 1-20 carriers anyway. ``progress`` shows a bar of alleles fitted on standard
+        error (default: when it is a terminal).
         """
         return _later("genoquery.query.association.scan").associate(
             self,
@@ -197,6 +199,7 @@ class Store:
             cohort=cohort,
             model=model,
             min_mac=min_mac,
+            progress=progress if progress is not None else os.isatty(2),
         )
 
     def phewas(self, variant: str, phenotypes=None, *, covariates=(), cohort=None, min_cases: int = 20) -> pa.Table:

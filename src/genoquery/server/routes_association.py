@@ -74,6 +74,7 @@ def association(
             # below the controlled tier the exact MAC decides nothing: rows of MAC <= 20 are withheld
             # whatever they say, and min_mac is applied to the released MAC by released_tests
             min_mac=ctx.settings.max_suppressed + 1 if principal.aggregate_only else min_mac,
+            progress=False,  # not in the server's terminal
         )
     return _answer(
         request,

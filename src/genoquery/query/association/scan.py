@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
+from tqdm import tqdm
 
 from genoquery.deadline import ahead, check
 from genoquery.errors import QueryError
@@ -92,10 +93,16 @@ def _members(store: Store, cohort) -> np.ndarray:
 
 
 def fit(
-    store: Store, design: Design, model: str, dosages: tuple[np.ndarray, Iterable[AlleleDosages]], min_mac: int
+    store: Store,
+    design: Design,
+    model: str,
+    dosages: tuple[np.ndarray, Iterable[AlleleDosages]],
+    min_mac: int,
+    bar: tqdm | None = None,
 ) -> pa.Table:
     """One result row per allele of ``dosages`` (the haploid masks and the dosages of
-    :func:`~genoquery.query.association.store_dosages.store_dosages`; columns :data:`RESULT_TYPES`)."""
+    :func:`~genoquery.query.association.store_dosages.store_dosages`; columns :data:`RESULT_TYPES`);
+    ``bar`` counts the alleles as their block is fitted."""
     cov = Covariates(design, store.info["samples"])
     haploid, dosages = dosages
     hap_analysed = haploid[:, design.samples].sum(axis=1) if len(haploid) else np.zeros(0, np.int64)
@@ -103,6 +110,8 @@ def fit(
     parts = []
     for batch in ahead(iter(dosages)):  # the next block's dosages are decoded while this one is fitted
         check()  # the request's time limit (genoquery.deadline), per block of alleles
+        if bar is not None:
+            bar.update(len(batch.allele))
         counts, sums = allele_sums(cov, haploid, hap_analysed, batch, cov.y_star if null is None else design.y)
         mac = np.minimum(counts.ac, counts.an - counts.ac)
         testable = (mac >= max(min_mac, 1)) & (counts.n > 0)
@@ -165,6 +174,7 @@ def associate(
     cohort=None,
     model: str | None = None,
     min_mac: int = 20,
+    progress: bool = False,
 ) -> pa.Table:
     """Per-allele association results; see :meth:`genoquery.query.store.Store.associate`."""
     if model is not None and model not in MODELS:
@@ -174,7 +184,8 @@ def associate(
     design = build_design(store, phenotype, covariates, members, binary=True if model == "logistic" else None)
     model = _model(design, model)
     rows = np.unique(wanted["site_row"].to_numpy())
-    results = fit(store, design, model, store_dosages(store, rows, design.samples), min_mac)
+    with tqdm(total=wanted.num_rows, unit="allele", desc=f"associate {design.phenotype}", disable=not progress) as bar:
+        results = fit(store, design, model, store_dosages(store, rows, design.samples), min_mac, bar)
     return _with_variants(store, results, wanted)
 
 
