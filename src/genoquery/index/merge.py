@@ -7,13 +7,15 @@ first record arrived (batch, then row: a single file's records keep their order)
 then POS, then arrival.
 
 Statistics are sums of the batches' per-cell counts. For a batch without a record
-of a site, its samples count as not called there (each adds 2 uncalled allele
-slots and one incomplete call, so nothing to AN and one to ``n_missing``), unless
-the batch is a complete callset (``batches.complete_callset``), whose absent
-records mean hom-ref (2 to AN each, as ``bcftools merge -0``). Then, per cell:
+of a site, its samples hold the batch's absent call there
+(:attr:`genoquery.storage.batches.Batch.absent_call`, the one home of that rule: not
+called, each adding 2 uncalled allele slots and one incomplete call, so nothing to AN
+and one to ``n_missing``; or hom-ref for a complete callset, 2 to AN each, as
+``bcftools merge -0``), registered here per batch as ``gq_absent``
+(:attr:`~genoquery.storage.batches.Batch.absent_terms`). Then, per cell:
 
-    an        = 2 * samples - uncalled (present batches) - 2 * samples of absent incomplete batches
-    n_missing = incomplete (present batches) + samples of absent incomplete batches
+    an        = 2 * samples - uncalled (present batches) - absent uncalled slots (absent batches)
+    n_missing = incomplete (present batches) + absent incomplete calls (absent batches)
 
 Everything here is SQL over the index, so it costs time in sites and cells,
 never in samples: adding a batch re-derives these tables without reading genotypes.
@@ -21,9 +23,13 @@ never in samples: adding a batch re-derives these tables without reading genotyp
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
+import pyarrow as pa
 
 from genoquery.errors import InputFileError
+from genoquery.storage.batches import read_batches
 from genoquery.storage.lookup_table import write_lookup_table
 from genoquery.storage.schema import DERIVED, INDEXES
 
@@ -61,18 +67,19 @@ GROUP BY r.site_row ORDER BY r.site_row
 _STATS = """
 CREATE OR REPLACE TEMP TABLE gq_stats AS
 WITH cell_sizes AS (  -- every sample's cell is there even without samples (a sites-only VCF)
-    SELECT grouping, group_value, sum(total) AS total, sum(absent_missing) AS absent_missing FROM (
-        SELECT '' AS grouping, '' AS group_value, 0 AS total, 0 AS absent_missing
+    SELECT grouping, group_value, sum(total) AS total, sum(absent_uncalled) AS absent_uncalled,
+           sum(absent_incomplete) AS absent_incomplete FROM (
+        SELECT '' AS grouping, '' AS group_value, 0 AS total, 0 AS absent_uncalled, 0 AS absent_incomplete
         UNION ALL
-        SELECT c.grouping, c.group_value, c.n_samples,
-               CASE WHEN b.complete_callset THEN 0 ELSE c.n_samples END
-        FROM batch_cells c JOIN batches b USING (batch))
+        SELECT c.grouping, c.group_value, c.n_samples, a.uncalled * c.n_samples, a.incomplete * c.n_samples
+        FROM batch_cells c JOIN gq_absent a USING (batch))
     GROUP BY ALL),
-site_cells AS (
+site_cells AS (  -- present_absent_*: the absent terms of the batches that do have a record here
     SELECT s.site_row, c.grouping, c.group_value,
            sum(coalesce(k.uncalled, 0)) AS uncalled, sum(coalesce(k.incomplete, 0)) AS incomplete,
-           sum(CASE WHEN b.complete_callset THEN 0 ELSE c.n_samples END) AS present_missing
-    FROM batch_sites s JOIN batches b USING (batch) JOIN batch_cells c ON c.batch = s.batch
+           sum(a.uncalled * c.n_samples) AS present_absent_uncalled,
+           sum(a.incomplete * c.n_samples) AS present_absent_incomplete
+    FROM batch_sites s JOIN gq_absent a USING (batch) JOIN batch_cells c ON c.batch = s.batch
     LEFT JOIN batch_site_counts k ON k.batch = s.batch AND k.batch_row = s.batch_row
          AND k.grouping = c.grouping AND k.group_value = c.group_value
     GROUP BY ALL),
@@ -84,9 +91,9 @@ pairs AS (
     SELECT site_row, unnest(range(1, len(alleles))) AS allele FROM sites)
 SELECT p.site_row, p.allele::SMALLINT AS allele, z.grouping, z.group_value,
        coalesce(x.ac, 0) AS ac,
-       2 * z.total - coalesce(sc.uncalled, 0) - 2 * (z.absent_missing - coalesce(sc.present_missing, 0)) AS an,
+       2 * z.total - coalesce(sc.uncalled, 0) - (z.absent_uncalled - coalesce(sc.present_absent_uncalled, 0)) AS an,
        coalesce(x.n_het, 0) AS n_het, coalesce(x.n_hom_alt, 0) AS n_hom_alt, coalesce(x.n_hemi, 0) AS n_hemi,
-       coalesce(sc.incomplete, 0) + z.absent_missing - coalesce(sc.present_missing, 0) AS n_missing
+       coalesce(sc.incomplete, 0) + z.absent_incomplete - coalesce(sc.present_absent_incomplete, 0) AS n_missing
 FROM pairs p CROSS JOIN cell_sizes z
 LEFT JOIN site_cells sc ON sc.site_row = p.site_row AND sc.grouping = z.grouping AND sc.group_value = z.group_value
 LEFT JOIN allele_sums x ON x.site_row = p.site_row AND x.allele = p.allele AND x.grouping = z.grouping
@@ -152,7 +159,19 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute(DERIVED)
     con.execute(_SITES)
-    con.execute(_STATS)
+    batches = read_batches(con, Path())  # only each batch's absent-record rule is used, not its path
+    absent = pa.table(
+        {
+            "batch": pa.array([b.number for b in batches], pa.int64()),
+            "uncalled": pa.array([b.absent_terms[0] for b in batches], pa.int64()),
+            "incomplete": pa.array([b.absent_terms[1] for b in batches], pa.int64()),
+        }
+    )
+    con.register("gq_absent", absent)
+    try:
+        con.execute(_STATS)
+    finally:
+        con.unregister("gq_absent")
     con.execute(_VARIANTS)
     con.execute(_GROUP_STATS)
     for table in ("gq_site_rows", "gq_stats"):

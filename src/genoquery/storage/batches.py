@@ -34,6 +34,13 @@ class Batch:
         has no record of, ``0/0`` for a complete callset (as ``bcftools merge -0``), else ``./.``."""
         return HOM_REF if self.complete else NOT_CALLED
 
+    @property
+    def absent_terms(self) -> tuple[int, int]:
+        """What each sample adds at a site the batch has no record of, from :attr:`absent_call`:
+        uncalled allele slots (none to AN) and incomplete calls (to ``n_missing``)."""
+        call = self.absent_call
+        return call.count(MISSING), int(MISSING in call)
+
     @cached_property
     def reader(self):  # a genoquery.storage.call_reader.CallReader (imports zarr: only when asked for)
         return import_module("genoquery.storage.call_reader").CallReader(query_group(self.path), self.n_samples)
