@@ -142,13 +142,15 @@ def test_vcztools_reads_the_fields_back_and_compaction_erases_withdrawn_samples(
             assert (values[:, 1:] == before[key][:, 1:]).all(), key
 
 
+def _ingest_keeping(path: Path, fields: str) -> subprocess.CompletedProcess:
+    """``genoquery ingest PATH SOURCE --fields FIELDS`` in a child process, output captured."""
+    cmd = [sys.executable, "-m", "genoquery", "ingest", str(path), str(SOURCE), "--fields", fields]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
 def test_fields_names_what_is_kept(tmp_path) -> None:
     path = tmp_path / "s.gq"
-    run = subprocess.run(
-        [sys.executable, "-m", "genoquery", "ingest", str(path), str(SOURCE), "--fields", "FORMAT/PL,FORMAT/DP"],
-        capture_output=True,
-        text=True,
-    )
+    run = _ingest_keeping(path, "FORMAT/PL,FORMAT/DP")
     assert run.returncode == 0, run.stderr
     warning = f"genoquery: warning: {SOURCE}: not kept: INFO/DP, FORMAT/AD, FORMAT/GQ, FORMAT/QS, FORMAT/AB, FORMAT/FT"
     assert warning + " (to keep them, name them in --fields)" in run.stderr
@@ -161,11 +163,7 @@ def test_fields_names_what_is_kept(tmp_path) -> None:
 
 def test_an_unknown_field_is_refused_naming_the_headers_fields(tmp_path) -> None:
     path = tmp_path / "s.gq"
-    run = subprocess.run(
-        [sys.executable, "-m", "genoquery", "ingest", str(path), str(SOURCE), "--fields", "FORMAT/DP,FORMAT/XX"],
-        capture_output=True,
-        text=True,
-    )
+    run = _ingest_keeping(path, "FORMAT/DP,FORMAT/XX")
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1, run.stderr
