@@ -160,11 +160,12 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DERIVED)
     con.execute(_SITES)
     batches = read_batches(con, Path())  # only each batch's absent-record rule is used, not its path
+    uncalled, incomplete = zip(*(b.absent_terms for b in batches), strict=True) if batches else ((), ())
     absent = pa.table(
         {
             "batch": pa.array([b.number for b in batches], pa.int64()),
-            "uncalled": pa.array([b.absent_terms[0] for b in batches], pa.int64()),
-            "incomplete": pa.array([b.absent_terms[1] for b in batches], pa.int64()),
+            "uncalled": pa.array(uncalled, pa.int64()),
+            "incomplete": pa.array(incomplete, pa.int64()),
         }
     )
     con.register("gq_absent", absent)
