@@ -19,6 +19,7 @@ from genoquery.server import (
     routes_individual,
     routes_store,
     routes_variants,
+    web,
 )
 from genoquery.server.audit import AuditLog, AuditMiddleware
 from genoquery.server.context import Context
@@ -59,10 +60,18 @@ def create_app(store_path: str | os.PathLike, settings: Settings | None = None) 
             app.state.context.close()
             audit.close()
 
-    app = FastAPI(title="genoquery", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="genoquery",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # web.install serves /docs and /redoc from packaged assets (no CDN)
+        redoc_url=None,
+    )
     problems.install(app)
     for module in (routes_store, routes_variants, routes_individual, routes_association, routes_cohorts, beacon):
         app.include_router(module.router)
+    web.install(app)  # the variant browser at /, and the offline API docs
     app.add_middleware(TimeLimit, seconds=settings.request_time_s)  # innermost: the deadline of the work
     app.add_middleware(problems.BodyLimit, limit=MAX_BODY, max_url=MAX_URL)
     app.add_middleware(AuditMiddleware, log=audit)  # added last: outermost, so every refusal is audited
