@@ -1,11 +1,24 @@
-"""The ``genoquery`` command line. Input problems print one line and exit with status 2."""
+"""The ``genoquery`` command line. Input problems print one line and exit with status 2.
+
+Flags follow bcftools where it has the same one: ``-o/--output`` (``-`` for standard output; the
+format from the name or ``-O``), ``-r/--regions`` (repeatable, or comma-separated) and ``-R`` (a
+file of regions), ``-s/-S`` (samples, ``^`` to exclude), ``--threads``, ``--version``; ``ingest``
+reads a VCF from standard input given ``-``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
+import os
+import shutil
 import sys
+import tempfile
 import warnings
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import import_module
 from pathlib import Path
 from types import ModuleType
@@ -13,8 +26,10 @@ from types import ModuleType
 from genoquery.errors import GenoqueryError, GenoqueryWarning, InputFileError, QueryError
 from genoquery.ingest import ingest
 from genoquery.output import FORMATS, write_table
+from genoquery.query.store import Store
 from genoquery.query.store import open as open_store
 from genoquery.storage.format import FORMAT_VERSION
+from genoquery.version import __version__
 
 # The modules of commands that need more than the store API, imported only when the command runs:
 # ``genoquery --help`` and the query commands never load numba, pysam, msprime, FastAPI or matplotlib.
@@ -39,10 +54,47 @@ def _module(command: str) -> ModuleType:
     return import_module(_COMMAND_MODULES[command])
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress bars unless ``--quiet``, and only on a terminal: redirected to a log, a bar is
+    hundreds of carriage-return updates."""
+    return not args.quiet and sys.stderr.isatty()
+
+
+@contextmanager
+def _stdin_vcf(paths: list[str]) -> Iterator[list[str]]:
+    """``paths`` with ``-`` replaced by a temporary copy of standard input (VCF, VCF.gz or BCF,
+    named by its first bytes), removed afterwards: ingest reads its files more than once."""
+    if "-" not in paths:
+        yield paths
+        return
+    if paths.count("-") > 1:
+        raise QueryError("standard input (-) can be given once")
+    with tempfile.TemporaryDirectory(prefix="genoquery-stdin-") as tmp:
+        head = sys.stdin.buffer.peek(64)[:64] if hasattr(sys.stdin.buffer, "peek") else b""
+        name = "stdin.vcf"
+        if head[:2] == b"\x1f\x8b":
+            first = zlib.decompressobj(31).decompress(head)
+            name = "stdin.bcf" if first.startswith(b"BCF") else "stdin.vcf.gz"
+        target = Path(tmp) / name
+        with open(target, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+        yield [str(target) if p == "-" else p for p in paths]
+
+
 def _cmd_ingest(args: argparse.Namespace) -> None:
-    store = ingest(
+    with _stdin_vcf(args.vcfs) as vcfs:
+        store = _ingest(args, vcfs)
+    print(
+        f"{store.path}: {store.info['samples']} samples, {store.info['sites']} sites, "
+        f"{store.info['variants']} ALT alleles",
+        file=sys.stderr,
+    )
+
+
+def _ingest(args: argparse.Namespace, vcfs: list[str]) -> Store:
+    return ingest(
         args.store,
-        args.vcfs,
+        vcfs,
         persons=args.persons,
         overwrite=args.overwrite,
         batch=args.batch,
@@ -51,18 +103,97 @@ def _cmd_ingest(args: argparse.Namespace) -> None:
         match_contig_names=args.match_contig_names,
         rename_duplicate_samples=args.rename_duplicate_samples,
         fields=None if args.fields is None else [f.strip() for f in args.fields.split(",") if f.strip()],
-        progress=None if not args.quiet else False,
+        progress=_progress(args),
     )
-    print(
-        f"{store.path}: {store.info['samples']} samples, {store.info['sites']} sites, "
-        f"{store.info['variants']} ALT alleles",
-        file=sys.stderr,
-    )
+
+
+def _write(args: argparse.Namespace, table) -> None:
+    write_table(table, args.format, args.output, internal=args.internal)
+
+
+def _regions(args: argparse.Namespace, *positional: str | None) -> list[str] | None:
+    """The regions of ``-r`` (each repeatable and comma-separated), ``-R FILE`` and a positional
+    REGION, or None for the whole store."""
+    regions = [r for r in positional if r is not None] + list(args.regions or [])
+    if args.regions_file is not None:
+        regions += _regions_file(Path(args.regions_file))
+    return regions or None
+
+
+def _regions_file(path: Path) -> list[str]:
+    """Regions of a file as ``bcftools -R`` reads it: tab-separated CHROM, POS or CHROM, BEG, END
+    (1-based inclusive), or BED (``.bed``, ``.bed.gz``: 0-based half-open); ``#`` lines skipped."""
+    bed = path.name.endswith((".bed", ".bed.gz"))
+    try:
+        lines = (
+            gzip.decompress(path.read_bytes()).decode() if path.name.endswith(".gz") else path.read_text()
+        ).splitlines()
+    except (OSError, UnicodeDecodeError, gzip.BadGzipFile) as err:
+        raise InputFileError(path, f"cannot read the regions file ({err.__class__.__name__})") from None
+    regions = []
+    for number, line in enumerate(lines, 1):
+        fields = line.rstrip("\r").split("\t")
+        if not line.strip() or line.startswith(("#", "track ", "browser ")):
+            continue
+        if len(fields) < 2 or not all(f.strip().isdigit() for f in fields[1:3]):
+            raise InputFileError(
+                path, f"not a region: {line[:60]!r}", line=number, fix="write CHROM<TAB>POS or CHROM<TAB>BEG<TAB>END"
+            )
+        start = int(fields[1]) + bed
+        end = int(fields[2]) if len(fields) > 2 else start
+        regions.append(f"{fields[0]}:{start}-{end}")
+    return regions
+
+
+def _sample_ids(args: argparse.Namespace, store: Store) -> list[str] | None:
+    """The samples of ``-s LIST`` / ``-S FILE`` (``^`` first: every sample but those, in store
+    order, as bcftools) or None; a list may also be ``@FILE``."""
+    if args.samples is not None and args.samples_file is not None:
+        raise QueryError("give -s (a list of samples) or -S (a file of samples), not both")
+    text = args.samples if args.samples is not None else args.samples_file
+    if text is None:
+        return None
+    exclude = text.startswith("^")
+    text = text.removeprefix("^")
+    if args.samples_file is not None:
+        ids = _id_file(Path(text))
+    elif text.startswith("@"):
+        ids = _id_file(Path(text[1:]))
+    else:
+        ids = [s.strip() for s in text.split(",") if s.strip()]
+    if not exclude:
+        return ids
+    unknown = sorted(set(ids) - set(store.sample_ids.tolist()))
+    if unknown:
+        raise QueryError(f"{len(unknown)} sample(s) to exclude are not in this store: {', '.join(unknown[:5])}")
+    active = store.sample_ids[store.active_samples].tolist()
+    return [s for s in active if s not in set(ids)]
+
+
+def _id_file(path: Path) -> list[str]:
+    """Sample IDs, one per line (``#`` lines skipped)."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputFileError(
+            path,
+            f"cannot read the sample ID list ({err.__class__.__name__})",
+            fix="give a file with one sample ID per line",
+        ) from None
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _cohort(args: argparse.Namespace, store: Store):
+    """The cohort of ``--cohort`` or ``-s/-S`` (None: every sample)."""
+    samples = _sample_ids(args, store)
+    if samples is not None and args.cohort is not None:
+        raise QueryError("give --cohort or -s/-S, not both")
+    return samples if samples is not None else None if args.cohort is None else _cohort_spec(args.cohort)
 
 
 def _cmd_variants(args: argparse.Namespace) -> None:
     with open_store(args.store) as store:
-        write_table(store.variants(region=args.region, by=args.by), args.format, args.output)
+        _write(args, store.variants(region=_regions(args), by=args.by))
 
 
 def _cmd_query(args: argparse.Namespace) -> None:
@@ -75,59 +206,40 @@ def _cmd_query(args: argparse.Namespace) -> None:
             variant_type=args.type,
             by=args.by,
         )
-        write_table(table, args.format, args.output)
+        _write(args, table)
 
 
 def _cmd_frequencies(args: argparse.Namespace) -> None:
-    cohort = None if args.cohort is None else _cohort_spec(args.cohort)
     with open_store(args.store) as store:
-        write_table(store.frequencies(args.region, cohort=cohort, by=args.by), args.format, args.output)
+        _write(args, store.frequencies(_regions(args, args.region), cohort=_cohort(args, store), by=args.by))
 
 
 def _cmd_carriers(args: argparse.Namespace) -> None:
-    if (args.variant is None) == (args.gene is None and args.region is None):
-        raise QueryError("give a variant (key or rsID), or --gene or --region with optional filters")
-    cohort = None if args.cohort is None else _cohort_spec(args.cohort)
+    regions = _regions(args)
+    if (args.variant is None) == (args.gene is None and regions is None):
+        raise QueryError("give a variant (key or rsID), or --gene or -r REGION with optional filters")
     with open_store(args.store) as store:
         table = store.carriers(
             args.variant,
-            cohort,
+            _cohort(args, store),
             gene=args.gene,
-            region=args.region,
+            region=regions,
             af_min=args.af_min,
             af_max=args.af_max,
             pass_only=args.pass_only,
             variant_type=args.type,
         )
-        write_table(table, args.format, args.output)
+        _write(args, table)
 
 
 def _cmd_participant(args: argparse.Namespace) -> None:
     with open_store(args.store) as store:
-        write_table(store.participant(args.sample_id), args.format, args.output)
+        _write(args, store.participant(args.sample_id))
 
 
 def _cmd_genes(args: argparse.Namespace) -> None:
     count = _module("genes").import_genes(args.store, args.file, fmt=args.format)
     print(f"{args.store}: {count} genes imported from {args.file}", file=sys.stderr)
-
-
-def _filter_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--af-min", type=float, help="keep variants with whole-cohort AF >= this")
-    p.add_argument("--af-max", type=float, help="keep variants with whole-cohort AF <= this")
-    p.add_argument("--pass-only", action="store_true", help="keep variants with FILTER = PASS")
-    p.add_argument("--type", choices=("snv", "indel", "other"), help="keep one variant type")
-
-
-def _output_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=FORMATS, default="tsv")
-    p.add_argument("--output", help="write to this file instead of standard output")
-
-
-def _lookup_options(p: argparse.ArgumentParser) -> None:
-    _filter_options(p)
-    p.add_argument("--by", help="statistics per group: ancestry or sex_at_birth")
-    _output_options(p)
 
 
 def _cmd_phenotypes(args: argparse.Namespace) -> None:
@@ -147,19 +259,7 @@ def _cmd_phenotypes(args: argparse.Namespace) -> None:
 
 def _cohort_spec(text: str) -> str | list[str]:
     """A cohort argument: a saved name or filter, or @FILE with one sample ID per line."""
-    if not text.startswith("@"):
-        return text
-
-    path = Path(text[1:])
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputFileError(
-            path,
-            f"cannot read the sample ID list ({err.__class__.__name__})",
-            fix="give @FILE with one sample ID per line",
-        ) from None
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return _id_file(Path(text[1:])) if text.startswith("@") else text
 
 
 def _cmd_cohort(args: argparse.Namespace) -> None:
@@ -183,12 +283,13 @@ def _cmd_cohort(args: argparse.Namespace) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    samples = None if args.samples is None else _cohort_spec(args.samples)
-    if isinstance(samples, str):
-        samples = [s.strip() for s in samples.split(",") if s.strip()]
+    if args.out is not None and args.output is not None:
+        raise QueryError(f"give the output file once: {args.out} or -o {args.output}")
+    out = args.out or args.output or "-"
     with open_store(args.store) as store:
-        out = store.export_vcf(args.out, region=args.region, samples=samples)
-    print(f"wrote {out}", file=sys.stderr)
+        store.export_vcf(out, region=_regions(args), samples=_sample_ids(args, store), index=args.write_index)
+    if out != "-":
+        print(f"wrote {out}" + (f" and its {args.write_index} index" if args.write_index else ""), file=sys.stderr)
 
 
 def _cmd_withdraw(args: argparse.Namespace) -> None:
@@ -203,7 +304,7 @@ def _cmd_withdraw(args: argparse.Namespace) -> None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    report = _module("verify").verify(args.store, args.sources, progress=not args.quiet)
+    report = _module("verify").verify(args.store, args.sources, progress=_progress(args))
     counts = ", ".join(f"{n} {kind}" for kind, n in report.checked.items() if not kind.endswith("problems"))
     for problem in report.problems:
         print(f"MISMATCH {problem}")
@@ -239,7 +340,7 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
         sequence_length=args.length,
         seed=args.seed,
         missing_rate=args.missing_rate,
-        progress=not args.quiet,
+        progress=_progress(args),
     )
     print(files, file=sys.stderr)
 
@@ -266,13 +367,16 @@ def _cmd_tokens(args: argparse.Namespace) -> None:
         _module("tokens").revoke_token(args.store, args.name)
         print(f"revoked token {args.name!r}", file=sys.stderr)
     else:
+        columns = ("name", "tier", "sample_id", "created_at", "revoked_at")
+        print("\t".join(columns))
         for t in _module("tokens").list_tokens(args.store):
-            print("\t".join(str(t[k] or "-") for k in ("name", "tier", "sample_id", "created_at", "revoked_at")))
+            print("\t".join(str(t[k] or "-") for k in columns))
 
 
 def _cmd_audit(args: argparse.Namespace) -> None:
-
     records = list(_module("audit").read(args.store))
+    if args.format == "tsv":
+        print("time\ttoken\ttier\trequest\tstatus\trows")
     for r in records[-args.tail :] if args.tail else records:
         if args.format == "json":
             print(json.dumps(r))
@@ -323,28 +427,153 @@ def _cmd_assoc(args: argparse.Namespace) -> None:
                 cohort=cohort,
                 model=args.model,
                 min_mac=args.min_mac,
-                progress=False if args.quiet else None,
+                progress=_progress(args),
             )
             for kind, path in (("manhattan", args.manhattan), ("qq", args.qq)):
                 if path:
                     getattr(_module("assoc"), kind)(
                         table, path, title=f"{phenotype} ({args.model or 'auto'})" if kind == "manhattan" else None
                     )
-        write_table(table, args.format, args.output)
+        _write(args, table)
+
+
+# Examples on the README's demo cohort (``genoquery simulate cohort/`` then ``ingest my.gq``), shown
+# at the end of each command's --help; tests/test_cli_help.py runs each one.
+EXAMPLES = {
+    "ingest": "genoquery ingest my.gq cohort/cohort.chr20.vcf.gz cohort/cohort.chrX.vcf.gz "
+    "--persons cohort/persons.tsv\n"
+    "bcftools view -r chr20 cohort/cohort.chr20.vcf.gz | genoquery ingest chr20.gq -",
+    "variants": "genoquery variants my.gq -r chr20:1-200000 -r chrX:1-50000 -o variants.parquet",
+    "query variant": "genoquery query my.gq variant chr20-150099-C-T",
+    "query region": "genoquery query my.gq region chr20:150000-160000 --af-max 0.01 --pass-only",
+    "query gene": "genoquery query my.gq gene GQA1 --type snv",
+    "query frequencies": "genoquery query my.gq frequencies chr20:1-1000000 --cohort \"sex_at_birth = 'Female'\" "
+    "--by ancestry",
+    "query carriers": "genoquery query my.gq carriers chr20-150099-C-T -s ^S000001,S000002",
+    "query participant": "genoquery query my.gq participant S000042 -O json",
+    "assoc glm": "genoquery assoc my.gq glm --phenotype ldl_mg_dl --covar age,sex -r chr20:1-200000",
+    "assoc phewas": "genoquery assoc my.gq phewas chr20-150099-C-T --min-cases 5",
+    "assoc table": "genoquery assoc my.gq table chr20-150099-C-T --condition E11",
+    "assoc ancestry": "genoquery assoc my.gq ancestry chr20-150099-C-T --plot af.png",
+    "genes": "genoquery genes my.gq data/fixtures/genes.gtf",
+    "phenotypes": "genoquery phenotypes my.gq cohort/conditions.tsv",
+    "cohort save": "genoquery cohort my.gq save women \"sex_at_birth = 'Female'\"",
+    "cohort list": "genoquery cohort my.gq list",
+    "cohort show": "genoquery cohort my.gq show \"has_condition('E11')\"",
+    "withdraw": 'genoquery withdraw my.gq S000007 --reason "consent withdrawn"',
+    "compact": "genoquery compact my.gq",
+    "upgrade": "genoquery upgrade old.gq",
+    "verify": "genoquery verify my.gq --sources cohort/cohort.chr20.vcf.gz cohort/cohort.chrX.vcf.gz",
+    "export": "genoquery export my.gq -r chr20:1-50000 -s S000001,S000002 -o out.vcf.gz --write-index\n"
+    "genoquery export my.gq -r chr20:1-50000 -S ^withdrawn.txt | bcftools view -H | head",
+    "serve": "genoquery serve my.gq --port 8000",
+    "tokens create": "genoquery tokens my.gq create --tier registered --name alice",
+    "tokens list": "genoquery tokens my.gq list",
+    "tokens revoke": "genoquery tokens my.gq revoke --name alice",
+    "audit": "genoquery audit my.gq --tail 20",
+    "simulate": "genoquery simulate cohort/ --samples 3000 --centers 3",
+}
+STORE_HELP = "a genoquery store directory"
+COHORT_HELP = "saved cohort name, filter expression, or @FILE of sample IDs (default: every sample)"
+
+
+def _command(sub, name: str, path: str = "", **kwargs) -> argparse.ArgumentParser:
+    """A subcommand parser whose --help ends with its example (``EXAMPLES[path or name]``)."""
+    example = EXAMPLES.get(f"{path} {name}".strip())
+    return sub.add_parser(
+        name,
+        epilog=f"example:\n  {example.replace(chr(10), chr(10) + '  ')}" if example else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=kwargs.get("help"),
+        **kwargs,
+    )
+
+
+def _store(p: argparse.ArgumentParser) -> None:
+    p.add_argument("store", metavar="STORE", help=STORE_HELP)
+
+
+def _filter_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--af-min", type=float, help="keep variants with whole-cohort AF >= this")
+    p.add_argument("--af-max", type=float, help="keep variants with whole-cohort AF <= this")
+    p.add_argument("--pass-only", action="store_true", help="keep variants with FILTER = PASS")
+    p.add_argument("--type", choices=("snv", "indel", "other"), help="keep one variant type")
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write here (- for standard output, the default); the format follows "
+        "the name: .tsv, .csv, .json, .parquet",
+    )
+    p.add_argument(
+        "-O",
+        "--output-type",
+        "--format",
+        dest="format",
+        choices=FORMATS,
+        help="output format (default: from -o, else tsv)",
+    )
+    p.add_argument("--internal", action="store_true", help="also the store's row numbers (site_row, sample_index)")
+
+
+def _region_options(p: argparse.ArgumentParser, what: str = "variants of") -> None:
+    p.add_argument(
+        "-r",
+        "--regions",
+        "--region",
+        dest="regions",
+        action="append",
+        metavar="REGION",
+        help=f"{what} CONTIG[:START[-END]], 1-based inclusive; repeat or comma-separate for several",
+    )
+    p.add_argument(
+        "-R",
+        "--regions-file",
+        metavar="FILE",
+        help="regions from a file: CHROM<TAB>POS[<TAB>END] (1-based) or .bed (0-based), as bcftools -R",
+    )
+
+
+def _sample_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-s",
+        "--samples",
+        metavar="[^]ID,ID,...",
+        help="these samples (^: every sample but these), or @FILE",
+    )
+    p.add_argument(
+        "-S", "--samples-file", metavar="[^]FILE", help="samples from a file, one per line (^: exclude them)"
+    )
+
+
+def _lookup_options(p: argparse.ArgumentParser) -> None:
+    _filter_options(p)
+    p.add_argument("--by", help="statistics per group: ancestry or sex_at_birth")
+    _output_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="genoquery", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="genoquery", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"genoquery {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("ingest", help="ingest VCF/VCF.gz/BCF files into a new store, one batch per sample set")
-    p.add_argument("store", help="store directory to create")
+    p = _command(sub, "ingest", help="ingest VCF/VCF.gz/BCF files into a new store, or append a batch to one")
+    p.add_argument(
+        "store",
+        metavar="STORE",
+        help="store directory: created, or with --batch NAME appended to when it exists",
+    )
     p.add_argument(
         "vcfs",
         nargs="+",
         metavar="VCF",
-        help="input files: files with the same samples form a batch (split by region is fine), "
-        "files with other samples (other centers) other batches",
+        help="input files (- reads one from standard input): files with the same samples form a batch (split by "
+        "region is fine), files with other samples (other centers) other batches",
     )
     p.add_argument("--batch", metavar="NAME", help="name of the (single) batch; default: its first file's name")
     p.add_argument(
@@ -375,60 +604,66 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--persons", help="person table (CSV/TSV/Parquet with sample_id, ancestry, sex_at_birth)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store atomically")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (drawn only on a terminal)")
     p.set_defaults(run=_cmd_ingest)
 
-    p = sub.add_parser("variants", help="whole-cohort statistics per ALT allele")
-    p.add_argument("store")
-    p.add_argument("--region", help="CONTIG[:START[-END]], 1-based inclusive")
+    p = _command(sub, "variants", help="whole-cohort statistics per ALT allele")
+    _store(p)
+    _region_options(p)
     p.add_argument("--by", help="sample grouping: ancestry or sex_at_birth")
-    p.add_argument("--format", choices=FORMATS, default="tsv")
-    p.add_argument("--output", help="write to this file instead of standard output")
+    _output_options(p)
     p.set_defaults(run=_cmd_variants)
 
-    p = sub.add_parser("query", help="variants by key or rsID, region or gene, with filters")
-    p.add_argument("store")
-    targets = p.add_subparsers(dest="target", required=True)
+    p = _command(sub, "query", help="variants by key or rsID, region or gene; cohort frequencies; carriers")
+    _store(p)
+    targets = p.add_subparsers(dest="target", required=True, metavar="QUERY")
     for target, metavar, text in (
         ("variant", "KEY|RSID", "a variant key (chr20-1030-A-C, 20-1030-A-C, chr20:1030:A:C) or an rsID"),
-        ("region", "REGION", "CONTIG[:START[-END]], 1-based inclusive"),
+        ("region", "REGION", "CONTIG[:START[-END]], 1-based inclusive (several: comma-separated)"),
         ("gene", "GENE", "a gene name or ID imported with 'genoquery genes'"),
     ):
-        t = targets.add_parser(target, help=text)
+        t = _command(targets, target, "query", help=text)
         t.add_argument("what", metavar=metavar, help=text)
         _lookup_options(t)
         t.set_defaults(run=_cmd_query)
-    cohort_help = "saved cohort name, filter expression, or @FILE of sample IDs (default: every sample)"
-    t = targets.add_parser("frequencies", help="exact AC/AN/AF per ALT allele for a cohort, optionally by group")
+    t = _command(
+        targets, "frequencies", "query", help="exact AC/AN/AF per ALT allele for a cohort, optionally by group"
+    )
     t.add_argument("region", nargs="?", help="CONTIG[:START[-END]], 1-based inclusive (default: everything)")
-    t.add_argument("--cohort", help=cohort_help)
+    _region_options(t)
+    t.add_argument("--cohort", help=COHORT_HELP)
+    _sample_options(t)
     t.add_argument("--by", help="any person-table column (e.g. ancestry, sex_at_birth, center)")
     _output_options(t)
     t.set_defaults(run=_cmd_frequencies)
-    t = targets.add_parser("carriers", help="samples carrying a variant, or any filtered variant of a gene/region")
+    t = _command(
+        targets, "carriers", "query", help="samples carrying a variant, or any filtered variant of a gene/region"
+    )
     t.add_argument("variant", nargs="?", metavar="KEY|RSID", help="a variant key or rsID")
     t.add_argument("--gene", help="carriers of every variant of this gene passing the filters")
-    t.add_argument("--region", help="carriers of every variant of this region passing the filters")
-    t.add_argument("--cohort", help=cohort_help)
+    _region_options(t, "carriers of every variant passing the filters in")
+    t.add_argument("--cohort", help=COHORT_HELP)
+    _sample_options(t)
     _filter_options(t)
     _output_options(t)
     t.set_defaults(run=_cmd_carriers)
-    t = targets.add_parser("participant", help="one participant's ALT alleles with population frequencies")
-    t.add_argument("sample_id")
+    t = _command(targets, "participant", "query", help="one participant's ALT alleles with population frequencies")
+    t.add_argument("sample_id", metavar="SAMPLE_ID")
     _output_options(t)
     t.set_defaults(run=_cmd_participant)
 
-    p = sub.add_parser("assoc", help="association: per-allele GWAS (glm), PheWAS, carrier 2x2 tables, plots")
-    p.add_argument("store")
-    actions = p.add_subparsers(dest="action", required=True)
+    p = _command(sub, "assoc", help="association: per-allele GWAS (glm), PheWAS, carrier 2x2 tables, plots")
+    _store(p)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     covar_help = "comma-separated person-table columns, age (from birth_year), sex, pcs (every pcN)"
-    a = actions.add_parser("glm", help="linear or logistic regression of each ALT allele (additive coding)")
+    a = _command(actions, "glm", "assoc", help="linear or logistic regression of each ALT allele (additive coding)")
     a.add_argument(
         "--phenotype", required=True, help="a person-table column, or condition code(s) CODE[,CODE...] (cases have any)"
     )
     a.add_argument("--covar", help=covar_help)
     where = a.add_mutually_exclusive_group()
     where.add_argument(
+        "-r",
         "--region",
         action="append",
         help="CONTIG[:START[-END]], 1-based inclusive; repeat for several (default, with no --gene or "
@@ -440,12 +675,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--min-mac", type=int, default=20, help="test alleles with at least this minor allele count (default 20)"
     )
-    a.add_argument("--cohort", help=cohort_help)
+    a.add_argument("--cohort", help=COHORT_HELP)
     a.add_argument("--manhattan", metavar="FILE.png|svg", help="also write a Manhattan plot")
     a.add_argument("--qq", metavar="FILE.png|svg", help="also write a QQ plot")
-    a.add_argument("--quiet", action="store_true", help="no progress bar (shown when standard error is a terminal)")
+    a.add_argument("--quiet", action="store_true", help="no progress bar (drawn only on a terminal)")
     _output_options(a)
-    a = actions.add_parser("phewas", help="one ALT allele against every condition code and quantitative column")
+    a = _command(actions, "phewas", "assoc", help="one ALT allele against every condition code and quantitative column")
     a.add_argument("variant", metavar="KEY", help="a variant key")
     a.add_argument(
         "--phenotypes",
@@ -453,10 +688,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--covar", help=covar_help)
     a.add_argument("--min-cases", type=int, default=20)
-    a.add_argument("--cohort", help=cohort_help)
+    a.add_argument("--cohort", help=COHORT_HELP)
     a.add_argument("--plot", metavar="FILE.png|svg", help="also write a PheWAS plot")
     _output_options(a)
-    a = actions.add_parser("table", help="2x2 table of carriers x cases with odds ratio and Fisher's exact p")
+    a = _command(actions, "table", "assoc", help="2x2 table of carriers x cases with odds ratio and Fisher's exact p")
     a.add_argument("variant", nargs="?", metavar="KEY|RSID")
     a.add_argument("--condition", required=True, help="condition code(s) CODE[,CODE...] defining cases")
     a.add_argument("--gene", help="carriers of any variant of this gene passing the filters")
@@ -464,24 +699,27 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--af-max", type=float, help="keep variants with whole-cohort AF <= this")
     a.add_argument("--pass-only", action="store_true", help="keep variants with FILTER = PASS")
     a.add_argument("--type", choices=("snv", "indel", "other"), help="keep one variant type")
-    a.add_argument("--cohort", help=cohort_help)
+    a.add_argument("--cohort", help=COHORT_HELP)
     _output_options(a)
-    a = actions.add_parser("ancestry", help="plot one allele's frequency by ancestry group")
+    a = _command(actions, "ancestry", "assoc", help="plot one allele's frequency by ancestry group")
     a.add_argument("variant", metavar="KEY", help="a variant key")
     a.add_argument("--plot", required=True, metavar="FILE.png|svg")
-    a.add_argument("--cohort", help=cohort_help)
+    a.add_argument("--cohort", help=COHORT_HELP)
     p.set_defaults(run=_cmd_assoc)
 
-    p = sub.add_parser("genes", help="import gene coordinates (GENCODE-style GTF or BED) into a store")
-    p.add_argument("store")
-    p.add_argument("file", help="GTF (gene lines; 1-based) or BED (0-based, name column), optionally .gz")
+    p = _command(sub, "genes", help="import gene coordinates (GENCODE-style GTF or BED) into a store")
+    _store(p)
+    p.add_argument(
+        "file", metavar="FILE", help="GTF (gene lines; 1-based) or BED (0-based, name column), optionally .gz"
+    )
     p.add_argument("--format", choices=("gtf", "bed"), help="default: from the file name")
     p.set_defaults(run=_cmd_genes)
 
-    p = sub.add_parser("phenotypes", help="import a person table or an OMOP-style event table into a store")
-    p.add_argument("store")
+    p = _command(sub, "phenotypes", help="import a person table or an OMOP-style event table into a store")
+    _store(p)
     p.add_argument(
         "file",
+        metavar="FILE",
         help="CSV/TSV/Parquet: sample_id (or person_id) + person columns, or "
         "person_id, a code column (e.g. condition_code), a date column, optional value",
     )
@@ -489,53 +727,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", help="event table name (default from the code column, e.g. condition_occurrence)")
     p.set_defaults(run=_cmd_phenotypes)
 
-    p = sub.add_parser("cohort", help="save, list or show cohorts (sample ID lists or phenotype filters)")
-    p.add_argument("store")
-    actions = p.add_subparsers(dest="action", required=True)
-    a = actions.add_parser("save", help="save a cohort under a name (replaces one of that name)")
-    a.add_argument("name")
+    p = _command(sub, "cohort", help="save, list or show cohorts (sample ID lists or phenotype filters)")
+    _store(p)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = _command(actions, "save", "cohort", help="save a cohort under a name (replaces one of that name)")
+    a.add_argument("name", metavar="NAME")
     a.add_argument(
-        "cohort", help="filter, e.g. \"sex_at_birth = 'Female' AND has_condition('E11')\", or @FILE of sample IDs"
+        "cohort",
+        metavar="COHORT",
+        help="filter, e.g. \"sex_at_birth = 'Female' AND has_condition('E11')\", or @FILE of sample IDs",
     )
-    a = actions.add_parser("list", help="the saved cohorts: name, kind, created_at, definition")
+    a = _command(actions, "list", "cohort", help="the saved cohorts: name, kind, created_at, definition")
     a.add_argument("--format", choices=("tsv", "json"), default="tsv")
-    a = actions.add_parser("show", help="print a cohort's sample IDs (count on standard error)")
-    a.add_argument("cohort", help="saved name, filter expression, or @FILE of sample IDs")
+    a = _command(actions, "show", "cohort", help="print a cohort's sample IDs (count on standard error)")
+    a.add_argument("cohort", metavar="COHORT", help="saved name, filter expression, or @FILE of sample IDs")
     p.set_defaults(run=_cmd_cohort)
 
-    p = sub.add_parser("withdraw", help="withdraw participants: no answer includes them from now on")
-    p.add_argument("store")
+    p = _command(sub, "withdraw", help="withdraw participants: no answer includes them from now on")
+    _store(p)
     p.add_argument("samples", nargs="+", metavar="SAMPLE_ID", help="sample IDs, or @FILE with one per line")
     p.add_argument("--reason", required=True, help="why (recorded with the time, e.g. 'consent withdrawn')")
     p.set_defaults(run=_cmd_withdraw)
 
-    p = sub.add_parser("compact", help="rewrite batches so withdrawn participants' genotypes leave the disk")
-    p.add_argument("store")
+    p = _command(sub, "compact", help="rewrite batches so withdrawn participants' genotypes leave the disk")
+    _store(p)
     p.set_defaults(run=_cmd_compact)
 
-    p = sub.add_parser("upgrade", help="rewrite a store made by an older genoquery in this version's format")
-    p.add_argument("store")
+    p = _command(sub, "upgrade", help="rewrite a store made by an older genoquery in this version's format")
+    _store(p)
     p.set_defaults(run=_cmd_upgrade)
 
-    p = sub.add_parser("verify", help="prove the store equal to its manifest and, re-read with pysam, its sources")
-    p.add_argument("store")
+    p = _command(sub, "verify", help="prove the store equal to its manifest and, re-read with pysam, its sources")
+    _store(p)
     p.add_argument("--sources", nargs="+", default=[], metavar="VCF", help="the ingested VCF/BCF files to re-read")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (drawn only on a terminal)")
     p.set_defaults(run=_cmd_verify)
 
-    p = sub.add_parser("export", help="write a region's genotypes as VCF, bgzipped VCF or BCF")
-    p.add_argument("store")
-    p.add_argument("out", metavar="OUT.vcf[.gz]|OUT.bcf", help="output file; the format follows the name")
-    p.add_argument("--region", help="CONTIG[:START[-END]], 1-based inclusive (default: every site)")
+    p = _command(sub, "export", help="write genotypes as VCF, bgzipped VCF or BCF (as bcftools view)")
+    _store(p)
     p.add_argument(
-        "--samples",
-        metavar="ID,ID,...|@FILE",
-        help="samples in output order, comma-separated or @FILE with one ID per line (default: all)",
+        "out", nargs="?", metavar="OUT.vcf[.gz]|OUT.bcf", help="output file; the format follows the name (or -o)"
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="output file; - (the default) is VCF on standard output")
+    _region_options(p, "sites of")
+    _sample_options(p)
+    p.add_argument(
+        "--write-index",
+        nargs="?",
+        const="csi",
+        choices=("csi", "tbi"),
+        help="also index the output (.vcf.gz: csi or tbi; .bcf: csi), as bcftools --write-index (default csi)",
     )
     p.set_defaults(run=_cmd_export)
 
-    p = sub.add_parser("serve", help="serve the store: JSON API (/api/v1, /docs) and GA4GH Beacon v2 (/beacon/v2)")
-    p.add_argument("store")
+    p = _command(sub, "serve", help="serve the store: JSON API (/api/v1, /docs) and GA4GH Beacon v2 (/beacon/v2)")
+    _store(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
@@ -549,34 +795,57 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_cmd_serve)
 
-    p = sub.add_parser("tokens", help="create, list or revoke API tokens (stored hashed in the store)")
-    p.add_argument("store")
-    actions = p.add_subparsers(dest="action", required=True)
-    a = actions.add_parser("create", help="create a token and print it (once)")
+    p = _command(sub, "tokens", help="create, list or revoke API tokens (stored hashed in the store)")
+    _store(p)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = _command(actions, "create", "tokens", help="create a token and print it (once)")
     a.add_argument("--tier", required=True, choices=("registered", "controlled", "participant"))
     a.add_argument("--name", required=True, help="who or what uses the token (unique among active tokens)")
     a.add_argument("--sample", help="the participant's sample ID (participant tokens only)")
-    actions.add_parser("list", help="name, tier, sample, created, revoked (never the secret)")
-    a = actions.add_parser("revoke", help="revoke the active token of this name")
+    _command(actions, "list", "tokens", help="name, tier, sample, created, revoked (never the secret)")
+    a = _command(actions, "revoke", "tokens", help="revoke the active token of this name")
     a.add_argument("--name", required=True)
     p.set_defaults(run=_cmd_tokens)
 
-    p = sub.add_parser("audit", help="show the server's audit log: time, token, tier, request, status, rows")
-    p.add_argument("store")
+    p = _command(sub, "audit", help="show the server's audit log: time, token, tier, request, status, rows")
+    _store(p)
     p.add_argument("--tail", type=int, help="only the last N requests")
     p.add_argument("--format", choices=("tsv", "json"), default="tsv")
     p.set_defaults(run=_cmd_audit)
 
-    p = sub.add_parser("simulate", help="simulate a multi-center cohort (msprime) as bgzipped VCFs")
-    p.add_argument("outdir")
+    p = _command(sub, "simulate", help="simulate a multi-center cohort (msprime) as bgzipped VCFs")
+    p.add_argument("outdir", metavar="OUTDIR")
     p.add_argument("--samples", type=int, default=3000)
     p.add_argument("--centers", type=int, default=3)
     p.add_argument("--length", type=int, default=1_000_000, help="sequence length in bp")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--missing-rate", type=float, default=0.01)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (drawn only on a terminal)")
     p.set_defaults(run=_cmd_simulate)
+    for leaf in _leaves(parser):
+        leaf.add_argument("--threads", type=int, metavar="N", help="run on at most N CPU cores (default: all)")
     return parser
+
+
+def _leaves(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """The parsers of ``parser`` that run a command (no subcommands of their own)."""
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subparsers:
+        yield parser
+    for action in subparsers:
+        for child in dict.fromkeys(action.choices.values()):
+            yield from _leaves(child)
+
+
+def _use_threads(threads: int | None) -> None:
+    """Pin the process to ``threads`` of its CPU cores (``--threads``): the engine's thread pools
+    then share those cores, as bcftools' worker threads share theirs."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise QueryError(f"--threads must be at least 1, not {threads}")
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -594,6 +863,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
     try:
+        _use_threads(args.threads)
         return args.run(args) or 0
     except GenoqueryError as err:
         print(f"genoquery: error: {err}", file=sys.stderr)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Sequence
+import re
+from collections.abc import Callable, Collection, Sequence
 from functools import cached_property
 from importlib import import_module
 from pathlib import Path
@@ -13,19 +14,22 @@ from typing import TYPE_CHECKING
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from genoquery.errors import QueryError
+from genoquery.errors import QueryError, UnknownItemError
 from genoquery.storage.batches import Batch, read_batches
 from genoquery.storage.format import INDEX_FILE
 from genoquery.storage.lookup_table import LookupTable
-from genoquery.storage.regions import parse_region
+from genoquery.storage.regions import Region, parse_region
 from genoquery.storage.schema import STAT_COLUMNS, VARIANT_COLUMNS, open_index
 from genoquery.storage.staging import existing_store, read_marker
 
 if TYPE_CHECKING:
     from genoquery.query.genotypes import Genotypes
     from genoquery.query.lookup import VariantLookup
+
+
+_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_REGION_LIST = re.compile(r",(?!\d{3}(?:[-,]|$))")  # the commas between regions, not in 1,000
 
 
 def _later(module: str) -> ModuleType:
@@ -86,13 +90,39 @@ class Store:
         """Person-table columns with per-group statistics."""
         return list(self.info["groupings"])
 
-    def variants(self, region: str | None = None, by: str | None = None) -> pa.Table:
+    def regions(self, regions: str | Sequence[str]) -> list[str]:
+        """One or several regions (``CONTIG[:START[-END]]``, 1-based inclusive; a text may list
+        several, comma-separated as for bcftools, where a comma before three digits still groups
+        thousands: ``chr20:1,000-2,000``) as disjoint regions in genome order, overlapping or
+        adjacent ones merged: what ``bcftools view -r A,B`` reads, each record once."""
+        texts = [regions] if isinstance(regions, str) else list(regions)
+        parsed = [parse_region(t, self._contigs) for text in texts for t in _REGION_LIST.split(text) if t.strip()]
+        order = {c: i for i, c in enumerate(self._contigs)}
+        merged: list[Region] = []
+        for r in sorted(parsed, key=lambda r: (order[r.contig], r.start, r.end)):
+            if merged and merged[-1].contig == r.contig and r.start <= merged[-1].end + 1:
+                merged[-1] = Region(r.contig, merged[-1].start, max(merged[-1].end, r.end))
+            else:
+                merged.append(r)
+        return [str(r) for r in merged]
+
+    def _over_regions(self, region: str | Sequence[str] | None, answer: Callable[[str | None], pa.Table]) -> pa.Table:
+        """``answer`` of one region (or None), or of several (:meth:`regions`) concatenated."""
+        if region is None or (isinstance(region, str) and len(_REGION_LIST.split(region)) == 1):
+            return answer(region)
+        return pa.concat_tables([answer(r) for r in self.regions(region)])
+
+    def variants(self, region: str | Sequence[str] | None = None, by: str | None = None) -> pa.Table:
         """Whole-cohort statistics, one row per ALT allele, in genome order.
 
-        ``region`` is ``CONTIG[:START[-END]]``, 1-based inclusive. ``by`` names
+        ``region`` is ``CONTIG[:START[-END]]``, 1-based inclusive, or a list of them (see
+        :meth:`regions`). ``by`` names
         a sample grouping (``ancestry``, ``sex_at_birth``) to return one row per
         allele and group, with the group in a column of that name.
         """
+        return self._over_regions(region, lambda one: self._variants(one, by))
+
+    def _variants(self, region: str | None, by: str | None) -> pa.Table:
         where, params = self.region_filter(region, alias="v.")
         if by is None:
             columns = ", ".join("v." + c for c in VARIANT_COLUMNS)
@@ -112,15 +142,17 @@ class Store:
         )
         return self._con.sql(sql, params=[by, *params]).to_arrow_table()
 
-    def frequencies(self, region: str | None = None, cohort=None, by: str | None = None) -> pa.Table:
+    def frequencies(self, region: str | Sequence[str] | None = None, cohort=None, by: str | None = None) -> pa.Table:
         """Exact statistics of ``cohort`` per ALT allele in ``region``, with the columns of :meth:`variants`.
 
         ``cohort`` is a saved cohort name, a filter expression, or sample IDs (None: every
         sample, read from the index); ``by`` any person-table column, for one row per allele
         and group value (as text; groups without a cohort member are left out). ``region`` is
-        ``CONTIG[:START[-END]]``, 1-based inclusive, None for the whole store.
+        ``CONTIG[:START[-END]]``, 1-based inclusive, a list of them (:meth:`regions`), or None for
+        the whole store.
         """
-        return _later("genoquery.query.frequencies").cohort_frequencies(self, region, cohort, by)
+        frequencies = _later("genoquery.query.frequencies")
+        return self._over_regions(region, lambda one: frequencies.cohort_frequencies(self, one, cohort, by))
 
     def carriers(
         self,
@@ -128,7 +160,7 @@ class Store:
         cohort=None,
         *,
         gene: str | None = None,
-        region: str | None = None,
+        region: str | Sequence[str] | None = None,
         af_min: float | None = None,
         af_max: float | None = None,
         pass_only: bool = False,
@@ -234,13 +266,20 @@ class Store:
             variant, cohort, gene=gene, region=region, af_max=af_max, pass_only=pass_only, variant_type=variant_type
         )
         if variants is not None:
-            carriers = carriers.filter(pc.is_in(carriers["variant_key"], pa.array(list(variants), pa.string())))
+            keys = pa.array(list(variants), pa.string())
+            carriers = carriers.filter(import_module("pyarrow.compute").is_in(carriers["variant_key"], keys))
         codes = [condition] if isinstance(condition, str) else list(condition)
         return _later("genoquery.query.association.scan").carrier_table(self, carriers, codes, cohort)
 
     def participant(self, sample_id: str) -> pa.Table:
         """One participant's ALT alleles (zygosity, GT) with each variant's whole-store AC, AN
         and AF, and AF in the participant's ancestry group when the store has it."""
+        found = self._con.execute("SELECT count(*) FROM samples WHERE sample_id = ?", [sample_id]).fetchall()[0][0]
+        if not found:
+            raise UnknownItemError(
+                f"sample {sample_id!r} is not in this store ({self.info['samples']} samples, "
+                f"from {self.sample_ids[0]} to {self.sample_ids[-1]} in store order)"
+            )
         return _later("genoquery.query.carriers").participant(self, int(self.cohort([sample_id])[0]))
 
     def persons(self) -> pa.Table:
@@ -299,7 +338,7 @@ class Store:
         self,
         variant: str | None = None,
         *,
-        region: str | None = None,
+        region: str | Sequence[str] | None = None,
         gene: str | None = None,
         af_min: float | None = None,
         af_max: float | None = None,
@@ -307,7 +346,8 @@ class Store:
         variant_type: str | None = None,
         by: str | None = None,
     ) -> pa.Table:
-        """Variants by key or rsID, region or gene, with the columns of :meth:`variants`.
+        """Variants by key or rsID, region (or a list of them, :meth:`regions`) or gene, with the
+        columns of :meth:`variants`.
 
         ``variant`` is a key (``chr20-1030-A-C``, ``20-1030-A-C``, ``chr20:1030:A:C``,
         ``chr20_1030_A_C``) or an ID (``rs123``, also within ``rs1;rs2``); ``region``
@@ -317,20 +357,29 @@ class Store:
         other. An unknown key, ID, gene or contig raises; an empty table means a valid
         region or gene holds no variant passing the filters. See :mod:`genoquery.query.lookup`.
         """
-        return self._lookup(
-            variant,
-            region=region,
-            gene=gene,
-            af_min=af_min,
-            af_max=af_max,
-            pass_only=pass_only,
-            variant_type=variant_type,
-            by=by,
+        return self._over_regions(
+            region,
+            lambda one: self._lookup(
+                variant,
+                region=one,
+                gene=gene,
+                af_min=af_min,
+                af_max=af_max,
+                pass_only=pass_only,
+                variant_type=variant_type,
+                by=by,
+            ),
         )
 
     def samples(self) -> pa.Table:
-        """The store's samples in genotype-column order: ``sample_index``, ``sample_id``."""
-        return self._con.sql("SELECT sample_index, sample_id FROM samples ORDER BY sample_index").to_arrow_table()
+        """The store's samples in genotype-column order: ``sample_index, sample_id``, ``batch`` (its
+        name), ``source`` (the file its genotypes came from), ``withdrawn_at`` and
+        ``withdrawn_reason`` (null unless withdrawn), ``erased_at`` (when ``compact`` removed a
+        withdrawn sample's genotypes)."""
+        return self._con.sql(
+            "SELECT s.sample_index, s.sample_id, b.name AS batch, s.source, s.withdrawn_at, s.withdrawn_reason, "
+            "s.erased_at FROM samples s JOIN batches b ON b.batch = s.batch ORDER BY s.sample_index"
+        ).to_arrow_table()
 
     def provenance(self) -> pa.Table:
         """Each ingested file's path, size, sha256, record and sample counts, tool and time."""
@@ -340,10 +389,27 @@ class Store:
         """Sorted sample indexes (genotype column order) of a saved cohort name, a filter
         expression over the phenotype tables, or a list of sample IDs; see :mod:`genoquery.query.cohorts`.
         An empty cohort, an unknown ID or a filter matching no sample is a :class:`QueryError`,
-        as is a filter naming a column of ``forbidden_columns`` (whatever it would match)."""
+        as is a filter naming a column of ``forbidden_columns`` (whatever it would match); so is a
+        bare word that is neither a saved cohort nor a person-table column."""
+        self._check_cohort_name(cohort)
         return _later("genoquery.query.cohorts").resolve(
             self._con, cohort, describe=False, forbidden_columns=forbidden_columns
         )[2]
+
+    def _check_cohort_name(self, cohort) -> None:
+        """A bare word (``typo``) names a saved cohort, or a boolean person column as a filter:
+        when it is neither, say so rather than report an unknown column of a filter."""
+        if not (isinstance(cohort, str) and _WORD.match(cohort.strip())):
+            return
+        name = cohort.strip()
+        saved = self.cohorts()["name"].to_pylist()
+        columns = self._con.execute("SELECT list(column_name) FROM duckdb_columns() WHERE table_name = 'persons'")
+        columns = columns.fetchall()[0][0] or []
+        if name not in saved and name not in columns:
+            raise QueryError(
+                f"no saved cohort named {name!r} (saved: {', '.join(saved) or 'none'}); save one with "
+                "'genoquery cohort STORE save NAME FILTER', or give a filter such as \"sex_at_birth = 'Female'\""
+            )
 
     def cohorts(self) -> pa.Table:
         """The saved cohorts: ``name, kind`` (filter or ids), ``definition, created_at``."""
@@ -391,14 +457,24 @@ class Store:
             genotypes.MAX_BYTES if max_bytes is None else max_bytes,
         )
 
-    def export_vcf(self, path: str | os.PathLike, region: str | None = None, samples: list[str] | None = None) -> Path:
-        """Write ``region`` (1-based inclusive; ``None``: every site) for ``samples`` (IDs, in
-        that order; ``None``: all) as VCF, bgzipped VCF or BCF, chosen by the name: ``.vcf``,
-        ``.vcf.gz`` (BGZF, indexable by tabix) or ``.bcf``. INFO holds AC (per ALT) and AN over
-        the exported samples, FORMAT holds GT. Memory stays bounded (256 sites at a time);
-        the file appears only when complete. Returns ``path``.
+    def export_vcf(
+        self,
+        path: str | os.PathLike,
+        region: str | Sequence[str] | None = None,
+        samples: list[str] | None = None,
+        *,
+        index: str | None = None,
+    ) -> Path:
+        """Write ``region`` (1-based inclusive, or a list of them, :meth:`regions`; ``None``: every
+        site) for ``samples`` (IDs, in that order; ``None``: all) as VCF, bgzipped VCF or BCF,
+        chosen by the name: ``.vcf``, ``.vcf.gz`` (BGZF, indexable by tabix) or ``.bcf``; ``-`` is
+        VCF on standard output. ``index`` ``csi`` or ``tbi`` also writes that index beside it (as
+        ``bcftools view --write-index``). INFO holds AC (per ALT) and AN over the exported samples,
+        FORMAT holds GT. Memory stays bounded (256 sites at a time); the file appears only when
+        complete. Returns ``path``.
         """
-        return _later("genoquery.query.vcf_export").export_vcf(self, path, region, samples)
+        regions = None if region is None else self.regions(region)
+        return _later("genoquery.query.vcf_export").export_vcf(self, path, regions, samples, index=index)
 
 
 def open(path: str | os.PathLike) -> Store:

@@ -2,7 +2,9 @@
 
 The format follows the file name: ``.vcf`` (text), ``.vcf.gz`` (BGZF, so
 ``tabix``/``bcftools index`` work) or ``.bcf`` (the bgzipped VCF converted by
-``bcftools view -Ob``). Regions are 1-based inclusive. Records carry CHROM to
+``bcftools view -Ob``); ``-`` writes VCF text to standard output. A ``.vcf.gz`` or ``.bcf``
+can be indexed as it is written (CSI or TBI, by ``bcftools index``). Regions are 1-based
+inclusive; several are written in genome order, each site once. Records carry CHROM to
 FILTER as ingested, INFO ``AC`` (per ALT) and ``AN`` recomputed over the
 exported samples, and FORMAT ``GT``.
 
@@ -18,9 +20,10 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -41,31 +44,49 @@ if TYPE_CHECKING:
     from genoquery.storage.batches import Batch
 
 SUFFIXES = (".vcf.gz", ".vcf", ".bcf")
+INDEXES = ("csi", "tbi")
 BLOCK_SITES = 256
 SITES_PER_QUERY = 64 * BLOCK_SITES  # sites fetched from the index per query (~10 ms each)
 CALLS_PER_SLICE = 1 << 22
 
 
 def export_vcf(
-    store: Store, path: str | os.PathLike, region: str | None = None, samples: Sequence[str] | None = None
+    store: Store,
+    path: str | os.PathLike,
+    regions: Sequence[str] | None = None,
+    samples: Sequence[str] | None = None,
+    *,
+    index: str | None = None,
 ) -> Path:
-    """Write the sites of ``region`` (1-based inclusive; ``None``: every site) with the
-    calls of ``samples`` (``None``: all, store order; else in the order given) to ``path``.
-    Returns ``path``. The region, samples and file name are checked before anything is written."""
+    """Write the sites of ``regions`` (disjoint, in genome order, as :meth:`Store.regions` gives
+    them; ``None``: every site) with the calls of ``samples`` (``None``: all, store order; else in
+    the order given) to ``path`` (``-``: VCF text on standard output), and its ``index`` (``csi``
+    or ``tbi``) when asked. Returns ``path``. The regions, samples and file name are checked before
+    anything is written."""
     path = Path(path)
-    suffix = next((s for s in SUFFIXES if path.name.endswith(s)), None)
+    suffix = ".vcf" if str(path) == "-" else next((s for s in SUFFIXES if path.name.endswith(s)), None)
     if suffix is None:
         raise QueryError(f"cannot tell the output format of {str(path)!r}: name it .vcf, .vcf.gz or .bcf")
+    if index not in (None, *INDEXES) or (index and suffix == ".vcf") or (index == "tbi" and suffix == ".bcf"):
+        raise QueryError(
+            f"cannot write a {index} index for {str(path)!r}: index a .vcf.gz (csi or tbi) or a .bcf (csi)"
+        )
     con = store._con  # the store's read-only index connection
-    lo, hi = site_rows(con, store.contigs, region)
+    spans = [site_rows(con, store.contigs, r) for r in regions] if regions is not None else [site_rows(con, [], None)]
     selection = select_samples(con, samples)
-    header = _header(con, lo, hi, selection.ids)
-    records = partial(_write_vcf, header=header, con=con, batches=store.batches, rows=(lo, hi), selection=selection)
+    header = _header(con, spans, selection.ids)
+    records = partial(_write_vcf, header=header, con=con, batches=store.batches, spans=spans, selection=selection)
+    if str(path) == "-":
+        records(sys.stdout.buffer, bgzf=False)
+        sys.stdout.buffer.flush()
+        return path
     with _replacing(path) as out:
         if suffix == ".bcf":
             _write_bcf(out, records)
         else:
             records(out, bgzf=suffix == ".vcf.gz")
+    if index:
+        pysam.bcftools.index("--force", "--csi" if index == "csi" else "--tbi", str(path), catch_stdout=False)
     return path
 
 
@@ -86,29 +107,33 @@ def _replacing(path: Path) -> Iterator[Path]:
 
 
 def _write_vcf(
-    target: Path,
+    target: Path | BinaryIO,
     bgzf: bool,
     header: bytes,
     con: duckdb.DuckDBPyConnection,
     batches: list[Batch],
-    rows: tuple[int, int],
+    spans: list[tuple[int, int]],
     selection: SampleSelection,
 ) -> None:
-    """Write the header and the records of site rows ``[lo, hi)``, as text or BGZF."""
-    lo, hi = rows
+    """Write the header and the records of the site rows of ``spans`` (``[lo, hi)`` each), as text
+    or BGZF, to a path or (text) an open binary stream."""
     with ThreadPoolExecutor(os.cpu_count()) as pool, _output(target, bgzf, pool) as out:
         out.write(header)
-        for query_lo, query_hi in _spans(lo, hi, SITES_PER_QUERY):
-            sites = sites_between(con, query_lo, query_hi)
-            for block_lo, block_hi in _spans(query_lo, query_hi, BLOCK_SITES):
-                check()  # a server request's time limit (a no-op elsewhere)
-                block = read_calls(batches, con, sites.slice(block_lo - query_lo, block_hi - block_lo), selection)
-                for piece in _records(block):
-                    out.write(piece)
+        for lo, hi in spans:
+            for query_lo, query_hi in _spans(lo, hi, SITES_PER_QUERY):
+                sites = sites_between(con, query_lo, query_hi)
+                for block_lo, block_hi in _spans(query_lo, query_hi, BLOCK_SITES):
+                    check()  # a server request's time limit (a no-op elsewhere)
+                    block = read_calls(batches, con, sites.slice(block_lo - query_lo, block_hi - block_lo), selection)
+                    for piece in _records(block):
+                        out.write(piece)
 
 
-def _output(target: Path, bgzf: bool, pool: ThreadPoolExecutor) -> BinaryIO | BgzfWriter:
-    """``target`` opened for writing, through a BGZF writer compressing on ``pool`` if ``bgzf``."""
+def _output(target: Path | BinaryIO, bgzf: bool, pool: ThreadPoolExecutor) -> BinaryIO | BgzfWriter:
+    """``target`` opened for writing, through a BGZF writer compressing on ``pool`` if ``bgzf``;
+    a stream stays open after the block."""
+    if not isinstance(target, Path):
+        return nullcontext(target)
     if not bgzf:
         return open(target, "wb")
     return BgzfWriter(target, pool)
@@ -130,13 +155,13 @@ def _write_bcf(target: Path, records: Callable[..., None]) -> None:
         text.unlink(missing_ok=True)
 
 
-def _header(con: duckdb.DuckDBPyConnection, lo: int, hi: int, sample_ids: list[str]) -> bytes:
-    """The VCF header: contigs of the store, FILTERs used by site rows ``[lo, hi)`` (PASS first)."""
+def _header(con: duckdb.DuckDBPyConnection, spans: list[tuple[int, int]], sample_ids: list[str]) -> bytes:
+    """The VCF header: contigs of the store, FILTERs used by the site rows of ``spans`` (PASS first)."""
+    within = " OR ".join(["(site_row >= ? AND site_row < ?)"] * len(spans)) or "false"
     used = con.execute(
-        "SELECT f FROM (SELECT unnest(filters) AS f, site_row FROM sites "
-        "WHERE site_row >= ? AND site_row < ?) GROUP BY f "
+        f"SELECT f FROM (SELECT unnest(filters) AS f, site_row FROM sites WHERE {within}) GROUP BY f "
         "ORDER BY f <> 'PASS', min(site_row)",
-        [lo, hi],
+        [bound for span in spans for bound in span],
     ).fetchall()
     filters = ["PASS"] + [f for (f,) in used if f != "PASS"]
     contigs = con.execute("SELECT contig, length FROM contigs ORDER BY contig_index").fetchall()

@@ -1,0 +1,244 @@
+"""bcftools-style flags of the command line, each against bcftools' own behaviour on the fixture
+cohort (``data/fixtures``, 120 samples): ``-r`` with several regions, ``-R``, ``-s`` with ``^``
+exclusion, ``-o -`` piped into ``bcftools view``, ``--write-index`` read back by ``bcftools index
+-s``, VCF from standard input; and what a public output holds: no internal column, JSON counts as
+numbers, QUAL as the VCF wrote it."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pysam.bcftools as bcftools
+import pytest
+
+import genoquery
+import oracle
+from checks import FIXTURE_VCFS, FIXTURES, assert_variants_match, ingest_fixture
+from conftest import skip_without_tool
+from genoquery.cli import EXAMPLES, main
+from genoquery.output import INTERNAL_COLUMNS
+
+CHR20, CHRX = (str(v) for v in FIXTURE_VCFS)
+GQ = [sys.executable, "-m", "genoquery"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "fixture.gq"
+    ingest_fixture(path).close()
+    return path
+
+
+def _run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([*GQ, *args], capture_output=True, text=True, check=False, **kwargs)
+
+
+def _json(capsys, *argv: str) -> list[dict]:
+    assert main([*argv, "-O", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _bcftools_alleles(vcf: str, regions: str, *options: str) -> list[tuple[str, int, str, str]]:
+    """(contig, pos, ref, alt) per ALT allele of ``bcftools norm -m- -r regions`` (file order)."""
+    text = bcftools.norm("-m-", "-r", regions, *options, vcf)
+    return [(f[0], int(f[1]), f[3], f[4]) for f in (line.split("\t") for line in text.splitlines() if line[:1] != "#")]
+
+
+def test_several_regions_give_each_variant_once_in_genome_order_as_bcftools(store, capsys):
+    rows = _json(capsys, "variants", str(store), "-r", "chr20:1-2000,chr20:1500-5000", "-r", "chrX:2781000-2800000")
+    got = [(r["contig"], r["pos"], r["ref"], r["alt"]) for r in rows]
+    expected = _bcftools_alleles(CHR20, "chr20:1-2000,chr20:1500-5000") + _bcftools_alleles(
+        CHRX, "chrX:2781000-2800000"
+    )
+    assert len(expected) > 10
+    assert any(c == "chrX" for c, *_ in expected)
+    assert got == expected
+
+
+def test_a_regions_file_is_read_as_bcftools_reads_it(store, capsys, tmp_path):
+    tsv = tmp_path / "regions.tsv"
+    tsv.write_text("#CHROM\tBEG\tEND\nchr20\t1500\t5000\nchr20\t651\t651\n")
+    bed = tmp_path / "regions.bed"
+    bed.write_text("chr20\t1499\t5000\nchr20\t650\t651\n")
+    expected = _bcftools_alleles(CHR20, "chr20:651,chr20:1500-5000")
+    assert bcftools.view("-H", "-R", str(tsv), CHR20).count("\n") == len({(c, p) for c, p, *_ in expected})
+    for path in (tsv, bed):
+        rows = _json(capsys, "variants", str(store), "-R", str(path))
+        assert [(r["contig"], r["pos"], r["ref"], r["alt"]) for r in rows] == expected
+
+
+def test_samples_with_caret_exclude_them_as_bcftools_view(store, tmp_path):
+    excluded = ["S000001", "S000005", "S000120"]
+    out = tmp_path / "x.vcf"
+    run = _run("export", str(store), "-r", "chr20:1-20000", "-s", "^" + ",".join(excluded), "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    expected = bcftools.view("-s", "^" + ",".join(excluded), "-r", "chr20:1-20000", CHR20)
+    want = [line for line in expected.splitlines() if line[:1] != "#"]
+    assert oracle.sample_names(out) == [s for s in oracle.sample_names(CHR20) if s not in excluded]
+    got = [line for line in out.read_text().splitlines() if line[:1] != "#"]
+    assert [g.split("\t")[9:] for g in got] == [w.split("\t")[9:] for w in want]
+    assert [g.split("\t")[:5] for g in got] == [w.split("\t")[:5] for w in want]
+
+
+def test_frequencies_of_samples_but_excluded_ones_match_bcftools_counts(store, capsys, tmp_path):
+    excluded = ["S000002", "S000003"]
+    (tmp_path / "out.txt").write_text("\n".join(excluded) + "\n")
+    rows = _json(capsys, "query", str(store), "frequencies", "chr20:1-30000", "-S", f"^{tmp_path / 'out.txt'}")
+    kept = [s for s in oracle.sample_names(CHR20) if s not in excluded]
+    subset = tmp_path / "subset.vcf"
+    bcftools.view("-r", "chr20:1-30000", "-Ov", "-o", str(subset), CHR20, catch_stdout=False)
+    expected = oracle.recomputed_ac_an(subset, kept)
+    assert [(r["contig"], r["pos"], r["ref"], r["alt"], r["ac"], r["an"]) for r in rows] == expected
+
+
+@skip_without_tool("bcftools")
+def test_export_to_standard_output_pipes_into_bcftools_view(store):
+    pipe = f"{' '.join(GQ)} export {store} -r chr20:1-20000 -o - | bcftools view -H"
+    run = subprocess.run(pipe, shell=True, capture_output=True, text=True, check=True)
+    want = bcftools.view("-H", "-r", "chr20:1-20000", CHR20).splitlines()
+    got = run.stdout.splitlines()
+    assert len(got) == len(want) > 10
+    assert [g.split("\t")[:7] + g.split("\t")[9:] for g in got] == [w.split("\t")[:7] + w.split("\t")[9:] for w in want]
+
+
+@pytest.mark.parametrize(("name", "kind"), [("out.vcf.gz", None), ("out.vcf.gz", "tbi"), ("out.bcf", "csi")])
+def test_write_index_is_read_back_by_bcftools_index(store, tmp_path, name, kind):
+    out = tmp_path / name
+    run = _run(
+        "export", str(store), "-o", str(out), "-r", "chr20:1-50000,chrX", "--write-index", *([kind] if kind else [])
+    )
+    assert run.returncode == 0, run.stderr
+    assert Path(f"{out}.{kind or 'csi'}").exists()
+    stats = [line.split("\t") for line in bcftools.index("-s", str(out)).splitlines()]
+    records = {
+        "chr20": bcftools.view("-H", "-r", "chr20:1-50000", CHR20).count("\n"),
+        "chrX": bcftools.view("-H", CHRX).count("\n"),
+    }
+    assert {c: int(n) for c, _, n in stats} == records
+
+
+def test_ingest_reads_a_vcf_from_standard_input(tmp_path):
+    text = gzip.decompress((FIXTURES / "center3.vcf.gz").read_bytes())
+    run = _run("ingest", str(tmp_path / "s.gq"), "-", input=text.decode())
+    assert run.returncode == 0, run.stderr
+    store = genoquery.open(tmp_path / "s.gq")
+    assert store.samples()["sample_id"].to_pylist() == oracle.sample_names(FIXTURES / "center3.vcf.gz")
+    assert_variants_match(store, [FIXTURES / "center3.vcf.gz"])
+
+
+def test_version_and_parquet_on_standard_output(store):
+    assert _run("--version").stdout == f"genoquery {genoquery.__version__}\n"
+    run = subprocess.run([*GQ, "variants", str(store), "-r", "chr20:1-2000", "-O", "parquet"], capture_output=True)
+    import_parquet = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, io, pyarrow.parquet as pq; print(pq.read_table(io.BytesIO(sys.stdin.buffer.read())).num_rows)",
+        ],
+        input=run.stdout,
+        capture_output=True,
+        check=True,
+    )
+    assert int(import_parquet.stdout) == len(_bcftools_alleles(CHR20, "chr20:1-2000"))
+
+
+PUBLIC_OUTPUTS = [
+    ["variants", "{s}", "-r", "chr20:1-3000"],
+    ["variants", "{s}", "-r", "chr20:1-3000", "--by", "ancestry"],
+    ["query", "{s}", "variant", "chr20-651-C-T"],
+    ["query", "{s}", "region", "chr20:1-3000"],
+    ["query", "{s}", "gene", "GQA1"],
+    ["query", "{s}", "frequencies", "chr20:1-3000", "--cohort", "sex_at_birth = 'Female'"],
+    ["query", "{s}", "carriers", "chr20-651-C-T"],
+    ["query", "{s}", "carriers", "--gene", "GQA1"],
+    ["query", "{s}", "participant", "S000042"],
+]
+
+
+@pytest.mark.parametrize("argv", PUBLIC_OUTPUTS, ids=lambda a: " ".join(a[0:1] + a[2:3]))
+def test_no_public_output_holds_an_internal_column_unless_asked(store, capsys, argv):
+    argv = [a.format(s=store) for a in argv]
+    rows = _json(capsys, *argv)
+    assert rows
+    assert not set(rows[0]) & set(INTERNAL_COLUMNS)
+    assert main([*argv, "-O", "tsv"]) == 0
+    assert not set(capsys.readouterr().out.splitlines()[0].split("\t")) & set(INTERNAL_COLUMNS)
+    if argv[2] != "participant":  # its rows name no index row
+        internal = _json(capsys, *argv, "--internal")
+        assert set(internal[0]) & set(INTERNAL_COLUMNS)
+
+
+def test_json_counts_are_numbers_and_qual_is_as_the_vcf_wrote_it(store, capsys):
+    rows = _json(capsys, "query", str(store), "frequencies", "chr20", "-s", "S000001,S000002")
+    quals = {(c, p): q for c, p, q in _vcf_quals(CHR20)}
+    assert len(rows) > 100
+    for row in rows:
+        for count in ("ac", "an", "n_het", "n_hom_alt", "n_hemi", "n_missing"):
+            assert type(row[count]) is int
+        assert row["af"] is None if row["an"] == 0 else type(row["af"]) is float
+        assert row["qual"] == quals[(row["contig"], row["pos"])]
+
+
+def _vcf_quals(vcf: str) -> list[tuple[str, int, float | None]]:
+    text = bcftools.query("-f", "%CHROM\t%POS\t%QUAL\n", vcf)
+    return [(c, int(p), None if q == "." else float(q)) for c, p, q in (line.split("\t") for line in text.splitlines())]
+
+
+def test_messages_name_the_right_thing(store):
+    run = _run("query", str(store), "participant", "S999999")
+    assert run.returncode == 2
+    assert "cohort" not in run.stderr
+    assert "S999999" in run.stderr
+    run = _run("query", str(store), "frequencies", "chr20", "--cohort", "typo")
+    assert run.returncode == 2
+    assert "no saved cohort named 'typo'" in run.stderr
+    assert _run("query", "--help").stdout.startswith("usage: genoquery query [-h] STORE")
+    assert "append" in _run("ingest", "--help").stdout
+    assert _run("tokens", str(store), "list").stdout.splitlines()[0].split("\t")[0] == "name"
+    assert _run("audit", str(store)).stdout.splitlines()[0].split("\t")[:2] == ["time", "token"]
+
+
+def test_every_command_help_shows_its_example():
+    for path, example in EXAMPLES.items():
+        command, *action = path.split()
+        run = _run(command, *(["STORE", *action] if action else []), "--help")
+        assert run.returncode == 0, path
+        assert example.split("\n")[0] in run.stdout, path
+
+
+def test_samples_table_has_batch_source_and_withdrawal(store):
+    rows = genoquery.open(store).samples().to_pylist()
+    assert rows[0]["batch"] == "cohort"
+    assert rows[0]["source"] == CHR20
+    assert rows[0]["withdrawn_at"] is None
+    assert rows[0]["withdrawn_reason"] is None
+
+
+def test_progress_is_drawn_on_a_terminal_only(tmp_path):
+    vcf = str(FIXTURES / "center3.vcf.gz")
+    run = _run("ingest", str(tmp_path / "a.gq"), vcf)
+    assert run.returncode == 0
+    assert "\r" not in run.stderr
+    assert "it/s" not in run.stderr
+    leader, follower = pty.openpty()
+    with subprocess.Popen(
+        [*GQ, "ingest", str(tmp_path / "b.gq"), vcf], stderr=follower, stdout=subprocess.DEVNULL
+    ) as p:
+        os.close(follower)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(leader, 1 << 16)
+            except OSError:
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    assert p.returncode == 0
+    assert b"\r" in drawn
