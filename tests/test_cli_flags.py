@@ -135,6 +135,7 @@ def test_ingest_reads_a_vcf_from_standard_input(tmp_path):
 def test_version_and_parquet_on_standard_output(store):
     assert _run("--version").stdout == f"genoquery {genoquery.__version__}\n"
     run = subprocess.run([*GQ, "variants", str(store), "-r", "chr20:1-2000", "-O", "parquet"], capture_output=True)
+    assert run.returncode == 0, run.stderr.decode()
     import_parquet = subprocess.run(
         [
             sys.executable,

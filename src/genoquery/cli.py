@@ -287,7 +287,13 @@ def _cmd_export(args: argparse.Namespace) -> None:
         raise QueryError(f"give the output file once: {args.out} or -o {args.output}")
     out = args.out or args.output or "-"
     with open_store(args.store) as store:
-        store.export_vcf(out, region=_regions(args), samples=_sample_ids(args, store), index=args.write_index)
+        store.export_vcf(
+            out,
+            region=_regions(args),
+            samples=_sample_ids(args, store),
+            index=args.write_index,
+            progress=_progress(args),
+        )
     if out != "-":
         print(f"wrote {out}" + (f" and its {args.write_index} index" if args.write_index else ""), file=sys.stderr)
 
@@ -437,12 +443,13 @@ def _cmd_assoc(args: argparse.Namespace) -> None:
         _write(args, table)
 
 
-# Examples on the README's demo cohort (``genoquery simulate cohort/`` then ``ingest my.gq``), shown
-# at the end of each command's --help; tests/test_cli_help.py runs each one.
+# Examples on the README's demo cohort (its Use block: ``simulate cohort/``, ``ingest my.gq``, genes and
+# phenotypes imported), shown at the end of each command's --help; tests/test_readme.py runs them in
+# this order (after the README's blocks), all but ``serve`` and ``simulate``.
 EXAMPLES = {
-    "ingest": "genoquery ingest my.gq cohort/cohort.chr20.vcf.gz cohort/cohort.chrX.vcf.gz "
+    "ingest": "genoquery ingest cohort.gq cohort/cohort.chr20.vcf.gz cohort/cohort.chrX.vcf.gz "
     "--persons cohort/persons.tsv\n"
-    "bcftools view -r chr20 cohort/cohort.chr20.vcf.gz | genoquery ingest chr20.gq -",
+    "bcftools view -r chr20:1-100000 cohort/cohort.chr20.vcf.gz | genoquery ingest chr20.gq -",
     "variants": "genoquery variants my.gq -r chr20:1-200000 -r chrX:1-50000 -o variants.parquet",
     "query variant": "genoquery query my.gq variant chr20-150099-C-T",
     "query region": "genoquery query my.gq region chr20:150000-160000 --af-max 0.01 --pass-only",
@@ -460,17 +467,17 @@ EXAMPLES = {
     "cohort save": "genoquery cohort my.gq save women \"sex_at_birth = 'Female'\"",
     "cohort list": "genoquery cohort my.gq list",
     "cohort show": "genoquery cohort my.gq show \"has_condition('E11')\"",
+    "export": "genoquery export my.gq -r chr20:1-50000 -s S000001,S000002 -o out.vcf.gz --write-index\n"
+    "genoquery export my.gq -r chr20:1-50000 -s ^S000001 | bcftools view -H | head",
+    "verify": "genoquery verify my.gq --sources cohort/cohort.chrX.vcf.gz",
     "withdraw": 'genoquery withdraw my.gq S000007 --reason "consent withdrawn"',
     "compact": "genoquery compact my.gq",
     "upgrade": "genoquery upgrade old.gq",
-    "verify": "genoquery verify my.gq --sources cohort/cohort.chr20.vcf.gz cohort/cohort.chrX.vcf.gz",
-    "export": "genoquery export my.gq -r chr20:1-50000 -s S000001,S000002 -o out.vcf.gz --write-index\n"
-    "genoquery export my.gq -r chr20:1-50000 -S ^withdrawn.txt | bcftools view -H | head",
-    "serve": "genoquery serve my.gq --port 8000",
     "tokens create": "genoquery tokens my.gq create --tier registered --name alice",
     "tokens list": "genoquery tokens my.gq list",
     "tokens revoke": "genoquery tokens my.gq revoke --name alice",
     "audit": "genoquery audit my.gq --tail 20",
+    "serve": "genoquery serve my.gq --port 8000",
     "simulate": "genoquery simulate cohort/ --samples 3000 --centers 3",
 }
 STORE_HELP = "a genoquery store directory"
@@ -778,6 +785,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("csi", "tbi"),
         help="also index the output (.vcf.gz: csi or tbi; .bcf: csi), as bcftools --write-index (default csi)",
     )
+    p.add_argument("--quiet", action="store_true", help="no progress bar (drawn only on a terminal)")
     p.set_defaults(run=_cmd_export)
 
     p = _command(sub, "serve", help="serve the store: JSON API (/api/v1, /docs) and GA4GH Beacon v2 (/beacon/v2)")

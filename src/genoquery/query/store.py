@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 
 _WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LITERALS = ("TRUE", "FALSE", "NULL")  # bare words a filter may be
 _REGION_LIST = re.compile(r",(?!\d{3}(?:[-,]|$))")  # the commas between regions, not in 1,000
 
 
@@ -45,11 +46,17 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        marker = read_marker(path)
+        self._marker = read_marker(path)
         self._con = open_index(path / INDEX_FILE)
-        self.info = {**marker, **self._counts()}
         self._contigs = [r[0] for r in self._con.execute("SELECT contig FROM contigs ORDER BY contig_index").fetchall()]
         self._lookup_table = LookupTable.open(self._con, path)  # mapped now: a newer index may delete it
+
+    @cached_property
+    def info(self) -> dict:
+        """The store's marker (format version, tool) with ``samples``, ``sites``, ``variants``,
+        ``batches`` and the ``groupings`` with statistics; counted on first use (a lookup by key
+        needs none of it)."""
+        return {**self._marker, **self._counts()}
 
     def _counts(self) -> dict:
         """``samples``, ``sites``, ``variants``, ``batches`` and the ``groupings`` with statistics."""
@@ -398,14 +405,16 @@ class Store:
 
     def _check_cohort_name(self, cohort) -> None:
         """A bare word (``typo``) names a saved cohort, or a boolean person column as a filter:
-        when it is neither, say so rather than report an unknown column of a filter."""
-        if not (isinstance(cohort, str) and _WORD.match(cohort.strip())):
+        when it is neither (nor a sample ID, which a list must hold), say so rather than report an
+        unknown column of a filter."""
+        if not (isinstance(cohort, str) and _WORD.match(cohort.strip())) or cohort.strip().upper() in _LITERALS:
             return
         name = cohort.strip()
         saved = self.cohorts()["name"].to_pylist()
         columns = self._con.execute("SELECT list(column_name) FROM duckdb_columns() WHERE table_name = 'persons'")
         columns = columns.fetchall()[0][0] or []
-        if name not in saved and name not in columns:
+        sample = self._con.execute("SELECT count(*) FROM samples WHERE sample_id = ?", [name]).fetchall()[0][0]
+        if name not in saved and name not in columns and not sample:  # a sample ID: resolve() says give a list
             raise QueryError(
                 f"no saved cohort named {name!r} (saved: {', '.join(saved) or 'none'}); save one with "
                 "'genoquery cohort STORE save NAME FILTER', or give a filter such as \"sex_at_birth = 'Female'\""
@@ -464,17 +473,20 @@ class Store:
         samples: list[str] | None = None,
         *,
         index: str | None = None,
+        progress: bool = False,
     ) -> Path:
         """Write ``region`` (1-based inclusive, or a list of them, :meth:`regions`; ``None``: every
         site) for ``samples`` (IDs, in that order; ``None``: all) as VCF, bgzipped VCF or BCF,
         chosen by the name: ``.vcf``, ``.vcf.gz`` (BGZF, indexable by tabix) or ``.bcf``; ``-`` is
         VCF on standard output. ``index`` ``csi`` or ``tbi`` also writes that index beside it (as
-        ``bcftools view --write-index``). INFO holds AC (per ALT) and AN over the exported samples,
-        FORMAT holds GT. Memory stays bounded (256 sites at a time); the file appears only when
-        complete. Returns ``path``.
+        ``bcftools view --write-index``); ``progress`` shows a bar of sites written. INFO holds AC
+        (per ALT) and AN over the exported samples, FORMAT holds GT. Memory stays bounded (256
+        sites at a time); the file appears only when complete. Returns ``path``.
         """
         regions = None if region is None else self.regions(region)
-        return _later("genoquery.query.vcf_export").export_vcf(self, path, regions, samples, index=index)
+        return _later("genoquery.query.vcf_export").export_vcf(
+            self, path, regions, samples, index=index, progress=progress
+        )
 
 
 def open(path: str | os.PathLike) -> Store:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import duckdb
 import numpy as np
 import pysam.bcftools
+from tqdm import tqdm
 
 from genoquery.bgzf import BgzfWriter
 from genoquery.deadline import check
@@ -57,12 +58,13 @@ def export_vcf(
     samples: Sequence[str] | None = None,
     *,
     index: str | None = None,
+    progress: bool = False,
 ) -> Path:
     """Write the sites of ``regions`` (disjoint, in genome order, as :meth:`Store.regions` gives
     them; ``None``: every site) with the calls of ``samples`` (``None``: all, store order; else in
     the order given) to ``path`` (``-``: VCF text on standard output), and its ``index`` (``csi``
-    or ``tbi``) when asked. Returns ``path``. The regions, samples and file name are checked before
-    anything is written."""
+    or ``tbi``) when asked; ``progress`` shows a bar of sites written on standard error. Returns
+    ``path``. The regions, samples and file name are checked before anything is written."""
     path = Path(path)
     suffix = ".vcf" if str(path) == "-" else next((s for s in SUFFIXES if path.name.endswith(s)), None)
     if suffix is None:
@@ -75,7 +77,10 @@ def export_vcf(
     spans = [site_rows(con, store.contigs, r) for r in regions] if regions is not None else [site_rows(con, [], None)]
     selection = select_samples(con, samples)
     header = _header(con, spans, selection.ids)
-    records = partial(_write_vcf, header=header, con=con, batches=store.batches, spans=spans, selection=selection)
+    bar = tqdm(total=sum(hi - lo for lo, hi in spans), unit="site", desc="export", disable=not progress)
+    records = partial(
+        _write_vcf, header=header, con=con, batches=store.batches, spans=spans, selection=selection, bar=bar
+    )
     if str(path) == "-":
         records(sys.stdout.buffer, bgzf=False)
         sys.stdout.buffer.flush()
@@ -114,10 +119,11 @@ def _write_vcf(
     batches: list[Batch],
     spans: list[tuple[int, int]],
     selection: SampleSelection,
+    bar: tqdm,
 ) -> None:
     """Write the header and the records of the site rows of ``spans`` (``[lo, hi)`` each), as text
-    or BGZF, to a path or (text) an open binary stream."""
-    with ThreadPoolExecutor(os.cpu_count()) as pool, _output(target, bgzf, pool) as out:
+    or BGZF, to a path or (text) an open binary stream, counting sites on ``bar``."""
+    with ThreadPoolExecutor(os.cpu_count()) as pool, _output(target, bgzf, pool) as out, bar:
         out.write(header)
         for lo, hi in spans:
             for query_lo, query_hi in _spans(lo, hi, SITES_PER_QUERY):
@@ -127,6 +133,7 @@ def _write_vcf(
                     block = read_calls(batches, con, sites.slice(block_lo - query_lo, block_hi - block_lo), selection)
                     for piece in _records(block):
                         out.write(piece)
+                    bar.update(block_hi - block_lo)
 
 
 def _output(target: Path | BinaryIO, bgzf: bool, pool: ThreadPoolExecutor) -> BinaryIO | BgzfWriter:
