@@ -1,0 +1,68 @@
+"""Cold start of the query commands: ``genoquery query STORE ...`` as a new process, as a bcftools
+or plink2 user runs many small commands (issue 22: <= 0.3 s each on the 10^4-sample store, on a
+quiet machine).
+
+Each command runs once untimed first, so Python's bytecode and numba's kernel cache are written
+(``PYTHONDONTWRITEBYTECODE`` is dropped from the child's environment: a user's install caches its
+bytecode), then is timed as a whole process. ``test_cold_start_imports`` times what every query
+must load, ``python -c "import numpy, duckdb, pyarrow"``, in the same run: ``benchmarks/check.py``
+holds ``query variant`` within ``MAX_COLD_START`` times it, a ratio a busy machine slows on both
+sides (README: why 1.5).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REGION
+
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def _run(argv: list[str]) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=True, env=ENV).stdout
+
+
+def _timed(benchmark, argv: list[str]) -> str:
+    return benchmark.pedantic(_run, args=(argv,), rounds=9, iterations=1, warmup_rounds=1)
+
+
+def _genoquery(*args: str) -> list[str]:
+    return [sys.executable, "-m", "genoquery", *map(str, args)]
+
+
+def test_cold_start_imports(benchmark):
+    """The floor of any query command: Python with numpy, DuckDB and pyarrow imported."""
+    _timed(benchmark, [sys.executable, "-c", "import numpy, duckdb, pyarrow"])
+
+
+def test_cold_start_query_variant(benchmark, store, chr20):
+    key = chr20["variant_key"][int(np.argmax(np.asarray(chr20["ac"])))].as_py()
+    out = _timed(benchmark, _genoquery("query", store.path, "variant", key))
+    assert out.splitlines()[1].split("\t")[-2] == key  # variant_key, allele: the public columns' last two
+
+
+@pytest.fixture(scope="module")
+def ten_percent(store, tmp_path_factory) -> str:
+    """@FILE of a random 10% of the samples (seeded)."""
+    ids = np.asarray(store.sample_ids)
+    chosen = sorted(np.random.default_rng(3).choice(ids, size=max(1, len(ids) // 10), replace=False).tolist())
+    path = tmp_path_factory.mktemp("cli") / "ten.txt"
+    path.write_text("".join(f"{s}\n" for s in chosen))
+    return f"@{path}"
+
+
+def test_cold_start_query_frequencies(benchmark, store, chr20, ten_percent):
+    out = _timed(benchmark, _genoquery("query", store.path, "frequencies", REGION, "--cohort", ten_percent))
+    assert len(out.splitlines()) == chr20.num_rows + 1
+
+
+def test_cold_start_query_carriers(benchmark, store, chr20):
+    key = chr20.filter(np.asarray(chr20["ac"]) == 1)["variant_key"][0].as_py()
+    out = _timed(benchmark, _genoquery("query", store.path, "carriers", key))
+    assert len(out.splitlines()) == 2
