@@ -205,6 +205,29 @@ def test_messages_name_the_right_thing(store):
     assert _run("audit", str(store)).stdout.splitlines()[0].split("\t")[:2] == ["time", "token"]
 
 
+def test_threads_pins_the_process_to_that_many_cores(store, capsys):
+    cores = os.sched_getaffinity(0)
+    try:
+        expected = _json(capsys, "variants", str(store), "-r", "chr20:1-3000")
+        assert _json(capsys, "variants", str(store), "-r", "chr20:1-3000", "--threads", "1") == expected
+        assert len(os.sched_getaffinity(0)) == 1
+    finally:
+        os.sched_setaffinity(0, cores)
+    assert main(["variants", str(store), "--threads", "0"]) == 2
+
+
+def test_a_sample_in_two_files_is_named_with_both_files(tmp_path):
+    first = FIXTURES / "center1.vcf.gz"
+    part = tmp_path / "part.vcf.gz"
+    bcftools.view("-s", "S000002,S000001", "-Oz", "-o", str(part), str(first), catch_stdout=False)
+    run = _run("ingest", str(tmp_path / "s.gq"), str(first), str(part))
+    assert run.returncode == 2
+    assert run.stderr == (
+        f"genoquery: error: {part}: sample 'S000002' is also in {first}; each sample belongs to one batch: "
+        "remove or rename one (bcftools reheader -s), or pass --rename-duplicate-samples (ID@BATCH)\n"
+    )
+
+
 def test_every_command_help_shows_its_example():
     for path, example in EXAMPLES.items():
         command, *action = path.split()
