@@ -202,11 +202,11 @@
 
   function barChart(title, bars) {
     // bars: [{label, value (AF or null)}]; withheld values drawn as short grey bars
-    const W = 640, left = 170, right = 70, bar = 22, gap = 8, top = 8;
+    const W = 440, left = 110, right = 56, bar = 22, gap = 8, top = 8;
     const H = top + bars.length * (bar + gap) + 24;
     const max = Math.max(1e-9, ...bars.map((b) => b.value || 0));
     const x = (v) => left + (W - left - right) * (v / max);
-    const svg = s("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title });
+    const svg = s("svg", { class: "chart bars", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title });
     svg.append(s("title", {}, title));
     bars.forEach((b, i) => {
       const y = top + i * (bar + gap);
@@ -230,7 +230,7 @@
     // position against AF on a log scale; AF withheld or 0 drawn in a band below the axis
     const W = 800, H = 280, L = 60, R = 16, T = 12, B = 56;
     const afs = rows.map((r) => r.af).filter((v) => typeof v === "number" && v > 0);
-    const lo = Math.min(-1, Math.floor(Math.log10(Math.min(1, ...afs))));
+    const lo = Math.min(-2, Math.floor(Math.log10(Math.min(1, ...afs))));
     const x0 = from ?? Math.min(...rows.map((r) => r.pos)), x1 = Math.max(to ?? Math.max(...rows.map((r) => r.pos)), x0 + 1);
     const x = (p) => L + (W - L - R) * ((p - x0) / (x1 - x0));
     const y = (af) => T + (H - T - B) * (-Math.log10(af) / -lo);
