@@ -616,7 +616,7 @@
           h("li", {}, "“Your copies” is how many copies of the variant you carry: one (from one parent) or two (from both)."),
           h("li", {}, "“Frequency in the program” is the share of all copies of this DNA position, among every participant, that carry the variant: 0.01 means 1 in 100."),
           h("li", {}, `“In your ancestry group” is the same share among participants whose genetic ancestry is like yours${group ? ` (${group})` : ""}.`),
-          h("li", {}, "“≤20” means 20 or fewer people carry it: the exact number is withheld to protect everyone's privacy, so the variant is rare."))),
+          h("li", {}, "“≤20” means the variant was counted 20 times or fewer, so at most 20 people carry it: the exact number is withheld to protect everyone's privacy. Such a variant is rare."))),
       table("My variants, rarest first: choose a column heading to sort", [
         { label: "Variant", sort: (r) => r.variant_key, cell: (r) => h("td", {}, h("code", {}, r.variant_key)) },
         { label: "rsID", sort: (r) => r.id || "", cell: (r) => text(r.id) },
