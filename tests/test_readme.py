@@ -1,4 +1,6 @@
-"""The README's commands run as written: its "Use" shell block, its Python block, its "Server" block.
+"""The README's commands run as written: its "Use" shell block, its Python block, its "Server" block;
+then the example at the end of each command's ``--help`` (``genoquery.cli.EXAMPLES``), on the same
+demo cohort.
 
 They run in a fresh directory holding what they name: ``data/fixtures`` (a link to the
 repository's) and ``old.gq``, a format 2 store (``tests/data/format2_store.tar.gz``) for the
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import skip_without_tool
+from genoquery.cli import EXAMPLES
 from test_server_support import free_port
 
 ROOT = Path(__file__).parents[1]
@@ -72,3 +75,22 @@ def test_server_block_runs_as_one_script(workdir):
     assert '"variant_key":"chr20-150099-C-T"' in run.stdout
     assert '"cohort_size":' in run.stdout  # the registered token's cohort frequencies
     assert "revoked token 'alice'" in run.stdout + run.stderr
+
+
+# Examples not run: ``serve`` runs until stopped (the server block serves the same way), ``simulate`` is
+# the Use block's first line.
+NOT_RUN = ("serve", "simulate")
+
+
+@skip_without_tool("bcftools")
+def test_every_help_example_runs_on_the_demo_cohort(workdir):
+    """After the README's blocks (test order): each ``--help`` example, line by line, exits 0."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    lines = [line for command, text in EXAMPLES.items() if command not in NOT_RUN for line in text.splitlines()]
+    assert len(lines) >= len(EXAMPLES)
+    for line in lines:
+        run = subprocess.run(line, shell=True, cwd=workdir, env=env, capture_output=True, text=True, check=False)
+        assert run.returncode == 0, f"{line}\n{run.stderr[-2000:]}"
+    assert (workdir / "out.vcf.gz.csi").stat().st_size > 0
+    assert (workdir / "variants.parquet").stat().st_size > 0
+    assert (workdir / "chr20.gq" / "index.duckdb").exists()
