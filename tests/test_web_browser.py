@@ -506,6 +506,8 @@ def test_every_page_at_desktop_and_phone_width(browser, srv, store):
 
 @pytest.fixture(scope="module", autouse=True)
 def _loopback_only_server(srv):
-    """The server under test answers on loopback only."""
+    """The server under test answers on loopback only; its pages allow nothing from another origin,
+    and its static files are revalidated on every use."""
     assert urlparse(srv.url).hostname in LOOPBACK
     assert httpx.get(srv.url + "/", timeout=10).headers["content-security-policy"].startswith("default-src 'self'")
+    assert httpx.get(srv.url + "/static/app.js", timeout=10).headers["cache-control"] == "no-cache"

@@ -176,6 +176,17 @@ def person_columns(request: Request, principal: Principal = Depends(caller), ctx
     return {"items": items}
 
 
+class Assets(StaticFiles):
+    """Packaged files, revalidated on every use (``no-cache`` with their ETag), so a new release's
+    script is never mixed with an old page."""
+
+    def file_response(self, *args, **kwargs) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
 def _shell() -> bytes:
     return (STATIC / "index.html").read_bytes()
 
@@ -191,8 +202,8 @@ def install(app: FastAPI) -> None:
     for path in PAGES:
         app.add_api_route(path, page, methods=["GET"], include_in_schema=False)
     app.include_router(router)
-    app.mount("/static", StaticFiles(directory=STATIC), name="web-static")
-    app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+    app.mount("/static", Assets(directory=STATIC), name="web-static")
+    app.mount("/docs-assets", Assets(directory=DOCS_ASSETS), name="docs-assets")
     openapi = app.openapi_url or "/openapi.json"
 
     async def swagger() -> HTMLResponse:
