@@ -91,7 +91,7 @@ case "${1:-}" in
         ;;
     bench)
         ensure_venv
-        ensure_debian_packages bcftools plink2 wrk
+        ensure_debian_packages bcftools plink2 wrk chromium
         shift
         exec "$PY" -m pytest benchmarks -q "$@"
         ;;
