@@ -244,6 +244,35 @@ def test_suggestions_as_you_type_and_keyboard(tab, srv, store):
             assert all(i["label"] != rsid for i in answer["items"])
 
 
+def test_gene_page_sorts_pages_and_filters_as_the_api(tab, srv):
+    gene = "GQA1"
+    tab.open(f"/gene/{gene}")
+    rows = api(srv, "/api/v1/variants", gene=gene, limit=1000)["items"]
+    read = "els => els.map(e => JSON.parse(e.dataset.value))"
+    assert tab.page.eval_on_selector_all("main tbody [data-af=af]", read) == [r["af"] for r in rows][:25]
+    tab.page.click("main th >> text=AF")  # ascending; withheld AFs (null) first
+    tab.page.click("main th >> text=AF")  # descending
+    assert tab.page.get_attribute("main th:has(button:text-is('AF'))", "aria-sort") == "descending"
+    by_af = sorted(rows, key=lambda r: -1 if r["af"] is None else r["af"], reverse=True)
+    assert tab.page.eval_on_selector_all("main tbody [data-af=af]", read) == [r["af"] for r in by_af][:25]
+    tab.page.click(".pager button:has-text('Next')")
+    assert tab.page.eval_on_selector_all("main tbody [data-af=af]", read) == [r["af"] for r in by_af][25:50]
+    # filters go to the API as its parameters (applied there to released AF)
+    tab.page.fill("#af_min", "0.5")
+    tab.page.select_option("#type", "snv")
+    tab.page.check("#pass")
+    tab.page.click("form.filters button[type=submit]")
+    tab.page.wait_for_url(re.compile(r".*af_min=0\.5.*"))
+    tab.ready()
+    filtered = api(srv, "/api/v1/variants", gene=gene, af_min=0.5, type="snv", pass_only=True, limit=1000)
+    assert tab.page.get_attribute("[data-field=total]", "data-value") == str(filtered["total"])
+    shown = tab.page.eval_on_selector_all("main tbody tr a", "els => els.map(e => e.textContent)")
+    assert shown == [r["variant_key"] for r in filtered["items"]][:25]
+    assert 0 < filtered["total"] < len(rows)
+    tab.page.keyboard.press("Tab")  # the page is usable from the keyboard: focus moves to the skip link
+    assert tab.page.evaluate("document.activeElement.className") == "skip"
+
+
 # --------------------------------------------------------------------------- variant page
 
 
@@ -484,6 +513,7 @@ def test_every_page_at_desktop_and_phone_width(browser, srv, store):
         "gene": (None, "/gene/GQA1"),
         "region": (None, "/region/chr20:1-20000"),
         "signin": (None, "/signin"),
+        "cohort": ("reg", "/cohort"),
         "variant-controlled": ("ctl", f"/variant/{key}"),
         "my-variants": ("me", "/me"),
     }
