@@ -123,10 +123,15 @@ def test_write_index_is_read_back_by_bcftools_index(store, tmp_path, name, kind)
     assert {c: int(n) for c, _, n in stats} == records
 
 
-def test_ingest_reads_a_vcf_from_standard_input(tmp_path):
-    text = gzip.decompress((FIXTURES / "center3.vcf.gz").read_bytes())
-    run = _run("ingest", str(tmp_path / "s.gq"), "-", input=text.decode())
-    assert run.returncode == 0, run.stderr
+@pytest.mark.parametrize("kind", ["vcf", "vcf.gz", "bcf"])
+def test_ingest_reads_a_vcf_from_standard_input(tmp_path, kind):
+    source = FIXTURES / "center3.vcf.gz"
+    if kind == "bcf":
+        bcftools.view("-Ob", "-o", str(tmp_path / "in.bcf"), str(source), catch_stdout=False)
+    data = {"vcf": gzip.decompress(source.read_bytes()), "vcf.gz": source.read_bytes()}.get(kind)
+    data = data if data is not None else (tmp_path / "in.bcf").read_bytes()
+    run = subprocess.run([*GQ, "ingest", str(tmp_path / "s.gq"), "-"], input=data, capture_output=True, check=False)
+    assert run.returncode == 0, run.stderr.decode()
     store = genoquery.open(tmp_path / "s.gq")
     assert store.samples()["sample_id"].to_pylist() == oracle.sample_names(FIXTURES / "center3.vcf.gz")
     assert_variants_match(store, [FIXTURES / "center3.vcf.gz"])

@@ -70,13 +70,14 @@ def _stdin_vcf(paths: list[str]) -> Iterator[list[str]]:
     if paths.count("-") > 1:
         raise QueryError("standard input (-) can be given once")
     with tempfile.TemporaryDirectory(prefix="genoquery-stdin-") as tmp:
-        head = sys.stdin.buffer.peek(64)[:64] if hasattr(sys.stdin.buffer, "peek") else b""
+        head = sys.stdin.buffer.read(1 << 16)  # a whole BGZF block: enough to tell BCF from VCF
         name = "stdin.vcf"
         if head[:2] == b"\x1f\x8b":
             first = zlib.decompressobj(31).decompress(head)
             name = "stdin.bcf" if first.startswith(b"BCF") else "stdin.vcf.gz"
         target = Path(tmp) / name
         with open(target, "wb") as out:
+            out.write(head)
             shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
         yield [str(target) if p == "-" else p for p in paths]
 
