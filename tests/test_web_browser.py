@@ -517,6 +517,7 @@ def test_every_page_at_desktop_and_phone_width(browser, srv, store):
         "variant-controlled": ("ctl", f"/variant/{key}"),
         "my-variants": ("me", "/me"),
     }
+    written = []
     for viewport in (DESKTOP, PHONE):
         for name, (who, path) in pages.items():
             t = Tab(browser, srv, viewport)
@@ -526,12 +527,13 @@ def test_every_page_at_desktop_and_phone_width(browser, srv, store):
                 t.open(path)
                 width = t.page.evaluate("document.documentElement.scrollWidth")
                 assert width <= viewport["width"], (name, width)
-                t.shot(name)
+                written.append(t.shot(name))
                 assert t.blocked == [], (name, t.blocked)
                 assert t.errors == [], (name, t.errors)
             finally:
                 t.close()
-    assert len(list(ARTIFACTS.glob("*-phone.png"))) >= len(pages)
+    assert len(set(written)) == 2 * len(pages)
+    assert all(p.stat().st_size > 10_000 for p in written), written
 
 
 @pytest.fixture(scope="module", autouse=True)
