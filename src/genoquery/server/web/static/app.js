@@ -509,6 +509,10 @@
     try { columns = (await api("/api/v1/person-columns")).items.filter((c) => OPERATORS[c.type]); } catch (e) {
       return page("Cohort frequencies", errorBox(e));
     }
+    if (!columns.length) {
+      return page("Cohort frequencies", h("p", {}, "This store has no person table to build cohorts from " +
+        "(import one with genoquery phenotypes)."));
+    }
     const list = h("ul", { class: "conditions" });
     const expr = h("output", { class: "expr", id: "expr", "aria-live": "polite" });
     const results = h("div", { id: "results" });
