@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
+import time
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -22,6 +25,7 @@ from contextlib import contextmanager
 from importlib import import_module
 from pathlib import Path
 from types import ModuleType
+from typing import TextIO
 
 from genoquery.errors import GenoqueryError, GenoqueryWarning, InputFileError, QueryError
 from genoquery.ingest import ingest
@@ -49,15 +53,67 @@ _COMMAND_MODULES = {
 }
 
 
+LOG_INTERVAL_S = 10.0  # a progress line in a log at most this often
+
+
 def _module(command: str) -> ModuleType:
     """The module behind ``command`` (see ``_COMMAND_MODULES``), imported on first use."""
     return import_module(_COMMAND_MODULES[command])
 
 
 def _progress(args: argparse.Namespace) -> bool:
-    """Progress bars unless ``--quiet``, and only on a terminal: redirected to a log, a bar is
-    hundreds of carriage-return updates."""
-    return not args.quiet and sys.stderr.isatty()
+    """Progress unless ``--quiet``: a bar on a terminal, plain lines in a log (:class:`LogLines`)."""
+    return not args.quiet
+
+
+class LogLines(io.TextIOBase):
+    """Standard error when it is not a terminal: a progress bar's redraws (text after ``\\r``)
+    become a plain line every ``interval`` seconds, and its last state once it has shown one; a
+    redirected bar was otherwise hundreds of carriage-return updates in a log. A bar shorter than
+    ``interval`` leaves nothing, so a failing command still prints its one error line. Other text
+    passes as written."""
+
+    def __init__(self, stream: TextIO, interval: float = LOG_INTERVAL_S) -> None:
+        self.stream, self._interval = stream, interval
+        self._bar: str | None = None  # the current bar's latest state (None: no bar drawn)
+        self._shown = time.monotonic()
+        self._bar_shown = False  # whether the current bar has written a line
+
+    def write(self, text: str) -> int:
+        redraw = False
+        for piece in re.split(r"(\r|\n)", text):
+            if piece == "\r":
+                redraw = True
+            elif piece == "\n":
+                self._end_line()
+                redraw = False
+            elif piece and redraw:
+                self._bar = piece.strip()
+                if time.monotonic() - self._shown >= self._interval:
+                    self._show(self._bar)
+            elif piece:
+                self._bar = None
+                self.stream.write(piece)
+        return len(text)
+
+    def _show(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+        self._shown, self._bar_shown = time.monotonic(), True
+
+    def _end_line(self) -> None:
+        """A newline: the end of a bar (its last state, if it has shown a line) or of other text."""
+        if self._bar is None:
+            self.stream.write("\n")
+        elif self._bar_shown:
+            self._show(self._bar)
+        self._bar, self._bar_shown = None, False
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
 
 
 @contextmanager
@@ -871,6 +927,8 @@ _python_show_warning = warnings.showwarning
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
+    if not sys.stderr.isatty() and not getattr(args, "quiet", True):
+        sys.stderr = LogLines(sys.stderr)
     try:
         _use_threads(args.threads)
         return args.run(args) or 0
@@ -882,6 +940,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        if isinstance(sys.stderr, LogLines):
+            sys.stderr = sys.stderr.stream
 
 
 if __name__ == "__main__":
