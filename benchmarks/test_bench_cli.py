@@ -7,7 +7,7 @@ Each command runs once untimed first, so Python's bytecode and numba's kernel ca
 bytecode), then is timed as a whole process. ``test_cold_start_imports`` times what every query
 must load, ``python -c "import numpy, duckdb, pyarrow"``, in the same run: ``benchmarks/check.py``
 holds ``query variant`` within ``MAX_COLD_START`` times it, a ratio a busy machine slows on both
-sides (README: why 1.5).
+sides (README: why 2).
 """
 
 from __future__ import annotations
