@@ -39,6 +39,7 @@ from conftest import skip_without_tool
 from genoquery.cli import main
 from genoquery.index.phenotypes import import_table
 from genoquery.ingest.withdraw import withdraw
+from genoquery.query.association import regression
 from genoquery.query.association import store_dosages as store_dosages_module
 from genoquery.query.association.dosages import allele_dosages
 from genoquery.query.association.plots import af_by_ancestry, manhattan, phewas_plot, qq
@@ -707,3 +708,23 @@ def test_progress_bar_counts_every_allele_and_quiet_shows_none(store, capfd):
     path = str(store.path)
     assert main(["assoc", path, "glm", "--phenotype", "ldl_mg_dl", "--region", "chr20", "--quiet"]) == 0
     assert capfd.readouterr().err == ""
+
+
+def test_coded_products_over_several_tiles_equal_numpy():
+    """Dense sites' code rows decoded tile by tile and multiplied by the samples' weights: over
+    samples in several tiles (the last partial, and not a multiple of 4) and haploid rows, equal
+    to numpy's products of the dosages decoded from the same codes, and the two-copy counts."""
+    rng = np.random.default_rng(7)
+    n, rows = 2 * regression.TILE + 3, 6
+    codes = rng.integers(0, 256, size=(rows, (n + 3) // 4), dtype=np.uint8)
+    haploid = rng.random((2, n)) < 0.5
+    pattern = np.array([-1, 0, 1, -1, 0, -1])
+    w = np.concatenate([rng.random((n, 2)) < 0.7, rng.normal(size=(n, 3))], axis=1)  # 0/1 columns first
+    dose, two = regression.coded_products(codes, haploid, pattern, w)
+
+    s = np.arange(n)
+    code = (codes[:, s // 4] >> (2 * (s % 4))) & 3
+    hap = np.where(pattern[:, None] >= 0, haploid[np.maximum(pattern, 0)], False)
+    het, hom = (code == 1) | ((code == 2) & hap), (code == 2) & ~hap
+    np.testing.assert_allclose(dose, (het + 2 * hom) @ w, rtol=1e-12)
+    assert np.array_equal(two, hom @ w[:, :2])

@@ -6,9 +6,12 @@ copies of the allele: 0, 1 or 2 for a diploid call, 0 or 1 for a haploid call.
 A call with any missing allele (``./.``, ``.``, ``./0``, ``./1``) has no dosage:
 the sample is *missing* for every allele of the site. Only carriers (dosage > 0)
 and missing samples are listed; every other sample has dosage 0, so a rare allele
-costs its few calls whatever the cohort size, and a dense site's 2-bit codes are
-decoded for the analysed samples only (:func:`genoquery.query.carriers.coded_calls`, which gives
-the dosage straight from the code, without building each carrier's alleles).
+costs its few calls whatever the cohort size. A dense site's calls coded 1 or 2 (ALT 1's
+copies) are either listed like the others, for the analysed samples only
+(:func:`genoquery.query.carriers.coded_calls`, which gives the dosage straight from the code),
+or, for kernels that read the codes themselves (linear sums), kept as the 2-bit code rows
+(:class:`CodedAlleles`): at 10^6 samples a common allele's ~10^6 listed carriers cost ~17 bytes
+each to build and as much to read back, its code row 250 KB.
 """
 
 from __future__ import annotations
@@ -24,6 +27,22 @@ from genoquery.storage.call_reader import SiteCalls
 
 
 @dataclass(frozen=True)
+class CodedAlleles:
+    """ALT 1 of dense sites of one genotype batch, whose calls coded 1 (one copy) or 2 (two copies;
+    one for a haploid call) are kept as codes: ``allele`` (int64 indexes into the alleles of the
+    :class:`AlleleDosages` holding them), ``codes`` (len(allele), ceil(samples / 4)) uint8 over
+    every sample of the batch (members are not applied: consumers keep their own samples),
+    ``offset`` (global index of the batch's sample 0), ``haploid`` (patterns, batch samples) bool
+    and ``pattern`` (per row, its haploid pattern in ``haploid`` or -1)."""
+
+    allele: np.ndarray
+    codes: np.ndarray
+    offset: int
+    haploid: np.ndarray
+    pattern: np.ndarray
+
+
+@dataclass(frozen=True)
 class AlleleDosages:
     """The dosages of the ALT alleles of a block of sites (``n`` alleles, in site then allele order).
 
@@ -31,7 +50,7 @@ class AlleleDosages:
     site's haploid pattern (-1: all diploid). Carriers: ``carrier`` (n + 1) offsets into
     ``sample`` (int64 store sample indexes, ascending per allele) and ``dosage`` (int8, 1
     or 2). Missing genotypes: ``missing`` (n + 1) offsets into ``missing_sample`` (int64,
-    ascending per allele).
+    ascending per allele). ``coded``: carriers kept as codes, in addition to the listed ones.
     """
 
     site_row: np.ndarray
@@ -42,6 +61,7 @@ class AlleleDosages:
     dosage: np.ndarray
     missing: np.ndarray
     missing_sample: np.ndarray
+    coded: tuple[CodedAlleles, ...] = ()
 
 
 def _missing_calls(batch: SiteCalls) -> tuple[np.ndarray, np.ndarray]:
@@ -95,11 +115,16 @@ def _by_allele(
 
 
 def allele_dosages(
-    batches: Iterator[SiteCalls], haploid: np.ndarray, members: np.ndarray | None = None, sample_offset: int = 0
+    batches: Iterator[SiteCalls],
+    haploid: np.ndarray,
+    members: np.ndarray | None = None,
+    sample_offset: int = 0,
+    keep_codes: bool = False,
 ) -> Iterator[AlleleDosages]:
     """The dosages of every ALT allele of each batch (read with ``missing=True``) among ``members``
     (sorted sample indexes of the genotype batch, None for all). Sample indexes in ``batches`` are
-    relative to their genotype batch; ``sample_offset`` is added to every index yielded."""
+    relative to their genotype batch; ``sample_offset`` is added to every index yielded. With
+    ``keep_codes``, dense sites' calls coded 1 or 2 come as :class:`CodedAlleles`, not listed."""
     in_members = None
     if members is not None:
         in_members = np.zeros(haploid.shape[1], dtype=bool)
@@ -122,7 +147,12 @@ def allele_dosages(
             copies = (gt == a).sum(axis=1, dtype=np.int8)
             hit = copies > 0
             keys.append(first[site[hit]] + a - 1), samples.append(sample[hit]), doses.append(copies[hit])
-        d_site, d_sample, code, hap = coded_calls(batch, haploid, members)  # ALT 1's copies, no gt built
+        coded: tuple[CodedAlleles, ...] = ()
+        if keep_codes and (batch.dense >= 0).any():
+            dense_sites = np.flatnonzero(batch.dense >= 0)  # code rows are the dense sites, in order
+            coded = (CodedAlleles(first[dense_sites], batch.codes, sample_offset, haploid, batch.pattern[dense_sites]),)
+        listed_members = np.zeros(0, np.int64) if keep_codes else members  # no sample: none listed
+        d_site, d_sample, code, hap = coded_calls(batch, haploid, listed_members)  # ALT 1's copies, no gt built
         carrier, c_sample, c_dose = _by_allele(
             n,
             (
@@ -148,4 +178,5 @@ def allele_dosages(
             dosage=c_dose,
             missing=missing,
             missing_sample=miss_sample[rows].astype(np.int64) + sample_offset,
+            coded=coded,
         )

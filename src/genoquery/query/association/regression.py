@@ -11,7 +11,10 @@ only the covariates' coefficients). Per allele with dosage ``g`` over the sample
 ``gMg = g'g - g'Q G^-1 Q'g``, ``gMy = g'y* - g'Q G^-1 Q_S'y*``, ``yMy = y*_S'y*_S -
 y*_S'Q_S G^-1 Q_S'y*_S``; ``beta = gMy / gMg``, ``se^2 = (yMy - beta gMy) / (|S| - k - 1) / gMg``.
 The sums over ``g`` visit carriers only, those over ``m`` missing samples only (one
-compiled pass per batch), so a rare allele costs its few calls.
+compiled pass per batch), so a rare allele costs its few calls; a dense site's ALT 1 is
+summed from its 2-bit codes, never listed: decoded in tiles of samples to 0/1 matrices of
+one and two copies, multiplied by the samples' covariates, phenotype and counts with BLAS
+(:func:`coded_products`).
 
 **Logistic** (Wald z test). Newton-Raphson (IRLS) on a batch of alleles at once, each
 from the null model's coefficients, one compiled pass over the samples per allele and step
@@ -34,7 +37,7 @@ from scipy import special, stats
 from genoquery.deadline import check
 from genoquery.errors import QueryError
 from genoquery.query.association.design import Design
-from genoquery.query.association.dosages import AlleleDosages
+from genoquery.query.association.dosages import AlleleDosages, CodedAlleles
 
 MAX_ITER = 50  # Newton steps of a plain logistic fit before it is declared not converged
 FIRTH_MAX_ITER = 500  # Firth steps converge linearly near some optima (0.65-0.9 per step): cheap, few alleles
@@ -94,6 +97,24 @@ class Covariates:
         self.y_star = design.y - q @ (q.T @ design.y)
         self.row = np.full(n_samples, -1, dtype=np.int64)  # store sample index -> analysed row
         self.row[design.samples] = np.arange(len(design.samples))
+        self._weights: dict[tuple[int, int, int], np.ndarray] = {}
+
+    def weights(self, offset: int, n: int, y: np.ndarray) -> np.ndarray:
+        """(n, 3 + k) float64 C-ordered, for the store samples ``offset`` .. ``offset + n - 1`` (a
+        genotype batch) in sample order: columns analysed (0/1), case (0/1), ``y`` (``y`` or
+        ``y*``), then ``Q``; a row of zeros for a sample outside the analysis."""
+        key = (offset, n, id(y))
+        if key not in self._weights:
+            row = self.row[offset : offset + n]
+            used = row >= 0
+            w = np.zeros((n, 3 + self.q.shape[1]))
+            w[used, 0] = 1.0
+            if self.design.binary:
+                w[used, 1] = self.design.y[row[used]]
+            w[used, 2] = y[row[used]]
+            w[used, 3:] = self.q[row[used]]
+            self._weights[key] = w
+        return self._weights[key]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -153,6 +174,70 @@ def _sums(
                     qm[a, i, j] += q[r, i] * q[r, j]
 
 
+TILE = 8192  # samples per decoded tile: 64 code rows of them in float64 are 4 MB
+# Per code byte (4 samples, sample s at bits 2 * (s % 4)): each sample's ALT 1 copies, 0 unless coded 1 or 2
+BYTE_DOSES = np.array([[(b >> 2 * i & 3) * ((b >> 2 * i & 3) < 3) for i in range(4)] for b in range(256)], np.float64)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _decode_tile(codes, lut, haploid, pattern, used, case, lo, m, dose, two):  # pragma: no cover - compiled
+    """Samples ``lo`` .. ``lo + m - 1`` (``lo`` a multiple of 4) of each code row ``t`` as dosages
+    ``dose[t]`` (float64: code 1 is 1, code 2 is 2, or 1 in a haploid call); adds to ``two[t]``
+    the (analysed, case) sums over its two-copy calls. Byte by byte through ``lut``
+    (:data:`BYTE_DOSES`) and branch-free: 1.2 ns per call against 2.7 ns sample by sample."""
+    for t in range(codes.shape[0]):
+        row, byte_row, first = dose[t], codes[t], lo >> 2
+        for b in range((m + 3) >> 2):
+            doses = lut[byte_row[first + b]]
+            row[4 * b], row[4 * b + 1], row[4 * b + 2], row[4 * b + 3] = doses[0], doses[1], doses[2], doses[3]
+        p = pattern[t]
+        if p >= 0:
+            for j in range(m):
+                if row[j] == 2.0 and haploid[p, lo + j]:
+                    row[j] = 1.0
+        in_used, in_case = 0.0, 0.0
+        for j in range(m):
+            hom = np.float64(row[j] == 2.0)
+            in_used += hom * used[lo + j]
+            in_case += hom * case[lo + j]
+        two[t, 0] += in_used
+        two[t, 1] += in_case
+
+
+def coded_products(
+    codes: np.ndarray, haploid: np.ndarray, pattern: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(dose @ w, two)`` of code rows (rows, ceil(n / 4)) uint8, with ``dose`` their (rows, n)
+    dosages (``haploid`` (patterns, n) masks, ``pattern`` per row, -1: diploid) and ``two`` the
+    weights' first two columns (0/1) summed over each row's two-copy calls, (rows, 2) float64. The
+    rows are decoded tile by tile (:func:`_decode_tile`) and multiplied by the weights ``w`` (n,
+    columns) float64 with BLAS."""
+    rows, n = len(codes), len(w)
+    out, two = np.zeros((rows, w.shape[1])), np.zeros((rows, 2))
+    tile = np.zeros((rows, ((min(TILE, n) + 3) // 4) * 4))
+    hap = haploid if len(haploid) else np.zeros((1, n), dtype=bool)
+    used, case = np.ascontiguousarray(w[:, 0]), np.ascontiguousarray(w[:, 1])
+    for lo in range(0, n, TILE):
+        m = min(TILE, n - lo)
+        _decode_tile(codes, BYTE_DOSES, hap, pattern, used, case, lo, m, tile, two)
+        out += tile[:, :m] @ w[lo : lo + m]
+    return out, two
+
+
+def _add_coded(cov: Covariates, coded: CodedAlleles, y: np.ndarray, counts: np.ndarray, sums: tuple) -> None:
+    """Adds the code rows' carriers to ``counts`` (columns as :func:`_sums`) and ``qg, gg, gy``:
+    with ``two`` the two-copy calls, a carrier is ``d - two`` and ``d^2 = d + 2 two``."""
+    w = cov.weights(coded.offset, coded.haploid.shape[1], y)
+    dose, two = coded_products(coded.codes, coded.haploid, coded.pattern, w)
+    qg, gg, gy = sums
+    a = coded.allele  # alleles differ within a part
+    counted = np.stack([dose[:, 0], dose[:, 0] - two[:, 0], dose[:, 1], dose[:, 1] - two[:, 1]], axis=1)
+    counts[a[:, None], [1, 2, 4, 5]] += np.rint(counted).astype(np.int64)  # sums of 0/1 x 0/1/2: exact in float64
+    gy[a] += dose[:, 2]
+    qg[a] += dose[:, 3:]
+    gg[a] += dose[:, 0] + 2 * two[:, 0]
+
+
 def allele_sums(
     cov: Covariates, haploid: np.ndarray, hap_analysed: np.ndarray, dosages: AlleleDosages, y: np.ndarray
 ) -> tuple[AlleleCounts, tuple[np.ndarray, ...]]:
@@ -185,6 +270,8 @@ def allele_sums(
         qy_m,
         yy_m,
     )
+    for coded in dosages.coded:
+        _add_coded(cov, coded, y, counts, (qg, gg, gy))
     qm += np.triu(qm, 1).transpose(0, 2, 1)
     n = len(cov.design.y) - counts[:, 0]
     hap_called = (

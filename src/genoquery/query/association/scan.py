@@ -185,7 +185,8 @@ def associate(
     model = _model(design, model)
     rows = np.unique(wanted["site_row"].to_numpy())
     with tqdm(total=wanted.num_rows, unit="allele", desc=f"associate {design.phenotype}", disable=not progress) as bar:
-        results = fit(store, design, model, store_dosages(store, rows, design.samples), min_mac, bar)
+        dosages = store_dosages(store, rows, design.samples, keep_codes=model == "linear")  # codes: linear sums
+        results = fit(store, design, model, dosages, min_mac, bar)
     return _with_variants(store, results, wanted)
 
 

@@ -35,18 +35,19 @@ BLOCK_BYTES = 16 << 20  # encoded calls per read: dense codes expand 4x when dec
 
 
 def store_dosages(
-    store: Store, site_rows: np.ndarray, members: np.ndarray
+    store: Store, site_rows: np.ndarray, members: np.ndarray, keep_codes: bool = False
 ) -> tuple[np.ndarray, Iterator[AlleleDosages]]:
     """``(haploid, dosages)``: the (patterns, samples) haploid masks of the sites ``site_rows``
     (sorted global rows) and, lazily, the dosages of their ALT alleles among ``members``
-    (sorted global sample indexes), in windows of sites, with ``pattern`` indexing ``haploid``."""
+    (sorted global sample indexes), in windows of sites, with ``pattern`` indexing ``haploid``.
+    ``keep_codes``: dense sites' ALT 1 carriers as code rows (see ``allele_dosages``)."""
     records = store.sql(
         f"SELECT batch, n_carriers, {SITE_COLUMNS} FROM batch_sites WHERE site_row BETWEEN ? AND ? "
         f"AND site_row IN (SELECT unnest(?)) ORDER BY batch, batch_row",
         [int(site_rows[0]), int(site_rows[-1]), site_rows.tolist()] if len(site_rows) else [0, -1, []],
     )
     combo_of, haploid = _patterns(store, records, site_rows)
-    return haploid, _windows(store, records, site_rows, members, combo_of)
+    return haploid, _windows(store, records, site_rows, members, combo_of, keep_codes)
 
 
 def _patterns(store: Store, records: pa.Table, site_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +69,7 @@ def _patterns(store: Store, records: pa.Table, site_rows: np.ndarray) -> tuple[n
 
 
 def _windows(
-    store: Store, records: pa.Table, site_rows: np.ndarray, members: np.ndarray, combo_of: np.ndarray
+    store: Store, records: pa.Table, site_rows: np.ndarray, members: np.ndarray, combo_of: np.ndarray, keep_codes: bool
 ) -> Iterator[AlleleDosages]:
     n_alleles = store.sql(
         "SELECT site_row, len(alleles) AS n FROM sites WHERE site_row IN (SELECT unnest(?)) ORDER BY site_row",
@@ -77,13 +78,13 @@ def _windows(
     for start, end in _window_bounds(store, records, site_rows):
         rows, combo = site_rows[start:end], combo_of[start:end]
         if len(store.batches) == 1:
-            yield from _one_batch(store, records, rows, members, combo)
+            yield from _one_batch(store, records, rows, members, combo, keep_codes)
         else:
-            yield _window(store, records, rows, n_alleles[start:end], members, combo)
+            yield _window(store, records, rows, n_alleles[start:end], members, combo, keep_codes)
 
 
 def _one_batch(
-    store: Store, records: pa.Table, rows: np.ndarray, members: np.ndarray, combo: np.ndarray
+    store: Store, records: pa.Table, rows: np.ndarray, members: np.ndarray, combo: np.ndarray, keep_codes: bool
 ) -> Iterator[AlleleDosages]:
     """The dosages of the sites ``rows`` of a store of one batch, block by block as decoded: its
     records are the sites, in order, so there is nothing to merge or sort (at 10^6 samples,
@@ -93,7 +94,7 @@ def _one_batch(
     mine = records.filter(pa.array((site_row >= rows[0]) & (site_row <= rows[-1])))
     reader = batch.reader
     calls = reader.blocks(mine, budget=BLOCK_BYTES, missing=True)
-    for part in allele_dosages(calls, reader.haploid, batch.local(members), sample_offset=batch.offset):
+    for part in allele_dosages(calls, reader.haploid, batch.local(members), batch.offset, keep_codes):
         check()  # the request's time limit (genoquery.deadline), per block of sites
         yield replace(part, pattern=combo[np.searchsorted(rows, part.site_row)])
 
@@ -115,10 +116,17 @@ def _window_bounds(store: Store, records: pa.Table, site_rows: np.ndarray) -> li
 
 
 def _window(
-    store: Store, records: pa.Table, rows: np.ndarray, n_alleles: np.ndarray, members: np.ndarray, combo: np.ndarray
+    store: Store,
+    records: pa.Table,
+    rows: np.ndarray,
+    n_alleles: np.ndarray,
+    members: np.ndarray,
+    combo: np.ndarray,
+    keep_codes: bool,
 ) -> AlleleDosages:
     """The dosages of the ALT alleles of the sites ``rows``, from every batch."""
     carriers, missing = [], []  # (site_row, allele, sample[, dosage]) arrays
+    coded = []  # (site_row of each allele, CodedAlleles)
     record_rows, record_batch = records["site_row"].to_numpy(), records["batch"].to_numpy()
     in_window = (record_rows >= rows[0]) & (record_rows <= rows[-1])
     for batch in store.batches:
@@ -129,7 +137,8 @@ def _window(
         if len(local) and mine.any():
             reader = batch.reader
             calls = reader.blocks(records.filter(pa.array(mine)), budget=BLOCK_BYTES, missing=True)
-            for part in allele_dosages(calls, reader.haploid, local, sample_offset=batch.offset):
+            for part in allele_dosages(calls, reader.haploid, local, batch.offset, keep_codes):
+                coded.extend((part.site_row[c.allele], c) for c in part.coded)  # ALT 1 of each
                 n_carriers, n_missing = np.diff(part.carrier), np.diff(part.missing)
                 carriers.append(
                     (np.repeat(part.site_row, n_carriers), np.repeat(part.allele, n_carriers), part.sample, part.dosage)
@@ -139,7 +148,7 @@ def _window(
                 )
         if len(local) and MISSING in batch.absent_call and not present.all():
             missing.append(_absent(rows[~present], n_alleles[~present], local + batch.offset))
-    return _assemble(rows, n_alleles, combo, carriers, missing)
+    return _assemble(rows, n_alleles, combo, carriers, missing, coded)
 
 
 def _absent(rows: np.ndarray, n_alleles: np.ndarray, samples: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -150,9 +159,10 @@ def _absent(rows: np.ndarray, n_alleles: np.ndarray, samples: np.ndarray) -> tup
 
 
 def _assemble(
-    rows: np.ndarray, n_alleles: np.ndarray, combo: np.ndarray, carriers: list, missing: list
+    rows: np.ndarray, n_alleles: np.ndarray, combo: np.ndarray, carriers: list, missing: list, coded: list
 ) -> AlleleDosages:
-    """One :class:`AlleleDosages` over the alleles of ``rows``, entries sorted by allele then sample."""
+    """One :class:`AlleleDosages` over the alleles of ``rows``, entries sorted by allele then sample,
+    and the batches' code rows renumbered to these alleles."""
     n_alt = (n_alleles - 1).astype(np.int64)
     site_row = np.repeat(rows, n_alt)
     allele = np.concatenate([np.arange(1, n + 1) for n in n_alt.tolist()] or [np.zeros(0, np.int64)])
@@ -176,4 +186,5 @@ def _assemble(
         dosage=dosage.astype(np.int8),
         missing=missing_offsets,
         missing_sample=missing_sample.astype(np.int64),
+        coded=tuple(replace(c, allele=np.searchsorted(site_row * width + allele, at * width + 1)) for at, c in coded),
     )
