@@ -159,9 +159,7 @@ def main() -> None:
             peak = max(m for _, m in r)
             print(f"| {model} | {tool} | {walls} | {peak:,.0f} | {best[tool] / best['plink2']:.2f} |")
         both, median = agreement(args.work, model)
-        print(
-            f"| {model} | agreement | {both:,} alleles tested by both | median relative beta diff. {median:.1e} | |"
-        )
+        print(f"| {model} | agreement | {both:,} alleles tested by both | median relative beta diff. {median:.1e} | |")
 
 
 if __name__ == "__main__":
