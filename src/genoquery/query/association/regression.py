@@ -216,7 +216,7 @@ def coded_products(
     out, two = np.zeros((rows, w.shape[1])), np.zeros((rows, 2))
     tile = np.zeros((rows, ((min(TILE, n) + 3) // 4) * 4))
     hap = haploid if len(haploid) else np.zeros((1, n), dtype=bool)
-    used, case = np.ascontiguousarray(w[:, 0]), np.ascontiguousarray(w[:, 1])
+    used, case = w.T[:2]  # strided views: the kernel reads them once per tile
     for lo in range(0, n, TILE):
         m = min(TILE, n - lo)
         _decode_tile(codes, BYTE_DOSES, hap, pattern, used, case, lo, m, tile, two)
@@ -320,16 +320,17 @@ def _separated(counts: AlleleCounts) -> np.ndarray:
     return (counts.case_carriers == 0) | (counts.case_carriers == counts.n_carriers)
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, parallel=True)
 def _logistic_terms(
     x, y, c_off, c_row, c_dose, m_off, m_row, coef, inverse, firth, info, score, loglik
 ):  # pragma: no cover - compiled
     """One pass over the samples per allele ``a`` at ``coef[a]`` (covariates then dosage): the
     information ``X'WX`` (upper triangle), the score ``X'(y - mu)`` (Firth: plus
     ``h (1/2 - mu)`` with the leverage ``h = w x' inverse x``) and the log-likelihood, skipping
-    the allele's missing samples. Carriers and missing rows are ascending per allele."""
+    the allele's missing samples. Carriers and missing rows are ascending per allele. Alleles are
+    shared between the cores (each writes its own rows of the outputs)."""
     n, k = x.shape
-    for a in range(coef.shape[0]):
+    for a in numba.prange(coef.shape[0]):
         ci, ce, mi, me = c_off[a], c_off[a + 1], m_off[a], m_off[a + 1]
         ll = 0.0
         for i in range(n):
