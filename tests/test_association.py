@@ -712,13 +712,14 @@ def test_progress_bar_counts_every_allele_and_quiet_shows_none(store, capfd):
 
 def test_coded_products_over_several_tiles_equal_numpy():
     """Dense sites' code rows decoded tile by tile and multiplied by the samples' weights: over
-    samples in several tiles (the last partial, and not a multiple of 4) and haploid rows, equal
+    samples and rows in several tiles (the last of each partial; samples not a multiple of 4)
+    and haploid rows, equal
     to numpy's products of the dosages decoded from the same codes, and the two-copy counts."""
     rng = np.random.default_rng(7)
-    n, rows = 2 * regression.TILE + 3, 6
+    n, rows = 2 * regression.TILE + 3, regression.TILE_ROWS + 6
     codes = rng.integers(0, 256, size=(rows, (n + 3) // 4), dtype=np.uint8)
     haploid = rng.random((2, n)) < 0.5
-    pattern = np.array([-1, 0, 1, -1, 0, -1])
+    pattern = rng.integers(-1, 2, size=rows)
     w = np.concatenate([rng.random((n, 2)) < 0.7, rng.normal(size=(n, 3))], axis=1)  # 0/1 columns first
     dose, two = regression.coded_products(codes, haploid, pattern, w)
 

@@ -174,7 +174,10 @@ def _sums(
                     qm[a, i, j] += q[r, i] * q[r, j]
 
 
-TILE = 8192  # samples per decoded tile: 64 code rows of them in float64 are 4 MB
+# A decoded tile is TILE_ROWS code rows x TILE samples of float64, 1 MiB: it stays in the core's L2
+# cache between the decoding and the product. 200 rows x 10^5 samples, best of 9: 0.03 s in 64 x 2048
+# tiles, 0.04-0.05 s in 0.5-1 MiB tiles of other shapes, 0.12 s in 2 MiB, 0.35 s in (all rows) x 8192.
+TILE_ROWS, TILE = 64, 2048
 # Per code byte (4 samples, sample s at bits 2 * (s % 4)): each sample's ALT 1 copies, 0 unless coded 1 or 2
 BYTE_DOSES = np.array([[(b >> 2 * i & 3) * ((b >> 2 * i & 3) < 3) for i in range(4)] for b in range(256)], np.float64)
 
@@ -214,13 +217,16 @@ def coded_products(
     columns) float64 with BLAS."""
     rows, n = len(codes), len(w)
     out, two = np.zeros((rows, w.shape[1])), np.zeros((rows, 2))
-    tile = np.zeros((rows, ((min(TILE, n) + 3) // 4) * 4))
+    tile = np.zeros((min(TILE_ROWS, rows), min(TILE, (n + 3) // 4 * 4)))
     hap = haploid if len(haploid) else np.zeros((1, n), dtype=bool)
-    used, case = w.T[:2]  # strided views: the kernel reads them once per tile
-    for lo in range(0, n, TILE):
-        m = min(TILE, n - lo)
-        _decode_tile(codes, BYTE_DOSES, hap, pattern, used, case, lo, m, tile, two)
-        out += tile[:, :m] @ w[lo : lo + m]
+    used, case = np.ascontiguousarray(w[:, 0]), np.ascontiguousarray(w[:, 1])
+    for first in range(0, rows, TILE_ROWS):
+        part = slice(first, first + TILE_ROWS)
+        group, group_out, group_two = codes[part], out[part], two[part]
+        for lo in range(0, n, TILE):
+            m = min(TILE, n - lo)
+            _decode_tile(group, BYTE_DOSES, hap, pattern[part], used, case, lo, m, tile, group_two)
+            group_out += tile[: len(group), :m] @ w[lo : lo + m]
     return out, two
 
 
