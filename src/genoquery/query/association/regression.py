@@ -119,59 +119,45 @@ class Covariates:
 
 @numba.njit(nogil=True, cache=True)
 def _sums(
-    row,
-    q,
-    y,
-    case,
-    haploid,
-    pattern,
-    carrier,
-    sample,
-    dosage,
-    missing,
-    missing_sample,
-    counts,
-    qg,
-    gg,
-    gy,
-    qm,
-    qy_m,
-    yy_m,
+    w, haploid, pattern, carrier, sample, dosage, missing, missing_sample, counts, qg, gg, gy, qm, qy_m, yy_m
 ):  # pragma: no cover - compiled
     """Per allele ``a``: ``counts[a]`` = (missing, ac, carriers, haploid missing, case ac, case
     carriers, case missing); over carriers ``qg = Q'g``, ``gg``, ``gy``; over missing samples
-    ``qm = Q_m'Q_m`` (upper triangle), ``qy_m = Q_m'y``, ``yy_m = y_m'y_m``. Samples outside the
-    analysis are skipped."""
-    k = q.shape[1]
+    ``qm = Q_m'Q_m`` (upper triangle), ``qy_m = Q_m'y``, ``yy_m = y_m'y_m``. ``w`` holds each store
+    sample's weights (:meth:`Covariates.weights`): one row read per listed call, not four arrays.
+    Samples outside the analysis are skipped."""
+    k = w.shape[1] - 3
     for a in range(len(carrier) - 1):
         for c in range(carrier[a], carrier[a + 1]):
-            r = row[sample[c]]
-            if r < 0:
+            ws = w[sample[c]]
+            if ws[0] == 0.0:
                 continue
             d = dosage[c]
+            case = np.int64(ws[1])
             counts[a, 1] += d
             counts[a, 2] += 1
-            counts[a, 4] += d * case[r]
-            counts[a, 5] += case[r]
+            counts[a, 4] += d * case
+            counts[a, 5] += case
             gg[a] += d * d
-            gy[a] += d * y[r]
+            gy[a] += d * ws[2]
             for i in range(k):
-                qg[a, i] += d * q[r, i]
+                qg[a, i] += d * ws[3 + i]
         p = pattern[a]
         for m in range(missing[a], missing[a + 1]):
             s = missing_sample[m]
-            r = row[s]
-            if r < 0:
+            ws = w[s]
+            if ws[0] == 0.0:
                 continue
+            y = ws[2]
             counts[a, 0] += 1
-            counts[a, 6] += case[r]
+            counts[a, 6] += np.int64(ws[1])
             if p >= 0 and haploid[p, s]:
                 counts[a, 3] += 1
-            yy_m[a] += y[r] * y[r]
+            yy_m[a] += y * y
             for i in range(k):
-                qy_m[a, i] += q[r, i] * y[r]
+                qy_m[a, i] += ws[3 + i] * y
                 for j in range(i, k):  # upper triangle; the caller mirrors it
-                    qm[a, i, j] += q[r, i] * q[r, j]
+                    qm[a, i, j] += ws[3 + i] * ws[3 + j]
 
 
 # A decoded tile is TILE_ROWS code rows x TILE samples of float64, 1 MiB: it stays in the core's L2
@@ -254,13 +240,9 @@ def allele_sums(
     qg, qy_m = np.zeros((n_alleles, k)), np.zeros((n_alleles, k))
     gg, gy, yy_m = np.zeros(n_alleles), np.zeros(n_alleles), np.zeros(n_alleles)
     qm = np.zeros((n_alleles, k, k))
-    case = cov.design.y.astype(np.int64) if cov.design.binary else np.zeros(len(cov.design.y), np.int64)
     hap = haploid if len(haploid) else np.zeros((1, 1), dtype=bool)
     _sums(
-        cov.row,
-        cov.q,
-        y,
-        case,
+        cov.weights(0, len(cov.row), y),
         hap,
         dosages.pattern,
         dosages.carrier,
