@@ -31,7 +31,7 @@ from genoquery.ingest.pipeline import (
     order_sources,
     unique_sample_ids,
 )
-from genoquery.ingest.vcf_source import open_source
+from genoquery.ingest.sources import open_input
 from genoquery.ingest.zarr_writer import ChunkLayout
 from genoquery.query.store import open as open_store
 from genoquery.storage.format import BATCHES, INDEX_FILE, batch_path
@@ -86,7 +86,7 @@ def append_files(
     name = check_batch_name(batch)
     if not vcfs:
         raise InputFileError("(command line)", "no VCF/BCF files given", fix="name at least one input file")
-    sources = [open_source(p) for p in vcfs]
+    sources = [open_input(p) for p in vcfs]
     groups = batches_of(sources)
     if len(groups) > 1:
         raise InputFileError(

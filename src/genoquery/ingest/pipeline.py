@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cyvcf2
 import numpy as np
 from tqdm import tqdm
 
@@ -25,9 +24,10 @@ from genoquery.errors import GenoqueryWarning, InputFileError
 from genoquery.index.persons import read_person_table, sample_groups
 from genoquery.index.writer import IndexWriter, cell_rows
 from genoquery.ingest.format_arrays import CallField, select_fields
-from genoquery.ingest.records import OrderChecker, first_locus, read_blocks
+from genoquery.ingest.records import OrderChecker
+from genoquery.ingest.sources import first_locus, open_input, read_input, record_count
 from genoquery.ingest.variant_arrays import HeaderFacts, write_variant_arrays
-from genoquery.ingest.vcf_source import HeaderField, VcfSource, meta_information, open_source
+from genoquery.ingest.vcf_source import HeaderField, VcfSource, meta_information
 from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
 from genoquery.query.store import open as open_store
 from genoquery.stats.allele_stats import Cells, block_counts
@@ -131,7 +131,7 @@ def _produce(
     order = OrderChecker()
     try:
         for source in sources:
-            for block in read_blocks(source, capacity, order, calls):
+            for block in read_input(source, capacity, order, calls):
                 while not stop.is_set():
                     try:
                         out.put((source, block), timeout=0.2)
@@ -199,18 +199,8 @@ class _BackgroundWriter:
 
 
 def _total_records(sources: list[VcfSource]) -> int | None:
-    total = 0
-    for source in sources:
-        try:
-            reader = cyvcf2.VCF(str(source.path))
-            count = reader.num_records
-            reader.close()
-        except Exception:
-            return None
-        if count is None or count < 0:
-            return None
-        total += count
-    return total
+    counts = [record_count(source) for source in sources]
+    return None if None in counts else sum(counts)
 
 
 def contig_renames(groups: list[list[VcfSource]], known: list[str], match: bool) -> list[dict[str, str]]:
@@ -249,7 +239,7 @@ def ingest_files(
     """:func:`genoquery.ingest` (documented there)."""
     if not vcfs:
         raise InputFileError("(command line)", "no VCF/BCF files given", fix="name at least one input file")
-    sources = [open_source(p) for p in vcfs]
+    sources = [open_input(p) for p in vcfs]
     groups = batches_of(sources)
     names = _batch_names(groups, batch)
     sample_ids = unique_sample_ids(groups, names, {}, options.rename_duplicate_samples)
@@ -330,9 +320,10 @@ def _header_facts(sources: list[VcfSource], filters: list[str], info: list[Heade
 
 
 def _kept_fields(sources: list[VcfSource], n_samples: int, names: tuple[str, ...] | None):
-    """The INFO and FORMAT fields the batch keeps (:func:`select_fields`); what is not kept is
-    named in one warning line."""
+    """The INFO and FORMAT fields the batch keeps (:func:`select_fields`); what is not kept, and
+    what of a VCF Zarr input is not read, is named in one warning line."""
     info, calls, refused = select_fields(sources, names)
+    refused += [part for source in sources for part in source.unread]
     if refused:
         warnings.warn(f"{sources[0].path}: not kept: {', '.join(refused)}", GenoqueryWarning, stacklevel=3)
     return info, calls if n_samples else []

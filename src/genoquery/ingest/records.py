@@ -109,7 +109,7 @@ class OrderChecker:
         self.last_pos = pos
 
 
-def _check_alleles(source: VcfSource, block: SiteBlock) -> None:
+def check_alleles(source: VcfSource, block: SiteBlock) -> None:
     """Every allele index must name an allele of its site."""
     n = block.n
     if n == 0 or block.n_samples == 0:
@@ -368,7 +368,7 @@ class _TextReader:
                         continue
                     self._add_line(block, buf, start, end, line_no)
                     if block.full:
-                        _check_alleles(self.source, block)
+                        check_alleles(self.source, block)
                         yield block
                         block = SiteBlock(self.capacity, self.n_samples)
         except (EOFError, OSError) as err:
@@ -382,7 +382,7 @@ class _TextReader:
                 self.source.path, "record is not valid UTF-8 text", line=line_no + 1, fix="check the file's encoding"
             ) from None
         if block.n:
-            _check_alleles(self.source, block)
+            check_alleles(self.source, block)
             yield block
 
     def _add_line(self, block: SiteBlock, buf: bytearray, start: int, end: int, line_no: int) -> None:
@@ -456,13 +456,13 @@ class _BcfReader:
                 record += 1
                 self._add(block, variant, record)
                 if block.full:
-                    _check_alleles(self.source, block)
+                    check_alleles(self.source, block)
                     yield block
                     block = SiteBlock(self.capacity, self.n_samples)
         finally:
             reader.close()
         if block.n:
-            _check_alleles(self.source, block)
+            check_alleles(self.source, block)
             yield block
 
     def _add(self, block: SiteBlock, variant: cyvcf2.Variant, record: int) -> None:
@@ -528,10 +528,3 @@ def read_blocks(
     """
     reader_type = _BcfReader if source.kind == "bcf" else _TextReader
     return reader_type(source, capacity, order or OrderChecker(), fields).blocks()
-
-
-def first_locus(source: VcfSource) -> tuple[str, int] | None:
-    """The CHROM and POS of a source's first record, or None for a file without records."""
-    for block in read_blocks(source, 1):
-        return block.contig[0], block.pos[0]
-    return None

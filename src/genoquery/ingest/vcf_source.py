@@ -39,11 +39,13 @@ class VcfSource:
 
     ``contigs`` are ``(name, length or None)`` in header order; ``filters``
     are the FILTER IDs the header declares, PASS first, and ``filter_descriptions``
-    their descriptions, in the same order.
+    their descriptions, in the same order. ``kind`` is ``vcf``, ``vcf.gz``, ``bcf``, or ``vcz`` for
+    a VCF Zarr store (:mod:`genoquery.ingest.vcz_source`), whose ``size`` and ``sha256`` cover all
+    its files and whose ``unread`` names what of it genoquery does not read.
     """
 
     path: Path
-    kind: str  # "vcf", "vcf.gz" or "bcf"
+    kind: str
     samples: tuple[str, ...]
     contigs: tuple[tuple[str, int | None], ...]
     filters: tuple[str, ...]
@@ -54,6 +56,7 @@ class VcfSource:
     header_lines: int
     size: int
     sha256: str = field(repr=False)
+    unread: tuple[str, ...] = ()
 
 
 def _detect_kind(path: Path) -> str:
