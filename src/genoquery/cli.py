@@ -636,8 +636,8 @@ def build_parser() -> argparse.ArgumentParser:
         "vcfs",
         nargs="+",
         metavar="VCF",
-        help="input files (- reads one from standard input): files with the same samples form a batch (split by "
-        "region is fine), files with other samples (other centers) other batches",
+        help="input files (- reads one from standard input) or VCF Zarr stores (vcf2zarr convert): files with the "
+        "same samples form a batch (split by region is fine), files with other samples (other centers) other batches",
     )
     p.add_argument("--batch", metavar="NAME", help="name of the (single) batch; default: its first file's name")
     p.add_argument(
