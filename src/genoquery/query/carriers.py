@@ -35,14 +35,16 @@ def listed_calls(
     all): (site index in ``batch``, int64 sample index in the genotype batch, (calls, 2) int8
     alleles), by site then sample."""
     if members is None:
-        keep = slice(None)
+        keep = np.arange(len(batch.listed_sample))
+    elif len(members) == 1:  # one participant: no mask of the batch's samples
+        keep = np.flatnonzero(batch.listed_sample == members[0])
     else:
         in_cohort = np.zeros(haploid.shape[1], dtype=bool)  # haploid is (patterns, samples)
         in_cohort[members] = True
-        keep = in_cohort[batch.listed_sample]
-    per_site = np.diff(batch.listed)
-    site = np.repeat(np.arange(len(per_site)), per_site)
-    return site[keep], batch.listed_sample[keep].astype(np.int64), batch.listed_gt[keep]
+        keep = np.flatnonzero(in_cohort[batch.listed_sample])
+    # each kept call's site from the sites' offsets (not a site index repeated for every call)
+    site = np.searchsorted(batch.listed, keep, side="right") - 1
+    return site, batch.listed_sample[keep].astype(np.int64), batch.listed_gt[keep]
 
 
 def coded_calls(

@@ -154,18 +154,22 @@ def budget_bounds(costs: np.ndarray, budget: int, most: int | None = None) -> li
 
 
 class _Ranges:
-    """Rows ``start[i] .. start[i] + count[i] - 1`` of the sites of a block, read as one slice."""
+    """Rows ``start[i] .. start[i] + count[i] - 1`` of the sites of a block, read as one slice
+    spanning the sites that have rows (the others' starts are not read: missing-call tokens
+    not asked for have counts of 0, and reading up to their starts read every token between)."""
 
     def __init__(self, start: np.ndarray, count: np.ndarray) -> None:
         count = count.astype(np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(count)])
-        self.lo, hi = int(start.min()), int((start + count).max())
-        self.span = slice(self.lo, max(hi, self.lo))
-        adjacent = np.all(start[1:] == start[:-1] + count[:-1])
+        used = count > 0
+        first, end = start[used], start[used] + count[used]
+        self.lo = int(first.min()) if len(first) else 0
+        self.span = slice(self.lo, int(end.max()) if len(first) else self.lo)
+        adjacent = np.array_equal(first[1:], end[:-1])
+        # each row's position in the span, for all sites at once (a per-site arange cost
+        # ~4 us a site: 93 ms of one participant's 23,538 sites)
         self.rows = (
-            None
-            if adjacent
-            else np.concatenate([np.arange(s, s + n) for s, n in zip(start - self.lo, count, strict=True)])
+            None if adjacent else np.arange(self.offsets[-1]) + np.repeat(start - self.lo - self.offsets[:-1], count)
         )
 
     def keep(self, values: np.ndarray) -> np.ndarray:
