@@ -143,7 +143,7 @@ def in_filter(ids) -> str:
 def interval(released, cap: int) -> tuple[int, int]:
     """What a released count tells the attacker about the true count, as [lo, hi]: an int that is
     no multiple of the rounding base, or 1..20, is exact; a multiple of 10 above 20 is the truth
-    rounded (within 9); ``"<=20"``, null or a missing cell tell nothing."""
+    rounded (within 9); null (withheld) or a missing cell tell nothing."""
     if isinstance(released, bool) or not isinstance(released, int):
         return 0, cap
     if released % BASE or released <= LIMIT:

@@ -48,7 +48,7 @@ def interval(released, size: int) -> tuple[int, int]:
     """What a released count says about the true count (attacker's knowledge), as [lo, hi]."""
     if released == 0:
         return 0, 0
-    if isinstance(released, str):
+    if released is None:
         return 0, 2 * size  # withheld: 0..20 (0 in a cohort), or a linked cell was
     return max(released - BASE + 1, LIMIT + 1), released + BASE - 1
 

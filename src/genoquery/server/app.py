@@ -40,8 +40,10 @@ TRANSPORT_LIMITS = {
 DESCRIPTION = """Allele frequencies, carriers, genotypes, cohorts and association over one genoquery store,
 and a GA4GH Beacon v2. Send `Authorization: Bearer <token>` (from `genoquery tokens create`) for the
 registered, controlled or participant tier; without a token you are public. In the public and
-registered tiers counts of 1..20 come back as `"<=20"` (named in `suppressed`), larger counts are
-rounded, and small or near-duplicate cohorts are refused. Errors are `{"error": {"status", "message"}}`."""
+registered tiers counts of 1..20 come back as `null` (named in `suppressed`), larger counts are
+rounded, and small or near-duplicate cohorts are refused. Every `/api/v1` answer names its shape's version
+in `schema` (`genoquery.api/1`: a count is always an integer or null). Errors are
+`{"error": {"status", "message"}}`."""
 
 
 def create_app(store_path: str | os.PathLike, settings: Settings | None = None) -> FastAPI:

@@ -51,6 +51,8 @@ router = APIRouter(
 
 @router.get("/info", summary="Beacon information")
 def info(request: Request, principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
+    samples = released_samples(ctx, principal)
+    shown = f"at most {ctx.settings.max_suppressed}" if samples is None else samples
     return {
         "meta": _meta(),
         "response": {
@@ -59,7 +61,7 @@ def info(request: Request, principal: Principal = Depends(caller), ctx: Context 
             "apiVersion": API_VERSION,
             "environment": "dev",
             "version": f"v{__version__}",
-            "description": f"Genomic variants of {released_samples(ctx, principal)} samples (genoquery store)",
+            "description": f"Genomic variants of {shown} samples (genoquery store)",
             "organization": {"id": "genoquery", "name": "genoquery local server"},
         },
     }

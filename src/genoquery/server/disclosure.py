@@ -5,8 +5,8 @@ derived from:
 
 - **Counts.** AC, AN, genotype counts, carriers, cohort, case and control counts: 0 is
   released as 0 for the whole store (what a Beacon says anyway) and withheld for a cohort or
-  group (it would tell every member's genotype), 1..20 is ``"<=20"`` (and the cell is named in the row's ``suppressed``
-  list), larger counts randomly rounded to a multiple of ``rounding`` (10), never below the
+  group (it would tell every member's genotype), 1..20 is ``None`` (JSON ``null``, and the cell is named in the
+  row's ``suppressed`` list), larger counts randomly rounded to a multiple of ``rounding`` (10), never below the
   first multiple above 20. The rounding direction is drawn from an HMAC of the store's
   secret, the cohort's membership digest and the cell, so asking again gives the same
   answer (no averaging) while different cohorts get independent errors. AF is recomputed
@@ -83,18 +83,18 @@ class Disclosure:
         self.secret, self.db, self.n_samples, self.n_indexes = secret, db, len(active), n_indexes
         self.haploid_contigs = haploid_contigs  # contigs with haploid calls: there n_hemi counts people
         self.everyone = digest(active)
-        self.token = f"<={self.limit}"
         self.floor = (self.limit // max(self.rounding, 1) + 1) * max(self.rounding, 1)
 
     def small(self, n) -> bool:
         return n is not None and 1 <= n <= self.limit
 
-    def count(self, n: int | None, key: str) -> int | str | None:
-        """One released count: 0, ``"<=20"``, or ``n`` randomly rounded (keyed by ``key``)."""
+    def count(self, n: int | None, key: str) -> int | None:
+        """One released count: 0, ``None`` for 1..20 (withheld: the caller names it in ``suppressed``),
+        or ``n`` randomly rounded (keyed by ``key``)."""
         if n is None or n == 0:
             return n
         if self.small(n):
-            return self.token
+            return None
         r = self.rounding
         if r <= 1 or n % r == 0:
             return int(n)
@@ -125,13 +125,14 @@ class Disclosure:
         for cell in STAT_CELLS:
             if cell in row:
                 out[cell] = 0 if row[cell] == 0 else self.count(row[cell], key + cell)
+        hidden.update(c for c in STAT_CELLS if c in row and row[c] and out[c] is None)  # every null count is named
         if "af" in row:
             released_an = out.get("an")
             out["af"] = None if "af" in hidden or not released_an else out["ac"] / released_an
         # a structural 0 (n_hemi off the haploid contigs, n_missing) stays 0; in the whole store every 0 does
         hidden = {c for c in hidden if c in row and (row[c] != 0 or (not whole and c in cells) or c == "af")}
         for cell in hidden & set(STAT_CELLS):
-            out[cell] = self.token
+            out[cell] = None
         out["suppressed"] = sorted(hidden)
         return out
 
@@ -144,7 +145,7 @@ class Disclosure:
             if part in cells and row.get(whole) is not None and row[part] is not None:
                 if 0 <= row[whole] - row[part] <= self.limit:
                     hidden.add(part)
-        return {c: self.token if c in hidden else self.count(row[c], key + c) for c in cells}, hidden
+        return {c: None if c in hidden else self.count(row[c], key + c) for c in cells}, hidden
 
     def table_row(self, row: dict, cohort: str | None, ident: str, min_mac: int | None = None) -> dict:
         """A row of counts and test statistics as released. Only known columns leave: descriptive

@@ -1,8 +1,10 @@
 """Typed request and response bodies, so the OpenAPI document says exactly what comes back.
 
-A count the disclosure rule withholds is the string ``"<=20"`` (the threshold is
-configurable) and its name is listed in the row's ``suppressed``; a withheld AF or
-statistic is ``null``, also listed.
+Every ``/api/v1`` answer is schema :data:`API_SCHEMA` (its ``schema`` field): a count is
+always a JSON integer or ``null``. A count the disclosure rule withholds (1..20; the
+threshold is configurable) is ``null`` and named in the ``suppressed`` list beside it (the
+row's, or the answer's for ``cohort_size``, ``samples`` and ``size``); so is a withheld AF or
+statistic. A ``null`` not named there has no value (AF with AN = 0, a size not given).
 """
 
 from __future__ import annotations
@@ -11,10 +13,21 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-Count = int | str | None  # an exact or rounded count, or the suppression marker "<=20"
+API_SCHEMA = "genoquery.api/1"
+"""The version of the JSON answers' shape; a change that breaks a client gets a new number."""
+Count = int | None  # an exact or rounded count; null when withheld (named in `suppressed`) or not given
+SUPPRESSED = "cells withheld by disclosure control: each is null here"
 
 
-class Page(BaseModel):
+class Versioned(BaseModel):
+    """An ``/api/v1`` answer: it names its schema version."""
+
+    api_schema: Literal["genoquery.api/1"] = Field(
+        API_SCHEMA, alias="schema", description="version of this answer's shape (docs/architecture.md, Server)"
+    )
+
+
+class Page(Versioned):
     total: int = Field(description="rows in the whole answer")
     offset: int
     limit: int
@@ -39,7 +52,7 @@ class VariantRow(BaseModel):
     n_hom_alt: Count
     n_hemi: Count
     n_missing: Count
-    suppressed: list[str] = Field(default_factory=list, description="cells withheld by disclosure control")
+    suppressed: list[str] = Field(default_factory=list, description=SUPPRESSED)
 
 
 class VariantPage(Page):
@@ -47,6 +60,7 @@ class VariantPage(Page):
         description="samples in the cohort (rounded in aggregate tiers, where the rows of a `by` group that "
         "fails the cohort rules are left out)"
     )
+    suppressed: list[str] = Field(default_factory=list, description=SUPPRESSED + " (`cohort_size`)")
     items: list[VariantRow]
 
 
@@ -84,7 +98,7 @@ class ParticipantRow(BaseModel):
     ac: Count
     an: Count
     af: float | None
-    suppressed: list[str] = Field(default_factory=list)
+    suppressed: list[str] = Field(default_factory=list, description=SUPPRESSED)
 
 
 class ParticipantAnswer(Page):
@@ -93,7 +107,9 @@ class ParticipantAnswer(Page):
 
 
 class TableAnswer(Page):
-    """Rows of an association, PheWAS or carrier table (columns as in the Python API)."""
+    """Rows of an association, PheWAS or carrier table (columns as in the Python API). Counts
+    (n, n_cases, n_controls, ac, an, mac, n_carriers, case_ac, n_variants, the 2x2 cells) are
+    integers or null; below the controlled tier each row's ``suppressed`` names its withheld cells."""
 
     items: list[dict[str, float | int | str | bool | list[str] | None]]
 
@@ -110,22 +126,22 @@ class CohortIn(BaseModel):
     samples: list[str] | None = Field(None, max_length=100_000, description="sample IDs (controlled tier)")
 
 
-class CohortOut(BaseModel):
+class CohortOut(Versioned):
     name: str
     kind: Literal["filter", "ids"]
     scope: Literal["store", "token"] = Field(description="saved in the store, or defined through this API")
     definition: str | None = Field(description="the filter; null for sample lists below the controlled tier")
-    size: Count
+    size: Count = Field(description="members; null when not given (listings below the controlled tier) or withheld")
+    suppressed: list[str] = Field(default_factory=list, description=SUPPRESSED + " (`size`)")
 
 
-class CohortList(BaseModel):
+class CohortList(Versioned):
     items: list[CohortOut]
 
 
-class StoreInfo(BaseModel):
-    samples: int | str = Field(
-        description='samples not withdrawn; below the controlled tier randomly rounded (or "<=20")'
-    )
+class StoreInfo(Versioned):
+    samples: Count = Field(description="samples not withdrawn; below the controlled tier randomly rounded")
+    suppressed: list[str] = Field(default_factory=list, description=SUPPRESSED + " (`samples`)")
     sites: int
     variants: int
     contigs: list[str]
@@ -136,7 +152,7 @@ class StoreInfo(BaseModel):
     disclosure: dict[str, int]
 
 
-class Health(BaseModel):
+class Health(Versioned):
     status: Literal["ok"]
 
 

@@ -96,7 +96,8 @@ def released_page(
     rows = [_variant_fields(r, keep, by) for r in released]
     charged = af.active or not rows or _touches_rare(ctx, source)
     cohort_size = ctx.disclosure.count(size, f"{cohort_digest}|size")
-    return dict(page_of(rows, total, offset, limit), cohort_size=cohort_size), charged
+    suppressed = ["cohort_size"] if cohort_size is None else []
+    return dict(page_of(rows, total, offset, limit), cohort_size=cohort_size, suppressed=suppressed), charged
 
 
 def _variant_fields(row: dict, keep: tuple[str, ...], by: str | None) -> dict:
@@ -149,7 +150,8 @@ def variant_answer(ctx: Context, store: Store, principal: Principal, variant: st
         offset=0,
         limit=ctx.settings.max_page,
     )
-    return Answer(VariantPage.model_validate(page).model_dump_json().encode(), len(page["items"]), charged)
+    body = VariantPage.model_validate(page).model_dump_json(by_alias=True).encode()
+    return Answer(body, len(page["items"]), charged)
 
 
 def released_tests(

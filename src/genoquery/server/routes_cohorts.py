@@ -72,6 +72,6 @@ def _out(
     key: str | None,
 ) -> dict:
     shown = definition if kind == "filter" or not principal.aggregate_only else None
-    if size is not None and principal.aggregate_only:
-        size = ctx.disclosure.count(size, f"{key}|size")
-    return {"name": name, "kind": kind, "scope": scope, "definition": shown, "size": size}
+    released = ctx.disclosure.count(size, f"{key}|size") if principal.aggregate_only else size
+    suppressed = ["size"] if size is not None and released is None else []
+    return {"name": name, "kind": kind, "scope": scope, "definition": shown, "size": released, "suppressed": suppressed}

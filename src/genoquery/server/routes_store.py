@@ -12,10 +12,11 @@ SAMPLES_KEY = "samples"  # the rounding key of the released sample count
 router = APIRouter(prefix="/api/v1", tags=["store"], responses=ERRORS)
 
 
-def released_samples(ctx: Context, principal: Principal) -> int | str:
+def released_samples(ctx: Context, principal: Principal) -> int | None:
     """The store's sample count as ``/api/v1/info`` and Beacon ``info`` give it: samples not
     withdrawn, exact in the controlled tier, else through disclosure control under one fixed key
-    (the same released number everywhere; a withdrawal shows only when it moves the rounding)."""
+    (the same released number everywhere; a withdrawal shows only when it moves the rounding;
+    None when withheld)."""
     if principal.tier == Tier.CONTROLLED:
         return ctx.n_samples
     return ctx.disclosure.count(ctx.n_samples, SAMPLES_KEY)
@@ -29,9 +30,11 @@ async def health() -> dict:
 @router.get("/info", response_model=StoreInfo, summary="The store, your tier, your budget, the disclosure rules")
 def info(principal: Principal = Depends(caller), ctx: Context = Depends(context)) -> dict:
     s = ctx.settings
+    samples = released_samples(ctx, principal)
     return {
         **{k: ctx.info[k] for k in ("sites", "variants", "contigs", "tool")},
-        "samples": released_samples(ctx, principal),
+        "samples": samples,
+        "suppressed": ["samples"] if samples is None else [],
         "groupings": ctx.info.get("groupings", []),
         "tier": principal.tier,
         "budget_remaining": ctx.budget.remaining(principal),

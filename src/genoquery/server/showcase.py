@@ -68,7 +68,7 @@ def run(store: Path, rare: str, common: str) -> None:
             print(f"9. the query server (genoquery serve {store}) on {url}; docs at {url}/docs")
             _show(
                 client,
-                f'public lookup of the rare variant {rare}: counts of 1..20 come back as "<=20"',
+                f"public lookup of the rare variant {rare}: counts of 1..20 come back as null, named in suppressed",
                 f"/api/v1/variants/{rare}",
                 {},
             )

@@ -32,7 +32,7 @@ from genoquery.index.genes import has_genes
 from genoquery.query.store import Store
 from genoquery.server.auth import Principal, Tier, require
 from genoquery.server.context import PARTICIPANT_ONLY, Context, caller, context, rows_returned
-from genoquery.server.models import ERRORS
+from genoquery.server.models import ERRORS, Versioned
 from genoquery.server.problems import ApiError
 
 STATIC = Path(__file__).parent / "static"
@@ -62,7 +62,7 @@ class Suggestion(BaseModel):
     region: str | None = Field(description="a gene's extent, CONTIG:START-END (1-based, inclusive)")
 
 
-class Suggestions(BaseModel):
+class Suggestions(Versioned):
     items: list[Suggestion]
 
 
@@ -72,7 +72,7 @@ class PersonColumn(BaseModel):
     groupable: bool = Field(description="a `by` breakdown may use it at your tier")
 
 
-class PersonColumns(BaseModel):
+class PersonColumns(Versioned):
     items: list[PersonColumn]
 
 

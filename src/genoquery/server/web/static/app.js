@@ -36,23 +36,26 @@
 
   // ------------------------------------------------------------------ formatting
 
-  function fmtCount(v) {
-    if (v === "<=20" || (typeof v === "string" && v.startsWith("<="))) return "≤" + v.slice(2);
+  // A count is a number or null (schema genoquery.api/1); a withheld one is null and named in the
+  // `suppressed` list of its row (or of the answer): shown as "≤20", the server's threshold.
+  function held(owner, field) {
+    return Boolean(owner && owner.suppressed && owner.suppressed.includes(field));
+  }
+  function fmtCount(owner, field) {
+    const v = owner[field];
+    if (held(owner, field)) return "≤" + ((state.info && state.info.disclosure.max_suppressed) || 20);
     if (v === null || v === undefined) return "—";
-    return typeof v === "number" ? v.toLocaleString("en-US") : String(v);
+    return v.toLocaleString("en-US");
   }
   function fmtAf(v) {
     if (v === null || v === undefined) return "—";
     if (v === 0) return "0";
     return v.toPrecision(3);
   }
-  function held(v) {
-    return v === null || v === undefined || (typeof v === "string" && v.startsWith("<="));
-  }
   function countCell(row, field) {
-    const v = row[field];
-    return h("td", { class: held(v) ? "num held" : "num", "data-count": field, "data-value": JSON.stringify(v ?? null),
-      title: held(v) ? HELD : null }, fmtCount(v));
+    const withheld = held(row, field);
+    return h("td", { class: withheld ? "num held" : "num", "data-count": field,
+      "data-value": JSON.stringify(row[field] ?? null), title: withheld ? HELD : null }, fmtCount(row, field));
   }
   function afCell(row, field = "af") {
     const v = row[field];
@@ -324,7 +327,7 @@
         "by genetic ancestry and by sex at birth, as the API releases them to your access tier."));
     if (!info) return;
     const facts = h("dl", { class: "facts" },
-      h("dt", {}, "Participants"), h("dd", { "data-count": "samples", "data-value": JSON.stringify(info.samples) }, fmtCount(info.samples)),
+      h("dt", {}, "Participants"), h("dd", { "data-count": "samples", "data-value": JSON.stringify(info.samples) }, fmtCount(info, "samples")),
       h("dt", {}, "Variants"), h("dd", {}, info.variants.toLocaleString("en-US")),
       h("dt", {}, "Sites"), h("dd", {}, info.sites.toLocaleString("en-US")),
       h("dt", {}, "Contigs"), h("dd", {}, info.contigs.join(", ")),
@@ -567,7 +570,7 @@
       try {
         const a = await api("/api/v1/frequencies", { region, cohort: cohortText || null, limit: 1000 });
         results.replaceChildren(
-          h("p", { "data-field": "cohort_size" }, "Cohort: ", h("strong", { "data-count": "cohort_size", "data-value": JSON.stringify(a.cohort_size) }, fmtCount(a.cohort_size)),
+          h("p", { "data-field": "cohort_size" }, "Cohort: ", h("strong", { "data-count": "cohort_size", "data-value": JSON.stringify(a.cohort_size) }, fmtCount(a, "cohort_size")),
             ` participants${state.tier === "registered" ? " (rounded)" : ""}; ${a.total.toLocaleString("en-US")} variant(s) in ${region}.`),
           a.items.length ? scatter(`Allele frequency in the cohort along ${region} (log scale).`, a.items, null, null) : null,
           table("Variants in the cohort: choose a column heading to sort", VARIANT_COLUMNS, a.items));
