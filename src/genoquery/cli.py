@@ -250,7 +250,8 @@ def _cohort(args: argparse.Namespace, store: Store):
 
 def _cmd_variants(args: argparse.Namespace) -> None:
     with open_store(args.store) as store:
-        _write(args, store.variants(region=_regions(args), by=args.by))
+        info = [name for text in args.info for name in text.split(",") if name]
+        _write(args, store.variants(region=_regions(args), by=args.by, info=info))
 
 
 def _cmd_query(args: argparse.Namespace) -> None:
@@ -675,6 +676,14 @@ def build_parser() -> argparse.ArgumentParser:
     _store(p)
     _region_options(p)
     p.add_argument("--by", help="sample grouping: ancestry or sex_at_birth")
+    p.add_argument(
+        "-i",
+        "--info",
+        action="append",
+        default=[],
+        metavar="FIELDS",
+        help="kept INFO fields to add as info_<ID> columns, comma-separated (DP,AF or INFO/DP); repeatable",
+    )
     _output_options(p)
     p.set_defaults(run=_cmd_variants)
 

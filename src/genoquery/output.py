@@ -77,7 +77,7 @@ def write_table(table: pa.Table, fmt: str | None = None, path: str | None = None
         options = pacsv.WriteOptions(
             delimiter="\t" if fmt == "tsv" else ",", quoting_style="needed" if fmt == "csv" else "none"
         )
-        pacsv.write_csv(table, buffer, options)
+        pacsv.write_csv(_lists_as_text(table), buffer, options)
         text = buffer.getvalue().decode().replace('"', "") if fmt == "tsv" else buffer.getvalue().decode()
     if to_stdout:
         sys.stdout.write(text)
@@ -98,6 +98,18 @@ def _json_rows(table: pa.Table) -> list[dict]:
                 elif key in short:
                     row[key] = float(str(np.float32(value)))  # numpy prints the shortest decimal
     return rows
+
+
+def _lists_as_text(table: pa.Table) -> pa.Table:
+    """List columns (INFO fields of several values) as VCF text: values comma-separated, a
+    missing value ``.``, an empty cell for a null list."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_list(field.type):
+            text = [
+                None if v is None else ",".join("." if x is None else str(x) for x in v) for v in table[i].to_pylist()
+            ]
+            table = table.set_column(i, field.name, pa.array(text, pa.string()))
+    return table
 
 
 def _compact(table: pa.Table) -> pa.Table:

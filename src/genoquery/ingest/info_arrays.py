@@ -18,11 +18,9 @@ import numpy as np
 
 from genoquery.errors import InputFileError
 from genoquery.ingest.vcf_source import HeaderField
+from genoquery.storage.format import FLOAT_FILL, FLOAT_MISSING, INT_FILL, INT_MISSING, STR_FILL, STR_MISSING
 
 RESERVED = {"position", "contig", "length", "allele", "id", "id_mask", "quality", "filter"}
-INT_MISSING, INT_FILL = -1, -2
-FLOAT_MISSING, FLOAT_FILL = np.array([0x7F800001, 0x7F800002], dtype=np.int32).view(np.float32)
-STR_MISSING, STR_FILL = ".", ""
 
 
 @dataclass(frozen=True)

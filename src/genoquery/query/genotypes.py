@@ -5,7 +5,9 @@ whose POS lies in it (as :meth:`Store.variants`). Sites are numbered in genome
 order, so a region is one contiguous range of ``site_row``; each batch's records
 of those sites are read from its ``call_genotype`` (orthogonal selection over its
 rows and its sorted requested samples: only their Zarr chunks are decoded), then
-the samples are put in the order asked for.
+the samples are put in the order asked for. Kept INFO and FORMAT fields
+(:mod:`genoquery.query.fields`) are read the same way when asked for, for the same samples: a
+withdrawn sample's values are never read.
 
 Memory: a result holds 3 bytes per call, ``sites x samples x 2`` bytes of
 ``gt`` (int8) plus ``sites x samples`` bytes of ``phased`` (bool); a request
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import import_module
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,7 @@ import pyarrow as pa
 from genoquery.deadline import check
 from genoquery.errors import QueryError
 from genoquery.query.cohorts import indexes_of, shown, without_withdrawn
+from genoquery.query.fields import KeptField, batch_records, empty, put, read_info
 from genoquery.storage.regions import parse_region
 
 if TYPE_CHECKING:
@@ -50,17 +53,24 @@ class Genotypes:
     ``alt`` (list of ALT alleles), ``qual`` (null when missing), ``filters`` (list).
     ``gt``: int8 (sites, samples, 2), allele indexes with -1 missing and -2 in the second
     slot of a haploid call. ``phased``: bool (sites, samples); haploid calls count as phased.
+    ``fields``: the kept INFO and FORMAT fields asked for, by array name (``variant_DP``: (sites,
+    [width]); ``call_DP``: (sites, samples, [width])), coded as :mod:`genoquery.query.fields` says;
+    ``kept`` describes them.
     """
 
     sites: pa.Table
     sample_ids: list[str]
     gt: np.ndarray
     phased: np.ndarray
+    fields: dict[str, np.ndarray] = field(default_factory=dict)
+    kept: tuple[KeptField, ...] = ()
 
     def to_xarray(self) -> xr.Dataset:
         """The calls as an ``xarray.Dataset`` with VCF Zarr names and dimensions
         (``variants``, ``samples``, ``ploidy``, ``alleles``; ``variant_allele`` is REF
-        then the ALT alleles, padded with ""; a missing ID is ".")."""
+        then the ALT alleles, padded with ""; a missing ID is "."), with the :attr:`fields` read
+        (trailing dimensions named as in the store: ``alleles``, ``alt_alleles``, ``INFO_<ID>_dim``,
+        ``FORMAT_<ID>_dim``)."""
         xr = import_module("xarray")  # 1.3 s to import: only when asked for
 
         refs, alts = self.sites["ref"].to_pylist(), self.sites["alt"].to_pylist()
@@ -75,8 +85,17 @@ class Genotypes:
                 "variant_allele": (("variants", "alleles"), np.array(alleles, dtype=str).reshape(-1, width)),
                 "variant_id": (("variants",), np.array(self.sites["id"].fill_null(".").to_pylist(), dtype=str)),
                 "sample_id": (("samples",), np.array(self.sample_ids, dtype=str)),
+                **{f.array: (_dims(f), self.fields[f.array]) for f in self.kept},
             }
         )
+
+
+def _dims(kept: KeptField) -> tuple[str, ...]:
+    """The VCF Zarr dimensions of a field's array."""
+    leading = ("variants",) if kept.kind == "INFO" else ("variants", "samples")
+    if kept.scalar:
+        return leading
+    return (*leading, {"A": "alt_alleles", "R": "alleles"}.get(kept.number, f"{kept.kind}_{kept.id}_dim"))
 
 
 @dataclass(frozen=True)
@@ -139,11 +158,16 @@ def sites_between(con: duckdb.DuckDBPyConnection, lo: int, hi: int) -> pa.Table:
 
 
 def read_calls(
-    batches: list[Batch], con: duckdb.DuckDBPyConnection, sites: pa.Table, selection: SampleSelection
+    batches: list[Batch],
+    con: duckdb.DuckDBPyConnection,
+    sites: pa.Table,
+    selection: SampleSelection,
+    kept: Sequence[KeptField] = (),
 ) -> Genotypes:
     """The calls of ``sites`` (consecutive site rows) for the selected samples, gathered from
     each batch's records; a batch without a record of a site gives its
-    :attr:`~genoquery.storage.batches.Batch.absent_call` there, unphased."""
+    :attr:`~genoquery.storage.batches.Batch.absent_call` there, unphased, and missing values of
+    the ``kept`` fields."""
     n = sites.num_rows
     lo = sites["site_row"][0].as_py() if n else 0
     width = len(selection.ids) if selection.indexes is None else len(selection.indexes)
@@ -162,9 +186,25 @@ def read_calls(
             genotype, phase = batch.calls
             gt[at, first:last] = genotype.get_orthogonal_selection((rows, samples))
             phased[at, first:last] = phase.get_orthogonal_selection((rows, samples))
+    values = {f.array: read_info(con, batches, f, lo, n) for f in kept if f.kind == "INFO"}
+    for f in kept:
+        if f.kind == "FORMAT":
+            values[f.array] = _read_format(f, batches, reads, n, width)
     if selection.columns is not None:
         gt, phased = np.ascontiguousarray(gt[:, selection.columns]), np.ascontiguousarray(phased[:, selection.columns])
-    return Genotypes(sites, selection.ids, gt, phased)
+        values |= {f.array: values[f.array][:, selection.columns] for f in kept if f.kind == "FORMAT"}
+    return Genotypes(sites, selection.ids, gt, phased, values, tuple(kept))
+
+
+def _read_format(kept: KeptField, batches: list[Batch], reads: list, n: int, width: int) -> np.ndarray:
+    """A FORMAT field's values (sites, read samples, [width]) from each batch's records of the selected
+    samples (:func:`_batch_reads`); missing where a batch has no record or does not keep the field."""
+    out = empty(kept, batches, (n, width))
+    for batch, first, last, at, rows, samples in reads:
+        if len(at) and kept.array in batch.genotypes:
+            array = batch.genotypes[kept.array]
+            put(out, (at, slice(first, last)), array.get_orthogonal_selection((rows, samples)), kept)
+    return out
 
 
 def _batch_reads(batches: list[Batch], con: duckdb.DuckDBPyConnection, lo: int, n: int, read: np.ndarray | None):
@@ -179,14 +219,9 @@ def _batch_reads(batches: list[Batch], con: duckdb.DuckDBPyConnection, lo: int, 
         )
         if first == last or not n:
             continue
-        rows = con.execute(
-            "SELECT batch_row, site_row FROM batch_sites WHERE batch = ? AND site_row BETWEEN ? AND ? "
-            "ORDER BY batch_row",
-            [batch.number, lo, lo + n - 1],
-        ).fetchnumpy()
+        at, rows = batch_records(con, batch, lo, n)
         samples = slice(None) if read is None else read[first:last] - batch.offset
-        at = rows["site_row"] - lo
-        yield batch, first, last, at, _as_slice(rows["batch_row"]), samples
+        yield batch, first, last, at, _as_slice(rows), samples
 
 
 def _as_slice(rows: np.ndarray) -> slice | np.ndarray:
@@ -204,9 +239,11 @@ def read_genotypes(
     region: str | None,
     samples: Sequence[str] | None,
     max_bytes: int = MAX_BYTES,
+    kept: Sequence[KeptField] = (),
 ) -> Genotypes:
     """The genotype matrix of a region (1-based inclusive; ``None``: every site) for
-    ``samples`` (``None``: all, in store order); see the module docstring for memory."""
+    ``samples`` (``None``: all, in store order), with the ``kept`` fields; see the module
+    docstring for memory (the fields add their values' bytes)."""
     lo, hi = site_rows(con, contigs, region)
     selection = select_samples(con, samples)
     size = (hi - lo) * len(selection.ids) * BYTES_PER_CALL
@@ -216,4 +253,4 @@ def read_genotypes(
             f"{size / 2**20:,.0f} MiB of genotypes ({BYTES_PER_CALL} bytes per call), over max_bytes "
             f"({max_bytes / 2**20:,.0f} MiB): narrow the region or the samples, or raise max_bytes"
         )
-    return read_calls(batches, con, sites_between(con, lo, hi), selection)
+    return read_calls(batches, con, sites_between(con, lo, hi), selection, kept)

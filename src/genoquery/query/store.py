@@ -119,15 +119,24 @@ class Store:
             return answer(region)
         return pa.concat_tables([answer(r) for r in self.regions(region)])
 
-    def variants(self, region: str | Sequence[str] | None = None, by: str | None = None) -> pa.Table:
+    def variants(
+        self, region: str | Sequence[str] | None = None, by: str | None = None, *, info: Sequence[str] = ()
+    ) -> pa.Table:
         """Whole-cohort statistics, one row per ALT allele, in genome order.
 
         ``region`` is ``CONTIG[:START[-END]]``, 1-based inclusive, or a list of them (see
         :meth:`regions`). ``by`` names
         a sample grouping (``ancestry``, ``sex_at_birth``) to return one row per
-        allele and group, with the group in a column of that name.
+        allele and group, with the group in a column of that name. ``info`` names kept INFO
+        fields (``DP`` or ``INFO/DP``) to add as columns ``info_<ID>``
+        (:func:`genoquery.query.fields.with_info`: Number=A the row's allele's value).
         """
-        return self._over_regions(region, lambda one: self._variants(one, by))
+        fields = _later("genoquery.query.fields")
+        kept = fields.resolve(self.batches, info, "INFO") if info else []
+        if any(f.kind != "INFO" for f in kept):
+            raise QueryError("variants gives INFO fields only; FORMAT fields are per call: Store.genotypes(fields=...)")
+        table = self._over_regions(region, lambda one: self._variants(one, by))
+        return fields.with_info(self._con, self.batches, table, kept) if kept else table
 
     def _variants(self, region: str | None, by: str | None) -> pa.Table:
         where, params = self.region_filter(region, alias="v.")
@@ -443,7 +452,12 @@ class Store:
         return indexes
 
     def genotypes(
-        self, region: str | None = None, samples: list[str] | None = None, *, max_bytes: int | None = None
+        self,
+        region: str | None = None,
+        samples: list[str] | None = None,
+        *,
+        max_bytes: int | None = None,
+        fields: Sequence[str] = (),
     ) -> Genotypes:
         """The genotype matrix of ``region`` for ``samples``, from the Zarr arrays.
 
@@ -454,7 +468,10 @@ class Store:
         ``phased`` bool (sites, samples); ``.to_xarray()`` gives a VCF Zarr dataset. The
         result takes 3 bytes per call (``sites x samples x 2`` for ``gt`` plus
         ``sites x samples`` for ``phased``); more than ``max_bytes`` (default 2 GiB) is a
-        :class:`QueryError`, as are unknown or duplicated sample IDs.
+        :class:`QueryError`, as are unknown or duplicated sample IDs. ``fields`` names kept
+        FORMAT and INFO fields (``FORMAT/DP``, ``INFO/DP``; ``DP`` alone is FORMAT) to read into
+        ``.fields`` (``call_DP`` (sites, samples[, width]), ``variant_DP`` (sites[, width]); coded
+        as the store's arrays, :mod:`genoquery.query.fields`), for the same samples.
         """
         genotypes = _later("genoquery.query.genotypes")
         return genotypes.read_genotypes(
@@ -464,6 +481,7 @@ class Store:
             region,
             samples,
             genotypes.MAX_BYTES if max_bytes is None else max_bytes,
+            _later("genoquery.query.fields").resolve(self.batches, fields, "FORMAT") if fields else (),
         )
 
     def export_vcf(
@@ -480,7 +498,8 @@ class Store:
         chosen by the name: ``.vcf``, ``.vcf.gz`` (BGZF, indexable by tabix) or ``.bcf``; ``-`` is
         VCF on standard output. ``index`` ``csi`` or ``tbi`` also writes that index beside it (as
         ``bcftools view --write-index``); ``progress`` shows a bar of sites written. INFO holds AC
-        (per ALT) and AN over the exported samples, FORMAT holds GT. Memory stays bounded (256
+        (per ALT) and AN over the exported samples and the store's kept INFO fields, FORMAT holds GT
+        and the kept FORMAT fields (:mod:`genoquery.query.vcf_export`). Memory stays bounded (256
         sites at a time); the file appears only when complete. Returns ``path``.
         """
         regions = None if region is None else self.regions(region)

@@ -6,7 +6,9 @@ The format follows the file name: ``.vcf`` (text), ``.vcf.gz`` (BGZF, so
 can be indexed as it is written (CSI or TBI, by ``bcftools index``). Regions are 1-based
 inclusive; several are written in genome order, each site once. Records carry CHROM to
 FILTER as ingested, INFO ``AC`` (per ALT) and ``AN`` recomputed over the
-exported samples, and FORMAT ``GT``.
+exported samples, FORMAT ``GT``, and every INFO and FORMAT field the store keeps, with their
+header lines (:mod:`genoquery.query.fields`; an ingested INFO AC or AN gives way to the
+recomputed ones): ``bcftools query`` of those fields reads the source's values.
 
 Sites are read and written :data:`BLOCK_SITES` at a time (one chunk row of ``call_genotype``),
 and genotype text is built with numpy a slice of at most :data:`CALLS_PER_SLICE`
@@ -36,8 +38,9 @@ from tqdm import tqdm
 from genoquery.bgzf import BgzfWriter
 from genoquery.deadline import check
 from genoquery.errors import QueryError
+from genoquery.query.fields import KeptField, float_text, kept_fields, vcf_text
 from genoquery.query.genotypes import Genotypes, SampleSelection, read_calls, select_samples, site_rows, sites_between
-from genoquery.query.gt_text import call_codes, cell_table, cell_width
+from genoquery.query.gt_text import call_codes, cell_table, cell_width, gt_text
 from genoquery.version import __version__
 
 if TYPE_CHECKING:
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
     from genoquery.storage.batches import Batch
 
 SUFFIXES = (".vcf.gz", ".vcf", ".bcf")
+RECOMPUTED = ("AC", "AN")  # INFO fields the export computes over its samples
 INDEXES = ("csi", "tbi")
 BLOCK_SITES = 256
 SITES_PER_QUERY = 64 * BLOCK_SITES  # sites fetched from the index per query (~10 ms each)
@@ -76,10 +80,22 @@ def export_vcf(
     con = store._con  # the store's read-only index connection
     spans = [site_rows(con, store.contigs, r) for r in regions] if regions is not None else [site_rows(con, [], None)]
     selection = select_samples(con, samples)
-    header = _header(con, spans, selection.ids)
+    kept = [
+        f
+        for f in kept_fields(store.batches)
+        if not (f.kind == "INFO" and f.id in RECOMPUTED) and (f.kind == "INFO" or selection.ids)
+    ]
+    header = _header(con, spans, selection.ids, kept)
     bar = tqdm(total=sum(hi - lo for lo, hi in spans), unit="site", desc="export", disable=not progress)
     records = partial(
-        _write_vcf, header=header, con=con, batches=store.batches, spans=spans, selection=selection, bar=bar
+        _write_vcf,
+        header=header,
+        con=con,
+        batches=store.batches,
+        spans=spans,
+        selection=selection,
+        kept=kept,
+        bar=bar,
     )
     if str(path) == "-":
         records(sys.stdout.buffer, bgzf=False)
@@ -119,10 +135,12 @@ def _write_vcf(
     batches: list[Batch],
     spans: list[tuple[int, int]],
     selection: SampleSelection,
+    kept: list[KeptField],
     bar: tqdm,
 ) -> None:
-    """Write the header and the records of the site rows of ``spans`` (``[lo, hi)`` each), as text
-    or BGZF, to a path or (text) an open binary stream, counting sites on ``bar``."""
+    """Write the header and the records of the site rows of ``spans`` (``[lo, hi)`` each), with
+    the ``kept`` fields, as text or BGZF, to a path or (text) an open binary stream, counting
+    sites on ``bar``."""
     with ThreadPoolExecutor(os.cpu_count()) as pool, _output(target, bgzf, pool) as out, bar:
         out.write(header)
         for lo, hi in spans:
@@ -130,7 +148,9 @@ def _write_vcf(
                 sites = sites_between(con, query_lo, query_hi)
                 for block_lo, block_hi in _spans(query_lo, query_hi, BLOCK_SITES):
                     check()  # a server request's time limit (a no-op elsewhere)
-                    block = read_calls(batches, con, sites.slice(block_lo - query_lo, block_hi - block_lo), selection)
+                    block = read_calls(
+                        batches, con, sites.slice(block_lo - query_lo, block_hi - block_lo), selection, kept
+                    )
                     for piece in _records(block):
                         out.write(piece)
                     bar.update(block_hi - block_lo)
@@ -162,8 +182,11 @@ def _write_bcf(target: Path, records: Callable[..., None]) -> None:
         text.unlink(missing_ok=True)
 
 
-def _header(con: duckdb.DuckDBPyConnection, spans: list[tuple[int, int]], sample_ids: list[str]) -> bytes:
-    """The VCF header: contigs of the store, FILTERs used by the site rows of ``spans`` (PASS first)."""
+def _header(
+    con: duckdb.DuckDBPyConnection, spans: list[tuple[int, int]], sample_ids: list[str], kept: list[KeptField]
+) -> bytes:
+    """The VCF header: contigs of the store, FILTERs used by the site rows of ``spans`` (PASS
+    first), the ``kept`` INFO and FORMAT fields."""
     within = " OR ".join(["(site_row >= ? AND site_row < ?)"] * len(spans)) or "false"
     used = con.execute(
         f"SELECT f FROM (SELECT unnest(filters) AS f, site_row FROM sites WHERE {within}) GROUP BY f "
@@ -181,6 +204,7 @@ def _header(con: duckdb.DuckDBPyConnection, spans: list[tuple[int, int]], sample
         '##INFO=<ID=AN,Number=1,Type=Integer,Description="Number of called alleles in genotypes '
         'of the exported samples">',
         '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        *(f.header_line for f in kept),
     ]
     lines += [f"##contig=<ID={c}>" if n is None else f"##contig=<ID={c},length={n}>" for c, n in contigs]
     lines += [f"##source=genoquery {__version__}"]
@@ -195,6 +219,11 @@ def _records(block: Genotypes) -> Iterator[bytes | memoryview]:
     if not block.sample_ids:
         yield from prefixes
         return
+    if any(f.kind == "FORMAT" for f in block.kept):
+        for prefix, row in zip(prefixes, _calls_with_fields(block), strict=True):
+            yield prefix
+            yield row
+        return
     step = max(1, CALLS_PER_SLICE // len(block.sample_ids))
     for first in range(0, len(prefixes), step):
         rows = _call_rows(block.gt[first : first + step], block.phased[first : first + step])
@@ -204,13 +233,15 @@ def _records(block: Genotypes) -> Iterator[bytes | memoryview]:
 
 
 def _fixed_columns(block: Genotypes) -> list[bytes]:
-    """CHROM to INFO (AC, AN over the block's samples) per site, then ``\\tGT\\t`` (or the line end)."""
+    """CHROM to INFO (AC, AN over the block's samples, then the kept INFO fields) per site, then
+    FORMAT (``GT`` and the kept FORMAT fields) and a tab (or the line end)."""
     sites = block.sites
     alts = sites["alt"].to_pylist()
     an, ac = _allele_counts(block.gt, max(map(len, alts), default=0))
-    tail = "\tGT\t" if block.sample_ids else "\n"
+    keys = ":".join(["GT", *(f.id for f in block.kept if f.kind == "FORMAT")])
+    tail = f"\t{keys}\t" if block.sample_ids else "\n"
     out = []
-    for contig, pos, vid, ref, alt, qual, filters, acs, n in zip(
+    for contig, pos, vid, ref, alt, qual, filters, acs, n, more in zip(
         sites["contig"].to_pylist(),
         sites["pos"].to_pylist(),
         sites["id"].to_pylist(),
@@ -220,9 +251,10 @@ def _fixed_columns(block: Genotypes) -> list[bytes]:
         sites["filters"].to_pylist(),
         ac.tolist(),
         an.tolist(),
+        _info_texts(block),
         strict=True,
     ):
-        info = f"AC={','.join(map(str, acs[: len(alt)]))};AN={n}" if alt else f"AN={n}"
+        info = (f"AC={','.join(map(str, acs[: len(alt)]))};AN={n}" if alt else f"AN={n}") + more
         out.append(
             f"{contig}\t{pos}\t{vid or '.'}\t{ref}\t{','.join(alt) or '.'}\t{_qual(qual)}\t"
             f"{';'.join(filters) or '.'}\t{info}{tail}".encode()
@@ -240,9 +272,36 @@ def _allele_counts(gt: np.ndarray, n_alts: int) -> tuple[np.ndarray, np.ndarray]
     return an, ac
 
 
+def _info_texts(block: Genotypes) -> list[str]:
+    """Per site, the kept INFO fields that have a value, as ``;ID=value`` (a Flag set: ``;ID``)."""
+    out = [""] * block.sites.num_rows
+    for field in block.kept:
+        if field.kind != "INFO":
+            continue
+        texts = vcf_text(field, block.fields[field.array]).tolist()
+        for k, text in enumerate(texts):
+            if field.type == "Flag":
+                out[k] += f";{field.id}" if text else ""
+            elif text != ".":
+                out[k] += f";{field.id}={text}"
+    return out
+
+
+def _calls_with_fields(block: Genotypes) -> list[bytes]:
+    """Sample columns of each site with the kept FORMAT fields (``0/1:12:6,6``), tab-joined, each
+    ending in a newline. Slower than :func:`_call_rows` (a string per value), used only when the
+    store keeps FORMAT fields."""
+    shape = block.gt.shape[:2]
+    cells = np.array(gt_text(block.gt.reshape(-1, 2), block.phased.ravel()).to_pylist(), dtype=object)
+    for field in block.kept:
+        if field.kind == "FORMAT":
+            cells = cells + ":" + vcf_text(field, block.fields[field.array]).ravel()
+    return [("\t".join(row) + "\n").encode() for row in cells.reshape(shape).tolist()]
+
+
 def _qual(qual: float | None) -> str:
     """QUAL as the shortest text that reads back as the same float32 ("." when missing)."""
-    return "." if qual is None else np.format_float_positional(np.float32(qual), unique=True, trim="-")
+    return "." if qual is None else float_text(qual)
 
 
 def _call_rows(gt: np.ndarray, phased: np.ndarray) -> list[memoryview]:

@@ -46,9 +46,12 @@ class Batch:
         return import_module("genoquery.storage.call_reader").CallReader(query_group(self.path), self.n_samples)
 
     @cached_property
-    def calls(self):  # (call_genotype, call_genotype_phased) zarr.Arrays, opened read-only once
-        group = import_module("zarr").open_group(str(vcf_group(self.path)), mode="r")
-        return group["call_genotype"], group["call_genotype_phased"]
+    def genotypes(self):  # the batch's VCF Zarr group (a zarr.Group), opened read-only once
+        return import_module("zarr").open_group(str(vcf_group(self.path)), mode="r")
+
+    @cached_property
+    def calls(self):  # (call_genotype, call_genotype_phased) zarr.Arrays
+        return self.genotypes["call_genotype"], self.genotypes["call_genotype_phased"]
 
     def local(self, members: np.ndarray) -> np.ndarray:
         """The batch's columns of ``members`` (sorted global sample indexes), sorted int64."""

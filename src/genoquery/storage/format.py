@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 MARKER = "genoquery.json"
 FORMAT_VERSION = 3
 UPGRADABLE_VERSIONS = (2,)  # stores `genoquery upgrade` rewrites to FORMAT_VERSION
@@ -28,6 +30,11 @@ VCF_ZARR_VERSION = "0.4"
 
 MISSING = -1  # an allele index that was not called (VCF ``.``), as in VCF Zarr
 FILL = -2  # the second allele slot of a haploid call, VCF Zarr's fill value
+# Missing and fill values of the INFO and FORMAT arrays (``variant_<ID>``, ``call_<ID>``), bio2zarr's:
+# a float's are the NaNs htslib uses for missing and vector end
+INT_MISSING, INT_FILL = -1, -2
+FLOAT_MISSING, FLOAT_FILL = np.array([0x7F800001, 0x7F800002], dtype=np.int32).view(np.float32)
+STR_MISSING, STR_FILL = ".", ""
 
 
 def batch_path(name: str) -> str:
