@@ -84,6 +84,10 @@ def cohort() -> CohortFiles:
 
 @pytest.fixture(scope="session")
 def store(cohort, tmp_path_factory):
+    """The cohort ingested with its persons; or, with ``GENOQUERY_BENCH_STORE``, that store (one
+    ingested earlier from the same cohort: a 10^5-sample ingest takes ~7 minutes here)."""
+    if given := os.environ.get("GENOQUERY_BENCH_STORE"):
+        return genoquery.open(given)
     path = tmp_path_factory.mktemp("store") / "bench.gq"
     return genoquery.ingest(path, cohort.joint_vcfs, persons=cohort.persons, progress=False)
 
