@@ -828,7 +828,7 @@ def test_errors_name_the_problem(store):
         (lambda: store.carriers(gene="NOPE"), QueryError, "gene 'NOPE'"),
         (lambda: store.carriers(region="chr20:100-1"), RegionError, "bad region"),
         (lambda: store.carriers(region="chr7"), RegionError, "contig 'chr7'"),
-        (lambda: store.participant("NOPE3"), QueryError, "not in this store: NOPE3"),
+        (lambda: store.participant("NOPE3"), QueryError, "'NOPE3' is not in this store"),
     ]
     for call, error, message in cases:
         with pytest.raises(error, match=message):
