@@ -22,16 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from genoquery.errors import InputFileError
-from genoquery.ingest.info_arrays import (
-    FLOAT_FILL,
-    FLOAT_MISSING,
-    INT_FILL,
-    INT_MISSING,
-    STR_FILL,
-    STR_MISSING,
-    kept_fields,
-)
+from genoquery.ingest.info_arrays import kept_fields
 from genoquery.ingest.vcf_source import HeaderField, VcfSource
+from genoquery.storage.format import FLOAT_FILL, FLOAT_MISSING, INT_FILL, INT_MISSING, STR_FILL, STR_MISSING
 
 HTSLIB_INT_MISSING, HTSLIB_INT_END = -(2**31), -(2**31) + 1  # bcf_int32_missing, bcf_int32_vector_end
 NOT_BY_DEFAULT = "G"  # the Number of fields kept only when --fields names them

@@ -25,19 +25,11 @@ import zarr
 
 from genoquery.errors import InputFileError
 from genoquery.ingest.format_arrays import CALL_ARRAYS, CallField
-from genoquery.ingest.info_arrays import (
-    FLOAT_FILL,
-    FLOAT_MISSING,
-    INT_FILL,
-    INT_MISSING,
-    RESERVED,
-    STR_FILL,
-    STR_MISSING,
-)
+from genoquery.ingest.info_arrays import RESERVED
 from genoquery.ingest.records import MAX_ALLELES, OrderChecker, check_alleles
 from genoquery.ingest.vcf_source import HeaderField, VcfSource
 from genoquery.storage.checksums import tree_sha256
-from genoquery.storage.format import FILL
+from genoquery.storage.format import FILL, FLOAT_FILL, FLOAT_MISSING, INT_FILL, INT_MISSING, STR_FILL, STR_MISSING
 from genoquery.storage.site_block import PLOIDY, SiteBlock
 
 KIND = "vcz"
