@@ -30,6 +30,7 @@ from typing import TextIO
 from genoquery.errors import GenoqueryError, GenoqueryWarning, InputFileError, QueryError
 from genoquery.ingest import ingest
 from genoquery.output import FORMATS, write_table
+from genoquery.query.cluster.connect import ADDRESS_VARIABLE, cluster_client
 from genoquery.query.store import Store
 from genoquery.query.store import open as open_store
 from genoquery.storage.format import FORMAT_VERSION
@@ -40,6 +41,7 @@ from genoquery.version import __version__
 _COMMAND_MODULES = {
     "assoc": "genoquery.query.association.plots",
     "audit": "genoquery.server.audit",
+    "cluster": "genoquery.query.cluster.scans",
     "compact": "genoquery.ingest.compact",
     "genes": "genoquery.index.genes",
     "phenotypes": "genoquery.index.phenotypes",
@@ -267,16 +269,39 @@ def _cmd_query(args: argparse.Namespace) -> None:
         _write(args, table)
 
 
+def _cluster(args: argparse.Namespace):
+    """The Dask client of ``--cluster``/``--workers`` (None: this process alone; assoc's actions but
+    glm have neither)."""
+    return cluster_client(getattr(args, "cluster", None), getattr(args, "workers", None))
+
+
 def _cmd_frequencies(args: argparse.Namespace) -> None:
-    with open_store(args.store) as store:
-        _write(args, store.frequencies(_regions(args, args.region), cohort=_cohort(args, store), by=args.by))
+    with open_store(args.store) as store, _cluster(args) as client:
+        regions, cohort = _regions(args, args.region), _cohort(args, store)
+        _write(args, store.frequencies(regions, cohort=cohort, by=args.by, client=client, progress=_progress(args)))
 
 
 def _cmd_carriers(args: argparse.Namespace) -> None:
     regions = _regions(args)
-    if (args.variant is None) == (args.gene is None and regions is None):
-        raise QueryError("give a variant (key or rsID), or --gene or -r REGION with optional filters")
+    genes = None if args.genes is None else _names(args.genes)
+    if [args.variant, args.gene, regions, genes].count(None) != 3:
+        raise QueryError("give a variant (key or rsID), or --gene, --genes or -r REGION with optional filters")
     with open_store(args.store) as store:
+        if genes is not None:
+            with _cluster(args) as client:
+                table = _module("cluster").gene_carriers(
+                    store,
+                    genes,
+                    _cohort(args, store),
+                    client=client,
+                    progress=_progress(args),
+                    af_min=args.af_min,
+                    af_max=args.af_max,
+                    pass_only=args.pass_only,
+                    variant_type=args.type,
+                )
+            _write(args, table)
+            return
         table = store.carriers(
             args.variant,
             _cohort(args, store),
@@ -288,6 +313,11 @@ def _cmd_carriers(args: argparse.Namespace) -> None:
             variant_type=args.type,
         )
         _write(args, table)
+
+
+def _names(text: str) -> list[str]:
+    """Comma-separated names, or ``@FILE`` of one a line."""
+    return _id_file(Path(text[1:])) if text.startswith("@") else [n.strip() for n in text.split(",") if n.strip()]
 
 
 def _cmd_participant(args: argparse.Namespace) -> None:
@@ -368,7 +398,8 @@ def _cmd_withdraw(args: argparse.Namespace) -> None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    report = _module("verify").verify(args.store, args.sources, progress=_progress(args))
+    with _cluster(args) as client:
+        report = _module("verify").verify(args.store, args.sources, progress=_progress(args), client=client)
     counts = ", ".join(f"{n} {kind}" for kind, n in report.checked.items() if not kind.endswith("problems"))
     for problem in report.problems:
         print(f"MISMATCH {problem}")
@@ -455,7 +486,7 @@ def _cmd_audit(args: argparse.Namespace) -> None:
 def _cmd_assoc(args: argparse.Namespace) -> None:
     cohort = None if args.cohort is None else _cohort_spec(args.cohort)
     covariates = [c.strip() for c in (getattr(args, "covar", None) or "").split(",") if c.strip()]
-    with open_store(args.store) as store:
+    with open_store(args.store) as store, _cluster(args) as client:
         if args.action == "table":
             if (args.variant is None) == (args.gene is None and args.region is None):
                 raise QueryError("give a variant (key or rsID), or --gene or --region with optional filters")
@@ -492,6 +523,7 @@ def _cmd_assoc(args: argparse.Namespace) -> None:
                 model=args.model,
                 min_mac=args.min_mac,
                 progress=_progress(args),
+                client=client,
             )
             for kind, path in (("manhattan", args.manhattan), ("qq", args.qq)):
                 if path:
@@ -614,6 +646,18 @@ def _sample_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _cluster_options(p: argparse.ArgumentParser, quiet: bool = False) -> None:
+    """``--cluster``/``--workers`` (with ``--quiet`` where the command has no other progress bar)."""
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help=f"run the scan on the Dask scheduler at ADDRESS (default: ${ADDRESS_VARIABLE}, else in this process)",
+    )
+    p.add_argument("--workers", type=int, metavar="N", help="run the scan on a local Dask cluster of N processes")
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help="no progress bar (drawn only on a terminal)")
+
+
 def _lookup_options(p: argparse.ArgumentParser) -> None:
     _filter_options(p)
     p.add_argument("--by", help="statistics per group: ancestry or sex_at_birth")
@@ -707,6 +751,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--cohort", help=COHORT_HELP)
     _sample_options(t)
     t.add_argument("--by", help="any person-table column (e.g. ancestry, sex_at_birth, center)")
+    _cluster_options(t, quiet=True)
     _output_options(t)
     t.set_defaults(run=_cmd_frequencies)
     t = _command(
@@ -714,10 +759,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("variant", nargs="?", metavar="KEY|RSID", help="a variant key or rsID")
     t.add_argument("--gene", help="carriers of every variant of this gene passing the filters")
+    t.add_argument(
+        "--genes",
+        metavar="GENE,GENE,...|@FILE",
+        help="as --gene for each of these genes (or those of FILE, one a line), with a first column gene",
+    )
     _region_options(t, "carriers of every variant passing the filters in")
     t.add_argument("--cohort", help=COHORT_HELP)
     _sample_options(t)
     _filter_options(t)
+    _cluster_options(t, quiet=True)
     _output_options(t)
     t.set_defaults(run=_cmd_carriers)
     t = _command(targets, "participant", "query", help="one participant's ALT alleles with population frequencies")
@@ -752,6 +803,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--manhattan", metavar="FILE.png|svg", help="also write a Manhattan plot")
     a.add_argument("--qq", metavar="FILE.png|svg", help="also write a QQ plot")
     a.add_argument("--quiet", action="store_true", help="no progress bar (drawn only on a terminal)")
+    _cluster_options(a)
     _output_options(a)
     a = _command(actions, "phewas", "assoc", help="one ALT allele against every condition code and quantitative column")
     a.add_argument("variant", metavar="KEY", help="a variant key")
@@ -834,6 +886,7 @@ def build_parser() -> argparse.ArgumentParser:
     _store(p)
     p.add_argument("--sources", nargs="+", default=[], metavar="VCF", help="the ingested VCF/BCF files to re-read")
     p.add_argument("--quiet", action="store_true", help="no progress bars (drawn only on a terminal)")
+    _cluster_options(p)
     p.set_defaults(run=_cmd_verify)
 
     p = _command(sub, "export", help="write genotypes as VCF, bgzipped VCF or BCF (as bcftools view)")

@@ -48,6 +48,11 @@ class QueryError(GenoqueryError):
     """A query is malformed or asks for something the store does not hold."""
 
 
+class ClusterError(GenoqueryError):
+    """The Dask cluster asked for cannot be reached or started, or its workers disagree with the
+    client about the store (:mod:`genoquery.query.cluster`)."""
+
+
 class NotFoundError(GenoqueryError):
     """The query names something the store does not hold: a variant, rsID, gene or contig (the
     server answers 404)."""

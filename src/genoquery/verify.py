@@ -21,6 +21,11 @@ Three checks, none using the code that wrote the store:
 
 Problems are reported with the file, record (1-based line or record number),
 sample and both values.
+
+The files, the statistics and the sources are checked in parts (groups of files, the partitions
+of :mod:`genoquery.query.cluster.partitions`, one source each), in this process or, given a Dask
+``client``, on the cluster's workers; the parts' reports are merged in order either way, so the
+report is the same.
 """
 
 from __future__ import annotations
@@ -36,14 +41,18 @@ import numpy as np
 import pysam
 from tqdm import tqdm
 
-from genoquery.storage.batches import Batch, read_batches
+from genoquery.query.cluster.partitions import Partition, partitions
+from genoquery.query.cluster.tasks import Target, run_partitions
+from genoquery.query.store import Store
+from genoquery.storage.batches import Batch
 from genoquery.storage.checksums import file_sha256
-from genoquery.storage.format import FILL, INDEX_FILE, LOOKUP_DIR
+from genoquery.storage.format import FILL, LOOKUP_DIR
 from genoquery.storage.lookup_table import LookupTable, locus, lookup_table_name
-from genoquery.storage.schema import VARIANT_COLUMNS, open_index
+from genoquery.storage.schema import VARIANT_COLUMNS
 from genoquery.storage.staging import existing_store
 
 MAX_PROBLEMS = 20  # per check: the first ones say where to look
+FILES_PER_TASK = 512
 STATS = ("ac", "an", "n_het", "n_hom_alt", "n_hemi", "n_missing")
 
 
@@ -53,48 +62,84 @@ class Report:
 
     checked: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     problems: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list, repr=False)  # each problem's kind
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    def merge(self, part: Report) -> None:
+        """Add a later part's report: its counts, and its problems up to :data:`MAX_PROBLEMS` of a kind."""
+        for kind, text in zip(part.kinds, part.problems, strict=True):
+            if self.kinds.count(kind) < MAX_PROBLEMS:
+                self.kinds.append(kind)
+                self.problems.append(text)
+        for name, n in part.checked.items():
+            self.checked[name] += n
 
-def verify(store: str | os.PathLike, sources: Sequence[str | os.PathLike] = (), progress: bool = False) -> Report:
-    """Run the checks of the module docstring on ``store``; ``sources`` are its input files."""
-    path = existing_store(store)
+
+def verify(
+    store: str | os.PathLike, sources: Sequence[str | os.PathLike] = (), progress: bool = False, client=None
+) -> Report:
+    """Run the checks of the module docstring on ``store``; ``sources`` are its input files. With
+    ``client`` (a ``distributed.Client``) the parts run on the Dask cluster's workers, which must
+    read the store and the sources at the same paths."""
     report = Report()
-    con = open_index(path / INDEX_FILE)
-    try:
-        batches = read_batches(con, path)
-        _check_files(con, path, report)
-        _check_statistics(con, batches, report, progress)
-        _check_lookup_table(con, path, report)
-        for source in sources:
-            _check_source(con, batches, Path(source), report, progress)
-    finally:
-        con.close()
+    with Store(existing_store(store)) as opened:
+
+        def run(task, parts: list, args: tuple, weights: list[int], desc: str, unit: str, shown: bool) -> None:
+            for part in run_partitions(
+                client,
+                task,
+                parts,
+                args,
+                local=opened,
+                target=Target(opened.path, opened.index_stamp),
+                weights=weights,
+                desc=desc,
+                unit=unit,
+                progress=shown,
+            ):
+                report.merge(part)
+
+        files = _manifest(opened.connection, opened.path, report)
+        groups = [files[i : i + FILES_PER_TASK] for i in range(0, len(files), FILES_PER_TASK)]
+        run(_check_files, groups, (), [len(g) for g in groups], "files", "file", progress)
+        parts = partitions(opened)
+        run(_check_statistics, parts, (), [p.sites for p in parts], "count", "site", progress)
+        _check_lookup_table(opened.connection, opened.path, report)
+        paths = [Path(s).absolute() for s in sources]
+        # in this process, a bar of records per source; on a cluster, one of sources
+        local = client is None
+        run(_check_source, paths, (progress and local,), [1] * len(paths), "sources", "file", progress and not local)
     return report
 
 
 def _problem(report: Report, kind: str, text: str) -> None:
     report.checked[f"{kind} problems"] += 1
     if report.checked[f"{kind} problems"] <= MAX_PROBLEMS:
+        report.kinds.append(kind)
         report.problems.append(text)
 
 
 # --------------------------------------------------------------------------- files
 
 
-def _check_files(con: duckdb.DuckDBPyConnection, store: Path, report: Report) -> None:
-    manifest = {
-        p: (size, digest) for p, size, digest in con.execute("SELECT path, size, sha256 FROM batch_files").fetchall()
-    }
+def _manifest(con: duckdb.DuckDBPyConnection, store: Path, report: Report) -> list[tuple[str, int, str]]:
+    """The manifest's (path, size, sha256) by path; files of the batches' groups it lacks are problems."""
+    manifest = sorted(con.execute("SELECT path, size, sha256 FROM batch_files").fetchall())
     groups = [p for (p,) in con.execute("SELECT path FROM batches").fetchall()]
     present = {str(f.relative_to(store)) for g in groups for f in (store / g).rglob("*") if f.is_file()}
-    for name in sorted(present - set(manifest)):
+    for name in sorted(present - {name for name, _, _ in manifest}):
         _problem(report, "file", f"{name}: not in the manifest (added after ingest)")
-    for name, (size, digest) in sorted(manifest.items()):
-        file = store / name
+    return manifest
+
+
+def _check_files(store: Store, files: list[tuple[str, int, str]]) -> Report:
+    """Sizes and sha256 of ``files`` (manifest rows) against the manifest."""
+    report = Report()
+    for name, size, digest in files:
+        file = store.path / name
         if not file.is_file():
             _problem(report, "file", f"{name}: missing (manifest: {size} bytes)")
         elif file.stat().st_size != size:
@@ -102,6 +147,7 @@ def _check_files(con: duckdb.DuckDBPyConnection, store: Path, report: Report) ->
         elif file_sha256(file) != digest:
             _problem(report, "file", f"{name}: sha256 differs from the manifest (its bytes changed after ingest)")
         report.checked["files"] += 1
+    return report
 
 
 # --------------------------------------------------------------------------- lookup files
@@ -199,9 +245,11 @@ def _absent_counts(batch: Batch, n: int) -> np.ndarray:
     return np.array(_counts_row(*_block_counts(gt, 2), 0, 1), dtype=np.int64)
 
 
-def _batch_records(con: duckdb.DuckDBPyConnection, batch: Batch) -> list[tuple[int, int, int]]:
+def _batch_records(con: duckdb.DuckDBPyConnection, batch: Batch, part: Partition) -> list[tuple[int, int, int]]:
     return con.execute(
-        "SELECT batch_row, site_row, len(alleles) FROM batch_sites WHERE batch = ? ORDER BY batch_row", [batch.number]
+        "SELECT batch_row, site_row, len(alleles) FROM batch_sites WHERE batch = ? AND site_row BETWEEN ? AND ? "
+        "ORDER BY batch_row",
+        [batch.number, part.first_site, part.last_site],
     ).fetchall()
 
 
@@ -222,15 +270,16 @@ def _blocks(batch: Batch, records: list, report: Report) -> Iterator[tuple[list,
             )
 
 
-def _check_statistics(con: duckdb.DuckDBPyConnection, batches: list[Batch], report: Report, progress: bool) -> None:
+def _check_statistics(store: Store, partition: Partition) -> Report:
+    """The statistics of the sites of ``partition``, counted from every batch's genotypes."""
+    report, con = Report(), store.connection
     counted: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros(6, dtype=np.int64))
     present: dict[int, set[int]] = defaultdict(set)
     absent: list[tuple[Batch, dict]] = []
-    for batch in batches:
+    for batch in store.batches:
         cells = _cells(con, batch)
         absent.append((batch, {k: _absent_counts(batch, int(m.sum())) for k, m in cells.items()}))
-        records = _batch_records(con, batch)
-        bar = tqdm(total=len(records), desc=f"count {batch.name}", unit="rec", disable=not progress)
+        records = _batch_records(con, batch, partition)
         for part, gt in _blocks(batch, records, report):
             width = max(n for _, _, n in part)
             for key, mask in cells.items():
@@ -240,9 +289,7 @@ def _check_statistics(con: duckdb.DuckDBPyConnection, batches: list[Batch], repo
                         counted[(site, a, *key)] += _counts_row(an, incomplete, per_allele, i, a)
             for _, site, _ in part:
                 present[site].add(batch.number)
-            bar.update(len(part))
-        bar.close()
-    stored = _stored_statistics(con)
+    stored = _stored_statistics(con, partition)
     for (site, allele, grouping, value), row in stored.items():
         want = counted.get((site, allele, grouping, value), np.zeros(6, dtype=np.int64)).copy()
         for batch, terms in absent:
@@ -257,13 +304,17 @@ def _check_statistics(con: duckdb.DuckDBPyConnection, batches: list[Batch], repo
                 f"site {site} allele {allele}{cell}: stored {dict(zip(STATS, row, strict=True))}, "
                 f"counted from the genotypes {dict(zip(STATS, want.tolist(), strict=True))}",
             )
+    return report
 
 
-def _stored_statistics(con: duckdb.DuckDBPyConnection) -> dict[tuple, tuple]:
+def _stored_statistics(con: duckdb.DuckDBPyConnection, part: Partition) -> dict[tuple, tuple]:
+    """The stored statistics of the partition's sites, by site, allele and cell."""
     columns = ", ".join(STATS)
     rows = con.execute(
-        f"SELECT site_row, allele, '', '', {columns} FROM variants UNION ALL "
-        f"SELECT site_row, allele, grouping, group_value, {columns} FROM variant_group_stats"
+        f"SELECT site_row, allele, '', '', {columns} FROM variants WHERE site_row BETWEEN $lo AND $hi UNION ALL "
+        f"SELECT site_row, allele, grouping, group_value, {columns} FROM variant_group_stats "
+        "WHERE site_row BETWEEN $lo AND $hi ORDER BY ALL",
+        {"lo": part.first_site, "hi": part.last_site},
     ).fetchall()
     return {tuple(r[:4]): tuple(r[4:]) for r in rows}
 
@@ -281,19 +332,19 @@ def _pysam_calls(record: pysam.VariantRecord) -> np.ndarray:
     return out
 
 
-def _check_source(
-    con: duckdb.DuckDBPyConnection, batches: list[Batch], source: Path, report: Report, progress: bool
-) -> None:
+def _check_source(store: Store, source: Path, progress: bool) -> Report:
+    """``source``'s records and calls re-read with pysam against the store's."""
+    report, con = Report(), store.connection
     digest = file_sha256(source)
     found = con.execute(
         "SELECT path, size, batch, records FROM provenance WHERE sha256 = ? AND batch IS NOT NULL", [digest]
     ).fetchall()
     if not found:
         _problem(report, "source", f"{source}: its sha256 is not that of any ingested file (changed, or not an input)")
-        return
+        return report
     ingested, _size, number, n_records = found[0]
     report.checked["sources"] += 1
-    batch = next(b for b in batches if b.number == number)
+    batch = next(b for b in store.batches if b.number == number)
     active = np.array(
         [
             r[0]
@@ -316,7 +367,7 @@ def _check_source(
             s not in (g, f"{g}@{batch.name}") for g, s in zip(given, stored, strict=True)
         ):
             _problem(report, "source", f"{source}: its samples differ from batch {batch.name}'s")
-            return
+            return report
         seen = 0
         for (batch_row, line, contig, pos, alleles), record in zip(
             rows,
@@ -342,6 +393,7 @@ def _check_source(
                 )
     if seen != len(rows) or seen != n_records:
         _problem(report, "source", f"{source}: {seen} records read, the store holds {len(rows)} of it")
+    return report
 
 
 def _batch_sample_ids(con: duckdb.DuckDBPyConnection, number: int) -> list[str]:

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from genoquery.errors import QueryError, UnknownItemError
+from genoquery.query.cluster.stamp import index_stamp
 from genoquery.storage.batches import Batch, read_batches
 from genoquery.storage.format import INDEX_FILE
 from genoquery.storage.lookup_table import LookupTable
@@ -47,6 +48,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._marker = read_marker(path)
+        self.index_stamp = index_stamp(path)  # the index file opened next: what cluster workers must open
         self._con = open_index(path / INDEX_FILE)
         self._contigs = [r[0] for r in self._con.execute("SELECT contig FROM contigs ORDER BY contig_index").fetchall()]
         self._lookup_table = LookupTable.open(self._con, path)  # mapped now: a newer index may delete it
@@ -158,15 +160,29 @@ class Store:
         )
         return self._con.sql(sql, params=[by, *params]).to_arrow_table()
 
-    def frequencies(self, region: str | Sequence[str] | None = None, cohort=None, by: str | None = None) -> pa.Table:
+    def frequencies(
+        self,
+        region: str | Sequence[str] | None = None,
+        cohort=None,
+        by: str | None = None,
+        *,
+        client=None,
+        progress: bool | None = None,
+    ) -> pa.Table:
         """Exact statistics of ``cohort`` per ALT allele in ``region``, with the columns of :meth:`variants`.
 
         ``cohort`` is a saved cohort name, a filter expression, or sample IDs (None: every
         sample, read from the index); ``by`` any person-table column, for one row per allele
         and group value (as text; groups without a cohort member are left out). ``region`` is
         ``CONTIG[:START[-END]]``, 1-based inclusive, a list of them (:meth:`regions`), or None for
-        the whole store.
+        the whole store. With ``client`` (a ``distributed.Client``) the region's partitions are
+        counted on the Dask cluster's workers (:mod:`genoquery.query.cluster`), with the same
+        answer; ``progress`` then shows a bar of sites counted (default: when it is a terminal).
         """
+        if client is not None:
+            return _later("genoquery.query.cluster.scans").frequencies(
+                self, region, cohort, by, client, progress=progress if progress is not None else os.isatty(2)
+            )
         frequencies = _later("genoquery.query.frequencies")
         return self._over_regions(region, lambda one: frequencies.cohort_frequencies(self, one, cohort, by))
 
@@ -218,6 +234,7 @@ class Store:
         model: str | None = None,
         min_mac: int = 20,
         progress: bool | None = None,
+        client=None,
     ) -> pa.Table:
         """Test each ALT allele of ``region`` (``CONTIG[:START[-END]]``, 1-based inclusive, or a list
         of them), ``variants`` (keys or rsIDs) or ``gene`` for association with ``phenotype``: a
@@ -235,8 +252,22 @@ class Store:
         20: rarer alleles have too little information for a single-variant test (with 1, over half
         of a 1 Mb logistic scan was Firth fits of separated alleles), and the server withholds
         statistics of 1-20 carriers anyway. ``progress`` shows a bar of alleles fitted on standard
-        error (default: when it is a terminal).
+        error (default: when it is a terminal). With ``client`` (a ``distributed.Client``), the
+        alleles of a region or of every contig are tested by partition on the Dask cluster's workers
+        (:mod:`genoquery.query.cluster`), with the same results.
         """
+        if client is not None and variants is None and gene is None:
+            return _later("genoquery.query.cluster.scans").associate(
+                self,
+                phenotype,
+                list(covariates),
+                region=region,
+                cohort=cohort,
+                model=model,
+                min_mac=min_mac,
+                client=client,
+                progress=progress if progress is not None else os.isatty(2),
+            )
         return _later("genoquery.query.association.scan").associate(
             self,
             phenotype,

@@ -1,0 +1,121 @@
+"""Scans by partition (:mod:`~genoquery.query.cluster.partitions`) on a Dask cluster, with the
+answers of one process: cohort frequencies and association over regions or contigs, carriers of
+many genes. Each partition is the single-process question asked of its region (or genes) on a
+worker; the client concatenates the answers in order. Every statistic and test is of one allele,
+so a region's answer is its partitions' answers one after the other. A question of one partition
+(one variant, one gene, a short region) runs in this process and never touches the cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from genoquery.errors import QueryError
+from genoquery.query.cluster.partitions import Partition, partitions
+from genoquery.query.cluster.tasks import Target, run_partitions
+
+if TYPE_CHECKING:
+    from genoquery.query.store import Store
+
+GENES_PER_TASK = 64
+
+
+def _target(store: Store) -> Target:
+    return Target(store.path, store.index_stamp)
+
+
+def _by_partition(store: Store, client, task, parts: list[Partition], args: tuple, desc: str, progress: bool) -> list:
+    return run_partitions(
+        client,
+        task,
+        parts,
+        args,
+        local=store,
+        target=_target(store),
+        weights=[p.sites for p in parts],
+        desc=desc,
+        unit="site",
+        progress=progress,
+    )
+
+
+def frequencies(
+    store: Store, region: str | Sequence[str] | None, cohort, by: str | None, client, progress: bool = False
+) -> pa.Table:
+    """:meth:`Store.frequencies` by partition on ``client``'s workers. The whole store's own
+    statistics are read from the index, here; a cohort is checked here before any partition runs."""
+    if cohort is None and (by is None or by in store.info["groupings"]):
+        return store.frequencies(region, by=by)
+    if cohort is not None:
+        store.cohort(cohort)
+    parts = partitions(store, region)
+    if len(parts) <= 1:
+        return store.frequencies(region, cohort, by)
+    tables = _by_partition(store, client, _frequencies, parts, (cohort, by), "frequencies", progress)
+    return pa.concat_tables(tables)
+
+
+def _frequencies(store: Store, part: Partition, cohort, by: str | None) -> pa.Table:
+    return store.frequencies(part.region, cohort, by)
+
+
+def associate(
+    store: Store,
+    phenotype,
+    covariates: Sequence[str],
+    *,
+    region: str | Sequence[str] | None,
+    cohort,
+    model: str | None,
+    min_mac: int,
+    client,
+    progress: bool = False,
+) -> pa.Table:
+    """:meth:`Store.associate` of the alleles of ``region`` (None: every contig) by partition on
+    ``client``'s workers."""
+    parts = partitions(store, region)
+    options = {"cohort": cohort, "model": model, "min_mac": min_mac}
+    if len(parts) <= 1:
+        return store.associate(phenotype, covariates, region=region, progress=progress, **options)
+    desc = f"associate {phenotype if isinstance(phenotype, str) else ','.join(phenotype)}"
+    tables = _by_partition(store, client, _associate, parts, (phenotype, list(covariates), options), desc, progress)
+    return pa.concat_tables(tables)
+
+
+def _associate(store: Store, part: Partition, phenotype, covariates: list[str], options: dict) -> pa.Table:
+    return store.associate(phenotype, covariates, region=part.region, progress=False, **options)
+
+
+def gene_carriers(
+    store: Store, genes: Sequence[str], cohort=None, *, client=None, progress: bool = False, **filters
+) -> pa.Table:
+    """Carriers of each of ``genes`` (names or IDs) as :meth:`Store.carriers` with ``gene=`` and
+    ``filters`` (``af_min``, ``af_max``, ``pass_only``, ``variant_type``), with the gene as given in a
+    first column ``gene``, gene after gene; on ``client``'s workers, :data:`GENES_PER_TASK` genes a
+    task, when given more than one gene."""
+    genes = list(genes)
+    if not genes:
+        raise QueryError("give at least one gene")
+    groups = [genes[i : i + GENES_PER_TASK] for i in range(0, len(genes), GENES_PER_TASK)]
+    tables = run_partitions(
+        client if len(genes) > 1 else None,
+        _gene_carriers,
+        groups,
+        (cohort, filters),
+        local=store,
+        target=_target(store),
+        weights=[len(g) for g in groups],
+        desc="carriers",
+        unit="gene",
+        progress=progress,
+    )
+    return pa.concat_tables([t for group in tables for t in group])
+
+
+def _gene_carriers(store: Store, genes: list[str], cohort, filters: dict) -> list[pa.Table]:
+    tables = [store.carriers(cohort=cohort, gene=gene, **filters) for gene in genes]
+    return [
+        t.add_column(0, "gene", pa.array([g] * t.num_rows, pa.string())) for g, t in zip(genes, tables, strict=True)
+    ]
