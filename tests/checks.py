@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pysam
 import pysam.bcftools as bcftools
+import pytest
 import zarr
 
 import genoquery
@@ -145,8 +146,16 @@ def _filter_set(value) -> frozenset[str]:
     return frozenset(value)
 
 
-def open_genotypes(store_path: Path) -> zarr.Group:
-    """The VCF Zarr group of a single-batch store."""
+# Parametrises a test's ``store_path`` (tests/conftest.py) over a local store and one on the loopback S3 server.
+LOCAL_AND_S3 = pytest.mark.parametrize("store_path", ["local", "s3"], indirect=True)
+
+
+def open_genotypes(store_path: Path | str) -> zarr.Group:
+    """The VCF Zarr group of a single-batch store (a directory, or a URL on object storage)."""
+    if isinstance(store_path, str):
+        with genoquery.open(store_path) as store:
+            assert len(store.batches) == 1, store.batches
+            return store.batches[0].genotypes
     groups = sorted((Path(store_path) / "batches").glob("*/genotypes.vcz"))
     assert len(groups) == 1, groups
     return zarr.open_group(groups[0], mode="r")

@@ -7,12 +7,18 @@ that skip, and any other skip fails the run (:func:`pytest_runtest_makereport`).
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
 import shutil
+import socket
 import sys
 import warnings
 from pathlib import Path
 
+import fsspec
 import pytest
+from moto.server import ThreadedMotoServer
 
 import genoquery
 
@@ -58,9 +64,53 @@ def data() -> Path:
     return DATA
 
 
+S3_BUCKET = "genoquery-tests"
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory) -> str:
+    """A real S3-protocol server on loopback (moto's, on a free port) for the session, with a
+    bucket :data:`S3_BUCKET`; the AWS variables point at it and ``GENOQUERY_CACHE`` (the local
+    mirrors of stores on object storage) at a temporary directory. Returns the endpoint URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    settings = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "genoquery-test",
+        "AWS_SECRET_ACCESS_KEY": "genoquery-test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "GENOQUERY_CACHE": str(tmp_path_factory.mktemp("genoquery-cache")),
+    }
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    fsspec.filesystem("s3").mkdir(S3_BUCKET)
+    yield endpoint
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    server.stop()
+
+
+def s3_store_url(request) -> str:
+    """A new store URL in the session's bucket, under a prefix of its own."""
+    request.getfixturevalue("s3")
+    return f"s3://{S3_BUCKET}/{secrets.token_hex(6)}/cohort.gq"
+
+
 @pytest.fixture
-def store_path(tmp_path: Path) -> Path:
-    """A store path in its own empty directory (so the directory listing shows any staging leftovers)."""
+def store_path(request, tmp_path: Path) -> Path | str:
+    """A store path in its own empty directory (so the directory listing shows any staging
+    leftovers). Parametrised indirectly with ``s3`` (``checks.LOCAL_AND_S3``), a URL of a store on
+    the loopback S3 server instead: the same test then runs on both."""
+    if getattr(request, "param", "local") == "s3":
+        return s3_store_url(request)
     parent = tmp_path / "stores"
     parent.mkdir()
     return parent / "cohort.gq"

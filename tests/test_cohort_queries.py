@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 import checks
 import genoquery
 import oracle
+from conftest import s3_store_url
 from genoquery.index.phenotypes import import_table
 
 VCFS, PERSONS, GTF = checks.FIXTURE_VCFS, checks.FIXTURE_PERSONS, checks.FIXTURE_GTF
@@ -208,9 +209,10 @@ def work(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cohort_queries")
 
 
-@pytest.fixture(scope="module")
-def store(work):
-    s = checks.ingest_fixture(work / "cohort.gq")
+@pytest.fixture(scope="module", params=["local", "s3"])
+def store(request, work):
+    """The fixture cohort in a local store, and in one on the loopback S3 server (every test of it runs on both)."""
+    s = checks.ingest_fixture(work / "cohort.gq" if request.param == "local" else s3_store_url(request))
     yield s
     s.close()
 

@@ -124,6 +124,7 @@ def _as_format(src: Path, tmp_path: Path, fmt: str) -> Path:
     raise AssertionError(fmt)
 
 
+@checks.LOCAL_AND_S3
 @pytest.mark.parametrize("fmt", ["vcf", "vcf.gz", "vcf.gz+tbi", "bcf", "bcf+csi"])
 @pytest.mark.parametrize("name", VCFS)
 def test_single_file_matches_oracle(gq, tmp_path, store_path, name, fmt):
@@ -142,6 +143,7 @@ def test_variants_columns_follow_contract(gq, store_path):
     assert not missing, f"variants() lacks contract column(s) {missing}; has {names}"
 
 
+@checks.LOCAL_AND_S3
 @pytest.mark.parametrize("fmt", ["vcf", "bcf"])
 def test_contig_lengths_from_header(gq, tmp_path, store_path, fmt):
     src = _as_format(DATA / "multiallelic.vcf", tmp_path, fmt)
@@ -183,6 +185,7 @@ def test_zarr_layout_follows_contract(gq, store_path):
     assert group["call_genotype"].shape == (8, 8, 2)
 
 
+@checks.LOCAL_AND_S3
 def test_regions_select_by_position(gq, store_path):
     store = gq.ingest(store_path, [DATA / "multiallelic.vcf"])
     everything = checks.expected_stats([DATA / "multiallelic.vcf"])
@@ -204,6 +207,7 @@ def _split(tmp_path: Path, src: Path, targets: list[str]) -> list[Path]:
     return [checks.subset_targets(src, tmp_path / f"part{i}.vcf", t) for i, t in enumerate(targets)]
 
 
+@checks.LOCAL_AND_S3
 def test_split_by_region_given_reversed_gives_sorted_store(gq, tmp_path, store_path):
     src = DATA / "multiallelic.vcf"
     parts = _split(tmp_path, src, ["chr1:1-150", "chr1:151-1000000", "chr2"])
@@ -224,6 +228,7 @@ def test_split_by_region_mixed_formats_shuffled(gq, tmp_path, store_path):
     checks.assert_store_matches(store, store_path, [src])
 
 
+@checks.LOCAL_AND_S3
 def test_split_across_contigs_in_header_order(gq, tmp_path, store_path):
     """Files on different contigs are ordered by the header's contig order, not by name or argument order."""
     records = {
@@ -243,6 +248,7 @@ def test_split_across_contigs_in_header_order(gq, tmp_path, store_path):
 # --------------------------------------------------------------------------- per-group statistics
 
 
+@checks.LOCAL_AND_S3
 @pytest.mark.parametrize(
     ("name", "persons"), [("multiallelic.vcf", "persons_multiallelic.tsv"), ("chrx_mixed.vcf", "persons_chrx.csv")]
 )
@@ -267,6 +273,7 @@ def test_group_stats_from_parquet_persons_and_split_files(gq, tmp_path, store_pa
         checks.assert_group_stats_match(store, parts, by, _groups(persons, by))
 
 
+@checks.LOCAL_AND_S3
 def test_group_rows_sum_to_cohort(gq, store_path):
     """AC, AN and the genotype counts of the groups add up to the whole cohort's (groups partition the samples)."""
     store = gq.ingest(store_path, [DATA / "chrx_mixed.vcf"], persons=DATA / "persons_chrx.csv")
@@ -282,6 +289,7 @@ def test_group_rows_sum_to_cohort(gq, store_path):
             assert acc == [cohort[key][f] for f in checks.STAT_FIELDS], (by, key)
 
 
+@checks.LOCAL_AND_S3
 def test_groups_on_chrx_males_are_hemizygous(gq, store_path):
     """Males' non-PAR calls are haploid: their group has n_hemi and no n_het/n_hom_alt there."""
     store = gq.ingest(store_path, [DATA / "chrx_mixed.vcf"], persons=DATA / "persons_chrx.csv")
@@ -309,6 +317,7 @@ def simulated(tmp_path_factory):
     return simulate_cohort(out, n_samples=120, n_centers=2, sequence_length=40_000, seed=11, missing_rate=0.03)
 
 
+@checks.LOCAL_AND_S3
 def test_simulated_joint_files_reversed_with_groups(gq, store_path, simulated):
     joint = list(simulated.joint_vcfs)  # chr20 then chrX, same samples: split by region
     assert len(joint) >= 2
@@ -342,6 +351,7 @@ def test_the_fixture_directory_holds_the_cohort():
     assert (FIXTURE_DIR / "persons.tsv").exists()
 
 
+@checks.LOCAL_AND_S3
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.name for p in FIXTURES])
 def test_fixture_file_matches_oracle(gq, store_path, path):
     store = gq.ingest(store_path, [path])
@@ -369,6 +379,7 @@ def test_group_query_when_no_site_has_an_alt_allele(gq, tmp_path, store_path):
         assert by in table.column_names
 
 
+@checks.LOCAL_AND_S3
 def test_fixture_joint_files_reversed_with_groups(gq, store_path):
     joint = sorted(FIXTURE_DIR.glob("cohort.*.vcf.gz"))
     persons = FIXTURE_DIR / "persons.tsv"

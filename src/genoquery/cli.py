@@ -144,7 +144,7 @@ def _cmd_ingest(args: argparse.Namespace) -> None:
     with _stdin_vcf(args.vcfs) as vcfs:
         store = _ingest(args, vcfs)
     print(
-        f"{store.path}: {store.info['samples']} samples, {store.info['sites']} sites, "
+        f"{store.root}: {store.info['samples']} samples, {store.info['sites']} sites, "
         f"{store.info['variants']} ALT alleles",
         file=sys.stderr,
     )

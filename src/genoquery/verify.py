@@ -48,6 +48,7 @@ from genoquery.storage.batches import Batch
 from genoquery.storage.checksums import file_sha256
 from genoquery.storage.format import FILL, LOOKUP_DIR
 from genoquery.storage.lookup_table import LookupTable, locus, lookup_table_name
+from genoquery.storage.objects import ObjectPath
 from genoquery.storage.schema import VARIANT_COLUMNS
 from genoquery.storage.staging import existing_store
 
@@ -102,7 +103,7 @@ def verify(
             ):
                 report.merge(part)
 
-        files = _manifest(opened.connection, opened.path, report)
+        files = _manifest(opened.connection, opened.root, report)
         groups = [files[i : i + FILES_PER_TASK] for i in range(0, len(files), FILES_PER_TASK)]
         run(_check_files, groups, (), [len(g) for g in groups], "files", "file", progress)
         parts = partitions(opened)
@@ -125,7 +126,7 @@ def _problem(report: Report, kind: str, text: str) -> None:
 # --------------------------------------------------------------------------- files
 
 
-def _manifest(con: duckdb.DuckDBPyConnection, store: Path, report: Report) -> list[tuple[str, int, str]]:
+def _manifest(con: duckdb.DuckDBPyConnection, store: Path | ObjectPath, report: Report) -> list[tuple[str, int, str]]:
     """The manifest's (path, size, sha256) by path; files of the batches' groups it lacks are problems."""
     manifest = sorted(con.execute("SELECT path, size, sha256 FROM batch_files").fetchall())
     groups = [p for (p,) in con.execute("SELECT path FROM batches").fetchall()]
@@ -139,7 +140,7 @@ def _check_files(store: Store, files: list[tuple[str, int, str]]) -> Report:
     """Sizes and sha256 of ``files`` (manifest rows) against the manifest."""
     report = Report()
     for name, size, digest in files:
-        file = store.path / name
+        file = store.root / name
         if not file.is_file():
             _problem(report, "file", f"{name}: missing (manifest: {size} bytes)")
         elif file.stat().st_size != size:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from importlib import import_module
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genoquery.storage.staging import is_store
@@ -64,7 +63,7 @@ def ingest(
         rename_duplicate_samples,
         None if fields is None else tuple(fields),
     )
-    if batch is not None and not overwrite and is_store(Path(store).absolute()):
+    if batch is not None and not overwrite and is_store(store):
         return import_module("genoquery.ingest.append").append_files(
             store, vcfs, batch=batch, options=options, progress=progress, layout=layout
         )

@@ -20,6 +20,7 @@ from genoquery.query.cluster.stamp import index_stamp
 from genoquery.storage.batches import Batch, read_batches
 from genoquery.storage.format import INDEX_FILE
 from genoquery.storage.lookup_table import LookupTable
+from genoquery.storage.objects import batch_root
 from genoquery.storage.regions import Region, parse_region
 from genoquery.storage.schema import STAT_COLUMNS, VARIANT_COLUMNS, open_index
 from genoquery.storage.staging import existing_store, read_marker
@@ -46,7 +47,8 @@ class Store:
     """A genoquery store opened read-only. Use :func:`genoquery.open`."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.path = path  # the store's directory, or for a store on object storage its local mirror
+        self.root = batch_root(path)  # where its batches are: ``path``, or the object store's URL
         self._marker = read_marker(path)
         self.index_stamp = index_stamp(path)  # the index file opened next: what cluster workers must open
         self._con = open_index(path / INDEX_FILE)
@@ -73,7 +75,7 @@ class Store:
 
     def __repr__(self) -> str:
         return (
-            f"<genoquery.Store {self.path} samples={self.info['samples']} "
+            f"<genoquery.Store {self.root} samples={self.info['samples']} "
             f"sites={self.info['sites']} variants={self.info['variants']}>"
         )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from genoquery.storage.format import MISSING, query_group, vcf_group
+from genoquery.storage.objects import ObjectPath, batch_root, zarr_location
 
 NOT_CALLED = (MISSING, MISSING)  # ./.
 HOM_REF = (0, 0)  # 0/0
@@ -17,13 +18,14 @@ HOM_REF = (0, 0)  # 0/0
 
 @dataclass(frozen=True)
 class Batch:
-    """One batch: ``number`` (``batches.batch``), ``name``, its directory ``path``, global
+    """One batch: ``number`` (``batches.batch``), ``name``, its directory ``path`` (on object
+    storage an :class:`~genoquery.storage.objects.ObjectPath`), global
     sample indexes ``offset`` .. ``offset + n_samples - 1``, and whether it is a complete
     callset (what records it lacks mean: :attr:`absent_call`)."""
 
     number: int
     name: str
-    path: Path
+    path: Path | ObjectPath
     offset: int
     n_samples: int
     complete: bool
@@ -47,7 +49,7 @@ class Batch:
 
     @cached_property
     def genotypes(self):  # the batch's VCF Zarr group (a zarr.Group), opened read-only once
-        return import_module("zarr").open_group(str(vcf_group(self.path)), mode="r")
+        return import_module("zarr").open_group(zarr_location(vcf_group(self.path)), mode="r")
 
     @cached_property
     def calls(self):  # (call_genotype, call_genotype_phased) zarr.Arrays
@@ -60,8 +62,10 @@ class Batch:
 
 
 def read_batches(con, store: Path) -> list[Batch]:
-    """The batches of the store at ``store`` from its index connection ``con``, in order."""
+    """The batches of the store at ``store`` (its directory, or its mirror's) from its index
+    connection ``con``, in order."""
+    where = batch_root(store)
     rows = con.execute(
         "SELECT batch, name, path, sample_offset, n_samples, complete_callset FROM batches ORDER BY batch"
     ).fetchall()
-    return [Batch(number, name, store / path, offset, n, complete) for number, name, path, offset, n, complete in rows]
+    return [Batch(number, name, where / path, offset, n, complete) for number, name, path, offset, n, complete in rows]

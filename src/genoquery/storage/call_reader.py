@@ -20,6 +20,7 @@ import pyarrow as pa
 import zarr
 
 from genoquery.deadline import ahead
+from genoquery.storage.objects import ObjectPath, zarr_location
 from genoquery.storage.shard_reads import RowReader, read_rows_together
 
 # Decoded bytes per block of sites. Chunks that consecutive blocks share are decoded once (see
@@ -73,10 +74,10 @@ class CallReader:
     missing calls in 306 ms on 2 cores, 2 threads in 84 ms.
     """
 
-    def __init__(self, genotypes: Path, n_samples: int) -> None:
+    def __init__(self, genotypes: Path | ObjectPath, n_samples: int) -> None:
         if zarr.config.get("threading.max_workers") is None:
             zarr.config.set({"threading.max_workers": os.cpu_count() or 1})
-        group = zarr.open_group(str(genotypes), mode="r")
+        group = zarr.open_group(zarr_location(genotypes), mode="r")
         self.n_samples = n_samples
         self._codes, self._listed_sample, self._listed_gt, self._missing_tokens = (
             RowReader(group[name])

@@ -7,9 +7,10 @@ from pathlib import Path
 
 
 def file_sha256(path: Path) -> str:
-    """The sha256 of a file's bytes, as hex, read 4 MiB at a time."""
+    """The sha256 of a file's bytes, as hex, read 4 MiB at a time (``path`` may be an
+    :class:`~genoquery.storage.objects.ObjectPath`)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()

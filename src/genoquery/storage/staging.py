@@ -21,6 +21,7 @@ from pathlib import Path
 
 from genoquery.errors import StoreError
 from genoquery.storage.format import BATCHES, FORMAT_VERSION, LOCK, MARKER, UPGRADABLE_VERSIONS
+from genoquery.storage.objects import cache_root, is_url, mirror, read_pointer, root, staged_remote
 
 BATCH_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -32,8 +33,11 @@ def check_batch_name(name: str) -> str:
     return name
 
 
-def is_store(path: Path) -> bool:
-    return (path / MARKER).is_file()
+def is_store(path: str | os.PathLike) -> bool:
+    """Whether a store is at ``path`` (a directory, or a URL on object storage)."""
+    if is_url(path):
+        return read_pointer(root(path)) is not None
+    return (Path(path) / MARKER).is_file()
 
 
 def write_marker(path: Path, info: dict) -> None:
@@ -65,7 +69,12 @@ def read_marker(path: Path, versions: tuple[int, ...] = (FORMAT_VERSION,)) -> di
 
 def existing_store(path: str | os.PathLike, versions: tuple[int, ...] = (FORMAT_VERSION,)) -> Path:
     """The absolute path of an existing store (after :func:`recover`) in one of the format
-    ``versions``, or a :class:`StoreError`."""
+    ``versions``, or a :class:`StoreError`. A URL gives the store's local mirror, brought up to
+    date (:func:`genoquery.storage.objects.mirror`)."""
+    if is_url(path):
+        local = mirror(path)
+        read_marker(local, versions)
+        return local
     path = Path(path).absolute()
     recover(path)
     if not path.exists():
@@ -172,7 +181,12 @@ def _check_target(target: Path, overwrite: bool) -> None:
 
 @contextmanager
 def staged_store(target: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a fresh staging directory; on normal exit it replaces ``target`` atomically."""
+    """Yield a fresh staging directory; on normal exit it replaces ``target`` atomically (on
+    object storage: :func:`genoquery.storage.objects.staged_remote`)."""
+    if is_url(target):
+        with staged_remote(target, overwrite, cache_root() / "staging" / staging_name("store")) as staging:
+            yield staging
+        return
     target = Path(target).absolute()
     _remove_stale(target.parent, target.name)
     _check_target(target, overwrite)

@@ -16,6 +16,7 @@ import duckdb
 from genoquery.errors import StoreError
 from genoquery.storage.format import INDEX_FILE
 from genoquery.storage.lookup_table import remove_unused_lookup_tables
+from genoquery.storage.objects import commit_mirror, mirrored_url
 from genoquery.storage.staging import existing_store, fsync_path, staging_name, write_lock
 
 
@@ -24,12 +25,17 @@ def index_transaction(store: Path) -> Iterator[Path]:
     """A copy of ``store``'s index to change (under :func:`write_lock`); when the block
     completes the copy replaces the index in one rename, the commit. Readers that opened
     the old index keep reading it; on any error the store is as it was. Then the lookup files
-    the index does not name (the replaced index's, or this failed change's) are deleted."""
+    the index does not name (the replaced index's, or this failed change's) are deleted. In the mirror
+    of a store on object storage the commit is the upload and the new pointer
+    (:func:`genoquery.storage.objects.commit_mirror`)."""
     copy = store / staging_name(INDEX_FILE)
     try:
         shutil.copyfile(store / INDEX_FILE, copy)
         yield copy
-        os.replace(copy, store / INDEX_FILE)
+        if mirrored_url(store) is None:
+            os.replace(copy, store / INDEX_FILE)
+        else:
+            commit_mirror(store, copy)
         fsync_path(store)
     finally:
         copy.unlink(missing_ok=True)
