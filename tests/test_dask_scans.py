@@ -1,7 +1,7 @@
 """Scans on a Dask LocalCluster (2 worker processes): the answers of one process, and the oracles'.
 
-The 120-sample fixture cohort is ingested with 32-site chunks, so each contig is several
-partitions (:mod:`genoquery.query.cluster.partitions`, one chunk each here). Every scan on the
+The 120-sample fixture cohort is ingested with 32-site chunks, and partitions
+(:mod:`genoquery.query.cluster.partitions`) are one chunk row each, so each contig is several. Every scan on the
 cluster must equal the single-process answer, and through the existing test helpers, the
 independent oracles: bcftools for frequencies and carriers (``test_cohort_queries``),
 statsmodels for association (``test_association``). A worker process killed inside a task is
@@ -20,7 +20,7 @@ import sys
 import cloudpickle
 import pandas as pd
 import pytest
-from distributed import Client, LocalCluster, get_task_stream
+from distributed import get_task_stream
 
 import checks
 import genoquery
@@ -30,7 +30,9 @@ from genoquery.errors import QueryError
 from genoquery.index.genes import import_genes
 from genoquery.index.phenotypes import import_table
 from genoquery.ingest.zarr_writer import ChunkLayout
+from genoquery.query.cluster import partitions as partitioning
 from genoquery.query.cluster import tasks
+from genoquery.query.cluster.connect import cluster_client
 from genoquery.query.cluster.partitions import partitions
 from genoquery.query.cluster.scans import gene_carriers
 from genoquery.verify import verify
@@ -42,11 +44,17 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers run this 
 
 @pytest.fixture(scope="module")
 def client():
-    with (
-        LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0") as cluster,
-        Client(cluster) as c,
-    ):
+    """The client of ``--workers 2``: a LocalCluster(n_workers=2, processes=True, threads_per_worker=1)."""
+    with cluster_client(workers=2) as c:
         yield c
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_chunk_row_a_partition():
+    """Partitions of one chunk row: by calls (PARTITION_CALLS), 120 samples would make a contig one."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(partitioning, "PARTITION_CALLS", CHUNK * 120)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +74,8 @@ def persons() -> pd.DataFrame:
     return pd.read_csv(checks.FIXTURE_PERSONS, sep="\t", dtype={"sample_id": str})
 
 
-def test_partitions_are_chunk_rows_covering_every_site(store):
-    parts = partitions(store, chunks=1)
+def test_partitions_are_chunk_rows_covering_every_site(store, monkeypatch):
+    parts = partitions(store)
     assert [p.first_site for p in parts] == [0, *(p.last_site + 1 for p in parts[:-1])]
     assert parts[-1].last_site == store.info["sites"] - 1
     batch_row = store.sql("SELECT batch_row FROM batch_sites ORDER BY site_row", [])["batch_row"].to_pylist()
@@ -75,8 +83,10 @@ def test_partitions_are_chunk_rows_covering_every_site(store):
         if before.region.split(":")[0] == part.region.split(":")[0]:
             assert batch_row[part.first_site] % CHUNK == 0, part
     assert all(p.sites <= CHUNK for p in parts)
-    assert len(partitions(store, "chr20", chunks=1)) == math.ceil(182 / CHUNK)
-    assert len(partitions(store, "chr20")) == 2  # 4 chunks a partition by default
+    assert len(partitions(store, "chr20")) == math.ceil(182 / CHUNK)
+    assert len(partitions(store, "chr20", chunks=4)) == 2
+    monkeypatch.setattr(partitioning, "PARTITION_CALLS", 4 * CHUNK * 120 + 1)
+    assert len(partitions(store, "chr20")) == 2  # as many chunk rows as hold PARTITION_CALLS calls
     assert partitions(store, "chr20:2-152") == []  # before the first site
 
 
@@ -108,7 +118,8 @@ def test_small_questions_stay_in_the_process(store, client):
     assert stream.data == []
     with get_task_stream(client) as stream:
         store.frequencies("chr20", cohort="sex_at_birth = 'Female'", client=client, progress=False)
-    assert len(stream.data) == 2
+    partition_tasks = [t for t in stream.data if str(t["key"]).startswith("_remote")]
+    assert len(partition_tasks) == math.ceil(182 / CHUNK)  # one a partition (and one holding the cohort)
 
 
 def test_errors_of_a_partition_are_the_usual_errors(store, client):

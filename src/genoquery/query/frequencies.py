@@ -60,18 +60,23 @@ def _stats_rows(site_row: np.ndarray, stats: AlleleStats, by: str | None) -> pa.
     )
 
 
-def cohort_frequencies(store: Store, region: str | None, cohort, by: str | None) -> pa.Table:
+def cohort_frequencies(
+    store: Store, region: str | None, cohort, by: str | None, members: np.ndarray | None = None
+) -> pa.Table:
     """Per-ALT-allele statistics of ``cohort`` in ``region``; see :meth:`Store.frequencies`.
+    ``members`` are the cohort's sample indexes when resolved already (by the client of a Dask
+    cluster, for every partition), in place of ``cohort``.
 
     Without ``by``, the region's variant columns are read from the index on a second thread while
     the cohort is resolved and counted, and the counts are put beside them by position (a join
     after the counting took 31 ms of the 0.29 s of 1 Mb at 10^5 samples)."""
-    if cohort is None and (by is None or by in store.info.get("groupings", [])):
+    if members is None and cohort is None and (by is None or by in store.info.get("groupings", [])):
         return store.variants(region, by=by)
     where, params = store.region_filter(region)
     with ThreadPoolExecutor(max_workers=1) as pool:
         described = pool.submit(_variant_columns, store, region) if by is None else None
-        members = store.cohort(cohort) if cohort is not None else store.active_samples
+        if members is None:
+            members = store.cohort(cohort) if cohort is not None else store.active_samples
         cells = _cells(store, members, by)
         sites = store.sql(f"SELECT site_row, len(alleles) AS n_alleles FROM sites {where} ORDER BY site_row", params)
         parts = [_stats_rows(rows, stats, by) for rows, stats in store_stats(store, sites, cells, members)]

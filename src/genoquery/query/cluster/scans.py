@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 
 from genoquery.errors import QueryError
 from genoquery.query.cluster.partitions import Partition, partitions
 from genoquery.query.cluster.tasks import Target, run_partitions
+from genoquery.query.frequencies import cohort_frequencies
 
 if TYPE_CHECKING:
     from genoquery.query.store import Store
@@ -45,20 +47,26 @@ def frequencies(
     store: Store, region: str | Sequence[str] | None, cohort, by: str | None, client, progress: bool = False
 ) -> pa.Table:
     """:meth:`Store.frequencies` by partition on ``client``'s workers. The whole store's own
-    statistics are read from the index, here; a cohort is checked here before any partition runs."""
+    statistics are read from the index, here; a cohort is resolved here, once, for every partition."""
     if cohort is None and (by is None or by in store.info["groupings"]):
         return store.frequencies(region, by=by)
-    if cohort is not None:
-        store.cohort(cohort)
     parts = partitions(store, region)
     if len(parts) <= 1:
         return store.frequencies(region, cohort, by)
-    tables = _by_partition(store, client, _frequencies, parts, (cohort, by), "frequencies", progress)
+    members = store.cohort(cohort) if cohort is not None else store.active_samples
+    # a task holding the cohort, sent to each worker once, not with every partition; unlike
+    # scattered data it is computed again should the workers holding it die
+    shared = client.submit(_same, members, pure=False)
+    tables = _by_partition(store, client, _frequencies, parts, (shared, by), "frequencies", progress)
     return pa.concat_tables(tables)
 
 
-def _frequencies(store: Store, part: Partition, cohort, by: str | None) -> pa.Table:
-    return store.frequencies(part.region, cohort, by)
+def _same(members: np.ndarray) -> np.ndarray:
+    return members
+
+
+def _frequencies(store: Store, part: Partition, members: np.ndarray, by: str | None) -> pa.Table:
+    return cohort_frequencies(store, part.region, None, by, members)
 
 
 def associate(
