@@ -26,12 +26,13 @@ import checks
 import genoquery
 import test_association as assoc
 import test_cohort_queries as cq
+from genoquery.cli import main
 from genoquery.errors import QueryError
 from genoquery.index.genes import import_genes
 from genoquery.index.phenotypes import import_table
 from genoquery.ingest.zarr_writer import ChunkLayout
+from genoquery.query.cluster import connect, tasks
 from genoquery.query.cluster import partitions as partitioning
-from genoquery.query.cluster import tasks
 from genoquery.query.cluster.connect import cluster_client
 from genoquery.query.cluster.partitions import partitions
 from genoquery.query.cluster.scans import gene_carriers
@@ -198,3 +199,22 @@ def test_workers_killed_inside_tasks_still_give_exact_answers(store, client, per
     cq.assert_frequencies(table, cq.VCFS, members)
     client.wait_for_workers(2)
     assert not set(before.values()) & set(client.run(os.getpid).values())
+
+
+def test_cli_runs_on_workers_or_says_why_not(store, monkeypatch, capsys):
+    assert main(["verify", str(store.path), "--workers", "2", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "Dask dashboard: http://" in err
+    assert "verified" in err
+    monkeypatch.setattr(connect, "CONNECT_TIMEOUT_S", 0.5)
+    monkeypatch.setenv(connect.ADDRESS_VARIABLE, "tcp://127.0.0.1:9")
+    for argv, message in (
+        ([], "cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--cluster", "tcp://127.0.0.1:9", "--workers", "2"], "give --cluster ADDRESS or --workers N, not both"),
+    ):
+        women = ["--cohort", "sex_at_birth = 'Female'"]
+        assert main(["query", str(store.path), "frequencies", "chr20", *women, *argv]) == 2
+        lines = capsys.readouterr().err.strip().split("\n")
+        assert len(lines) == 1
+        assert message in lines[0]

@@ -4,16 +4,18 @@ A task gets a :class:`~genoquery.query.store.Store` and one partition. On a clus
 opens the store by its path itself, once per thread, and checks that its index file is the one
 the client opened (:mod:`~genoquery.query.cluster.stamp`), so every partition answers from one
 state of the store. Tasks that raise are retried (:data:`RETRIES`), and the scheduler reruns the
-tasks of a worker that died; an input problem (:class:`~genoquery.errors.GenoqueryError`) is
-returned, not raised, so it is not retried, and the client raises the first one in partition
-order. Results come back in partition order whatever order they finish in; a tqdm bar on the
-client counts them.
+tasks of a worker that died; a task whose workers died three times (Dask's ``allowed-failures``)
+or a lost scheduler is a :class:`~genoquery.errors.ClusterError`. An input problem
+(:class:`~genoquery.errors.GenoqueryError`) is returned, not raised, so it is not retried, and the
+client raises the first one in partition order. Results come back in partition order whatever
+order they finish in; a tqdm bar on the client counts them.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -81,6 +83,8 @@ def _on_cluster(client, task, parts, args, target: Target, weights, bar: tqdm) -
             i = order[future.key]
             results[i] = future.result()
             bar.update(weights[i])
+    except (distributed.KilledWorker, CancelledError, OSError) as err:  # the cluster's failures, not genoquery's
+        raise ClusterError(f"the Dask cluster could not finish the question: {type(err).__name__}: {err}") from None
     finally:
         client.cancel(futures)
     failed = [r for r in results if isinstance(r, _Failed)]
