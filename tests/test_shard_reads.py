@@ -83,6 +83,38 @@ def test_rows_equal_zarr(tmp_path_factory, case):
         np.testing.assert_array_equal(part, array[a:b])
 
 
+@settings(max_examples=100, deadline=None)
+@given(case=arrays())
+def test_visited_chunks_reassemble_the_rows(tmp_path_factory, case):
+    """``RowReader.visit`` hands every element of ``array[rows]`` to the visitor exactly once, in
+    its place; a copy is taken (the scratch chunk is reused), as for an array read through zarr."""
+    params, values, ranges = case
+    array = write(tmp_path_factory.mktemp("a") / "x.zarr", params, values)
+    for reader in (RowReader(array), RowReader(zarr.open_array(array.store_path.store.root, mode="r"))):
+        for a, b in ranges:
+            got = np.full((b - a, *values.shape[1:]), -1, dtype=np.int64)
+            seen = np.zeros(got.shape, dtype=np.int64)
+
+            def visitor(chunk, to, within, got=got, seen=seen):
+                got[to] = chunk[within]
+                seen[to] += 1
+
+            reader.visit(slice(a, b), visitor)
+            np.testing.assert_array_equal(got, values[a:b])
+            assert (seen == 1).all()
+
+
+def test_other_layouts_are_visited_whole(tmp_path):
+    values = np.arange(300, dtype="int16").reshape(100, 3)
+    array = zarr.create_array(str(tmp_path / "plain.zarr"), shape=values.shape, dtype=values.dtype, chunks=(7, 3))
+    array[...] = values
+    calls = []
+    RowReader(array).visit(slice(5, 95), lambda chunk, to, within: calls.append((chunk[within].copy(), to)))
+    ((chunk, to),) = calls
+    np.testing.assert_array_equal(chunk, values[5:95])
+    assert to == (slice(0, 90), slice(0, 3))
+
+
 def test_several_arrays_at_once(tmp_path):
     tokens = write(
         tmp_path / "t.zarr",

@@ -42,10 +42,8 @@ def recount_batch(con: duckdb.DuckDBPyConnection, batch: Batch, persons: pa.Tabl
     sites = con.sql(
         f"SELECT {SITE_COLUMNS}, batch_row FROM batch_sites WHERE batch = ? ORDER BY batch_row", params=[batch.number]
     ).to_arrow_table()
-    reader, done, batch_rows = batch.reader, 0, sites["batch_row"].to_numpy()
-    for calls, site_counts, allele_counts in count_calls(
-        reader.blocks(sites, missing=True), reader.haploid, cells, np.flatnonzero(~withdrawn)
-    ):
+    done, batch_rows = 0, sites["batch_row"].to_numpy()
+    for calls, site_counts, allele_counts in count_calls(batch.reader, sites, cells, np.flatnonzero(~withdrawn)):
         part, done = batch_rows[done : done + len(calls.site_row)], done + len(calls.site_row)
         site_rows, allele_rows = count_rows(batch.number, part, site_counts[:, kept], allele_counts[:, :, kept], keys)
         _insert(con, "batch_site_counts", site_rows)

@@ -184,10 +184,7 @@ def _add_batch(
         [batch.number, int(rows[0]), int(rows[-1])],
     )
     present = np.zeros(len(rows), dtype=bool)
-    reader = batch.reader
-    for calls, counts, per_allele in count_calls(
-        reader.blocks(sites, missing=True), reader.haploid, batch_cells, local
-    ):
+    for calls, counts, per_allele in count_calls(batch.reader, sites, batch_cells, local):
         at = np.searchsorted(rows, calls.site_row)
         present[at] = True
         site_counts[at] += counts

@@ -17,13 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+import pyarrow as pa
 from numba import types
 from numba.extending import intrinsic
 
 from genoquery.deadline import check
 from genoquery.stats.allele_stats import Cells, empty_counts, tally_site
 from genoquery.storage.call_codes import MAX_GAP, PARTIAL_REF, next_missing
-from genoquery.storage.call_reader import SiteCalls
+from genoquery.storage.call_reader import CallReader, SiteCalls
 from genoquery.storage.format import FILL
 
 COUNT_THREADS = os.cpu_count() or 1
@@ -44,38 +45,67 @@ def _popcount(typingctx, x):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
-def _masked_codes(per_code, codes, d, members, member_bits):  # pragma: no cover - compiled
-    """Add the cohort's codes 1 and 2 of dense row ``d`` to ``per_code[1]``, 32 samples per
-    uint64: the codes ANDed with ``member_bits`` (0b11 per member, the codes' layout) and
-    popcounted. 7 us per site at 10^6 samples, whatever the cohort's size; the last
-    incomplete word's members are read one by one."""
-    full = codes.shape[1] // 8
-    words, mask = codes[d, : full * 8].view(np.uint64), member_bits[: full * 8].view(np.uint64)
+def _tile_code_counts(out, tile, first, n_rows, n_bytes, member_bits, column):  # pragma: no cover - compiled
+    """Add to ``out`` (n_rows, 2) int64 the cohort's codes 1 and 2 (het, hom ALT 1) in rows
+    ``first .. first + n_rows - 1`` of ``tile``, a decoded inner chunk of the dense codes whose
+    first ``n_bytes`` bytes of each row are the code bytes from ``column`` on: 32 samples per
+    uint64, the codes ANDed with ``member_bits`` (0b11 per member, the codes' layout) and
+    popcounted, ~7 us per site at 10^6 samples whatever the cohort's size."""
+    full = n_bytes // 8
+    mask = member_bits[column : column + full * 8].view(np.uint64)
     low_bits = np.uint64(0x5555555555555555)
-    het = hom = np.uint64(0)
-    for i in range(full):
-        x = words[i] & mask[i]
-        low, high = x & low_bits, (x >> np.uint64(1)) & low_bits
-        het += _popcount(low & ~high)  # code 1
-        hom += _popcount(high & ~low)  # code 2
-    per_code[1, 1] += het
-    per_code[1, 2] += hom
-    for s in members[np.searchsorted(members, full * 32) :]:
-        per_code[1, (codes[d, s >> 2] >> ((s & 3) * 2)) & 3] += 1
+    for r in range(n_rows):
+        row = tile[first + r]
+        words = row[: full * 8].view(np.uint64)
+        het = hom = np.uint64(0)
+        for i in range(full):
+            x = words[i] & mask[i]
+            low, high = x & low_bits, (x >> np.uint64(1)) & low_bits
+            het += _popcount(low & ~high)  # code 1
+            hom += _popcount(high & ~low)  # code 2
+        for b in range(full * 8, n_bytes):
+            x = np.uint64(row[b] & member_bits[column + b])
+            low, high = x & low_bits, (x >> np.uint64(1)) & low_bits
+            het += _popcount(low & ~high)
+            hom += _popcount(high & ~low)
+        out[r, 0] += het
+        out[r, 1] += hom
+
+
+def _coded_counts(reader: CallReader, rows: np.ndarray, member_bits: np.ndarray) -> np.ndarray:
+    """(rows, 2) int64: the cohort's het and hom ALT-1 codes at the dense code rows ``rows``
+    (ascending), reduced while the codes are decoded (:meth:`CallReader.visit_codes`): at 10^6
+    samples the 1,285 dense rows of 1 Mb are 321 MB decoded, never written to memory. Each
+    column of inner chunks adds into its own partial sums (chunks are reduced concurrently)."""
+    if not len(rows):
+        return np.zeros((0, 2), dtype=np.int64)
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    partial: dict[int, np.ndarray] = {}  # by first code column: chunks of one column share rows
+
+    def reduce(tile: np.ndarray, to: tuple[slice, ...], within: tuple[slice, ...]) -> None:
+        column, at = to[1].start, to[0]
+        sums = partial.setdefault(column, np.zeros((hi - lo, 2), dtype=np.int64))  # atomic
+        n_bytes = within[1].stop - within[1].start
+        _tile_code_counts(sums[at], tile, within[0].start, at.stop - at.start, n_bytes, member_bits, column)
+
+    reader.visit_codes(slice(lo, hi), reduce)
+    return sum(partial.values())[rows - lo]
 
 
 @numba.njit(nogil=True, cache=True)
-def _add_dense(hist, codes, d, members, member_bits, cells, haploid, p, width):  # pragma: no cover - compiled
+def _add_dense(hist, codes, d, coded, members, cells, haploid, p, width):  # pragma: no cover - compiled
     """A dense site's codes 1 and 2 (and haploid REF calls) of the cohort's samples.
 
     All-diploid sites count codes per cell without branching on them (codes are
-    unpredictable; branches cost 5x), or for a large cohort without grouping (``member_bits``
-    not empty) by word (:func:`_masked_codes`); sites with haploid calls test each sample.
+    unpredictable; branches cost 5x), or for a large cohort without grouping take them from
+    ``coded`` (see :func:`_coded_counts`: row ``d``, het and hom); sites with haploid calls test
+    each sample.
     """
     if p < 0:
         per_code = np.zeros((hist.shape[0], 4), dtype=np.int64)
-        if cells.shape[1] == 1 and len(member_bits):
-            _masked_codes(per_code, codes, d, members, member_bits)
+        if len(coded):
+            per_code[1, 1] += coded[d, 0]
+            per_code[1, 2] += coded[d, 1]
         elif cells.shape[1] == 1:  # no grouping: every member is in cell 0, row 1
             for s in members:
                 per_code[1, (codes[d, s >> 2] >> ((s & 3) * 2)) & 3] += 1
@@ -112,11 +142,11 @@ def _count(
     missing_tokens,
     dense,
     codes,
+    coded,
     pattern,
     haploid,
     haploid_cells,
     members,
-    member_bits,
     in_cohort,
     packed,
     cells,
@@ -126,8 +156,9 @@ def _count(
     """Histogram each site's non-hom-ref calls per cell and tally them.
 
     ``cells`` (samples, k) is each sample's cells (-1 outside the cohort);
-    ``members`` the cohort's sample indexes, ``member_bits`` them in the codes' layout (see
-    :func:`_member_bits`) and ``in_cohort`` their mask, uint8: a byte per sample,
+    ``coded`` (dense sites, 2) the cohort's het and hom codes of the dense sites (empty unless the
+    cohort is counted by word, see :func:`_coded_counts`); ``members`` the cohort's sample
+    indexes and ``in_cohort`` their mask, uint8: a byte per sample,
     or with ``packed`` a bit per sample (see :data:`PACKED_ABOVE`); ``haploid_cells`` (patterns,
     cells) the cohort's haploid samples per cell, from which a sparse site's unlisted haploid REF
     calls are counted. Genotype codes are ``(a0 + 2) * width + a1 + 2``.
@@ -193,7 +224,7 @@ def _count(
                         hist[c, code] += 1
                         hist[c, hap_ref] -= sparse_haploid and hap
         if dense[v] >= 0:
-            _add_dense(hist, codes, dense[v], members, member_bits, cells, haploid, p, width)
+            _add_dense(hist, codes, dense[v], coded, members, cells, haploid, p, width)
         elif p >= 0:
             hist[1:, hap_ref] += haploid_cells[p]
         tally_site(hist[1:], v, site_counts, allele_counts)
@@ -217,45 +248,60 @@ def _haploid_cells(haploid: np.ndarray, cells: Cells) -> np.ndarray:
     return out
 
 
-def _split(batch: SiteCalls, members: int, parts: int) -> list[tuple[int, int]]:
+def _split(batch: SiteCalls, dense_work: int, parts: int) -> list[tuple[int, int]]:
     """``parts`` consecutive site ranges of ``batch`` with about equal counting work
-    (listed calls, missing-call tokens, and the cohort's codes at dense sites)."""
-    work = np.diff(batch.listed) + np.diff(batch.missing) + (batch.dense >= 0) * members
+    (listed calls, missing-call tokens, and ``dense_work`` per dense site)."""
+    work = np.diff(batch.listed) + np.diff(batch.missing) + (batch.dense >= 0) * dense_work
     cuts = np.searchsorted(np.cumsum(work), np.arange(1, parts) * work.sum() / parts)
     edges = [0, *np.minimum(cuts + 1, len(work)).tolist(), len(work)]
     return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
 
 def count_calls(
-    batches: Iterator[SiteCalls], haploid: np.ndarray, cells: Cells, members: np.ndarray
+    reader: CallReader, sites: pa.Table, cells: Cells, members: np.ndarray
 ) -> Iterator[tuple[SiteCalls, np.ndarray, np.ndarray]]:
     """``site_counts`` and ``allele_counts`` (see :func:`~genoquery.stats.allele_stats.tally_site`)
-    of each block of one batch's sites, for the cohort ``members`` (sorted sample
+    of each block of the sites ``sites`` (columns of :data:`~genoquery.storage.call_reader.SITE_COLUMNS`,
+    in batch order) of one batch read by ``reader``, for the cohort ``members`` (sorted sample
     indexes of that batch) in ``cells`` (over the batch's samples, restricted to the cohort).
 
-    Each batch's sites are counted in as many ranges as there are cores, on threads
-    (the kernel releases the GIL)."""
+    A large cohort without grouping has its all-diploid dense sites' codes reduced as they are
+    decoded (:func:`_coded_counts`), before the other calls are read. Each block's sites are
+    then counted in as many ranges as there are cores, on threads (the kernel releases the GIL)."""
+    haploid = reader.haploid
     haploid_cells = _haploid_cells(haploid, cells)
     members = np.ascontiguousarray(members, dtype=np.int64)
     in_cohort = np.zeros(len(cells.of_sample), dtype=np.uint8)
     in_cohort[members] = 1
     packed = len(in_cohort) > PACKED_ABOVE
+    dense_row = sites["dense_row"].fill_null(-1).to_numpy()
+    member_bits = _member_bits(in_cohort, len(members))
+    by_word = cells.of_sample.shape[1] == 1 and len(member_bits) > 0
+    coded = _coded_counts(reader, dense_row[dense_row >= 0], member_bits) if by_word else np.zeros((0, 2), np.int64)
+    haploid_dense = (sites["haploid_pattern"].fill_null(-1).to_numpy()[dense_row >= 0] >= 0).any()
     fixed = (
         haploid,
         haploid_cells,
         members,
-        _member_bits(in_cohort, len(members)),
         np.packbits(in_cohort, bitorder="little") if packed else in_cohort,
         packed,
         cells.of_sample,
     )
+    done = n_coded = 0
     with ThreadPoolExecutor(max_workers=COUNT_THREADS) as pool:
-        for batch in batches:
+        for batch in reader.blocks(sites, missing=True, codes=not by_word or haploid_dense):
             check()  # the request's time limit (genoquery.deadline), per block of sites
             site_counts, allele_counts = empty_counts(batch.n_alleles, cells)
+            n_dense = int((dense_row[done : done + len(batch.site_row)] >= 0).sum())
+            block_coded = coded[n_coded : n_coded + n_dense] if by_word else coded
+            done, n_coded = done + len(batch.site_row), n_coded + n_dense
 
             def count(
-                bounds: tuple[int, int], batch=batch, site_counts=site_counts, allele_counts=allele_counts
+                bounds: tuple[int, int],
+                batch=batch,
+                block_coded=block_coded,
+                site_counts=site_counts,
+                allele_counts=allele_counts,
             ) -> None:
                 a, b = bounds
                 _count(
@@ -266,11 +312,13 @@ def count_calls(
                     batch.missing_tokens,
                     batch.dense[a:b],
                     batch.codes,
+                    block_coded,
                     batch.pattern[a:b],
                     *fixed,
                     site_counts[a:b],
                     allele_counts[a:b],
                 )
 
-            list(pool.map(count, _split(batch, len(members), COUNT_THREADS)))
+            parts = _split(batch, 0 if by_word else len(members), COUNT_THREADS)
+            list(pool.map(count, parts))
             yield batch, site_counts, allele_counts

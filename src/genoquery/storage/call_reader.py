@@ -21,7 +21,7 @@ import zarr
 
 from genoquery.deadline import ahead
 from genoquery.storage.objects import ObjectPath, zarr_location
-from genoquery.storage.shard_reads import RowReader, read_rows_together
+from genoquery.storage.shard_reads import RowReader, Visitor, read_rows_together
 
 # Decoded bytes per block of sites. Chunks that consecutive blocks share are decoded once (see
 # shard_reads.read_rows_together), so blocks can be small: at 10^6 samples, 1 Mb of a 10%
@@ -38,12 +38,12 @@ SITE_COLUMNS = (
 class SiteCalls:
     """The encoded calls of a block of consecutive sites of one batch.
 
-    Per site (``n``): ``site_row``, ``n_alleles`` (REF included), ``dense`` (row in
-    ``codes`` or -1), ``pattern`` (haploid mask id or -1), ``listed`` (n + 1) offsets
-    into ``listed_sample`` (int32) / ``listed_gt`` (m, 2) int8, and ``missing`` (n + 1)
-    offsets into ``missing_tokens`` (uint16, see :mod:`genoquery.storage.call_codes`; empty
-    unless asked for). ``codes`` is
-    (dense sites, ceil(samples / 4)) uint8.
+    Per site (``n``): ``site_row``, ``n_alleles`` (REF included), ``dense`` (its rank among
+    the block's dense sites, its row in ``codes`` when they were read; -1 for a sparse site),
+    ``pattern`` (haploid mask id or -1), ``listed`` (n + 1) offsets into ``listed_sample``
+    (int32) / ``listed_gt`` (m, 2) int8, and ``missing`` (n + 1) offsets into
+    ``missing_tokens`` (uint16, see :mod:`genoquery.storage.call_codes`; empty unless asked
+    for). ``codes`` is (dense sites, ceil(samples / 4)) uint8, or empty when not read.
     """
 
     site_row: np.ndarray
@@ -95,17 +95,28 @@ class CallReader:
             else np.zeros((0, self.n_samples), dtype=bool)
         )
 
-    def blocks(self, sites: pa.Table, budget: int = BLOCK_BYTES, missing: bool = False) -> Iterator[SiteCalls]:
+    def blocks(
+        self, sites: pa.Table, budget: int = BLOCK_BYTES, missing: bool = False, codes: bool = True
+    ) -> Iterator[SiteCalls]:
         """The calls of ``sites`` (columns of :data:`SITE_COLUMNS`, in site order), in blocks of
         at most ``budget`` decoded bytes; ``missing`` also reads the missing calls (only statistics
-        need them). The next block is read on a background thread while the caller works on this one."""
+        need them); without ``codes``, dense sites' codes are not read (``SiteCalls.codes`` is
+        empty; a caller that reduces them visits them itself, see :meth:`visit_codes`). The next
+        block is read on a background thread while the caller works on this one."""
         dense_row = _column(sites, "dense_row")
-        bounds = budget_bounds(self._site_bytes(sites, dense_row >= 0, missing), budget)
+        bounds = budget_bounds(self._site_bytes(sites, (dense_row >= 0) & codes, missing), budget)
         kept: dict = {}  # chunks two consecutive blocks share are decoded once
+        if not codes:
+            dense_row = np.where(dense_row >= 0, -2, -1)  # dense, but no code row to read
         if len(bounds) <= 1:  # one read: a thread would only add its start-up
             yield from (self._read(sites, dense_row, missing, kept) for _ in bounds)
             return
         yield from ahead(self._read(sites.slice(a, b - a), dense_row[a:b], missing, kept) for a, b in bounds)
+
+    def visit_codes(self, rows: slice, visitor: Visitor) -> None:
+        """:meth:`RowReader.visit` of the dense code rows ``rows``: codes reduced as they are
+        decoded, one L2-sized inner chunk at a time, never assembled."""
+        self._codes.visit(rows, visitor)
 
     def _site_bytes(self, sites: pa.Table, dense: np.ndarray, missing: bool) -> np.ndarray:
         """Decoded bytes of each site's calls: its code row, listed calls and (if read) tokens."""
@@ -117,8 +128,8 @@ class CallReader:
     def _read(self, sites: pa.Table, dense_row: np.ndarray, missing: bool, kept: dict) -> SiteCalls:
         listed = _Ranges(_column(sites, "listed_start"), _column(sites, "n_listed"))
         missed = _Ranges(_column(sites, "missing_start"), _column(sites, "n_missing_tokens") * missing)
-        dense = dense_row >= 0
-        rows = dense_row[dense]  # ascending
+        dense = dense_row != -1
+        rows = dense_row[dense_row >= 0]  # ascending; -2: dense, codes not read
         lo, hi = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
         slices = [
             (self._listed_sample, listed.span),

@@ -49,6 +49,10 @@ READ_THREADS = os.cpu_count() or 1
 # One pool for every read (its threads start at first use): a pool per read cost ~0.7 ms, and
 # tens of ms on a loaded machine, for each block of sites. Jobs never wait on other jobs.
 _POOL = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="genoquery-read")
+_SCRATCH = threading.local()  # per read thread: one decoded inner chunk, reused by RowReader.visit
+
+# visit(chunk, to, within): ``chunk[within]`` holds ``array[rows][to]``; called on a read thread
+Visitor = Callable[[np.ndarray, tuple[slice, ...], tuple[slice, ...]], None]
 
 
 @dataclass(frozen=True)
@@ -132,33 +136,84 @@ class RowReader:
             yield read_with_zarr
             return
         lay = self.layout
-        first, last = rows.start // lay.chunk[0], (rows.stop - 1) // lay.chunk[0]
-        trailing = [range(-(-n // c)) for n, c in zip(lay.shape[1:], lay.chunk[1:], strict=True)]
-        shards: dict[tuple[int, ...], tuple[int, np.ndarray] | None] = {}
+        last = (rows.stop - 1) // lay.chunk[0]
         before, after = (
             (kept.pop(lay.directory, {}), kept.setdefault(lay.directory, {})) if kept is not None else ({}, None)
         )
-        for position in itertools.product(range(first, last + 1), *trailing):
-            to, within = self._placement(position, rows)
+        for position, to, within, chunk_at in self._chunks(rows, files, skip=before):
             keep = after if position[0] == last and within[0].stop < lay.chunk[0] else None
             if position in before:
                 yield self._copy_job(before[position], to, within, out, keep, position)
+            elif chunk_at is None:
+                yield self._fill_job(to, out)
+            else:
+                yield self._decode_job(*chunk_at, to, within, out, keep, position)
+
+    def _chunks(self, rows: slice, files: ExitStack, skip: dict | None = None) -> Iterator[tuple]:
+        """``(position, to, within, (read, offset, nbytes) or None if never written)`` of each inner
+        chunk of ``array[rows]`` (see :meth:`_placement`); shards are opened into ``files`` (on
+        object storage the chunks' ranges announced to their shard), but not for positions in
+        ``skip`` (for those the last item is None too)."""
+        lay = self.layout
+        first, last = rows.start // lay.chunk[0], (rows.stop - 1) // lay.chunk[0]
+        trailing = [range(-(-n // c)) for n, c in zip(lay.shape[1:], lay.chunk[1:], strict=True)]
+        shards: dict[tuple[int, ...], tuple[Callable, np.ndarray] | None] = {}
+        for position in itertools.product(range(first, last + 1), *trailing):
+            to, within = self._placement(position, rows)
+            if skip and position in skip:
+                yield position, to, within, None
                 continue
             shard = tuple(p // k for p, k in zip(position, lay.per_shard, strict=True))
             if shard not in shards:
                 shards[shard] = _open_shard(lay, shard, files, self._indexes)
+            if shards[shard] is None:
+                yield position, to, within, None
+                continue
+            read, index = shards[shard]
             local = tuple(p % k for p, k in zip(position, lay.per_shard, strict=True))
-            offset, nbytes = (
-                (ABSENT, ABSENT)
-                if shards[shard] is None
-                else (int(v) for v in shards[shard][1][np.ravel_multi_index(local, lay.per_shard)])
-            )
+            offset, nbytes = (int(v) for v in index[np.ravel_multi_index(local, lay.per_shard)])
             if offset == ABSENT and nbytes == ABSENT:
-                yield self._fill_job(to, out)
+                yield position, to, within, None
                 continue
             if lay.store is not None:
-                shards[shard][0].want(offset, nbytes)
-            yield self._decode_job(shards[shard][0], offset, nbytes, to, within, out, keep, position)
+                read.want(offset, nbytes)
+            yield position, to, within, (read, offset, nbytes)
+
+    def visit(self, rows: slice, visitor: Visitor) -> None:
+        """Call ``visitor`` on every inner chunk of ``array[rows]`` as it is decoded, on the read
+        threads, without assembling the rows: each thread decodes into one scratch chunk of its own
+        (L2-sized for the dense codes), so a reduction over many rows never writes them to memory.
+        Calls for different chunks run concurrently; ``to`` places each within ``array[rows]``.
+        An array this module cannot read (see the module docstring) is read whole through zarr and
+        visited once."""
+        if rows.stop <= rows.start:
+            return
+        if self.layout is None:
+            whole = self.array[rows]
+            everything = tuple(slice(0, n) for n in whole.shape)
+            visitor(whole, everything, everything)
+            return
+        with ExitStack() as files:
+            jobs = [
+                self._visit_job(chunk_at, to, within, visitor) for _, to, within, chunk_at in self._chunks(rows, files)
+            ]
+            list(_POOL.map(lambda job: job(), jobs))
+
+    def _visit_job(self, chunk_at: tuple | None, to: tuple, within: tuple, visitor: Visitor) -> Callable[[], None]:
+        lay = self.layout
+
+        def decode_and_visit() -> None:
+            scratch = getattr(_SCRATCH, "chunk", None)
+            if scratch is None or scratch.shape != lay.chunk or scratch.dtype != lay.dtype:
+                scratch = _SCRATCH.chunk = np.empty(lay.chunk, dtype=lay.dtype)
+            if chunk_at is None:
+                scratch[...] = self.array.fill_value
+            else:
+                read, offset, nbytes = chunk_at
+                numcodecs.blosc.decompress(_read_exact(read, nbytes, offset, lay), scratch)
+            visitor(scratch, to, within)
+
+        return decode_and_visit
 
     def _placement(self, position: tuple[int, ...], rows: slice) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
         """Where inner chunk ``position`` goes: (its part in ``out``, that part within the chunk)."""
@@ -187,11 +242,7 @@ class RowReader:
         whole = to[0].stop - to[0].start == lay.chunk[0] and lay.chunk[1:] == lay.shape[1:]
 
         def decode() -> None:
-            packed = read(nbytes, offset)
-            if len(packed) != nbytes:
-                raise StoreError(
-                    f"{lay.directory}: a shard file is shorter than its index says; run `genoquery verify` on the store"
-                )
+            packed = _read_exact(read, nbytes, offset, lay)
             if whole:  # straight into the result: C order, and the chunk spans the other axes
                 numcodecs.blosc.decompress(packed, out[to[0]])
                 return
@@ -224,6 +275,16 @@ class RowReader:
             out[to] = self.array.fill_value
 
         return fill
+
+
+def _read_exact(read: Callable[[int, int], bytes], nbytes: int, offset: int, lay: _Layout) -> bytes:
+    """``nbytes`` of an inner chunk at ``offset`` of a shard, through its reader."""
+    packed = read(nbytes, offset)
+    if len(packed) != nbytes:
+        raise StoreError(
+            f"{lay.directory}: a shard file is shorter than its index says; run `genoquery verify` on the store"
+        )
+    return packed
 
 
 def _open_shard(
