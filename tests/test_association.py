@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pysam.bcftools as bcftools
 import pytest
 import statsmodels.api as sm
@@ -39,7 +41,7 @@ from conftest import skip_without_tool
 from genoquery.cli import main
 from genoquery.index.phenotypes import import_table
 from genoquery.ingest.withdraw import withdraw
-from genoquery.query.association import regression
+from genoquery.query.association import regression, scan
 from genoquery.query.association import store_dosages as store_dosages_module
 from genoquery.query.association.dosages import allele_dosages
 from genoquery.query.association.plots import af_by_ancestry, manhattan, phewas_plot, qq
@@ -708,6 +710,55 @@ def test_progress_bar_counts_every_allele_and_quiet_shows_none(store, capfd):
     path = str(store.path)
     assert main(["assoc", path, "glm", "--phenotype", "ldl_mg_dl", "--region", "chr20", "--quiet"]) == 0
     assert capfd.readouterr().err == ""
+
+
+def test_blocks_stream_in_genome_order_before_the_scan_ends(store, ldl_chr20, monkeypatch):
+    """``associate_blocks`` hands out each block's rows as soon as it is fitted: with windows of a
+    few sites, the first block arrives while most are unfitted, and the blocks put together are
+    ``associate``'s table (itself checked against statsmodels above)."""
+    monkeypatch.setattr(store_dosages_module, "WINDOW_ENTRIES", 20)
+    fitted = []
+    original = scan.linear
+    monkeypatch.setattr(scan, "linear", lambda *a: fitted.append(1) or original(*a))
+    blocks = store.associate_blocks("ldl_mg_dl", COVARIATES, region="chr20", min_mac=2)
+    first = next(blocks)
+    assert first.num_rows > 0
+    assert len(fitted) == 1
+    tables = [first, *blocks]
+    assert len(tables) == len(fitted) > 5
+    whole = pa.concat_tables(tables).to_pylist()
+    assert [r["variant_key"] for r in whole] == [r["variant_key"] for r in ldl_chr20]
+    assert all(close(a["beta"], b["beta"]) for a, b in zip(whole, ldl_chr20, strict=True) if b["beta"] is not None)
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".parquet", ".json"])
+def test_cli_glm_writes_rows_as_they_are_fitted(store, ldl_chr20, tmp_path, monkeypatch, suffix):
+    """``assoc glm -o`` without plots writes block by block: TSV rows under one header, one JSON
+    array, a Parquet file of several row groups; each reads back as ``associate``'s table."""
+    monkeypatch.setattr(store_dosages_module, "WINDOW_ENTRIES", 20)
+    out = tmp_path / f"glm{suffix}"
+    args = ["assoc", str(store.path), "glm", "--phenotype", "ldl_mg_dl", "--covar", ",".join(COVARIATES)]
+    assert main([*args, "-r", "chr20", "--min-mac", "2", "--quiet", "-o", str(out)]) == 0
+    if suffix == ".tsv":
+        got = pacsv.read_csv(out, parse_options=pacsv.ParseOptions(delimiter="\t")).to_pylist()
+    elif suffix == ".json":
+        got = json.loads(out.read_text())
+    else:
+        assert pq.ParquetFile(out).num_row_groups > 5
+        got = pq.read_table(out).to_pylist()
+    assert [r["variant_key"] for r in got] == [r["variant_key"] for r in ldl_chr20]
+    assert [r["status"] for r in got] == [r["status"] for r in ldl_chr20]
+    assert all(close(a["beta"], b["beta"]) for a, b in zip(got, ldl_chr20, strict=True) if b["beta"] is not None)
+    assert "site_row" not in got[0]
+
+
+def test_cli_glm_of_no_allele_writes_the_header(store, tmp_path):
+    out = tmp_path / "none.tsv"
+    args = ["assoc", str(store.path), "glm", "--phenotype", "ldl_mg_dl", "-r", "chr20:1-2", "--quiet", "-o", str(out)]
+    assert main(args) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("variant_key\tcontig\tpos")
 
 
 def test_coded_products_over_several_tiles_equal_numpy():

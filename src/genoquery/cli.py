@@ -29,7 +29,7 @@ from typing import TextIO
 
 from genoquery.errors import GenoqueryError, GenoqueryWarning, InputFileError, QueryError
 from genoquery.ingest import ingest
-from genoquery.output import FORMATS, write_table
+from genoquery.output import FORMATS, write_table, write_tables
 from genoquery.query.cluster.connect import ADDRESS_VARIABLE, cluster_client
 from genoquery.query.store import Store
 from genoquery.query.store import open as open_store
@@ -513,18 +513,24 @@ def _cmd_assoc(args: argparse.Namespace) -> None:
             return
         else:
             phenotype = args.phenotype.split(",") if "," in args.phenotype else args.phenotype
-            table = store.associate(
-                phenotype,
-                covariates,
-                region=args.region,
-                gene=args.gene,
-                variants=None if args.variants is None else args.variants.split(","),
-                cohort=cohort,
-                model=args.model,
-                min_mac=args.min_mac,
-                progress=_progress(args),
-                client=client,
-            )
+            options = {
+                "region": args.region,
+                "gene": args.gene,
+                "variants": None if args.variants is None else args.variants.split(","),
+                "cohort": cohort,
+                "model": args.model,
+                "min_mac": args.min_mac,
+                "progress": _progress(args),
+            }
+            if client is None and not (args.manhattan or args.qq):  # rows written as they are fitted
+                write_tables(
+                    store.associate_blocks(phenotype, covariates, **options),
+                    args.format,
+                    args.output,
+                    internal=args.internal,
+                )
+                return
+            table = store.associate(phenotype, covariates, client=client, **options)
             for kind, path in (("manhattan", args.manhattan), ("qq", args.qq)):
                 if path:
                     getattr(_module("assoc"), kind)(

@@ -13,12 +13,16 @@ query's start).
 
 from __future__ import annotations
 
+import contextlib
 import io
+import itertools
 import json
 import math
 import sys
+from collections.abc import Iterator
 from importlib import import_module
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import pyarrow as pa
@@ -61,29 +65,72 @@ def public(table: pa.Table, internal: bool = False) -> pa.Table:
 def write_table(table: pa.Table, fmt: str | None = None, path: str | None = None, *, internal: bool = False) -> None:
     """Write the public columns of ``table`` (see :func:`public`) in ``fmt`` (default: from
     ``path``'s suffix, else TSV) to ``path``, or to standard output when ``path`` is None or ``-``."""
+    write_tables(iter([table]), fmt, path, internal=internal, narrow=True)
+
+
+def write_tables(
+    tables: Iterator[pa.Table],
+    fmt: str | None = None,
+    path: str | None = None,
+    *,
+    internal: bool = False,
+    narrow: bool = False,
+) -> None:
+    """:func:`write_table` of tables with the same columns, one after another, each written (and
+    flushed) as it comes, so that a long computation's rows reach the file while it runs and only
+    one table is held at a time: TSV/CSV rows under one header, one JSON array, one Parquet file
+    with a row group per table. The first table is taken before anything is written (an error
+    computing it leaves no output). Parquet integers keep their types unless ``narrow`` (which
+    needs the only table)."""
     fmt = output_format(path, fmt)
-    table = public(table, internal)
+    first = public(next(tables), internal)
+    rest = (public(t, internal) for t in tables)
     to_stdout = path is None or path == "-"
     if fmt == "parquet":
-        import_module("pyarrow.parquet").write_table(_compact(table), sys.stdout.buffer if to_stdout else path)
+        _write_parquet(first, rest, sys.stdout.buffer if to_stdout else path, narrow)
         if to_stdout:
             sys.stdout.buffer.flush()
         return
-    if fmt == "json":
-        text = json.dumps(_json_rows(table), default=str) + "\n"
-    else:
-        pacsv = import_module("pyarrow.csv")
-        buffer = io.BytesIO()
-        options = pacsv.WriteOptions(
-            delimiter="\t" if fmt == "tsv" else ",", quoting_style="needed" if fmt == "csv" else "none"
-        )
-        pacsv.write_csv(_lists_as_text(table), buffer, options)
-        text = buffer.getvalue().decode().replace('"', "") if fmt == "tsv" else buffer.getvalue().decode()
-    if to_stdout:
-        sys.stdout.write(text)
-    else:
-        with open(path, "w") as handle:
-            handle.write(text)
+    with contextlib.nullcontext(sys.stdout) if to_stdout else open(path, "w") as handle:
+        if fmt == "json":
+            _write_json(handle, itertools.chain([first], rest))
+            return
+        for i, table in enumerate(itertools.chain([first], rest)):
+            handle.write(_delimited(table, fmt, header=i == 0))
+            handle.flush()
+
+
+def _write_parquet(first: pa.Table, rest: Iterator[pa.Table], where, narrow: bool) -> None:
+    compact = _compact(first, narrow)
+    with import_module("pyarrow.parquet").ParquetWriter(where, compact.schema) as writer:
+        writer.write_table(compact)
+        for table in rest:
+            writer.write_table(_compact(table, False).cast(compact.schema))
+
+
+def _write_json(handle: TextIO, tables: Iterator[pa.Table]) -> None:
+    """One JSON array of every table's rows (schema :data:`JSON_SCHEMA`), written table by table."""
+    handle.write("[")
+    separator = ""
+    for table in tables:
+        for row in _json_rows(table):
+            handle.write(separator + json.dumps(row, default=str))
+            separator = ", "
+        handle.flush()
+    handle.write("]\n")
+
+
+def _delimited(table: pa.Table, fmt: str, header: bool) -> str:
+    """``table`` as TSV or CSV text, with or without the header line."""
+    pacsv = import_module("pyarrow.csv")
+    buffer = io.BytesIO()
+    options = pacsv.WriteOptions(
+        include_header=header,
+        delimiter="\t" if fmt == "tsv" else ",",
+        quoting_style="needed" if fmt == "csv" else "none",
+    )
+    pacsv.write_csv(_lists_as_text(table), buffer, options)
+    return buffer.getvalue().decode().replace('"', "") if fmt == "tsv" else buffer.getvalue().decode()
 
 
 def _json_rows(table: pa.Table) -> list[dict]:
@@ -112,9 +159,9 @@ def _lists_as_text(table: pa.Table) -> pa.Table:
     return table
 
 
-def _compact(table: pa.Table) -> pa.Table:
+def _compact(table: pa.Table, narrow: bool = True) -> pa.Table:
     """Parquet's columns: float32 as the float64 of its shortest decimal, low-cardinality text
-    dictionary-encoded, integers in the narrowest type that holds them."""
+    dictionary-encoded, and (if ``narrow``) integers in the narrowest type that holds them."""
     pc = import_module("pyarrow.compute")
     columns = []
     for field, column in zip(table.schema, table.columns, strict=True):
@@ -124,7 +171,7 @@ def _compact(table: pa.Table) -> pa.Table:
             column = pa.array(shortest, pa.float64(), mask=column.is_null().to_numpy(zero_copy_only=False))
         elif field.name in DICTIONARY_COLUMNS and pa.types.is_string(field.type):
             column = column.dictionary_encode()
-        elif pa.types.is_integer(field.type) and len(column) and column.null_count < len(column):
+        elif narrow and pa.types.is_integer(field.type) and len(column) and column.null_count < len(column):
             low, high = pc.min_max(column).values()
             column = column.cast(_narrowest(low.as_py(), high.as_py()))
         columns.append(column)

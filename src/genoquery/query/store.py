@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from functools import cached_property
 from importlib import import_module
 from pathlib import Path
@@ -270,7 +270,38 @@ class Store:
                 client=client,
                 progress=progress if progress is not None else os.isatty(2),
             )
-        return _later("genoquery.query.association.scan").associate(
+        return pa.concat_tables(
+            self.associate_blocks(
+                phenotype,
+                covariates,
+                region=region,
+                variants=variants,
+                gene=gene,
+                cohort=cohort,
+                model=model,
+                min_mac=min_mac,
+                progress=progress,
+            )
+        )
+
+    def associate_blocks(
+        self,
+        phenotype,
+        covariates=(),
+        *,
+        region: str | Sequence[str] | None = None,
+        variants=None,
+        gene: str | None = None,
+        cohort=None,
+        model: str | None = None,
+        min_mac: int = 20,
+        progress: bool | None = None,
+    ) -> Iterator[pa.Table]:
+        """:meth:`associate`'s rows a block of alleles at a time, in genome order, each as soon as
+        it is fitted: a genome-wide run can be written out (``genoquery assoc glm -o``) or sent
+        while it runs, and holds one block's results at a time. At least one table is yielded
+        (empty, with the columns, when no allele was asked for)."""
+        return _later("genoquery.query.association.scan").associate_blocks(
             self,
             phenotype,
             list(covariates),

@@ -8,7 +8,7 @@ that allele's test, samples missing the phenotype or a covariate from every test
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -98,16 +98,27 @@ def fit(
     model: str,
     dosages: tuple[np.ndarray, Iterable[AlleleDosages]],
     min_mac: int,
-    bar: tqdm | None = None,
 ) -> pa.Table:
+    """One result row per allele of ``dosages``: :func:`fit_blocks`, put together."""
+    parts = list(fit_blocks(store, design, model, dosages, min_mac))
+    return pa.concat_tables(parts) if parts else pa.schema(RESULT_TYPES).empty_table()
+
+
+def fit_blocks(
+    store: Store,
+    design: Design,
+    model: str,
+    dosages: tuple[np.ndarray, Iterable[AlleleDosages]],
+    min_mac: int,
+    bar: tqdm | None = None,
+) -> Iterator[pa.Table]:
     """One result row per allele of ``dosages`` (the haploid masks and the dosages of
-    :func:`~genoquery.query.association.store_dosages.store_dosages`; columns :data:`RESULT_TYPES`);
-    ``bar`` counts the alleles as their block is fitted."""
+    :func:`~genoquery.query.association.store_dosages.store_dosages`; columns :data:`RESULT_TYPES`),
+    a table per block of alleles as it is fitted; ``bar`` counts the alleles."""
     cov = Covariates(design, store.info["samples"])
     haploid, dosages = dosages
     hap_analysed = haploid[:, design.samples].sum(axis=1) if len(haploid) else np.zeros(0, np.int64)
     null = null_logistic(cov) if model == "logistic" else None
-    parts = []
     for batch in ahead(iter(dosages)):  # the next block's dosages are decoded while this one is fitted
         check()  # the request's time limit (genoquery.deadline), per block of alleles
         if bar is not None:
@@ -119,7 +130,7 @@ def fit(
         with np.errstate(divide="ignore", invalid="ignore"):
             af = np.where(counts.an > 0, counts.ac / counts.an, np.nan)
         binary = design.binary
-        parts.append(
+        yield (
             pa.table(
                 {
                     "site_row": batch.site_row,
@@ -151,8 +162,6 @@ def fit(
                 }
             ).cast(pa.schema(RESULT_TYPES))
         )
-    schema = pa.schema(RESULT_TYPES)
-    return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
 def _model(design: Design, model: str | None) -> str:
@@ -163,7 +172,7 @@ def _model(design: Design, model: str | None) -> str:
     return model
 
 
-def associate(
+def associate_blocks(
     store: Store,
     phenotype: str | list[str],
     covariates: list[str],
@@ -175,8 +184,9 @@ def associate(
     model: str | None = None,
     min_mac: int = 20,
     progress: bool = False,
-) -> pa.Table:
-    """Per-allele association results; see :meth:`genoquery.query.store.Store.associate`."""
+) -> Iterator[pa.Table]:
+    """Per-allele association results a block of alleles at a time, in genome order, as they are
+    fitted; see :meth:`genoquery.query.store.Store.associate_blocks`."""
     if model is not None and model not in MODELS:
         raise QueryError(f"unknown model {model!r}; choose {' or '.join(MODELS)}")
     wanted = _variants(store, region, variants, gene)
@@ -186,8 +196,16 @@ def associate(
     rows = np.unique(wanted["site_row"].to_numpy())
     with tqdm(total=wanted.num_rows, unit="allele", desc=f"associate {design.phenotype}", disable=not progress) as bar:
         dosages = store_dosages(store, rows, design.samples, keep_codes=model == "linear")  # codes: linear sums
-        results = fit(store, design, model, dosages, min_mac, bar)
-    return _with_variants(store, results, wanted)
+        wanted = wanted.take(np.argsort(wanted["site_row"].to_numpy(), kind="stable"))
+        at = wanted["site_row"].to_numpy()
+        empty = True
+        for results in fit_blocks(store, design, model, dosages, min_mac, bar):
+            empty = False
+            block = results["site_row"].to_numpy()
+            lo, hi = np.searchsorted(at, block.min(initial=0)), np.searchsorted(at, block.max(initial=-1), "right")
+            yield _with_variants(store, results, wanted.slice(lo, hi - lo))  # its alleles' rows only
+    if empty:
+        yield _with_variants(store, pa.schema(RESULT_TYPES).empty_table(), wanted)
 
 
 def _with_variants(store: Store, results: pa.Table, wanted: pa.Table) -> pa.Table:
