@@ -11,6 +11,7 @@ a withdrawn sample's values appear nowhere.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import warnings
@@ -24,6 +25,7 @@ import genoquery
 from genoquery.errors import GenoqueryWarning, QueryError
 from genoquery.ingest.withdraw import withdraw
 from genoquery.query.fields import vcf_text
+from test_server_support import serve
 
 DATA = Path(__file__).parent / "data"
 FORMAT_SOURCE, INFO_SOURCE = DATA / "format_fields.vcf", DATA / "info_fields.vcf"
@@ -107,6 +109,32 @@ def test_genotypes_fields_and_xarray_equal_bcftools(stores):
         assert s.genotypes(None, ["S1"], fields=["DP"]).fields["call_DP"][:, 0].tolist() == [3, 6, -1, -1, 12]
         with pytest.raises(QueryError, match=r"keeps no field 'FORMAT/PL'.*FORMAT/DP"):
             s.genotypes(None, fields=["FORMAT/PL"])
+
+
+def test_server_genotypes_fields_equal_bcftools(stores, tmp_path):
+    """``/api/v1/genotypes?fields=`` (controlled tier) gives each site's kept fields as bcftools
+    prints them from the source: FORMAT per sample in the order asked, INFO once per site; an
+    unknown field is a 400 naming the kept ones."""
+    served = tmp_path / "served.gq"
+    shutil.copytree(stores["format"], served)
+    srv = serve(served, min_cohort=2, token_tiers={"ctl": ("controlled", None)})
+    try:
+        with srv.client("ctl") as c:
+            params = {"region": "chr1", "samples": "S3,S1", "fields": "FORMAT/DP,FORMAT/AD,FORMAT/FT,INFO/DP"}
+            answer = c.get("/api/v1/genotypes", params=params).json()
+            unknown = c.get("/api/v1/genotypes", params={"region": "chr1", "fields": "FORMAT/PL"})
+            plain = c.get("/api/v1/genotypes", params={"region": "chr1"}).json()
+    finally:
+        srv.stop()
+    assert answer["sample_ids"] == ["S3", "S1"]
+    for key in ("DP", "AD", "FT"):
+        want = [list(reversed(row)) for row in _bcftools_values(FORMAT_SOURCE, key, ["S1", "S3"])]
+        assert [item["fields"][f"FORMAT/{key}"] for item in answer["items"]] == want, key
+    info = bcftools.query("-f", "%INFO/DP\n", str(FORMAT_SOURCE)).split()
+    assert [item["fields"]["INFO/DP"] for item in answer["items"]] == info
+    assert unknown.status_code == 400
+    assert "FORMAT/DP" in unknown.json()["error"]["message"]
+    assert all(item["fields"] == {} for item in plain["items"])
 
 
 def test_variants_info_columns_equal_bcftools_norm(stores, tmp_path):

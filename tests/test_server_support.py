@@ -83,17 +83,25 @@ def server(min_cohort: int = 30, budget: int = 100_000) -> Server:
     return serve(store, min_cohort, budget)
 
 
-def serve(store: Path, min_cohort: int = 30, budget: int = 100_000, options: tuple[str, ...] = ()) -> Server:
+def serve(
+    store: Path,
+    min_cohort: int = 30,
+    budget: int = 100_000,
+    options: tuple[str, ...] = (),
+    token_tiers: dict[str, tuple[str, str | None]] = TOKENS,
+) -> Server:
     """``genoquery serve store`` (through the CLI and ``server.app.serve``, as a user runs it) on a
-    free loopback port, with the fixed rounding secret, the tokens of ``TOKENS`` (``old`` revoked)
-    and further ``options`` (``--trusted-proxy ADDR``); stopped by :meth:`Server.stop` or at exit."""
+    free loopback port, with the fixed rounding secret, the tokens of ``token_tiers`` (name: tier,
+    participant sample; ``old`` revoked) and further ``options`` (``--trusted-proxy ADDR``); stopped
+    by :meth:`Server.stop` or at exit."""
 
     con = connect(store)
     with con:
         con.execute("INSERT INTO secrets VALUES ('rounding', ?)", [SECRET])
     con.close()
-    tokens = {name: create_token(store, tier, name, sample) for name, (tier, sample) in TOKENS.items()}
-    revoke_token(store, "old")
+    tokens = {name: create_token(store, tier, name, sample) for name, (tier, sample) in token_tiers.items()}
+    if "old" in tokens:
+        revoke_token(store, "old")
     port = free_port()
     proc = subprocess.Popen(
         [

@@ -390,6 +390,11 @@ def rows_returned(request: Request, rows: int) -> None:
     request.state.rows = rows
 
 
+def comma_separated(text: str | None) -> list[str]:
+    """The items of a comma-separated query parameter, stripped (none for None or blanks)."""
+    return [] if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
 def page_bounds(ctx: Context, offset: int, limit: int) -> tuple[int, int]:
     if limit > ctx.settings.max_page:
         raise ApiError(413, f"limit {limit} is over the page size of {ctx.settings.max_page}; page with offset")

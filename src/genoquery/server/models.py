@@ -82,6 +82,11 @@ class GenotypeSite(BaseModel):
     pos: int
     alleles: list[str]
     gt: list[str] = Field(description="VCF GT text per sample, in the order of sample_ids")
+    fields: dict[str, list[str] | str | bool] = Field(
+        default_factory=dict,
+        description="the kept fields asked for (`fields=`), by KIND/ID: a FORMAT field's VCF text per "
+        "sample in the order of sample_ids, an INFO field's VCF text (a Flag: true or false)",
+    )
 
 
 class GenotypeAnswer(Page):

@@ -8,7 +8,7 @@ import pyarrow as pa
 from fastapi import APIRouter, Depends, Query, Request
 
 from genoquery.server.auth import Principal, Tier, require
-from genoquery.server.context import Context, caller, context, page_bounds, rows_returned
+from genoquery.server.context import Context, caller, comma_separated, context, page_bounds, rows_returned
 from genoquery.server.limits import check_carriers, check_cost
 from genoquery.server.models import ERRORS, TableAnswer
 from genoquery.server.problems import ApiError
@@ -22,10 +22,6 @@ Limit = Annotated[int, Query(ge=1, le=Settings.max_page, description="rows per p
 Text = Annotated[str | None, Query(max_length=200)]
 Cohort = Annotated[str | None, Query(max_length=4000, description="cohort name or filter expression")]
 Names = Annotated[str | None, Query(max_length=2000, description="comma-separated")]
-
-
-def _names(text: str | None) -> list[str]:
-    return [] if text is None else [t.strip() for t in text.split(",") if t.strip()]
 
 
 def _answer(request: Request, ctx: Context, principal: Principal, table: pa.Table, cohort, ident: str, **page) -> dict:
@@ -59,15 +55,15 @@ def association(
 ) -> dict:
     require(principal, Tier.REGISTERED, "association")
     offset, limit = page_bounds(ctx, offset, limit)
-    codes = _names(phenotype)
+    codes = comma_separated(phenotype)
     with ctx.pool.store() as store:
         chosen = ctx.cohort(store, principal, cohort)
         check_cost(ctx, store, principal, chosen.indexes, "association", region, gene, variants, tests=True)
         table = store.associate(
             codes[0] if len(codes) == 1 else codes,
-            _names(covariates),
+            comma_separated(covariates),
             region=region,
-            variants=_names(variants) or None,
+            variants=comma_separated(variants) or None,
             gene=gene,
             cohort=chosen.indexes,
             model=model,
@@ -121,8 +117,8 @@ def phewas(
         chosen = ctx.cohort(store, principal, cohort)
         table = store.phewas(
             variant,
-            _names(phenotypes) or None,
-            covariates=_names(covariates),
+            comma_separated(phenotypes) or None,
+            covariates=comma_separated(covariates),
             cohort=chosen.indexes,
             min_cases=min_cases,
         )
@@ -156,7 +152,7 @@ def carrier_table(
             chosen_variants = keys_within_af(ctx, found, AfRange(None, af_max))
         table = store.carrier_table(
             variant,
-            _names(condition),
+            comma_separated(condition),
             chosen.indexes,
             gene=gene,
             region=region,

@@ -11,9 +11,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
+from genoquery.query.fields import vcf_text
+from genoquery.query.genotypes import Genotypes
 from genoquery.query.gt_text import gt_text
 from genoquery.server.auth import Principal, Tier, require
-from genoquery.server.context import Context, caller, context, page_bounds, rows_returned
+from genoquery.server.context import Context, caller, comma_separated, context, page_bounds, rows_returned
 from genoquery.server.limits import check_carriers, check_cost
 from genoquery.server.models import ERRORS, CarrierPage, GenotypeAnswer, ParticipantAnswer
 from genoquery.server.problems import ApiError
@@ -28,8 +30,22 @@ Text = Annotated[str | None, Query(max_length=200)]
 Samples = Annotated[str | None, Query(max_length=100_000, description="comma-separated sample IDs (default: all)")]
 
 
-def _sample_list(samples: str | None) -> list[str] | None:
-    return None if samples is None else [s.strip() for s in samples.split(",") if s.strip()]
+Fields = Annotated[
+    str | None,
+    Query(
+        max_length=2000,
+        description="kept FORMAT and INFO fields, comma-separated, named as bcftools names them "
+        "(FORMAT/DP, INFO/DP; DP alone is FORMAT): each site's `fields` holds their VCF text",
+    ),
+]
+
+
+def _field_texts(g: Genotypes, sites: slice) -> list[dict]:
+    """Per site of ``sites``: each field read into ``g`` as VCF text, by ``KIND/ID``: a FORMAT
+    field's per sample (in the order of ``g.sample_ids``), an INFO field's one value."""
+    texts = {f"{f.kind}/{f.id}": vcf_text(f, g.fields[f.array][sites]).tolist() for f in g.kept}
+    n = len(range(*sites.indices(g.sites.num_rows)))
+    return [{name: values[k] for name, values in texts.items()} for k in range(n)]
 
 
 @router.get(
@@ -80,6 +96,7 @@ def genotypes(
     request: Request,
     region: Annotated[str, Query(max_length=200)],
     samples: Samples = None,
+    fields: Fields = None,
     offset: Offset = 0,
     limit: Limit = 100,
     principal: Principal = Depends(caller),
@@ -87,7 +104,7 @@ def genotypes(
 ) -> dict:
     require(principal, Tier.CONTROLLED, "genotypes")
     offset, limit = page_bounds(ctx, offset, limit)
-    wanted = _sample_list(samples)
+    wanted = None if samples is None else comma_separated(samples)
     calls = limit * (len(wanted) if wanted is not None else ctx.n_samples)
     if calls > ctx.settings.max_genotype_calls:
         raise ApiError(
@@ -96,8 +113,11 @@ def genotypes(
             "ask for fewer samples or sites (limit), or use /api/v1/export.vcf",
         )
     with ctx.pool.store() as store:  # the whole region is read (3 bytes per call), then paged
-        g = store.genotypes(region, wanted, max_bytes=3 * ctx.settings.max_genotype_calls)
+        g = store.genotypes(
+            region, wanted, max_bytes=3 * ctx.settings.max_genotype_calls, fields=comma_separated(fields)
+        )
     sites = g.sites.slice(offset, limit).to_pylist()
+    values = _field_texts(g, slice(offset, offset + limit))
     items = []
     for k, site in enumerate(sites, start=offset):
         alleles = [site["ref"], *site["alt"]]
@@ -108,6 +128,7 @@ def genotypes(
                 "pos": site["pos"],
                 "alleles": alleles,
                 "gt": gt_text(g.gt[k], g.phased[k]).to_pylist(),
+                "fields": values[k - offset],
             }
         )
     rows_returned(request, len(items))
@@ -133,7 +154,7 @@ def export(
     out = FilePath(workdir) / ("export.vcf.gz" if compress else "export.vcf")
     try:
         with ctx.pool.store() as store:
-            store.export_vcf(out, region=region, samples=_sample_list(samples))
+            store.export_vcf(out, region=region, samples=None if samples is None else comma_separated(samples))
     except BaseException:
         _remove(workdir)
         raise
