@@ -203,22 +203,23 @@ def associate_blocks(
             empty = False
             block = results["site_row"].to_numpy()
             lo, hi = np.searchsorted(at, block.min(initial=0)), np.searchsorted(at, block.max(initial=-1), "right")
-            yield _with_variants(store, results, wanted.slice(lo, hi - lo))  # its alleles' rows only
+            yield _with_variants(results, wanted.slice(lo, hi - lo))  # its alleles' rows only
     if empty:
-        yield _with_variants(store, pa.schema(RESULT_TYPES).empty_table(), wanted)
+        yield _with_variants(pa.schema(RESULT_TYPES).empty_table(), wanted)
 
 
-def _with_variants(store: Store, results: pa.Table, wanted: pa.Table) -> pa.Table:
-    """The results of the ``wanted`` alleles with their variant columns first, in genome order."""
-    fields = ", ".join(f"w.{c}" for c in VARIANT_FIELDS)
-    rest = ", ".join(f"r.{c}" for c in RESULT_TYPES)
-    return store.sql(
-        f"SELECT DISTINCT {fields}, {rest} FROM r JOIN w ON w.site_row = r.site_row "
-        f"AND w.allele = r.allele ORDER BY r.site_row, r.allele",
-        [],
-        r=results,
-        w=wanted.select([*list(VARIANT_FIELDS), "site_row", "allele"]),
-    )
+def _with_variants(results: pa.Table, wanted: pa.Table) -> pa.Table:
+    """The results of the ``wanted`` alleles (an allele listed twice: once) with their variant
+    columns first, in genome order. A join by (site_row, allele) in numpy: a block's join in
+    DuckDB cost ~15 ms, over a second of a 1 Mb scan once results stream by block."""
+    w_key = wanted["site_row"].to_numpy() * 65536 + wanted["allele"].to_numpy()
+    r_key = results["site_row"].to_numpy() * 65536 + results["allele"].to_numpy()
+    keys, first = np.unique(w_key, return_index=True)
+    at = np.minimum(np.searchsorted(keys, r_key), max(len(keys) - 1, 0))
+    found = np.flatnonzero(keys[at] == r_key) if len(keys) else np.zeros(0, np.int64)
+    found = found[np.argsort(r_key[found], kind="stable")]
+    variant, result = wanted.take(first[at[found]]), results.take(found)
+    return pa.table({**{c: variant[c] for c in VARIANT_FIELDS}, **{c: result[c] for c in RESULT_TYPES}})
 
 
 def _one_allele(store: Store, variant: str) -> pa.Table:
