@@ -15,6 +15,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import fsspec
 import pytest
@@ -23,6 +25,8 @@ import checks
 import genoquery
 from conftest import S3_BUCKET, s3_store_url
 from genoquery.errors import StoreError
+from genoquery.index.phenotypes import import_table
+from genoquery.ingest.compact import compact
 from genoquery.ingest.withdraw import withdraw
 from genoquery.storage.objects import mirror_path
 from genoquery.verify import verify
@@ -131,7 +135,7 @@ def test_mirror_follows_the_pointer_and_refuses_a_damaged_index(request):
         genoquery.open(url)
 
 
-def test_export_association_and_withdrawal_as_on_a_local_store(request, tmp_path):
+def test_export_association_imports_withdrawal_as_on_a_local_store(request, tmp_path):
     url = s3_store_url(request)
     remote = checks.ingest_fixture(url)
     local = checks.ingest_fixture(tmp_path / "local.gq")
@@ -142,14 +146,22 @@ def test_export_association_and_withdrawal_as_on_a_local_store(request, tmp_path
         s.associate("ldl_mg_dl", ["pc1", "pc2"], region="chr20", min_mac=2, progress=False) for s in (remote, local)
     ]
     assert tests[0].equals(tests[1])
+    remote.save_cohort("women", "sex_at_birth = 'Female'")  # index-only writes commit a new pointer too
     remote.close()
     local.close()
     for store in (url, tmp_path / "local.gq"):
+        import_table(store, checks.FIXTURES / "conditions.tsv")
         withdraw(store, ["S000003", "S000010"], "consent withdrawn")
     with genoquery.open(url) as remote, genoquery.open(tmp_path / "local.gq") as local:
+        assert remote.cohorts()["name"].to_pylist() == ["women"]
+        assert remote.frequencies("chr20", cohort="has_condition('E11')").equals(
+            local.frequencies("chr20", cohort="has_condition('E11')")
+        )
         assert remote.variants().equals(local.variants())
         assert remote.carriers(region="chr20:1-20000").equals(local.carriers(region="chr20:1-20000"))
     assert verify(url).ok
+    with pytest.raises(StoreError, match="compact is not supported"):  # it would leave the genotypes erased
+        compact(url)
 
 
 def test_serve_answers_as_on_a_local_store(request, tmp_path):
@@ -173,6 +185,23 @@ def test_serve_answers_as_on_a_local_store(request, tmp_path):
             answers.append([*(r.json() for r in replies[:3]), replies[3].text])
         assert answers[0] == answers[1]
         assert answers[0][0]["items"][0]["variant_key"] == key
+        # an append from another machine (its own mirror) is served within FOLLOW_S, without a restart
+        with servers[0].client("ctl") as client:
+            sites = client.get("/api/v1/info").json()["sites"]
+            elsewhere = {"GENOQUERY_CACHE": str(tmp_path / "elsewhere")}
+            run = _cli(
+                "ingest",
+                url,
+                str(Path(__file__).parent / "data" / "multiallelic.vcf"),
+                "--batch",
+                "more",
+                env=elsewhere,
+            )
+            assert run.returncode == 0, run.stderr
+            deadline = time.monotonic() + 30
+            while client.get("/api/v1/info").json()["sites"] == sites and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert client.get("/api/v1/info").json()["sites"] > sites
     finally:
         for server in servers:
             server.stop()

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from genoquery.errors import StoreError
 from genoquery.index.writer import IndexWriter
 from genoquery.ingest.rewrite import rewrite_batch
 from genoquery.ingest.zarr_writer import ChunkLayout
 from genoquery.storage.batches import Batch, read_batches
 from genoquery.storage.format import BATCHES, vcf_group
+from genoquery.storage.objects import mirrored_url
 from genoquery.storage.staging import existing_store, remove_leftovers, write_lock
 from genoquery.storage.transaction import index_transaction
 
@@ -32,6 +34,11 @@ VERSION = re.compile(r"^(?P<name>.+?)(\.v(?P<n>\d+))?$")
 def compact(store: str | os.PathLike, layout: ChunkLayout | None = None) -> list[str]:
     """Rewrite every batch holding withdrawn genotypes; returns the names of the batches rewritten."""
     path = existing_store(store)
+    if mirrored_url(path) is not None:  # the old groups would outlive the commit that drops them
+        raise StoreError(
+            f"{store}: compact is not supported for a store on object storage yet; withdrawn samples are in no "
+            "answer already, and their genotypes stay in the bucket"
+        )
     layout = layout or ChunkLayout()
     done = []
     with write_lock(path):

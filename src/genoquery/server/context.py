@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
@@ -30,9 +32,12 @@ from genoquery.server.problems import ApiError
 from genoquery.server.settings import Settings
 from genoquery.server.state import AccessDb
 from genoquery.storage.format import INDEX_FILE
+from genoquery.storage.objects import mirror, mirrored_url
 
 _facts: ContextVar[Any] = ContextVar("genoquery_index_facts")
 _leased: ContextVar[tuple] = ContextVar("genoquery_leased_index")  # the stamp of the store a request took
+FOLLOW_S = 5.0  # how often a server of a store on object storage reads its pointer for commits made elsewhere
+log = logging.getLogger("genoquery.server")
 
 
 class IndexCache:
@@ -75,6 +80,7 @@ class StorePool:
         self, path: Path, size: int, facts_of: Callable[[Store], Any], cache_size: int = 0, memo_size: int = 0
     ) -> None:
         self.path, self.size, self._facts_of = path, size, facts_of
+        self._url, self._followed = mirrored_url(path), time.monotonic()  # a store on object storage
         self._facts: dict[tuple, Any] = {}  # of the newest indexes, by stamp
         self._free: queue.Queue[tuple[Store, tuple]] = queue.Queue()
         self._lock, self._reopening = threading.Lock(), threading.Lock()
@@ -92,7 +98,15 @@ class StorePool:
         return store, stamp
 
     def _stamp(self) -> tuple:
-        """The index file's identity: an append, withdrawal or compaction replaces it (a new inode)."""
+        """The index file's identity: an append, withdrawal or compaction replaces it (a new inode).
+        The mirror of a store on object storage is first brought up to the store's pointer, at most
+        every :data:`FOLLOW_S` seconds, so that commits made on other machines are served too."""
+        if self._url is not None and time.monotonic() - self._followed > FOLLOW_S:
+            self._followed = time.monotonic()
+            try:
+                mirror(self._url)
+            except GenoqueryError as err:  # the object store is out of reach: keep serving what is mirrored
+                log.warning("%s", err)
         stat = (self.path / INDEX_FILE).stat()
         return stat.st_ino, stat.st_mtime_ns
 

@@ -184,7 +184,10 @@ def staged_store(target: str | os.PathLike, overwrite: bool = False) -> Iterator
     """Yield a fresh staging directory; on normal exit it replaces ``target`` atomically (on
     object storage: :func:`genoquery.storage.objects.staged_remote`)."""
     if is_url(target):
-        with staged_remote(target, overwrite, cache_root() / "staging" / staging_name("store")) as staging:
+        parent = cache_root() / "staging"
+        if parent.is_dir():
+            _remove_stale(parent, "store")  # what killed ingests to object storage left here
+        with staged_remote(target, overwrite, parent / staging_name("store")) as staging:
             yield staging
         return
     target = Path(target).absolute()
