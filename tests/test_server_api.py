@@ -25,10 +25,14 @@ from fastapi.testclient import TestClient
 
 import genoquery
 import genoquery.errors
+from genoquery.query.association import scan
+from genoquery.query.association import store_dosages as store_dosages_module
+from genoquery.server.app import create_app
 from genoquery.server.audit import read
-from genoquery.server.auth import Principal, revoke_token
+from genoquery.server.auth import Principal, create_token, revoke_token
 from genoquery.server.budget import Budget
 from genoquery.server.problems import ApiError, install
+from genoquery.server.settings import Settings
 from genoquery.server.state import AccessDb
 from test_server_support import fixture_store, server
 
@@ -276,6 +280,69 @@ def test_association_and_carrier_table(srv, store):
         low = 0 <= t[c] <= LIMIT
         assert (g[c] is None and c in g["suppressed"]) if low else abs(g[c] - t[c]) < BASE and g[c] % BASE == 0
     assert (g["p"] is None) == any(0 <= t[c] <= LIMIT for c in cells)
+
+
+def _stream(srv, token, **params) -> list[dict]:
+    with srv.client(token) as c:
+        r = c.get("/api/v1/association.ndjson", params=params)
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers["content-type"].startswith("application/x-ndjson")
+    return [json.loads(line) for line in r.text.splitlines()]
+
+
+@pytest.mark.parametrize("token", ["ctl", "reg"])
+def test_association_stream_is_the_pages_rows(srv, token):
+    """/association.ndjson sends every row /association pages (released alike below the controlled
+    tier), between a schema line and the total; input errors keep their status."""
+    params = {"phenotype": "ldl_mg_dl", "covariates": "pc1", "region": "chr20"}
+    header, *rows, end = _stream(srv, token, **params)
+    pages, offset = [], 0
+    while offset is not None:
+        page = get(srv, "/api/v1/association", token, **params, offset=offset, limit=100).json()
+        pages += page["items"]
+        offset = page["next_offset"]
+    assert header == {"schema": "genoquery.api/1"}
+    assert end == {"total": len(pages)}
+    assert len(pages) > 100
+    assert rows == pages
+    with srv.client(token) as c:
+        r = c.get("/api/v1/association.ndjson", params={**params, "covariates": "height"})
+    assert r.status_code == 400
+    assert "unknown covariate 'height'" in r.json()["error"]["message"]
+    with srv.client() as c:
+        assert c.get("/api/v1/association.ndjson", params=params).status_code == 401
+
+
+def test_association_stream_ends_with_the_error_that_stopped_it(srv, monkeypatch):
+    """The request's time limit holds while rows stream (the deadline reaches the thread that runs
+    the stream): passed after the first block, it is the stream's last line, in place of the total."""
+    monkeypatch.setattr(store_dosages_module, "WINDOW_ENTRIES", 20)  # many blocks of alleles
+    fit_blocks = scan.fit_blocks
+
+    def slow(*args, **kwargs):
+        blocks = fit_blocks(*args, **kwargs)
+        yield next(blocks)
+        time.sleep(3.5)
+        yield from blocks
+
+    monkeypatch.setattr(scan, "fit_blocks", slow)
+    token = create_token(srv.store, "controlled", "stream-error")
+    with TestClient(create_app(srv.store, Settings(request_time_s=3.0))) as c:
+        with genoquery.open(srv.store) as store:
+            key = store.lookup(region="chr20:1-5000")["variant_key"][0].as_py()
+        warm = {"phenotype": "ldl_mg_dl", "variants": key}  # kernels loaded before the clock runs
+        c.get("/api/v1/association", params=warm, headers={"Authorization": f"Bearer {token}"})
+        r = c.get(
+            "/api/v1/association.ndjson",
+            params={"phenotype": "ldl_mg_dl", "region": "chr20"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    _, *rows, end = (json.loads(line) for line in r.text.splitlines())
+    assert r.status_code == 200
+    assert rows
+    assert all("variant_key" in row for row in rows)
+    assert end["error"]["status"] == 503
+    assert "time limit of 3 s" in end["error"]["message"]
 
 
 def test_phewas_is_wired(srv, store):

@@ -30,6 +30,13 @@ def error_body(status: int, message: str) -> dict:
     return {"error": {"status": status, "message": message}}
 
 
+def status_of(err: GenoqueryError) -> int:
+    """The HTTP status of a user-facing error: 503 for the time limit, else by :data:`STATUSES`."""
+    if isinstance(err, TimeLimitError):
+        return 503
+    return next((code for kind, code in STATUSES if isinstance(err, kind)), 409)
+
+
 def _json(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The error as JSON; under ``/beacon/`` as a Beacon error response."""
     if request.url.path.startswith("/beacon/"):
@@ -98,8 +105,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(GenoqueryError)
     async def _library(request: Request, err: GenoqueryError) -> JSONResponse:
-        status = next((code for kind, code in STATUSES if isinstance(err, kind)), 409)
-        return _json(request, status, str(err))
+        return _json(request, status_of(err), str(err))
 
     @app.exception_handler(TimeLimitError)  # the most specific handler wins: before GenoqueryError's
     async def _time_limit(request: Request, err: TimeLimitError) -> JSONResponse:

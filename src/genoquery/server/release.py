@@ -168,11 +168,21 @@ def released_tests(
     """One page of test rows (association, PheWAS, carrier table): exact for controlled tokens;
     below, each row released by :meth:`Disclosure.table_row` (``min_mac`` applied to the released
     MAC) and the answer charged to the budget."""
-    rows = table.slice(offset, limit).to_pylist()
+    rows = released_rows(ctx, principal, table.slice(offset, limit), cohort_digest, ident, min_mac)
     if principal.aggregate_only:
-        rows = [ctx.disclosure.table_row(r, cohort_digest, str(r.get(ident, "")), min_mac) for r in rows]
         ctx.budget.charge(principal)
     return page_of(rows, table.num_rows, offset, limit)
+
+
+def released_rows(
+    ctx: Context, principal: Principal, table: pa.Table, cohort_digest: str | None, ident: str, min_mac: int | None
+) -> list[dict]:
+    """The rows of ``table`` as ``principal`` may see them: exact for controlled tokens, else each
+    released by :meth:`Disclosure.table_row` (the budget is charged by the caller, per answer)."""
+    rows = table.to_pylist()
+    if principal.aggregate_only:
+        rows = [ctx.disclosure.table_row(r, cohort_digest, str(r.get(ident, "")), min_mac) for r in rows]
+    return rows
 
 
 def page_of(table_rows: list[dict], total: int, offset: int, limit: int) -> dict:

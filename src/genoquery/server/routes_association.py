@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import pyarrow as pa
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 
+from genoquery.errors import GenoqueryError
+from genoquery.query.store import Store
 from genoquery.server.auth import Principal, Tier, require
 from genoquery.server.context import Context, caller, comma_separated, context, page_bounds, rows_returned
 from genoquery.server.limits import check_carriers, check_cost
-from genoquery.server.models import ERRORS, TableAnswer
-from genoquery.server.problems import ApiError
-from genoquery.server.release import AfRange, keys_within_af, released_tests
+from genoquery.server.models import API_SCHEMA, ERRORS, TableAnswer
+from genoquery.server.problems import ApiError, error_body, status_of
+from genoquery.server.release import AfRange, keys_within_af, released_rows, released_tests
 from genoquery.server.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["association"], responses=ERRORS)
@@ -30,9 +38,21 @@ def _answer(request: Request, ctx: Context, principal: Principal, table: pa.Tabl
     return answer
 
 
-@router.get("/association", response_model=TableAnswer, summary="Test variants for association with a phenotype")
-def association(
-    request: Request,
+@dataclass(frozen=True)
+class AssociationQuery:
+    """The test both association endpoints run, from their query parameters."""
+
+    phenotype: str
+    covariates: str | None
+    region: str | None
+    gene: str | None
+    variants: str | None
+    cohort: str | None
+    model: str | None
+    min_mac: int
+
+
+def _association_query(
     phenotype: Annotated[
         str, Query(max_length=200, description="person-table column, or condition code(s) comma-separated")
     ],
@@ -48,30 +68,45 @@ def association(
             ge=1, le=10**6, description="fewest minor-allele copies to test (below the controlled tier: released MAC)"
         ),
     ] = 1,
+) -> AssociationQuery:
+    return AssociationQuery(phenotype, covariates, region, gene, variants, cohort, model, min_mac)
+
+
+def _association_blocks(ctx: Context, principal: Principal, store: Store, q: AssociationQuery):
+    """The cohort and, lazily, the association's result tables block by block (cost checked)."""
+    require(principal, Tier.REGISTERED, "association")
+    codes = comma_separated(q.phenotype)
+    chosen = ctx.cohort(store, principal, q.cohort)
+    check_cost(ctx, store, principal, chosen.indexes, "association", q.region, q.gene, q.variants, tests=True)
+    blocks = store.associate_blocks(
+        codes[0] if len(codes) == 1 else codes,
+        comma_separated(q.covariates),
+        region=q.region,
+        variants=comma_separated(q.variants) or None,
+        gene=q.gene,
+        cohort=chosen.indexes,
+        model=q.model,
+        # below the controlled tier the exact MAC decides nothing: rows of MAC <= 20 are withheld
+        # whatever they say, and min_mac is applied to the released MAC when rows are released
+        min_mac=ctx.settings.max_suppressed + 1 if principal.aggregate_only else q.min_mac,
+        progress=False,  # not in the server's terminal
+    )
+    return chosen, blocks
+
+
+@router.get("/association", response_model=TableAnswer, summary="Test variants for association with a phenotype")
+def association(
+    request: Request,
+    q: AssociationQuery = Depends(_association_query),
     offset: Offset = 0,
     limit: Limit = 100,
     principal: Principal = Depends(caller),
     ctx: Context = Depends(context),
 ) -> dict:
-    require(principal, Tier.REGISTERED, "association")
     offset, limit = page_bounds(ctx, offset, limit)
-    codes = comma_separated(phenotype)
     with ctx.pool.store() as store:
-        chosen = ctx.cohort(store, principal, cohort)
-        check_cost(ctx, store, principal, chosen.indexes, "association", region, gene, variants, tests=True)
-        table = store.associate(
-            codes[0] if len(codes) == 1 else codes,
-            comma_separated(covariates),
-            region=region,
-            variants=comma_separated(variants) or None,
-            gene=gene,
-            cohort=chosen.indexes,
-            model=model,
-            # below the controlled tier the exact MAC decides nothing: rows of MAC <= 20 are withheld
-            # whatever they say, and min_mac is applied to the released MAC by released_tests
-            min_mac=ctx.settings.max_suppressed + 1 if principal.aggregate_only else min_mac,
-            progress=False,  # not in the server's terminal
-        )
+        chosen, blocks = _association_blocks(ctx, principal, store, q)
+        table = pa.concat_tables(blocks)
     return _answer(
         request,
         ctx,
@@ -81,8 +116,53 @@ def association(
         "variant_key",
         offset=offset,
         limit=limit,
-        min_mac=min_mac if principal.aggregate_only else None,
+        min_mac=q.min_mac if principal.aggregate_only else None,
     )
+
+
+@router.get(
+    "/association.ndjson",
+    summary="Stream an association's rows as they are tested (NDJSON)",
+    description="The rows of /association, all of them, one JSON object per line in genome order, each "
+    'block of alleles sent as soon as it is tested; then a last line `{"total": N}`. An error '
+    "before the first rows is answered with its status; one later (the time limit) is the last "
+    'line, `{"error": {"status": ..., "message": ...}}`, with no total. One answer to the budget.',
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
+def association_stream(
+    request: Request,
+    q: AssociationQuery = Depends(_association_query),
+    principal: Principal = Depends(caller),
+    ctx: Context = Depends(context),
+) -> StreamingResponse:
+    lease = ExitStack()  # the store stays leased while the rows stream, and is given back after
+    try:
+        chosen, blocks = _association_blocks(ctx, principal, lease.enter_context(ctx.pool.store()), q)
+        first = next(blocks)  # input errors are answered with their own status, before any row
+    except BaseException:
+        lease.close()
+        raise
+    if principal.aggregate_only:
+        ctx.budget.charge(principal)
+    min_mac = q.min_mac if principal.aggregate_only else None
+
+    def lines() -> Iterator[str]:
+        total = 0
+        yield json.dumps({"schema": API_SCHEMA}) + "\n"
+        try:
+            for table in itertools.chain([first], blocks):
+                rows = released_rows(ctx, principal, table, chosen.digest, "variant_key", min_mac)
+                total += len(rows)
+                yield "".join(json.dumps(row, allow_nan=False) + "\n" for row in rows)
+            yield json.dumps({"total": total}) + "\n"
+        except GenoqueryError as err:
+            yield json.dumps(error_body(status_of(err), str(err))) + "\n"
+        finally:
+            lease.close()
+
+    rows_returned(request, None)  # not known when the request is logged: the stream has not run
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
 @router.get("/phewas", response_model=TableAnswer, summary="One variant against many phenotypes")
