@@ -28,7 +28,7 @@ from genoquery.errors import StoreError
 from genoquery.index.phenotypes import import_table
 from genoquery.ingest.compact import compact
 from genoquery.ingest.withdraw import withdraw
-from genoquery.storage.objects import mirror_path
+from genoquery.storage import objects
 from genoquery.verify import verify
 from test_server_support import serve
 
@@ -112,10 +112,35 @@ def test_killed_append_leaves_the_old_state_answering_and_verified(request, tmp_
         assert key == "genoquery.json" or key in kept or key.split("/")[0] == "batches", key
 
 
+def test_a_commit_that_lost_the_race_to_another_machine_changes_nothing(request, tmp_path, monkeypatch):
+    """Another machine's writer (its own mirror, so not held off by this one's lock) commits after
+    this append checked the pointer: the conditional PUT of the pointer refuses this commit."""
+    url = s3_store_url(request)
+    genoquery.ingest(url, [CENTERS[0]], progress=False).close()
+    upload = objects._upload_tree
+
+    def rival_commits_first(directory, target):
+        monkeypatch.setattr(objects, "_upload_tree", upload)
+        elsewhere = {"GENOQUERY_CACHE": str(tmp_path / "elsewhere")}
+        run = _cli(
+            "ingest", url, str(Path(__file__).parent / "data" / "multiallelic.vcf"), "--batch", "rival", env=elsewhere
+        )
+        assert run.returncode == 0, run.stderr
+        upload(directory, target)
+
+    monkeypatch.setattr(objects, "_upload_tree", rival_commits_first)
+    with pytest.raises(StoreError, match="another writer committed while this one uploaded"):
+        genoquery.ingest(url, [CENTERS[1]], batch="second", progress=False)
+    assert _pointer(url)["batches"] == ["batches/center1", "batches/rival"]
+    with genoquery.open(url) as store:
+        assert [b.name for b in store.batches] == ["center1", "rival"]
+    assert verify(url).ok
+
+
 def test_mirror_follows_the_pointer_and_refuses_a_damaged_index(request):
     url = s3_store_url(request)
     genoquery.ingest(url, [CENTERS[0]], progress=False).close()
-    local = mirror_path(url)
+    local = objects.mirror_path(url)
     with genoquery.open(url) as first:
         n = first.info["samples"]
     index = local / "index.duckdb"

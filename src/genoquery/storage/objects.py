@@ -180,6 +180,21 @@ def read_pointer(store: ObjectPath) -> dict | None:
             return None
 
 
+def guarded_pointer(store: ObjectPath) -> tuple[dict | None, dict]:
+    """The store's pointer, and the options that make the PUT of the next pointer conditional on
+    it: on S3 ``If-Match`` its ETag (``If-None-Match: *`` where there is none), so that a writer on
+    another machine that commits meanwhile makes this commit fail instead of being overwritten.
+    The ETag is read first: a commit between the two reads shows in the pointer read second."""
+    if "s3" not in tuple(store.fs.protocol):
+        return read_pointer(store), {}
+    with remote_errors(str(store)):
+        try:
+            etag = store.fs.info((store / MARKER).path, refresh=True)["ETag"]
+        except FileNotFoundError:
+            etag = None
+    return read_pointer(store), {"IfMatch": etag} if etag else {"mode": "create"}
+
+
 @contextmanager
 def _sync_lock(local: Path) -> Iterator[None]:
     """One process at a time updates a mirror (blocking: readers wait for a download)."""
@@ -271,12 +286,14 @@ def _entry(path: Path, key: str) -> dict:
     return {"key": key, "size": path.stat().st_size, "sha256": file_sha256(path)}
 
 
-def publish(local: Path, index_file: Path, url: str, previous: dict | None, info: dict) -> dict:
+def publish(local: Path, index_file: Path, url: str, previous: tuple[dict | None, dict], info: dict) -> dict:
     """Commit the index ``index_file`` with the lookup files and batch directories of the local
-    store directory ``local`` to the store at ``url``, whose pointer was ``previous`` (None: a new store):
-    upload what the new commit names and the old one does not, then write the pointer, then
-    delete what neither the new pointer nor ``previous`` names. ``info`` goes into the pointer
-    (the marker's fields). Returns the new pointer."""
+    store directory ``local`` to the store at ``url``, whose pointer was ``previous`` (with its
+    write condition, :func:`guarded_pointer`; None: a new store): upload what the new commit names
+    and the old one does not, then write the pointer, then delete what neither the new pointer nor
+    the previous one names. ``info`` goes into the pointer (the marker's fields). Returns the new
+    pointer."""
+    previous, condition = previous
     store = root(url)
     con = open_index(index_file)
     try:
@@ -310,9 +327,22 @@ def publish(local: Path, index_file: Path, url: str, previous: dict | None, info
             if entry["key"] not in known:
                 store.fs.put_file(str(local / entry["key"]), (store / entry["key"]).path)
         store.fs.put_file(str(index_file), (store / index["key"]).path)
-        store.fs.pipe_file((store / MARKER).path, json.dumps(pointer, indent=2).encode())  # the commit
+        try:
+            store.fs.pipe_file((store / MARKER).path, json.dumps(pointer, indent=2).encode(), **condition)  # commit
+        except OSError as err:
+            if not _lost_race(err):
+                raise
+            raise StoreError(
+                f"{url}: another writer committed while this one uploaded; nothing was committed, run the command again"
+            ) from None
         _collect_garbage(store, pointer, old)
     return pointer
+
+
+def _lost_race(err: OSError) -> bool:
+    """Whether a conditional PUT failed because the pointer changed (or appeared) meanwhile."""
+    code = getattr(err.__cause__, "response", {}).get("Error", {}).get("Code")
+    return isinstance(err, FileExistsError) or code in ("PreconditionFailed", "ConditionalRequestConflict")
 
 
 def _upload_tree(directory: Path, target: ObjectPath) -> None:
@@ -347,13 +377,13 @@ def staged_remote(url: str, overwrite: bool, staging: Path) -> Iterator[Path]:
     """Yield the local directory ``staging`` (made here) to build a new store in for ``url``; on
     normal exit it is published there (:func:`publish`). An existing store is replaced only with
     ``overwrite``; on error nothing there changes. ``staging`` is removed in any case."""
-    previous = read_pointer(root(url))
+    previous, condition = guarded_pointer(root(url))
     if previous is not None and not overwrite:
         raise StoreError(f"{url}: a store already exists here; pass --overwrite to replace it, or choose a new path")
     staging.mkdir(parents=True)
     try:
         yield staging
-        publish(staging, staging / INDEX_FILE, url, previous, json.loads((staging / MARKER).read_text()))
+        publish(staging, staging / INDEX_FILE, url, (previous, condition), json.loads((staging / MARKER).read_text()))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -365,11 +395,11 @@ def commit_mirror(local: Path, index: Path) -> None:
     directories are removed (the mirror holds no batches)."""
     held = json.loads((local / MARKER).read_text())
     url = held["url"]
-    current = read_pointer(root(url))
+    current, condition = guarded_pointer(root(url))
     if current != _pointer_of(held):
         raise StoreError(f"{url}: another writer committed meanwhile; nothing was changed, run the command again")
     info = {k: held[k] for k in ("format_version", "tool") if k in held}
-    pointer = publish(local, index, url, current, info)
+    pointer = publish(local, index, url, (current, condition), info)
     os.replace(index, local / INDEX_FILE)
     _write_mirror_marker(local, pointer, url)
     shutil.rmtree(local / BATCHES, ignore_errors=True)
