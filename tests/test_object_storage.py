@@ -34,14 +34,15 @@ from test_server_support import serve
 
 CENTERS = [checks.FIXTURES / f"center{i}.vcf.gz" for i in (1, 2)]
 
-# Runs an append in a process that SIGKILLs itself at a point of the commit: after the first
-# few of the new batch's objects are uploaded, or when it is about to write the pointer.
-KILLED_APPEND = """
+# Runs an append (or with "overwrite", an ingest replacing the store) in a process that SIGKILLs
+# itself at a point of the commit: after the first few of the new batch's objects are uploaded, or
+# when it is about to write the pointer.
+KILLED_WRITE = """
 import os, signal, sys
 import s3fs
 import genoquery
 
-point, url, vcf = sys.argv[1:]
+point, url, vcf, *overwrite = sys.argv[1:]
 put_file, pipe_file = s3fs.S3FileSystem._put_file, s3fs.S3FileSystem._pipe_file
 uploaded = []
 
@@ -58,7 +59,8 @@ async def die_before_pointer(self, path, *args, **kwargs):
     return await pipe_file(self, path, *args, **kwargs)
 
 s3fs.S3FileSystem._put_file, s3fs.S3FileSystem._pipe_file = put_then_die, die_before_pointer
-genoquery.ingest(url, [vcf], batch="second", progress=False)
+options = {"overwrite": True} if overwrite else {"batch": "second"}
+genoquery.ingest(url, [vcf], progress=False, **options)
 """
 
 
@@ -86,7 +88,7 @@ def test_killed_append_leaves_the_old_state_answering_and_verified(request, tmp_
     with genoquery.ingest(url, [CENTERS[0]], progress=False) as store:
         before = _answers(store)
     pointer = _pointer(url)
-    run = subprocess.run([sys.executable, "-c", KILLED_APPEND, point, url, str(CENTERS[1])], capture_output=True)
+    run = subprocess.run([sys.executable, "-c", KILLED_WRITE, point, url, str(CENTERS[1])], capture_output=True)
     assert run.returncode == -signal.SIGKILL, run.stderr.decode()
     left = _objects(url)
     assert any(k.startswith("batches/second/") for k in left), "the killed append uploaded nothing"
@@ -110,6 +112,22 @@ def test_killed_append_leaves_the_old_state_answering_and_verified(request, tmp_
     kept = {e["key"] for p in (named, pointer) for e in [*p["lookup"], p["index"]]}
     for key in _objects(url):
         assert key == "genoquery.json" or key in kept or key.split("/")[0] == "batches", key
+
+
+def test_killed_overwrite_leaves_the_old_store(request):
+    url = s3_store_url(request)
+    with genoquery.ingest(url, [CENTERS[0]], progress=False) as store:
+        before = _answers(store)
+    pointer = _pointer(url)
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITE, "pointer", url, str(CENTERS[1]), "overwrite"], capture_output=True
+    )
+    assert run.returncode == -signal.SIGKILL, run.stderr.decode()
+    assert any(k.startswith("batches/center2/") for k in _objects(url)), "killed before its uploads"
+    assert _pointer(url) == pointer
+    with genoquery.open(url) as store:
+        assert [t.equals(b) for t, b in zip(_answers(store), before, strict=True)] == [True] * 3
+    assert verify(url, [CENTERS[0]]).ok
 
 
 def test_a_commit_that_lost_the_race_to_another_machine_changes_nothing(request, tmp_path, monkeypatch):
