@@ -276,10 +276,19 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
             "cannot reach the object store",
         ),
         ("nosuchprotocol://bucket/x", {}, "not a store URL"),
+        (f"s3://{S3_BUCKET}/not-a-store", {}, "not a genoquery pointer"),
     ],
-    ids=["missing bucket", "missing store", "no credentials", "unreachable endpoint", "unknown protocol"],
+    ids=[
+        "missing bucket",
+        "missing store",
+        "no credentials",
+        "unreachable endpoint",
+        "unknown protocol",
+        "not a store",
+    ],
 )
 def test_errors_are_one_line(s3, url, env, says):
+    fsspec.filesystem("s3").pipe_file(f"{S3_BUCKET}/not-a-store/genoquery.json", b"<html>a web page</html>")
     run = _cli("variants", url, env=env)
     assert run.returncode == 2, run.stderr
     assert says in run.stderr

@@ -173,11 +173,15 @@ def read_pointer(store: ObjectPath) -> dict | None:
     """The store's pointer (its committed state), or None where there is no store."""
     with remote_errors(str(store)):
         try:
-            return json.loads(store.fs.cat_file((store / MARKER).path))
+            text = store.fs.cat_file((store / MARKER).path)
         except FileNotFoundError:
             if not store.fs.exists(store.path.split("/")[0]):
                 raise
             return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise StoreError(f"{store}: its {MARKER} is not a genoquery pointer (not JSON)") from None
 
 
 def guarded_pointer(store: ObjectPath) -> tuple[dict | None, dict]:
