@@ -137,21 +137,27 @@ def vcf_text(field: KeptField, values: np.ndarray) -> np.ndarray:
     fill values dropped, an entirely missing value ``.``; Flags are ``True``/``False`` as they are."""
     if field.type == "Flag":
         return values
+    return np.char.decode(vcf_bytes(field, values), "utf-8")
+
+
+def vcf_bytes(field: KeptField, values: np.ndarray) -> np.ndarray:
+    """:func:`vcf_text` of a field that is not a Flag, as UTF-8 bytes (numpy ``S``): each distinct
+    value is formatted once and the vector's values joined by numpy's string ufuncs, so an export's
+    millions of FORMAT values cost no Python string each."""
     if field.scalar:
         values = values[..., np.newaxis]
     flat = values.reshape(-1, values.shape[-1])
-    texts = np.empty(flat.shape, dtype=object)
     kinds = _kinds(field, flat)
     distinct, inverse = np.unique(flat[kinds == 0], return_inverse=True)
     shown = str if field.type != "Float" else float_text
-    texts[kinds == 0] = np.array([shown(v) for v in distinct.tolist()], dtype=object)[inverse]
-    texts[kinds == 1] = "."
-    out = texts[:, 0].copy()
-    out[kinds[:, 0] == 2] = ""
+    table = np.array([b"."] + [shown(v).encode() for v in distinct.tolist()], dtype="S")
+    texts = np.full(flat.shape, b"", dtype=table.dtype)  # fill: no text
+    texts[kinds == 0] = table[1:][inverse]
+    texts[kinds == 1] = b"."
+    out = texts[:, 0]
     for j in range(1, flat.shape[1]):
-        more = kinds[:, j] != 2
-        out[more] = out[more] + "," + texts[more, j]
-    out[(kinds == 1).all(axis=1) | (out == "")] = "."
+        out = np.strings.add(np.strings.add(out, np.where(kinds[:, j] != 2, b",", b"")), texts[:, j])
+    out[(kinds == 1).all(axis=1) | (out == b"")] = b"."
     return out.reshape(values.shape[:-1])
 
 

@@ -38,9 +38,9 @@ from tqdm import tqdm
 from genoquery.bgzf import BgzfWriter
 from genoquery.deadline import check
 from genoquery.errors import QueryError
-from genoquery.query.fields import KeptField, float_text, kept_fields, vcf_text
+from genoquery.query.fields import KeptField, float_text, kept_fields, vcf_bytes, vcf_text
 from genoquery.query.genotypes import Genotypes, SampleSelection, read_calls, select_samples, site_rows, sites_between
-from genoquery.query.gt_text import call_codes, cell_table, cell_width, gt_text
+from genoquery.query.gt_text import call_codes, cell_table, cell_width
 from genoquery.version import __version__
 
 if TYPE_CHECKING:
@@ -287,16 +287,37 @@ def _info_texts(block: Genotypes) -> list[str]:
     return out
 
 
-def _calls_with_fields(block: Genotypes) -> list[bytes]:
+def _calls_with_fields(block: Genotypes) -> Iterator[memoryview]:
     """Sample columns of each site with the kept FORMAT fields (``0/1:12:6,6``), tab-joined, each
-    ending in a newline. Slower than :func:`_call_rows` (a string per value), used only when the
-    store keeps FORMAT fields."""
-    shape = block.gt.shape[:2]
-    cells = np.array(gt_text(block.gt.reshape(-1, 2), block.phased.ravel()).to_pylist(), dtype=object)
-    for field in block.kept:
-        if field.kind == "FORMAT":
-            cells = cells + ":" + vcf_text(field, block.fields[field.array]).ravel()
-    return [("\t".join(row) + "\n").encode() for row in cells.reshape(shape).tolist()]
+    ending in a newline: per slice of sites, each column's cells as fixed-width bytes (GT from
+    :func:`cell_table`, each field ``:`` + :func:`vcf_bytes`) put side by side, and their zero
+    padding dropped, with no string per call (10^4 samples x 2,000 sites with DP, GQ and AD: 233 s
+    as Python strings, beside bcftools' 28 s)."""
+    formats = [f for f in block.kept if f.kind == "FORMAT"]
+    step = max(1, CALLS_PER_SLICE // len(block.sample_ids))
+    for first in range(0, len(block.gt), step):
+        part = slice(first, first + step)
+        yield from _field_rows(
+            block.gt[part], block.phased[part], [vcf_bytes(f, block.fields[f.array][part]) for f in formats]
+        )
+
+
+def _field_rows(gt: np.ndarray, phased: np.ndarray, fields: list[np.ndarray]) -> list[memoryview]:
+    """The sample columns of ``gt`` (sites, samples, 2) with the FORMAT values ``fields`` (each
+    (sites, samples) bytes), as for :func:`_calls_with_fields`."""
+    n_sites, n_samples = gt.shape[:2]
+    width = cell_width(gt)
+    cells = cell_table(width)[call_codes(gt, phased)].view(np.uint8).reshape(n_sites, n_samples, width)
+    columns = [np.where(cells == ord("\t"), 0, cells)]  # GT without its tab
+    for values in fields:
+        text = np.strings.add(b":", values.ravel())
+        columns.append(text.view(np.uint8).reshape(n_sites, n_samples, text.itemsize))
+    ends = np.full((n_sites, n_samples, 1), ord("\t"), dtype=np.uint8)
+    ends[:, -1] = ord("\n")
+    matrix = np.concatenate([*columns, ends], axis=2).reshape(n_sites, -1)
+    keep = matrix != 0
+    flat, stops = memoryview(matrix[keep]), np.cumsum(np.count_nonzero(keep, axis=1))
+    return [flat[start:stop] for start, stop in zip([0, *stops[:-1].tolist()], stops.tolist(), strict=True)]
 
 
 def _qual(qual: float | None) -> str:
