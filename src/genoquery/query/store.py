@@ -46,7 +46,11 @@ def _later(module: str) -> ModuleType:
 class Store:
     """A genoquery store opened read-only. Use :func:`genoquery.open`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | str) -> None:
+        """The store at ``path``: a checked directory (or a store's local mirror) as
+        :func:`open` gives it; any other path or URL is checked first, as :func:`open` does."""
+        if not isinstance(path, Path):
+            path = existing_store(path)
         self.path = path  # the store's directory, or for a store on object storage its local mirror
         self.root = batch_root(path)  # where its batches are: ``path``, or the object store's URL
         self._marker = read_marker(path)
