@@ -8,7 +8,8 @@ and on LocalClusters of 1 and 2 worker processes (one thread each, as ``--worker
 the three alternating round by round so that a load from other jobs falls on all of them; each is
 warmed once first (the workers open the store and load numba's cached kernels). Prints the
 medians, their ratios, the clusters' start-up time and each worker's peak resident memory, and
-checks that every answer equals the single process's.
+checks that every answer equals the single process's. CPU seconds (this process's and the workers',
+read with getrusage around each run) tell the cluster's overhead apart from other jobs' load.
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ from query_peers import draw_cohort
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_s() -> float:
+    """This process's user + system CPU seconds so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cluster_cpu_s(client) -> float:
+    """CPU seconds of this process and of every worker of ``client`` (None: this process's)."""
+    return _cpu_s() + (sum(client.run(_cpu_s).values()) if client is not None else 0.0)
 
 
 def _questions(store: genoquery.Store, args: argparse.Namespace) -> dict:
@@ -69,11 +81,14 @@ def main() -> None:
             for client in clients.values():  # warm: workers open the store, load numba's cached kernels
                 assert ask(client).equals(want)
             runs: dict[str, list[float]] = {name: [] for name in clients}
+            cpu: dict[str, list[float]] = {name: [] for name in clients}
             for _ in range(args.repeat):  # alternating, so that other jobs' load falls on all of them
                 for name, client in clients.items():
+                    used = _cluster_cpu_s(client)
                     start = time.perf_counter()
                     got = ask(client)
                     runs[name].append(time.perf_counter() - start)
+                    cpu[name].append(_cluster_cpu_s(client) - used)
                     assert got.equals(want), name
             single = statistics.median(runs["1 process"])
             print(f"{question} ({want.num_rows} alleles):")
@@ -81,7 +96,8 @@ def main() -> None:
                 median = statistics.median(times)
                 print(
                     f"  {name:>10}: median {median:.2f} s of {len(times)} ({min(times):.2f}-{max(times):.2f}), "
-                    f"{single / median:.2f}x the single process"
+                    f"{single / median:.2f}x the single process; CPU {statistics.median(cpu[name]):.2f} s "
+                    "(this process and the workers)"
                 )
         print(f"this process: peak RSS {_peak_rss_mb():.0f} MB")
         for name, client in clients.items():
