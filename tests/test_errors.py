@@ -319,6 +319,14 @@ def test_cli_process_error(gq, tmp_path, store_path, case):
     assert os.listdir(store_path.parent) == []
 
 
+def test_store_class_checks_a_path_given_as_text(gq, pristine_store, tmp_path):
+    """``genoquery.Store("x.gq")`` opens as ``genoquery.open`` does, and a missing store is the
+    library's error naming it, not a TypeError."""
+    assert gq.Store(str(pristine_store)).info["samples"] == gq.open(pristine_store).info["samples"]
+    with pytest.raises(gq.StoreError, match="no such store"):
+        gq.Store(str(tmp_path / "missing.gq"))
+
+
 def test_store_path_is_a_directory_not_a_store(gq, tmp_path, store_path):
     vcf = tmp_path / "ok.vcf"
     vcf.write_text(_vcf(GOOD))
