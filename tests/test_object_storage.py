@@ -99,6 +99,8 @@ def test_killed_append_leaves_the_old_state_answering_and_verified(request, tmp_
         assert [t.equals(b) for t, b in zip(_answers(store), before, strict=True)] == [True] * 3
     report = verify(url, [CENTERS[0]])
     assert report.ok, report.problems
+    if point == "uploads":
+        return  # the next commit is checked after the later kill, which leaves more behind
     # the next append commits, and deletes what the killed one left
     with genoquery.ingest(url, [CENTERS[1]], batch="second", progress=False) as store:
         after = _answers(store)
@@ -106,12 +108,12 @@ def test_killed_append_leaves_the_old_state_answering_and_verified(request, tmp_
     genoquery.ingest(local, [CENTERS[0]], progress=False).close()
     with genoquery.ingest(local, [CENTERS[1]], batch="second", progress=False) as expected:
         assert [t.equals(e) for t, e in zip(after, _answers(expected), strict=True)] == [True] * 3
-    assert verify(url, CENTERS).ok
+    assert verify(url).ok
     named = _pointer(url)
     assert named["generation"] == pointer["generation"] + 1
     kept = {e["key"] for p in (named, pointer) for e in [*p["lookup"], p["index"]]}
     for key in _objects(url):
-        assert key == "genoquery.json" or key in kept or key.split("/")[0] == "batches", key
+        assert key == "genoquery.json" or key in kept or key.startswith(("batches/center1/", "batches/second/")), key
 
 
 def test_killed_overwrite_leaves_the_old_store(request):
@@ -305,7 +307,6 @@ def test_cli_ingest_and_query(request, tmp_path):
     assert "already exists" in _cli("ingest", url, str(CENTERS[0])).stderr
     queries = [
         ("variants", "{}", "-r", "chr20:1-20000"),
-        ("query", "{}", "frequencies", "chr20:1-20000", "-s", "S000001,S000002"),
         ("query", "{}", "carriers", "-r", "chr20:1-20000"),
     ]
     for query in queries:
