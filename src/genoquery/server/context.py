@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -236,18 +236,21 @@ class IndexFacts:
     disclosure: Disclosure
     identifying: tuple[str, ...]
     groupable: frozenset[str]
+    groups: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    """Per person-table column (lower case), the whole store's sample indexes per value: filled on
+    first use (a breakdown read and grouped the person table at every request: 60-90 ms at 10^5)."""
 
 
 def _groupable(store: Store, identifying: tuple[str, ...]) -> frozenset[str]:
     persons = store.persons()
     hidden = {c.lower() for c in identifying}
     out = set()
-    for field in persons.schema:
-        name = field.name
+    for column in persons.schema:
+        name = column.name
         if name.lower() in hidden:
             continue
         if not (
-            pa.types.is_string(field.type) or pa.types.is_large_string(field.type) or pa.types.is_boolean(field.type)
+            pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or pa.types.is_boolean(column.type)
         ):
             continue
         if pc.count_distinct(persons[name]).as_py() <= MAX_GROUPS:
@@ -363,23 +366,32 @@ class Context:
         return row[0], (json.loads(row[1]) if row[0] == "ids" else row[1])
 
     def group_members(self, store: Store, column: str, within: np.ndarray | None) -> dict[str, np.ndarray]:
-        """Sample indexes per value (as text) of a person-table column, within a cohort."""
-        names = {c.lower(): c for c in store.persons().column_names}
-        if column.lower() not in names:
-            raise GenoqueryError(f"no person-table column {column!r}; columns: {', '.join(names.values())}")
-        col = names[column.lower()].replace('"', '""')
-        table = store.sql(
-            f'SELECT CAST(p."{col}" AS VARCHAR) AS g, s.sample_index AS i FROM persons p '
-            "JOIN samples s ON s.sample_id = p.sample_id WHERE s.withdrawn_at IS NULL "
-            'AND p."' + col + '" IS NOT NULL',
-            [],
-        )
-        groups = np.asarray(table["g"].to_numpy(zero_copy_only=False), dtype=object)
-        idx = table["i"].to_numpy()
-        if within is not None:
-            keep = np.isin(idx, within)
-            groups, idx = groups[keep], idx[keep]
-        return {g: np.sort(idx[groups == g]) for g in dict.fromkeys(groups.tolist())}
+        """Sample indexes per value (as text) of a person-table column, within a cohort (the
+        groups with a member there)."""
+        groups = self.pool.facts().groups
+        if column.lower() not in groups:
+            groups[column.lower()] = _whole_store_groups(store, column)
+        if within is None:
+            return groups[column.lower()]
+        kept = {g: members[np.isin(members, within)] for g, members in groups[column.lower()].items()}
+        return {g: members for g, members in kept.items() if len(members)}
+
+
+def _whole_store_groups(store: Store, column: str) -> dict[str, np.ndarray]:
+    """Sample indexes (sorted, read-only) per value of a person-table column, samples not withdrawn."""
+    names = {c.lower(): c for c in store.persons().column_names}
+    if column.lower() not in names:
+        raise GenoqueryError(f"no person-table column {column!r}; columns: {', '.join(names.values())}")
+    col = names[column.lower()].replace('"', '""')
+    table = store.sql(
+        f'SELECT CAST(p."{col}" AS VARCHAR) AS g, s.sample_index AS i FROM persons p '
+        "JOIN samples s ON s.sample_id = p.sample_id WHERE s.withdrawn_at IS NULL "
+        'AND p."' + col + '" IS NOT NULL',
+        [],
+    )
+    groups = np.asarray(table["g"].to_numpy(zero_copy_only=False), dtype=object)
+    idx = table["i"].to_numpy()
+    return {g: _frozen(np.sort(idx[groups == g])) for g in dict.fromkeys(groups.tolist())}
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
