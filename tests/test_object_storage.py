@@ -279,6 +279,7 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         ),
         ("nosuchprotocol://bucket/x", {}, "not a store URL"),
         (f"s3://{S3_BUCKET}/not-a-store", {}, "not a genoquery pointer"),
+        (f"s3://{S3_BUCKET}/a-store", {"GENOQUERY_CACHE": "/proc/genoquery-cache"}, "set GENOQUERY_CACHE"),
     ],
     ids=[
         "missing bucket",
@@ -287,10 +288,13 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         "unreachable endpoint",
         "unknown protocol",
         "not a store",
+        "unwritable cache",
     ],
 )
 def test_errors_are_one_line(s3, url, env, says):
-    fsspec.filesystem("s3").pipe_file(f"{S3_BUCKET}/not-a-store/genoquery.json", b"<html>a web page</html>")
+    fs = fsspec.filesystem("s3")
+    fs.pipe_file(f"{S3_BUCKET}/not-a-store/genoquery.json", b"<html>a web page</html>")
+    fs.pipe_file(f"{S3_BUCKET}/a-store/genoquery.json", json.dumps({"format_version": 3}).encode())
     run = _cli("variants", url, env=env)
     assert run.returncode == 2, run.stderr
     assert says in run.stderr

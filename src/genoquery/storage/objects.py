@@ -202,8 +202,15 @@ def guarded_pointer(store: ObjectPath) -> tuple[dict | None, dict]:
 @contextmanager
 def _sync_lock(local: Path) -> Iterator[None]:
     """One process at a time updates a mirror (blocking: readers wait for a download)."""
-    local.mkdir(parents=True, exist_ok=True)
-    with open(local / SYNC_LOCK, "a") as handle:
+    try:
+        local.mkdir(parents=True, exist_ok=True)
+        handle = open(local / SYNC_LOCK, "a")
+    except OSError as err:
+        raise StoreError(
+            f"{local}: cannot write the local mirror of a store on object storage ({err.strerror}); "
+            "set GENOQUERY_CACHE to a writable directory"
+        ) from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
