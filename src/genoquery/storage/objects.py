@@ -1,5 +1,5 @@
-"""Stores on object storage (``s3://bucket/prefix``, or any fsspec URL): paths, the commit
-pointer, and the local mirror of the index.
+"""Stores on object storage (``s3://bucket/prefix``; other fsspec URLs go the same way, untested):
+paths, the commit pointer, and the local mirror of the index (docs/scale.md, "Object storage").
 
 Object storage has no rename, so a store there is committed by one object written last, the
 **pointer** ``genoquery.json`` (the marker of a local store, plus what the commit names)::
@@ -14,9 +14,11 @@ Object storage has no rename, so a store there is committed by one object writte
 A writer uploads every object the new commit names first (the new batch's group, the lookup
 files, the index) and the pointer last, in one PUT, which object stores make atomic: a reader
 that reads the pointer and then the immutable objects it names sees the old commit or the new
-one. A writer killed before the pointer leaves objects no pointer names; the next commit deletes
-them, with the index and lookup objects of commits older than the previous one (a reader that
-has just read the previous pointer can still fetch what it names).
+one. On S3 that PUT is conditional on the ETag of the pointer the writer started from
+(:func:`guarded_pointer`), so a writer on another machine that committed meanwhile makes it fail.
+A writer killed before the pointer leaves objects no pointer names; the next commit deletes them,
+with the index and lookup objects of commits older than the previous one (a reader that has just
+read the previous pointer can still fetch what it names).
 
 Readers never query the index over the network (DuckDB's httpfs downloads an extension at run
 time, which fails offline): :func:`mirror` keeps a local copy of the pointer, the index and the
@@ -27,7 +29,7 @@ and the store's ``url``, where :func:`batch_root` finds the batches. The server'
 (tokens, audit log) lives in the mirror too. Credentials and the endpoint come from fsspec
 (for S3: the standard AWS variables, ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ..., or
 fsspec's configuration). One writer at a time, as for a local store: the write lock is the
-mirror's, so it covers the writers of one machine.
+mirror's, so it holds off the writers of one machine, and the conditional PUT those of others.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ def is_url(store: object) -> bool:
 @dataclass(frozen=True)
 class ObjectPath:
     """A file or directory on an fsspec filesystem, with the pathlib operations the store's readers
-    use (``/``, ``name``, ``open``, ``is_file``, ``stat().st_size``, ``rglob``, ``relative_to``);
+    use (``/``, ``name``, ``open``, ``is_file``, ``stat().st_size``, ``rglob``, ``relative_to``:
+    :func:`genoquery.verify.verify` and :func:`genoquery.storage.checksums.file_sha256`);
     ``str()`` is its URL."""
 
     fs: object = field(repr=False)
@@ -86,9 +89,6 @@ class ObjectPath:
 
     def is_file(self) -> bool:
         return self.fs.isfile(self.path)
-
-    def exists(self) -> bool:
-        return self.fs.exists(self.path)
 
     def stat(self) -> SimpleNamespace:
         return SimpleNamespace(st_size=self.fs.size(self.path))
