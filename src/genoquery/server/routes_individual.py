@@ -187,14 +187,15 @@ def _remove(workdir: str) -> None:
 def _participant_page(ctx: Context, principal: Principal, sample_id: str, offset: int, limit: int) -> dict:
     """The participant view; for a participant token the population counts go through disclosure
     control (an AC of 1..20 would tell a person how many others carry their variant)."""
-    with ctx.pool.store() as store:
-        table = store.participant(sample_id)
-    rows = table.slice(offset, limit).to_pylist()
-    if principal.tier == Tier.PARTICIPANT:
-        rows = [_released(ctx, r) for r in rows]
-    else:
-        rows = [dict(r, suppressed=[]) for r in rows]
-    return dict(page_of(rows, table.num_rows, offset, limit), sample_id=sample_id)
+    released = principal.tier == Tier.PARTICIPANT
+    with ctx.pool.store() as store:  # all pages of a view from one computation per index
+
+        def view() -> list[dict]:
+            rows = store.participant(sample_id).to_pylist()
+            return [_released(ctx, r) if released else dict(r, suppressed=[]) for r in rows]
+
+        rows = ctx.pool.remember(("participant", sample_id, released), view)
+    return dict(page_of(rows[offset : offset + limit], len(rows), offset, limit), sample_id=sample_id)
 
 
 def _released(ctx: Context, row: dict) -> dict:
