@@ -61,7 +61,7 @@ RESULT_TYPES = {
 VARIANT_FIELDS = ("variant_key", "contig", "pos", "ref", "alt", "id")
 
 
-def _variants(
+def tested_alleles(
     store: Store, region: str | Sequence[str] | None, variants: list[str] | str | None, gene: str | None
 ) -> pa.Table:
     """The ALT alleles to test (``site_row``, ``allele``), from at most one of the three selections:
@@ -189,10 +189,27 @@ def associate_blocks(
     fitted; see :meth:`genoquery.query.store.Store.associate_blocks`."""
     if model is not None and model not in MODELS:
         raise QueryError(f"unknown model {model!r}; choose {' or '.join(MODELS)}")
-    wanted = _variants(store, region, variants, gene)
-    members = _members(store, cohort)
-    design = build_design(store, phenotype, covariates, members, binary=True if model == "logistic" else None)
-    model = _model(design, model)
+    wanted = tested_alleles(store, region, variants, gene)
+    design, model = prepared_design(store, phenotype, covariates, cohort, model)
+    yield from fitted_blocks(store, wanted, design, model, min_mac, progress)
+
+
+def prepared_design(
+    store: Store, phenotype: str | list[str], covariates: list[str], cohort, model: str | None
+) -> tuple[Design, str]:
+    """The design (samples, phenotype, covariates) and the model of an association: what every
+    block and every partition of a scan shares."""
+    design = build_design(
+        store, phenotype, covariates, _members(store, cohort), binary=True if model == "logistic" else None
+    )
+    return design, _model(design, model)
+
+
+def fitted_blocks(
+    store: Store, wanted: pa.Table, design: Design, model: str, min_mac: int, progress: bool
+) -> Iterator[pa.Table]:
+    """The results of the ``wanted`` alleles (:func:`tested_alleles`) under ``design`` and ``model``
+    (:func:`prepared_design`), a block at a time, in genome order; at least one table."""
     rows = np.unique(wanted["site_row"].to_numpy())
     with tqdm(total=wanted.num_rows, unit="allele", desc=f"associate {design.phenotype}", disable=not progress) as bar:
         dosages = store_dosages(store, rows, design.samples, keep_codes=model == "linear")  # codes: linear sums

@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from genoquery.errors import QueryError
+from genoquery.query.association.design import Design
+from genoquery.query.association.scan import fitted_blocks, prepared_design, tested_alleles
 from genoquery.query.cluster.partitions import Partition, partitions
 from genoquery.query.cluster.tasks import Target, run_partitions
 from genoquery.query.frequencies import cohort_frequencies
@@ -54,15 +56,15 @@ def frequencies(
     if len(parts) <= 1:
         return store.frequencies(region, cohort, by)
     members = store.cohort(cohort) if cohort is not None else store.active_samples
-    # a task holding the cohort, sent to each worker once, not with every partition; unlike
-    # scattered data it is computed again should the workers holding it die
     shared = client.submit(_same, members, pure=False)
     tables = _by_partition(store, client, _frequencies, parts, (shared, by), "frequencies", progress)
     return pa.concat_tables(tables)
 
 
-def _same(members: np.ndarray) -> np.ndarray:
-    return members
+def _same(value):
+    """``value`` itself: a task holding it, sent to each worker once rather than with every
+    partition, and computed again should the workers holding it die (scattered data is lost)."""
+    return value
 
 
 def _frequencies(store: Store, part: Partition, members: np.ndarray, by: str | None) -> pa.Table:
@@ -82,18 +84,24 @@ def associate(
     progress: bool = False,
 ) -> pa.Table:
     """:meth:`Store.associate` of the alleles of ``region`` (None: every contig) by partition on
-    ``client``'s workers."""
+    ``client``'s workers. The design (samples, phenotype, covariates) is built here, once, for
+    every partition."""
     parts = partitions(store, region)
-    options = {"cohort": cohort, "model": model, "min_mac": min_mac}
     if len(parts) <= 1:
-        return store.associate(phenotype, covariates, region=region, progress=progress, **options)
-    desc = f"associate {phenotype if isinstance(phenotype, str) else ','.join(phenotype)}"
-    tables = _by_partition(store, client, _associate, parts, (phenotype, list(covariates), options), desc, progress)
+        return store.associate(
+            phenotype, covariates, region=region, cohort=cohort, model=model, min_mac=min_mac, progress=progress
+        )
+    design, model = prepared_design(store, phenotype, list(covariates), cohort, model)
+    shared = client.submit(_same, design, pure=False)  # as the cohort of frequencies
+    tables = _by_partition(
+        store, client, _associate, parts, (shared, model, min_mac), f"associate {design.phenotype}", progress
+    )
     return pa.concat_tables(tables)
 
 
-def _associate(store: Store, part: Partition, phenotype, covariates: list[str], options: dict) -> pa.Table:
-    return store.associate(phenotype, covariates, region=part.region, progress=False, **options)
+def _associate(store: Store, part: Partition, design: Design, model: str, min_mac: int) -> pa.Table:
+    wanted = tested_alleles(store, part.region, None, None)
+    return pa.concat_tables(fitted_blocks(store, wanted, design, model, min_mac, False))
 
 
 def gene_carriers(
