@@ -10,6 +10,7 @@ restarted by its nanny and the scheduler reruns the task: the answer is still ex
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -27,7 +28,7 @@ import genoquery
 import test_association as assoc
 import test_cohort_queries as cq
 from genoquery.cli import main
-from genoquery.errors import QueryError
+from genoquery.errors import ClusterError, QueryError
 from genoquery.index.genes import import_genes
 from genoquery.index.phenotypes import import_table
 from genoquery.ingest.zarr_writer import ChunkLayout
@@ -218,3 +219,21 @@ def test_cli_runs_on_workers_or_says_why_not(store, monkeypatch, capsys):
         lines = capsys.readouterr().err.strip().split("\n")
         assert len(lines) == 1
         assert message in lines[0]
+
+
+def test_workers_refuse_an_index_other_than_the_clients(store, client):
+    """A commit between the client's open and a worker's (here: a stamp no file has) is an error,
+    never an answer from another state of the store."""
+    parts = partitions(store, "chr20")
+    run = functools.partial(
+        tasks.run_partitions, client, _sites, parts, (), local=store, weights=[1] * len(parts), desc="", unit=""
+    )
+    with pytest.raises(ClusterError, match="the store's index changed while the question ran"):
+        run(target=tasks.Target(store.path, (0, 0, 0)), progress=False)
+    assert run(target=tasks.Target(store.path, store.index_stamp), progress=False) == [p.sites for p in parts]
+
+
+def _sites(store, part) -> int:
+    return store.sql(
+        "SELECT count(*) AS n FROM sites WHERE site_row BETWEEN ? AND ?", [part.first_site, part.last_site]
+    )["n"][0].as_py()
