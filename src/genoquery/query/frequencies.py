@@ -21,7 +21,7 @@ from genoquery.index.persons import groups_of
 from genoquery.stats.allele_stats import STATS, AlleleStats, Cells, assemble_stats, block_counts, empty_counts
 from genoquery.stats.cohort_counts import count_calls
 from genoquery.storage.call_reader import SITE_COLUMNS
-from genoquery.storage.schema import STAT_COLUMNS, VARIANT_COLUMNS, index_cursor
+from genoquery.storage.schema import STAT_COLUMNS, VARIANT_COLUMNS, allele_keys, index_cursor
 
 if TYPE_CHECKING:
     from genoquery.query.store import Store
@@ -108,9 +108,9 @@ def _variant_columns(store: Store, region: str | None) -> pa.Table:
 def _beside(described: pa.Table, counted: pa.Table) -> pa.Table:
     """``counted``'s statistics in the rows of ``described`` (the same (site_row, allele) pairs),
     with the columns of :meth:`Store.variants`; AF is AC / AN, NaN where AN is 0."""
-    key = counted["site_row"].to_numpy() * 65536 + counted["allele"].to_numpy()
+    key = allele_keys(counted)
     order = np.argsort(key, kind="stable")
-    wanted = described["site_row"].to_numpy() * 65536 + described["allele"].to_numpy()
+    wanted = allele_keys(described)
     if not np.array_equal(key[order], wanted):
         raise StoreError("the index's variants and sites disagree; run `genoquery verify` on the store")
     stats = {s: counted[s].to_numpy()[order] for s in STATS}

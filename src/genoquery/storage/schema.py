@@ -46,6 +46,8 @@ counts the batch's samples per cell; ``batch_site_counts`` has a record's
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 # The columns of ``variants`` a query returns, in order (Store.variants, lookups, lookup files).
 VARIANT_COLUMNS = (
@@ -69,6 +71,14 @@ VARIANT_COLUMNS = (
 )
 # The statistics among them, which a query by group or for a cohort replaces.
 STAT_COLUMNS = ("ac", "an", "af", "n_het", "n_hom_alt", "n_hemi", "n_missing")
+
+
+def allele_keys(table: pa.Table) -> np.ndarray:
+    """One int64 per row of a table with ``site_row`` and ``allele`` (an ALT allele of a site),
+    ordered as (site_row, allele): ``site_row * 65536 + allele``."""
+    return table["site_row"].to_numpy().astype(np.int64) * 65536 + table["allele"].to_numpy()
+
+
 INDEX_CATALOG = "gq_index"
 
 
