@@ -36,6 +36,7 @@ import genoquery
 import oracle
 from conftest import s3_store_url
 from genoquery.index.phenotypes import import_table
+from genoquery.ingest.zarr_writer import ChunkLayout
 
 VCFS, PERSONS, GTF = checks.FIXTURE_VCFS, checks.FIXTURE_PERSONS, checks.FIXTURE_GTF
 IDS = oracle.sample_names(VCFS[0])  # store order = header order
@@ -600,6 +601,20 @@ def test_participant(store, persons, notable_samples, which):
 def test_participant_many_samples(store, persons):
     for sample in IDS[1::3]:
         assert_participant(store, VCFS, persons, sample)
+
+
+def test_participant_over_many_small_chunks(work, persons):
+    """A participant's calls found across many inner chunks: listed calls in chunks of 64 (gaps
+    between the chunks that hold them), 2-bit codes in chunks of 8 samples by 4 sites."""
+    layout = ChunkLayout(code_chunk_bytes=2, code_chunk_rows=4, listed_chunk=64, listed_shard=256)
+    path = work / "small_chunks.gq"
+    genoquery.ingest(path, list(checks.FIXTURE_VCFS), persons=checks.FIXTURE_PERSONS, layout=layout).close()
+    with genoquery.open(path) as small:
+        reader = small.batches[0].reader
+        assert reader._listed_gt.layout.chunk[0] == 64
+        assert reader._codes.layout.chunk == (4, 2)
+        for sample in IDS[::7]:
+            assert_participant(small, VCFS, persons, sample)
 
 
 # --------------------------------------------------------------------------- hand-written edge cases

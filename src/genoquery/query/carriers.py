@@ -213,21 +213,19 @@ def participant(store: Store, sample_index: int) -> pa.Table:
     """Every ALT allele one sample carries, with the variant and its whole-store AC, AN and AF
     (and AF in the sample's ancestry group when the store has ancestry statistics)."""
     batch = next(b for b in store.batches if b.offset <= sample_index < b.offset + b.n_samples)
-    sites = store.sql(f"SELECT {SITE_COLUMNS} FROM batch_sites WHERE batch = ? ORDER BY batch_row", [batch.number])
-    reader, member, parts = batch.reader, np.array([sample_index - batch.offset]), []
-    for calls in reader.blocks(sites):
-        check()
-        site, _, gt = non_ref_calls(calls, reader.haploid, member)
-        for allele in range(1, int(calls.n_alleles.max(initial=1))):
-            hit = np.flatnonzero((gt == allele).any(axis=1))
-            if len(hit):
-                parts.append(
-                    _carrier_rows("", 0, allele, np.full(len(hit), sample_index), gt[hit]).set_column(
-                        5, "site_row", pa.array(calls.site_row[site[hit]], pa.int64())
-                    )
-                )
-    calls = (
-        pa.concat_tables(parts) if parts else _carrier_rows("", 0, 1, np.zeros(0, np.int64), np.zeros((0, 2), np.int8))
+    site_row, gt = _own_calls(store, batch, sample_index - batch.offset)
+    check()
+    alleles = np.arange(1, max(2, int(gt.max(initial=1)) + 1))
+    call, allele = np.nonzero((gt[:, None, 0] == alleles) | (gt[:, None, 1] == alleles))
+    copies, kind = zygosity(gt[call], alleles[allele])
+    calls = pa.table(
+        {
+            "zygosity": kind,
+            "allele_copies": pa.array(copies, pa.int8()),
+            "gt": unordered_gt_text(gt[call]),
+            "site_row": pa.array(site_row[call], pa.int64()),
+            "allele": pa.array(alleles[allele], pa.int16()),
+        }
     )
     ancestry = _ancestry(store, sample_index)
     group_join = (
@@ -245,6 +243,35 @@ def participant(store: Store, sample_index: int) -> pa.Table:
         f"ON v.site_row = c.site_row AND v.allele = c.allele {group_join} ORDER BY v.site_row, v.allele"
     )
     return store.sql(sql, [ancestry, ancestry] if ancestry else [], counted=calls)
+
+
+def _own_calls(store: Store, batch: Batch, sample: int) -> tuple[np.ndarray, np.ndarray]:
+    """Called calls that are not hom-ref of one sample (index within ``batch``): site_row (int64)
+    and (calls, 2) int8 alleles, by site. Its listed calls are searched for and its 2-bit code
+    is read at each dense site (:meth:`CallReader.own_listed_calls`, :meth:`CallReader.own_codes`):
+    no other sample's calls are assembled, and missing calls are never read."""
+    sites = store.sql(
+        "SELECT site_row, dense_row, haploid_pattern, listed_start, n_listed FROM batch_sites "
+        "WHERE batch = ? AND (dense_row IS NOT NULL OR n_listed > 0) ORDER BY batch_row",
+        [batch.number],
+    )
+    site_row = sites["site_row"].to_numpy()
+    reader, listed = batch.reader, sites["n_listed"].to_numpy() > 0
+    positions, listed_gt = reader.own_listed_calls(sample)
+    starts = sites["listed_start"].to_numpy()[listed]  # ascending: listed calls are in site order
+    listed_site = site_row[listed][np.searchsorted(starts, positions, side="right") - 1]
+    dense = sites.filter(sites["dense_row"].is_valid())
+    dense_row = dense["dense_row"].to_numpy()
+    code = reader.own_codes(sample, int(dense_row.max(initial=-1)) + 1)[dense_row]
+    carried = np.flatnonzero((code == 1) | (code == 2))
+    dense_gt = np.ones((len(carried), 2), np.int8)
+    dense_gt[:, 0] = code[carried] == 2
+    pattern = dense["haploid_pattern"].fill_null(-1).to_numpy()[carried]
+    if (pattern >= 0).any():
+        dense_gt[(pattern >= 0) & reader.haploid[np.maximum(pattern, 0), sample], 1] = FILL
+    rows = np.concatenate([listed_site, dense["site_row"].to_numpy()[carried]])
+    order = np.argsort(rows, kind="stable")
+    return rows[order], np.concatenate([listed_gt, dense_gt])[order]
 
 
 def _ancestry(store: Store, sample_index: int) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +118,41 @@ class CallReader:
         decoded, one L2-sized inner chunk at a time, never assembled."""
         self._codes.visit(rows, visitor)
 
+    def own_listed_calls(self, sample: int) -> tuple[np.ndarray, np.ndarray]:
+        """One sample's listed calls: their positions in the listed-call arrays (int64, ascending)
+        and alleles ((calls, 2) int8). Each inner chunk is searched as it is decoded, never
+        assembled: at 10^5 samples, 8.7 M listed calls searched in ~20 ms on 2 threads."""
+        found: list[np.ndarray] = []
+
+        def search(chunk: np.ndarray, to: tuple[slice, ...], within: tuple[slice, ...]) -> None:
+            hits = np.flatnonzero(chunk[within] == sample)
+            if len(hits):
+                found.append(hits + to[0].start)  # list.append: atomic
+
+        self._listed_sample.visit(slice(0, self._listed_sample.array.shape[0]), search)
+        positions = np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
+        gt = np.empty((len(positions), 2), np.int8)
+
+        def pick(first: int, chunk: np.ndarray, to: tuple[slice, ...], within: tuple[slice, ...]) -> None:
+            lo, hi = np.searchsorted(positions, [first + to[0].start, first + to[0].stop])
+            gt[lo:hi] = chunk[within][positions[lo:hi] - first - to[0].start]
+
+        for first, end in _runs_of_chunks(positions, self._listed_gt):
+            self._listed_gt.visit(slice(first, end), partial(pick, first))
+        return positions, gt
+
+    def own_codes(self, sample: int, rows: int) -> np.ndarray:
+        """One sample's 2-bit codes (uint8, 0..3) at dense code rows ``0 .. rows - 1``: only the
+        inner chunks holding its byte of each row are decoded."""
+        byte, shift = sample >> 2, (sample & 3) * 2
+        codes = np.empty(rows, np.uint8)
+
+        def pick(chunk: np.ndarray, to: tuple[slice, ...], within: tuple[slice, ...]) -> None:
+            codes[to[0]] = (chunk[within[0], byte - to[1].start] >> shift) & 3
+
+        self._codes.visit(slice(0, rows), pick, columns=slice(byte, byte + 1))
+        return codes
+
     def _site_bytes(self, sites: pa.Table, dense: np.ndarray, missing: bool) -> np.ndarray:
         """Decoded bytes of each site's calls: its code row, listed calls and (if read) tokens."""
         row_bytes = self._codes.array.shape[1]
@@ -150,6 +185,19 @@ class CallReader:
             missing_tokens=missed.keep(missing_tokens),
             codes=codes if len(rows) == len(codes) else codes[rows - lo],
         )
+
+
+def _runs_of_chunks(positions: np.ndarray, reader: RowReader) -> list[tuple[int, int]]:
+    """``(first, end)`` row ranges covering the inner chunks of ``reader``'s array that hold
+    ``positions`` (ascending), adjacent chunks merged (one range where zarr reads the array)."""
+    if not len(positions):
+        return []
+    n_rows = reader.array.shape[0]
+    per = n_rows if reader.layout is None else reader.layout.chunk[0]
+    chunks = np.unique(positions // per)
+    breaks = np.flatnonzero(np.diff(chunks) > 1)
+    firsts, lasts = chunks[np.concatenate([[0], breaks + 1])], chunks[np.concatenate([breaks, [len(chunks) - 1]])]
+    return [(int(a) * per, min((int(b) + 1) * per, n_rows)) for a, b in zip(firsts, lasts, strict=True)]
 
 
 def budget_bounds(costs: np.ndarray, budget: int, most: int | None = None) -> list[tuple[int, int]]:

@@ -149,14 +149,19 @@ class RowReader:
             else:
                 yield self._decode_job(*chunk_at, to, within, out, keep, position)
 
-    def _chunks(self, rows: slice, files: ExitStack, skip: dict | None = None) -> Iterator[tuple]:
+    def _chunks(
+        self, rows: slice, files: ExitStack, skip: dict | None = None, columns: slice | None = None
+    ) -> Iterator[tuple]:
         """``(position, to, within, (read, offset, nbytes) or None if never written)`` of each inner
-        chunk of ``array[rows]`` (see :meth:`_placement`); shards are opened into ``files`` (on
-        object storage the chunks' ranges announced to their shard), but not for positions in
-        ``skip`` (for those the last item is None too)."""
+        chunk of ``array[rows]`` (see :meth:`_placement`), or only of those holding ``columns``
+        (of axis 1); shards are opened into ``files`` (on object storage the chunks' ranges
+        announced to their shard), but not for positions in ``skip`` (for those the last item is
+        None too)."""
         lay = self.layout
         first, last = rows.start // lay.chunk[0], (rows.stop - 1) // lay.chunk[0]
         trailing = [range(-(-n // c)) for n, c in zip(lay.shape[1:], lay.chunk[1:], strict=True)]
+        if columns is not None:
+            trailing[0] = range(columns.start // lay.chunk[1], (columns.stop - 1) // lay.chunk[1] + 1)
         shards: dict[tuple[int, ...], tuple[Callable, np.ndarray] | None] = {}
         for position in itertools.product(range(first, last + 1), *trailing):
             to, within = self._placement(position, rows)
@@ -179,13 +184,13 @@ class RowReader:
                 read.want(offset, nbytes)
             yield position, to, within, (read, offset, nbytes)
 
-    def visit(self, rows: slice, visitor: Visitor) -> None:
-        """Call ``visitor`` on every inner chunk of ``array[rows]`` as it is decoded, on the read
-        threads, without assembling the rows: each thread decodes into one scratch chunk of its own
-        (L2-sized for the dense codes), so a reduction over many rows never writes them to memory.
-        Calls for different chunks run concurrently; ``to`` places each within ``array[rows]``.
-        An array this module cannot read (see the module docstring) is read whole through zarr and
-        visited once."""
+    def visit(self, rows: slice, visitor: Visitor, columns: slice | None = None) -> None:
+        """Call ``visitor`` on every inner chunk of ``array[rows]`` (or only on those holding
+        ``columns`` of axis 1) as it is decoded, on the read threads, without assembling the rows:
+        each thread decodes into one scratch chunk of its own (L2-sized for the dense codes), so a
+        reduction over many rows never writes them to memory. Calls for different chunks run
+        concurrently; ``to`` places each within ``array[rows]``. An array this module cannot read
+        (see the module docstring) is read whole through zarr and visited once."""
         if rows.stop <= rows.start:
             return
         if self.layout is None:
@@ -195,7 +200,8 @@ class RowReader:
             return
         with ExitStack() as files:
             jobs = [
-                self._visit_job(chunk_at, to, within, visitor) for _, to, within, chunk_at in self._chunks(rows, files)
+                self._visit_job(chunk_at, to, within, visitor)
+                for _, to, within, chunk_at in self._chunks(rows, files, columns=columns)
             ]
             list(_POOL.map(lambda job: job(), jobs))
 
