@@ -605,14 +605,20 @@ def test_participant_many_samples(store, persons):
 
 def test_participant_over_many_small_chunks(work, persons):
     """A participant's calls found across many inner chunks: listed calls in chunks of 64 (gaps
-    between the chunks that hold them), 2-bit codes in chunks of 8 samples by 4 sites."""
+    between the chunks that hold them) and parts of 256, 2-bit codes in chunks of 8 samples by 4
+    sites; with the sample-major index and without it."""
     layout = ChunkLayout(code_chunk_bytes=2, code_chunk_rows=4, listed_chunk=64, listed_shard=256)
     path = work / "small_chunks.gq"
     genoquery.ingest(path, list(checks.FIXTURE_VCFS), persons=checks.FIXTURE_PERSONS, layout=layout).close()
     with genoquery.open(path) as small:
-        reader = small.batches[0].reader
-        assert reader._listed_gt.layout.chunk[0] == 64
-        assert reader._codes.layout.chunk == (4, 2)
+        readers = [batch.reader for batch in small.batches]
+        assert readers[0]._listed_gt.layout.chunk[0] == 64
+        assert readers[0]._codes.layout.chunk == (4, 2)
+        assert readers[0]._by_sample[0].shape[0] >= 2  # parts of 256 listed calls in the sample-major index
+        for sample in IDS[::7]:
+            assert_participant(small, VCFS, persons, sample)
+        for reader in readers:  # a batch written before the sample-major index: its listed calls searched
+            reader._by_sample = None
         for sample in IDS[::7]:
             assert_participant(small, VCFS, persons, sample)
 

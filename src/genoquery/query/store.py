@@ -358,13 +358,15 @@ class Store:
     def participant(self, sample_id: str) -> pa.Table:
         """One participant's ALT alleles (zygosity, GT) with each variant's whole-store AC, AN
         and AF, and AF in the participant's ancestry group when the store has it."""
-        found = self._con.execute("SELECT count(*) FROM samples WHERE sample_id = ?", [sample_id]).fetchall()[0][0]
+        found = self._con.execute("SELECT sample_index FROM samples WHERE sample_id = ?", [sample_id]).fetchall()
         if not found:
             raise UnknownItemError(
                 f"sample {sample_id!r} is not in this store ({self.info['samples']} samples, "
                 f"from {self.sample_ids[0]} to {self.sample_ids[-1]} in store order)"
             )
-        return _later("genoquery.query.carriers").participant(self, int(self.cohort([sample_id])[0]))
+        cohorts = _later("genoquery.query.cohorts")  # a withdrawn sample is refused, as in any cohort
+        sample = cohorts.without_withdrawn(self._con, np.array([found[0][0]], np.int64), refuse=True)
+        return _later("genoquery.query.carriers").participant(self, int(sample[0]))
 
     def persons(self) -> pa.Table:
         """The person table (``sample_id`` and phenotype columns); empty when none was imported."""
