@@ -45,7 +45,7 @@ from genoquery.query.association import regression, scan
 from genoquery.query.association import store_dosages as store_dosages_module
 from genoquery.query.association.dosages import allele_dosages
 from genoquery.query.association.plots import af_by_ancestry, manhattan, phewas_plot, qq
-from genoquery.storage.call_reader import SITE_COLUMNS
+from genoquery.storage.site_calls import SITE_COLUMNS
 
 CONDITIONS = checks.FIXTURES / "conditions.tsv"
 COVARIATES = ["age", "sex", "pc1", "pc2"]

@@ -24,7 +24,7 @@ from genoquery.stats import cohort_counts
 from genoquery.stats.allele_stats import Cells, SampleGroups, block_counts
 from genoquery.stats.cohort_counts import count_calls
 from genoquery.storage.call_codes import MAX_GAP, HaploidPatterns, encode_block
-from genoquery.storage.call_reader import SiteCalls
+from genoquery.storage.site_calls import SiteCalls
 
 CALLS = [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (1, 2), (2, 2), (-1, -1), (-1, 0), (0, -1), (-1, 1), (2, -1)]
 HAPLOID = [(0, -2), (1, -2), (2, -2), (-1, -2)]

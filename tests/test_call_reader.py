@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 import checks
-from genoquery.storage.call_reader import SITE_COLUMNS, SiteCalls
+from genoquery.storage.site_calls import SITE_COLUMNS, SiteCalls
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from genoquery.index.writer import cell_rows, count_rows
 from genoquery.stats.allele_stats import Cells
 from genoquery.stats.cohort_counts import count_calls
 from genoquery.storage.batches import Batch
-from genoquery.storage.call_reader import SITE_COLUMNS
+from genoquery.storage.site_calls import SITE_COLUMNS
 
 COUNT_TABLES = ("batch_cells", "batch_site_counts", "batch_allele_counts")
 

@@ -10,8 +10,9 @@ import numpy as np
 import pyarrow as pa
 
 from genoquery.index.merge import check_ref_alleles, rebuild
-from genoquery.storage.call_codes import CallCodes, inline_lists
+from genoquery.storage.call_codes import CallCodes
 from genoquery.storage.checksums import file_sha256
+from genoquery.storage.inline_calls import inline_lists
 from genoquery.storage.schema import TABLES
 from genoquery.storage.site_block import SiteBlock
 

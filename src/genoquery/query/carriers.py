@@ -8,6 +8,7 @@ a rare variant's listed calls (one small Zarr chunk) or, at a dense site, the
 from __future__ import annotations
 
 from collections.abc import Iterator
+from importlib import import_module
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,9 +17,9 @@ import pyarrow as pa
 from genoquery.deadline import check
 from genoquery.query.gt_text import unordered_gt_text
 from genoquery.query.lookup import parsed_statement
-from genoquery.storage.call_codes import coded_carriers, unpack_inline
-from genoquery.storage.call_reader import SITE_COLUMNS, SiteCalls
 from genoquery.storage.format import FILL
+from genoquery.storage.inline_calls import unpack_inline
+from genoquery.storage.site_calls import SITE_COLUMNS, SiteCalls
 
 if TYPE_CHECKING:
     from genoquery.query.store import Store
@@ -58,6 +59,8 @@ def coded_calls(
         members = np.arange(haploid.shape[1] if len(dense_sites) else 0)
     if not len(dense_sites) or not len(members):
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros(0, bool)
+    # numba's kernels load in ~0.4 s: only dense sites need them, not a rare variant's index row
+    coded_carriers = import_module("genoquery.storage.call_codes").coded_carriers
     row, sample, code = coded_carriers(batch.codes, members)  # code rows are the dense sites, in order
     site = dense_sites[row]
     hap = np.zeros(len(code), dtype=bool)
@@ -111,7 +114,9 @@ def carriers(store: Store, variants: pa.Table, members: np.ndarray | None) -> pa
     for batch, calls in _batch_calls(store, np.unique(variants["site_row"].to_numpy())):
         check()  # the request's time limit (genoquery.deadline), per batch of calls read
         local = None if members is None else batch.local(members)
-        site, sample, gt = non_ref_calls(calls, batch.reader.haploid, local)
+        # a rare variant's calls come from its index row: no haploid masks read (nor zarr loaded)
+        haploid = batch.reader.haploid if (calls.dense >= 0).any() else np.zeros((0, batch.n_samples), bool)
+        site, sample, gt = non_ref_calls(calls, haploid, local)
         sample += batch.offset
         for i, row in enumerate(calls.site_row.tolist()):
             lo, hi = np.searchsorted(site, [i, i + 1])

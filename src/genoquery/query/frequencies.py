@@ -20,8 +20,8 @@ from genoquery.errors import QueryError, StoreError
 from genoquery.index.persons import groups_of
 from genoquery.stats.allele_stats import STATS, AlleleStats, Cells, assemble_stats, block_counts, empty_counts
 from genoquery.stats.cohort_counts import count_calls
-from genoquery.storage.call_reader import SITE_COLUMNS
 from genoquery.storage.schema import STAT_COLUMNS, VARIANT_COLUMNS, allele_keys, index_cursor
+from genoquery.storage.site_calls import SITE_COLUMNS
 
 if TYPE_CHECKING:
     from genoquery.query.store import Store

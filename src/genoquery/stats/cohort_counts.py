@@ -24,8 +24,9 @@ from numba.extending import intrinsic
 from genoquery.deadline import check
 from genoquery.stats.allele_stats import Cells, empty_counts, tally_site
 from genoquery.storage.call_codes import MAX_GAP, PARTIAL_REF, next_missing
-from genoquery.storage.call_reader import CallReader, SiteCalls
+from genoquery.storage.call_reader import CallReader
 from genoquery.storage.format import FILL
+from genoquery.storage.site_calls import SiteCalls
 
 COUNT_THREADS = os.cpu_count() or 1
 PACKED_ABOVE = 1 << 18

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cached_property, partial
 from pathlib import Path
 
@@ -22,40 +21,13 @@ import zarr
 from genoquery.deadline import ahead
 from genoquery.storage.objects import ObjectPath, zarr_location
 from genoquery.storage.shard_reads import RowReader, Visitor, read_rows_together
+from genoquery.storage.site_calls import SiteCalls
 
 # Decoded bytes per block of sites. Chunks that consecutive blocks share are decoded once (see
 # shard_reads.read_rows_together), so blocks can be small: at 10^6 samples, 1 Mb of a 10%
 # cohort's calls read in 1.4 s of CPU with 16 MB blocks against 1.5-2.3 s with 64 MB, whose
 # arrays, above glibc's mmap threshold, are page-faulted afresh for each block (sys time).
 BLOCK_BYTES = 16 << 20
-SITE_COLUMNS = (
-    "site_row, len(alleles) AS n_alleles, dense_row, haploid_pattern, listed_start, n_listed, "
-    "missing_start, n_missing_tokens"
-)
-
-
-@dataclass(frozen=True)
-class SiteCalls:
-    """The encoded calls of a block of consecutive sites of one batch.
-
-    Per site (``n``): ``site_row``, ``n_alleles`` (REF included), ``dense`` (its rank among
-    the block's dense sites, its row in ``codes`` when they were read; -1 for a sparse site),
-    ``pattern`` (haploid mask id or -1), ``listed`` (n + 1) offsets into ``listed_sample``
-    (int32) / ``listed_gt`` (m, 2) int8, and ``missing`` (n + 1) offsets into
-    ``missing_tokens`` (uint16, see :mod:`genoquery.storage.call_codes`; empty unless asked
-    for). ``codes`` is (dense sites, ceil(samples / 4)) uint8, or empty when not read.
-    """
-
-    site_row: np.ndarray
-    n_alleles: np.ndarray
-    dense: np.ndarray
-    pattern: np.ndarray
-    listed: np.ndarray
-    listed_sample: np.ndarray
-    listed_gt: np.ndarray
-    missing: np.ndarray
-    missing_tokens: np.ndarray
-    codes: np.ndarray
 
 
 def _column(sites: pa.Table, name: str, fill: int = -1) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 
 from genoquery.query.carriers import coded_calls, listed_calls
 from genoquery.storage.call_codes import MAX_GAP
-from genoquery.storage.call_reader import SiteCalls
+from genoquery.storage.site_calls import SiteCalls
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ import pyarrow as pa
 
 from genoquery.deadline import check
 from genoquery.query.association.dosages import AlleleDosages, allele_dosages, sorted_order
-from genoquery.storage.call_reader import SITE_COLUMNS, budget_bounds
+from genoquery.storage.call_reader import budget_bounds
 from genoquery.storage.format import MISSING
+from genoquery.storage.site_calls import SITE_COLUMNS
 
 if TYPE_CHECKING:
     from genoquery.query.store import Store
