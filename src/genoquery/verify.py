@@ -324,12 +324,31 @@ def _stored_statistics(con: duckdb.DuckDBPyConnection, part: Partition) -> dict[
 
 
 def _pysam_calls(record: pysam.VariantRecord) -> np.ndarray:
-    """(samples, 2) int8 alleles of a record read by pysam: -1 missing, -2 the absent second slot."""
+    """(samples, 2) int8 alleles of a record read by pysam: -1 missing, -2 the absent second slot.
+
+    pysam reads an allele index beyond the record's alleles as missing, which a GT of a record
+    whose ALT is ``.`` may name (``0/1``: bcftools prints it so); such a record's calls are read
+    from the text htslib formats it to instead."""
+    if record.alts is None and "GT" in record.format:
+        return _text_calls(str(record))
     out = np.full((len(record.samples), 2), -1, dtype=np.int8)
     for j, sample in enumerate(record.samples.values()):
         alleles = sample.get("GT") or (None,)
         out[j, 0] = -1 if alleles[0] is None else alleles[0]
         out[j, 1] = FILL if len(alleles) == 1 else (-1 if alleles[1] is None else alleles[1])
+    return out
+
+
+def _text_calls(line: str) -> np.ndarray:
+    """(samples, 2) int8 alleles of the GT values of one VCF data line, as :func:`_pysam_calls`."""
+    columns = line.rstrip("\n").split("\t")
+    key = columns[8].split(":").index("GT")
+    out = np.full((len(columns) - 9, 2), FILL, dtype=np.int8)
+    for j, column in enumerate(columns[9:]):
+        values = column.split(":")
+        text = values[key] if key < len(values) else "."
+        for slot, allele in enumerate(text.replace("|", "/").split("/")):
+            out[j, slot] = -1 if allele == "." else int(allele)
     return out
 
 

@@ -110,13 +110,15 @@ class OrderChecker:
 
 
 def check_alleles(source: VcfSource, block: SiteBlock) -> None:
-    """Every allele index must name an allele of its site."""
+    """Every allele index must name an allele of its site, but allele 1 of a site whose ALT is
+    ``.``: htslib and bcftools read and print such a GT as it is (``0/1``), so it is stored as
+    it is, with no ALT allele to count it for."""
     n = block.n
     if n == 0 or block.n_samples == 0:
         return
     max_index = block.gt[:n].reshape(n, -1).max(axis=1)
     n_alleles = np.fromiter((len(a) for a in block.alleles), dtype=np.int64, count=n)
-    bad = np.flatnonzero(max_index >= n_alleles)
+    bad = np.flatnonzero(max_index >= np.maximum(n_alleles, 2))
     if len(bad):
         row = int(bad[0])
         raise InputFileError(
