@@ -83,6 +83,8 @@ def test_alt_dot_with_allele_1_is_stored_as_bcftools_reads_it(alt_dot) -> None:
 def test_an_allele_beyond_alt_is_still_refused(tmp_path) -> None:
     """Only allele 1 of an ALT ``.`` record is kept: allele 2 of a one-ALT record names nothing."""
     vcf = tmp_path / "bad.vcf"
-    vcf.write_text(checks.vcf_text(SAMPLES, [["chr1", "10", ".", "A", "C", ".", ".", ".", "GT", "0/2", "0/0", "0/0", "0/0"]]))
+    vcf.write_text(
+        checks.vcf_text(SAMPLES, [["chr1", "10", ".", "A", "C", ".", ".", ".", "GT", "0/2", "0/0", "0/0", "0/0"]])
+    )
     with pytest.raises(genoquery.errors.InputFileError, match="GT uses allele 2"):
         genoquery.ingest(tmp_path / "s.gq", [vcf], progress=False)
