@@ -221,10 +221,12 @@ def _cells(con: duckdb.DuckDBPyConnection, batch: Batch) -> dict[tuple[str, str]
 
 
 def _block_counts(gt: np.ndarray, n_alleles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per site of ``gt`` (sites, samples, 2): AN, incomplete calls, and per ALT allele
-    (sites, alleles - 1, 4) AC, het, hom-alt, hemi, by the definitions of allele_stats.py."""
+    """Per site of ``gt`` (sites, samples, ploidy): AN, incomplete calls, and per ALT allele
+    (sites, alleles - 1, 4) AC, het, hom-alt, hemi, by the definitions of allele_stats.py (a call
+    of ploidy above 2 counts to AC, AN and incomplete calls only)."""
     missing = (gt == -1).any(axis=2)
-    diploid = gt[:, :, 1] != FILL
+    ploidy = (gt != FILL).sum(axis=2)
+    diploid, haploid = ploidy == 2, ploidy == 1
     an = (gt >= 0).sum(axis=(1, 2))
     per_allele = np.zeros((len(gt), max(n_alleles - 1, 0), 4), dtype=np.int64)
     for a in range(1, n_alleles):
@@ -232,7 +234,7 @@ def _block_counts(gt: np.ndarray, n_alleles: int) -> tuple[np.ndarray, np.ndarra
         per_allele[:, a - 1, 0] = copies.sum(axis=1)
         per_allele[:, a - 1, 1] = ((copies == 1) & diploid & ~missing).sum(axis=1)
         per_allele[:, a - 1, 2] = ((copies == 2) & diploid & ~missing).sum(axis=1)
-        per_allele[:, a - 1, 3] = ((gt[:, :, 0] == a) & ~diploid & ~missing).sum(axis=1)
+        per_allele[:, a - 1, 3] = ((gt[:, :, 0] == a) & haploid & ~missing).sum(axis=1)
     return an, missing.sum(axis=1), per_allele
 
 
@@ -326,18 +328,18 @@ def _stored_statistics(con: duckdb.DuckDBPyConnection, part: Partition) -> dict[
 
 
 def _pysam_calls(record: pysam.VariantRecord) -> np.ndarray:
-    """(samples, 2) int8 alleles of a record read by pysam: -1 missing, -2 the absent second slot.
+    """(samples, ploidy) int8 alleles of a record read by pysam: -1 missing, -2 the slots beyond
+    a call's ploidy (at least 2 slots).
 
     pysam reads an allele index beyond the record's alleles as missing, which a GT of a record
     whose ALT is ``.`` may name (``0/1``: bcftools prints it so); such a record's calls are read
     from the text htslib formats it to instead."""
     if record.alts is None and "GT" in record.format:
         return _text_calls(str(record))
-    out = np.full((len(record.samples), 2), -1, dtype=np.int8)
-    for j, sample in enumerate(record.samples.values()):
-        alleles = sample.get("GT") or (None,)
-        out[j, 0] = -1 if alleles[0] is None else alleles[0]
-        out[j, 1] = FILL if len(alleles) == 1 else (-1 if alleles[1] is None else alleles[1])
+    calls = [sample.get("GT") or (None,) for sample in record.samples.values()]
+    out = np.full((len(calls), max(2, *map(len, calls)) if calls else 2), FILL, dtype=np.int8)
+    for j, alleles in enumerate(calls):
+        out[j, : len(alleles)] = [-1 if a is None else a for a in alleles]
     return out
 
 
@@ -345,12 +347,11 @@ def _text_calls(line: str) -> np.ndarray:
     """(samples, 2) int8 alleles of the GT values of one VCF data line, as :func:`_pysam_calls`."""
     columns = line.rstrip("\n").split("\t")
     key = columns[8].split(":").index("GT")
-    out = np.full((len(columns) - 9, 2), FILL, dtype=np.int8)
-    for j, column in enumerate(columns[9:]):
-        values = column.split(":")
-        text = values[key] if key < len(values) else "."
-        for slot, allele in enumerate(text.replace("|", "/").split("/")):
-            out[j, slot] = -1 if allele == "." else int(allele)
+    texts = [(values[key] if key < len(values) else ".") for values in (c.split(":") for c in columns[9:])]
+    calls = [text.replace("|", "/").split("/") for text in texts]
+    out = np.full((len(calls), max(2, *map(len, calls)) if calls else 2), FILL, dtype=np.int8)
+    for j, alleles in enumerate(calls):
+        out[j, : len(alleles)] = [-1 if a == "." else int(a) for a in alleles]
     return out
 
 
