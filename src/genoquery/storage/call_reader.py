@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import zarr
 from genoquery.deadline import ahead
 from genoquery.storage.objects import ObjectPath, zarr_location
 from genoquery.storage.shard_reads import RowReader, Visitor, read_rows_together
+from genoquery.storage.wide_calls import WideCalls, read_wide
 
 # Decoded bytes per block of sites. Chunks that consecutive blocks share are decoded once (see
 # shard_reads.read_rows_together), so blocks can be small: at 10^6 samples, 1 Mb of a 10%
@@ -30,7 +31,7 @@ from genoquery.storage.shard_reads import RowReader, Visitor, read_rows_together
 BLOCK_BYTES = 16 << 20
 SITE_COLUMNS = (
     "site_row, len(alleles) AS n_alleles, dense_row, haploid_pattern, listed_start, n_listed, "
-    "missing_start, n_missing_tokens"
+    "missing_start, n_missing_tokens, batch_row"
 )
 
 
@@ -43,7 +44,8 @@ class SiteCalls:
     ``pattern`` (haploid mask id or -1), ``listed`` (n + 1) offsets into ``listed_sample``
     (int32) / ``listed_gt`` (m, 2) int8, and ``missing`` (n + 1) offsets into
     ``missing_tokens`` (uint16, see :mod:`genoquery.storage.call_codes`; empty unless asked
-    for). ``codes`` is (dense sites, ceil(samples / 4)) uint8, or empty when not read.
+    for). ``codes`` is (dense sites, ceil(samples / 4)) uint8, or empty when not read. ``wide``:
+    the sites' calls of ploidy above 2 (rows: site indexes), whose stand-ins are missing calls.
     """
 
     site_row: np.ndarray
@@ -56,6 +58,7 @@ class SiteCalls:
     missing: np.ndarray
     missing_tokens: np.ndarray
     codes: np.ndarray
+    wide: WideCalls = field(default_factory=WideCalls.empty)
 
 
 def _column(sites: pa.Table, name: str, fill: int = -1) -> np.ndarray:
@@ -84,6 +87,12 @@ class CallReader:
             for name in ("call_genotype_code", "listed_call_sample", "listed_call_genotype", "missing_call_token")
         )
         self._masks = group["haploid_mask"]
+        self._group = group
+
+    @cached_property
+    def wide(self) -> WideCalls:
+        """The batch's calls of ploidy above 2 (:mod:`genoquery.storage.wide_calls`), rows batch rows."""
+        return read_wide(self._group)
 
     @cached_property
     def haploid(self) -> np.ndarray:
@@ -149,6 +158,7 @@ class CallReader:
             missing=missed.offsets,
             missing_tokens=missed.keep(missing_tokens),
             codes=codes if len(rows) == len(codes) else codes[rows - lo],
+            wide=self.wide.at_rows(_column(sites, "batch_row")),
         )
 
 

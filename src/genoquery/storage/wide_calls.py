@@ -62,6 +62,14 @@ class WideCalls:
     def select(self, keep: np.ndarray) -> WideCalls:
         return WideCalls(self.row[keep], self.sample[keep], self.alleles[keep])
 
+    def at_rows(self, rows: np.ndarray) -> WideCalls:
+        """The calls of ``rows`` (sorted), each call's row made its position in ``rows``."""
+        if not len(self) or not len(rows):
+            return WideCalls.empty(self.ploidy)
+        at = np.minimum(np.searchsorted(rows, self.row), len(rows) - 1)
+        hit = rows[at] == self.row
+        return WideCalls(at[hit].astype(np.int64), self.sample[hit], self.alleles[hit])
+
     def rows_between(self, lo: int, hi: int) -> WideCalls:
         """The calls of rows ``lo <= row < hi``, rows made relative to ``lo``."""
         a, b = np.searchsorted(self.row, [lo, hi])
@@ -76,9 +84,31 @@ def pad(alleles: np.ndarray, width: int) -> np.ndarray:
     return np.concatenate([alleles, np.full((*alleles.shape[:-1], extra), FILL, dtype=alleles.dtype)], axis=-1)
 
 
+def read_wide(group) -> WideCalls:
+    """A batch's wide calls from its query group (a zarr group; none when it has no such arrays)."""
+    if ROW not in group:
+        return WideCalls.empty()
+    return WideCalls(
+        np.asarray(group[ROW][...], np.int64),
+        np.asarray(group[SAMPLE][...], np.int64),
+        np.asarray(group[GENOTYPE][...]),
+    )
+
+
 def is_wide(alleles: np.ndarray) -> np.ndarray:
     """Which calls of ``alleles`` (..., ploidy) have an allele beyond the second slot."""
     return (alleles[..., 2:] != FILL).any(axis=-1) if alleles.shape[-1] > 2 else np.zeros(alleles.shape[:-1], bool)
+
+
+def split_wide(gt: np.ndarray) -> tuple[np.ndarray, WideCalls]:
+    """``gt`` (rows, samples, ploidy) as diploid arrays (rows, samples, 2) with stand-ins, and its
+    calls of ploidy above 2 (rows of ``gt``)."""
+    core = np.ascontiguousarray(gt[:, :, :2])
+    if gt.shape[2] <= 2:
+        return core, WideCalls.empty()
+    rows, samples = np.nonzero(is_wide(gt))
+    core[rows, samples] = STAND_IN
+    return core, WideCalls(rows.astype(np.int64), samples.astype(np.int64), gt[rows, samples])
 
 
 def count_terms(alleles: np.ndarray, n_alleles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
