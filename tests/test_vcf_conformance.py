@@ -237,3 +237,31 @@ def test_random_polyploid_records_equal_bcftools(tmp_path_factory, records) -> N
     vcf.write_text(checks.vcf_text(samples, records))
     with genoquery.ingest(work / "s.gq", [vcf], progress=False) as store:
         check_store(store, vcf, samples, work)
+
+
+def test_batches_of_different_ploidy_equal_bcftools_merge(tmp_path) -> None:
+    """A diploid batch beside one with tetraploid calls, and a site only the diploid batch has:
+    genotypes (padded with fill to 4 slots), export and AC/AN equal ``bcftools merge -m none``."""
+    diploid = [
+        ["chr1", "100", ".", "A", "C", ".", ".", ".", "GT", "0/1", "1|1"],
+        ["chr1", "150", ".", "G", "T", ".", ".", ".", "GT", "0/1", "0"],
+        ["chr1", "200", ".", "A", "C,G", ".", ".", ".", "GT", "./.", "0/2"],
+    ]
+    sources = []
+    for name, samples, records in (("d", ["D1", "D2"], diploid), ("p", SAMPLES, [POLYPLOID[0], POLYPLOID[1]])):
+        vcf = tmp_path / f"{name}.vcf"
+        vcf.write_text(checks.vcf_text(samples, records))
+        sources.append(checks.bgzip(vcf, tmp_path / f"{name}.vcf.gz", index=True))
+    merged = tmp_path / "merged.vcf"
+    bcftools.merge("-m", "none", "-o", str(merged), *map(str, sources), catch_stdout=False)
+    expected = bcftools.query("-f", QUERY, str(merged))
+    with genoquery.ingest(tmp_path / "s.gq", sources, progress=False) as store:
+        gt, phased = _expected_gt(expected)
+        got = store.genotypes()
+        assert np.array_equal(got.gt, gt)
+        assert np.array_equal(got.phased, phased)
+        out = store.export_vcf(tmp_path / "export.vcf")
+        assert bcftools.query("-f", QUERY, str(out)) == expected
+        rows = store.variants().to_pylist()
+        assert [(r["contig"], r["pos"], r["alt"], r["ac"], r["an"]) for r in rows] == _ac_an(expected)
+        assert verify(store.path, sources).ok
