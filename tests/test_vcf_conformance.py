@@ -265,3 +265,17 @@ def test_batches_of_different_ploidy_equal_bcftools_merge(tmp_path) -> None:
         rows = store.variants().to_pylist()
         assert [(r["contig"], r["pos"], r["alt"], r["ac"], r["an"]) for r in rows] == _ac_an(expected)
         assert verify(store.path, sources).ok
+
+
+def test_polyploid_calls_export_with_format_fields(tmp_path) -> None:
+    """A kept FORMAT field beside calls of ploidy above 2 reads back as bcftools reads the source."""
+    records = [
+        ["chr1", "10", ".", "A", "C", ".", ".", ".", "GT:DP", "0/1/1:5", "0|1:.", "1:7"],
+        ["chr1", "20", ".", "A", "C", ".", ".", ".", "GT:DP", "0/0:3", "0/0/0/1:4", ".:."],
+    ]
+    vcf = tmp_path / "dp.vcf"
+    vcf.write_text(checks.vcf_text(["A", "B", "C"], records, formats=("GT", "DP")))
+    with genoquery.ingest(tmp_path / "s.gq", [vcf], progress=False) as store:
+        out = store.export_vcf(tmp_path / "export.vcf")
+    fields = r"%CHROM\t%POS\t%REF\t%ALT[\t%GT:%DP]\n"
+    assert bcftools.query("-f", fields, str(out)) == bcftools.query("-f", fields, str(vcf))
