@@ -279,3 +279,25 @@ def test_polyploid_calls_export_with_format_fields(tmp_path) -> None:
         out = store.export_vcf(tmp_path / "export.vcf")
     fields = r"%CHROM\t%POS\t%REF\t%ALT[\t%GT:%DP]\n"
     assert bcftools.query("-f", fields, str(out)) == bcftools.query("-f", fields, str(vcf))
+
+
+def test_polyploid_calls_count_per_group(tmp_path) -> None:
+    """Per-ancestry statistics at ingest and for a cohort count calls of ploidy above 2 in their group."""
+    vcf = tmp_path / "polyploid.vcf"
+    vcf.write_text(checks.vcf_text(SAMPLES, POLYPLOID))
+    persons = tmp_path / "persons.tsv"
+    groups = {"A": "EUR", "B": "AFR", "C": "EUR", "D": "AFR"}
+    persons.write_text("sample_id\tancestry\n" + "".join(f"{s}\t{g}\n" for s, g in groups.items()))
+    expected = bcftools.query("-f", QUERY, str(vcf))
+    with genoquery.ingest(tmp_path / "s.gq", [vcf], persons=persons, progress=False) as store:
+        for cohort in (None, ["A", "B", "D"]):
+            rows = store.variants(by="ancestry") if cohort is None else store.frequencies(cohort=cohort, by="ancestry")
+            for group in ("EUR", "AFR"):
+                columns = [j for j, s in enumerate(SAMPLES) if groups[s] == group and (cohort is None or s in cohort)]
+                got = [
+                    (r["contig"], r["pos"], r["alt"], r["ac"], r["an"])
+                    for r in rows.to_pylist()
+                    if r["ancestry"] == group
+                ]
+                assert got == _ac_an(expected, columns)
+        assert verify(store.path, [vcf]).ok

@@ -130,11 +130,10 @@ def add_counts(
     if not len(calls):
         return
     uncalled, incomplete, copies = count_terms(calls.alleles, allele_counts.shape[1])
-    for k in range(len(calls)):
-        v = int(calls.row[k])
-        for c in cells_of_sample[calls.sample[k]]:
-            if c < 0:
-                continue
-            site_counts[v, c, 0] += uncalled[k]
-            site_counts[v, c, 1] += incomplete[k]
-            allele_counts[v, 1:, c, 0] += copies[k, 1:]
+    for cells in cells_of_sample[calls.sample].T:  # one grouping at a time: a call is in one cell of each
+        hit = cells >= 0
+        row, cell = calls.row[hit], cells[hit]
+        np.add.at(site_counts, (row, cell, 0), uncalled[hit])
+        np.add.at(site_counts, (row, cell, 1), incomplete[hit])
+        for a in range(1, allele_counts.shape[1]):
+            np.add.at(allele_counts, (row, a, cell, 0), copies[hit, a])
