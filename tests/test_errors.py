@@ -192,7 +192,6 @@ CASES = [
     _text_case(
         "non_numeric_gt", _vcf([*GOOD[:1], "chr1\t200\t.\tG\tT\t.\t.\t.\tGT\t0/A\t0/1", *GOOD[2:]]), "0/A", ("0/A",)
     ),
-    _text_case("triploid_gt", _vcf([*GOOD[:1], "chr1\t200\t.\tG\tT\t.\t.\t.\tGT\t0/1/1\t0/1", *GOOD[2:]]), "0/1/1"),
     _text_case(
         "gt_allele_beyond_alt", _vcf([*GOOD[:1], "chr1\t200\t.\tG\tT\t.\t.\t.\tGT\t0/2\t0/1", *GOOD[2:]]), "0/2"
     ),

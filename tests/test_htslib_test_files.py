@@ -42,7 +42,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "test/longrefs/index.vcf": ("error", "POS 10,009,999,919 does not fit variant_position int32"),
     "test/longrefs/index.expected1.vcf": ("error", "no header: expected tabix output, not a VCF"),
     "test/longrefs/index.expected2.vcf": ("error", "no header: expected tabix output, not a VCF"),
-    "test/test-vcf-hdr-in.vcf": ("error", "GT 0/1 at sites whose ALT is '.' (allele 1 does not exist)"),
+    "test/test-vcf-hdr-in.vcf": ("ok", "GT 0/1 at sites whose ALT is '.': stored as bcftools reads it"),
     "test/noroundtrip-out.vcf": ("error", "GT value '2,4' is not a genotype"),
     "test/tabix/large_chr.vcf": ("ok", "POS 2,147,483,647 is the largest int32, it fits"),
     "test/tabix/vcf_file.vcf": ("error", "4:3258501 has 306 alleles, GT 0/300: beyond call_genotype int8"),
@@ -58,6 +58,9 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "test/bcf-sr/merge.noidx.hdr_order.vcf": ("ok", "plain small VCF"),
     "test/bcf-sr/merge.noidx.rec_order.vcf": ("ok", "plain small VCF"),
 }
+
+# bcftools view -S exits the process on these (bcf_calc_ac: 'Incorrect allele' for GT 1 at an ALT '.' site)
+NO_RECOMPUTE = {"test/test-vcf-hdr-in.vcf"}
 
 
 def test_files_found():
@@ -95,7 +98,7 @@ def test_ingests_or_fails_cleanly(gq, tmp_path, store_path, path):
     if _has_gt(path):
         samples = oracle.sample_names(path)
         try:  # bcftools view -S recomputes INFO/AC,AN: a second route to the same numbers
-            recomputed = oracle.recomputed_ac_an(path, samples) if samples else None
+            recomputed = oracle.recomputed_ac_an(path, samples) if samples and key not in NO_RECOMPUTE else None
         except pysam.SamtoolsError:  # bcftools refuses to subset some odd headers (noroundtrip.vcf)
             recomputed = None
         if recomputed is not None:

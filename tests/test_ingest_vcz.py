@@ -26,6 +26,7 @@ import genoquery
 from genoquery.cli import main
 from genoquery.errors import GenoqueryWarning
 from genoquery.storage.format import LOCK, VCF_GROUP
+from genoquery.verify import verify
 
 DATA = Path(__file__).parent / "data"
 QUERY = "%CHROM\t%POS\t%REF\t%ALT[\t%GT]\n"
@@ -247,9 +248,9 @@ def test_bad_vcf_zarr_inputs_are_refused_in_one_line_and_change_nothing(converte
         assert [b.name for b in store.batches] == ["first"]
 
 
-def test_a_sample_already_in_the_store_or_a_ploidy_above_two_is_refused(converted, tmp_path, capsys) -> None:
+def test_a_sample_already_in_the_store_is_refused_and_a_ploidy_above_two_kept(converted, tmp_path, capsys) -> None:
     """Sample IDs are checked as a VCF's (the fix names --rename-duplicate-samples, which
-    works); a triploid call is refused as for a VCF."""
+    works); triploid and tetraploid calls are stored exactly, as from a VCF, and verified."""
     source, vcz = converted["multiallelic.vcf"]
     store = tmp_path / "stores" / "s.gq"
     store.parent.mkdir()
@@ -259,9 +260,16 @@ def test_a_sample_already_in_the_store_or_a_ploidy_above_two_is_refused(converte
     with genoquery.open(store) as both:
         ids = [r["sample_id"] for r in both.samples().to_pylist()]
         assert ids[len(ids) // 2 :] == [f"{s}@again" for s in ids[: len(ids) // 2]]
-    text = checks.vcf_text(["A", "B"], [["chr1", "5", ".", "A", "C", ".", ".", ".", "GT", "0/1/1", "0/0/0"]])
+    records = [
+        ["chr1", "5", ".", "A", "C", ".", ".", ".", "GT", "0/1/1", "0/0/0"],
+        ["chr1", "6", ".", "A", "C", ".", ".", ".", "GT", "0|.|1|1", "1"],
+        ["chr1", "7", ".", "A", "C", ".", ".", ".", "GT", "0/1", "1/1"],
+    ]
     triploid = tmp_path / "triploid.vcf"
-    triploid.write_text(text)
-    _tri, vcz3 = convert(triploid, tmp_path / "tri")
-    (tmp_path / "t").mkdir()
-    _refused(capsys, [str(vcz3)], tmp_path / "t" / "t.gq", "a call has ploidy 3", "haploid and diploid")
+    triploid.write_text(checks.vcf_text(["A", "B"], records))
+    tri, vcz3 = convert(triploid, tmp_path / "tri")
+    with _ingest(tmp_path / "t.gq", [vcz3]) as store:
+        assert store.genotypes().gt.shape == (3, 2, 4)
+        assert _exported(tmp_path / "t.gq", tmp_path / "t.vcf") == bcftools.query("-f", QUERY, str(tri))
+        assert [(r["ac"], r["an"]) for r in store.variants().to_pylist()] == [(2, 6), (3, 4), (3, 4)]
+    assert verify(tmp_path / "t.gq", [vcz3]).ok

@@ -888,9 +888,17 @@ def build_parser() -> argparse.ArgumentParser:
     _store(p)
     p.set_defaults(run=_cmd_upgrade)
 
-    p = _command(sub, "verify", help="prove the store equal to its manifest and, re-read with pysam, its sources")
+    p = _command(
+        sub, "verify", help="prove the store equal to its manifest and, re-read with pysam or zarr, its sources"
+    )
     _store(p)
-    p.add_argument("--sources", nargs="+", default=[], metavar="VCF", help="the ingested VCF/BCF files to re-read")
+    p.add_argument(
+        "--sources",
+        nargs="+",
+        default=[],
+        metavar="VCF",
+        help="the ingested VCF/BCF files and VCF Zarr stores to re-read",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars (drawn only on a terminal)")
     _cluster_options(p)
     p.set_defaults(run=_cmd_verify)

@@ -12,8 +12,9 @@ Three checks, none using the code that wrote the store:
    ``variants`` and ``variant_group_stats``. Withdrawn samples are left out.
 3. **Sources** (files given with ``--sources``). Each is matched to the provenance
    by sha256 and size, and its records are re-read with pysam (htslib's parser
-   through pysam's ``VariantFile``, not cyvcf2): CHROM, POS and alleles of every
-   record, and every call of every sample not withdrawn, must equal the store's.
+   through pysam's ``VariantFile``, not cyvcf2), or, for a VCF Zarr store, with zarr
+   (not the ingest's reader): CHROM, POS and alleles of every record, and every call
+   of every sample not withdrawn, must equal the store's.
 
 4. **Lookup files** (:mod:`genoquery.storage.lookup_table`). The files the index names hold
    exactly the rows of ``variants`` (compared by DuckDB over the mapped file), and their
@@ -30,6 +31,7 @@ report is the same.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -39,13 +41,14 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pysam
+import zarr
 from tqdm import tqdm
 
 from genoquery.query.cluster.partitions import Partition, partitions
 from genoquery.query.cluster.tasks import Target, run_partitions
 from genoquery.query.store import Store
 from genoquery.storage.batches import Batch
-from genoquery.storage.checksums import file_sha256
+from genoquery.storage.checksums import file_sha256, tree_sha256
 from genoquery.storage.format import FILL, LOOKUP_DIR
 from genoquery.storage.lookup_table import LookupTable, locus, lookup_table_name
 from genoquery.storage.objects import ObjectPath
@@ -219,10 +222,12 @@ def _cells(con: duckdb.DuckDBPyConnection, batch: Batch) -> dict[tuple[str, str]
 
 
 def _block_counts(gt: np.ndarray, n_alleles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per site of ``gt`` (sites, samples, 2): AN, incomplete calls, and per ALT allele
-    (sites, alleles - 1, 4) AC, het, hom-alt, hemi, by the definitions of allele_stats.py."""
+    """Per site of ``gt`` (sites, samples, ploidy): AN, incomplete calls, and per ALT allele
+    (sites, alleles - 1, 4) AC, het, hom-alt, hemi, by the definitions of allele_stats.py (a call
+    of ploidy above 2 counts to AC, AN and incomplete calls only)."""
     missing = (gt == -1).any(axis=2)
-    diploid = gt[:, :, 1] != FILL
+    ploidy = (gt != FILL).sum(axis=2)
+    diploid, haploid = ploidy == 2, ploidy == 1
     an = (gt >= 0).sum(axis=(1, 2))
     per_allele = np.zeros((len(gt), max(n_alleles - 1, 0), 4), dtype=np.int64)
     for a in range(1, n_alleles):
@@ -230,7 +235,7 @@ def _block_counts(gt: np.ndarray, n_alleles: int) -> tuple[np.ndarray, np.ndarra
         per_allele[:, a - 1, 0] = copies.sum(axis=1)
         per_allele[:, a - 1, 1] = ((copies == 1) & diploid & ~missing).sum(axis=1)
         per_allele[:, a - 1, 2] = ((copies == 2) & diploid & ~missing).sum(axis=1)
-        per_allele[:, a - 1, 3] = ((gt[:, :, 0] == a) & ~diploid & ~missing).sum(axis=1)
+        per_allele[:, a - 1, 3] = ((gt[:, :, 0] == a) & haploid & ~missing).sum(axis=1)
     return an, missing.sum(axis=1), per_allele
 
 
@@ -324,19 +329,90 @@ def _stored_statistics(con: duckdb.DuckDBPyConnection, part: Partition) -> dict[
 
 
 def _pysam_calls(record: pysam.VariantRecord) -> np.ndarray:
-    """(samples, 2) int8 alleles of a record read by pysam: -1 missing, -2 the absent second slot."""
-    out = np.full((len(record.samples), 2), -1, dtype=np.int8)
-    for j, sample in enumerate(record.samples.values()):
-        alleles = sample.get("GT") or (None,)
-        out[j, 0] = -1 if alleles[0] is None else alleles[0]
-        out[j, 1] = FILL if len(alleles) == 1 else (-1 if alleles[1] is None else alleles[1])
-    return out
+    """(samples, ploidy) int8 alleles of a record read by pysam: -1 missing, -2 the slots beyond
+    a call's ploidy (at least 2 slots).
+
+    pysam reads an allele index beyond the record's alleles as missing, which a GT of a record
+    whose ALT is ``.`` may name (``0/1``: bcftools prints it so); such a record's calls are read
+    from the text htslib formats it to instead."""
+    if record.alts is None and "GT" in record.format:
+        return _text_calls(str(record))
+    calls = [sample.get("GT") or (None,) for sample in record.samples.values()]
+    return _padded(calls, max(2, *map(len, calls)) if calls else 2)
+
+
+def _padded(calls: list[tuple], width: int) -> np.ndarray:
+    """(calls, width) int8 of each call's alleles (None missing), then fill: one flat array
+    converted at once (None reads as NaN), faster than assigning call by call."""
+    if any(len(c) != width for c in calls):
+        calls = [c if len(c) == width else (*c, *(FILL,) * (width - len(c))) for c in calls]
+    values = np.array(list(itertools.chain.from_iterable(calls)), dtype=np.float64)
+    return np.nan_to_num(values, nan=-1).astype(np.int8).reshape(len(calls), width)
+
+
+def _text_calls(line: str) -> np.ndarray:
+    """(samples, 2) int8 alleles of the GT values of one VCF data line, as :func:`_pysam_calls`."""
+    columns = line.rstrip("\n").split("\t")
+    key = columns[8].split(":").index("GT")
+    texts = [(values[key] if key < len(values) else ".") for values in (c.split(":") for c in columns[9:])]
+    calls = [tuple(None if a == "." else int(a) for a in text.replace("|", "/").split("/")) for text in texts]
+    return _padded(calls, max(2, *map(len, calls)) if calls else 2)
+
+
+Record = tuple[str, int, list[str], np.ndarray]  # CHROM, POS, alleles, (samples, ploidy) calls
+
+
+def _vcf_records(source: Path) -> tuple[list[str], Iterator[Record]]:
+    """A VCF/BCF's sample names and records, read by pysam."""
+    reader = pysam.VariantFile(str(source))
+
+    def records() -> Iterator[Record]:
+        with reader:
+            for record in reader:
+                yield record.chrom, record.pos, list(record.alleles), _pysam_calls(record)
+
+    return list(reader.header.samples), records()
+
+
+def _vcz_records(source: Path) -> tuple[list[str], Iterator[Record]]:
+    """A VCF Zarr store's sample names and records, read with zarr and numpy alone (not the
+    ingest's reader), a chunk of variants at a time."""
+    group = zarr.open_group(str(source), mode="r")
+    contigs = [str(c) for c in group["contig_id"][...].tolist()]
+    samples = [str(s) for s in group["sample_id"][...].tolist()]
+    names = set(group.array_keys())
+
+    def records() -> Iterator[Record]:
+        n = group["variant_position"].shape[0]
+        step = group["call_genotype"].chunks[0] if "call_genotype" in names else max(n, 1)
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            alleles = group["variant_allele"][start:stop].tolist()
+            contig, pos = group["variant_contig"][start:stop], group["variant_position"][start:stop]
+            calls = (
+                np.asarray(group["call_genotype"][start:stop])
+                if "call_genotype" in names
+                else np.zeros((stop - start, 0, 2), dtype=np.int8)
+            )
+            for i in range(stop - start):
+                site = [str(a) for a in alleles[i] if str(a) != ""]
+                yield contigs[int(contig[i])], int(pos[i]), site, calls[i]
+
+    return samples, records()
+
+
+def _same_calls(stored: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Per sample, whether two (samples, ploidy) call arrays agree, the narrower padded with fill."""
+    width = max(stored.shape[1], source.shape[1])
+    padded = [np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=FILL) for a in (stored, source)]
+    return (padded[0] == padded[1]).all(axis=1)
 
 
 def _check_source(store: Store, source: Path, progress: bool) -> Report:
-    """``source``'s records and calls re-read with pysam against the store's."""
+    """``source``'s records and calls re-read (pysam for a VCF/BCF, zarr for a VCF Zarr store)
+    against the store's."""
     report, con = Report(), store.connection
-    digest = file_sha256(source)
+    digest = tree_sha256(source)[1] if source.is_dir() else file_sha256(source)
     found = con.execute(
         "SELECT path, size, batch, records FROM provenance WHERE sha256 = ? AND batch IS NOT NULL", [digest]
     ).fetchall()
@@ -361,37 +437,35 @@ def _check_source(store: Store, source: Path, progress: bool) -> Report:
         [number, ingested],
     ).fetchall()
     genotype, _ = batch.calls
-    with pysam.VariantFile(str(source)) as reader:
-        stored = _batch_sample_ids(con, number)
-        given = list(reader.header.samples)
-        if len(given) != len(stored) or any(
-            s not in (g, f"{g}@{batch.name}") for g, s in zip(given, stored, strict=True)
-        ):
-            _problem(report, "source", f"{source}: its samples differ from batch {batch.name}'s")
-            return report
-        seen = 0
-        for (batch_row, line, contig, pos, alleles), record in zip(
-            rows,
-            tqdm(reader, total=n_records, desc=f"verify {source.name}", unit="rec", disable=not progress),
-            strict=False,
-        ):
-            seen += 1
-            where = f"{source} record {line} ({record.chrom}:{record.pos})"
-            if (contig, pos, list(alleles)) != (record.chrom, record.pos, list(record.alleles)):
-                _problem(report, "source", f"{where}: stored as {contig}:{pos} {'/'.join(alleles)}")
-                continue
-            stored = np.asarray(genotype[batch_row])
-            differ = np.flatnonzero(((stored != _pysam_calls(record)).any(axis=1)) & active)
-            report.checked["calls"] += int(active.sum())
-            if len(differ):
-                j = int(differ[0])
-                _problem(
-                    report,
-                    "genotype",
-                    f"{where}, sample {list(reader.header.samples)[j]}: source "
-                    f"{_pysam_calls(record)[j].tolist()}, store {stored[j].tolist()} "
-                    f"({len(differ)} samples differ)",
-                )
+    given, records = (_vcz_records if source.is_dir() else _vcf_records)(source)
+    stored_ids = _batch_sample_ids(con, number)
+    if len(given) != len(stored_ids) or any(
+        s not in (g, f"{g}@{batch.name}") for g, s in zip(given, stored_ids, strict=True)
+    ):
+        _problem(report, "source", f"{source}: its samples differ from batch {batch.name}'s")
+        return report
+    seen = 0
+    for (batch_row, line, contig, pos, alleles), (chrom, at, site, calls) in zip(
+        rows,
+        tqdm(records, total=n_records, desc=f"verify {source.name}", unit="rec", disable=not progress),
+        strict=False,
+    ):
+        seen += 1
+        where = f"{source} record {line} ({chrom}:{at})"
+        if (contig, pos, list(alleles)) != (chrom, at, site):
+            _problem(report, "source", f"{where}: stored as {contig}:{pos} {'/'.join(alleles)}")
+            continue
+        stored = np.asarray(genotype[batch_row])
+        differ = np.flatnonzero(~_same_calls(stored, calls) & active)
+        report.checked["calls"] += int(active.sum())
+        if len(differ):
+            j = int(differ[0])
+            _problem(
+                report,
+                "genotype",
+                f"{where}, sample {given[j]}: source {calls[j].tolist()}, store {stored[j].tolist()} "
+                f"({len(differ)} samples differ)",
+            )
     if seen != len(rows) or seen != n_records:
         _problem(report, "source", f"{source}: {seen} records read, the store holds {len(rows)} of it")
     return report

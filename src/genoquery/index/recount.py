@@ -40,7 +40,7 @@ def recount_batch(con: duckdb.DuckDBPyConnection, batch: Batch, persons: pa.Tabl
         )
     _insert(con, "batch_cells", cell_rows(batch.number, keys, cells.sizes[kept]))
     sites = con.sql(
-        f"SELECT {SITE_COLUMNS}, batch_row FROM batch_sites WHERE batch = ? ORDER BY batch_row", params=[batch.number]
+        f"SELECT {SITE_COLUMNS} FROM batch_sites WHERE batch = ? ORDER BY batch_row", params=[batch.number]
     ).to_arrow_table()
     done, batch_rows = 0, sites["batch_row"].to_numpy()
     for calls, site_counts, allele_counts in count_calls(batch.reader, sites, cells, np.flatnonzero(~withdrawn)):

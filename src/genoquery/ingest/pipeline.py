@@ -36,6 +36,7 @@ from genoquery.storage.format import INDEX_FILE, batch_path
 from genoquery.storage.regions import resolve_contig
 from genoquery.storage.site_block import SiteBlock
 from genoquery.storage.staging import BATCH_NAME, check_batch_name, staged_store, write_marker
+from genoquery.storage.wide_calls import add_counts
 from genoquery.version import __version__
 
 _DONE = object()
@@ -371,10 +372,12 @@ def build_batch(
                     contigs.append((contig, None))
             for names in block.filters:
                 filters.extend(f for f in names if f not in filters)
-            gt = block.gt[: block.n]
+            gt, wide = block.gt[: block.n], block.wide
             counts = block_counts(gt, np.fromiter(map(len, block.alleles), np.int64), cells)
+            add_counts(*counts, wide, cells.of_sample)
             codes = encode_block(gt, patterns)
             first_row = genotypes.reserve(block.n, block.calls)
+            genotypes.add_wide(first_row, wide)
             firsts = genotypes.reserve_codes(codes)
             writer.submit(genotypes.write, first_row, gt, block.phased[: block.n])
             if calls:
@@ -388,6 +391,7 @@ def build_batch(
         bar.close()
         writer.close()
     genotypes.finish_calls(calls, max(1, index.max_alleles(batch)))
+    genotypes.finish_wide()
     genotypes.write_small_array("haploid_mask", patterns.array(), ("haploid_patterns", "sample_octets"), query=True)
     index.add_samples(batch, offset, samples, str(sources[0].path))
     for source in sources:

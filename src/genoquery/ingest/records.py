@@ -30,6 +30,7 @@ from genoquery.ingest.htslib_log import htslib_errors
 from genoquery.ingest.vcf_source import VcfSource
 from genoquery.storage.format import FILL, MISSING
 from genoquery.storage.site_block import PLOIDY, SiteBlock
+from genoquery.storage.wide_calls import is_wide
 
 MAX_ALLELES = 127  # int8 allele indexes
 # VCF 4.3 section 1.4.7: a contig name, or an angle-bracketed ID of a contig in an assembly file.
@@ -110,13 +111,17 @@ class OrderChecker:
 
 
 def check_alleles(source: VcfSource, block: SiteBlock) -> None:
-    """Every allele index must name an allele of its site."""
+    """Every allele index must name an allele of its site, but allele 1 of a site whose ALT is
+    ``.``: htslib and bcftools read and print such a GT as it is (``0/1``), so it is stored as
+    it is, with no ALT allele to count it for."""
     n = block.n
     if n == 0 or block.n_samples == 0:
         return
     max_index = block.gt[:n].reshape(n, -1).max(axis=1)
+    wide = block.wide
+    np.maximum.at(max_index, wide.row, wide.alleles.max(axis=1, initial=0).astype(max_index.dtype))
     n_alleles = np.fromiter((len(a) for a in block.alleles), dtype=np.int64, count=n)
-    bad = np.flatnonzero(max_index >= n_alleles)
+    bad = np.flatnonzero(max_index >= np.maximum(n_alleles, 2))
     if len(bad):
         row = int(bad[0])
         raise InputFileError(
@@ -127,10 +132,10 @@ def check_alleles(source: VcfSource, block: SiteBlock) -> None:
         )
 
 
-def _htslib_genotypes(
-    source: VcfSource, variant: cyvcf2.Variant, record: int, out_gt: np.ndarray, out_phased: np.ndarray
-) -> None:
-    """Copy one htslib-parsed record's GT into the output rows; no GT means all calls missing."""
+def _htslib_genotypes(source: VcfSource, variant: cyvcf2.Variant, record: int, block: SiteBlock, row: int) -> None:
+    """Copy one htslib-parsed record's GT into the block's row ``row``; no GT means all calls
+    missing. Calls of ploidy above 2 are kept as the block's wide calls."""
+    out_gt, out_phased = block.gt[row], block.phased[row]
     try:
         genotype = variant.genotype if "GT" in variant.FORMAT else None
     except Exception as err:  # cyvcf2 raises a bare Exception for unreadable GT data
@@ -147,15 +152,6 @@ def _htslib_genotypes(
         return
     arr = genotype.array()
     ploidy = arr.shape[1] - 1
-    if ploidy > PLOIDY:
-        calls = arr[:, :ploidy]
-        if np.any(calls[:, PLOIDY:] != FILL):
-            raise InputFileError(
-                source.path,
-                f"a call has ploidy {ploidy}",
-                line=record,
-                fix="genoquery stores haploid and diploid calls only",
-            )
     if arr[:, :-1].max(initial=0) > MAX_ALLELES:
         raise InputFileError(
             source.path, f"more than {MAX_ALLELES} alleles", line=record, fix="split the site (bcftools norm -m-)"
@@ -163,9 +159,12 @@ def _htslib_genotypes(
     out_gt[:, :] = FILL
     width = min(ploidy, PLOIDY)
     out_gt[:, :width] = np.maximum(arr[:, :width], FILL)
-    if ploidy == 1:
-        out_gt[:, 1] = FILL
     out_phased[:] = arr[:, -1].astype(bool) | (out_gt[:, 1] == FILL)  # haploid calls count as phased
+    if ploidy > PLOIDY:
+        calls = np.maximum(arr[:, :ploidy], FILL).astype(np.int8)
+        wide = np.flatnonzero(is_wide(calls))
+        if len(wide):
+            block.set_wide(row, wide, calls[wide])
 
 
 GT_TEXT = re.compile(r"[|/]?(\d+|\.)([|/](\d+|\.))*")
@@ -413,7 +412,7 @@ class _TextReader:
             found = bytes(cols[9]).count(b"\t") + 1
             if found == self.n_samples:
                 variant = variant or self._htslib_variant(bytes(buf[start:end]), line_no)
-                _htslib_genotypes(self.source, variant, line_no, out_gt, out_phased)
+                _htslib_genotypes(self.source, variant, line_no, block, row)
         if found != self.n_samples:
             raise InputFileError(
                 self.source.path,
@@ -481,7 +480,7 @@ class _BcfReader:
             record,
         )
         if self.n_samples:
-            _htslib_genotypes(self.source, variant, record, block.gt[row], block.phased[row])
+            _htslib_genotypes(self.source, variant, record, block, row)
             if self.fields:
                 _add_calls(self.source, block, row, variant, self.fields, record)
 

@@ -26,8 +26,9 @@ from genoquery.ingest.vcf_source import HeaderField
 from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
 from genoquery.storage.batches import Batch
 from genoquery.storage.call_codes import HaploidPatterns, encode_block
-from genoquery.storage.format import BATCHES
+from genoquery.storage.format import BATCHES, FILL, MISSING
 from genoquery.storage.staging import fsync_path, staging_name
+from genoquery.storage.wide_calls import split_wide
 
 
 def rewrite_batch(
@@ -103,13 +104,15 @@ def _write(
     for lo in range(0, genotype.shape[0], step):
         gt = np.asarray(genotype[lo : lo + step])
         phased = np.asarray(phase[lo : lo + step])
-        gt[:, erase] = -1
+        gt[:, erase, :2], gt[:, erase, 2:] = MISSING, FILL
         phased[:, erase] = False
+        gt, wide = split_wide(gt)
         values = {spec.name: np.asarray(old[spec.name][lo : lo + len(gt)]) for spec in calls}
         for spec in calls:
             values[spec.name][:, erase] = spec.missing
         codes = encode_block(gt, patterns)
         first_row = writer.reserve(len(gt), values)
+        writer.add_wide(first_row, wide)
         firsts = writer.reserve_codes(codes)
         writer.write(first_row, gt, phased)
         writer.write_calls(first_row, len(gt), values, {spec.name: [] for spec in calls})
@@ -117,6 +120,7 @@ def _write(
         parts.append(pa.table(encoding_columns(batch.number, np.arange(lo, lo + len(gt)), codes, *firsts)))
     writer.flush_codes()
     writer.finish_calls(calls, max(1, index.max_alleles(batch.number)))
+    writer.finish_wide()
     writer.write_small_array("haploid_mask", patterns.array(), ("haploid_patterns", "sample_octets"), query=True)
     samples = np.asarray(old["sample_id"][...], dtype=object)
     samples[erase] = ""

@@ -30,7 +30,8 @@ from genoquery.ingest.records import MAX_ALLELES, OrderChecker, check_alleles
 from genoquery.ingest.vcf_source import HeaderField, VcfSource
 from genoquery.storage.checksums import tree_sha256
 from genoquery.storage.format import FILL, FLOAT_FILL, FLOAT_MISSING, INT_FILL, INT_MISSING, STR_FILL, STR_MISSING
-from genoquery.storage.site_block import PLOIDY, SiteBlock
+from genoquery.storage.site_block import SiteBlock
+from genoquery.storage.wide_calls import split_wide
 
 KIND = "vcz"
 VERSIONS = ("0.4", "0.5")  # vcf_zarr_version values read: genoquery's groups and bio2zarr 0.2's
@@ -268,23 +269,17 @@ class VczReader:
         the kept FORMAT fields."""
         m, stop = block.n, start + block.n
         gt = self._rows("call_genotype", start, stop)
-        if gt.shape[2] > PLOIDY and np.any(gt[:, :, PLOIDY:] != FILL):
-            row = int(np.flatnonzero(np.any(gt[:, :, PLOIDY:] != FILL, axis=(1, 2)))[0])
-            raise InputFileError(
-                self.source.path,
-                f"a call has ploidy {gt.shape[2]}",
-                line=start + row + 1,
-                fix="genoquery stores haploid and diploid calls only",
-            )
-        gt = gt[:, :, :PLOIDY]
         if gt.dtype != np.int8 and (np.any(gt > MAX_ALLELES) or np.any(gt < FILL)):
             raise InputFileError(
                 self.source.path, f"call_genotype holds allele indexes beyond {MAX_ALLELES}", fix=REBUILD
             )
+        gt, wide = split_wide(gt.astype(np.int8, copy=False))
         block.gt[:m, :, : gt.shape[2]] = gt
         block.gt[:m, :, gt.shape[2] :] = FILL
         phased = self._rows("call_genotype_phased", start, stop) if "call_genotype_phased" in self.names else False
         block.phased[:m] = phased | (block.gt[:m, :, 1] == FILL)
+        if len(wide):
+            block.wide_parts.append(wide)
         for spec in self.fields:
             values = self._rows(spec.name, start, stop).astype(spec.dtype)
             block.calls[spec.name] = values if spec.scalar or values.ndim == 3 else values[:, :, None]

@@ -30,7 +30,8 @@ from zarr.codecs import BloscCodec, BloscShuffle
 
 from genoquery.ingest.format_arrays import CallField
 from genoquery.storage.call_codes import CallCodes
-from genoquery.storage.format import MISSING, VCF_ZARR_VERSION, query_group, vcf_group
+from genoquery.storage.format import FILL, MISSING, VCF_ZARR_VERSION, query_group, vcf_group
+from genoquery.storage.wide_calls import GENOTYPE, ROW, SAMPLE, WideCalls
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ class GenotypeWriter:
         self.phased = self._call_array("call_genotype_phased", (n_samples,), "bool", (sample_chunk,))
         self.calls = {spec.name: self.create_call_array(spec) for spec in calls}
         self.narrow: dict[str, list[tuple[int, int, int, list[int]]]] = {spec.name: [] for spec in calls}
+        self.wide: list[WideCalls] = []
         self.n_variants = 0
         self._create_query_arrays()
 
@@ -253,6 +255,32 @@ class GenotypeWriter:
         """Write ``gt`` (n, samples, 2) and ``phased`` (n, samples) at rows reserved before."""
         self.genotype[first : first + len(gt)] = gt
         self.phased[first : first + len(gt)] = phased
+
+    def add_wide(self, first: int, wide: WideCalls) -> None:
+        """Keep a block's calls of ploidy above 2 (block rows, written at row ``first``) for
+        :meth:`finish_wide`."""
+        if len(wide):
+            self.wide.append(wide.shifted(first))
+
+    def finish_wide(self) -> None:
+        """Widen ``call_genotype`` to the batch's largest ploidy, fill beyond each call's own, and
+        write the calls of ploidy above 2 there and as the query group's wide-call arrays (none
+        are written for a batch without such calls)."""
+        if not self.wide:
+            return
+        wide = WideCalls.concat(self.wide)
+        ploidy, (step, _) = wide.ploidy, self.genotype.chunks[:2]
+        self.genotype.resize((self.n_variants, self.n_samples, ploidy))
+        for lo in range(0, self.n_variants, step):
+            part = wide.rows_between(lo, lo + step)
+            beyond = np.full((min(step, self.n_variants - lo), self.n_samples, ploidy - 2), FILL, dtype=np.int8)
+            beyond[part.row, part.sample] = part.alleles[:, 2:]
+            self.genotype[lo : lo + len(beyond), :, 2:] = beyond
+        for slot in range(2):
+            self.genotype.vindex[wide.row, wide.sample, np.full(len(wide), slot)] = wide.alleles[:, slot]
+        self.write_small_array(ROW, wide.row, ("wide_calls",), query=True)
+        self.write_small_array(SAMPLE, wide.sample.astype(np.int32), ("wide_calls",), query=True)
+        self.write_small_array(GENOTYPE, wide.alleles, ("wide_calls", "ploidy"), query=True)
 
     def write_calls(self, first: int, n: int, calls: dict[str, np.ndarray], absent: dict[str, list[int]]) -> None:
         """Write a block's FORMAT buffers (:class:`~genoquery.storage.site_block.SiteBlock`) at ``n``

@@ -20,6 +20,7 @@ from genoquery.query.lookup import parsed_statement
 from genoquery.storage.format import FILL
 from genoquery.storage.inline_calls import unpack_inline
 from genoquery.storage.site_calls import SITE_COLUMNS, SiteCalls
+from genoquery.storage.wide_calls import WideCalls, pad
 
 if TYPE_CHECKING:
     from genoquery.query.store import Store
@@ -74,8 +75,26 @@ def non_ref_calls(
     batch: SiteCalls, haploid: np.ndarray, members: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Called calls that are not hom-ref among ``members`` (as :func:`listed_calls`): (site index
-    in ``batch``, sample index in the genotype batch, (calls, 2) int8 alleles), by site then
-    sample. Missing calls are left out."""
+    in ``batch``, sample index in the genotype batch, (calls, ploidy) int8 alleles), by site then
+    sample; ploidy is 2 unless the sites have calls of ploidy above 2 with an ALT allele among
+    ``members``. Missing calls are left out."""
+    site, sample, gt = _diploid_non_ref(batch, haploid, members)
+    wide = batch.wide
+    if members is not None and len(wide):
+        wide = wide.select(np.isin(wide.sample, members))
+    wide = wide.select((wide.alleles > 0).any(axis=1))  # an ALT allele: a stand-in hides it
+    if not len(wide):
+        return site, sample, gt
+    site, sample = np.concatenate([site, wide.row]), np.concatenate([sample, wide.sample])
+    gt = np.concatenate([pad(gt, wide.ploidy), wide.alleles])
+    order = np.lexsort((sample, site))
+    return site[order], sample[order], gt[order]
+
+
+def _diploid_non_ref(
+    batch: SiteCalls, haploid: np.ndarray, members: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`non_ref_calls` of the diploid and haploid calls (listed and coded)."""
     site, sample, gt = listed_calls(batch, haploid, members)
     d_site, d_sample, code, hap = coded_calls(batch, haploid, members)
     if not len(d_site):
@@ -95,11 +114,19 @@ ZYGOSITY = pa.array(["het", "hom_alt", "hemi", "partial"], pa.string())
 
 
 def zygosity(gt: np.ndarray, allele: np.ndarray | int) -> tuple[np.ndarray, pa.DictionaryArray]:
-    """Per call of ``allele``: its copies (int8) and ``het``, ``hom_alt``, ``hemi`` or ``partial``
-    (one copy beside a missing allele, as ``./1``), dictionary-encoded (no string per call)."""
-    copies = (gt[:, 0] == allele).astype(np.int8) + (gt[:, 1] == allele)
-    partial = (gt[:, 0] < 0) | (gt[:, 1] < 0)
-    kind = np.where(gt[:, 1] == FILL, 2, np.where(partial, 3, copies == 2))
+    """Per call of ``allele`` (``gt`` (calls, ploidy)): its copies (int8) and ``het``, ``hom_alt``
+    (every allele is ``allele``), ``hemi`` or ``partial`` (a copy beside a missing allele, as
+    ``./1``), dictionary-encoded (no string per call)."""
+    if gt.shape[1] == 2:
+        copies = (gt[:, 0] == allele).astype(np.int8) + (gt[:, 1] == allele)
+        partial = (gt[:, 0] < 0) | (gt[:, 1] < 0)
+        kind = np.where(gt[:, 1] == FILL, 2, np.where(partial, 3, copies == 2))
+    else:
+        allele = np.asarray(allele).reshape(-1, 1)
+        copies = (gt == allele).sum(axis=1).astype(np.int8)
+        partial = ((gt < 0) & (gt != FILL)).any(axis=1)
+        ploidy = (gt != FILL).sum(axis=1)
+        kind = np.where(ploidy == 1, 2, np.where(partial, 3, copies == ploidy))
     return copies, pa.DictionaryArray.from_arrays(pa.array(kind.astype(np.int8)), ZYGOSITY)
 
 
@@ -122,7 +149,7 @@ def carriers(store: Store, variants: pa.Table, members: np.ndarray | None) -> pa
             lo, hi = np.searchsorted(site, [i, i + 1])
             for allele, key in wanted.get(row, ()):
                 hit = slice(lo, hi)
-                carries = (gt[hit, 0] == allele) | (gt[hit, 1] == allele)
+                carries = (gt[hit] == allele).any(axis=1)
                 if not carries.all():  # other ALT alleles' carriers too: not at a biallelic site
                     hit = lo + np.flatnonzero(carries)
                 parts.append(_carrier_rows(key, row, allele, sample[hit], gt[hit]))
@@ -177,11 +204,11 @@ def _batch_calls(store: Store, rows: np.ndarray) -> Iterator[tuple[Batch, SiteCa
             one = pa.table({n: pa.array([site[n]], pa.int64()) for n in _NAMES})
             yield from ((batch, calls) for calls in batch.reader.blocks(one))
         else:
-            yield batch, _inline_calls(site)
+            yield batch, _inline_calls(site, batch.reader.wide.at_rows(np.array([site["batch_row"]])))
 
 
-def _inline_calls(site: dict) -> SiteCalls:
-    """The calls of a sparse site from its index row's ``inline_calls``."""
+def _inline_calls(site: dict, wide: WideCalls) -> SiteCalls:
+    """The calls of a sparse site from its index row's ``inline_calls``, and its ``wide`` calls."""
     samples, gt = unpack_inline(site["inline_calls"])
     pattern = -1 if site["haploid_pattern"] is None else site["haploid_pattern"]
     return SiteCalls(
@@ -195,6 +222,7 @@ def _inline_calls(site: dict) -> SiteCalls:
         missing=np.zeros(2, np.int64),
         missing_tokens=np.zeros(0, np.uint16),
         codes=np.zeros((0, 0), np.uint8),
+        wide=wide,
     )
 
 
@@ -221,7 +249,7 @@ def participant(store: Store, sample_index: int) -> pa.Table:
     site_row, gt = _own_calls(store, batch, sample_index - batch.offset)
     check()
     alleles = np.arange(1, max(2, int(gt.max(initial=1)) + 1))
-    call, allele = np.nonzero((gt[:, None, 0] == alleles) | (gt[:, None, 1] == alleles))
+    call, allele = np.nonzero((gt[:, None, :] == alleles[None, :, None]).any(axis=2))
     copies, kind = zygosity(gt[call], alleles[allele])
     calls = pa.table(
         {
@@ -252,9 +280,11 @@ def participant(store: Store, sample_index: int) -> pa.Table:
 
 def _own_calls(store: Store, batch: Batch, sample: int) -> tuple[np.ndarray, np.ndarray]:
     """Called calls that are not hom-ref of one sample (index within ``batch``): site_row (int64)
-    and (calls, 2) int8 alleles, by site. Its listed calls are searched for and its 2-bit code
-    is read at each dense site (:meth:`CallReader.own_listed_calls`, :meth:`CallReader.own_codes`):
-    no other sample's calls are assembled, and missing calls are never read."""
+    and (calls, ploidy) int8 alleles, by site; ploidy is 2 unless the sample has calls of ploidy
+    above 2 (:mod:`genoquery.storage.wide_calls`). Its listed calls and its 2-bit code at each
+    dense site are read for it alone (:meth:`CallReader.own_listed_calls`,
+    :meth:`CallReader.own_codes`): no other sample's calls are assembled, and missing calls are
+    never read."""
     sites = store.sql(
         "SELECT site_row, dense_row, haploid_pattern, listed_start, n_listed FROM batch_sites "
         "WHERE batch = ? AND (dense_row IS NOT NULL OR n_listed > 0) ORDER BY batch_row",
@@ -275,8 +305,19 @@ def _own_calls(store: Store, batch: Batch, sample: int) -> tuple[np.ndarray, np.
     if (pattern >= 0).any():
         dense_gt[(pattern >= 0) & reader.haploid[np.maximum(pattern, 0), sample], 1] = FILL
     rows = np.concatenate([listed_site, dense["site_row"].to_numpy()[carried]])
+    gt = np.concatenate([listed_gt, dense_gt])
+    wide = reader.wide.select((reader.wide.sample == sample) & (reader.wide.alleles > 0).any(axis=1))
+    if len(wide):  # their stand-ins are missing calls, which were not read
+        at = store.sql(
+            "SELECT site_row FROM batch_sites WHERE batch = ? AND batch_row IN (SELECT unnest(?)) ORDER BY batch_row",
+            [batch.number, wide.row.tolist()],
+        )
+        rows, gt = (
+            np.concatenate([rows, at["site_row"].to_numpy()]),
+            np.concatenate([pad(gt, wide.ploidy), wide.alleles]),
+        )
     order = np.argsort(rows, kind="stable")
-    return rows[order], np.concatenate([listed_gt, dense_gt])[order]
+    return rows[order], gt[order]
 
 
 def _ancestry(store: Store, sample_index: int) -> str | None:

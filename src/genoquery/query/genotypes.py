@@ -30,6 +30,7 @@ from genoquery.deadline import check
 from genoquery.errors import QueryError
 from genoquery.query.cohorts import indexes_of, shown, without_withdrawn
 from genoquery.query.fields import KeptField, batch_records, empty, put, read_info
+from genoquery.storage.format import FILL
 from genoquery.storage.regions import parse_region
 
 if TYPE_CHECKING:
@@ -51,8 +52,10 @@ class Genotypes:
 
     ``sites``: ``site_row, contig, pos`` (1-based), ``id`` (null when missing), ``ref``,
     ``alt`` (list of ALT alleles), ``qual`` (null when missing), ``filters`` (list).
-    ``gt``: int8 (sites, samples, 2), allele indexes with -1 missing and -2 in the second
-    slot of a haploid call. ``phased``: bool (sites, samples); haploid calls count as phased.
+    ``gt``: int8 (sites, samples, ploidy), allele indexes with -1 missing and -2 in the second
+    slot of a haploid call; ploidy is 2 unless a batch read has calls of ploidy above 2, whose
+    largest ploidy it then is (-2 beyond each call's own). ``phased``: bool (sites, samples);
+    haploid calls count as phased.
     ``fields``: the kept INFO and FORMAT fields asked for, by array name (``variant_DP``: (sites,
     [width]); ``call_DP``: (sites, samples, [width])), coded as :mod:`genoquery.query.fields` says;
     ``kept`` describes them.
@@ -176,15 +179,16 @@ def read_calls(
         batch, _, _, _, rows, samples = reads[0]
         gt, phased = (array.get_orthogonal_selection((rows, samples)) for array in batch.calls)
     else:
-        gt = np.empty((n, width, 2), dtype=np.int8)  # every column is one batch's, filled below
+        ploidy = max((batch.calls[0].shape[2] for batch, *_ in reads), default=2)
+        gt = np.full((n, width, ploidy), FILL, dtype=np.int8)  # every column is one batch's, filled below
         phased = np.zeros((n, width), dtype=bool)
         for batch, first, last, at, rows, samples in reads:
             check()  # the request's time limit (genoquery.deadline), per batch of calls read
-            gt[:, first:last] = batch.absent_call
+            gt[:, first:last, :2] = batch.absent_call
             if not len(at):
                 continue
             genotype, phase = batch.calls
-            gt[at, first:last] = genotype.get_orthogonal_selection((rows, samples))
+            gt[at, first:last, : genotype.shape[2]] = genotype.get_orthogonal_selection((rows, samples))
             phased[at, first:last] = phase.get_orthogonal_selection((rows, samples))
     values = {f.array: read_info(con, batches, f, lo, n) for f in kept if f.kind == "INFO"}
     for f in kept:

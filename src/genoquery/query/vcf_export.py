@@ -40,7 +40,8 @@ from genoquery.deadline import check
 from genoquery.errors import QueryError
 from genoquery.query.fields import KeptField, float_text, kept_fields, vcf_bytes, vcf_text
 from genoquery.query.genotypes import Genotypes, SampleSelection, read_calls, select_samples, site_rows, sites_between
-from genoquery.query.gt_text import call_codes, cell_table, cell_width
+from genoquery.query.gt_text import call_codes, cell_table, cell_width, wide_gt_text
+from genoquery.storage.format import FILL
 from genoquery.version import __version__
 
 if TYPE_CHECKING:
@@ -226,7 +227,8 @@ def _records(block: Genotypes) -> Iterator[bytes | memoryview]:
         return
     step = max(1, CALLS_PER_SLICE // len(block.sample_ids))
     for first in range(0, len(prefixes), step):
-        rows = _call_rows(block.gt[first : first + step], block.phased[first : first + step])
+        gt, phased = _narrowed(block.gt[first : first + step]), block.phased[first : first + step]
+        rows = _call_rows(gt, phased) if gt.shape[2] == 2 else _wide_rows(gt, phased, [])
         for prefix, row in zip(prefixes[first : first + step], rows, strict=True):
             yield prefix
             yield row
@@ -297,9 +299,25 @@ def _calls_with_fields(block: Genotypes) -> Iterator[memoryview]:
     step = max(1, CALLS_PER_SLICE // len(block.sample_ids))
     for first in range(0, len(block.gt), step):
         part = slice(first, first + step)
-        yield from _field_rows(
-            block.gt[part], block.phased[part], [vcf_bytes(f, block.fields[f.array][part]) for f in formats]
-        )
+        gt, fields = _narrowed(block.gt[part]), [vcf_bytes(f, block.fields[f.array][part]) for f in formats]
+        yield from (_field_rows if gt.shape[2] == 2 else _wide_rows)(gt, block.phased[part], fields)
+
+
+def _narrowed(gt: np.ndarray) -> np.ndarray:
+    """``gt`` (sites, samples, ploidy) without the slots beyond 2 when no call uses them."""
+    return gt[:, :, :2] if gt.shape[2] > 2 and (gt[:, :, 2:] == FILL).all() else gt
+
+
+def _wide_rows(gt: np.ndarray, phased: np.ndarray, fields: list[np.ndarray]) -> list[bytes]:
+    """The sample columns of sites with calls of ploidy above 2 (:func:`wide_gt_text`), with the
+    FORMAT values ``fields`` (each (sites, samples) bytes), one string per call: such calls are rare."""
+    rows = []
+    for v in range(len(gt)):
+        cells = wide_gt_text(gt[v], phased[v])
+        for values in fields:
+            cells = [f"{cell}:{value.decode()}" for cell, value in zip(cells, values[v].tolist(), strict=True)]
+        rows.append(("\t".join(cells) + "\n").encode())
+    return rows
 
 
 def _field_rows(gt: np.ndarray, phased: np.ndarray, fields: list[np.ndarray]) -> list[memoryview]:

@@ -27,6 +27,7 @@ from genoquery.storage.call_codes import MAX_GAP, PARTIAL_REF, next_missing
 from genoquery.storage.call_reader import CallReader
 from genoquery.storage.format import FILL
 from genoquery.storage.site_calls import SiteCalls
+from genoquery.storage.wide_calls import add_counts
 
 COUNT_THREADS = os.cpu_count() or 1
 PACKED_ABOVE = 1 << 18
@@ -322,4 +323,6 @@ def count_calls(
 
             parts = _split(batch, 0 if by_word else len(members), COUNT_THREADS)
             list(pool.map(count, parts))
+            wide = batch.wide.select(in_cohort[batch.wide.sample] == 1)
+            add_counts(site_counts, allele_counts, wide, cells.of_sample)
             yield batch, site_counts, allele_counts

@@ -22,6 +22,7 @@ from genoquery.deadline import ahead
 from genoquery.storage.objects import ObjectPath, zarr_location
 from genoquery.storage.shard_reads import RowReader, Visitor, read_rows_together
 from genoquery.storage.site_calls import SiteCalls
+from genoquery.storage.wide_calls import WideCalls, read_wide
 
 # Decoded bytes per block of sites. Chunks that consecutive blocks share are decoded once (see
 # shard_reads.read_rows_together), so blocks can be small: at 10^6 samples, 1 Mb of a 10%
@@ -66,6 +67,12 @@ class CallReader:
             if "listed_call_sample_start" in group
             else None
         )
+        self._group = group
+
+    @cached_property
+    def wide(self) -> WideCalls:
+        """The batch's calls of ploidy above 2 (:mod:`genoquery.storage.wide_calls`), rows batch rows."""
+        return read_wide(self._group)
 
     @cached_property
     def haploid(self) -> np.ndarray:
@@ -186,6 +193,7 @@ class CallReader:
             missing=missed.offsets,
             missing_tokens=missed.keep(missing_tokens),
             codes=codes if len(rows) == len(codes) else codes[rows - lo],
+            wide=self.wide.at_rows(_column(sites, "batch_row")),
         )
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from genoquery.storage.wide_calls import STAND_IN, WideCalls
+
 PLOIDY = 2
 
 
@@ -20,7 +22,9 @@ class SiteBlock:
     ``record`` numbers are 1-based line numbers for text
     VCF and 1-based record numbers for BCF. ``calls`` holds each kept FORMAT field's values,
     (capacity, samples) or (capacity, samples, width) in VCF Zarr coding (:meth:`set_calls`), and
-    ``absent`` the rows whose FORMAT lacks the field.
+    ``absent`` the rows whose FORMAT lacks the field. Calls of ploidy above 2 are
+    :data:`~genoquery.storage.wide_calls.STAND_IN` in ``gt``, their alleles in ``wide_parts``
+    (:meth:`set_wide`, :attr:`wide`).
     """
 
     capacity: int
@@ -36,6 +40,7 @@ class SiteBlock:
     record: list[int] = field(default_factory=list)
     calls: dict[str, np.ndarray] = field(default_factory=dict)
     absent: dict[str, list[int]] = field(default_factory=dict)
+    wide_parts: list[WideCalls] = field(default_factory=list)
     gt: np.ndarray = field(init=False)
     phased: np.ndarray = field(init=False)
 
@@ -69,6 +74,17 @@ class SiteBlock:
         self.record.append(record)
         self.n += 1
         return self.n - 1
+
+    def set_wide(self, row: int, samples: np.ndarray, alleles: np.ndarray) -> None:
+        """Row ``row``'s calls of ``samples`` have ``alleles`` (calls, ploidy above 2): keep them,
+        and their stand-in in ``gt``."""
+        self.gt[row, samples] = STAND_IN
+        self.wide_parts.append(WideCalls(np.full(len(samples), row, np.int64), samples.astype(np.int64), alleles))
+
+    @property
+    def wide(self) -> WideCalls:
+        """The block's calls of ploidy above 2, rows relative to the block."""
+        return WideCalls.concat(self.wide_parts)
 
     def set_calls(self, name: str, row: int, values: np.ndarray, missing: object, fill: object, present: bool) -> None:
         """Store row ``row``'s values of a FORMAT field, (samples,) or (samples, k); the field's

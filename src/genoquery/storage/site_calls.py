@@ -6,13 +6,15 @@ a rare variant, kept in its index row, are answered without loading zarr.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from genoquery.storage.wide_calls import WideCalls
+
 SITE_COLUMNS = (
     "site_row, len(alleles) AS n_alleles, dense_row, haploid_pattern, listed_start, n_listed, "
-    "missing_start, n_missing_tokens"
+    "missing_start, n_missing_tokens, batch_row"
 )
 
 
@@ -25,7 +27,8 @@ class SiteCalls:
     ``pattern`` (haploid mask id or -1), ``listed`` (n + 1) offsets into ``listed_sample``
     (int32) / ``listed_gt`` (m, 2) int8, and ``missing`` (n + 1) offsets into
     ``missing_tokens`` (uint16, see :mod:`genoquery.storage.call_codes`; empty unless asked
-    for). ``codes`` is (dense sites, ceil(samples / 4)) uint8, or empty when not read.
+    for). ``codes`` is (dense sites, ceil(samples / 4)) uint8, or empty when not read. ``wide``:
+    the sites' calls of ploidy above 2 (rows: site indexes), whose stand-ins are missing calls.
     """
 
     site_row: np.ndarray
@@ -38,3 +41,4 @@ class SiteCalls:
     missing: np.ndarray
     missing_tokens: np.ndarray
     codes: np.ndarray
+    wide: WideCalls = field(default_factory=WideCalls.empty)
