@@ -177,3 +177,26 @@ def test_a_value_beyond_the_fields_number_is_refused(tmp_path) -> None:
     vcf.write_text(SOURCE.read_text().replace("1/1:4\n", "1/1:4:1,2,3\n", 1))
     with pytest.raises(genoquery.GenoqueryError, match=r"line 13: FORMAT/AD has 3 values where Number=R allows 2"):
         genoquery.ingest(tmp_path / "s.gq", [vcf])
+
+
+def test_a_format_key_the_header_does_not_declare_is_named(tmp_path) -> None:
+    """htslib reads an undeclared FORMAT key's values as text it then cannot keep; bcftools warns of
+    it, and so does ingest, naming each such key once, rather than dropping its values silently."""
+    source = tmp_path / "undeclared.vcf"
+    source.write_text(
+        "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=1000>\n"
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+        '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tA\tB\n"
+        "chr1\t10\t.\tA\tG\t.\tPASS\t.\tGT:XX:DP\t0/1:5:3\t0/0:7:4\n"
+        "chr1\t20\t.\tC\tT\t.\tPASS\t.\tGT:DP:YY\t1/1:2:x\t0/1:9:y\n"
+        "chr1\t30\t.\tG\tA\t.\tPASS\t.\tGT:XX\t0/1:1\t0/0:2\n"
+    )
+    named = r"undeclared.vcf: not kept: FORMAT/XX, FORMAT/YY \(not declared"
+    with pytest.warns(GenoqueryWarning, match=named) as caught:
+        genoquery.ingest(tmp_path / "s.gq", [source], progress=False).close()
+    assert sum("not declared" in str(w.message) for w in caught) == 1
+    expected = bcftools.query("-f", "%POS[\t%GT:%DP]\n", str(source))
+    with genoquery.open(tmp_path / "s.gq") as store:
+        out = store.export_vcf(tmp_path / "out.vcf")
+    assert bcftools.query("-f", "%POS[\t%GT:%DP]\n", str(out)) == expected  # the declared DP is kept

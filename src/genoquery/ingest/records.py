@@ -17,13 +17,14 @@ import io
 import math
 import re
 import shlex
+import warnings
 from collections.abc import Iterator, Sequence
 
 import cyvcf2
 import numpy as np
 from isal import igzip_threaded
 
-from genoquery.errors import InputFileError
+from genoquery.errors import GenoqueryWarning, InputFileError
 from genoquery.ingest.format_arrays import CallField, call_values
 from genoquery.ingest.gt_decode import decode_gt
 from genoquery.ingest.htslib_log import htslib_errors
@@ -312,6 +313,8 @@ class _TextReader:
         self.declared = {name for name, _ in source.contigs}
         self._fallback: cyvcf2.Writer | None = None
         self._formats: set[bytes] = set()  # FORMAT texts checked
+        self._format_ids = {f.id.encode() for f in source.format_fields}
+        self.undeclared: set[str] = set()  # FORMAT keys the header does not declare (htslib drops their values)
 
     def _open(self) -> io.BufferedIOBase:
         if self.source.kind == "vcf.gz":
@@ -354,6 +357,7 @@ class _TextReader:
                 line=line_no,
                 fix="remove the extra ':' from the FORMAT column and the sample columns",
             )
+        self.undeclared.update(key.decode(errors="replace") for key in fmt.split(b":") if key not in self._format_ids)
         self._formats.add(fmt)
 
     def blocks(self) -> Iterator[SiteBlock]:
@@ -383,6 +387,14 @@ class _TextReader:
         if block.n:
             check_alleles(self.source, block)
             yield block
+        if self.undeclared:
+            keys = ", ".join(f"FORMAT/{key}" for key in sorted(self.undeclared))
+            warnings.warn(
+                f"{self.source.path}: not kept: {keys} (not declared in the header; add a ##FORMAT line "
+                "for each to keep it, e.g. with bcftools annotate -h)",
+                GenoqueryWarning,
+                stacklevel=2,
+            )
 
     def _add_line(self, block: SiteBlock, buf: bytearray, start: int, end: int, line_no: int) -> None:
         cols = _split_fixed(buf, start, end)
