@@ -93,7 +93,7 @@ def decode_file(part: FilePart, target: BatchTarget) -> DecodedFile:
             writer.add(CallRows.of_block(row, block))
             widths = {name: values.shape[2] for name, values in block.calls.items() if values.ndim == 3}
             _add_runs(out.runs, block)
-            block.gt, block.phased, block.calls = block.gt[:0], block.phased[:0], {}
+            _drop_calls(block)
             out.blocks.append(DecodedBlock(block, counts, codes, widths))
             for name, width in widths.items():
                 out.widths[name] = max(width, out.widths.get(name, 0))
@@ -104,6 +104,13 @@ def decode_file(part: FilePart, target: BatchTarget) -> DecodedFile:
         _miscounted(part)
     out.head, out.tail = writer.edges()
     return out
+
+
+def _drop_calls(block: SiteBlock) -> None:
+    """Free a written block's call buffers (empty arrays of their own: a view would keep them)."""
+    block.gt = np.empty((0, *block.gt.shape[1:]), block.gt.dtype)
+    block.phased = np.empty((0, *block.phased.shape[1:]), block.phased.dtype)
+    block.calls = {}
 
 
 def _add_runs(runs: list[tuple[str, int, int, int, int]], block: SiteBlock) -> None:
