@@ -201,3 +201,15 @@ def test_a_killed_client_leaves_the_store_as_it_was(tmp_path):
         os.killpg(process.pid, signal.SIGKILL)
     assert checks.tree_digest(store) == before
     genoquery.open(store).close()
+
+
+def test_an_append_on_the_cluster_is_the_appended_store(client, tmp_path):
+    """``--batch NAME`` on an existing store appends on the cluster too."""
+    first, second = checks.FIXTURES / "center1.vcf.gz", checks.FIXTURES / "center3.vcf.gz"
+    layout = ChunkLayout(variant_chunk=CHUNK)
+    for name, on in (("here", None), ("there", client)):
+        genoquery.ingest(tmp_path / f"{name}.gq", [first], layout=layout, progress=False).close()
+        genoquery.ingest(
+            tmp_path / f"{name}.gq", [second], batch="c3", layout=layout, progress=False, client=on
+        ).close()
+    assert_same_store(tmp_path / "here.gq", tmp_path / "there.gq")
