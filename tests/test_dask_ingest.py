@@ -213,3 +213,14 @@ def test_an_append_on_the_cluster_is_the_appended_store(client, tmp_path):
             tmp_path / f"{name}.gq", [second], batch="c3", layout=layout, progress=False, client=on
         ).close()
     assert_same_store(tmp_path / "here.gq", tmp_path / "there.gq")
+
+
+@pytest.mark.parametrize(
+    "name", ["sites_only.vcf", "haploid_missing.vcf", "info_fields.vcf", "chrx_mixed.vcf", "multiallelic.vcf"]
+)
+def test_every_kind_of_record_on_the_cluster(client, tmp_path, name):
+    """No samples, haploid and missing calls, INFO fields, mixed ploidy, multiallelic sites."""
+    layout = ChunkLayout(variant_chunk=2)
+    for store, on in (("here", None), ("there", client)):
+        genoquery.ingest(tmp_path / f"{store}.gq", [DATA / name], layout=layout, progress=False, client=on).close()
+    assert_same_store(tmp_path / "here.gq", tmp_path / "there.gq")
