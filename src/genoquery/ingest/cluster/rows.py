@@ -121,21 +121,26 @@ class ChunkRowWriter:
 
     def add(self, rows: CallRows) -> None:
         first, head_end, whole_end, end = self.bounds
-        self.head.append(rows.cut(first, head_end))
-        self.whole.append(rows.cut(head_end, whole_end))
-        self.tail.append(rows.cut(whole_end, end))
+        for kept, lo, hi in (
+            (self.head, first, head_end),
+            (self.whole, head_end, whole_end),
+            (self.tail, whole_end, end),
+        ):
+            part = rows.cut(lo, hi)
+            if part.n:  # an empty view would keep the block's buffers alive
+                kept.append(part)
         pending = joined(self.whole, self.specs)
         if pending is None:
-            self.whole = []
             return
         ready = pending.n // self.chunk * self.chunk
         if pending.first + pending.n == whole_end:
             ready = pending.n  # the last chunk rows: the batch's last may be short
         if ready:
             self.write(pending.cut(pending.first, pending.first + ready))
-        self.whole = [pending.cut(pending.first + ready, pending.first + pending.n)]
+        rest = pending.cut(pending.first + ready, pending.first + pending.n)
+        self.whole = [rest] if rest.n else []
 
     def edges(self) -> tuple[CallRows | None, CallRows | None]:
         """The head and the tail, once every row was added."""
-        assert not any(p.n for p in self.whole), "rows of whole chunk rows were not all added"
+        assert not self.whole, "rows of whole chunk rows were not all added"
         return joined(self.head, self.specs), joined(self.tail, self.specs)
