@@ -141,8 +141,8 @@ def _stdin_vcf(paths: list[str]) -> Iterator[list[str]]:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> None:
-    with _stdin_vcf(args.vcfs) as vcfs:
-        store = _ingest(args, vcfs)
+    with _stdin_vcf(args.vcfs) as vcfs, _cluster(args) as client:
+        store = _ingest(args, vcfs, client)
     print(
         f"{store.root}: {store.info['samples']} samples, {store.info['sites']} sites, "
         f"{store.info['variants']} ALT alleles",
@@ -150,7 +150,7 @@ def _cmd_ingest(args: argparse.Namespace) -> None:
     )
 
 
-def _ingest(args: argparse.Namespace, vcfs: list[str]) -> Store:
+def _ingest(args: argparse.Namespace, vcfs: list[str], client=None) -> Store:
     return ingest(
         args.store,
         vcfs,
@@ -163,6 +163,7 @@ def _ingest(args: argparse.Namespace, vcfs: list[str]) -> Store:
         rename_duplicate_samples=args.rename_duplicate_samples,
         fields=None if args.fields is None else [f.strip() for f in args.fields.split(",") if f.strip()],
         progress=_progress(args),
+        client=client,
     )
 
 
@@ -652,14 +653,14 @@ def _sample_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _cluster_options(p: argparse.ArgumentParser, quiet: bool = False) -> None:
+def _cluster_options(p: argparse.ArgumentParser, quiet: bool = False, what: str = "scan") -> None:
     """``--cluster``/``--workers`` (with ``--quiet`` where the command has no other progress bar)."""
     p.add_argument(
         "--cluster",
         metavar="ADDRESS",
-        help=f"run the scan on the Dask scheduler at ADDRESS (default: ${ADDRESS_VARIABLE}, else in this process)",
+        help=f"run the {what} on the Dask scheduler at ADDRESS (default: ${ADDRESS_VARIABLE}, else in this process)",
     )
-    p.add_argument("--workers", type=int, metavar="N", help="run the scan on a local Dask cluster of N processes")
+    p.add_argument("--workers", type=int, metavar="N", help=f"run the {what} on a local Dask cluster of N processes")
     if quiet:
         p.add_argument("--quiet", action="store_true", help="no progress bar (drawn only on a terminal)")
 
@@ -719,7 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--persons", help="person table (CSV/TSV/Parquet with sample_id, ancestry, sex_at_birth)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store atomically")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (drawn only on a terminal)")
+    _cluster_options(p, quiet=True, what="ingest")
     p.set_defaults(run=_cmd_ingest)
 
     p = _command(sub, "variants", help="whole-cohort statistics per ALT allele")

@@ -13,7 +13,19 @@ class GenoqueryWarning(UserWarning):
 
 
 class GenoqueryError(Exception):
-    """Base class for errors a user can fix; the message says what and how."""
+    """Base class for errors a user can fix; the message says what and how. Picklable whatever
+    its constructor takes (a Dask worker's error reaches the client as it was raised)."""
+
+    def __reduce__(self):
+        return _restored, (type(self), self.args, self.__dict__)
+
+
+def _restored(cls: type, args: tuple, state: dict) -> GenoqueryError:
+    """An error of ``cls`` with ``args`` and attributes ``state``, without calling its constructor."""
+    error = Exception.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class InputFileError(GenoqueryError):

@@ -28,6 +28,7 @@ def ingest(
     match_contig_names: bool = False,
     rename_duplicate_samples: bool = False,
     fields: Sequence[str] | None = None,
+    client=None,
 ) -> Store:
     """Ingest VCF/VCF.gz/BCF files into a new store, one batch per sample set.
 
@@ -53,7 +54,9 @@ def ingest(
     at ``store`` only when complete; on any error nothing there changes.
     Returns the opened :class:`genoquery.Store`. The pipeline is imported on
     first call: its kernels and readers take ~1.5 s to import, which queries
-    on an existing store never need.
+    on an existing store never need. With ``client`` (a ``distributed.Client``) each batch's files
+    are decoded and written on its workers, one file a task, into the same store
+    (:mod:`genoquery.ingest.cluster`).
     """
     pipeline = import_module("genoquery.ingest.pipeline")
     options = pipeline.BatchOptions(
@@ -65,7 +68,7 @@ def ingest(
     )
     if batch is not None and not overwrite and is_store(store):
         return import_module("genoquery.ingest.append").append_files(
-            store, vcfs, batch=batch, options=options, progress=progress, layout=layout
+            store, vcfs, batch=batch, options=options, progress=progress, layout=layout, client=client
         )
     return pipeline.ingest_files(
         store,
@@ -76,6 +79,7 @@ def ingest(
         layout=layout,
         batch=batch,
         options=options,
+        client=client,
     )
 
 

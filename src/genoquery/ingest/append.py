@@ -80,6 +80,7 @@ def append_files(
     options: BatchOptions,
     progress: bool | None,
     layout: ChunkLayout | None,
+    client=None,
 ):
     """Add ``vcfs`` (one sample set) to the existing ``store`` as the batch ``batch``; see the module docstring."""
     path = existing_store(store)
@@ -109,6 +110,7 @@ def append_files(
             options.complete_callset,
             progress if progress is not None else os.isatty(2),
             options.fields,
+            client,
         )
         _commit(path, name, existing, groups[0], ids, contigs, plan, renames[0], options)
     return open_store(path)

@@ -15,6 +15,7 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +128,7 @@ def order_sources(sources: list[VcfSource], contigs: list[tuple[str, int | None]
 
 
 def _produce(
-    sources: list[VcfSource], capacity: int, calls: list[CallField], out: queue.Queue, stop: threading.Event
+    sources: Sequence[VcfSource], capacity: int, calls: Sequence[CallField], out: queue.Queue, stop: threading.Event
 ) -> None:
     order = OrderChecker()
     try:
@@ -146,7 +147,9 @@ def _produce(
         out.put(err)
 
 
-def _blocks(sources: list[VcfSource], capacity: int, calls: list[CallField]) -> Iterator[tuple[VcfSource, SiteBlock]]:
+def decoded_blocks(
+    sources: Sequence[VcfSource], capacity: int, calls: Sequence[CallField]
+) -> Iterator[tuple[VcfSource, SiteBlock]]:
     """Blocks of all sources in order, with the FORMAT fields ``calls``, decoded on a background thread."""
     handoff: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
@@ -165,7 +168,7 @@ def _blocks(sources: list[VcfSource], capacity: int, calls: list[CallField]) -> 
         worker.join()
 
 
-class _BackgroundWriter:
+class BackgroundWriter:
     """Runs Zarr writes on their own thread, in order (Blosc releases the GIL).
 
     At most one write waits; an error on the writer thread is raised by the
@@ -236,6 +239,7 @@ def ingest_files(
     layout: ChunkLayout | None,
     batch: str | None,
     options: BatchOptions,
+    client=None,
 ):
     """:func:`genoquery.ingest` (documented there)."""
     if not vcfs:
@@ -253,6 +257,7 @@ def ingest_files(
         options.complete_callset,
         progress if progress is not None else os.isatty(2),
         options.fields,
+        client,
     )
     with staged_store(store, overwrite) as staging:
         index = IndexWriter(staging / INDEX_FILE)
@@ -302,13 +307,15 @@ class BatchOptions:
 class IngestPlan:
     """What every batch of one ingest shares: chunk layout, person table, absent-record rule,
     progress, and the INFO/FORMAT fields to keep (``INFO/ID``, ``FORMAT/ID``; None: the default of
-    :func:`~genoquery.ingest.format_arrays.select_fields`)."""
+    :func:`~genoquery.ingest.format_arrays.select_fields`); ``client``, a ``distributed.Client`` whose
+    workers decode and write the genotypes (:mod:`genoquery.ingest.cluster`), or None."""
 
     layout: ChunkLayout
     persons: object  # pyarrow.Table or None
     complete_callset: bool
     show_progress: bool
     fields: tuple[str, ...] | None = None
+    client: object = None  # a distributed.Client: the batches' blocks are decoded on its workers
 
 
 def _header_facts(sources: list[VcfSource], filters: list[str], info: list[HeaderField]) -> HeaderFacts:
@@ -328,6 +335,69 @@ def _kept_fields(sources: list[VcfSource], n_samples: int, names: tuple[str, ...
     if refused:
         warnings.warn(f"{sources[0].path}: not kept: {', '.join(refused)}", GenoqueryWarning, stacklevel=3)
     return info, calls if n_samples else []
+
+
+@dataclass
+class BatchSites:
+    """What a batch's sites add to the index and the batch's lists as they are written, in order:
+    their index rows, new contigs (renamed by ``rename``), FILTERs met in records, records per file."""
+
+    index: IndexWriter
+    batch: int
+    keys: list
+    rename: dict[str, str]
+    contigs: list[tuple[str, int | None]]
+    known_contigs: set[str]
+    filters: list[str]
+    records: dict[Path, int]
+
+    def add(
+        self, source: VcfSource, block: SiteBlock, first_row: int, counts, codes, firsts: tuple[int, int, int]
+    ) -> None:
+        """Index ``block``'s sites of ``source``, written from row ``first_row`` (query encoding
+        ``codes`` from the rows ``firsts``)."""
+        if self.rename:
+            block.contig[:] = [self.rename.get(c, c) for c in block.contig]
+        for contig in block.contig:
+            if contig not in self.known_contigs:
+                self.known_contigs.add(contig)
+                self.contigs.append((contig, None))
+        for names in block.filters:
+            self.filters.extend(f for f in names if f not in self.filters)
+        path = str(source.path.absolute())
+        self.index.add_block(self.batch, block, first_row, path, counts, self.keys, codes, *firsts)
+        self.records[source.path] += block.n
+
+
+def _write_here(
+    sources: list[VcfSource],
+    genotypes: GenotypeWriter,
+    calls: list[CallField],
+    cells: Cells,
+    patterns: HaploidPatterns,
+    sites: BatchSites,
+    bar: tqdm,
+) -> None:
+    """Decode, count, encode and write the batch's blocks in this process."""
+    writer = BackgroundWriter()
+    try:
+        for source, block in decoded_blocks(sources, genotypes.layout.variant_chunk, calls):
+            gt, wide = block.gt[: block.n], block.wide
+            counts = block_counts(gt, np.fromiter(map(len, block.alleles), np.int64), cells)
+            add_counts(*counts, wide, cells.of_sample)
+            codes = encode_block(gt, patterns)
+            first_row = genotypes.reserve(block.n, block.calls)
+            genotypes.add_wide(first_row, wide)
+            firsts = genotypes.reserve_codes(codes)
+            writer.submit(genotypes.write, first_row, gt, block.phased[: block.n])
+            if calls:
+                writer.submit(genotypes.write_calls, first_row, block.n, block.calls, block.absent)
+            writer.submit(genotypes.write_codes, codes)
+            sites.add(source, block, first_row, counts, codes, firsts)
+            bar.update(block.n)
+        writer.submit(genotypes.flush_codes)
+    finally:
+        writer.close()
 
 
 def build_batch(
@@ -352,7 +422,7 @@ def build_batch(
     genotypes = GenotypeWriter(group, len(samples), plan.layout, calls)
     records = {s.path: 0 for s in sources}
     filters = list(dict.fromkeys(f for s in sources for f in s.filters))
-    known_contigs = {c for c, _ in contigs}
+    sites = BatchSites(index, batch, keys, rename, contigs, {c for c, _ in contigs}, filters, records)
     bar = tqdm(
         total=_total_records(sources) if plan.show_progress else None,
         unit="rec",
@@ -361,35 +431,15 @@ def build_batch(
         disable=not plan.show_progress,
     )
     patterns = HaploidPatterns(len(samples))
-    writer = _BackgroundWriter()
     try:
-        for source, block in _blocks(sources, genotypes.layout.variant_chunk, calls):
-            if rename:
-                block.contig[:] = [rename.get(c, c) for c in block.contig]
-            for contig in block.contig:
-                if contig not in known_contigs:
-                    known_contigs.add(contig)
-                    contigs.append((contig, None))
-            for names in block.filters:
-                filters.extend(f for f in names if f not in filters)
-            gt, wide = block.gt[: block.n], block.wide
-            counts = block_counts(gt, np.fromiter(map(len, block.alleles), np.int64), cells)
-            add_counts(*counts, wide, cells.of_sample)
-            codes = encode_block(gt, patterns)
-            first_row = genotypes.reserve(block.n, block.calls)
-            genotypes.add_wide(first_row, wide)
-            firsts = genotypes.reserve_codes(codes)
-            writer.submit(genotypes.write, first_row, gt, block.phased[: block.n])
-            if calls:
-                writer.submit(genotypes.write_calls, first_row, block.n, block.calls, block.absent)
-            writer.submit(genotypes.write_codes, codes)
-            index.add_block(batch, block, first_row, str(source.path.absolute()), counts, keys, codes, *firsts)
-            records[source.path] += block.n
-            bar.update(block.n)
-        writer.submit(genotypes.flush_codes)
+        if plan.client is None:
+            _write_here(sources, genotypes, calls, cells, patterns, sites, bar)
+        else:
+            import_module("genoquery.ingest.cluster.commit").write_on_cluster(
+                plan.client, sources, genotypes, calls, cells, patterns, sites, bar
+            )
     finally:
         bar.close()
-        writer.close()
     genotypes.finish_calls(calls, max(1, index.max_alleles(batch)))
     genotypes.finish_wide()
     genotypes.write_small_array("haploid_mask", patterns.array(), ("haploid_patterns", "sample_octets"), query=True)

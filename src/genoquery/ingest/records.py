@@ -539,3 +539,16 @@ def read_blocks(
     """
     reader_type = _BcfReader if source.kind == "bcf" else _TextReader
     return reader_type(source, capacity, order or OrderChecker(), fields).blocks()
+
+
+def count_records(source: VcfSource) -> int:
+    """How many records :func:`read_blocks` reads from ``source``, counted without decoding them
+    (for a file without an index: a partition's first row needs the counts of the files before it)."""
+    if source.kind == "bcf":
+        reader = cyvcf2.VCF(str(source.path), lazy=True)
+        try:
+            return sum(1 for _ in reader)
+        finally:
+            reader.close()
+    with _TextReader(source, 1, OrderChecker(), ())._open() as handle:
+        return sum(1 for buf, start, end in _lines(handle) if start != end and buf[start] != 35)

@@ -157,6 +157,7 @@ class GenotypeWriter:
         # GT and phase take 3 bytes per call, each FORMAT field at least one value's bytes
         self.layout = layout.fitted(n_samples, 3 + sum(spec.dtype.itemsize for spec in calls))
         self.n_samples = n_samples
+        self.directory = batch_dir
         batch_dir.mkdir(parents=True, exist_ok=True)
         self.vcf = zarr.open_group(str(vcf_group(batch_dir)), mode="w", zarr_format=2)
         self.vcf.attrs["vcf_zarr_version"] = VCF_ZARR_VERSION
@@ -247,9 +248,16 @@ class GenotypeWriter:
         self.genotype.resize((self.n_variants, self.n_samples, 2))
         self.phased.resize((self.n_variants, self.n_samples))
         for name, array in self.calls.items():
-            width = max(array.shape[2:] + (calls or {})[name].shape[2:]) if array.ndim == 3 else None
+            width = max(array.shape[2:] + (calls[name].shape[2:] if calls else ())) if array.ndim == 3 else None
             array.resize((self.n_variants, self.n_samples, *(() if width is None else (width,))))
         return first
+
+    def widen_calls(self, widths: dict[str, int]) -> None:
+        """Widen FORMAT arrays to ``widths`` (name: trailing size) where they are narrower."""
+        for name, width in widths.items():
+            array = self.calls[name]
+            if width > array.shape[2]:
+                array.resize((self.n_variants, self.n_samples, width))
 
     def write(self, first: int, gt: np.ndarray, phased: np.ndarray) -> None:
         """Write ``gt`` (n, samples, 2) and ``phased`` (n, samples) at rows reserved before."""

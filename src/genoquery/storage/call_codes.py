@@ -168,11 +168,21 @@ class HaploidPatterns:
         haploid = gt[:, :, 1] == FILL
         out = np.full(len(gt), -1, dtype=np.int64)
         for v in np.flatnonzero(haploid.any(axis=1)):
-            mask = np.packbits(haploid[v], bitorder="little")
-            out[v] = self._ids.setdefault(mask.tobytes(), len(self._ids))
-            if out[v] == len(self.masks):
-                self.masks.append(mask)
+            out[v] = self.id_of(np.packbits(haploid[v], bitorder="little"))
         return out
+
+    def id_of(self, mask: np.ndarray) -> int:
+        """The id of a packed mask, a new one (the next) if not seen before."""
+        found = self._ids.setdefault(mask.tobytes(), len(self._ids))
+        if found == len(self.masks):
+            self.masks.append(mask)
+        return found
+
+    def merged_ids(self, masks: list[np.ndarray]) -> np.ndarray:
+        """This instance's ids of another's ``masks`` (in the other's id order), adding the new ones
+        in that order, then -1: ``merged_ids(masks)[ids]`` renumbers the other's ``ids`` (-1 stays).
+        Instances of consecutive parts merged in order number the patterns as one of the whole would."""
+        return np.array([self.id_of(mask) for mask in masks] + [-1], dtype=np.int64)
 
     def array(self) -> np.ndarray:
         """All masks, (patterns, ceil(samples / 8)) uint8."""

@@ -14,9 +14,10 @@ order they finish in; a tqdm bar on the client counts them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
+from functools import partial
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -74,31 +75,56 @@ def run_partitions(
 
 
 def _on_cluster(client, task, parts, args, target: Target, weights, bar: tqdm) -> list:
+    return list(ordered_results(client, partial(_on_handle, target, task), parts, args, weights, bar))
+
+
+def ordered_results(
+    client,
+    func: Callable[..., Any],
+    parts: Sequence,
+    args: tuple,
+    weights: Sequence[int],
+    bar: tqdm,
+    what: str = "question",
+) -> Iterator:
+    """``func(part, *args)`` for each of ``parts`` on the workers of ``client``, yielded in the order
+    of ``parts`` as each becomes ready (a result is released on the cluster once yielded); ``bar``
+    advances by a part's ``weights`` entry as it completes, in any order. The first input problem in
+    order is raised here; the cluster's failures are a :class:`ClusterError` (finishing ``what``)."""
     distributed = import_module("distributed")
-    futures = [client.submit(_remote, target, task, part, *args, retries=RETRIES, pure=False) for part in parts]
+    futures = [client.submit(_remote, func, part, *args, retries=RETRIES, pure=False) for part in parts]
     order = {future.key: i for i, future in enumerate(futures)}
-    results: list = [None] * len(futures)
+    ready: dict[int, Any] = {}
+    following = 0
     try:
         for future in distributed.as_completed(futures):
             i = order[future.key]
-            results[i] = future.result()
+            ready[i] = future.result()
+            futures[i] = None
             bar.update(weights[i])
+            while following in ready:
+                result = ready.pop(following)
+                following += 1
+                if isinstance(result, _Failed):
+                    raise result.error
+                yield result
     except (distributed.KilledWorker, CancelledError, OSError) as err:  # the cluster's failures, not genoquery's
-        raise ClusterError(f"the Dask cluster could not finish the question: {type(err).__name__}: {err}") from None
+        raise ClusterError(f"the Dask cluster could not finish the {what}: {type(err).__name__}: {err}") from None
     finally:
-        client.cancel(futures)
-    failed = [r for r in results if isinstance(r, _Failed)]
-    if failed:
-        raise failed[0].error
-    return results
+        client.cancel([future for future in futures if future is not None])
 
 
-def _remote(target: Target, task: Callable[..., Any], part, *args):
-    """A task on a worker: on the worker's own handle of ``target``; input problems returned."""
+def _remote(func: Callable[..., Any], *args):
+    """``func(*args)`` on a worker, its input problem returned (not retried) rather than raised."""
     try:
-        return task(_handle(target), part, *args)
+        return func(*args)
     except GenoqueryError as err:
         return _Failed(err)
+
+
+def _on_handle(target: Target, task: Callable[..., Any], part, *args):
+    """A scan's task on a worker: on the worker's own handle of ``target``."""
+    return task(_handle(target), part, *args)
 
 
 def _handle(target: Target) -> Store:
