@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import genoquery
 from genoquery.query.cluster.connect import local_cluster
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dask_scans import _cluster_cpu_s, _cpu_s, _peak_rss_mb
+from dask_scans import _cluster_cpu_s, _cpu_s, _peak_rss_mb, close_clusters, report_runs
 
 
 def batch_digests(store: Path) -> dict[str, str]:
@@ -77,21 +76,9 @@ def main() -> None:
             runs[name].append(time.perf_counter() - start)
             cpu[name].append(_cluster_cpu_s(client) - used)
             own[name].append(_cpu_s() - mine)
-    single = statistics.median(runs["1 process"])
-    for name, times in runs.items():
-        median = statistics.median(times)
-        print(
-            f"  {name:>10}: median {median:.2f} s of {len(times)} ({min(times):.2f}-{max(times):.2f}), "
-            f"{single / median:.2f}x the single process; CPU {statistics.median(cpu[name]):.2f} s "
-            f"(this process and the workers), of which this process {statistics.median(own[name]):.2f} s"
-        )
+    report_runs(runs, cpu, own)
     print(f"this process: peak RSS {_peak_rss_mb():.0f} MB after the single-process runs")
-    for name, client in clients.items():
-        if client is not None:
-            peaks = client.run(_peak_rss_mb)
-            print(f"{name}: peak RSS per worker " + ", ".join(f"{v:.0f} MB" for v in peaks.values()))
-            client.close()
-            client.cluster.close()
+    close_clusters(clients)
     for store in stores.values():
         shutil.rmtree(store)
 

@@ -90,22 +90,34 @@ def main() -> None:
                     runs[name].append(time.perf_counter() - start)
                     cpu[name].append(_cluster_cpu_s(client) - used)
                     assert got.equals(want), name
-            single = statistics.median(runs["1 process"])
             print(f"{question} ({want.num_rows} alleles):")
-            for name, times in runs.items():
-                median = statistics.median(times)
-                print(
-                    f"  {name:>10}: median {median:.2f} s of {len(times)} ({min(times):.2f}-{max(times):.2f}), "
-                    f"{single / median:.2f}x the single process; CPU {statistics.median(cpu[name]):.2f} s "
-                    "(this process and the workers)"
-                )
+            report_runs(runs, cpu)
         print(f"this process: peak RSS {_peak_rss_mb():.0f} MB")
-        for name, client in clients.items():
-            if client is not None:
-                peaks = client.run(_peak_rss_mb)
-                print(f"{name}: peak RSS per worker " + ", ".join(f"{v:.0f} MB" for v in peaks.values()))
-                client.close()
-                client.cluster.close()
+        close_clusters(clients)
+
+
+def report_runs(runs: dict[str, list[float]], cpu: dict[str, list[float]], own: dict | None = None) -> None:
+    """One line per way of running: median wall time (s), its ratio to the single process's, and
+    the median CPU of this process and the workers (and of this process alone, ``own``)."""
+    single = statistics.median(runs["1 process"])
+    for name, times in runs.items():
+        median = statistics.median(times)
+        mine = f", of which this process {statistics.median(own[name]):.2f} s" if own else ""
+        print(
+            f"  {name:>10}: median {median:.2f} s of {len(times)} ({min(times):.2f}-{max(times):.2f}), "
+            f"{single / median:.2f}x the single process; CPU {statistics.median(cpu[name]):.2f} s "
+            f"(this process and the workers){mine}"
+        )
+
+
+def close_clusters(clients: dict) -> None:
+    """Print each cluster's peak RSS per worker, then close its client and cluster."""
+    for name, client in clients.items():
+        if client is not None:
+            peaks = client.run(_peak_rss_mb)
+            print(f"{name}: peak RSS per worker " + ", ".join(f"{v:.0f} MB" for v in peaks.values()))
+            client.close()
+            client.cluster.close()
 
 
 if __name__ == "__main__":

@@ -77,13 +77,7 @@ def test_alt_dot_with_allele_1_is_stored_as_bcftools_reads_it(alt_dot) -> None:
     got = store.genotypes()
     gt = np.array([[oracle.parse_gt(g)[0] for g in line.split("\t")[4:]] for line in expected.splitlines()])
     assert np.array_equal(got.gt, gt)
-    assert _vcztools_query(store.batches[0].path / "genotypes.vcz") == expected
-    for suffix in (".vcf", ".bcf"):
-        out = store.export_vcf(work / f"export{suffix}")
-        assert bcftools.query("-f", QUERY, str(out)) == expected
-        out.unlink()
-    rows = store.variants().to_pylist()
-    assert [(r["contig"], r["pos"], r["alt"], r["ac"], r["an"]) for r in rows] == _ac_an(expected)
+    check_outputs(store, expected, work)
     report = verify(store.path, [source])
     assert report.ok, report.problems
     assert report.checked["calls"] == len(ALT_DOT) * len(SAMPLES)
@@ -142,6 +136,19 @@ def _carriers(text: str, samples: list[str]) -> set[tuple[str, str]]:
     return out
 
 
+def check_outputs(store: genoquery.Store, expected: str, work: Path) -> list[dict]:
+    """vcztools' reading of the batch, VCF and BCF export and each ALT allele's AC/AN against
+    ``expected`` (``bcftools query -f QUERY`` of the source); the store's variant rows."""
+    assert _vcztools_query(store.batches[0].path / "genotypes.vcz") == expected
+    for suffix in (".vcf", ".bcf"):
+        out = store.export_vcf(work / f"export{suffix}")
+        assert bcftools.query("-f", QUERY, str(out)) == expected
+        out.unlink()
+    rows = store.variants().to_pylist()
+    assert [(r["contig"], r["pos"], r["alt"], r["ac"], r["an"]) for r in rows] == _ac_an(expected)
+    return rows
+
+
 def check_store(store: genoquery.Store, source: Path, samples: list[str], work: Path) -> None:
     """Everything the module docstring lists, for the store of ``source`` alone."""
     expected = bcftools.query("-f", QUERY, str(source))
@@ -150,13 +157,7 @@ def check_store(store: genoquery.Store, source: Path, samples: list[str], work: 
     assert got.gt.shape == gt.shape
     assert np.array_equal(got.gt, gt)
     assert np.array_equal(got.phased, phased)
-    assert _vcztools_query(store.batches[0].path / "genotypes.vcz") == expected
-    for suffix in (".vcf", ".bcf"):
-        out = store.export_vcf(work / f"export{suffix}")
-        assert bcftools.query("-f", QUERY, str(out)) == expected
-        out.unlink()
-    rows = store.variants().to_pylist()
-    assert [(r["contig"], r["pos"], r["alt"], r["ac"], r["an"]) for r in rows] == _ac_an(expected)
+    rows = check_outputs(store, expected, work)
     picked = list(range(0, len(samples), 2))
     cohort = store.frequencies(cohort=[samples[j] for j in picked]).to_pylist()
     assert [(r["contig"], r["pos"], r["alt"], r["ac"], r["an"]) for r in cohort] == _ac_an(expected, picked)
