@@ -611,6 +611,7 @@ def test_participant_over_many_small_chunks(work, persons):
     path = work / "small_chunks.gq"
     genoquery.ingest(path, list(checks.FIXTURE_VCFS), persons=checks.FIXTURE_PERSONS, layout=layout).close()
     with genoquery.open(path) as small:
+        assert not any(batch.wide_calls for batch in small.batches)  # diploid and haploid calls only
         readers = [batch.reader for batch in small.batches]
         assert readers[0]._listed_gt.layout.chunk[0] == 64
         assert readers[0]._codes.layout.chunk == (4, 2)

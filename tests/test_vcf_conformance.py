@@ -181,6 +181,7 @@ def test_polyploid_calls_are_stored_as_bcftools_reads_them(tmp_path, suffix) -> 
     with genoquery.ingest(tmp_path / "s.gq", [source], progress=False) as store:
         check_store(store, source, SAMPLES, tmp_path)
         assert store.genotypes().gt.shape[2] == 4  # the batch's largest ploidy
+        assert store.batches[0].wide_calls  # as the batch's file manifest says
 
 
 @pytest.mark.parametrize("suffix", [".vcf", ".bcf"])

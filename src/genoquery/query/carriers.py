@@ -204,7 +204,9 @@ def _batch_calls(store: Store, rows: np.ndarray) -> Iterator[tuple[Batch, SiteCa
             one = pa.table({n: pa.array([site[n]], pa.int64()) for n in _NAMES})
             yield from ((batch, calls) for calls in batch.reader.blocks(one))
         else:
-            yield batch, _inline_calls(site, batch.reader.wide.at_rows(np.array([site["batch_row"]])))
+            # a batch without calls of ploidy above 2 is not opened (nor zarr loaded) for its rare variants
+            wide = batch.reader.wide.at_rows(np.array([site["batch_row"]])) if batch.wide_calls else WideCalls.empty()
+            yield batch, _inline_calls(site, wide)
 
 
 def _inline_calls(site: dict, wide: WideCalls) -> SiteCalls:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genoquery.storage.format import MISSING, query_group, vcf_group
+from genoquery.storage.format import MISSING, QUERY_GROUP, query_group, vcf_group
 from genoquery.storage.objects import ObjectPath, batch_root, zarr_location
+from genoquery.storage.wide_calls import ROW as WIDE_ROWS
 
 NOT_CALLED = (MISSING, MISSING)  # ./.
 HOM_REF = (0, 0)  # 0/0
@@ -29,6 +30,7 @@ class Batch:
     offset: int
     n_samples: int
     complete: bool
+    wide_calls: bool = True  # may hold calls of ploidy above 2 (False: its manifest lists none)
 
     @property
     def absent_call(self) -> tuple[int, int]:
@@ -65,7 +67,11 @@ def read_batches(con, store: Path) -> list[Batch]:
     """The batches of the store at ``store`` (its directory, or its mirror's) from its index
     connection ``con``, in order."""
     where = batch_root(store)
+    wide = f"%/{QUERY_GROUP}/{WIDE_ROWS}/zarr.json"  # the manifest names every file of a batch's groups
     rows = con.execute(
-        "SELECT batch, name, path, sample_offset, n_samples, complete_callset FROM batches ORDER BY batch"
+        "SELECT batch, name, path, sample_offset, n_samples, complete_callset, "
+        "EXISTS (SELECT 1 FROM batch_files f WHERE f.batch = b.batch AND f.path LIKE ?) "
+        "OR NOT EXISTS (SELECT 1 FROM batch_files f WHERE f.batch = b.batch) FROM batches b ORDER BY batch",
+        [wide],
     ).fetchall()
-    return [Batch(number, name, where / path, offset, n, complete) for number, name, path, offset, n, complete in rows]
+    return [Batch(number, name, where / path, *rest) for number, name, path, *rest in rows]
