@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +201,19 @@ def test_a_format_key_the_header_does_not_declare_is_named(tmp_path) -> None:
     with genoquery.open(tmp_path / "s.gq") as store:
         out = store.export_vcf(tmp_path / "out.vcf")
     assert bcftools.query("-f", "%POS[\t%GT:%DP]\n", str(out)) == expected  # the declared DP is kept
+
+
+def test_a_missing_format_column_names_no_key(tmp_path) -> None:
+    """FORMAT ``.`` (no FORMAT fields, as htslib's formatmissing.vcf) is not a key to name."""
+    source = tmp_path / "dot.vcf"
+    source.write_text(
+        "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=1000>\n"
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tA\tB\n"
+        "chr1\t10\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\n"
+        "chr1\t20\t.\tC\tT\t.\tPASS\t.\t.\t.\t.\n"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        genoquery.ingest(tmp_path / "s.gq", [source], progress=False).close()
+    assert not [w for w in caught if "not declared" in str(w.message)]

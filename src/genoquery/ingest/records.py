@@ -357,7 +357,8 @@ class _TextReader:
                 line=line_no,
                 fix="remove the extra ':' from the FORMAT column and the sample columns",
             )
-        self.undeclared.update(key.decode(errors="replace") for key in fmt.split(b":") if key not in self._format_ids)
+        keys = fmt.split(b":")
+        self.undeclared.update(k.decode(errors="replace") for k in keys if k not in self._format_ids and k != b".")
         self._formats.add(fmt)
 
     def blocks(self) -> Iterator[SiteBlock]:
