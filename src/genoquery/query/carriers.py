@@ -82,7 +82,7 @@ def non_ref_calls(
     wide = batch.wide
     if members is not None and len(wide):
         wide = wide.select(np.isin(wide.sample, members))
-    wide = wide.select((wide.alleles > 0).any(axis=1))  # an ALT allele: a stand-in hides it
+    wide = wide.with_alt()
     if not len(wide):
         return site, sample, gt
     site, sample = np.concatenate([site, wide.row]), np.concatenate([sample, wide.sample])
@@ -99,15 +99,22 @@ def _diploid_non_ref(
     d_site, d_sample, code, hap = coded_calls(batch, haploid, members)
     if not len(d_site):
         return site, sample, gt
-    d_gt = np.ones((len(code), 2), dtype=np.int8)
-    d_gt[:, 0] = code == 2
-    d_gt[hap, 1] = FILL
+    d_gt = coded_gt(code, hap)
     if not len(site):
         return d_site, d_sample, d_gt
     site, sample, gt = np.concatenate([site, d_site]), np.concatenate([sample, d_sample]), np.concatenate([gt, d_gt])
     # two runs each sorted by (site, sample): a stable sort merges them in linear time
     order = np.argsort(site * haploid.shape[1] + sample, kind="stable")
     return site[order], sample[order], gt[order]
+
+
+def coded_gt(code: np.ndarray, haploid: np.ndarray) -> np.ndarray:
+    """(calls, 2) int8 alleles of calls coded 1 (``0/1``) or 2 (``1/1``, or ``1`` where
+    ``haploid``)."""
+    gt = np.ones((len(code), 2), dtype=np.int8)
+    gt[:, 0] = code == 2
+    gt[haploid, 1] = FILL
+    return gt
 
 
 ZYGOSITY = pa.array(["het", "hom_alt", "hemi", "partial"], pa.string())
@@ -301,14 +308,12 @@ def _own_calls(store: Store, batch: Batch, sample: int) -> tuple[np.ndarray, np.
     dense_row = dense["dense_row"].to_numpy()
     code = reader.own_codes(sample, int(dense_row.max(initial=-1)) + 1)[dense_row]
     carried = np.flatnonzero((code == 1) | (code == 2))
-    dense_gt = np.ones((len(carried), 2), np.int8)
-    dense_gt[:, 0] = code[carried] == 2
     pattern = dense["haploid_pattern"].fill_null(-1).to_numpy()[carried]
-    if (pattern >= 0).any():
-        dense_gt[(pattern >= 0) & reader.haploid[np.maximum(pattern, 0), sample], 1] = FILL
+    haploid = (pattern >= 0) & reader.haploid[np.maximum(pattern, 0), sample] if (pattern >= 0).any() else pattern >= 0
+    dense_gt = coded_gt(code[carried], haploid)
     rows = np.concatenate([listed_site, dense["site_row"].to_numpy()[carried]])
     gt = np.concatenate([listed_gt, dense_gt])
-    wide = reader.wide.select((reader.wide.sample == sample) & (reader.wide.alleles > 0).any(axis=1))
+    wide = reader.wide.select(reader.wide.sample == sample).with_alt()
     if len(wide):  # their stand-ins are missing calls, which were not read
         at = store.sql(
             "SELECT site_row FROM batch_sites WHERE batch = ? AND batch_row IN (SELECT unnest(?)) ORDER BY batch_row",

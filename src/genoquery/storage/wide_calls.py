@@ -62,6 +62,10 @@ class WideCalls:
     def select(self, keep: np.ndarray) -> WideCalls:
         return WideCalls(self.row[keep], self.sample[keep], self.alleles[keep])
 
+    def with_alt(self) -> WideCalls:
+        """The calls that name an ALT allele (their stand-in, ``./.``, hides it from the kernels)."""
+        return self.select((self.alleles > 0).any(axis=1))
+
     def at_rows(self, rows: np.ndarray) -> WideCalls:
         """The calls of ``rows`` (sorted), each call's row made its position in ``rows``."""
         if not len(self) or not len(rows):
