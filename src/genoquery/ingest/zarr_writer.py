@@ -372,7 +372,8 @@ class GenotypeWriter:
         for first in range(0, n, part):
             samples = self.listed_sample.array[first : first + part]
             order = np.argsort(samples, kind="stable")
-            starts[first // part] = np.searchsorted(samples[order], np.arange(bounds)).astype(np.uint32)
+            runs = np.bincount(samples, minlength=self.n_samples)  # each sample's calls in the part
+            starts[first // part] = np.concatenate([[0], np.cumsum(runs)]).astype(np.uint32)
             positions.append(order.astype(np.uint32))
             alleles.append(self.listed_genotype.array[first : first + part][order])
         positions.flush()
