@@ -21,6 +21,7 @@ import math
 import os
 import random
 import re
+import shutil
 from functools import cache
 from pathlib import Path
 
@@ -37,6 +38,8 @@ import oracle
 from conftest import s3_store_url
 from genoquery.index.phenotypes import import_table
 from genoquery.ingest.zarr_writer import ChunkLayout
+from genoquery.storage.format import LOOKUP_DIR
+from genoquery.storage.lookup_table import SiteRows
 
 VCFS, PERSONS, GTF = checks.FIXTURE_VCFS, checks.FIXTURE_PERSONS, checks.FIXTURE_GTF
 IDS = oracle.sample_names(VCFS[0])  # store order = header order
@@ -825,6 +828,31 @@ def test_small_vcf_participants(small):
     store, vcfs, persons = small
     for sample in SMALL_IDS:
         assert_participant(store, vcfs, persons, sample)
+
+
+def test_small_vcf_participants_without_lookup_files(small, tmp_path):
+    """With the lookup files gone the participant view joins ``variants`` read from the index."""
+    store, vcfs, persons = small
+    shutil.copytree(store.path, tmp_path / "s.gq")
+    shutil.rmtree(tmp_path / "s.gq" / LOOKUP_DIR)
+    with genoquery.open(tmp_path / "s.gq") as copy:
+        assert copy._lookup_table is None
+        for sample in SMALL_IDS:
+            assert_participant(copy, vcfs, persons, sample)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**40), st.integers(1, 300)), unique=True, max_size=60), st.randoms())
+def test_site_rows_find_each_pair_in_any_order(pairs, rnd):
+    """Bisection over keys in site order (lookup files) or any order (a group's statistics)."""
+    rnd.shuffle(pairs)
+    site_row = np.array([p[0] for p in pairs], np.int64)
+    allele = np.array([p[1] for p in pairs], np.int16)
+    rows = SiteRows(site_row, allele)
+    asked = pairs[: len(pairs) // 2] + [(2**41 + i, 1) for i in range(3)] + [(p[0], p[1] + 300) for p in pairs[:2]]
+    at, found = rows.find(np.array([a[0] for a in asked], np.int64), np.array([a[1] for a in asked], np.int64))
+    assert found.tolist() == [a in pairs for a in asked]
+    assert [pairs[i] for i in at[found]] == [a for a in asked if a in pairs]
 
 
 # --------------------------------------------------------------------------- errors

@@ -19,6 +19,7 @@ from genoquery.query.gt_text import unordered_gt_text
 from genoquery.query.lookup import parsed_statement
 from genoquery.storage.format import FILL
 from genoquery.storage.inline_calls import unpack_inline
+from genoquery.storage.lookup_table import SiteRows
 from genoquery.storage.site_calls import SITE_COLUMNS, SiteCalls
 from genoquery.storage.wide_calls import WideCalls, pad
 
@@ -259,32 +260,38 @@ def participant(store: Store, sample_index: int) -> pa.Table:
     check()
     alleles = np.arange(1, max(2, int(gt.max(initial=1)) + 1))
     call, allele = np.nonzero((gt[:, None, :] == alleles[None, :, None]).any(axis=2))
-    copies, kind = zygosity(gt[call], alleles[allele])
-    calls = pa.table(
-        {
-            "zygosity": kind,
-            "allele_copies": pa.array(copies, pa.int8()),
-            "gt": unordered_gt_text(gt[call]),
-            "site_row": pa.array(site_row[call], pa.int64()),
-            "allele": pa.array(alleles[allele], pa.int16()),
-        }
-    )
+    order = np.lexsort((alleles[allele], site_row[call]))  # as variants: by site row, then allele
+    call, allele = call[order], alleles[allele[order]]
+    found, known = store.variants_at(site_row[call], allele)
+    call, allele = call[known], allele[known]
+    copies, kind = zygosity(gt[call], allele)
+    columns = {c: found.column(c) for c in ("variant_key", "contig", "pos", "ref", "alt", "id", "filter")}
+    columns |= {"zygosity": kind, "gt": unordered_gt_text(gt[call]), "allele_copies": pa.array(copies, pa.int8())}
+    columns |= {c: found.column(c) for c in ("ac", "an", "af")}
     ancestry = _ancestry(store, sample_index)
-    group_join = (
-        (
-            "LEFT JOIN variant_group_stats g ON g.site_row = v.site_row AND g.allele = v.allele "
-            "AND g.grouping = 'ancestry' AND g.group_value = ?"
-        )
-        if ancestry
-        else ""
-    )
-    group_cols = ", ? AS ancestry, g.af AS ancestry_af, g.ac AS ancestry_ac, g.an AS ancestry_an" if ancestry else ""
-    sql = (
-        f"SELECT v.variant_key, v.contig, v.pos, v.ref, v.alt, v.id, v.filter, c.zygosity, c.gt, "
-        f"c.allele_copies, v.ac, v.an, v.af{group_cols} FROM counted c JOIN variants v "
-        f"ON v.site_row = c.site_row AND v.allele = c.allele {group_join} ORDER BY v.site_row, v.allele"
-    )
-    return store.sql(sql, [ancestry, ancestry] if ancestry else [], counted=calls)
+    if ancestry:
+        columns |= {"ancestry": pa.array([ancestry] * len(call), pa.string())}
+        columns |= _group_stats(store, "ancestry", ancestry, site_row[call], allele)
+    return pa.table(columns)
+
+
+def _group_stats(store: Store, grouping: str, value: str, site_row: np.ndarray, allele: np.ndarray) -> dict:
+    """``{grouping}_af``, ``_ac`` and ``_an`` of one group at those alleles (null where the group
+    has no row): one scan of the group's rows, joined by bisection."""
+    stats = store.connection.execute(
+        "SELECT site_row, allele, af, ac, an FROM variant_group_stats WHERE grouping = ? AND group_value = ?",
+        [grouping, value],
+    ).fetchnumpy()
+    at, found = SiteRows(stats["site_row"], stats["allele"]).find(site_row, allele)
+    types = {"af": pa.float64(), "ac": pa.int64(), "an": pa.int64()}
+    return {f"{grouping}_{c}": _taken(stats[c], at, found, t) for c, t in types.items()}
+
+
+def _taken(column: np.ndarray, at: np.ndarray, found: np.ndarray, kind: pa.DataType) -> pa.Array:
+    """``column[at]`` (a DuckDB numpy column, masked where NULL), null where not ``found``."""
+    if not len(column):
+        return pa.nulls(len(at), kind)
+    return pa.array(np.ma.getdata(column)[at], kind, mask=~found | np.ma.getmaskarray(column)[at])
 
 
 def _own_calls(store: Store, batch: Batch, sample: int) -> tuple[np.ndarray, np.ndarray]:

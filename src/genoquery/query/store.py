@@ -19,7 +19,7 @@ from genoquery.errors import QueryError, UnknownItemError
 from genoquery.query.cluster.stamp import index_stamp
 from genoquery.storage.batches import Batch, read_batches
 from genoquery.storage.format import INDEX_FILE
-from genoquery.storage.lookup_table import LookupTable
+from genoquery.storage.lookup_table import LookupTable, SiteRows
 from genoquery.storage.objects import batch_root
 from genoquery.storage.regions import Region, parse_region
 from genoquery.storage.schema import STAT_COLUMNS, VARIANT_COLUMNS, open_index
@@ -413,6 +413,24 @@ class Store:
     def sample_ids(self) -> np.ndarray:
         """Sample IDs in genotype-column order, (samples,) object array."""
         return self.sample_id_array.to_numpy(zero_copy_only=False)
+
+    def variants_at(self, site_row: np.ndarray, allele: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+        """The ``variants`` rows (:data:`VARIANT_COLUMNS`) of those (site row, allele) pairs that
+        are ALT alleles, in the order given, and which pairs those are (bool): found by bisection,
+        no scan of the index. (A GT may name allele 1 at a site whose ALT is ``.``: no variant.)"""
+        rows, by_site = self._variants_by_site
+        at, found = by_site.find(site_row, allele)
+        return rows.take(at[found]), found
+
+    @cached_property
+    def _variants_by_site(self) -> tuple[pa.Table, SiteRows]:
+        """``variants`` and its rows by site: the lookup files' mapped rows, or, where they are
+        gone, the table read once from the index."""
+        if self._lookup_table is not None:
+            return self._lookup_table.rows, self._lookup_table.by_site
+        columns = ", ".join(VARIANT_COLUMNS)
+        rows = self._con.sql(f"SELECT {columns} FROM variants").to_arrow_table()
+        return rows, SiteRows(rows.column("site_row").to_numpy(), rows.column("allele").to_numpy())
 
     @cached_property
     def _lookup(self) -> VariantLookup:

@@ -22,6 +22,7 @@ OS page cache keeps, whatever the store's size. Cost on disk: the variants' colu
 from __future__ import annotations
 
 import secrets
+from functools import cached_property
 from pathlib import Path
 
 import duckdb
@@ -33,6 +34,7 @@ from genoquery.storage.schema import VARIANT_COLUMNS, open_index
 from genoquery.storage.staging import fsync_path
 
 LOCUS_SHIFT = 40  # bits of POS in a locus (contigs up to 1.1 x 10^12 bp)
+ALLELE_BITS = 16  # bits of the allele number in a site key (ALT alleles are int16)
 ROWS_PER_BATCH = 1 << 20  # rows per Arrow record batch written
 
 _ROWS = (
@@ -45,6 +47,32 @@ _ROWS = (
 def locus(contig_index: int | np.ndarray, pos: int | np.ndarray) -> int | np.ndarray:
     """The locus number (int64) of 1-based ``pos`` on the contig of index ``contig_index``."""
     return (contig_index << LOCUS_SHIFT) + pos
+
+
+def site_key(site_row: np.ndarray, allele: np.ndarray) -> np.ndarray:
+    """The int64 key ``site_row * 2**16 + allele`` of each ALT allele: ordered as ``variants``."""
+    return (np.asarray(site_row, np.int64) << ALLELE_BITS) + np.asarray(allele, np.int64)
+
+
+class SiteRows:
+    """Rows found by site row and allele (``variants``, or one group's ``variant_group_stats``):
+    a vectorised join by bisection of their sorted keys, no scan of the table."""
+
+    def __init__(self, site_row: np.ndarray, allele: np.ndarray) -> None:
+        keys = site_key(site_row, allele)
+        # Lookup files are in locus order, which is site order unless contigs arrived out of the
+        # header's order: then the keys are sorted once (8 bytes an allele, held per index).
+        self._order = None if bool(np.all(keys[1:] > keys[:-1])) else np.argsort(keys, kind="stable")
+        self._keys = keys if self._order is None else keys[self._order]
+
+    def find(self, site_row: np.ndarray, allele: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each (site_row, allele) pair: its row (int64; 0 where absent) and whether it is there."""
+        want = site_key(site_row, allele)
+        if not len(self._keys):
+            return np.zeros(len(want), np.int64), np.zeros(len(want), bool)
+        at = np.minimum(np.searchsorted(self._keys, want), len(self._keys) - 1)
+        found = self._keys[at] == want
+        return (at if self._order is None else self._order[at]), found
 
 
 def write_lookup_table(con: duckdb.DuckDBPyConnection) -> None:
@@ -126,6 +154,11 @@ class LookupTable:
     def rows(self) -> pa.Table:
         """Every row, ordered by locus (zero-copy over the mapped file)."""
         return self._rows
+
+    @cached_property
+    def by_site(self) -> SiteRows:
+        """The rows found by site row and allele (their keys computed on first use)."""
+        return SiteRows(self._rows.column("site_row").to_numpy(), self._rows.column("allele").to_numpy())
 
     @property
     def loci(self) -> np.ndarray:
