@@ -9,8 +9,9 @@ derived from:
   row's ``suppressed`` list), larger counts randomly rounded to a multiple of ``rounding`` (10), never below the
   first multiple above 20. The rounding direction is drawn from an HMAC of the store's
   secret, the cohort's membership digest and the cell, so asking again gives the same
-  answer (no averaging) while different cohorts get independent errors. AF is recomputed
-  from the released AC and AN.
+  answer (no averaging) while different cohorts get independent errors; a count shown on two
+  pages (a participant's view and the public variant page) is rounded under one key. AF is
+  recomputed from the released AC and AN.
 - **Linked cells.** ``AC = n_het + 2 n_hom_alt + n_hemi (+ partial calls)`` and
   ``AN - AC`` is the REF allele count: when any of AC, AN - AC, n_het, n_hom_alt, n_hemi is
   withheld, all of AC, AF, n_het, n_hom_alt and n_hemi are suppressed. An ``n_missing`` of 1..20
@@ -37,6 +38,8 @@ import zlib
 from collections.abc import Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from genoquery.server.auth import Principal, Tier
 from genoquery.server.problems import ApiError
@@ -56,6 +59,8 @@ DESCRIPTIVE = frozenset(
     {"variant_key", "contig", "pos", "ref", "alt", "id", "allele", "phenotype", "model", "condition"}
 )
 """Columns of test rows that describe the question, not the participants."""
+COMPLEMENTS = (("an", "ac"), ("ancestry_an", "ancestry_ac"), ("n", "n_carriers"))
+"""(whole, part) pairs: ``whole - part`` (REF copies, non-carriers) counts people too."""
 
 
 def digest(indexes: np.ndarray) -> str:
@@ -157,11 +162,33 @@ class Disclosure:
         complement in the row (AN - AC, N - carriers) is 1..20 (REF copies or non-carriers are
         counts of people too). ``key`` + cell keys the rounding."""
         hidden = {c for c in cells if row[c] is not None and 0 <= row[c] <= self.limit}
-        for whole, part in (("an", "ac"), ("ancestry_an", "ancestry_ac"), ("n", "n_carriers")):
+        for whole, part in COMPLEMENTS:
             if part in cells and row.get(whole) is not None and row[part] is not None:
                 if 0 <= row[whole] - row[part] <= self.limit:
                     hidden.add(part)
         return {c: None if c in hidden else self.count(row[c], key + c) for c in cells}, hidden
+
+    def count_columns(self, cells: dict[str, pa.Array], keys: dict[str, list[str]]) -> tuple[dict[str, list], dict]:
+        """:meth:`counts` of many rows at once: ``cells`` maps a count column to its integer
+        values (nulls allowed) and ``keys[column][i]`` is the key of row i's rounding. Returns
+        each column released (a list: None where withheld or null) and its withheld mask."""
+        values = {c: pc.fill_null(a, -1).to_numpy().astype(np.int64) for c, a in cells.items()}
+        known = {c: np.asarray(a.is_valid()) for c, a in cells.items()}
+        hidden = {c: known[c] & (v >= 0) & (v <= self.limit) for c, v in values.items()}
+        for whole, part in COMPLEMENTS:
+            if part in cells and whole in cells:
+                rest = values[whole] - values[part]
+                hidden[part] |= known[whole] & known[part] & (rest >= 0) & (rest <= self.limit)
+        released = {}
+        for c, v in values.items():
+            out = v.tolist()
+            for i in np.flatnonzero(~known[c] | hidden[c]).tolist():
+                out[i] = None
+            if self.rounding > 1:
+                for i in np.flatnonzero(known[c] & ~hidden[c] & (v % self.rounding != 0)).tolist():
+                    out[i] = self._rounded(out[i], keys[c][i])
+            released[c] = out
+        return released, hidden
 
     def table_row(self, row: dict, cohort: str | None, ident: str, min_mac: int | None = None) -> dict:
         """A row of counts and test statistics as released. Only known columns leave: descriptive

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -183,6 +184,39 @@ def released_rows(
     if principal.aggregate_only:
         rows = [ctx.disclosure.table_row(r, cohort_digest, str(r.get(ident, "")), min_mac) for r in rows]
     return rows
+
+
+PARTICIPANT_COUNTS = ("ac", "an", "ancestry_ac", "ancestry_an")
+"""Population counts in a participant's view (:meth:`Store.participant`), released to them."""
+_WITHHELD = ("ac", "af", "an", "ancestry_ac", "ancestry_af", "ancestry_an")  # sorted: a row's `suppressed`
+
+
+def released_participant(ctx: Context, view: pa.Table) -> list[dict]:
+    """A participant's view as their own token sees it: the population counts released by
+    :meth:`Disclosure.count_columns` (an AC of 1..20 would tell a person how many others carry
+    their variant) and rounded as the public pages round them (whole store; their ancestry
+    group), each AF recomputed from the released AC and AN, their own genotype as it is."""
+    names = view.column_names
+    counts = {c: view.column(c) for c in PARTICIPANT_COUNTS if c in names}
+    variants = view.column("variant_key").to_pylist()
+    group = view.column("ancestry")[0].as_py() if "ancestry" in names and view.num_rows else ""
+    # keyed as the public pages key the same counts (Disclosure.stat_row): no second rounding
+    scopes = {c: (group, c.removeprefix("ancestry_")) if c.startswith("ancestry_") else ("", c) for c in counts}
+    keys = {c: [f"{ctx.everyone}|{k}|{g}|{cell}" for k in variants] for c, (g, cell) in scopes.items()}
+    released, hidden = ctx.disclosure.count_columns(counts, keys)
+    columns = {c: released[c] if c in released else view.column(c).to_pylist() for c in names}
+    for prefix in ("", "ancestry_"):
+        if prefix + "af" in columns:
+            ac, an, given = columns[prefix + "ac"], columns[prefix + "an"], columns[prefix + "af"]
+            af = [a / n if a is not None and n else None for a, n in zip(ac, an, strict=True)]
+            lost = [f is None and g is not None for f, g in zip(af, given, strict=True)]
+            hidden[prefix + "af"] = np.array(lost, bool)
+            columns[prefix + "af"] = af
+    masks = np.stack([hidden.get(c, np.zeros(view.num_rows, bool)) for c in _WITHHELD], axis=1)
+    codes = (masks.astype(np.int64) << np.arange(len(_WITHHELD))).sum(axis=1)
+    named = [[c for j, c in enumerate(_WITHHELD) if code >> j & 1] for code in range(1 << len(_WITHHELD))]
+    columns["suppressed"] = [list(named[code]) for code in codes.tolist()]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 def page_of(table_rows: list[dict], total: int, offset: int, limit: int) -> dict:

@@ -19,7 +19,7 @@ from genoquery.server.context import Context, caller, comma_separated, context, 
 from genoquery.server.limits import check_carriers, check_cost
 from genoquery.server.models import ERRORS, CarrierPage, GenotypeAnswer, ParticipantAnswer
 from genoquery.server.problems import ApiError
-from genoquery.server.release import page_of
+from genoquery.server.release import page_of, released_participant
 from genoquery.server.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["individual-level"], responses=ERRORS)
@@ -191,27 +191,11 @@ def _participant_page(ctx: Context, principal: Principal, sample_id: str, offset
     with ctx.pool.store() as store:  # all pages of a view from one computation per index
 
         def view() -> list[dict]:
-            rows = store.participant(sample_id).to_pylist()
-            return [_released(ctx, r) if released else dict(r, suppressed=[]) for r in rows]
+            table = store.participant(sample_id)
+            return released_participant(ctx, table) if released else [dict(r, suppressed=[]) for r in table.to_pylist()]
 
         rows = ctx.pool.remember(("participant", sample_id, released), view)
     return dict(page_of(rows[offset : offset + limit], len(rows), offset, limit), sample_id=sample_id)
-
-
-def _released(ctx: Context, row: dict) -> dict:
-    """A participant's row with the population counts (and the AF made of them) released; their
-    own genotype as it is."""
-    cells = [c for c in ("ac", "an", "ancestry_ac", "ancestry_an") if c in row]
-    released, hidden = ctx.disclosure.counts(row, cells, f"{ctx.everyone}|{row['variant_key']}|")
-    out = dict(row) | released
-    for prefix in ("", "ancestry_"):
-        if prefix + "af" in row:
-            ac, an = out.get(prefix + "ac"), out.get(prefix + "an")
-            out[prefix + "af"] = ac / an if isinstance(ac, int) and isinstance(an, int) and an else None
-            if out[prefix + "af"] is None and row.get(prefix + "af") is not None:
-                hidden.add(prefix + "af")
-    out["suppressed"] = sorted(hidden)
-    return out
 
 
 @router.get(
