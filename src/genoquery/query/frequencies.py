@@ -9,7 +9,7 @@ and, at dense sites, the cohort's 2-bit codes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -60,6 +60,11 @@ def _stats_rows(site_row: np.ndarray, stats: AlleleStats, by: str | None) -> pa.
     )
 
 
+# Reads a region's variant columns while its cohort is counted (one pool for every query: a
+# pool per query started a thread each time).
+_AHEAD = ThreadPoolExecutor(max_workers=2, thread_name_prefix="genoquery-variants")
+
+
 def cohort_frequencies(
     store: Store, region: str | None, cohort, by: str | None, members: np.ndarray | None = None
 ) -> pa.Table:
@@ -72,23 +77,32 @@ def cohort_frequencies(
     after the counting took 31 ms of the 0.29 s of 1 Mb at 10^5 samples)."""
     if members is None and cohort is None and (by is None or by in store.info.get("groupings", [])):
         return store.variants(region, by=by)
-    where, params = store.region_filter(region)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        described = pool.submit(_variant_columns, store, region) if by is None else None
+    described = _AHEAD.submit(_variant_columns, store, region) if by is None else None
+    try:
         if members is None:
             members = store.cohort(cohort) if cohort is not None else store.active_samples
-        cells = _cells(store, members, by)
-        sites = store.sql(f"SELECT site_row, len(alleles) AS n_alleles FROM sites {where} ORDER BY site_row", params)
-        parts = [_stats_rows(rows, stats, by) for rows, stats in store_stats(store, sites, cells, members)]
-        schema = pa.schema(
-            [("site_row", pa.int64()), ("allele", pa.int16())]
-            + ([(by, pa.string())] if by else [])
-            + list(STAT_TYPES.items())
-        )
-        counted = pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
-        if by is None:
-            return _beside(described.result(), counted)
+        counted = _counted(store, region, members, by)
+    finally:  # its cursor is done before the caller may close the store, also after an error
+        if described is not None:
+            wait([described])
+    if by is None:
+        return _beside(described.result(), counted)
     return _with_variant_columns(store, counted, region, by)
+
+
+def _counted(store: Store, region: str | None, members: np.ndarray, by: str | None) -> pa.Table:
+    """The statistics columns (with ``site_row``, ``allele`` and ``by``) of the samples
+    ``members`` in ``region``."""
+    where, params = store.region_filter(region)
+    cells = _cells(store, members, by)
+    sites = store.sql(f"SELECT site_row, len(alleles) AS n_alleles FROM sites {where} ORDER BY site_row", params)
+    parts = [_stats_rows(rows, stats, by) for rows, stats in store_stats(store, sites, cells, members)]
+    schema = pa.schema(
+        [("site_row", pa.int64()), ("allele", pa.int16())]
+        + ([(by, pa.string())] if by else [])
+        + list(STAT_TYPES.items())
+    )
+    return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
 
 
 def _variant_columns(store: Store, region: str | None) -> pa.Table:
