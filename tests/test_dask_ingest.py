@@ -122,15 +122,15 @@ def test_format_fields_and_batches_on_the_cluster(client, tmp_path):
 
 def _die_inside_the_file() -> None:
     """Run on a worker: its next file's third block kills its process, as a crash would."""
-    encode, seen = task.encode_block, []
+    encode, seen = task.counted_and_encoded, []
 
-    def dying(gt, patterns):
+    def dying(block, cells, patterns):
         seen.append(1)
         if len(seen) == 3:
             os.kill(os.getpid(), signal.SIGKILL)
-        return encode(gt, patterns)
+        return encode(block, cells, patterns)
 
-    task.encode_block = dying
+    task.counted_and_encoded = dying
 
 
 def test_workers_killed_inside_files_still_write_the_store(client, tmp_path):
@@ -183,9 +183,9 @@ def test_a_killed_client_leaves_the_store_as_it_was(tmp_path):
     before = checks.tree_digest(store)
     slow = tmp_path / "slow.py"  # every block of the workers' files takes 0.2 s: the kill lands mid-ingest
     slow.write_text(  # the workers import it too (multiprocessing's spawn), and slow down likewise
-        "import time, sys\nfrom genoquery.ingest.cluster import task\nencode = task.encode_block\n"
-        "def slow(gt, patterns):\n    time.sleep(0.2)\n    return encode(gt, patterns)\n"
-        "task.encode_block = slow\nif __name__ == '__main__':\n"
+        "import time, sys\nfrom genoquery.ingest.cluster import task\nencode = task.counted_and_encoded\n"
+        "def slow(block, cells, patterns):\n    time.sleep(0.2)\n    return encode(block, cells, patterns)\n"
+        "task.counted_and_encoded = slow\nif __name__ == '__main__':\n"
         "    from genoquery.cli import main\n    sys.exit(main(sys.argv[1:]))\n"
     )
     argv = [sys.executable, str(slow), "ingest", str(store), *map(str, checks.FIXTURE_VCFS), "--overwrite"]

@@ -14,6 +14,7 @@ import queue
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -32,7 +33,7 @@ from genoquery.ingest.vcf_source import HeaderField, VcfSource, meta_information
 from genoquery.ingest.zarr_writer import ChunkLayout, GenotypeWriter
 from genoquery.query.store import open as open_store
 from genoquery.stats.allele_stats import Cells, block_counts
-from genoquery.storage.call_codes import HaploidPatterns, encode_block
+from genoquery.storage.call_codes import CallCodes, HaploidPatterns, encode_block
 from genoquery.storage.format import INDEX_FILE, batch_path
 from genoquery.storage.regions import resolve_contig
 from genoquery.storage.site_block import SiteBlock
@@ -369,6 +370,25 @@ class BatchSites:
         self.records[source.path] += block.n
 
 
+# Counting a block and encoding it each read all its calls, in compiled code that releases the
+# GIL, on the thread that is an ingest's critical path (py-spy, 10^5 samples: counting 5.4 s and
+# encoding 8.3 s of its 15 s; decoding and writing run on threads of their own): side by side.
+_COUNTING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genoquery-count-block")
+
+
+def counted_and_encoded(
+    block: SiteBlock, cells: Cells, patterns: HaploidPatterns
+) -> tuple[tuple[np.ndarray, np.ndarray], CallCodes]:
+    """A decoded block's counts (:func:`block_counts`, wide calls added) and query encoding
+    (:func:`encode_block`), computed side by side."""
+    gt = block.gt[: block.n]
+    counted = _COUNTING.submit(block_counts, gt, np.fromiter(map(len, block.alleles), np.int64), cells)
+    codes = encode_block(gt, patterns)
+    counts = counted.result()
+    add_counts(*counts, block.wide, cells.of_sample)
+    return counts, codes
+
+
 def _write_here(
     sources: list[VcfSource],
     genotypes: GenotypeWriter,
@@ -383,9 +403,7 @@ def _write_here(
     try:
         for source, block in decoded_blocks(sources, genotypes.layout.variant_chunk, calls):
             gt, wide = block.gt[: block.n], block.wide
-            counts = block_counts(gt, np.fromiter(map(len, block.alleles), np.int64), cells)
-            add_counts(*counts, wide, cells.of_sample)
-            codes = encode_block(gt, patterns)
+            counts, codes = counted_and_encoded(block, cells, patterns)
             first_row = genotypes.reserve(block.n, block.calls)
             genotypes.add_wide(first_row, wide)
             firsts = genotypes.reserve_codes(codes)

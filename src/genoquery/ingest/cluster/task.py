@@ -11,14 +11,13 @@ import numpy as np
 from genoquery.errors import InputFileError
 from genoquery.ingest.cluster.rows import GENOTYPE, PHASED, CallArrays, CallRows, ChunkRowWriter
 from genoquery.ingest.format_arrays import CallField
-from genoquery.ingest.pipeline import BackgroundWriter, decoded_blocks
+from genoquery.ingest.pipeline import BackgroundWriter, counted_and_encoded, decoded_blocks
 from genoquery.ingest.records import count_records
 from genoquery.ingest.vcf_source import VcfSource
 from genoquery.ingest.zarr_writer import ChunkLayout
-from genoquery.stats.allele_stats import Cells, block_counts
-from genoquery.storage.call_codes import CallCodes, HaploidPatterns, encode_block
+from genoquery.stats.allele_stats import Cells
+from genoquery.storage.call_codes import CallCodes, HaploidPatterns
 from genoquery.storage.site_block import SiteBlock
-from genoquery.storage.wide_calls import add_counts
 
 
 @dataclass(frozen=True)
@@ -88,10 +87,7 @@ def decode_file(part: FilePart, target: BatchTarget) -> DecodedFile:
         for _, block in decoded_blocks([part.source], layout.variant_chunk, specs):
             if row + block.n > end:
                 _miscounted(part)
-            gt = block.gt[: block.n]
-            counts = block_counts(gt, np.fromiter(map(len, block.alleles), np.int64), target.cells)
-            add_counts(*counts, block.wide, target.cells.of_sample)
-            codes = encode_block(gt, patterns)
+            counts, codes = counted_and_encoded(block, target.cells, patterns)
             writer.add(CallRows.of_block(row, block))
             widths = {name: values.shape[2] for name, values in block.calls.items() if values.ndim == 3}
             _add_runs(out.runs, block)
