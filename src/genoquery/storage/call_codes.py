@@ -71,8 +71,9 @@ def next_missing(token, sample):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
-def _classify(gt, carriers, other, tokens):  # pragma: no cover - compiled
-    """Per site: calls with an ALT allele, those the 2-bit code cannot hold, missing-call tokens."""
+def _classify(gt, carriers, other, tokens, haploid):  # pragma: no cover - compiled
+    """Per site: calls with an ALT allele, those the 2-bit code cannot hold, missing-call tokens,
+    and whether any call is haploid."""
     for v in range(gt.shape[0]):
         n = 0
         n_other = 0
@@ -81,8 +82,12 @@ def _classify(gt, carriers, other, tokens):  # pragma: no cover - compiled
         for s in range(gt.shape[1]):
             a0 = gt[v, s, 0]
             a1 = gt[v, s, 1]
-            if a0 == 0 and (a1 == 0 or a1 == FILL):
+            if a0 == 0 and a1 == 0:
                 continue
+            if a1 == FILL:
+                haploid[v] = True
+                if a0 == 0:
+                    continue
             if _no_alt_missing(a0, a1):
                 n_tokens += 1 + (s - previous - 1) // MAX_GAP
                 previous = s
@@ -163,12 +168,12 @@ class HaploidPatterns:
         self._ids: dict[bytes, int] = {}
         self.masks: list[np.ndarray] = []
 
-    def ids(self, gt: np.ndarray) -> np.ndarray:
-        """Pattern id of each site of ``gt`` (sites, samples, 2), -1 when no call is haploid."""
-        haploid = gt[:, :, 1] == FILL
+    def ids(self, gt: np.ndarray, haploid: np.ndarray) -> np.ndarray:
+        """Pattern id of each site of ``gt`` (sites, samples, 2), -1 when no call is haploid;
+        ``haploid`` (sites,) bool says which sites have a haploid call (the others are not read)."""
         out = np.full(len(gt), -1, dtype=np.int64)
-        for v in np.flatnonzero(haploid.any(axis=1)):
-            out[v] = self.id_of(np.packbits(haploid[v], bitorder="little"))
+        for v in np.flatnonzero(haploid):
+            out[v] = self.id_of(np.packbits(gt[v, :, 1] == FILL, bitorder="little"))
         return out
 
     def id_of(self, mask: np.ndarray) -> int:
@@ -195,7 +200,8 @@ def encode_block(gt: np.ndarray, patterns: HaploidPatterns) -> CallCodes:
     gt = np.ascontiguousarray(gt)
     n_sites, n_samples = gt.shape[0], gt.shape[1]
     carriers, other, tokens = (np.zeros(n_sites, dtype=np.int64) for _ in range(3))
-    _classify(gt, carriers, other, tokens)
+    haploid = np.zeros(n_sites, dtype=np.bool_)
+    _classify(gt, carriers, other, tokens, haploid)
     dense = carriers > n_samples // SPARSE_DIVISOR
     dense_of_site = np.where(dense, np.cumsum(dense) - 1, -1)
     codes = np.zeros((int(dense.sum()), -(-n_samples // 4)), dtype=np.uint8)
@@ -208,7 +214,7 @@ def encode_block(gt: np.ndarray, patterns: HaploidPatterns) -> CallCodes:
     )
     token_rows = (np.empty(n_tokens, np.int64), np.empty(n_tokens, np.uint16))
     _encode(gt, dense_of_site, codes, *rows, *token_rows)
-    return CallCodes(carriers, dense, codes, patterns.ids(gt), *rows, *token_rows)
+    return CallCodes(carriers, dense, codes, patterns.ids(gt, haploid), *rows, *token_rows)
 
 
 @numba.njit(nogil=True, cache=True)
