@@ -398,7 +398,8 @@ def _write_here(
     sites: BatchSites,
     bar: tqdm,
 ) -> None:
-    """Decode, count, encode and write the batch's blocks in this process."""
+    """Decode, count, encode and write the batch's blocks in this process; the writer thread also
+    makes their index rows, in order (1.2 s of the main thread's 15 s at 10^5 samples)."""
     writer = BackgroundWriter()
     try:
         for source, block in decoded_blocks(sources, genotypes.layout.variant_chunk, calls):
@@ -411,7 +412,7 @@ def _write_here(
             if calls:
                 writer.submit(genotypes.write_calls, first_row, block.n, block.calls, block.absent)
             writer.submit(genotypes.write_codes, codes)
-            sites.add(source, block, first_row, counts, codes, firsts)
+            writer.submit(sites.add, source, block, first_row, counts, codes, firsts)  # off the critical path
             bar.update(block.n)
         writer.submit(genotypes.flush_codes)
     finally:
