@@ -24,6 +24,15 @@ from the null model's coefficients, one compiled pass over the samples per allel
 likelihood (Jeffreys prior, ``l(b) + log|I(b)| / 2``), as PLINK 2's ``firth-fallback``
 does, with step halving on the penalised likelihood; its standard error is from the
 penalised fit's information matrix.
+
+**Score test** (optional: ``test="score"``, or a prescreen). The null model (covariates only)
+is fitted once; an allele's score is ``U = g'(y - mu)`` and its efficient information
+``V = g'Wg - g'WX (X'WX)^-1 X'Wg`` (``W = diag(mu (1 - mu))``), summed over its carriers only;
+``U^2 / V`` is chi-squared with one degree of freedom. An allele with missing calls has the null
+model refitted over its called samples first (Newton from the common null, a pass over the
+samples per step), so its statistic is exactly the score test on the samples it is called in.
+With a prescreen threshold, alleles whose score p is at most the threshold get the exact fit
+above; the others keep their score test.
 """
 
 from __future__ import annotations
@@ -44,14 +53,16 @@ FIRTH_MAX_ITER = 500  # Firth steps converge linearly near some optima (0.65-0.9
 TOLERANCE = 1e-10  # largest coefficient change at convergence
 MAX_STEP = 5.0  # largest coefficient change per Newton step (logistf's maxstep)
 MAX_LOGIT = 30.0  # |coefficient| beyond which a plain fit is treated as diverging (separation)
-OK, TOO_FEW, NOT_CONVERGED, FIRTH_SEPARATED, FIRTH_NOT_CONVERGED, COLLINEAR = (
+OK, TOO_FEW, NOT_CONVERGED, FIRTH_SEPARATED, FIRTH_NOT_CONVERGED, COLLINEAR, SEPARATED = (
     "ok",
     "too_few_carriers",
     "not_converged",
     "firth_separated",
     "firth_nonconvergence",
     "collinear",
+    "separated",  # a score-tested allele whose carriers are all cases or all controls
 )
+TESTS = ("wald", "score")  # the logistic statistics a caller chooses (``test=``)
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,8 @@ class AlleleCounts:
 @dataclass(frozen=True)
 class Fit:
     """Per allele: ``beta`` (log odds ratio for logistic), ``se``, ``statistic`` (t or z),
-    ``p``, ``status`` and ``firth`` (whether the Firth fit is reported)."""
+    ``p``, ``status``, ``firth`` (whether the Firth fit is reported) and ``test`` (the test of
+    ``statistic`` and ``p``: t, wald, firth or score; None when there is none)."""
 
     beta: np.ndarray
     se: np.ndarray
@@ -79,6 +91,7 @@ class Fit:
     p: np.ndarray
     status: np.ndarray
     firth: np.ndarray
+    test: np.ndarray
 
 
 class Covariates:
@@ -99,6 +112,7 @@ class Covariates:
         self.row[design.samples] = np.arange(len(design.samples))
         self._weights: dict[tuple[int, int, int], np.ndarray] = {}
         self._flags: dict[tuple[int, int, int], np.ndarray] = {}
+        self._null_rows: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
     def weights(self, offset: int, n: int, y: np.ndarray) -> np.ndarray:
         """(n, 3 + k) float64 C-ordered, for the store samples ``offset`` .. ``offset + n - 1`` (a
@@ -123,6 +137,19 @@ class Covariates:
         (a column copy costs 9 ms at 10^6 samples; :func:`coded_products` reads them per tile)."""
         self.weights(offset, n, y)
         return self._flags[(offset, n, id(y))]
+
+    def null_rows(self, x: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """At the logistic null model (coefficients ``null`` on the covariates ``x`` of the analysed
+        samples): (store samples, 2 + k) float64 rows ``y - mu``, ``mu (1 - mu)``, ``x`` (zeros for a
+        sample outside the analysis), and ``X'WX`` (k, k); made once per scan."""
+        key = null.tobytes()
+        if key not in self._null_rows:
+            mu = special.expit(x @ null)
+            rows = np.zeros((len(self.row), 2 + x.shape[1]))
+            used = self.design.samples
+            rows[used, 0], rows[used, 1], rows[used, 2:] = self.design.y - mu, mu * (1 - mu), x
+            self._null_rows = {key: (rows, (x * (mu * (1 - mu))[:, None]).T @ x)}
+        return self._null_rows[key]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -308,7 +335,8 @@ def linear(cov: Covariates, counts: AlleleCounts, sums: tuple[np.ndarray, ...], 
         t = beta / se
     p = 2 * stats.t.sf(np.abs(t), np.maximum(df, 1))
     status = np.where(ok, OK, np.where(testable, COLLINEAR, TOO_FEW)).astype(object)
-    return Fit(beta, se, t, np.where(ok, p, np.nan), status, np.zeros(len(beta), dtype=bool))
+    test = np.where(ok, "t", None).astype(object)
+    return Fit(beta, se, t, np.where(ok, p, np.nan), status, np.zeros(len(beta), dtype=bool), test)
 
 
 def _separated(counts: AlleleCounts) -> np.ndarray:
@@ -521,36 +549,125 @@ def null_logistic(cov: Covariates) -> np.ndarray:
 
 
 def logistic(
-    cov: Covariates, null: np.ndarray, counts: AlleleCounts, dosages: AlleleDosages, testable: np.ndarray
+    cov: Covariates,
+    null: np.ndarray,
+    counts: AlleleCounts,
+    dosages: AlleleDosages,
+    testable: np.ndarray,
+    screen: float | None = None,
 ) -> Fit:
-    """Logistic regression of each testable allele, Firth's where the plain fit fails."""
+    """Logistic regression of each testable allele, Firth's where the plain fit fails. With
+    ``screen`` (a p-value; -inf: none passes) the score test first, and the exact fit only for
+    alleles whose score p is at most ``screen``."""
     n_alleles = len(dosages.allele)
-    beta, se = np.full(n_alleles, np.nan), np.full(n_alleles, np.nan)
+    beta, se, z = np.full(n_alleles, np.nan), np.full(n_alleles, np.nan), np.full(n_alleles, np.nan)
     status = np.where(testable, OK, TOO_FEW).astype(object)
     firth = np.zeros(n_alleles, dtype=bool)
+    test = np.full(n_alleles, None, dtype=object)
     separated = _separated(counts) & testable
     x = cov.q * np.sqrt(len(cov.design.y))  # O(1) entries; a reparametrisation of the covariates
     null = null / np.sqrt(len(cov.design.y))
     chosen = np.flatnonzero(testable)
-    if len(chosen):
-        batch = _alleles(cov, x, dosages, chosen)
-        start = np.concatenate([np.tile(null, (len(chosen), 1)), np.zeros((len(chosen), 1))], axis=1)
-        plain = ~separated[chosen]
-        coef, converged = _newton(batch, start, False, MAX_ITER, plain)
-        failed = ~(converged & (np.abs(coef[:, -1]) < MAX_LOGIT))
-        coef[failed] = start[failed]
-        if failed.any():
-            f_coef, f_conv = _newton(batch, start, True, FIRTH_MAX_ITER, failed)
-            coef[failed] = f_coef[failed]
-            converged = np.where(failed, f_conv, converged)
-        b, s = _wald(batch, coef)
-        beta[chosen], se[chosen] = np.where(converged, b, np.nan), np.where(converged, s, np.nan)
-        firth[chosen] = failed
-        status[chosen] = np.where(
-            ~converged, NOT_CONVERGED, np.where(~failed, OK, np.where(plain, FIRTH_NOT_CONVERGED, FIRTH_SEPARATED))
+    exact = chosen
+    if screen is not None and len(chosen):
+        u, v, converged = score(cov, x, null, dosages, chosen, counts.n[chosen] < len(cov.design.y))
+        usable = converged & np.isfinite(v)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z[chosen] = np.where(usable, u / np.sqrt(v), np.nan)
+            beta[chosen], se[chosen] = np.where(usable, u / v, np.nan), np.where(usable, 1 / np.sqrt(v), np.nan)
+        status[chosen] = np.where(~converged, NOT_CONVERGED, np.where(~usable, COLLINEAR, OK))
+        status[chosen[usable & separated[chosen]]] = SEPARATED
+        test[chosen[usable]] = "score"
+        exact = chosen[usable & (2 * stats.norm.sf(np.abs(z[chosen])) <= screen)]
+    if len(exact):
+        batch = _alleles(cov, x, dosages, exact)
+        beta[exact], se[exact], status[exact], firth[exact] = _exact(batch, null, separated[exact])
+        z[exact] = beta[exact] / se[exact]
+        test[exact] = np.where(np.isfinite(beta[exact]), np.where(firth[exact], "firth", "wald"), None)
+    return Fit(beta, se, z, 2 * stats.norm.sf(np.abs(z)), status, firth, test)
+
+
+def _exact(
+    batch: _Alleles, null: np.ndarray, separated: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(beta, se, status, firth) of each allele of ``batch`` by Newton-Raphson from the ``null``
+    coefficients, Firth's penalised fit where the carriers are ``separated`` or the plain fit fails."""
+    start = np.concatenate([np.tile(null, (batch.b, 1)), np.zeros((batch.b, 1))], axis=1)
+    plain = ~separated
+    coef, converged = _newton(batch, start, False, MAX_ITER, plain)
+    failed = ~(converged & (np.abs(coef[:, -1]) < MAX_LOGIT))
+    coef[failed] = start[failed]
+    if failed.any():
+        f_coef, f_conv = _newton(batch, start, True, FIRTH_MAX_ITER, failed)
+        coef[failed] = f_coef[failed]
+        converged = np.where(failed, f_conv, converged)
+    b, s = _wald(batch, coef)
+    status = np.where(
+        ~converged, NOT_CONVERGED, np.where(~failed, OK, np.where(plain, FIRTH_NOT_CONVERGED, FIRTH_SEPARATED))
+    )
+    return np.where(converged, b, np.nan), np.where(converged, s, np.nan), status, failed
+
+
+@numba.njit(nogil=True, cache=True)
+def _carrier_score(rows, carrier, sample, dosage, alleles, u, gwg, xwg):  # pragma: no cover - compiled
+    """Per allele ``alleles[a]`` of a CSR layout (``carrier`` offsets into ``sample``, store sample
+    indexes, and ``dosage``), over its carriers only: ``u[a] = g'(y - mu)``, ``gwg[a] = g'Wg`` and
+    ``xwg[a] = X'Wg``, from each sample's row of :meth:`Covariates.null_rows`."""
+    k = rows.shape[1] - 2
+    for a in range(len(alleles)):
+        for c in range(carrier[alleles[a]], carrier[alleles[a] + 1]):
+            r, d = rows[sample[c]], dosage[c]
+            dw = d * r[1]
+            u[a] += d * r[0]
+            gwg[a] += d * dw
+            for j in range(k):
+                xwg[a, j] += dw * r[2 + j]
+
+
+def score(
+    cov: Covariates, x: np.ndarray, null: np.ndarray, dosages: AlleleDosages, chosen: np.ndarray, missing: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(U, V, converged) per ``chosen`` allele: the score of the dosage at the null model (the
+    covariates' coefficients ``null`` on ``x``) over the allele's called samples, and its efficient
+    information ``V = g'Wg - g'WX (X'WX)^-1 X'Wg`` (NaN when the dosage is in the covariates' span:
+    ``V <= 1e-9 g'Wg``). Alleles without ``missing`` analysed samples cost their carriers; the
+    others' null model is refitted over their called samples (:func:`_null_on_called`), whose
+    convergence ``converged`` reports."""
+    rows, xwx = cov.null_rows(x, null)
+    u, gwg, xwg = np.zeros(len(chosen)), np.zeros(len(chosen)), np.zeros((len(chosen), len(null)))
+    _carrier_score(rows, dosages.carrier, dosages.sample, dosages.dosage, chosen, u, gwg, xwg)
+    v = gwg - np.einsum("ai,ai->a", xwg, np.linalg.solve(xwx, xwg.T).T)
+    converged = np.ones(len(chosen), dtype=bool)
+    with_missing = np.flatnonzero(missing)
+    if len(with_missing):
+        info, grad, converged[with_missing] = _null_on_called(_alleles(cov, x, dosages, chosen[with_missing]), null)
+        u[with_missing], gwg[with_missing] = grad[:, -1], info[:, -1, -1]
+        v[with_missing] = info[:, -1, -1] - np.einsum(
+            "ai,ai->a", info[:, -1, :-1], _solve(info[:, :-1, :-1], info[:, :-1, -1:])[:, :, 0]
         )
-    z = beta / se
-    return Fit(beta, se, z, 2 * stats.norm.sf(np.abs(z)), status, firth)
+    return u, np.where(v > 1e-9 * gwg, v, np.nan), converged
+
+
+def _null_on_called(batch: _Alleles, null: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The null model refitted over each allele's called samples (Newton-Raphson on the
+    covariates' coefficients from ``null``, the dosage's held at 0): the information (b, k + 1,
+    k + 1) and score (b, k + 1) of :meth:`_Alleles.terms` there, and whether each fit converged."""
+    k = len(null)
+    coef = np.concatenate([np.tile(null, (batch.b, 1)), np.zeros((batch.b, 1))], axis=1)
+    info, grad = np.zeros((batch.b, k + 1, k + 1)), np.zeros((batch.b, k + 1))
+    converged = np.zeros(batch.b, dtype=bool)
+    moving = np.arange(batch.b)
+    for _ in range(MAX_ITER):
+        check()  # the request's time limit (genoquery.deadline)
+        info[moving], grad[moving], _ = batch.take(moving).terms(coef[moving], None)
+        step = _solve(info[moving, :k, :k], grad[moving, :k, None])[:, :, 0]
+        coef[moving, :k] += step
+        done = np.abs(step).max(axis=1) < TOLERANCE * (1 + np.abs(coef[moving, :k]).max(axis=1))
+        converged[moving[done]] = True
+        moving = moving[~done & np.isfinite(step).all(axis=1)]
+        if not len(moving):
+            break
+    return info, grad, converged
 
 
 def _alleles(cov: Covariates, x: np.ndarray, dosages: AlleleDosages, chosen: np.ndarray) -> _Alleles:

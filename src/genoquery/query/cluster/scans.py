@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from genoquery.errors import QueryError
 from genoquery.query.association.design import Design
-from genoquery.query.association.scan import fitted_blocks, prepared_design, tested_alleles
+from genoquery.query.association.scan import fitted_blocks, prepared_design, screen_threshold, tested_alleles
 from genoquery.query.cluster.partitions import Partition, partitions
 from genoquery.query.cluster.tasks import Target, run_partitions
 from genoquery.query.frequencies import cohort_frequencies
@@ -81,6 +81,8 @@ def associate(
     model: str | None,
     min_mac: int,
     client,
+    test: str = "wald",
+    prescreen_p: float | None = None,
     progress: bool = False,
 ) -> pa.Table:
     """:meth:`Store.associate` of the alleles of ``region`` (None: every contig) by partition on
@@ -89,19 +91,31 @@ def associate(
     parts = partitions(store, region)
     if len(parts) <= 1:
         return store.associate(
-            phenotype, covariates, region=region, cohort=cohort, model=model, min_mac=min_mac, progress=progress
+            phenotype,
+            covariates,
+            region=region,
+            cohort=cohort,
+            model=model,
+            min_mac=min_mac,
+            test=test,
+            prescreen_p=prescreen_p,
+            progress=progress,
         )
+    screen_threshold(model, test, prescreen_p)  # before any work
     design, model = prepared_design(store, phenotype, list(covariates), cohort, model)
+    screen = screen_threshold(model, test, prescreen_p)
     shared = client.submit(_same, design, pure=False)  # as the cohort of frequencies
     tables = _by_partition(
-        store, client, _associate, parts, (shared, model, min_mac), f"associate {design.phenotype}", progress
+        store, client, _associate, parts, (shared, model, min_mac, screen), f"associate {design.phenotype}", progress
     )
     return pa.concat_tables(tables)
 
 
-def _associate(store: Store, part: Partition, design: Design, model: str, min_mac: int) -> pa.Table:
+def _associate(
+    store: Store, part: Partition, design: Design, model: str, min_mac: int, screen: float | None
+) -> pa.Table:
     wanted = tested_alleles(store, part.region, None, None)
-    return pa.concat_tables(fitted_blocks(store, wanted, design, model, min_mac, False))
+    return pa.concat_tables(fitted_blocks(store, wanted, design, model, min_mac, False, screen))
 
 
 def gene_carriers(
