@@ -77,36 +77,30 @@ def associate(
     covariates: Sequence[str],
     *,
     region: str | Sequence[str] | None,
-    cohort,
-    model: str | None,
-    min_mac: int,
     client,
-    test: str = "wald",
-    prescreen_p: float | None = None,
     progress: bool = False,
+    **options,
 ) -> pa.Table:
     """:meth:`Store.associate` of the alleles of ``region`` (None: every contig) by partition on
-    ``client``'s workers. The design (samples, phenotype, covariates) is built here, once, for
-    every partition."""
+    ``client``'s workers; ``options``: its ``cohort``, ``model``, ``min_mac``, ``test`` and
+    ``prescreen_p``. The design (samples, phenotype, covariates) is built here, once, for every
+    partition."""
     parts = partitions(store, region)
     if len(parts) <= 1:
-        return store.associate(
-            phenotype,
-            covariates,
-            region=region,
-            cohort=cohort,
-            model=model,
-            min_mac=min_mac,
-            test=test,
-            prescreen_p=prescreen_p,
-            progress=progress,
-        )
-    screen_threshold(model, test, prescreen_p)  # before any work
-    design, model = prepared_design(store, phenotype, list(covariates), cohort, model)
+        return store.associate(phenotype, covariates, region=region, progress=progress, **options)
+    test, prescreen_p = options.get("test", "wald"), options.get("prescreen_p")
+    screen_threshold(options["model"], test, prescreen_p)  # before any work
+    design, model = prepared_design(store, phenotype, list(covariates), options["cohort"], options["model"])
     screen = screen_threshold(model, test, prescreen_p)
     shared = client.submit(_same, design, pure=False)  # as the cohort of frequencies
     tables = _by_partition(
-        store, client, _associate, parts, (shared, model, min_mac, screen), f"associate {design.phenotype}", progress
+        store,
+        client,
+        _associate,
+        parts,
+        (shared, model, options["min_mac"], screen),
+        f"associate {design.phenotype}",
+        progress,
     )
     return pa.concat_tables(tables)
 
