@@ -94,6 +94,19 @@ class Fit:
     test: np.ndarray
 
 
+@dataclass(frozen=True)
+class NullModel:
+    """The logistic null model over the analysed samples: ``rows`` (store samples, 2 + k) float64,
+    each sample's ``y - mu``, ``mu (1 - mu)`` and covariates ``x`` (zeros for a sample outside the
+    analysis); the information ``xwx = X'WX`` (k, k), score ``xr = X'(y - mu)`` (k,) and
+    log-likelihood ``loglik`` (nats)."""
+
+    rows: np.ndarray
+    xwx: np.ndarray
+    xr: np.ndarray
+    loglik: float
+
+
 class Covariates:
     """The analysed samples' orthonormal covariate basis and residualised phenotype."""
 
@@ -112,7 +125,7 @@ class Covariates:
         self.row[design.samples] = np.arange(len(design.samples))
         self._weights: dict[tuple[int, int, int], np.ndarray] = {}
         self._flags: dict[tuple[int, int, int], np.ndarray] = {}
-        self._null_rows: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self._null: dict[bytes, NullModel] = {}
 
     def weights(self, offset: int, n: int, y: np.ndarray) -> np.ndarray:
         """(n, 3 + k) float64 C-ordered, for the store samples ``offset`` .. ``offset + n - 1`` (a
@@ -138,18 +151,19 @@ class Covariates:
         self.weights(offset, n, y)
         return self._flags[(offset, n, id(y))]
 
-    def null_rows(self, x: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """At the logistic null model (coefficients ``null`` on the covariates ``x`` of the analysed
-        samples): (store samples, 2 + k) float64 rows ``y - mu``, ``mu (1 - mu)``, ``x`` (zeros for a
-        sample outside the analysis), and ``X'WX`` (k, k); made once per scan."""
+    def null_model(self, x: np.ndarray, null: np.ndarray) -> NullModel:
+        """The logistic null model (coefficients ``null`` on the covariates ``x`` of the analysed
+        samples) as :class:`NullModel`; made once per scan."""
         key = null.tobytes()
-        if key not in self._null_rows:
-            mu = special.expit(x @ null)
+        if key not in self._null:
+            eta = x @ null
+            mu, y = special.expit(eta), self.design.y
             rows = np.zeros((len(self.row), 2 + x.shape[1]))
             used = self.design.samples
-            rows[used, 0], rows[used, 1], rows[used, 2:] = self.design.y - mu, mu * (1 - mu), x
-            self._null_rows = {key: (rows, (x * (mu * (1 - mu))[:, None]).T @ x)}
-        return self._null_rows[key]
+            rows[used, 0], rows[used, 1], rows[used, 2:] = y - mu, mu * (1 - mu), x
+            loglik = float(np.sum(y * eta - np.logaddexp(0, eta)))
+            self._null = {key: NullModel(rows, (x * (mu * (1 - mu))[:, None]).T @ x, x.T @ (y - mu), loglik)}
+        return self._null[key]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -612,7 +626,7 @@ def _exact(
 def _carrier_score(rows, carrier, sample, dosage, alleles, u, gwg, xwg):  # pragma: no cover - compiled
     """Per allele ``alleles[a]`` of a CSR layout (``carrier`` offsets into ``sample``, store sample
     indexes, and ``dosage``), over its carriers only: ``u[a] = g'(y - mu)``, ``gwg[a] = g'Wg`` and
-    ``xwg[a] = X'Wg``, from each sample's row of :meth:`Covariates.null_rows`."""
+    ``xwg[a] = X'Wg``, from each sample's row of :attr:`NullModel.rows`."""
     k = rows.shape[1] - 2
     for a in range(len(alleles)):
         for c in range(carrier[alleles[a]], carrier[alleles[a] + 1]):
@@ -624,28 +638,40 @@ def _carrier_score(rows, carrier, sample, dosage, alleles, u, gwg, xwg):  # prag
                 xwg[a, j] += dw * r[2 + j]
 
 
+def _null_terms(
+    cov: Covariates, x: np.ndarray, null: np.ndarray, dosages: AlleleDosages, chosen: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(information (b, k + 1, k + 1), score (b, k + 1), log-likelihood (b,)) of each ``chosen``
+    allele's model (covariates ``x``, then dosage) at the null model (``null``, dosage coefficient
+    0) over every analysed sample, from sums over its carriers only: what a pass over the samples
+    (:meth:`_Alleles.terms`) gives for an allele without missing calls."""
+    model, k = cov.null_model(x, null), len(null)
+    u, gwg, xwg = np.zeros(len(chosen)), np.zeros(len(chosen)), np.zeros((len(chosen), k))
+    _carrier_score(model.rows, dosages.carrier, dosages.sample, dosages.dosage, chosen, u, gwg, xwg)
+    info = np.empty((len(chosen), k + 1, k + 1))
+    info[:, :k, :k], info[:, :k, k], info[:, k, :k], info[:, k, k] = model.xwx, xwg, xwg, gwg
+    score = np.concatenate([np.broadcast_to(model.xr, (len(chosen), k)), u[:, None]], axis=1)
+    return info, score, np.full(len(chosen), model.loglik)
+
+
 def score(
     cov: Covariates, x: np.ndarray, null: np.ndarray, dosages: AlleleDosages, chosen: np.ndarray, missing: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(U, V, converged) per ``chosen`` allele: the score of the dosage at the null model (the
     covariates' coefficients ``null`` on ``x``) over the allele's called samples, and its efficient
     information ``V = g'Wg - g'WX (X'WX)^-1 X'Wg`` (NaN when the dosage is in the covariates' span:
-    ``V <= 1e-9 g'Wg``). Alleles without ``missing`` analysed samples cost their carriers; the
-    others' null model is refitted over their called samples (:func:`_null_on_called`), whose
-    convergence ``converged`` reports."""
-    rows, xwx = cov.null_rows(x, null)
-    u, gwg, xwg = np.zeros(len(chosen)), np.zeros(len(chosen)), np.zeros((len(chosen), len(null)))
-    _carrier_score(rows, dosages.carrier, dosages.sample, dosages.dosage, chosen, u, gwg, xwg)
-    v = gwg - np.einsum("ai,ai->a", xwg, np.linalg.solve(xwx, xwg.T).T)
+    ``V <= 1e-9 g'Wg``). Alleles without ``missing`` analysed samples cost their carriers
+    (:func:`_null_terms`); the others' null model is refitted over their called samples
+    (:func:`_null_on_called`), whose convergence ``converged`` reports."""
+    info, grad, _ = _null_terms(cov, x, null, dosages, chosen)
     converged = np.ones(len(chosen), dtype=bool)
     with_missing = np.flatnonzero(missing)
     if len(with_missing):
-        info, grad, converged[with_missing] = _null_on_called(_alleles(cov, x, dosages, chosen[with_missing]), null)
-        u[with_missing], gwg[with_missing] = grad[:, -1], info[:, -1, -1]
-        v[with_missing] = info[:, -1, -1] - np.einsum(
-            "ai,ai->a", info[:, -1, :-1], _solve(info[:, :-1, :-1], info[:, :-1, -1:])[:, :, 0]
-        )
-    return u, np.where(v > 1e-9 * gwg, v, np.nan), converged
+        refit = _null_on_called(_alleles(cov, x, dosages, chosen[with_missing]), null)
+        info[with_missing], grad[with_missing], converged[with_missing] = refit
+    gwg = info[:, -1, -1]
+    v = gwg - np.einsum("ai,ai->a", info[:, -1, :-1], _solve(info[:, :-1, :-1], info[:, :-1, -1:])[:, :, 0])
+    return grad[:, -1], np.where(v > 1e-9 * gwg, v, np.nan), converged
 
 
 def _null_on_called(batch: _Alleles, null: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
