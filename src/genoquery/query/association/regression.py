@@ -483,24 +483,35 @@ def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return out
 
 
-def _direction(batch: _Alleles, coef: np.ndarray, firth: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+Direction = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""Per allele at a point: the Newton step, the (penalised) log-likelihood, the Newton decrement and
+the (plain) information matrix."""
+
+
+def _direction(batch: _Alleles, coef: np.ndarray, firth: bool) -> Direction:
     """At ``coef``: the Newton step ``I^-1 U`` (Firth: ``U`` the modified score), the (penalised)
-    log-likelihood and the Newton decrement ``U' I^-1 U``."""
+    log-likelihood, the Newton decrement ``U' I^-1 U`` and the information ``I``."""
     info, score, objective = batch.terms(coef, None)
     if firth:
         objective = objective + 0.5 * np.linalg.slogdet(info)[1]
         inverse = np.nan_to_num(_solve(info, np.broadcast_to(np.eye(info.shape[1]), info.shape)))
         score = batch.terms(coef, inverse)[1]
+    return _step(info, score, objective)
+
+
+def _step(info: np.ndarray, score: np.ndarray, objective: np.ndarray) -> Direction:
+    """The :data:`Direction` of an information matrix, score and objective."""
     step = _solve(info, score[:, :, None])[:, :, 0]
-    return step, objective, np.einsum("bi,bi->b", step, score)
+    return step, objective, np.einsum("bi,bi->b", step, score), info
 
 
 def _newton(
-    batch: _Alleles, coef: np.ndarray, firth: bool, max_iter: int, active: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    batch: _Alleles, coef: np.ndarray, firth: bool, max_iter: int, active: np.ndarray, first: Direction | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Newton-Raphson from ``coef`` (b, k + 1) for the ``active`` alleles, penalised (Firth) or
-    not; returns the coefficients and whether each active fit converged. Each step works on the
-    alleles still moving only.
+    not, from their :data:`Direction` ``first`` at ``coef`` when given; returns the coefficients,
+    whether each active fit converged, and the information matrix there. Each step works on the
+    alleles still moving only; a fit stops where the next full step is below the tolerance.
 
     Steps are at most ``MAX_STEP`` and halved (as R's glm and logistf do) until the (penalised)
     likelihood does not fall; Firth steps also until the Newton decrement falls: the modified
@@ -508,7 +519,10 @@ def _newton(
     when an allele has one or two carriers."""
     coef, done = coef.copy(), np.zeros(len(coef), dtype=bool)
     moving = np.flatnonzero(active)
-    step, objective, decrement = _direction(batch.take(moving), coef[moving], firth)
+    step, objective, decrement, info = (
+        first if first is not None else _direction(batch.take(moving), coef[moving], firth)
+    )
+    final = np.broadcast_to(np.eye(coef.shape[1]), (len(coef), *info.shape[1:])).copy()
     for _ in range(max_iter):
         if not len(moving):
             break
@@ -516,10 +530,11 @@ def _newton(
         sub = batch.take(moving)
         step *= np.minimum(1, MAX_STEP / np.maximum(np.abs(step).max(axis=1), 1e-300))[:, None]
         t_step, t_objective, t_decrement = np.empty_like(step), np.empty_like(objective), np.empty_like(decrement)
+        t_info = np.empty((len(moving), *info.shape[1:]))
         halving = np.arange(len(moving))
         for _halving in range(30):
             part = sub.take(halving)
-            t_step[halving], t_objective[halving], t_decrement[halving] = _direction(
+            t_step[halving], t_objective[halving], t_decrement[halving], t_info[halving] = _direction(
                 part, coef[moving[halving]] + step[halving], firth
             )
             worse = (t_objective[halving] < objective[halving] - 1e-9 * (1 + np.abs(objective[halving]))) | (
@@ -532,18 +547,14 @@ def _newton(
         coef[moving] += step
         diverged = ~np.isfinite(coef[moving]).all(axis=1) | ~np.isfinite(t_step).all(axis=1)
         coef[moving[diverged]] = 0
-        stop = diverged | (np.abs(step).max(axis=1) < TOLERANCE * (1 + np.abs(coef[moving]).max(axis=1)))
+        scale = TOLERANCE * (1 + np.abs(coef[moving]).max(axis=1))
+        stop = diverged | (np.abs(step).max(axis=1) < scale) | (np.abs(t_step).max(axis=1) < scale)
         done[moving[stop & ~diverged]] = True
+        final[moving[stop & ~diverged]] = t_info[stop & ~diverged]
         keep = ~stop
         moving, step, objective, decrement = moving[keep], t_step[keep], t_objective[keep], t_decrement[keep]
-    return coef, done
-
-
-def _wald(batch: _Alleles, coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    info = batch.terms(coef, None)[0]
-    with np.errstate(invalid="ignore"):
-        se = np.sqrt(_solve(info, np.broadcast_to(np.eye(info.shape[1]), info.shape))[:, -1, -1])
-    return coef[:, -1], se
+        info = t_info[keep]
+    return coef, done, final
 
 
 def null_logistic(cov: Covariates) -> np.ndarray:
@@ -582,9 +593,10 @@ def logistic(
     x = cov.q * np.sqrt(len(cov.design.y))  # O(1) entries; a reparametrisation of the covariates
     null = null / np.sqrt(len(cov.design.y))
     chosen = np.flatnonzero(testable)
+    missing = counts.n < len(cov.design.y)  # alleles with analysed samples not called
     exact = chosen
     if screen is not None and len(chosen):
-        u, v, converged = score(cov, x, null, dosages, chosen, counts.n[chosen] < len(cov.design.y))
+        u, v, converged = score(cov, x, null, dosages, chosen, missing[chosen])
         usable = converged & np.isfinite(v)
         with np.errstate(divide="ignore", invalid="ignore"):
             z[chosen] = np.where(usable, u / np.sqrt(v), np.nan)
@@ -594,32 +606,67 @@ def logistic(
         test[chosen[usable]] = "score"
         exact = chosen[usable & (2 * stats.norm.sf(np.abs(z[chosen])) <= screen)]
     if len(exact):
-        batch = _alleles(cov, x, dosages, exact)
-        beta[exact], se[exact], status[exact], firth[exact] = _exact(batch, null, separated[exact])
+        beta[exact], se[exact], status[exact], firth[exact] = _exact(
+            cov, x, null, dosages, exact, separated[exact], missing[exact]
+        )
         z[exact] = beta[exact] / se[exact]
         test[exact] = np.where(np.isfinite(beta[exact]), np.where(firth[exact], "firth", "wald"), None)
     return Fit(beta, se, z, 2 * stats.norm.sf(np.abs(z)), status, firth, test)
 
 
 def _exact(
-    batch: _Alleles, null: np.ndarray, separated: np.ndarray
+    cov: Covariates,
+    x: np.ndarray,
+    null: np.ndarray,
+    dosages: AlleleDosages,
+    chosen: np.ndarray,
+    separated: np.ndarray,
+    missing: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(beta, se, status, firth) of each allele of ``batch`` by Newton-Raphson from the ``null``
-    coefficients, Firth's penalised fit where the carriers are ``separated`` or the plain fit fails."""
+    """(beta, se, status, firth) of each ``chosen`` allele by Newton-Raphson from the ``null``
+    coefficients, Firth's penalised fit where the carriers are ``separated`` or the plain fit fails.
+    The first plain step of an allele without ``missing`` analysed samples comes from its carrier
+    sums (:func:`_null_terms`), not a pass over the samples."""
+    batch = _alleles(cov, x, dosages, chosen)
     start = np.concatenate([np.tile(null, (batch.b, 1)), np.zeros((batch.b, 1))], axis=1)
     plain = ~separated
-    coef, converged = _newton(batch, start, False, MAX_ITER, plain)
+    coef, converged, info = _newton(
+        batch, start, False, MAX_ITER, plain, _first(cov, x, null, dosages, chosen, missing, plain, batch)
+    )
     failed = ~(converged & (np.abs(coef[:, -1]) < MAX_LOGIT))
     coef[failed] = start[failed]
     if failed.any():
-        f_coef, f_conv = _newton(batch, start, True, FIRTH_MAX_ITER, failed)
-        coef[failed] = f_coef[failed]
+        f_coef, f_conv, f_info = _newton(batch, start, True, FIRTH_MAX_ITER, failed)
+        coef[failed], info[failed] = f_coef[failed], f_info[failed]
         converged = np.where(failed, f_conv, converged)
-    b, s = _wald(batch, coef)
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(_solve(info, np.broadcast_to(np.eye(info.shape[1]), info.shape))[:, -1, -1])
     status = np.where(
         ~converged, NOT_CONVERGED, np.where(~failed, OK, np.where(plain, FIRTH_NOT_CONVERGED, FIRTH_SEPARATED))
     )
-    return np.where(converged, b, np.nan), np.where(converged, s, np.nan), status, failed
+    return np.where(converged, coef[:, -1], np.nan), np.where(converged, se, np.nan), status, failed
+
+
+def _first(
+    cov: Covariates,
+    x: np.ndarray,
+    null: np.ndarray,
+    dosages: AlleleDosages,
+    chosen: np.ndarray,
+    missing: np.ndarray,
+    active: np.ndarray,
+    batch: _Alleles,
+) -> Direction:
+    """The plain :data:`Direction` at the null model of the ``active`` ones of the ``chosen``
+    alleles (``batch``): from carrier sums where no analysed sample is ``missing``, else by a pass
+    over the samples."""
+    moving = np.flatnonzero(active)
+    info, score, loglik = _null_terms(cov, x, null, dosages, chosen[moving])
+    passes = np.flatnonzero(missing[moving])
+    if len(passes):
+        start = np.concatenate([np.tile(null, (len(passes), 1)), np.zeros((len(passes), 1))], axis=1)
+        info[passes], score[passes], loglik[passes] = batch.take(moving[passes]).terms(start, None)
+    return _step(info, score, loglik)
 
 
 @numba.njit(nogil=True, cache=True)
