@@ -614,6 +614,11 @@ def logistic(
     return Fit(beta, se, z, 2 * stats.norm.sf(np.abs(z)), status, firth, test)
 
 
+def _at_null(null: np.ndarray, b: int) -> np.ndarray:
+    """(b, k + 1) coefficients of ``b`` alleles' models at the null: covariates ``null``, dosage 0."""
+    return np.concatenate([np.tile(null, (b, 1)), np.zeros((b, 1))], axis=1)
+
+
 def _exact(
     cov: Covariates,
     x: np.ndarray,
@@ -628,7 +633,7 @@ def _exact(
     The first plain step of an allele without ``missing`` analysed samples comes from its carrier
     sums (:func:`_null_terms`), not a pass over the samples."""
     batch = _alleles(cov, x, dosages, chosen)
-    start = np.concatenate([np.tile(null, (batch.b, 1)), np.zeros((batch.b, 1))], axis=1)
+    start = _at_null(null, batch.b)
     plain = ~separated
     coef, converged, info = _newton(
         batch, start, False, MAX_ITER, plain, _first(cov, x, null, dosages, chosen, missing, plain, batch)
@@ -664,8 +669,9 @@ def _first(
     info, score, loglik = _null_terms(cov, x, null, dosages, chosen[moving])
     passes = np.flatnonzero(missing[moving])
     if len(passes):
-        start = np.concatenate([np.tile(null, (len(passes), 1)), np.zeros((len(passes), 1))], axis=1)
-        info[passes], score[passes], loglik[passes] = batch.take(moving[passes]).terms(start, None)
+        info[passes], score[passes], loglik[passes] = batch.take(moving[passes]).terms(
+            _at_null(null, len(passes)), None
+        )
     return _step(info, score, loglik)
 
 
@@ -726,7 +732,7 @@ def _null_on_called(batch: _Alleles, null: np.ndarray) -> tuple[np.ndarray, np.n
     covariates' coefficients from ``null``, the dosage's held at 0): the information (b, k + 1,
     k + 1) and score (b, k + 1) of :meth:`_Alleles.terms` there, and whether each fit converged."""
     k = len(null)
-    coef = np.concatenate([np.tile(null, (batch.b, 1)), np.zeros((batch.b, 1))], axis=1)
+    coef = _at_null(null, batch.b)
     info, grad = np.zeros((batch.b, k + 1, k + 1)), np.zeros((batch.b, k + 1))
     converged = np.zeros(batch.b, dtype=bool)
     moving = np.arange(batch.b)
