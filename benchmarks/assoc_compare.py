@@ -12,16 +12,21 @@ cores:
   binary trait;
 
 every ALT allele of the region with a minor allele count of at least ``--min-mac`` (PLINK 2:
-``--mac``). Peak memory is each process's maximum resident set (``getrusage``). Agreement:
-the median relative difference of the betas of the alleles both tested (PLINK 2's A1 is the
-ALT allele with ``--glm omit-ref``)::
+``--mac``). For logistic, ``--prescreen 1e-3,score`` adds genoquery runs with ``--prescreen-p
+1e-3`` and ``--test score`` to the alternation. Peak memory is each process's maximum resident set,
+CPU time its user + system time (``getrusage``); the load average is printed before and after.
+Agreement: the median relative difference of the betas of the alleles both tested (PLINK 2's A1 is
+the ALT allele with ``--glm omit-ref``; of a prescreened run, its Wald/Firth rows only)::
 
     python benchmarks/assoc_compare.py /tmp/gq/ms/ms1e6/cohort.chr20.vcf.gz /tmp/gq/assoc6 --runs 2
+    python benchmarks/assoc_compare.py /tmp/gq/ms/ms1e5/cohort.chr20.vcf.gz /tmp/gq/assoc5 \
+        --models logistic --min-mac 20 --prescreen 1e-3,score
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -39,15 +44,16 @@ COVARIATES = ["age", "sex_code", "pc1"]
 MEASURE = (
     "import resource, subprocess, sys, time; t = time.perf_counter(); "
     "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "print(time.perf_counter() - t, u.ru_utime + u.ru_stime, u.ru_maxrss)"
 )
 
 
-def measured(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak resident MB) of ``command`` run in a fresh process."""
+def measured(command: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak resident MB) of ``command`` run in a fresh process."""
     out = subprocess.run([sys.executable, "-c", MEASURE, *command], check=True, capture_output=True, text=True)
-    wall, kb = out.stdout.split()
-    return float(wall), int(kb) / 1024
+    wall, cpu, kb = out.stdout.split()
+    return float(wall), float(cpu), int(kb) / 1024
 
 
 def prepare(vcf: Path, work: Path, seed: int) -> tuple[Path, Path]:
@@ -98,16 +104,23 @@ def _traits(path: Path, seed: int) -> pd.DataFrame:
     return pd.DataFrame({"sample_id": ids, "trait": trait, "case": case, "age": age, "sex_code": sex, "pc1": pc1})
 
 
-def commands(store: Path, pfile: Path, work: Path, region: str, min_mac: int, model: str) -> dict[str, list[str]]:
-    """The genoquery and PLINK 2 commands of one model."""
+def commands(
+    store: Path, pfile: Path, work: Path, region: str, min_mac: int, model: str, screens: list[str]
+) -> dict[str, list[str]]:
+    """The genoquery and PLINK 2 commands of one model; for logistic, a genoquery run per entry of
+    ``screens`` too (a p threshold: ``--prescreen-p``; ``score``: ``--test score``)."""
     phenotype = "trait" if model == "linear" else "case"
     glm = "hide-covar omit-ref" + ("" if model == "linear" else " firth-fallback")
+    glm_run = [
+        *("genoquery", "assoc", str(store), "glm", "--phenotype", phenotype, "--covar", ",".join(COVARIATES)),
+        *("--region", region, "--model", model, "--min-mac", str(min_mac), "--quiet", "--format", "parquet"),
+    ]
+    variants = {"genoquery": [*glm_run, "--output", str(work / f"gq_{model}.parquet")]}
+    for screen in screens if model == "logistic" else []:
+        option = ["--test", "score"] if screen == "score" else ["--prescreen-p", screen]
+        variants[f"genoquery {' '.join(option)}"] = [*glm_run, *option, "--output", str(work / f"gq_{screen}.parquet")]
     return {
-        "genoquery": [
-            *("genoquery", "assoc", str(store), "glm", "--phenotype", phenotype, "--covar", ",".join(COVARIATES)),
-            *("--region", region, "--model", model, "--min-mac", str(min_mac), "--quiet"),
-            *("--format", "parquet", "--output", str(work / f"gq_{model}.parquet")),
-        ],
+        **variants,
         "plink2": [
             *("plink2", "--pfile", str(pfile), "--pheno", str(work / "pheno.tsv"), "--pheno-name", phenotype),
             *("--covar", str(work / "covar.tsv"), "--covar-variance-standardize", "--glm", *glm.split()),
@@ -116,9 +129,11 @@ def commands(store: Path, pfile: Path, work: Path, region: str, min_mac: int, mo
     }
 
 
-def agreement(work: Path, model: str) -> tuple[int, float]:
-    """(alleles both tested, median relative difference of beta: log odds ratios for logistic)."""
-    ours = pq.read_table(work / f"gq_{model}.parquet").to_pandas()
+def agreement(work: Path, model: str, run: str) -> tuple[int, float]:
+    """(alleles both tested, median relative difference of beta: log odds ratios for logistic) of
+    genoquery's ``run`` (``model``, or a screen of :func:`commands`: its Wald/Firth rows)."""
+    ours = pq.read_table(work / f"gq_{run}.parquet").to_pandas()
+    ours = ours[ours["test"] != "score"]
     suffix = "linear" if model == "linear" else "logistic.hybrid"
     (theirs_path,) = work.glob(f"pl_{model}.*.glm.{suffix}")
     theirs = pd.read_csv(theirs_path, sep="\t")
@@ -139,27 +154,34 @@ def main() -> None:
     parser.add_argument("--models", default="linear,logistic")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--prescreen", default="", help="logistic: comma-separated p thresholds and/or 'score'")
     args = parser.parse_args()
+    screens = [s for s in args.prescreen.split(",") if s]
     if not shutil.which("plink2"):
         sys.exit("plink2 is not installed (Debian: apt-get install plink2)")
     store, pfile = prepare(args.vcf, args.work, args.seed)
     with genoquery.open(store) as opened:
         n_samples, n_alleles = opened.info["samples"], opened.variants(args.region).num_rows
-    print(f"{n_samples:,} samples, {n_alleles:,} ALT alleles in {args.region}, min MAC {args.min_mac}\n")
-    print("| model | tool | wall (s), each run | peak MB | ratio to plink2 |\n|---|---|---|---|---|")
+    print(f"{n_samples:,} samples, {n_alleles:,} ALT alleles in {args.region}, min MAC {args.min_mac}")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print("| model | tool | wall (s), each run | CPU (s), each run | peak MB | wall ratio to plink2, per round |")
+    print("|---|---|---|---|---|---|")
     for model in args.models.split(","):
-        runs: dict[str, list[tuple[float, float]]] = {"genoquery": [], "plink2": []}
+        tools = commands(store, pfile, args.work, args.region, args.min_mac, model, screens)
+        runs: dict[str, list[tuple[float, float, float]]] = {tool: [] for tool in tools}
         for _ in range(args.runs):  # alternated: a noisy machine slows both alike
-            for tool, command in commands(store, pfile, args.work, args.region, args.min_mac, model).items():
+            for tool, command in tools.items():
                 runs[tool].append(measured(command))
                 time.sleep(1)
-        best = {tool: min(w for w, _ in r) for tool, r in runs.items()}
         for tool, r in runs.items():
-            walls = ", ".join(f"{w:.2f}" for w, _ in r)
-            peak = max(m for _, m in r)
-            print(f"| {model} | {tool} | {walls} | {peak:,.0f} | {best[tool] / best['plink2']:.2f} |")
-        both, median = agreement(args.work, model)
-        print(f"| {model} | agreement | {both:,} alleles tested by both | median relative beta diff. {median:.1e} | |")
+            walls, cpus = ", ".join(f"{w:.2f}" for w, _, _ in r), ", ".join(f"{c:.2f}" for _, c, _ in r)
+            ratios = ", ".join(f"{w / p[0]:.2f}" for (w, _, _), p in zip(r, runs["plink2"], strict=True))
+            print(f"| {model} | {tool} | {walls} | {cpus} | {max(m for *_, m in r):,.0f} | {ratios} |")
+        for run in [model, *(s for s in screens if model == "logistic" and s != "score")]:
+            both, median = agreement(args.work, model, run)
+            agreed = f"{both:,} alleles fitted by both | median rel. beta diff. {median:.1e}"
+            print(f"| {model} | agreement ({run}) | {agreed} | | |")
+    print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

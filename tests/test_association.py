@@ -780,3 +780,104 @@ def test_coded_products_over_several_tiles_equal_numpy():
     het, hom = (code == 1) | ((code == 2) & hap), (code == 2) & ~hap
     np.testing.assert_allclose(dose, (het + 2 * hom) @ w, rtol=1e-12)
     assert np.array_equal(two, hom @ w[:, :2])
+
+
+# --------------------------------------------------------------------------- score test and prescreen
+
+
+def oracle_score(phenotype: str, key: str, covariates=("birth_year", "male", "pc1", "pc2")):
+    """(n, U, V, statsmodels' score statistic, its p) of adding the dosage to the null Logit fitted
+    on the samples with the phenotype, covariates and a called genotype; ``U = g'(y - mu)`` and
+    ``V = g'Wg - g'WX (X'WX)^-1 X'Wg`` by hand with numpy."""
+    data = frame()
+    data["g"] = dosages(checks.FIXTURE_VCFS[0]).loc[key]
+    data = data.dropna(subset=[phenotype, "g", *covariates])
+    x = sm.add_constant(data[list(covariates)]).to_numpy()
+    y, g = data[phenotype].to_numpy(), data["g"].to_numpy()
+    null = sm.Logit(y, x).fit(disp=0, method="newton", tol=1e-12, maxiter=100)
+    statistic, p = null.score_test(exog_extra=g[:, None])[:2]
+    mu = expit(x @ null.params)
+    w = mu * (1 - mu)
+    xwg = x.T @ (w * g)
+    v = g @ (w * g) - xwg @ np.linalg.solve(x.T @ (x * w[:, None]), xwg)
+    return len(data), g @ (y - mu), v, float(np.squeeze(statistic)), float(np.squeeze(p))
+
+
+@pytest.fixture(scope="module")
+def e11_score(store) -> list[dict]:
+    return store.associate("E11", COVARIATES, region="chr20", min_mac=1, test="score").to_pylist()
+
+
+def test_score_test_matches_statsmodels(e11_score):
+    """Every score row equals statsmodels' score test of the dosage (statistic z^2 and p) and the
+    hand-computed U and V (beta = U / V, se = V^-1/2), alleles with missing calls included (their
+    null model is refitted over their called samples); separated carriers are said."""
+    rows = [r for r in e11_score if r["test"] == "score"]
+    assert len(rows) > 100
+    n_all = max(r["n"] for r in e11_score)
+    assert sum(r["n"] < n_all for r in rows) >= 20  # alleles with missing calls
+    data = frame()
+    for r in rows:
+        n, u, v, statistic, p = oracle_score("E11", r["variant_key"])
+        assert r["n"] == n, r
+        assert close(r["statistic"] ** 2, statistic), (r, statistic)
+        assert close(r["p"], p), (r, p)
+        assert close(r["beta"], u / v), (r, u, v)
+        assert close(r["se"], v**-0.5), (r, u, v)
+        assert close(r["statistic"], u / math.sqrt(v)), (r, u, v)
+        assert not r["firth"]
+        g = dosages(checks.FIXTURE_VCFS[0]).loc[r["variant_key"], data.index]
+        carriers = data.loc[g[g > 0].index, "E11"]
+        assert (r["status"] == "separated") == (carriers.nunique() == 1), r
+    untested = [r for r in e11_score if r["test"] is None]
+    assert all(r["status"] == "too_few_carriers" and r["p"] is None for r in untested)
+
+
+def test_prescreen_fits_exactly_the_alleles_that_pass(store, e11_chr20, e11_score):
+    """With a prescreen, alleles whose score p is at most the threshold get the default path's rows
+    exactly (Wald or Firth); the others the score test's rows exactly."""
+    score_p = {r["variant_key"]: r["p"] for r in e11_score if r["test"] == "score"}
+    threshold = float(np.median(list(score_p.values())))
+    screened = store.associate("E11", COVARIATES, region="chr20", min_mac=1, prescreen_p=threshold).to_pylist()
+    default = {r["variant_key"]: r for r in e11_chr20}
+    score = {r["variant_key"]: r for r in e11_score}
+    assert [r["variant_key"] for r in screened] == list(default)
+    kinds = {"exact": 0, "score": 0}
+    for r in screened:
+        key = r["variant_key"]
+        if key in score_p and score_p[key] <= threshold:
+            assert r == default[key], (r, default[key])
+            assert r["test"] in ("wald", "firth"), r
+            kinds["exact"] += 1
+        else:
+            assert r == score[key], (r, score[key])
+            assert r["test"] == "score", r
+            kinds["score"] += 1
+    assert min(kinds.values()) > 20, kinds
+    assert {r["test"] for r in e11_chr20} == {"wald", "firth"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"test": "lrt"}, "unknown test 'lrt'; choose wald or score"),
+        ({"prescreen_p": 0.0}, "must be in (0, 1], not 0.0"),
+        ({"prescreen_p": 1.5}, "must be in (0, 1], not 1.5"),
+        ({"test": "score", "prescreen_p": 0.01}, "with the score test none are"),
+        ({"test": "score", "model": "linear"}, "are for the logistic model"),
+    ],
+)
+def test_score_options_errors(gq, store, options, message):
+    with pytest.raises(gq.GenoqueryError, match=re.escape(message)):
+        store.associate("E11", COVARIATES, region="chr20", **options)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [(["--test", "lrt"], "unknown test 'lrt'"), (["--prescreen-p", "2"], "must be in (0, 1], not 2.0")],
+)
+def test_cli_score_options_errors(store, flags, message, capsys):
+    assert main(["assoc", str(store.path), "glm", "--phenotype", "E11", "-r", "chr20", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert message in err, err

@@ -282,6 +282,27 @@ def test_association_and_carrier_table(srv, store):
     assert (g["p"] is None) == any(0 <= t[c] <= LIMIT for c in cells)
 
 
+def test_association_score_test_and_prescreen(srv, store):
+    """test=score and prescreen_p give the Python API's rows to the controlled tier; below it a row is
+    withheld exactly when the default (Wald/Firth) row is (separated carriers say a 2x2 cell is 0
+    whichever test reports them: score rows of status ``separated`` among them). Bad values: 422."""
+    params = {"phenotype": "E11", "covariates": "pc1", "region": "chr20", "limit": 1000}
+    truth = store.associate("E11", ["pc1"], region="chr20", min_mac=1, test="score").to_pylist()
+    got = get(srv, "/api/v1/association", "ctl", **params, test="score").json()["items"]
+    assert [(g["variant_key"], g["test"], g["p"], g["status"]) for g in got] == [
+        (t["variant_key"], t["test"], t["p"], t["status"]) for t in truth
+    ]
+    assert {t["status"] for t in truth} >= {"ok", "separated"}
+    wald = get(srv, "/api/v1/association", "reg", **params).json()["items"]
+    for screen in ({"test": "score"}, {"prescreen_p": 0.2}):
+        released = get(srv, "/api/v1/association", "reg", **params, **screen).json()["items"]
+        assert [(r["variant_key"], r["status"] == "suppressed", r["suppressed"]) for r in released] == [
+            (r["variant_key"], r["status"] == "suppressed", r["suppressed"]) for r in wald
+        ]
+    for bad in ({"test": "lrt"}, {"prescreen_p": 0}, {"prescreen_p": 1.5}):
+        assert get(srv, "/api/v1/association", "ctl", **params, **bad).status_code == 422
+
+
 def _stream(srv, token, **params) -> list[dict]:
     with srv.client(token) as c:
         r = c.get("/api/v1/association.ndjson", params=params)

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pyarrow.csv as pacsv
 import pytest
 
 import genoquery
 from checks import FIXTURES
+from genoquery.server.disclosure import Disclosure
+from genoquery.server.settings import Settings
 from test_server_support import server
 
 REGION = "chr20:1-50000"
@@ -172,3 +175,19 @@ def _exact_consistent(exact: dict, pairs, key: str) -> set[int]:
         ):
             out.add(g)
     return out
+
+
+@pytest.mark.parametrize(
+    ("status", "test", "withheld"),
+    [("ok", "wald", False), ("ok", "score", False), ("firth_separated", "firth", True), ("separated", "score", True)],
+)
+def test_separated_carriers_withhold_a_rows_statistics_whichever_test(status, test, withheld):
+    """Carriers all cases or all controls (a 2x2 cell of 0) withhold the status, statistics and
+    the ``test`` column, whether a Firth fit or a score test reports them; large counts otherwise."""
+    disclosure = Disclosure(Settings(), b"k" * 32, None, np.arange(10_000), 10_000, set())
+    row = {"variant_key": "chr20-1-A-C", "n": 5000, "ac": 300, "an": 10_000, "mac": 300, "n_carriers": 290}
+    row |= {"case_ac": 300, "beta": 0.5, "se": 0.1, "statistic": 5.0, "p": 5.7e-7, "status": status, "test": test}
+    out = disclosure.table_row(row, "everyone", row["variant_key"])
+    assert (out["status"] == "suppressed") == withheld
+    assert out["p"] is None and out["test"] is None if withheld else (out["p"] == 5.7e-7 and out["test"] == test)
+    assert ({"status", "p", "test"} <= set(out["suppressed"])) == withheld

@@ -521,6 +521,8 @@ def _cmd_assoc(args: argparse.Namespace) -> None:
                 "cohort": cohort,
                 "model": args.model,
                 "min_mac": args.min_mac,
+                "test": args.test,
+                "prescreen_p": args.prescreen_p,
                 "progress": _progress(args),
             }
             if client is None and not (args.manhattan or args.qq):  # rows written as they are fitted
@@ -805,6 +807,19 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--model", choices=("linear", "logistic"), help="default: logistic for a 0/1 trait")
     a.add_argument(
         "--min-mac", type=int, default=20, help="test alleles with at least this minor allele count (default 20)"
+    )
+    a.add_argument(
+        "--test",
+        default="wald",
+        metavar="wald|score",
+        help="logistic: wald (default: the exact fit, Firth's where it fails) or score (score test of the null "
+        "model, cost per allele its carriers)",
+    )
+    a.add_argument(
+        "--prescreen-p",
+        type=float,
+        metavar="P",
+        help="logistic: the score test first, the exact (Wald/Firth) fit only where its p <= P; column test says which",
     )
     a.add_argument("--cohort", help=COHORT_HELP)
     a.add_argument("--manhattan", metavar="FILE.png|svg", help="also write a Manhattan plot")

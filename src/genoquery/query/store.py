@@ -241,6 +241,8 @@ class Store:
         cohort=None,
         model: str | None = None,
         min_mac: int = 20,
+        test: str = "wald",
+        prescreen_p: float | None = None,
         progress: bool | None = None,
         client=None,
     ) -> pa.Table:
@@ -256,7 +258,13 @@ class Store:
         ``statistic`` (t or z), ``p``, ``odds_ratio``, ``status`` (ok, too_few_carriers when MAC <
         ``min_mac``, collinear, firth_separated / firth_nonconvergence when the Firth fit is
         reported, not_converged) and ``firth``. Samples with a missing genotype are left out of that
-        allele's test; see :mod:`genoquery.query.association.regression`. ``min_mac`` defaults to
+        allele's test; see :mod:`genoquery.query.association.regression`. Logistic ``test``: ``wald``
+        (default: the exact fit, Wald z, Firth's fit where the plain one fails) or ``score`` (the
+        score test of the null model, chi-squared with 1 df: every allele's cost is its carriers
+        and missing calls); ``prescreen_p``: the score test first, the exact fit only for alleles
+        whose score p is at most it. The ``test`` column says which each row reports (t, wald,
+        firth, score); a score-tested allele whose carriers are all cases or all controls has
+        status ``separated``. ``min_mac`` defaults to
         20: rarer alleles have too little information for a single-variant test (with 1, over half
         of a 1 Mb logistic scan was Firth fits of separated alleles), and the server withholds
         statistics of 1-20 carriers anyway. ``progress`` shows a bar of alleles fitted on standard
@@ -274,6 +282,8 @@ class Store:
                 model=model,
                 min_mac=min_mac,
                 client=client,
+                test=test,
+                prescreen_p=prescreen_p,
                 progress=progress if progress is not None else os.isatty(2),
             )
         return pa.concat_tables(
@@ -286,6 +296,8 @@ class Store:
                 cohort=cohort,
                 model=model,
                 min_mac=min_mac,
+                test=test,
+                prescreen_p=prescreen_p,
                 progress=progress,
             )
         )
@@ -301,6 +313,8 @@ class Store:
         cohort=None,
         model: str | None = None,
         min_mac: int = 20,
+        test: str = "wald",
+        prescreen_p: float | None = None,
         progress: bool | None = None,
     ) -> Iterator[pa.Table]:
         """:meth:`associate`'s rows a block of alleles at a time, in genome order, each as soon as
@@ -317,6 +331,8 @@ class Store:
             cohort=cohort,
             model=model,
             min_mac=min_mac,
+            test=test,
+            prescreen_p=prescreen_p,
             progress=progress if progress is not None else os.isatty(2),
         )
 

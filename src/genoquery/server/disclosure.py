@@ -53,7 +53,7 @@ TEST_COUNTS = frozenset(
     | {"carrier_cases", "carrier_controls", "noncarrier_cases", "noncarrier_controls"}
 )
 """Counts of participants or alleles in test rows (association, PheWAS, carrier tables)."""
-TEST_STATISTICS = frozenset({"beta", "se", "statistic", "p", "odds_ratio", "p_bonferroni", "q_bh", "firth"})
+TEST_STATISTICS = frozenset({"beta", "se", "statistic", "p", "odds_ratio", "p_bonferroni", "q_bh", "firth", "test"})
 """Values computed from the carriers: released only with every count of their row."""
 DESCRIPTIVE = frozenset(
     {"variant_key", "contig", "pos", "ref", "alt", "id", "allele", "phenotype", "model", "condition"}
@@ -61,6 +61,8 @@ DESCRIPTIVE = frozenset(
 """Columns of test rows that describe the question, not the participants."""
 COMPLEMENTS = (("an", "ac"), ("ancestry_an", "ancestry_ac"), ("n", "n_carriers"))
 """(whole, part) pairs: ``whole - part`` (REF copies, non-carriers) counts people too."""
+SEPARATED = frozenset({"firth_separated", "separated"})
+"""Statuses saying the carriers are all cases or all controls (a 2x2 cell of 0): withheld."""
 
 
 def digest(indexes: np.ndarray) -> str:
@@ -68,8 +70,8 @@ def digest(indexes: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(indexes, dtype=np.int64).tobytes()).hexdigest()[:32]
 
 
-def significant(value: float | bool | None, digits: int = 2) -> float | bool | None:
-    if value is None or isinstance(value, bool) or not math.isfinite(value) or value == 0:
+def significant(value: float | bool | str | None, digits: int = 2) -> float | bool | str | None:
+    if value is None or isinstance(value, bool | str) or not math.isfinite(value) or value == 0:
         return value
     return round(value, digits - 1 - math.floor(math.log10(abs(value))))
 
@@ -201,7 +203,7 @@ class Disclosure:
         released, hidden = self.counts(row, [c for c in row if c in TEST_COUNTS], f"{cohort}|{ident}|")
         out = {c: row[c] for c in row if c in DESCRIPTIVE} | released
         withheld = set(hidden)
-        if row.get("status") == "firth_separated":
+        if row.get("status") in SEPARATED:
             withheld.add("status")
         untested = not withheld and min_mac is not None and isinstance(out.get("mac"), int) and out["mac"] < min_mac
         if "status" in row:

@@ -50,6 +50,8 @@ class AssociationQuery:
     cohort: str | None
     model: str | None
     min_mac: int
+    test: str
+    prescreen_p: float | None
 
 
 def _association_query(
@@ -68,8 +70,16 @@ def _association_query(
             ge=1, le=10**6, description="fewest minor-allele copies to test (below the controlled tier: released MAC)"
         ),
     ] = 1,
+    test: Annotated[
+        Literal["wald", "score"],
+        Query(description="logistic: wald (the exact fit, Firth's where it fails) or score (score test)"),
+    ] = "wald",
+    prescreen_p: Annotated[
+        float | None,
+        Query(gt=0, le=1, description="logistic: the score test first, the Wald/Firth fit only where its p <= this"),
+    ] = None,
 ) -> AssociationQuery:
-    return AssociationQuery(phenotype, covariates, region, gene, variants, cohort, model, min_mac)
+    return AssociationQuery(phenotype, covariates, region, gene, variants, cohort, model, min_mac, test, prescreen_p)
 
 
 def _association_blocks(ctx: Context, principal: Principal, store: Store, q: AssociationQuery):
@@ -89,6 +99,8 @@ def _association_blocks(ctx: Context, principal: Principal, store: Store, q: Ass
         # below the controlled tier the exact MAC decides nothing: rows of MAC <= 20 are withheld
         # whatever they say, and min_mac is applied to the released MAC when rows are released
         min_mac=ctx.settings.max_suppressed + 1 if principal.aggregate_only else q.min_mac,
+        test=q.test,
+        prescreen_p=q.prescreen_p,
         progress=False,  # not in the server's terminal
     )
     return chosen, blocks

@@ -30,7 +30,14 @@ from genoquery.query.association.design import (
     person_frame,
 )
 from genoquery.query.association.dosages import AlleleDosages
-from genoquery.query.association.regression import Covariates, allele_sums, linear, logistic, null_logistic
+from genoquery.query.association.regression import (
+    TESTS,
+    Covariates,
+    allele_sums,
+    linear,
+    logistic,
+    null_logistic,
+)
 from genoquery.query.association.store_dosages import store_dosages
 from genoquery.storage.schema import allele_keys
 
@@ -58,6 +65,7 @@ RESULT_TYPES = {
     "odds_ratio": pa.float64(),
     "status": pa.string(),
     "firth": pa.bool_(),
+    "test": pa.string(),
 }
 VARIANT_FIELDS = ("variant_key", "contig", "pos", "ref", "alt", "id")
 
@@ -99,9 +107,10 @@ def fit(
     model: str,
     dosages: tuple[np.ndarray, Iterable[AlleleDosages]],
     min_mac: int,
+    screen: float | None = None,
 ) -> pa.Table:
     """One result row per allele of ``dosages``: :func:`fit_blocks`, put together."""
-    parts = list(fit_blocks(store, design, model, dosages, min_mac))
+    parts = list(fit_blocks(store, design, model, dosages, min_mac, screen=screen))
     return pa.concat_tables(parts) if parts else pa.schema(RESULT_TYPES).empty_table()
 
 
@@ -112,10 +121,13 @@ def fit_blocks(
     dosages: tuple[np.ndarray, Iterable[AlleleDosages]],
     min_mac: int,
     bar: tqdm | None = None,
+    screen: float | None = None,
 ) -> Iterator[pa.Table]:
     """One result row per allele of ``dosages`` (the haploid masks and the dosages of
     :func:`~genoquery.query.association.store_dosages.store_dosages`; columns :data:`RESULT_TYPES`),
-    a table per block of alleles as it is fitted; ``bar`` counts the alleles."""
+    a table per block of alleles as it is fitted; ``bar`` counts the alleles. ``screen``
+    (logistic, :func:`screen_threshold`): the score test first, the exact fit where its p is at
+    most this."""
     cov = Covariates(design, store.info["samples"])
     haploid, dosages = dosages
     hap_analysed = haploid[:, design.samples].sum(axis=1) if len(haploid) else np.zeros(0, np.int64)
@@ -127,7 +139,11 @@ def fit_blocks(
         counts, sums = allele_sums(cov, haploid, hap_analysed, batch, cov.y_star if null is None else design.y)
         mac = np.minimum(counts.ac, counts.an - counts.ac)
         testable = (mac >= max(min_mac, 1)) & (counts.n > 0)
-        result = linear(cov, counts, sums, testable) if null is None else logistic(cov, null, counts, batch, testable)
+        result = (
+            linear(cov, counts, sums, testable)
+            if null is None
+            else logistic(cov, null, counts, batch, testable, screen)
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             af = np.where(counts.an > 0, counts.ac / counts.an, np.nan)
         binary = design.binary
@@ -160,6 +176,7 @@ def fit_blocks(
                     else pa.nulls(len(mac), pa.float64()),
                     "status": result.status.astype(str),
                     "firth": result.firth,
+                    "test": result.test,
                 }
             ).cast(pa.schema(RESULT_TYPES))
         )
@@ -173,6 +190,22 @@ def _model(design: Design, model: str | None) -> str:
     return model
 
 
+def screen_threshold(model: str | None, test: str, prescreen_p: float | None) -> float | None:
+    """The score-p threshold of the exact fit (:func:`~.regression.logistic`'s ``screen``): None
+    for the exact fit of every allele (``test="wald"``), -inf for none (``test="score"``), else
+    ``prescreen_p``; a :class:`QueryError` for an unknown test, a threshold outside (0, 1], or
+    either with the linear model."""
+    if test not in TESTS:
+        raise QueryError(f"unknown test {test!r}; choose {' or '.join(TESTS)}")
+    if prescreen_p is not None and not 0 < prescreen_p <= 1:
+        raise QueryError(f"the prescreen p threshold must be in (0, 1], not {prescreen_p}")
+    if test == "score" and prescreen_p is not None:
+        raise QueryError("a prescreen chooses the alleles given the Wald/Firth fit; with the score test none are")
+    if model == "linear" and (test == "score" or prescreen_p is not None):
+        raise QueryError("the score test and its prescreen are for the logistic model")
+    return -np.inf if test == "score" else prescreen_p
+
+
 def associate_blocks(
     store: Store,
     phenotype: str | list[str],
@@ -184,15 +217,19 @@ def associate_blocks(
     cohort=None,
     model: str | None = None,
     min_mac: int = 20,
+    test: str = "wald",
+    prescreen_p: float | None = None,
     progress: bool = False,
 ) -> Iterator[pa.Table]:
     """Per-allele association results a block of alleles at a time, in genome order, as they are
     fitted; see :meth:`genoquery.query.store.Store.associate_blocks`."""
     if model is not None and model not in MODELS:
         raise QueryError(f"unknown model {model!r}; choose {' or '.join(MODELS)}")
+    screen_threshold(model, test, prescreen_p)  # before any work
     wanted = tested_alleles(store, region, variants, gene)
     design, model = prepared_design(store, phenotype, covariates, cohort, model)
-    yield from fitted_blocks(store, wanted, design, model, min_mac, progress)
+    screen = screen_threshold(model, test, prescreen_p)
+    yield from fitted_blocks(store, wanted, design, model, min_mac, progress, screen)
 
 
 def prepared_design(
@@ -207,17 +244,24 @@ def prepared_design(
 
 
 def fitted_blocks(
-    store: Store, wanted: pa.Table, design: Design, model: str, min_mac: int, progress: bool
+    store: Store,
+    wanted: pa.Table,
+    design: Design,
+    model: str,
+    min_mac: int,
+    progress: bool,
+    screen: float | None = None,
 ) -> Iterator[pa.Table]:
     """The results of the ``wanted`` alleles (:func:`tested_alleles`) under ``design`` and ``model``
-    (:func:`prepared_design`), a block at a time, in genome order; at least one table."""
+    (:func:`prepared_design`; ``screen``: :func:`screen_threshold`), a block at a time, in genome
+    order; at least one table."""
     rows = np.unique(wanted["site_row"].to_numpy())
     with tqdm(total=wanted.num_rows, unit="allele", desc=f"associate {design.phenotype}", disable=not progress) as bar:
         dosages = store_dosages(store, rows, design.samples, keep_codes=model == "linear")  # codes: linear sums
         wanted = wanted.take(np.argsort(wanted["site_row"].to_numpy(), kind="stable"))
         at = wanted["site_row"].to_numpy()
         empty = True
-        for results in fit_blocks(store, design, model, dosages, min_mac, bar):
+        for results in fit_blocks(store, design, model, dosages, min_mac, bar, screen):
             empty = False
             block = results["site_row"].to_numpy()
             lo, hi = np.searchsorted(at, block.min(initial=0)), np.searchsorted(at, block.max(initial=-1), "right")
@@ -293,6 +337,7 @@ def phewas(
         "q_bh",
         "status",
         "firth",
+        "test",
     ]
     variant_columns = pa.table({c: [found[c][0].as_py()] * table.num_rows for c in VARIANT_FIELDS})
     table = table.select(columns).sort_by([("p", "ascending")])  # strongest first, untested last

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from genoquery.errors import QueryError
 from genoquery.query.association.design import Design
-from genoquery.query.association.scan import fitted_blocks, prepared_design, tested_alleles
+from genoquery.query.association.scan import fitted_blocks, prepared_design, screen_threshold, tested_alleles
 from genoquery.query.cluster.partitions import Partition, partitions
 from genoquery.query.cluster.tasks import Target, run_partitions
 from genoquery.query.frequencies import cohort_frequencies
@@ -77,31 +77,39 @@ def associate(
     covariates: Sequence[str],
     *,
     region: str | Sequence[str] | None,
-    cohort,
-    model: str | None,
-    min_mac: int,
     client,
     progress: bool = False,
+    **options,
 ) -> pa.Table:
     """:meth:`Store.associate` of the alleles of ``region`` (None: every contig) by partition on
-    ``client``'s workers. The design (samples, phenotype, covariates) is built here, once, for
-    every partition."""
+    ``client``'s workers; ``options``: its ``cohort``, ``model``, ``min_mac``, ``test`` and
+    ``prescreen_p``. The design (samples, phenotype, covariates) is built here, once, for every
+    partition."""
     parts = partitions(store, region)
     if len(parts) <= 1:
-        return store.associate(
-            phenotype, covariates, region=region, cohort=cohort, model=model, min_mac=min_mac, progress=progress
-        )
-    design, model = prepared_design(store, phenotype, list(covariates), cohort, model)
+        return store.associate(phenotype, covariates, region=region, progress=progress, **options)
+    test, prescreen_p = options.get("test", "wald"), options.get("prescreen_p")
+    screen_threshold(options["model"], test, prescreen_p)  # before any work
+    design, model = prepared_design(store, phenotype, list(covariates), options["cohort"], options["model"])
+    screen = screen_threshold(model, test, prescreen_p)
     shared = client.submit(_same, design, pure=False)  # as the cohort of frequencies
     tables = _by_partition(
-        store, client, _associate, parts, (shared, model, min_mac), f"associate {design.phenotype}", progress
+        store,
+        client,
+        _associate,
+        parts,
+        (shared, model, options["min_mac"], screen),
+        f"associate {design.phenotype}",
+        progress,
     )
     return pa.concat_tables(tables)
 
 
-def _associate(store: Store, part: Partition, design: Design, model: str, min_mac: int) -> pa.Table:
+def _associate(
+    store: Store, part: Partition, design: Design, model: str, min_mac: int, screen: float | None
+) -> pa.Table:
     wanted = tested_alleles(store, part.region, None, None)
-    return pa.concat_tables(fitted_blocks(store, wanted, design, model, min_mac, False))
+    return pa.concat_tables(fitted_blocks(store, wanted, design, model, min_mac, False, screen))
 
 
 def gene_carriers(
