@@ -349,6 +349,26 @@ def index_bytes(store: Path) -> tuple[int, int]:
     return (store / INDEX_FILE).stat().st_size, directory_size(store / LOOKUP_DIR)
 
 
+def table_bytes(store: Path) -> dict:
+    """Bytes of each table of ``index.duckdb`` (its blocks: ``pragma_storage_info``), and of what
+    the tables leave: the ART indexes, catalog and free blocks."""
+    con = duckdb.connect(":memory:")
+    con.execute(f"ATTACH '{store / INDEX_FILE}' AS i (READ_ONLY)")
+    block, used = con.execute(
+        "SELECT block_size, used_blocks FROM pragma_database_size() WHERE database_name = 'i'"
+    ).fetchall()[0]
+    tables = [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'i'").fetchall()]
+    result = {}
+    for table in tables:
+        blocks = con.execute(
+            f"SELECT count(DISTINCT block_id) FROM pragma_storage_info('i.{table}') WHERE block_id >= 0"
+        ).fetchall()[0][0]
+        result[f"duckdb_{table}_bytes"] = blocks * block
+    result["duckdb_indexes_and_catalog_bytes"] = used * block - sum(result.values())
+    con.close()
+    return result
+
+
 def percentiles(call: Callable[[str], object], items: list[str]) -> tuple[float, float]:
     """p50 and p99 milliseconds of ``call`` on each of ``items`` (after one untimed warm-up)."""
     call(items[0])
@@ -513,6 +533,7 @@ def main() -> None:
         result["alleles"] = build(store, args.alleles, args.samples, args.seed)
     result["build_s"], result["build_cpu_s"] = built.wall, built.cpu
     result["index_bytes"], result["lookup_bytes"] = index_bytes(store)
+    result.update(table_bytes(store))
     result.update(lookups(store, rng, args.lookups))
     result.update(parquet_partitions(store, args.workdir / "parquet"))
     if not args.no_changes:
