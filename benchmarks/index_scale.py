@@ -381,6 +381,12 @@ def percentiles(call: Callable[[str], object], items: list[str]) -> tuple[float,
     return float(p50), float(p99)
 
 
+def _sample(n: int) -> str:
+    """A reproducible sample of ``n`` rows of the query it follows (a sample clause applies to the
+    table before a WHERE: filter in a subquery first)."""
+    return f"USING SAMPLE reservoir({n} ROWS) REPEATABLE (1)"
+
+
 def lookups(store: Path, rng: np.random.Generator, n: int) -> dict:
     """Open time, then lookup p50/p99 (ms) by key, rsID and 10 kb region on ``store``."""
     start = time.perf_counter()
@@ -388,11 +394,11 @@ def lookups(store: Path, rng: np.random.Generator, n: int) -> dict:
     open_ms = (time.perf_counter() - start) * 1000
     con = duckdb.connect(":memory:")
     con.execute(f"ATTACH '{store / INDEX_FILE}' AS i (READ_ONLY)")
-    keys = [k for (k,) in con.execute(f"SELECT variant_key FROM i.variants USING SAMPLE {n} ROWS").fetchall()]
+    keys = [k for (k,) in con.execute(f"SELECT variant_key FROM i.variants {_sample(n)}").fetchall()]
     ids = [
         k
         for (k,) in con.execute(
-            f"SELECT id FROM (SELECT id FROM i.variants WHERE id IS NOT NULL) USING SAMPLE {n} ROWS"
+            f"SELECT id FROM (SELECT id FROM i.variants WHERE id IS NOT NULL) {_sample(n)}"
         ).fetchall()
     ]
     con.close()
@@ -462,7 +468,7 @@ def append(store: Path, n_samples: int, new_alleles: int, rng: np.random.Generat
         encoding, row = Encoding(rsid=10**9), 0
         for contig in ("chr21", "chr22"):
             old = writer.con.execute(
-                f"SELECT pos, alleles FROM sites WHERE contig = ? USING SAMPLE {new_alleles // 2} ROWS", [contig]
+                f"SELECT * FROM (SELECT pos, alleles FROM sites WHERE contig = ?) {_sample(new_alleles // 2)}", [contig]
             ).fetchall()
             length = dict(CONTIGS)[contig]
             new_pos = rng.integers(1, length + 1, new_alleles // 2)
