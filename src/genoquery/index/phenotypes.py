@@ -244,7 +244,7 @@ def recompute_group_stats(con: duckdb.DuckDBPyConnection, store: Path, persons: 
     the whole-store statistics, so :meth:`Store.variants` by group follows the imported table."""
     for batch in read_batches(con, store):
         recount_batch(con, batch, persons, groups_only=True)
-    rebuild(con)
+    rebuild(con, checkpoint=False)  # inside writable_index's transaction
 
 
 __all__ = ["SAMPLE_COLUMN", "ImportResult", "detect_kind", "import_table"]

@@ -143,8 +143,7 @@ class IndexWriter:
         batch's Zarr group."""
         n = block.n
         batch_rows = np.arange(first_row, first_row + n, dtype=np.int64)
-        self._insert(
-            "batch_sites",
+        self.add_sites(
             pa.table(
                 {
                     "contig": block.contig,
@@ -161,6 +160,10 @@ class IndexWriter:
             ),
         )
         self.add_counts(*count_rows(batch, batch_rows, *counts, keys))
+
+    def add_sites(self, rows: pa.Table) -> None:
+        """Append ``batch_sites`` rows (the columns :meth:`add_block` builds from a block)."""
+        self._insert("batch_sites", rows)
 
     def add_counts(self, site_counts: pa.Table, allele_counts: pa.Table) -> None:
         """Append ``batch_site_counts`` and ``batch_allele_counts`` rows (see :func:`count_rows`)."""
