@@ -63,11 +63,19 @@ def test_a_participants_counts_are_rounded_under_the_public_pages_keys() -> None
             "ancestry_an": [c[3] for c in counts],
         }
     )
-    ctx = SimpleNamespace(disclosure=disclosure, everyone=disclosure.everyone)
-    for row, (ac, an, g_ac, g_an) in zip(released_participant(ctx, view), counts, strict=True):
+    groups = {"EUR": np.arange(5_000), "SAS": np.arange(5_000, 5_049)}  # 49 < min_cohort (50)
+    ctx = SimpleNamespace(
+        disclosure=disclosure, everyone=disclosure.everyone, group_members=lambda store, by, within: groups
+    )
+    for row, (ac, an, g_ac, g_an) in zip(released_participant(ctx, None, view), counts, strict=True):
         whole = disclosure.stat_row({"variant_key": row["variant_key"], "ac": ac, "an": an}, ctx.everyone)
         group = disclosure.stat_row({"variant_key": row["variant_key"], "ac": g_ac, "an": g_an}, ctx.everyone, "EUR")
         assert (row["ac"], row["an"]) == (whole["ac"], whole["an"])
         assert (row["ancestry_ac"], row["ancestry_an"]) == (group["ac"], group["an"])
         assert row["af"] == row["ac"] / row["an"]
         assert row["suppressed"] == []
+    small = view.set_column(view.column_names.index("ancestry"), "ancestry", pa.array(["SAS"] * 40))
+    for row in released_participant(ctx, None, small):  # the group's AN would tell its size
+        assert (row["ancestry_ac"], row["ancestry_an"], row["ancestry_af"]) == (None, None, None)
+        assert row["suppressed"] == ["ancestry_ac", "ancestry_af", "ancestry_an"]
+        assert row["ac"] is not None

@@ -437,6 +437,10 @@ def test_participant_sees_own_data_only(srv, store):
         assert got["ac"] == (None if small(t["ac"]) else got["ac"])
         assert ("ac" in got["suppressed"]) == (got["ac"] is None)
         assert got["gt"] == t["gt"]
+        # S000001's ancestry group has 15 members: its AN (30) would say so; the public pages refuse it too
+        group = (got["ancestry"], got["ancestry_an"], got["ancestry_ac"], got["ancestry_af"])
+        assert group == ("EAS", None, None, None)
+        assert {"ancestry_an", "ancestry_ac", "ancestry_af"} <= set(got["suppressed"])
     assert get(srv, "/api/v1/participants/S000001", "me").status_code == 200
     for path, params in (
         ("/api/v1/participants/S000002", {}),

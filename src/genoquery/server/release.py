@@ -191,19 +191,24 @@ PARTICIPANT_COUNTS = ("ac", "an", "ancestry_ac", "ancestry_an")
 _WITHHELD = ("ac", "af", "an", "ancestry_ac", "ancestry_af", "ancestry_an")  # sorted: a row's `suppressed`
 
 
-def released_participant(ctx: Context, view: pa.Table) -> list[dict]:
+def released_participant(ctx: Context, store: Store, view: pa.Table) -> list[dict]:
     """A participant's view as their own token sees it: the population counts released by
     :meth:`Disclosure.count_columns` (an AC of 1..20 would tell a person how many others carry
     their variant) and rounded as the public pages round them (whole store; their ancestry
-    group), each AF recomputed from the released AC and AN, their own genotype as it is."""
+    group), each AF recomputed from the released AC and AN, their own genotype as it is. Their
+    ancestry group's counts are withheld where the public pages withhold the group (fewer than
+    ``min_cohort`` members, or all but fewer): its AN would tell how many people are in it."""
     names = view.column_names
+    group = view.column("ancestry")[0].as_py() if "ancestry" in names and view.num_rows else ""
     counts = {c: view.column(c) for c in PARTICIPANT_COUNTS if c in names}
     variants = view.column("variant_key").to_pylist()
-    group = view.column("ancestry")[0].as_py() if "ancestry" in names and view.num_rows else ""
     # keyed as the public pages key the same counts (Disclosure.stat_row): no second rounding
     scopes = {c: (group, c.removeprefix("ancestry_")) if c.startswith("ancestry_") else ("", c) for c in counts}
     keys = {c: [f"{ctx.everyone}|{k}|{g}|{cell}" for k in variants] for c, (g, cell) in scopes.items()}
     released, hidden = ctx.disclosure.count_columns(counts, keys)
+    if group and _small_group(ctx, store, group):
+        for c in ("ancestry_ac", "ancestry_an"):
+            released[c], hidden[c] = [None] * view.num_rows, np.asarray(view.column(c).is_valid())
     columns = {c: released[c] if c in released else view.column(c).to_pylist() for c in names}
     for prefix in ("", "ancestry_"):
         if prefix + "af" in columns:
@@ -212,11 +217,24 @@ def released_participant(ctx: Context, view: pa.Table) -> list[dict]:
             lost = [f is None and g is not None for f, g in zip(af, given, strict=True)]
             hidden[prefix + "af"] = np.array(lost, bool)
             columns[prefix + "af"] = af
-    masks = np.stack([hidden.get(c, np.zeros(view.num_rows, bool)) for c in _WITHHELD], axis=1)
+    columns["suppressed"] = _named(hidden, view.num_rows)
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def _named(hidden: dict[str, np.ndarray], n_rows: int) -> list[list[str]]:
+    """Each row's withheld cells, sorted by name, from each cell's withheld mask (one list made
+    per combination of cells, copied per row)."""
+    masks = np.stack([hidden.get(c, np.zeros(n_rows, bool)) for c in _WITHHELD], axis=1)
     codes = (masks.astype(np.int64) << np.arange(len(_WITHHELD))).sum(axis=1)
     named = [[c for j, c in enumerate(_WITHHELD) if code >> j & 1] for code in range(1 << len(_WITHHELD))]
-    columns["suppressed"] = [list(named[code]) for code in codes.tolist()]
-    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    return [list(named[code]) for code in codes.tolist()]
+
+
+def _small_group(ctx: Context, store: Store, group: str) -> bool:
+    """Whether the public pages withhold this ancestry group (``Disclosure.problem``'s size rule)."""
+    members = ctx.group_members(store, "ancestry", None).get(group, np.zeros(0, np.int64))
+    rule = ctx.disclosure
+    return len(members) < rule.min_cohort or rule.n_samples - len(members) < rule.min_cohort
 
 
 def page_of(table_rows: list[dict], total: int, offset: int, limit: int) -> dict:

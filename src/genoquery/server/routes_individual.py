@@ -192,7 +192,9 @@ def _participant_page(ctx: Context, principal: Principal, sample_id: str, offset
 
         def view() -> list[dict]:
             table = store.participant(sample_id)
-            return released_participant(ctx, table) if released else [dict(r, suppressed=[]) for r in table.to_pylist()]
+            if released:
+                return released_participant(ctx, store, table)
+            return [dict(r, suppressed=[]) for r in table.to_pylist()]
 
         rows = ctx.pool.remember(("participant", sample_id, released), view)
     return dict(page_of(rows[offset : offset + limit], len(rows), offset, limit), sample_id=sample_id)
