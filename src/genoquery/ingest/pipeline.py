@@ -371,8 +371,10 @@ class BatchSites:
 
 
 # Counting a block and encoding it each read all its calls, in compiled code that releases the
-# GIL, on the thread that is an ingest's critical path (py-spy, 10^5 samples: counting 5.4 s and
-# encoding 8.3 s of its 15 s; decoding and writing run on threads of their own): side by side.
+# GIL: side by side, so the main thread does not wait for both. Measured quietly at 10^5 samples
+# the ingest is bound by its ~16 s of CPU on 2 cores, not by one thread (9.7-11.0 s against
+# 10.5-10.8 s before, benchmarks/RESULTS.md); py-spy's 5.4 s and 8.3 s for the two had been
+# inflated by a busy machine.
 _COUNTING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genoquery-count-block")
 
 
