@@ -170,10 +170,13 @@ class Disclosure:
                     hidden.add(part)
         return {c: None if c in hidden else self.count(row[c], key + c) for c in cells}, hidden
 
-    def count_columns(self, cells: dict[str, pa.Array], keys: dict[str, list[str]]) -> tuple[dict[str, list], dict]:
+    def count_columns(
+        self, cells: dict[str, pa.Array], row_keys: list[str], suffixes: dict[str, str]
+    ) -> tuple[dict[str, list], dict]:
         """:meth:`counts` of many rows at once: ``cells`` maps a count column to its integer
-        values (nulls allowed) and ``keys[column][i]`` is the key of row i's rounding. Returns
-        each column released (a list: None where withheld or null) and its withheld mask."""
+        values (nulls allowed); row i's count in column c is rounded under the key
+        ``row_keys[i] + suffixes[c]`` (made only for the counts that are rounded). Returns each
+        column released (a list: None where withheld or null) and its withheld mask."""
         values = {c: pc.fill_null(a, -1).to_numpy().astype(np.int64) for c, a in cells.items()}
         known = {c: np.asarray(a.is_valid()) for c, a in cells.items()}
         hidden = {c: known[c] & (v >= 0) & (v <= self.limit) for c, v in values.items()}
@@ -187,8 +190,9 @@ class Disclosure:
             for i in np.flatnonzero(~known[c] | hidden[c]).tolist():
                 out[i] = None
             if self.rounding > 1:
+                suffix, rounded = suffixes[c], self._rounded
                 for i in np.flatnonzero(known[c] & ~hidden[c] & (v % self.rounding != 0)).tolist():
-                    out[i] = self._rounded(out[i], keys[c][i])
+                    out[i] = rounded(out[i], row_keys[i] + suffix)
             released[c] = out
         return released, hidden
 

@@ -201,11 +201,11 @@ def released_participant(ctx: Context, store: Store, view: pa.Table) -> list[dic
     names = view.column_names
     group = view.column("ancestry")[0].as_py() if "ancestry" in names and view.num_rows else ""
     counts = {c: view.column(c) for c in PARTICIPANT_COUNTS if c in names}
-    variants = view.column("variant_key").to_pylist()
     # keyed as the public pages key the same counts (Disclosure.stat_row): no second rounding
-    scopes = {c: (group, c.removeprefix("ancestry_")) if c.startswith("ancestry_") else ("", c) for c in counts}
-    keys = {c: [f"{ctx.everyone}|{k}|{g}|{cell}" for k in variants] for c, (g, cell) in scopes.items()}
-    released, hidden = ctx.disclosure.count_columns(counts, keys)
+    everyone = ctx.everyone
+    row_keys = [f"{everyone}|{k}|" for k in view.column("variant_key").to_pylist()]
+    suffixes = {c: f"{group}|{c.removeprefix('ancestry_')}" if c.startswith("ancestry_") else f"|{c}" for c in counts}
+    released, hidden = ctx.disclosure.count_columns(counts, row_keys, suffixes)
     if group and _small_group(ctx, store, group):
         for c in ("ancestry_ac", "ancestry_an"):
             released[c], hidden[c] = [None] * view.num_rows, np.asarray(view.column(c).is_valid())
