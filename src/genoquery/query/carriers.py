@@ -8,6 +8,7 @@ a rare variant's listed calls (one small Zarr chunk) or, at a dense site, the
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from importlib import import_module
 from typing import TYPE_CHECKING
 
@@ -18,12 +19,15 @@ from genoquery.deadline import check
 from genoquery.query.gt_text import unordered_gt_text
 from genoquery.query.lookup import parsed_statement
 from genoquery.storage.format import FILL
+from genoquery.storage.index_thread import on_index_thread
 from genoquery.storage.inline_calls import unpack_inline
 from genoquery.storage.lookup_table import SiteRows
 from genoquery.storage.site_calls import SITE_COLUMNS, SiteCalls
 from genoquery.storage.wide_calls import WideCalls, pad
 
 if TYPE_CHECKING:
+    import duckdb
+
     from genoquery.query.store import Store
     from genoquery.storage.batches import Batch
 
@@ -254,9 +258,20 @@ def _carrier_rows(key: str, site_row: int, allele: int, samples: np.ndarray, gt:
 
 def participant(store: Store, sample_index: int) -> pa.Table:
     """Every ALT allele one sample carries, with the variant and its whole-store AC, AN and AF
-    (and AF in the sample's ancestry group when the store has ancestry statistics)."""
+    (and AF in the sample's ancestry group when the store has ancestry statistics). The sample's
+    calls are read while the index is asked for the batch's sites and the ancestry group's
+    statistics on another thread (:mod:`genoquery.storage.index_thread`)."""
     batch = next(b for b in store.batches if b.offset <= sample_index < b.offset + b.n_samples)
-    site_row, gt = _own_calls(store, batch, sample_index - batch.offset)
+    sample, reader = sample_index - batch.offset, batch.reader
+    grouped = "ancestry" in store.info.get("groupings", [])
+    with (
+        on_index_thread(store.connection, partial(_sites_with_calls, batch.number)) as sites,
+        on_index_thread(store.connection, partial(_ancestry_stats, sample_index, grouped)) as group,
+    ):
+        listed = reader.own_listed_calls(sample)
+        codes = reader.own_codes(sample)
+    sites, (ancestry, stats) = sites.result(), group.result()
+    site_row, gt = _own_calls(store, batch, sample, sites, listed, codes)
     check()
     alleles = np.arange(1, max(2, int(gt.max(initial=1)) + 1))
     call, allele = np.nonzero((gt[:, None, :] == alleles[None, :, None]).any(axis=2))
@@ -268,20 +283,41 @@ def participant(store: Store, sample_index: int) -> pa.Table:
     columns = {c: found.column(c) for c in ("variant_key", "contig", "pos", "ref", "alt", "id", "filter")}
     columns |= {"zygosity": kind, "gt": unordered_gt_text(gt[call]), "allele_copies": pa.array(copies, pa.int8())}
     columns |= {c: found.column(c) for c in ("ac", "an", "af")}
-    ancestry = _ancestry(store, sample_index)
     if ancestry:
         columns |= {"ancestry": pa.array([ancestry] * len(call), pa.string())}
-        columns |= _group_stats(store, "ancestry", ancestry, site_row[call], allele)
+        columns |= _group_stats("ancestry", stats, site_row[call], allele)
     return pa.table(columns)
 
 
-def _group_stats(store: Store, grouping: str, value: str, site_row: np.ndarray, allele: np.ndarray) -> dict:
+_SITES_WITH_CALLS = (
+    "SELECT site_row, dense_row, haploid_pattern, listed_start, n_listed FROM batch_sites "
+    "WHERE batch = ? AND (dense_row IS NOT NULL OR n_listed > 0) ORDER BY batch_row"
+)
+_ANCESTRY = (
+    "SELECT CAST(p.ancestry AS VARCHAR) FROM persons p JOIN samples s ON s.sample_id = p.sample_id "
+    "WHERE s.sample_index = ?"
+)
+_GROUP_STATS = "SELECT site_row, allele, af, ac, an FROM variant_group_stats WHERE grouping = ? AND group_value = ?"
+
+
+def _sites_with_calls(batch: int, cursor: duckdb.DuckDBPyConnection) -> pa.Table:
+    """The batch's sites that have calls to read, in batch order (columns of :data:`_SITES_WITH_CALLS`)."""
+    return cursor.sql(_SITES_WITH_CALLS, params=[batch]).to_arrow_table()
+
+
+def _ancestry_stats(
+    sample_index: int, grouped: bool, cursor: duckdb.DuckDBPyConnection
+) -> tuple[str | None, dict[str, np.ndarray] | None]:
+    """The sample's ancestry (None without one, or where the store has no ancestry statistics)
+    and that group's statistics columns (every allele's, numpy)."""
+    found = cursor.execute(_ANCESTRY, [sample_index]).fetchall() if grouped else []
+    ancestry = found[0][0] if found else None
+    return ancestry, cursor.execute(_GROUP_STATS, ["ancestry", ancestry]).fetchnumpy() if ancestry else None
+
+
+def _group_stats(grouping: str, stats: dict[str, np.ndarray], site_row: np.ndarray, allele: np.ndarray) -> dict:
     """``{grouping}_af``, ``_ac`` and ``_an`` of one group at those alleles (null where the group
-    has no row): one scan of the group's rows, joined by bisection."""
-    stats = store.connection.execute(
-        "SELECT site_row, allele, af, ac, an FROM variant_group_stats WHERE grouping = ? AND group_value = ?",
-        [grouping, value],
-    ).fetchnumpy()
+    has no row), from the group's ``stats`` columns, joined by bisection."""
     at, found = SiteRows(stats["site_row"], stats["allele"]).find(site_row, allele)
     types = {"af": pa.float64(), "ac": pa.int64(), "an": pa.int64()}
     return {f"{grouping}_{c}": _taken(stats[c], at, found, t) for c, t in types.items()}
@@ -294,26 +330,27 @@ def _taken(column: np.ndarray, at: np.ndarray, found: np.ndarray, kind: pa.DataT
     return pa.array(np.ma.getdata(column)[at], kind, mask=~found | np.ma.getmaskarray(column)[at])
 
 
-def _own_calls(store: Store, batch: Batch, sample: int) -> tuple[np.ndarray, np.ndarray]:
+def _own_calls(
+    store: Store,
+    batch: Batch,
+    sample: int,
+    sites: pa.Table,
+    listed: tuple[np.ndarray, np.ndarray],
+    codes: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Called calls that are not hom-ref of one sample (index within ``batch``): site_row (int64)
     and (calls, ploidy) int8 alleles, by site; ploidy is 2 unless the sample has calls of ploidy
-    above 2 (:mod:`genoquery.storage.wide_calls`). Its listed calls and its 2-bit code at each
-    dense site are read for it alone (:meth:`CallReader.own_listed_calls`,
-    :meth:`CallReader.own_codes`): no other sample's calls are assembled, and missing calls are
-    never read."""
-    sites = store.sql(
-        "SELECT site_row, dense_row, haploid_pattern, listed_start, n_listed FROM batch_sites "
-        "WHERE batch = ? AND (dense_row IS NOT NULL OR n_listed > 0) ORDER BY batch_row",
-        [batch.number],
-    )
+    above 2 (:mod:`genoquery.storage.wide_calls`). From the batch's ``sites`` with calls
+    (:data:`_SITES_WITH_CALLS`), the sample's ``listed`` calls (positions, alleles) and its 2-bit
+    ``codes`` at every dense row (:meth:`CallReader.own_listed_calls`, :meth:`CallReader.own_codes`):
+    no other sample's calls are assembled, and missing calls are never read."""
     site_row = sites["site_row"].to_numpy()
-    reader, listed = batch.reader, sites["n_listed"].to_numpy() > 0
-    positions, listed_gt = reader.own_listed_calls(sample)
-    starts = sites["listed_start"].to_numpy()[listed]  # ascending: listed calls are in site order
-    listed_site = site_row[listed][np.searchsorted(starts, positions, side="right") - 1]
+    reader, has_listed = batch.reader, sites["n_listed"].to_numpy() > 0
+    positions, listed_gt = listed
+    starts = sites["listed_start"].to_numpy()[has_listed]  # ascending: listed calls are in site order
+    listed_site = site_row[has_listed][np.searchsorted(starts, positions, side="right") - 1]
     dense = sites.filter(sites["dense_row"].is_valid())
-    dense_row = dense["dense_row"].to_numpy()
-    code = reader.own_codes(sample, int(dense_row.max(initial=-1)) + 1)[dense_row]
+    code = codes[dense["dense_row"].to_numpy()]
     carried = np.flatnonzero((code == 1) | (code == 2))
     pattern = dense["haploid_pattern"].fill_null(-1).to_numpy()[carried]
     haploid = (pattern >= 0) & reader.haploid[np.maximum(pattern, 0), sample] if (pattern >= 0).any() else pattern >= 0
@@ -332,14 +369,3 @@ def _own_calls(store: Store, batch: Batch, sample: int) -> tuple[np.ndarray, np.
         )
     order = np.argsort(rows, kind="stable")
     return rows[order], gt[order]
-
-
-def _ancestry(store: Store, sample_index: int) -> str | None:
-    if "ancestry" not in store.info.get("groupings", []):
-        return None
-    rows = store.sql(
-        "SELECT CAST(p.ancestry AS VARCHAR) AS a FROM persons p JOIN samples s "
-        "ON s.sample_id = p.sample_id WHERE s.sample_index = ?",
-        [sample_index],
-    ).to_pylist()
-    return rows[0]["a"] if rows else None

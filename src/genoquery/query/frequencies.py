@@ -9,7 +9,7 @@ and, at dense sites, the cohort's 2-bit codes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,10 +20,13 @@ from genoquery.errors import QueryError, StoreError
 from genoquery.index.persons import groups_of
 from genoquery.stats.allele_stats import STATS, AlleleStats, Cells, assemble_stats, block_counts, empty_counts
 from genoquery.stats.cohort_counts import count_calls
-from genoquery.storage.schema import STAT_COLUMNS, VARIANT_COLUMNS, allele_keys, index_cursor
+from genoquery.storage.index_thread import on_index_thread
+from genoquery.storage.schema import STAT_COLUMNS, VARIANT_COLUMNS, allele_keys
 from genoquery.storage.site_calls import SITE_COLUMNS
 
 if TYPE_CHECKING:
+    import duckdb
+
     from genoquery.query.store import Store
     from genoquery.storage.batches import Batch
 
@@ -60,11 +63,6 @@ def _stats_rows(site_row: np.ndarray, stats: AlleleStats, by: str | None) -> pa.
     )
 
 
-# Reads a region's variant columns while its cohort is counted (one pool for every query: a
-# pool per query started a thread each time).
-_AHEAD = ThreadPoolExecutor(max_workers=2, thread_name_prefix="genoquery-variants")
-
-
 def cohort_frequencies(
     store: Store, region: str | None, cohort, by: str | None, members: np.ndarray | None = None
 ) -> pa.Table:
@@ -72,22 +70,24 @@ def cohort_frequencies(
     ``members`` are the cohort's sample indexes when resolved already (by the client of a Dask
     cluster, for every partition), in place of ``cohort``.
 
-    Without ``by``, the region's variant columns are read from the index on a second thread while
-    the cohort is resolved and counted, and the counts are put beside them by position (a join
-    after the counting took 31 ms of the 0.29 s of 1 Mb at 10^5 samples)."""
+    Without ``by``, the region's variant columns are read from the index on another thread
+    (:mod:`genoquery.storage.index_thread`) while the cohort is resolved and counted, and the
+    counts are put beside them by position (a join after the counting took 31 ms of the 0.29 s
+    of 1 Mb at 10^5 samples)."""
     if members is None and cohort is None and (by is None or by in store.info.get("groupings", [])):
         return store.variants(region, by=by)
-    described = _AHEAD.submit(_variant_columns, store, region) if by is None else None
-    try:
-        if members is None:
-            members = store.cohort(cohort) if cohort is not None else store.active_samples
-        counted = _counted(store, region, members, by)
-    finally:  # its cursor is done before the caller may close the store, also after an error
-        if described is not None:
-            wait([described])
-    if by is None:
-        return _beside(described.result(), counted)
-    return _with_variant_columns(store, counted, region, by)
+    if by is not None:
+        return _with_variant_columns(store, _counted(store, region, _members(store, cohort, members), by), region, by)
+    with on_index_thread(store.connection, partial(_variant_columns, store, region)) as described:
+        counted = _counted(store, region, _members(store, cohort, members), None)
+    return _beside(described.result(), counted)
+
+
+def _members(store: Store, cohort, members: np.ndarray | None) -> np.ndarray:
+    """The cohort's sample indexes: ``members`` if resolved already, else resolved here."""
+    if members is not None:
+        return members
+    return store.cohort(cohort) if cohort is not None else store.active_samples
 
 
 def _counted(store: Store, region: str | None, members: np.ndarray, by: str | None) -> pa.Table:
@@ -105,18 +105,14 @@ def _counted(store: Store, region: str | None, members: np.ndarray, by: str | No
     return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
 
 
-def _variant_columns(store: Store, region: str | None) -> pa.Table:
+def _variant_columns(store: Store, region: str | None, cursor: duckdb.DuckDBPyConnection) -> pa.Table:
     """The columns of :meth:`Store.variants` other than statistics, for ``region``, in its row
-    order (site_row, allele); on a cursor of its own, so that it can run beside other queries."""
+    order (site_row, allele), read on ``cursor``."""
     where, params = store.region_filter(region, alias="v.")
     columns = ", ".join(f"v.{c}" for c in VARIANT_COLUMNS if c not in STAT_COLUMNS)
-    cursor = index_cursor(store.connection)
-    try:
-        return cursor.sql(
-            f"SELECT {columns} FROM variants v {where} ORDER BY v.site_row, v.allele", params=params
-        ).to_arrow_table()
-    finally:
-        cursor.close()
+    return cursor.sql(
+        f"SELECT {columns} FROM variants v {where} ORDER BY v.site_row, v.allele", params=params
+    ).to_arrow_table()
 
 
 def _beside(described: pa.Table, counted: pa.Table) -> pa.Table:

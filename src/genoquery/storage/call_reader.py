@@ -150,10 +150,11 @@ class CallReader:
             self._listed_gt.visit(slice(first, end), partial(pick, first))
         return positions, gt
 
-    def own_codes(self, sample: int, rows: int) -> np.ndarray:
-        """One sample's 2-bit codes (uint8, 0..3) at dense code rows ``0 .. rows - 1``: only the
+    def own_codes(self, sample: int) -> np.ndarray:
+        """One sample's 2-bit codes (uint8, 0..3) at every dense code row of the batch: only the
         inner chunks holding its byte of each row are decoded."""
         byte, shift = sample >> 2, (sample & 3) * 2
+        rows = self._codes.array.shape[0]
         codes = np.empty(rows, np.uint8)
 
         def pick(chunk: np.ndarray, to: tuple[slice, ...], within: tuple[slice, ...]) -> None:
