@@ -32,7 +32,8 @@ def test_the_query_runs_on_another_thread_on_a_cursor_of_its_own(con):
     with on_index_thread(con, query) as total:
         assert con.execute("SELECT count(*) FROM t").fetchall() == [(1000,)]  # the caller's own queries meanwhile
     assert total.result() == sum(range(1000))
-    assert seen["thread"] != threading.get_ident() and seen["cursor"] is not con
+    assert seen["thread"] != threading.get_ident()
+    assert seen["cursor"] is not con
     with pytest.raises(duckdb.ConnectionException):  # closed once the query was done
         seen["cursor"].execute("SELECT 1")
 
