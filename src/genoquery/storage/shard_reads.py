@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 
 import google_crc32c
@@ -49,6 +49,7 @@ READ_THREADS = os.cpu_count() or 1
 # One pool for every read (its threads start at first use): a pool per read cost ~0.7 ms, and
 # tens of ms on a loaded machine, for each block of sites. Jobs never wait on other jobs.
 _POOL = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="genoquery-read")
+RUNS_PER_THREAD = 4  # reads are split into this many runs of chunks per read thread (balance)
 _SCRATCH = threading.local()  # per read thread: one decoded inner chunk, reused by RowReader.visit
 
 # visit(chunk, to, within): ``chunk[within]`` holds ``array[rows][to]``; called on a read thread
@@ -68,8 +69,9 @@ class _Layout:
     dtype: np.dtype
     store: ZarrStore | None = None  # None: local files
 
-    @property
+    @cached_property
     def per_shard(self) -> tuple[int, ...]:
+        """Inner chunks per shard along each axis (asked for every chunk read: computed once)."""
         return tuple(s // c for s, c in zip(self.shard, self.chunk, strict=True))
 
 
@@ -175,8 +177,10 @@ class RowReader:
                 yield position, to, within, None
                 continue
             read, index = shards[shard]
-            local = tuple(p % k for p, k in zip(position, lay.per_shard, strict=True))
-            offset, nbytes = (int(v) for v in index[np.ravel_multi_index(local, lay.per_shard)])
+            flat = 0  # the chunk's number within its shard (C order)
+            for p, k in zip(position, lay.per_shard, strict=True):
+                flat = flat * k + p % k
+            offset, nbytes = index[flat].tolist()
             if offset == ABSENT and nbytes == ABSENT:
                 yield position, to, within, None
                 continue
@@ -199,11 +203,12 @@ class RowReader:
             visitor(whole, everything, everything)
             return
         with ExitStack() as files:
-            jobs = [
-                self._visit_job(chunk_at, to, within, visitor)
-                for _, to, within, chunk_at in self._chunks(rows, files, columns=columns)
-            ]
-            list(_POOL.map(lambda job: job(), jobs))
+            _run(
+                [
+                    self._visit_job(chunk_at, to, within, visitor)
+                    for _, to, within, chunk_at in self._chunks(rows, files, columns=columns)
+                ]
+            )
 
     def _visit_job(self, chunk_at: tuple | None, to: tuple, within: tuple, visitor: Visitor) -> Callable[[], None]:
         lay = self.layout
@@ -380,8 +385,23 @@ def read_rows_together(wanted: list[tuple[RowReader, slice]], kept: dict | None 
             if rows.stop > rows.start
             for job in reader.jobs(rows, out, files, kept)
         ]
-        if len(jobs) == 1:
-            jobs[0]()
-        elif jobs:
-            list(_POOL.map(lambda job: job(), jobs))
+        _run(jobs)
     return outs
+
+
+def _run(jobs: list[Callable[[], None]]) -> None:
+    """Run ``jobs`` (one per inner chunk) on the read threads, in runs of consecutive jobs, about
+    :data:`RUNS_PER_THREAD` runs per thread, not a task per chunk. A single job runs on the
+    caller's thread. (With a task per chunk, and the layout's chunks per shard recomputed for each,
+    a 10% cohort's AF over 1 Mb at 10^5 samples, ~340 chunks, took 75-82 ms of CPU against 60-64.)"""
+    if len(jobs) <= 1:
+        for job in jobs:
+            job()
+        return
+    size = -(-len(jobs) // (READ_THREADS * RUNS_PER_THREAD))
+    list(_POOL.map(_run_in_order, [jobs[i : i + size] for i in range(0, len(jobs), size)]))
+
+
+def _run_in_order(jobs: list[Callable[[], None]]) -> None:
+    for job in jobs:
+        job()
