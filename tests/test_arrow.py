@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from genoquery.arrow import from_numpy, strings, to_numpy
+from genoquery.arrow import from_numpy, from_rows, strings, to_numpy
 
 VALUES = [
     np.arange(7, dtype=np.int8),
@@ -60,6 +60,21 @@ def test_strings_as_pyarrow(values):
     assert array.equals(pa.array(values, pa.string()))
 
 
+def test_strings_with_nulls():
+    array = strings(["a", "", "c"], np.array([False, True, False]))
+    array.validate(full=True)
+    assert array.to_pylist() == ["a", None, "c"]
+
+
+def test_rows_as_pyarrow_makes_them():
+    schema = pa.schema([("key", pa.string()), ("pos", pa.int64()), ("allele", pa.int16()), ("qual", pa.float32())])
+    rows = [("chr20-1-A-C", 1, 1, 30.5), (None, 2, 2, None), ("é", 3, 1, 0.1)]
+    table = from_rows(rows, schema)
+    table.validate(full=True)
+    assert table.equals(pa.Table.from_struct_array(pa.array(rows, pa.struct(schema))))
+    assert from_rows([], schema).equals(schema.empty_table())
+
+
 def test_strings_refuse_what_is_not_text():
     with pytest.raises(TypeError):
         strings(["S1", 2])
@@ -69,10 +84,12 @@ def test_no_conversion_imports_pandas():
     code = """
 import sys
 import numpy as np
-from genoquery.arrow import from_numpy, strings, to_numpy
+import pyarrow as pa
+from genoquery.arrow import from_numpy, from_rows, strings, to_numpy
 to_numpy(from_numpy(np.arange(3), np.array([0, 1, 0], bool)), null=0)
 to_numpy(from_numpy(np.ones(3, bool)))
 strings(["a"]).dictionary_encode()
+from_rows([("a", 1), (None, None)], pa.schema([("s", pa.string()), ("i", pa.int8())]))
 print("pandas" in sys.modules)
 """
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -181,6 +181,7 @@ def test_no_public_output_holds_an_internal_column_unless_asked(store, capsys, a
     "args",
     [
         ["variant", "chr20-651-C-T"],
+        ["variant", "rs483945738"],
         ["carriers", "chr20-651-C-T"],
         ["carriers", "-r", "chr20:1-3000", "--cohort", "@{ids}"],
         ["frequencies", "chr20", "--cohort", "@{ids}"],

@@ -24,8 +24,8 @@ def from_numpy(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
     return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [validity, pa.py_buffer(data)])
 
 
-def strings(values: Sequence[str]) -> pa.Array:
-    """``values`` as an Arrow string array."""
+def strings(values: Sequence[str], mask: np.ndarray | None = None) -> pa.Array:
+    """``values`` as an Arrow string array; null where ``mask`` is true."""
     text = "".join(values)
     data = text.encode()
     if len(data) == len(text):  # ASCII: a character is a byte
@@ -35,7 +35,26 @@ def strings(values: Sequence[str]) -> pa.Array:
         lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
     offsets = np.zeros(len(values) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    return pa.Array.from_buffers(pa.string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    validity = None if mask is None else pa.py_buffer(np.packbits(~np.asarray(mask), bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), len(values), [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def from_rows(rows: Sequence[tuple], schema: pa.Schema) -> pa.Table:
+    """Rows of Python values (None: null) as a table of ``schema``, whose columns are strings or
+    of a NumPy type (numbers, bool)."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    arrays = []
+    for values, field in zip(columns, schema, strict=True):
+        text = pa.types.is_string(field.type)
+        mask = None
+        if None in values:
+            mask = np.array([v is None for v in values])
+            values = [("" if text else 0) if v is None else v for v in values]
+        if text:
+            arrays.append(strings(values, mask))
+        else:
+            arrays.append(from_numpy(np.array(values, field.type.to_pandas_dtype()), mask))
+    return pa.table(arrays, schema=schema)
 
 
 def to_numpy(column: pa.Array | pa.ChunkedArray, null: int | float | None = None) -> np.ndarray:
