@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from genoquery.arrow import from_numpy, strings, to_numpy
 from genoquery.deadline import check
+from genoquery.query.cohorts import sorted_unique
 from genoquery.query.gt_text import unordered_gt_text
 from genoquery.query.lookup import parsed_statement
 from genoquery.storage.format import FILL
@@ -147,7 +148,7 @@ def carriers(store: Store, variants: pa.Table, members: np.ndarray | None) -> pa
     for key, row, allele in zip(*(variants[c].to_pylist() for c in ("variant_key", "site_row", "allele")), strict=True):
         wanted.setdefault(row, []).append((allele, key))
     parts = []
-    for batch, calls in _batch_calls(store, np.unique(to_numpy(variants["site_row"]))):
+    for batch, calls in _batch_calls(store, sorted_unique(to_numpy(variants["site_row"]))):
         check()  # the request's time limit (genoquery.deadline), per batch of calls read
         local = None if members is None else batch.local(members)
         # a rare variant's calls come from its index row: no haploid masks read (nor zarr loaded)
@@ -199,7 +200,7 @@ def _batch_calls(store: Store, rows: np.ndarray) -> Iterator[tuple[Batch, SiteCa
             [int(rows[0]), int(rows[-1]), rows.tolist()],
         )
         numbers = to_numpy(sites["batch"])
-        for number in np.unique(numbers).tolist():
+        for number in sorted_unique(numbers).tolist():
             part = sites.filter(from_numpy(numbers == number))
             yield from ((batches[number], calls) for calls in batches[number].reader.blocks(part))
         return
