@@ -205,7 +205,9 @@ def _batch_calls(store: Store, rows: np.ndarray) -> Iterator[tuple[Batch, SiteCa
             yield from ((batches[number], calls) for calls in batches[number].reader.blocks(part))
         return
     found = store.connection.execute(  # sorted here: an ORDER BY costs DuckDB ~1 ms of the 1.8 ms
-        parsed_statement(f"SELECT batch, {SITE_COLUMNS}, inline_calls FROM batch_sites WHERE site_row = $1"),
+        parsed_statement(
+            store.connection, f"SELECT batch, {SITE_COLUMNS}, inline_calls FROM batch_sites WHERE site_row = $1"
+        ),
         [int(rows[0])],
     ).fetchall()
     for record in sorted(found, key=lambda record: record[0]):
