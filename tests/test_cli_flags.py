@@ -177,6 +177,29 @@ def test_no_public_output_holds_an_internal_column_unless_asked(store, capsys, a
         assert set(internal[0]) & set(INTERNAL_COLUMNS)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["variant", "chr20-651-C-T"],
+        ["variant", "rs483945738"],
+        ["carriers", "chr20-651-C-T"],
+        ["carriers", "-r", "chr20:1-3000", "--cohort", "@{ids}"],
+        ["frequencies", "chr20", "--cohort", "@{ids}"],
+        ["participant", "S000042"],
+    ],
+    ids=" ".join,
+)
+def test_query_commands_do_not_import_pandas(store, tmp_path, args):
+    """pyarrow imports pandas (0.2 s, most of a query's cold start) at its first ``pa.array`` or
+    ``to_numpy``: the query commands convert through genoquery.arrow instead (issue 22)."""
+    ids = tmp_path / "ids.txt"
+    ids.write_text("".join(f"S{i:06d}\n" for i in range(1, 121, 7)))
+    argv = ["query", str(store), *(a.format(ids=ids) for a in args)]
+    code = f"import sys; from genoquery.cli import main; assert main({argv!r}) == 0; print('pandas' in sys.modules)"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.splitlines()[-1] == "False"
+
+
 def test_json_counts_are_numbers_and_qual_is_as_the_vcf_wrote_it(store, capsys):
     rows = _json(capsys, "query", str(store), "frequencies", "chr20", "-s", "S000001,S000002")
     quals = {(c, p): q for c, p, q in _vcf_quals(CHR20)}

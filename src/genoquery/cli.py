@@ -223,11 +223,11 @@ def _sample_ids(args: argparse.Namespace, store: Store) -> list[str] | None:
         ids = [s.strip() for s in text.split(",") if s.strip()]
     if not exclude:
         return ids
-    unknown = sorted(set(ids) - set(store.sample_ids.tolist()))
+    every, excluded = store.sample_id_array.to_pylist(), set(ids)  # as lists: no pandas (genoquery.arrow)
+    unknown = sorted(excluded - set(every))
     if unknown:
         raise QueryError(f"{len(unknown)} sample(s) to exclude are not in this store: {', '.join(unknown[:5])}")
-    active = store.sample_ids[store.active_samples].tolist()
-    return [s for s in active if s not in set(ids)]
+    return [every[i] for i in store.active_samples.tolist() if every[i] not in excluded]
 
 
 def _id_file(path: Path) -> list[str]:

@@ -27,6 +27,7 @@ from typing import TextIO
 import numpy as np
 import pyarrow as pa
 
+from genoquery.arrow import from_numpy, to_numpy
 from genoquery.errors import QueryError
 
 FORMATS = ("tsv", "csv", "json", "parquet")
@@ -166,9 +167,9 @@ def _compact(table: pa.Table, narrow: bool = True) -> pa.Table:
     columns = []
     for field, column in zip(table.schema, table.columns, strict=True):
         if pa.types.is_float32(field.type):
-            values = column.to_numpy()
+            values = to_numpy(column, null=np.nan)
             shortest = values.astype(str).astype(np.float64)  # numpy prints a float32's shortest decimal
-            column = pa.array(shortest, pa.float64(), mask=column.is_null().to_numpy(zero_copy_only=False))
+            column = from_numpy(shortest, to_numpy(column.is_null()))
         elif field.name in DICTIONARY_COLUMNS and pa.types.is_string(field.type):
             column = column.dictionary_encode()
         elif narrow and pa.types.is_integer(field.type) and len(column) and column.null_count < len(column):

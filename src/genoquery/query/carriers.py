@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from genoquery.arrow import from_numpy, strings, to_numpy
 from genoquery.deadline import check
+from genoquery.query.cohorts import sorted_unique
 from genoquery.query.gt_text import unordered_gt_text
 from genoquery.query.lookup import parsed_statement
 from genoquery.storage.format import FILL
@@ -122,7 +124,7 @@ def coded_gt(code: np.ndarray, haploid: np.ndarray) -> np.ndarray:
     return gt
 
 
-ZYGOSITY = pa.array(["het", "hom_alt", "hemi", "partial"], pa.string())
+ZYGOSITY = strings(["het", "hom_alt", "hemi", "partial"])
 
 
 def zygosity(gt: np.ndarray, allele: np.ndarray | int) -> tuple[np.ndarray, pa.DictionaryArray]:
@@ -139,7 +141,7 @@ def zygosity(gt: np.ndarray, allele: np.ndarray | int) -> tuple[np.ndarray, pa.D
         partial = ((gt < 0) & (gt != FILL)).any(axis=1)
         ploidy = (gt != FILL).sum(axis=1)
         kind = np.where(ploidy == 1, 2, np.where(partial, 3, copies == ploidy))
-    return copies, pa.DictionaryArray.from_arrays(pa.array(kind.astype(np.int8)), ZYGOSITY)
+    return copies, pa.DictionaryArray.from_arrays(from_numpy(kind.astype(np.int8)), ZYGOSITY)
 
 
 def carriers(store: Store, variants: pa.Table, members: np.ndarray | None) -> pa.Table:
@@ -150,7 +152,7 @@ def carriers(store: Store, variants: pa.Table, members: np.ndarray | None) -> pa
     for key, row, allele in zip(*(variants[c].to_pylist() for c in ("variant_key", "site_row", "allele")), strict=True):
         wanted.setdefault(row, []).append((allele, key))
     parts = []
-    for batch, calls in _batch_calls(store, np.unique(variants["site_row"].to_numpy())):
+    for batch, calls in _batch_calls(store, sorted_unique(to_numpy(variants["site_row"]))):
         check()  # the request's time limit (genoquery.deadline), per batch of calls read
         local = None if members is None else batch.local(members)
         # a rare variant's calls come from its index row: no haploid masks read (nor zarr loaded)
@@ -177,11 +179,11 @@ def _in_order(table: pa.Table) -> pa.Table:
     """``table`` by site, allele and sample: batches come in order of their samples, so one
     variant's rows usually are already (checked in linear time; sorting 0.75 million rows
     would cost more than the rest of the answer)."""
-    site, allele, sample = (table[c].to_numpy() for c in ("site_row", "allele", "sample_index"))
+    site, allele, sample = (to_numpy(table[c]) for c in ("site_row", "allele", "sample_index"))
     d_site, d_allele, d_sample = np.diff(site), np.diff(allele), np.diff(sample)
     if ((d_site > 0) | ((d_site == 0) & ((d_allele > 0) | ((d_allele == 0) & (d_sample > 0))))).all():
         return table
-    return table.take(pa.array(np.lexsort((sample, allele, site))))
+    return table.take(from_numpy(np.lexsort((sample, allele, site))))
 
 
 _NAMES = [c.split(" AS ")[-1].strip() for c in SITE_COLUMNS.split(",")]
@@ -201,19 +203,23 @@ def _batch_calls(store: Store, rows: np.ndarray) -> Iterator[tuple[Batch, SiteCa
             f"AND site_row IN (SELECT unnest(?)) ORDER BY batch, batch_row",
             [int(rows[0]), int(rows[-1]), rows.tolist()],
         )
-        numbers = sites["batch"].to_numpy()
-        for number in np.unique(numbers).tolist():
-            part = sites.filter(pa.array(numbers == number))
+        numbers = to_numpy(sites["batch"])
+        for number in sorted_unique(numbers).tolist():
+            part = sites.filter(from_numpy(numbers == number))
             yield from ((batches[number], calls) for calls in batches[number].reader.blocks(part))
         return
     found = store.connection.execute(  # sorted here: an ORDER BY costs DuckDB ~1 ms of the 1.8 ms
-        parsed_statement(f"SELECT batch, {SITE_COLUMNS}, inline_calls FROM batch_sites WHERE site_row = $1"),
+        parsed_statement(
+            store.connection, f"SELECT batch, {SITE_COLUMNS}, inline_calls FROM batch_sites WHERE site_row = $1"
+        ),
         [int(rows[0])],
     ).fetchall()
     for record in sorted(found, key=lambda record: record[0]):
         batch, site = batches[record[0]], dict(zip([*_NAMES, "inline_calls"], record[1:], strict=True))
         if site["inline_calls"] is None:
-            one = pa.table({n: pa.array([site[n]], pa.int64()) for n in _NAMES})
+            one = pa.table(
+                {n: from_numpy(np.array([site[n] or 0], np.int64), np.array([site[n] is None])) for n in _NAMES}
+            )
             yield from ((batch, calls) for calls in batch.reader.blocks(one))
         else:
             # a batch without calls of ploidy above 2 is not opened (nor zarr loaded) for its rare variants
@@ -245,13 +251,13 @@ def _carrier_rows(key: str, site_row: int, allele: int, samples: np.ndarray, gt:
     n = len(samples)
     return pa.table(
         {
-            "variant_key": pa.repeat(pa.scalar(key, pa.string()), n),
+            "variant_key": pa.repeat(strings([key])[0], n),
             "zygosity": kind,
-            "allele_copies": pa.array(copies, pa.int8()),
+            "allele_copies": from_numpy(copies),
             "gt": unordered_gt_text(gt),
-            "sample_index": pa.array(samples, pa.int32()),
-            "site_row": pa.repeat(pa.scalar(site_row, pa.int64()), n),
-            "allele": pa.repeat(pa.scalar(allele, pa.int16()), n),
+            "sample_index": from_numpy(samples.astype(np.int32)),
+            "site_row": from_numpy(np.full(n, site_row, np.int64)),
+            "allele": from_numpy(np.full(n, allele, np.int16)),
         }
     )
 
@@ -281,10 +287,10 @@ def participant(store: Store, sample_index: int) -> pa.Table:
     call, allele = call[known], allele[known]
     copies, kind = zygosity(gt[call], allele)
     columns = {c: found.column(c) for c in ("variant_key", "contig", "pos", "ref", "alt", "id", "filter")}
-    columns |= {"zygosity": kind, "gt": unordered_gt_text(gt[call]), "allele_copies": pa.array(copies, pa.int8())}
+    columns |= {"zygosity": kind, "gt": unordered_gt_text(gt[call]), "allele_copies": from_numpy(copies)}
     columns |= {c: found.column(c) for c in ("ac", "an", "af")}
     if ancestry:
-        columns |= {"ancestry": pa.array([ancestry] * len(call), pa.string())}
+        columns |= {"ancestry": strings([ancestry] * len(call))}
         columns |= _group_stats("ancestry", stats, site_row[call], allele)
     return pa.table(columns)
 
@@ -324,10 +330,10 @@ def _group_stats(grouping: str, stats: dict[str, np.ndarray], site_row: np.ndarr
 
 
 def _taken(column: np.ndarray, at: np.ndarray, found: np.ndarray, kind: pa.DataType) -> pa.Array:
-    """``column[at]`` (a DuckDB numpy column, masked where NULL), null where not ``found``."""
+    """``column[at]`` (a DuckDB numpy column of type ``kind``, masked where NULL), null where not ``found``."""
     if not len(column):
         return pa.nulls(len(at), kind)
-    return pa.array(np.ma.getdata(column)[at], kind, mask=~found | np.ma.getmaskarray(column)[at])
+    return from_numpy(np.ma.getdata(column)[at], ~found | np.ma.getmaskarray(column)[at])
 
 
 def _own_calls(
@@ -344,18 +350,18 @@ def _own_calls(
     (:data:`_SITES_WITH_CALLS`), the sample's ``listed`` calls (positions, alleles) and its 2-bit
     ``codes`` at every dense row (:meth:`CallReader.own_listed_calls`, :meth:`CallReader.own_codes`):
     no other sample's calls are assembled, and missing calls are never read."""
-    site_row = sites["site_row"].to_numpy()
-    reader, has_listed = batch.reader, sites["n_listed"].to_numpy() > 0
+    site_row = to_numpy(sites["site_row"])
+    reader, has_listed = batch.reader, to_numpy(sites["n_listed"]) > 0
     positions, listed_gt = listed
-    starts = sites["listed_start"].to_numpy()[has_listed]  # ascending: listed calls are in site order
+    starts = to_numpy(sites["listed_start"])[has_listed]  # ascending: listed calls are in site order
     listed_site = site_row[has_listed][np.searchsorted(starts, positions, side="right") - 1]
     dense = sites.filter(sites["dense_row"].is_valid())
-    code = codes[dense["dense_row"].to_numpy()]
+    code = codes[to_numpy(dense["dense_row"])]
     carried = np.flatnonzero((code == 1) | (code == 2))
-    pattern = dense["haploid_pattern"].fill_null(-1).to_numpy()[carried]
+    pattern = to_numpy(dense["haploid_pattern"], null=-1)[carried]
     haploid = (pattern >= 0) & reader.haploid[np.maximum(pattern, 0), sample] if (pattern >= 0).any() else pattern >= 0
     dense_gt = coded_gt(code[carried], haploid)
-    rows = np.concatenate([listed_site, dense["site_row"].to_numpy()[carried]])
+    rows = np.concatenate([listed_site, to_numpy(dense["site_row"])[carried]])
     gt = np.concatenate([listed_gt, dense_gt])
     wide = reader.wide.select(reader.wide.sample == sample).with_alt()
     if len(wide):  # their stand-ins are missing calls, which were not read
@@ -364,7 +370,7 @@ def _own_calls(
             [batch.number, wide.row.tolist()],
         )
         rows, gt = (
-            np.concatenate([rows, at["site_row"].to_numpy()]),
+            np.concatenate([rows, to_numpy(at["site_row"])]),
             np.concatenate([pad(gt, wide.ploidy), wide.alleles]),
         )
     order = np.argsort(rows, kind="stable")

@@ -32,6 +32,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from genoquery.arrow import from_numpy, strings
 from genoquery.errors import EmptyCohortError, QueryError
 from genoquery.query.sample_lookup import SampleIdIndex
 from genoquery.storage.schema import index_cursor
@@ -468,18 +469,18 @@ def indexes_of(
 ) -> np.ndarray:
     """Store index of each sample ID, in the order given; -1 for an ID not in the store. With
     ``known`` (the store's :class:`SampleIdIndex`) DuckDB is asked only about IDs it does not find."""
+    array = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else strings(ids)
     if known is None:
-        return _joined(con, ids)
-    array = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array(ids, pa.string())
+        return _joined(con, array)
     out = known.find(array)
     if (missing := np.flatnonzero(out < 0)).size:
-        out[missing] = _joined(con, array.take(pa.array(missing)))
+        out[missing] = _joined(con, array.take(from_numpy(missing)))
     return out
 
 
-def _joined(con: duckdb.DuckDBPyConnection, ids: Sequence[str] | pa.Array) -> np.ndarray:
+def _joined(con: duckdb.DuckDBPyConnection, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """:func:`indexes_of` by a join with the index's ``samples`` (a scan of every sample ID)."""
-    wanted = pa.table({"k": pa.array(np.arange(len(ids))), "sample_id": pa.array(ids, pa.string())})
+    wanted = pa.table({"k": from_numpy(np.arange(len(ids))), "sample_id": ids})
     cur = index_cursor(con)
     try:
         cur.register("gq_wanted_samples", wanted)
@@ -503,13 +504,10 @@ def id_array(ids: Sequence) -> pa.Array:
     if not len(ids):
         raise QueryError("empty cohort: no sample IDs given")
     try:
-        array = pa.array(ids, pa.string())
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
-        array = None
-    if array is None or array.null_count:
+        return strings(ids)
+    except TypeError:
         bad = next(i for i in ids if not isinstance(i, str))
-        raise QueryError(f"sample IDs must be text; got {bad!r} ({type(bad).__name__})")
-    return array
+        raise QueryError(f"sample IDs must be text; got {bad!r} ({type(bad).__name__})") from None
 
 
 def sample_indexes(con: duckdb.DuckDBPyConnection, ids: pa.Array, known: SampleIdIndex | None = None) -> np.ndarray:
@@ -517,7 +515,7 @@ def sample_indexes(con: duckdb.DuckDBPyConnection, ids: pa.Array, known: SampleI
     if any is unknown. ``known``: see :func:`indexes_of`."""
     indexes = indexes_of(con, ids, known)
     if (indexes < 0).any():
-        unknown = ids.filter(pa.array(indexes < 0)).unique().to_pylist()
+        unknown = ids.filter(from_numpy(indexes < 0)).unique().to_pylist()
         raise QueryError(f"{len(unknown)} sample ID(s) of the cohort are not in this store: {shown(unknown)}")
     return sorted_unique(indexes)
 

@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from genoquery.arrow import to_numpy
 from genoquery.errors import QueryError
 from genoquery.storage.batches import Batch
 from genoquery.storage.format import FLOAT_FILL, FLOAT_MISSING, INT_FILL, INT_MISSING, STR_FILL, STR_MISSING
@@ -198,8 +199,8 @@ def with_info(
     """``table`` (rows with ``site_row`` and ``allele``, 1-based ALT index) with a column
     ``info_<ID>`` per INFO field of ``kept``: Number=A the row's ALT allele's value, Number 0
     and 1 the site's value, other Numbers the site's list of values (fill dropped); missing is null."""
-    sites = table["site_row"].to_numpy()
-    alleles = table["allele"].to_numpy()
+    sites = to_numpy(table["site_row"])
+    alleles = to_numpy(table["allele"])
     lo = int(sites.min(initial=0))
     for field in kept:
         values = read_info(con, batches, field, lo, int(sites.max(initial=lo)) - lo + 1)[sites - lo]

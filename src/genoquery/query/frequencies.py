@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from genoquery.arrow import from_numpy, strings, to_numpy
 from genoquery.deadline import check
 from genoquery.errors import QueryError, StoreError
 from genoquery.index.persons import groups_of
@@ -41,7 +42,7 @@ def _cells(store: Store, members: np.ndarray, by: str | None) -> Cells:
         if by not in persons.column_names or by == "sample_id":
             columns = ", ".join(c for c in persons.column_names if c != "sample_id")
             raise QueryError(f"no person-table column {by!r} to group by; columns: {columns or 'none'}")
-        groupings = (groups_of(persons, store.sample_ids.tolist(), by),)
+        groupings = (groups_of(persons, store.sample_id_array.to_pylist(), by),)
     return Cells.build(store.info["samples"], groupings).restrict(members)
 
 
@@ -49,16 +50,20 @@ def _stats_rows(site_row: np.ndarray, stats: AlleleStats, by: str | None) -> pa.
     """One row per (site, allele), or per (site, allele, group) when ``by`` is given."""
     if by is None:
         return pa.table(
-            {"site_row": site_row[stats.row], "allele": stats.allele, **{s: stats.overall[s] for s in STATS}}
+            {
+                "site_row": from_numpy(site_row[stats.row]),
+                "allele": from_numpy(stats.allele),
+                **{s: from_numpy(stats.overall[s]) for s in STATS},
+            }
         )
     labels = stats.group_labels[by]
     n = len(labels)
     return pa.table(
         {
-            "site_row": np.repeat(site_row[stats.row], n),
-            "allele": np.repeat(stats.allele, n),
-            by: np.tile(np.array(labels, dtype=object), len(stats.row)),
-            **{s: stats.groups[by][s].reshape(-1) for s in STATS},
+            "site_row": from_numpy(np.repeat(site_row[stats.row], n)),
+            "allele": from_numpy(np.repeat(stats.allele, n)),
+            by: strings(list(labels) * len(stats.row)),
+            **{s: from_numpy(stats.groups[by][s].reshape(-1)) for s in STATS},
         }
     )
 
@@ -123,10 +128,10 @@ def _beside(described: pa.Table, counted: pa.Table) -> pa.Table:
     wanted = allele_keys(described)
     if not np.array_equal(key[order], wanted):
         raise StoreError("the index's variants and sites disagree; run `genoquery verify` on the store")
-    stats = {s: counted[s].to_numpy()[order] for s in STATS}
+    stats = {s: to_numpy(counted[s])[order] for s in STATS}
     with np.errstate(divide="ignore", invalid="ignore"):
         stats["af"] = np.where(stats["an"] > 0, stats["ac"] / np.maximum(stats["an"], 1), np.nan)
-    return pa.table({c: described[c] if c in described.column_names else pa.array(stats[c]) for c in VARIANT_COLUMNS})
+    return pa.table({c: described[c] if c in described.column_names else from_numpy(stats[c]) for c in VARIANT_COLUMNS})
 
 
 def _with_variant_columns(store: Store, counted: pa.Table, region: str | None, by: str | None) -> pa.Table:
@@ -163,7 +168,7 @@ def store_stats(
     over the batches; a batch without a record of a site adds its members' absent calls
     there (:attr:`Batch.absent_call`: missing, or hom-ref for a complete callset).
     Yields the site rows and statistics of consecutive windows of sites."""
-    rows_all, n_alleles_all = sites["site_row"].to_numpy(), sites["n_alleles"].to_numpy()
+    rows_all, n_alleles_all = to_numpy(sites["site_row"]), to_numpy(sites["n_alleles"])
     step = _window(n_alleles_all, cells)
     for start in range(0, len(rows_all), step):
         rows, n_alleles = rows_all[start : start + step], n_alleles_all[start : start + step]

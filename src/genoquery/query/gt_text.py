@@ -13,6 +13,7 @@ from functools import cache
 import numpy as np
 import pyarrow as pa
 
+from genoquery.arrow import from_numpy, strings
 from genoquery.storage.format import FILL
 
 CALL_CODES = 1 << 17  # two int8 alleles and a phase flag: the rows of cell_table
@@ -53,7 +54,7 @@ def gt_text(gt: np.ndarray, phased: np.ndarray) -> pa.DictionaryArray:
     ploidy) with calls of ploidy above 2 is formatted by :func:`wide_gt_text`."""
     if gt.shape[1] > 2:
         if (gt[:, 2:] != FILL).any():
-            return pa.array(wide_gt_text(gt, phased), pa.string()).dictionary_encode()
+            return strings(wide_gt_text(gt, phased)).dictionary_encode()
         gt = gt[:, :2]
     codes = call_codes(gt, phased)
     seen = np.zeros(CALL_CODES, dtype=bool)
@@ -63,8 +64,8 @@ def gt_text(gt: np.ndarray, phased: np.ndarray) -> pa.DictionaryArray:
     position[distinct] = np.arange(len(distinct), dtype=np.int32)
     width = cell_width(gt)
     cells = cell_table(width)[distinct].view(np.uint8).reshape(-1, width)
-    texts = pa.array([bytes(cell).split(b"\t", 1)[0].decode() for cell in cells], pa.string())
-    return pa.DictionaryArray.from_arrays(pa.array(position[codes]), texts)
+    texts = strings([bytes(cell).split(b"\t", 1)[0].decode() for cell in cells])
+    return pa.DictionaryArray.from_arrays(from_numpy(position[codes]), texts)
 
 
 def unordered_gt_text(gt: np.ndarray) -> pa.DictionaryArray:
@@ -74,7 +75,7 @@ def unordered_gt_text(gt: np.ndarray) -> pa.DictionaryArray:
     if gt.shape[1] > 2:
         ordered = np.sort(np.where(gt == FILL, 1 << 8, gt.astype(np.int16)), axis=1)  # fill last
         texts = wide_gt_text(np.where(ordered == 1 << 8, FILL, ordered).astype(np.int8), np.zeros(len(gt), bool))
-        return pa.array(texts, pa.string()).dictionary_encode()
+        return strings(texts).dictionary_encode()
     diploid = gt[:, 1] != FILL
     if ((gt[:, 0] <= gt[:, 1]) | ~diploid).all():  # already in order: as every call from the codes
         return gt_text(gt, np.zeros(len(gt), dtype=bool))

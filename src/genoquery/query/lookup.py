@@ -21,12 +21,12 @@ from __future__ import annotations
 import numbers
 import re
 from collections.abc import Callable
-from functools import lru_cache
 from typing import NamedTuple
 
 import duckdb
 import pyarrow as pa
 
+from genoquery.arrow import from_rows
 from genoquery.errors import QueryError, UnknownItemError
 from genoquery.index.genes import find_gene
 from genoquery.storage.lookup_table import LOCUS_SHIFT, LookupTable
@@ -49,10 +49,15 @@ _TYPE_SQL = {
 }
 
 
-@lru_cache(maxsize=512)
-def parsed_statement(sql: str) -> duckdb.Statement:
-    """Parse ``sql`` once per process; a statement runs on any connection."""
-    return duckdb.extract_statements(sql)[0]
+_PARSED: dict[str, duckdb.Statement] = {}  # few texts: values are parameters, groupings checked
+
+
+def parsed_statement(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.Statement:
+    """``sql`` parsed once per process, by ``con``: ``duckdb.extract_statements`` would open DuckDB's
+    default in-memory database (15 ms at a process's first query). It runs on any connection."""
+    if (statement := _PARSED.get(sql)) is None:
+        statement = _PARSED.setdefault(sql, con.extract_statements(sql)[0])
+    return statement
 
 
 class VariantKey(NamedTuple):
@@ -131,7 +136,7 @@ class VariantLookup:
         self._contig_index = {c: i for i, c in enumerate(contigs)}
         self._table = table
         self._groupings = groupings
-        self._schemas: dict[str | None, pa.StructType] = {}
+        self._schemas: dict[str | None, pa.Schema] = {}
         self._multi_ids: dict[str, list[str]] | None = None
 
     def __call__(
@@ -187,12 +192,11 @@ class VariantLookup:
             f"ON g.site_row = v.site_row AND g.allele = v.allele AND g.grouping = $grouping{where}{order}"
         )
 
-    def _row_type(self, by: str | None) -> pa.StructType:
-        """The result's columns as one struct type (from DuckDB's Arrow export of an empty result)."""
+    def _row_schema(self, by: str | None) -> pa.Schema:
+        """The result's columns (from DuckDB's Arrow export of an empty result)."""
         if by not in self._schemas:
             sql = self._sql(["false"], by)
-            schema = self._con.sql(sql, params={"grouping": by} if by else None).to_arrow_table().schema
-            self._schemas[by] = pa.struct(schema)
+            self._schemas[by] = self._con.sql(sql, params={"grouping": by} if by else None).to_arrow_table().schema
         return self._schemas[by]
 
     @classmethod
@@ -210,12 +214,12 @@ class VariantLookup:
         other filters apply to a materialized CTE. Rows come back as tuples (sorted here:
         an ORDER BY doubles DuckDB's time for one row) and become one Arrow table.
         """
-        rows = self._con.execute(parsed_statement(self._point_sql(indexed, terms, by)), params).fetchall()
-        row_type = self._row_type(by)
+        rows = self._con.execute(parsed_statement(self._con, self._point_sql(indexed, terms, by)), params).fetchall()
+        schema = self._row_schema(by)
         if len(rows) > 1:
-            order = [row_type.get_field_index(c) for c in ("site_row", "allele", by) if c]
+            order = [schema.get_field_index(c) for c in ("site_row", "allele", by) if c]
             rows.sort(key=lambda row: tuple(row[i] for i in order))
-        return pa.Table.from_struct_array(pa.array(rows, row_type))  # 3x faster than column by column
+        return from_rows(rows, schema)
 
     # ----------------------------------------------------------------- variants
 
@@ -279,7 +283,9 @@ class VariantLookup:
         if not filtered:
             return False
         return bool(
-            self._con.execute(parsed_statement(f"SELECT count(*) FROM variants WHERE {term}"), params).fetchall()[0][0]
+            self._con.execute(
+                parsed_statement(self._con, f"SELECT count(*) FROM variants WHERE {term}"), params
+            ).fetchall()[0][0]
         )
 
     def _count(self) -> int:

@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from genoquery.arrow import from_numpy, to_numpy
 from genoquery.errors import QueryError, UnknownItemError
 from genoquery.query.cluster.stamp import index_stamp
 from genoquery.storage.batches import Batch, read_batches
@@ -444,7 +445,7 @@ class Store:
         no scan of the index. (A GT may name allele 1 at a site whose ALT is ``.``: no variant.)"""
         rows, by_site = self._variants_by_site
         at, found = by_site.find(site_row, allele)
-        return rows.take(at[found]), found
+        return rows.take(from_numpy(at[found])), found
 
     @cached_property
     def _variants_by_site(self) -> tuple[pa.Table, SiteRows]:
@@ -454,7 +455,7 @@ class Store:
             return self._lookup_table.rows, self._lookup_table.by_site
         columns = ", ".join(VARIANT_COLUMNS)
         rows = self._con.sql(f"SELECT {columns} FROM variants").to_arrow_table()
-        return rows, SiteRows(rows.column("site_row").to_numpy(), rows.column("allele").to_numpy())
+        return rows, SiteRows(to_numpy(rows.column("site_row")), to_numpy(rows.column("allele")))
 
     @cached_property
     def _lookup(self) -> VariantLookup:

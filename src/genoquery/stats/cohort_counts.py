@@ -21,6 +21,7 @@ import pyarrow as pa
 from numba import types
 from numba.extending import intrinsic
 
+from genoquery.arrow import to_numpy
 from genoquery.deadline import check
 from genoquery.stats.allele_stats import Cells, empty_counts, tally_site
 from genoquery.storage.call_codes import MAX_GAP, PARTIAL_REF, next_missing
@@ -280,11 +281,11 @@ def count_calls(
     in_cohort = np.zeros(len(cells.of_sample), dtype=np.uint8)
     in_cohort[members] = 1
     packed = len(in_cohort) > PACKED_ABOVE
-    dense_row = sites["dense_row"].fill_null(-1).to_numpy()
+    dense_row = to_numpy(sites["dense_row"], null=-1)
     member_bits = _member_bits(in_cohort, len(members))
     by_word = cells.of_sample.shape[1] == 1 and len(member_bits) > 0
     coded = _coded_counts(reader, dense_row[dense_row >= 0], member_bits) if by_word else np.zeros((0, 2), np.int64)
-    haploid_dense = (sites["haploid_pattern"].fill_null(-1).to_numpy()[dense_row >= 0] >= 0).any()
+    haploid_dense = (to_numpy(sites["haploid_pattern"], null=-1)[dense_row >= 0] >= 0).any()
     fixed = (
         haploid,
         haploid_cells,

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import zarr
 
+from genoquery.arrow import to_numpy
 from genoquery.deadline import ahead
 from genoquery.storage.objects import ObjectPath, zarr_location
 from genoquery.storage.shard_reads import RowReader, Visitor, read_rows_together
@@ -29,14 +30,6 @@ from genoquery.storage.wide_calls import WideCalls, read_wide
 # cohort's calls read in 1.4 s of CPU with 16 MB blocks against 1.5-2.3 s with 64 MB, whose
 # arrays, above glibc's mmap threshold, are page-faulted afresh for each block (sys time).
 BLOCK_BYTES = 16 << 20
-
-
-def _column(sites: pa.Table, name: str, fill: int = -1) -> np.ndarray:
-    return (
-        sites[name].to_numpy(zero_copy_only=False)
-        if sites[name].null_count == 0
-        else sites[name].fill_null(fill).to_numpy(zero_copy_only=False)
-    )
 
 
 class CallReader:
@@ -92,7 +85,7 @@ class CallReader:
         need them); without ``codes``, dense sites' codes are not read (``SiteCalls.codes`` is
         empty; a caller that reduces them visits them itself, see :meth:`visit_codes`). The next
         block is read on a background thread while the caller works on this one."""
-        dense_row = _column(sites, "dense_row")
+        dense_row = to_numpy(sites["dense_row"], null=-1)
         bounds = budget_bounds(self._site_bytes(sites, (dense_row >= 0) & codes, missing), budget)
         kept: dict = {}  # chunks two consecutive blocks share are decoded once
         if not codes:
@@ -166,13 +159,13 @@ class CallReader:
     def _site_bytes(self, sites: pa.Table, dense: np.ndarray, missing: bool) -> np.ndarray:
         """Decoded bytes of each site's calls: its code row, listed calls and (if read) tokens."""
         row_bytes = self._codes.array.shape[1]
-        listed = _column(sites, "n_listed").astype(np.int64) * (4 + 2)
-        tokens = _column(sites, "n_missing_tokens").astype(np.int64) * 2 * missing
+        listed = to_numpy(sites["n_listed"]).astype(np.int64) * (4 + 2)
+        tokens = to_numpy(sites["n_missing_tokens"]).astype(np.int64) * 2 * missing
         return dense * row_bytes + listed + tokens
 
     def _read(self, sites: pa.Table, dense_row: np.ndarray, missing: bool, kept: dict) -> SiteCalls:
-        listed = _Ranges(_column(sites, "listed_start"), _column(sites, "n_listed"))
-        missed = _Ranges(_column(sites, "missing_start"), _column(sites, "n_missing_tokens") * missing)
+        listed = _Ranges(to_numpy(sites["listed_start"]), to_numpy(sites["n_listed"]))
+        missed = _Ranges(to_numpy(sites["missing_start"]), to_numpy(sites["n_missing_tokens"]) * missing)
         dense = dense_row != -1
         rows = dense_row[dense_row >= 0]  # ascending; -2: dense, codes not read
         lo, hi = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
@@ -184,17 +177,17 @@ class CallReader:
         ]
         listed_sample, listed_gt, missing_tokens, codes = read_rows_together(slices, kept)
         return SiteCalls(
-            site_row=_column(sites, "site_row"),
-            n_alleles=_column(sites, "n_alleles"),
+            site_row=to_numpy(sites["site_row"], null=-1),
+            n_alleles=to_numpy(sites["n_alleles"]),
             dense=np.where(dense, np.cumsum(dense) - 1, -1).astype(np.int64),
-            pattern=_column(sites, "haploid_pattern").astype(np.int64),
+            pattern=to_numpy(sites["haploid_pattern"], null=-1).astype(np.int64),
             listed=listed.offsets,
             listed_sample=listed.keep(listed_sample),
             listed_gt=listed.keep(listed_gt),
             missing=missed.offsets,
             missing_tokens=missed.keep(missing_tokens),
             codes=codes if len(rows) == len(codes) else codes[rows - lo],
-            wide=self.wide.at_rows(_column(sites, "batch_row")),
+            wide=self.wide.at_rows(to_numpy(sites["batch_row"])),
         )
 
 

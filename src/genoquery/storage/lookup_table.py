@@ -29,6 +29,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from genoquery.arrow import from_numpy, to_numpy
 from genoquery.storage.format import INDEX_FILE, LOOKUP_DIR
 from genoquery.storage.schema import VARIANT_COLUMNS, open_index
 from genoquery.storage.staging import fsync_path
@@ -90,7 +91,7 @@ def write_lookup_table(con: duckdb.DuckDBPyConnection) -> None:
     at = 0
     with pa.OSFile(str(arrow_path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         for batch in reader:
-            loci[at : at + batch.num_rows] = batch.column("locus").to_numpy()
+            loci[at : at + batch.num_rows] = to_numpy(batch.column("locus"))
             writer.write_batch(batch.select(list(VARIANT_COLUMNS)))
             at += batch.num_rows
     loci.flush()
@@ -158,7 +159,7 @@ class LookupTable:
     @cached_property
     def by_site(self) -> SiteRows:
         """The rows found by site row and allele (their keys computed on first use)."""
-        return SiteRows(self._rows.column("site_row").to_numpy(), self._rows.column("allele").to_numpy())
+        return SiteRows(to_numpy(self._rows.column("site_row")), to_numpy(self._rows.column("allele")))
 
     @property
     def loci(self) -> np.ndarray:
@@ -175,4 +176,4 @@ class LookupTable:
         if hi - lo == 1:
             return here if here.column("variant_key")[0].as_py() == variant_key else here.slice(0, 0)
         keys = here.column("variant_key").to_pylist()
-        return here.take(pa.array([i for i, k in enumerate(keys) if k == variant_key], pa.int64()))
+        return here.take(from_numpy(np.array([i for i, k in enumerate(keys) if k == variant_key], np.int64)))

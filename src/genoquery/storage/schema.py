@@ -49,6 +49,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from genoquery.arrow import to_numpy
+
 # The columns of ``variants`` a query returns, in order (Store.variants, lookups, lookup files).
 VARIANT_COLUMNS = (
     "contig",
@@ -76,7 +78,7 @@ STAT_COLUMNS = ("ac", "an", "af", "n_het", "n_hom_alt", "n_hemi", "n_missing")
 def allele_keys(table: pa.Table) -> np.ndarray:
     """One int64 per row of a table with ``site_row`` and ``allele`` (an ALT allele of a site),
     ordered as (site_row, allele): ``site_row * 65536 + allele``."""
-    return table["site_row"].to_numpy().astype(np.int64) * 65536 + table["allele"].to_numpy()
+    return to_numpy(table["site_row"]).astype(np.int64) * 65536 + to_numpy(table["allele"])
 
 
 INDEX_CATALOG = "gq_index"

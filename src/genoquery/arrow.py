@@ -1,0 +1,83 @@
+"""NumPy arrays and Python strings to Arrow arrays and back, without pandas.
+
+pyarrow imports pandas (0.2-0.25 s, most of a query command's cold start) the first time
+``pa.array``, ``pa.scalar`` or ``pa.table`` of a NumPy array, or ``fill_null`` of a Python value,
+converts anything, to test whether it is a pandas object; and ``to_numpy`` (so ``np.asarray``)
+imports it for its null markers. The query paths build and read their arrays here instead, from
+and to Arrow's buffers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+
+def from_numpy(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    """``values`` (1-D, numeric or bool) as an Arrow array of their type; null where ``mask``
+    is true. Shares ``values``' memory when they are contiguous and not bool."""
+    values = np.ascontiguousarray(values)
+    data = np.packbits(values, bitorder="little") if values.dtype == np.bool_ else values
+    validity = None if mask is None else pa.py_buffer(np.packbits(~np.asarray(mask), bitorder="little"))
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [validity, pa.py_buffer(data)])
+
+
+def strings(values: Sequence[str], mask: np.ndarray | None = None) -> pa.Array:
+    """``values`` as an Arrow string array; null where ``mask`` is true."""
+    text = "".join(values)
+    data = text.encode()
+    if len(data) == len(text):  # ASCII: a character is a byte
+        lengths = np.fromiter(map(len, values), np.int64, len(values))
+    else:
+        encoded = [v.encode() for v in values]
+        lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
+    offsets = np.zeros(len(values) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    validity = None if mask is None else pa.py_buffer(np.packbits(~np.asarray(mask), bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), len(values), [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def from_rows(rows: Sequence[tuple], schema: pa.Schema) -> pa.Table:
+    """Rows of Python values (None: null) as a table of ``schema``, whose columns are strings or
+    of a NumPy type (numbers, bool)."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    arrays = []
+    for values, field in zip(columns, schema, strict=True):
+        text = pa.types.is_string(field.type)
+        mask = None
+        if None in values:
+            mask = np.array([v is None for v in values])
+            values = [("" if text else 0) if v is None else v for v in values]
+        if text:
+            arrays.append(strings(values, mask))
+        else:
+            arrays.append(from_numpy(np.array(values, field.type.to_pandas_dtype()), mask))
+    return pa.table(arrays, schema=schema)
+
+
+def to_numpy(column: pa.Array | pa.ChunkedArray, null: int | float | None = None) -> np.ndarray:
+    """A numeric or bool column as a new NumPy array, its nulls replaced by ``null``; a column
+    with nulls and no ``null`` raises ValueError."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    dtype = np.dtype(column.type.to_pandas_dtype())  # a NumPy type, pandas not imported
+    return np.concatenate([np.zeros(0, dtype), *(_chunk(chunk, dtype, null) for chunk in chunks)])
+
+
+def _chunk(chunk: pa.Array, dtype: np.dtype, null: int | float | None) -> np.ndarray:
+    validity, data = chunk.buffers()[:2]
+    start, stop = chunk.offset, chunk.offset + len(chunk)
+    if start == stop:  # its buffers may be absent
+        return np.zeros(0, dtype)
+    values = _bits(data, start, stop) if dtype == np.bool_ else np.frombuffer(data, dtype, count=stop)[start:]
+    if not chunk.null_count:
+        return values
+    if null is None:
+        raise ValueError(f"a column of {chunk.null_count} nulls and no value to replace them")
+    return np.where(_bits(validity, start, stop), values, np.array(null, dtype=dtype))
+
+
+def _bits(buffer: pa.Buffer, start: int, stop: int) -> np.ndarray:
+    """Bits ``start .. stop - 1`` of an Arrow bitmap, as bool."""
+    return np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), count=stop, bitorder="little")[start:].view(np.bool_)

@@ -1,0 +1,96 @@
+"""genoquery.arrow: NumPy arrays and strings to Arrow and back as pyarrow converts them, without pandas."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from genoquery.arrow import from_numpy, from_rows, strings, to_numpy
+
+VALUES = [
+    np.arange(7, dtype=np.int8),
+    np.arange(7, dtype=np.int64) * -3,
+    np.linspace(0, 1, 7, dtype=np.float32),
+    np.array([1, 0, 1, 1, 0, 0, 1, 1, 1, 0], dtype=bool),
+    np.arange(20, dtype=np.int32)[::3],  # not contiguous
+    np.zeros(0, dtype=np.int16),
+    np.zeros(0, dtype=bool),
+]
+
+
+@pytest.mark.parametrize("values", VALUES, ids=lambda v: f"{v.dtype}[{len(v)}]")
+def test_from_numpy_and_back_as_pyarrow(values):
+    array = from_numpy(values)
+    array.validate(full=True)
+    assert array.equals(pa.array(values))
+    assert np.array_equal(to_numpy(array), values)
+    assert to_numpy(array).dtype == values.dtype
+    if len(values) > 2:  # an offset into the buffers, and several chunks
+        assert np.array_equal(to_numpy(array.slice(2)), values[2:])
+        assert np.array_equal(to_numpy(pa.chunked_array([array.slice(1), array])), np.concatenate([values[1:], values]))
+
+
+def test_nulls_from_a_mask_and_replaced_on_the_way_back():
+    mask = np.array([False, True, False, False, True])
+    array = from_numpy(np.arange(5, dtype=np.int64), mask)
+    array.validate(full=True)
+    assert array.equals(pa.array(np.arange(5), mask=mask))
+    assert to_numpy(array, null=-1).tolist() == [0, -1, 2, 3, -1]
+    assert to_numpy(array.slice(1), null=-1).tolist() == [-1, 2, 3, -1]
+    with pytest.raises(ValueError, match="2 nulls"):
+        to_numpy(array)
+
+
+def test_to_numpy_is_a_new_writable_array():
+    values = np.arange(4)
+    out = to_numpy(from_numpy(values))
+    out[0] = 9
+    assert values[0] == 0
+    assert to_numpy(pa.chunked_array([], pa.int16())).dtype == np.int16
+
+
+@pytest.mark.parametrize("values", [["het", "hom_alt", ""], ["é", "S1", "ü-2"], []], ids=["ascii", "utf-8", "none"])
+def test_strings_as_pyarrow(values):
+    array = strings(values)
+    array.validate(full=True)
+    assert array.equals(pa.array(values, pa.string()))
+
+
+def test_strings_with_nulls():
+    array = strings(["a", "", "c"], np.array([False, True, False]))
+    array.validate(full=True)
+    assert array.to_pylist() == ["a", None, "c"]
+
+
+def test_rows_as_pyarrow_makes_them():
+    schema = pa.schema([("key", pa.string()), ("pos", pa.int64()), ("allele", pa.int16()), ("qual", pa.float32())])
+    rows = [("chr20-1-A-C", 1, 1, 30.5), (None, 2, 2, None), ("é", 3, 1, 0.1)]
+    table = from_rows(rows, schema)
+    table.validate(full=True)
+    assert table.equals(pa.Table.from_struct_array(pa.array(rows, pa.struct(schema))))
+    assert from_rows([], schema).equals(schema.empty_table())
+
+
+def test_strings_refuse_what_is_not_text():
+    with pytest.raises(TypeError):
+        strings(["S1", 2])
+
+
+def test_no_conversion_imports_pandas():
+    code = """
+import sys
+import numpy as np
+import pyarrow as pa
+from genoquery.arrow import from_numpy, from_rows, strings, to_numpy
+to_numpy(from_numpy(np.arange(3), np.array([0, 1, 0], bool)), null=0)
+to_numpy(from_numpy(np.ones(3, bool)))
+strings(["a"]).dictionary_encode()
+from_rows([("a", 1), (None, None)], pa.schema([("s", pa.string()), ("i", pa.int8())]))
+print("pandas" in sys.modules)
+"""
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "False"
