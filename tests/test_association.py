@@ -772,7 +772,7 @@ def test_coded_products_over_several_tiles_equal_numpy():
     haploid = rng.random((2, n)) < 0.5
     pattern = rng.integers(-1, 2, size=rows)
     w = np.concatenate([rng.random((n, 2)) < 0.7, rng.normal(size=(n, 3))], axis=1)  # 0/1 columns first
-    dose, two = regression.coded_products(codes, haploid, pattern, w, np.ascontiguousarray(w[:, :2].T))
+    dose, two = regression.coded_products(codes, haploid, pattern, w, regression.sample_bits(w[:, :2].T.astype(bool)))
 
     s = np.arange(n)
     code = (codes[:, s // 4] >> (2 * (s % 4))) & 3
