@@ -41,6 +41,10 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 from scipy import special
 
 from genoquery.deadline import check
@@ -167,6 +171,33 @@ class Covariates:
         return self._null[key]
 
 
+@intrinsic
+def _prefetch(typingctx, rows, row, column):  # pragma: no cover - compiled
+    """Asks the CPU to load ``rows[row, column]``'s cache line (LLVM's prefetch: read, kept in
+    every cache level) without waiting for it, as numba cannot."""
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        at = cgutils.get_item_pointer(context, builder, signature.args[0], array, [args[1], args[2]])
+        byte = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32]), "llvm.prefetch.p0i8"
+        )
+        read, all_levels, data = ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)
+        builder.call(function, [builder.bitcast(at, byte), read, all_levels, data])
+        return context.get_dummy_value()
+
+    return types.void(rows, row, column), codegen
+
+
+PREFETCH_AHEAD = 32
+"""Listed calls whose weights row :func:`_sums` asks for ahead of its use. At 10^6 samples the
+weights (56 MB) are out of the caches and each call's row a cache miss: 1.9 M calls, 55-69 ms
+without, 32-40 ms prefetching the row's first line 8-64 calls ahead, 21 ms both of its lines 32
+ahead, 25 ms 16 ahead."""
+
+
 @numba.njit(nogil=True, cache=True)
 def _sums(
     w, haploid, pattern, carrier, sample, dosage, missing, missing_sample, counts, qg, gg, gy, qm, qy_m, yy_m
@@ -174,11 +205,15 @@ def _sums(
     """Per allele ``a``: ``counts[a]`` = (missing, ac, carriers, haploid missing, case ac, case
     carriers, case missing); over carriers ``qg = Q'g``, ``gg``, ``gy``; over missing samples
     ``qm = Q_m'Q_m`` (upper triangle), ``qy_m = Q_m'y``, ``yy_m = y_m'y_m``. ``w`` holds each store
-    sample's weights (:meth:`Covariates.weights`): one row read per listed call, not four arrays.
-    Samples outside the analysis are skipped."""
-    k = w.shape[1] - 3
+    sample's weights (:meth:`Covariates.weights`): one row read per listed call, not four arrays,
+    its first and last element (the row's cache lines, up to 8 columns) prefetched
+    :data:`PREFETCH_AHEAD` calls ahead. Samples outside the analysis are skipped."""
+    k, last = w.shape[1] - 3, w.shape[1] - 1
     for a in range(len(carrier) - 1):
         for c in range(carrier[a], carrier[a + 1]):
+            if c + PREFETCH_AHEAD < len(sample):
+                _prefetch(w, sample[c + PREFETCH_AHEAD], 0)
+                _prefetch(w, sample[c + PREFETCH_AHEAD], last)
             ws = w[sample[c]]
             if ws[0] == 0.0:
                 continue
@@ -195,6 +230,9 @@ def _sums(
         p = pattern[a]
         for m in range(missing[a], missing[a + 1]):
             s = missing_sample[m]
+            if m + PREFETCH_AHEAD < len(missing_sample):
+                _prefetch(w, missing_sample[m + PREFETCH_AHEAD], 0)
+                _prefetch(w, missing_sample[m + PREFETCH_AHEAD], last)
             ws = w[s]
             if ws[0] == 0.0:
                 continue
