@@ -101,6 +101,7 @@ def _listed_by_allele(listed, listed_sample, listed_gt, in_members, first, out):
     at = np.zeros(first[-1], np.int64) if out is None else out[0][:-1].copy()
     n_missing = 0
     for site in range(len(listed) - 1):
+        single = first[site + 1] - first[site] == 1
         for c in range(listed[site], listed[site + 1]):
             sample = listed_sample[c]
             if not in_members[sample]:
@@ -110,6 +111,16 @@ def _listed_by_allele(listed, listed_sample, listed_gt, in_members, first, out):
                 if out is not None:
                     out[3][n_missing], out[4][n_missing] = site, sample
                 n_missing += 1
+                continue
+            if single:  # one ALT allele: its copies without branching on each slot (phased 0|1, 1|0)
+                dose = (one == 1) + (two == 1)
+                if dose > 0:
+                    a = first[site]
+                    if out is None:
+                        counts[a] += 1
+                    else:
+                        out[1][at[a]], out[2][at[a]] = sample, dose
+                        at[a] += 1
                 continue
             for allele, dose in ((one, 1 + (two == one)), (two, 1 * (two != one))):
                 if allele > 0 and dose > 0:
