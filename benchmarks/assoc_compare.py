@@ -13,8 +13,10 @@ cores:
 
 every ALT allele of the region with a minor allele count of at least ``--min-mac`` (PLINK 2:
 ``--mac``). For logistic, ``--prescreen 1e-3,score`` adds genoquery runs with ``--prescreen-p
-1e-3`` and ``--test score`` to the alternation. Peak memory is each process's maximum resident set,
-CPU time its user + system time (``getrusage``); the load average is printed before and after.
+1e-3`` and ``--test score`` to the alternation; ``--baseline SRC`` adds a run of another version's
+code (``PYTHONPATH=SRC``, e.g. the ``src`` of ``git archive`` of an earlier commit). Peak memory is
+each process's maximum resident set, CPU time its user + system time (``getrusage``); the load
+average is printed before and after.
 Agreement: the median relative difference of the betas of the alleles both tested (PLINK 2's A1 is
 the ALT allele with ``--glm omit-ref``; of a prescreened run, its Wald/Firth rows only)::
 
@@ -105,10 +107,18 @@ def _traits(path: Path, seed: int) -> pd.DataFrame:
 
 
 def commands(
-    store: Path, pfile: Path, work: Path, region: str, min_mac: int, model: str, screens: list[str]
+    store: Path,
+    pfile: Path,
+    work: Path,
+    region: str,
+    min_mac: int,
+    model: str,
+    screens: list[str],
+    baseline: Path | None = None,
 ) -> dict[str, list[str]]:
     """The genoquery and PLINK 2 commands of one model; for logistic, a genoquery run per entry of
-    ``screens`` too (a p threshold: ``--prescreen-p``; ``score``: ``--test score``)."""
+    ``screens`` too (a p threshold: ``--prescreen-p``; ``score``: ``--test score``); with
+    ``baseline`` (a genoquery ``src`` directory), the model's run of that code too."""
     phenotype = "trait" if model == "linear" else "case"
     glm = "hide-covar omit-ref" + ("" if model == "linear" else " firth-fallback")
     glm_run = [
@@ -116,6 +126,10 @@ def commands(
         *("--region", region, "--model", model, "--min-mac", str(min_mac), "--quiet", "--format", "parquet"),
     ]
     variants = {"genoquery": [*glm_run, "--output", str(work / f"gq_{model}.parquet")]}
+    if baseline is not None:
+        variants["genoquery baseline"] = [
+            *("env", f"PYTHONPATH={baseline}", *glm_run, "--output", str(work / f"gq_{model}_baseline.parquet"))
+        ]
     for screen in screens if model == "logistic" else []:
         option = ["--test", "score"] if screen == "score" else ["--prescreen-p", screen]
         variants[f"genoquery {' '.join(option)}"] = [*glm_run, *option, "--output", str(work / f"gq_{screen}.parquet")]
@@ -155,6 +169,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--prescreen", default="", help="logistic: comma-separated p thresholds and/or 'score'")
+    parser.add_argument("--baseline", type=Path, help="a genoquery src directory whose code runs too, alternated")
     args = parser.parse_args()
     screens = [s for s in args.prescreen.split(",") if s]
     if not shutil.which("plink2"):
@@ -167,7 +182,7 @@ def main() -> None:
     print("| model | tool | wall (s), each run | CPU (s), each run | peak MB | wall ratio to plink2, per round |")
     print("|---|---|---|---|---|---|")
     for model in args.models.split(","):
-        tools = commands(store, pfile, args.work, args.region, args.min_mac, model, screens)
+        tools = commands(store, pfile, args.work, args.region, args.min_mac, model, screens, args.baseline)
         runs: dict[str, list[tuple[float, float, float]]] = {tool: [] for tool in tools}
         for _ in range(args.runs):  # alternated: a noisy machine slows both alike
             for tool, command in tools.items():
@@ -177,7 +192,8 @@ def main() -> None:
             walls, cpus = ", ".join(f"{w:.2f}" for w, _, _ in r), ", ".join(f"{c:.2f}" for _, c, _ in r)
             ratios = ", ".join(f"{w / p[0]:.2f}" for (w, _, _), p in zip(r, runs["plink2"], strict=True))
             print(f"| {model} | {tool} | {walls} | {cpus} | {max(m for *_, m in r):,.0f} | {ratios} |")
-        for run in [model, *(s for s in screens if model == "logistic" and s != "score")]:
+        baseline = [f"{model}_baseline"] if args.baseline is not None else []
+        for run in [model, *baseline, *(s for s in screens if model == "logistic" and s != "score")]:
             both, median = agreement(args.work, model, run)
             agreed = f"{both:,} alleles fitted by both | median rel. beta diff. {median:.1e}"
             print(f"| {model} | agreement ({run}) | {agreed} | | |")
