@@ -48,7 +48,12 @@ def store_dosages(
         [int(site_rows[0]), int(site_rows[-1]), site_rows.tolist()] if len(site_rows) else [0, -1, []],
     )
     combo_of, haploid = _patterns(store, records, site_rows)
-    return haploid, _windows(store, records, site_rows, members, combo_of, keep_codes)
+    n_alleles = store.sql(  # now, not when the first window is asked for: the windows touch no DuckDB,
+        # so they can be read on another thread while this one queries the index (its connection is one thread's)
+        "SELECT site_row, len(alleles) AS n FROM sites WHERE site_row IN (SELECT unnest(?)) ORDER BY site_row",
+        [site_rows.tolist()],
+    )["n"].to_numpy()
+    return haploid, _windows(store, records, site_rows, n_alleles, members, combo_of, keep_codes)
 
 
 def _patterns(store: Store, records: pa.Table, site_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,12 +75,14 @@ def _patterns(store: Store, records: pa.Table, site_rows: np.ndarray) -> tuple[n
 
 
 def _windows(
-    store: Store, records: pa.Table, site_rows: np.ndarray, members: np.ndarray, combo_of: np.ndarray, keep_codes: bool
+    store: Store,
+    records: pa.Table,
+    site_rows: np.ndarray,
+    n_alleles: np.ndarray,
+    members: np.ndarray,
+    combo_of: np.ndarray,
+    keep_codes: bool,
 ) -> Iterator[AlleleDosages]:
-    n_alleles = store.sql(
-        "SELECT site_row, len(alleles) AS n FROM sites WHERE site_row IN (SELECT unnest(?)) ORDER BY site_row",
-        [site_rows.tolist()],
-    )["n"].to_numpy()
     for start, end in _window_bounds(store, records, site_rows):
         rows, combo = site_rows[start:end], combo_of[start:end]
         if len(store.batches) == 1:
