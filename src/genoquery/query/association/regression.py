@@ -37,6 +37,7 @@ above; the others keep their score test.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numba
@@ -374,12 +375,11 @@ def coded_products(
     return out, two
 
 
-def _add_coded(cov: Covariates, coded: CodedAlleles, y: np.ndarray, counts: np.ndarray, sums: tuple) -> None:
-    """Adds the code rows' carriers to ``counts`` (columns as :func:`_sums`) and ``qg, gg, gy``:
-    with ``two`` the two-copy calls, a carrier is ``d - two`` and ``d^2 = d + 2 two``."""
-    dose, two = coded_products(
-        coded.codes, coded.haploid, coded.pattern, *cov.columns(coded.offset, coded.haploid.shape[1], y)
-    )
+def _add_coded(coded: CodedAlleles, products: tuple[np.ndarray, np.ndarray], counts: np.ndarray, sums: tuple) -> None:
+    """Adds the code rows' carriers to ``counts`` (columns as :func:`_sums`) and ``qg, gg, gy``
+    from their :func:`coded_products` ``(dose, two)``: with ``two`` the two-copy calls, a carrier
+    is ``d - two`` and ``d^2 = d + 2 two``."""
+    dose, two = products
     qg, gg, gy = sums
     a = coded.allele  # alleles differ within a part
     counted = np.stack([dose[:, 0], dose[:, 0] - two[:, 0], dose[:, 1], dose[:, 1] - two[:, 1]], axis=1)
@@ -390,17 +390,24 @@ def _add_coded(cov: Covariates, coded: CodedAlleles, y: np.ndarray, counts: np.n
 
 
 def allele_sums(
-    cov: Covariates, haploid: np.ndarray, hap_analysed: np.ndarray, dosages: AlleleDosages, y: np.ndarray
+    cov: Covariates,
+    haploid: np.ndarray,
+    hap_analysed: np.ndarray,
+    dosages: AlleleDosages,
+    y: np.ndarray,
+    helper: Executor | None = None,
 ) -> tuple[AlleleCounts, tuple[np.ndarray, ...]]:
     """Counts and the carrier/missing sums of :func:`_sums` of one batch of alleles (``y``: the
-    vector summed against, ``y*`` for linear models)."""
+    vector summed against, ``y*`` for linear models). With a ``helper`` thread and code rows, the
+    listed calls are summed there while this thread sums the code rows (both kernels release the
+    GIL); the results are added in the same order either way."""
     n_alleles, k = len(dosages.allele), cov.q.shape[1]
     counts = np.zeros((n_alleles, 7), dtype=np.int64)
     qg, qy_m = np.zeros((n_alleles, k)), np.zeros((n_alleles, k))
     gg, gy, yy_m = np.zeros(n_alleles), np.zeros(n_alleles), np.zeros(n_alleles)
     qm = np.zeros((n_alleles, k, k))
     hap = haploid if len(haploid) else np.zeros((1, 1), dtype=bool)
-    _sums(
+    listed = (
         cov.weights(0, len(cov.row), y),
         hap,
         dosages.pattern,
@@ -417,8 +424,15 @@ def allele_sums(
         qy_m,
         yy_m,
     )
-    for coded in dosages.coded:
-        _add_coded(cov, coded, y, counts, (qg, gg, gy))
+    columns = [cov.columns(c.offset, c.haploid.shape[1], y) for c in dosages.coded]  # made here, once
+    summing = helper.submit(_sums, *listed) if helper is not None and dosages.coded else None
+    if summing is None:
+        _sums(*listed)
+    products = [coded_products(c.codes, c.haploid, c.pattern, *w) for c, w in zip(dosages.coded, columns, strict=True)]
+    if summing is not None:
+        summing.result()
+    for coded, product in zip(dosages.coded, products, strict=True):
+        _add_coded(coded, product, counts, (qg, gg, gy))
     qm += np.triu(qm, 1).transpose(0, 2, 1)
     n = len(cov.design.y) - counts[:, 0]
     hap_called = (

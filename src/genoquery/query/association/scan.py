@@ -9,6 +9,8 @@ that allele's test, samples missing the phenotype or a covariate from every test
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from importlib import import_module
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -140,11 +142,41 @@ def fit_blocks(
     hap_analysed = haploid[:, design.samples].sum(axis=1) if len(haploid) else np.zeros(0, np.int64)
     null = null_logistic(cov) if model == "logistic" else None
     # the next blocks' dosages are decoded while this one is fitted (already being read: Prefetch)
-    for batch in dosages if isinstance(dosages, Prefetch) else ahead(iter(dosages)):
+    blocks = dosages if isinstance(dosages, Prefetch) else ahead(iter(dosages))
+    with _helper(model) as helper:
+        yield from _fitted(design, model, cov, null, haploid, hap_analysed, blocks, min_mac, bar, screen, helper)
+
+
+def _helper(model: str) -> AbstractContextManager[ThreadPoolExecutor | None]:
+    """The thread on which a linear scan sums each block's listed calls while this one sums its
+    code rows (:func:`~.regression.allele_sums`); None for logistic scans (no code rows). At 10^6
+    samples the main thread summed both, 1.6 s of chr20's ~1.8 s of fits, while the thread reading
+    the blocks used ~0.9 s of the other core."""
+    if model != "linear":
+        return nullcontext()
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="genoquery-sums")
+
+
+def _fitted(
+    design: Design,
+    model: str,
+    cov: Covariates,
+    null: np.ndarray | None,
+    haploid: np.ndarray,
+    hap_analysed: np.ndarray,
+    blocks: Iterable[AlleleDosages],
+    min_mac: int,
+    bar: tqdm | None,
+    screen: float | None,
+    helper: ThreadPoolExecutor | None,
+) -> Iterator[pa.Table]:
+    """:func:`fit_blocks`' tables, from its covariates ``cov`` and logistic ``null`` model."""
+    for batch in blocks:
         check()  # the request's time limit (genoquery.deadline), per block of alleles
         if bar is not None:
             bar.update(len(batch.allele))
-        counts, sums = allele_sums(cov, haploid, hap_analysed, batch, cov.y_star if null is None else design.y)
+        y = cov.y_star if null is None else design.y
+        counts, sums = allele_sums(cov, haploid, hap_analysed, batch, y, helper)
         mac = np.minimum(counts.ac, counts.an - counts.ac)
         testable = (mac >= max(min_mac, 1)) & (counts.n > 0)
         result = (
