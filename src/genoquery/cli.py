@@ -549,6 +549,7 @@ def _cmd_assoc(args: argparse.Namespace) -> None:
                     args.output,
                     internal=args.internal,
                 )
+                args.exit_now = True  # see main: nothing is left to do but the interpreter's teardown
                 return
             table = store.associate(phenotype, covariates, client=client, **options)
             for kind, path in (("manhattan", args.manhattan), ("qq", args.qq)):
@@ -1040,7 +1041,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr = LogLines(sys.stderr)
     try:
         _use_threads(args.threads)
-        return args.run(args) or 0
+        code = args.run(args) or 0
+        if argv is None and getattr(args, "exit_now", False):
+            _exit_now(code)
+        return code
     except GenoqueryError as err:
         print(f"genoquery: error: {err}", file=sys.stderr)
         return 2
@@ -1052,6 +1056,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if isinstance(sys.stderr, LogLines):
             sys.stderr = sys.stderr.stream
+
+
+def _exit_now(code: int) -> None:
+    """Ends the process at once, without the interpreter's teardown: after a scan the process is
+    done (the store closed, the output written and closed, no other thread at work), and tearing
+    down numba, pandas, scipy, zarr and ~0.9 GB of arrays took 0.2-0.35 s of a ~4 s ``assoc glm``
+    at 10^6 samples. Only for a command run as a program (``main()`` without ``argv``), never when
+    main is called in a process that goes on."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):  # sys.stderr may be LogLines
+        if stream is not None:
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
