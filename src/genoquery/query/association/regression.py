@@ -165,18 +165,31 @@ class Covariates:
     def columns(self, offset: int, n: int, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The weights of :meth:`weights` as dense code rows are summed against them, made once
         per batch: (3 + k, 4 ceil(n / 4)) float64 C-ordered, a column per row, zero past ``n``,
-        and the analysed and case columns as :func:`sample_bits` (2, ceil(n / 4))."""
+        and the analysed and case columns as :func:`sample_bits` (2, ceil(n / 4)). Without a
+        binary trait the case column, all zeros, is left out (2 + k rows: :meth:`coded_sums`)."""
         key = (offset, n, id(y))
         if key not in self._columns:
             at, rows = self._analysed(offset, n)
-            columns = np.zeros((3 + self.q.shape[1], (n + 3) // 4 * 4))
+            binary = self.design.binary
+            columns = np.zeros((2 + binary + self.q.shape[1], (n + 3) // 4 * 4))
             columns[0, at] = 1.0
-            if self.design.binary:
+            if binary:
                 columns[1, at] = self.design.y[rows]
-            columns[2, at] = y[rows]
-            columns[3:, at] = self.q[rows].T
-            self._columns[key] = columns, sample_bits(columns[:2, :n] != 0)
+            columns[1 + binary, at] = y[rows]
+            columns[2 + binary :, at] = self.q[rows].T
+            analysed = columns[:1, :n] != 0
+            case = columns[1:2, :n] != 0 if binary else np.zeros_like(analysed)
+            self._columns[key] = columns, sample_bits(np.concatenate([analysed, case]))
         return self._columns[key]
+
+    def coded_sums(self, coded: CodedAlleles, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`coded_products` of the code rows against :meth:`columns`, with the columns of
+        :meth:`weights` (a zero case column put back without a binary trait: the dense-code kernel
+        sums 6 columns, 3 passes of two, instead of 7, 4 passes, with 3 covariates)."""
+        dose, two = coded_products(
+            coded.codes, coded.haploid, coded.pattern, *self.columns(coded.offset, coded.haploid.shape[1], y)
+        )
+        return (dose if self.design.binary else np.insert(dose, 1, 0.0, axis=1)), two
 
     def null_model(self, x: np.ndarray, null: np.ndarray) -> NullModel:
         """The logistic null model (coefficients ``null`` on the covariates ``x`` of the analysed
@@ -424,11 +437,12 @@ def allele_sums(
         qy_m,
         yy_m,
     )
-    columns = [cov.columns(c.offset, c.haploid.shape[1], y) for c in dosages.coded]  # made here, once
+    for c in dosages.coded:
+        cov.columns(c.offset, c.haploid.shape[1], y)  # made here, once, not on two threads
     summing = helper.submit(_sums, *listed) if helper is not None and dosages.coded else None
     if summing is None:
         _sums(*listed)
-    products = [coded_products(c.codes, c.haploid, c.pattern, *w) for c, w in zip(dosages.coded, columns, strict=True)]
+    products = [cov.coded_sums(c, y) for c in dosages.coded]
     if summing is not None:
         summing.result()
     for coded, product in zip(dosages.coded, products, strict=True):
