@@ -223,6 +223,19 @@ def test_random_cohorts(store, chosen, phenotype):
         assert close(r["se"], se, 1e-5)
 
 
+def test_model_given_reads_dosages_before_the_design(store, ldl_chr20):
+    """With the model given, the dosages are read over the cohort's members while the design is
+    built (scan.associate_blocks), samples missing the phenotype or a covariate included: the same
+    rows as when the design chooses the model, which read them over the design's samples."""
+    assert frame()["ldl_mg_dl"].isna().any()  # samples outside the analysis, read all the same
+    assert store.associate("ldl_mg_dl", COVARIATES, region="chr20", min_mac=2, model="linear").to_pylist() == ldl_chr20
+    cohort = "ancestry IN ('EUR', 'AFR')"
+    for phenotype, model in (("ldl_mg_dl", "linear"), ("E11", "logistic")):
+        options = {"region": "chr20:1-30000", "cohort": cohort, "min_mac": 2}
+        chosen = store.associate(phenotype, ["pc1"], **options).to_pylist()
+        assert store.associate(phenotype, ["pc1"], model=model, **options).to_pylist() == chosen
+
+
 def test_zero_carriers_and_min_mac(store):
     cohort = [f"S{i:06d}" for i in range(1, 41)]
     result = store.associate("ldl_mg_dl", ["pc1"], region="chr20", cohort=cohort, min_mac=5).to_pylist()

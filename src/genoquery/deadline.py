@@ -12,8 +12,9 @@ of one checked step). Without a deadline (the Python API, the command line) :fun
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar, copy_context
 from typing import TypeVar
@@ -60,14 +61,51 @@ def check() -> None:
         )
 
 
-def ahead(items: Iterator[T]) -> Iterator[T]:
+def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     """``items``, each next one made on a second thread while the caller works on the current one
     (for work that releases the GIL: decoding, numpy, compiled kernels), in the caller's context,
-    so :func:`check` there sees the request's deadline. An error making an item is raised when
-    that item is asked for."""
-    context = copy_context()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="genoquery-ahead") as pool:
-        pending = pool.submit(context.run, next, items, _END)
-        while (item := pending.result()) is not _END:
-            pending = pool.submit(context.run, next, items, _END)
-            yield item
+    so :func:`check` there sees the request's deadline; up to ``depth`` items ahead of the caller.
+    An error making an item is raised when that item is asked for."""
+    prefetch = Prefetch(items, depth)
+    try:
+        yield from prefetch
+    finally:
+        prefetch.close()
+
+
+class Prefetch(Iterator[T]):
+    """:func:`ahead` started now: ``items`` are made on a second thread from the moment it is
+    created (up to ``depth`` ahead), so they can be read while the caller prepares what it will do
+    with them. :meth:`close` it (a ``with`` block, or after the last item) to stop the thread."""
+
+    def __init__(self, items: Iterator[T], depth: int = 1) -> None:
+        self._items, self._context = items, copy_context()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genoquery-ahead")
+        # one worker: the submitted next() calls run one at a time, in order
+        self._pending = deque(self._submit() for _ in range(max(depth, 1)))
+
+    def _submit(self) -> Future:
+        return self._pool.submit(self._context.run, next, self._items, _END)
+
+    def __next__(self) -> T:
+        if not self._pending:
+            raise StopIteration
+        item = self._pending.popleft().result()
+        if item is _END:
+            self.close()
+            raise StopIteration
+        self._pending.append(self._submit())
+        return item
+
+    def close(self) -> None:
+        """Drops the items not yet started and waits for the one being made, if any."""
+        for pending in self._pending:
+            pending.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> Prefetch[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

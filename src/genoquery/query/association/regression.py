@@ -37,6 +37,7 @@ above; the others keep their score test.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numba
@@ -116,15 +117,14 @@ class Covariates:
     """The analysed samples' orthonormal covariate basis and residualised phenotype."""
 
     def __init__(self, design: Design, n_samples: int) -> None:
-        q, r = np.linalg.qr(design.covariates)
-        diag = np.abs(np.diag(r))
-        if diag.min() <= 1e-10 * diag.max():
+        q = orthonormal_basis(design.covariates)
+        if q is None:
             raise QueryError(
                 f"the covariates {', '.join(design.names[1:])} are collinear among the "
                 f"{len(design.y)} analysed samples; leave one out"
             )
         self.design = design
-        self.q = np.ascontiguousarray(q)
+        self.q = q
         self.y_star = design.y - q @ (q.T @ design.y)
         # once, not per block: OpenBLAS runs a dot product of 10^6 on two threads, whose spinning
         # afterwards cost ~2 s of CPU over a 1 Mb scan's 66 blocks (OPENBLAS_NUM_THREADS=1: 3.9 s, else 5.9 s)
@@ -141,28 +141,55 @@ class Covariates:
         ``y*``), then ``Q``; a row of zeros for a sample outside the analysis."""
         key = (offset, n, id(y))
         if key not in self._weights:
-            row = self.row[offset : offset + n]
-            used = row >= 0
+            at, rows = self._analysed(offset, n)
             w = np.zeros((n, 3 + self.q.shape[1]))
-            w[used, 0] = 1.0
+            w[at, 0] = 1.0
             if self.design.binary:
-                w[used, 1] = self.design.y[row[used]]
-            w[used, 2] = y[row[used]]
-            w[used, 3:] = self.q[row[used]]
+                w[at, 1] = self.design.y[rows]
+            w[at, 2] = y[rows]
+            w[at, 3:] = self.q[rows]
             self._weights[key] = w
         return self._weights[key]
+
+    def _analysed(self, offset: int, n: int) -> tuple[slice | np.ndarray, slice | np.ndarray]:
+        """(positions among the store samples ``offset`` .. ``offset + n - 1``, their analysed rows)
+        of the analysed ones among them: slices when they are a run of consecutive analysed rows (every
+        sample analysed), so the weights are copied, not gathered by a mask (0.19 s at 10^6 samples)."""
+        row = self.row[offset : offset + n]
+        at = np.flatnonzero(row >= 0)
+        if len(at) and at[-1] - at[0] == len(at) - 1 and row[at[-1]] - row[at[0]] == len(at) - 1:
+            first, last = int(at[0]), int(at[-1]) + 1
+            return slice(first, last), slice(int(row[first]), int(row[first]) + len(at))
+        return at, row[at]
 
     def columns(self, offset: int, n: int, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The weights of :meth:`weights` as dense code rows are summed against them, made once
         per batch: (3 + k, 4 ceil(n / 4)) float64 C-ordered, a column per row, zero past ``n``,
-        and the analysed and case columns as :func:`sample_bits` (2, ceil(n / 4))."""
+        and the analysed and case columns as :func:`sample_bits` (2, ceil(n / 4)). Without a
+        binary trait the case column, all zeros, is left out (2 + k rows: :meth:`coded_sums`)."""
         key = (offset, n, id(y))
         if key not in self._columns:
-            w = self.weights(offset, n, y)
-            columns = np.zeros((w.shape[1], (n + 3) // 4 * 4))
-            columns[:, :n] = w.T
-            self._columns[key] = columns, sample_bits(w[:, :2].T.astype(bool))
+            at, rows = self._analysed(offset, n)
+            binary = self.design.binary
+            columns = np.zeros((2 + binary + self.q.shape[1], (n + 3) // 4 * 4))
+            columns[0, at] = 1.0
+            if binary:
+                columns[1, at] = self.design.y[rows]
+            columns[1 + binary, at] = y[rows]
+            columns[2 + binary :, at] = self.q[rows].T
+            analysed = columns[:1, :n] != 0
+            case = columns[1:2, :n] != 0 if binary else np.zeros_like(analysed)
+            self._columns[key] = columns, sample_bits(np.concatenate([analysed, case]))
         return self._columns[key]
+
+    def coded_sums(self, coded: CodedAlleles, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`coded_products` of the code rows against :meth:`columns`, with the columns of
+        :meth:`weights` (a zero case column put back without a binary trait: the dense-code kernel
+        sums 6 columns, 3 passes of two, instead of 7, 4 passes, with 3 covariates)."""
+        dose, two = coded_products(
+            coded.codes, coded.haploid, coded.pattern, *self.columns(coded.offset, coded.haploid.shape[1], y)
+        )
+        return (dose if self.design.binary else np.insert(dose, 1, 0.0, axis=1)), two
 
     def null_model(self, x: np.ndarray, null: np.ndarray) -> NullModel:
         """The logistic null model (coefficients ``null`` on the covariates ``x`` of the analysed
@@ -177,6 +204,14 @@ class Covariates:
             loglik = float(np.sum(y * eta - np.logaddexp(0, eta)))
             self._null = {key: NullModel(rows, (x * (mu * (1 - mu))[:, None]).T @ x, x.T @ (y - mu), loglik)}
         return self._null[key]
+
+
+def orthonormal_basis(x: np.ndarray) -> np.ndarray | None:
+    """An orthonormal basis (n, k) C-ordered of the columns of ``x`` (n, k) by Householder QR, None
+    when they are collinear (``|r_jj| <= 1e-10 max |r_jj|``)."""
+    q, r = np.linalg.qr(x)
+    diag = np.abs(np.diag(r))
+    return np.ascontiguousarray(q) if diag.min() > 1e-10 * diag.max() else None
 
 
 @intrinsic
@@ -353,12 +388,11 @@ def coded_products(
     return out, two
 
 
-def _add_coded(cov: Covariates, coded: CodedAlleles, y: np.ndarray, counts: np.ndarray, sums: tuple) -> None:
-    """Adds the code rows' carriers to ``counts`` (columns as :func:`_sums`) and ``qg, gg, gy``:
-    with ``two`` the two-copy calls, a carrier is ``d - two`` and ``d^2 = d + 2 two``."""
-    dose, two = coded_products(
-        coded.codes, coded.haploid, coded.pattern, *cov.columns(coded.offset, coded.haploid.shape[1], y)
-    )
+def _add_coded(coded: CodedAlleles, products: tuple[np.ndarray, np.ndarray], counts: np.ndarray, sums: tuple) -> None:
+    """Adds the code rows' carriers to ``counts`` (columns as :func:`_sums`) and ``qg, gg, gy``
+    from their :func:`coded_products` ``(dose, two)``: with ``two`` the two-copy calls, a carrier
+    is ``d - two`` and ``d^2 = d + 2 two``."""
+    dose, two = products
     qg, gg, gy = sums
     a = coded.allele  # alleles differ within a part
     counted = np.stack([dose[:, 0], dose[:, 0] - two[:, 0], dose[:, 1], dose[:, 1] - two[:, 1]], axis=1)
@@ -369,17 +403,24 @@ def _add_coded(cov: Covariates, coded: CodedAlleles, y: np.ndarray, counts: np.n
 
 
 def allele_sums(
-    cov: Covariates, haploid: np.ndarray, hap_analysed: np.ndarray, dosages: AlleleDosages, y: np.ndarray
+    cov: Covariates,
+    haploid: np.ndarray,
+    hap_analysed: np.ndarray,
+    dosages: AlleleDosages,
+    y: np.ndarray,
+    helper: Executor | None = None,
 ) -> tuple[AlleleCounts, tuple[np.ndarray, ...]]:
     """Counts and the carrier/missing sums of :func:`_sums` of one batch of alleles (``y``: the
-    vector summed against, ``y*`` for linear models)."""
+    vector summed against, ``y*`` for linear models). With a ``helper`` thread and code rows, the
+    listed calls are summed there while this thread sums the code rows (both kernels release the
+    GIL); the results are added in the same order either way."""
     n_alleles, k = len(dosages.allele), cov.q.shape[1]
     counts = np.zeros((n_alleles, 7), dtype=np.int64)
     qg, qy_m = np.zeros((n_alleles, k)), np.zeros((n_alleles, k))
     gg, gy, yy_m = np.zeros(n_alleles), np.zeros(n_alleles), np.zeros(n_alleles)
     qm = np.zeros((n_alleles, k, k))
     hap = haploid if len(haploid) else np.zeros((1, 1), dtype=bool)
-    _sums(
+    listed = (
         cov.weights(0, len(cov.row), y),
         hap,
         dosages.pattern,
@@ -396,8 +437,16 @@ def allele_sums(
         qy_m,
         yy_m,
     )
-    for coded in dosages.coded:
-        _add_coded(cov, coded, y, counts, (qg, gg, gy))
+    for c in dosages.coded:
+        cov.columns(c.offset, c.haploid.shape[1], y)  # made here, once, not on two threads
+    summing = helper.submit(_sums, *listed) if helper is not None and dosages.coded else None
+    if summing is None:
+        _sums(*listed)
+    products = [cov.coded_sums(c, y) for c in dosages.coded]
+    if summing is not None:
+        summing.result()
+    for coded, product in zip(dosages.coded, products, strict=True):
+        _add_coded(coded, product, counts, (qg, gg, gy))
     qm += np.triu(qm, 1).transpose(0, 2, 1)
     n = len(cov.design.y) - counts[:, 0]
     hap_called = (

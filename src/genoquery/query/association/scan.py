@@ -9,6 +9,8 @@ that allele's test, samples missing the phenotype or a covariate from every test
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from importlib import import_module
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -19,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from genoquery.deadline import ahead, check
+from genoquery.deadline import Prefetch, ahead, check
 from genoquery.errors import QueryError
 from genoquery.query.association.design import (
     PC_COLUMN,
@@ -139,11 +141,42 @@ def fit_blocks(
     haploid, dosages = dosages
     hap_analysed = haploid[:, design.samples].sum(axis=1) if len(haploid) else np.zeros(0, np.int64)
     null = null_logistic(cov) if model == "logistic" else None
-    for batch in ahead(iter(dosages)):  # the next block's dosages are decoded while this one is fitted
+    # the next blocks' dosages are decoded while this one is fitted (already being read: Prefetch)
+    blocks = dosages if isinstance(dosages, Prefetch) else ahead(iter(dosages))
+    with _helper(model) as helper:
+        yield from _fitted(design, model, cov, null, haploid, hap_analysed, blocks, min_mac, bar, screen, helper)
+
+
+def _helper(model: str) -> AbstractContextManager[ThreadPoolExecutor | None]:
+    """The thread on which a linear scan sums each block's listed calls while this one sums its
+    code rows (:func:`~.regression.allele_sums`); None for logistic scans (no code rows). At 10^6
+    samples the main thread summed both, 1.6 s of chr20's ~1.8 s of fits, while the thread reading
+    the blocks used ~0.9 s of the other core."""
+    if model != "linear":
+        return nullcontext()
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="genoquery-sums")
+
+
+def _fitted(
+    design: Design,
+    model: str,
+    cov: Covariates,
+    null: np.ndarray | None,
+    haploid: np.ndarray,
+    hap_analysed: np.ndarray,
+    blocks: Iterable[AlleleDosages],
+    min_mac: int,
+    bar: tqdm | None,
+    screen: float | None,
+    helper: ThreadPoolExecutor | None,
+) -> Iterator[pa.Table]:
+    """:func:`fit_blocks`' tables, from its covariates ``cov`` and logistic ``null`` model."""
+    for batch in blocks:
         check()  # the request's time limit (genoquery.deadline), per block of alleles
         if bar is not None:
             bar.update(len(batch.allele))
-        counts, sums = allele_sums(cov, haploid, hap_analysed, batch, cov.y_star if null is None else design.y)
+        y = cov.y_star if null is None else design.y
+        counts, sums = allele_sums(cov, haploid, hap_analysed, batch, y, helper)
         mac = np.minimum(counts.ac, counts.an - counts.ac)
         testable = (mac >= max(min_mac, 1)) & (counts.n > 0)
         result = (
@@ -234,9 +267,28 @@ def associate_blocks(
         raise QueryError(f"unknown model {model!r}; choose {' or '.join(MODELS)}")
     screen_threshold(model, test, prescreen_p)  # before any work
     wanted = tested_alleles(store, region, variants, gene)
-    design, model = prepared_design(store, phenotype, covariates, cohort, model)
-    screen = screen_threshold(model, test, prescreen_p)
-    yield from fitted_blocks(store, wanted, design, model, min_mac, progress, screen)
+    early = None
+    if model is not None:  # the dosages wanted are known: they are read while the design is built
+        haploid, dosages = store_dosages(store, _rows(wanted), _members(store, cohort), keep_codes=model == "linear")
+        early = haploid, Prefetch(dosages, READ_AHEAD)
+    try:
+        design, model = prepared_design(store, phenotype, covariates, cohort, model)
+        screen = screen_threshold(model, test, prescreen_p)
+        yield from fitted_blocks(store, wanted, design, model, min_mac, progress, screen, early)
+    finally:
+        if early is not None:
+            early[1].close()
+
+
+READ_AHEAD = 8
+"""Blocks of dosages an association reads ahead of its fits once it knows the model: the design
+(person table, covariates' basis, weights) is built meanwhile. At 10^6 samples a block is ~16 MB
+of code rows, read in ~30 ms."""
+
+
+def _rows(wanted: pa.Table) -> np.ndarray:
+    """The sorted distinct site rows of the alleles ``wanted``."""
+    return np.unique(wanted["site_row"].to_numpy())
 
 
 def prepared_design(
@@ -258,13 +310,15 @@ def fitted_blocks(
     min_mac: int,
     progress: bool,
     screen: float | None = None,
+    dosages: tuple[np.ndarray, Iterable[AlleleDosages]] | None = None,
 ) -> Iterator[pa.Table]:
     """The results of the ``wanted`` alleles (:func:`tested_alleles`) under ``design`` and ``model``
     (:func:`prepared_design`; ``screen``: :func:`screen_threshold`), a block at a time, in genome
-    order; at least one table."""
-    rows = np.unique(wanted["site_row"].to_numpy())
+    order; at least one table. ``dosages``: theirs as :func:`store_dosages` gives them, over the
+    design's samples or more (the others' calls are skipped), when already being read."""
     with tqdm(total=wanted.num_rows, unit="allele", desc=f"associate {design.phenotype}", disable=not progress) as bar:
-        dosages = store_dosages(store, rows, design.samples, keep_codes=model == "linear")  # codes: linear sums
+        if dosages is None:  # codes: linear sums
+            dosages = store_dosages(store, _rows(wanted), design.samples, keep_codes=model == "linear")
         wanted = wanted.take(np.argsort(wanted["site_row"].to_numpy(), kind="stable"))
         at = wanted["site_row"].to_numpy()
         empty = True

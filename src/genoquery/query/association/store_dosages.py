@@ -48,7 +48,12 @@ def store_dosages(
         [int(site_rows[0]), int(site_rows[-1]), site_rows.tolist()] if len(site_rows) else [0, -1, []],
     )
     combo_of, haploid = _patterns(store, records, site_rows)
-    return haploid, _windows(store, records, site_rows, members, combo_of, keep_codes)
+    n_alleles = store.sql(  # now, not when the first window is asked for: the windows touch no DuckDB,
+        # so they can be read on another thread while this one queries the index (its connection is one thread's)
+        "SELECT site_row, len(alleles) AS n FROM sites WHERE site_row IN (SELECT unnest(?)) ORDER BY site_row",
+        [site_rows.tolist()],
+    )["n"].to_numpy()
+    return haploid, _windows(store, records, site_rows, n_alleles, members, combo_of, keep_codes)
 
 
 def _patterns(store: Store, records: pa.Table, site_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,32 +75,35 @@ def _patterns(store: Store, records: pa.Table, site_rows: np.ndarray) -> tuple[n
 
 
 def _windows(
-    store: Store, records: pa.Table, site_rows: np.ndarray, members: np.ndarray, combo_of: np.ndarray, keep_codes: bool
+    store: Store,
+    records: pa.Table,
+    site_rows: np.ndarray,
+    n_alleles: np.ndarray,
+    members: np.ndarray,
+    combo_of: np.ndarray,
+    keep_codes: bool,
 ) -> Iterator[AlleleDosages]:
-    n_alleles = store.sql(
-        "SELECT site_row, len(alleles) AS n FROM sites WHERE site_row IN (SELECT unnest(?)) ORDER BY site_row",
-        [site_rows.tolist()],
-    )["n"].to_numpy()
+    local = [batch.local(members) for batch in store.batches]  # once, not per window (~2 ms each at 10^6)
     for start, end in _window_bounds(store, records, site_rows):
         rows, combo = site_rows[start:end], combo_of[start:end]
         if len(store.batches) == 1:
-            yield from _one_batch(store, records, rows, members, combo, keep_codes)
+            yield from _one_batch(store, records, rows, local[0], combo, keep_codes)
         else:
-            yield _window(store, records, rows, n_alleles[start:end], members, combo, keep_codes)
+            yield _window(store, records, rows, n_alleles[start:end], local, combo, keep_codes)
 
 
 def _one_batch(
-    store: Store, records: pa.Table, rows: np.ndarray, members: np.ndarray, combo: np.ndarray, keep_codes: bool
+    store: Store, records: pa.Table, rows: np.ndarray, local: np.ndarray, combo: np.ndarray, keep_codes: bool
 ) -> Iterator[AlleleDosages]:
-    """The dosages of the sites ``rows`` of a store of one batch, block by block as decoded: its
-    records are the sites, in order, so there is nothing to merge or sort (at 10^6 samples,
-    regrouping a window's carriers cost more than decoding them)."""
+    """The dosages of the sites ``rows`` of a store of one batch among its samples ``local``, block
+    by block as decoded: its records are the sites, in order, so there is nothing to merge or sort
+    (at 10^6 samples, regrouping a window's carriers cost more than decoding them)."""
     (batch,) = store.batches
     site_row = records["site_row"].to_numpy()
     mine = records.filter(pa.array((site_row >= rows[0]) & (site_row <= rows[-1])))
     reader = batch.reader
     calls = reader.blocks(mine, budget=BLOCK_BYTES, missing=True)
-    for part in allele_dosages(calls, reader.haploid, batch.local(members), batch.offset, keep_codes):
+    for part in allele_dosages(calls, reader.haploid, local, batch.offset, keep_codes):
         check()  # the request's time limit (genoquery.deadline), per block of sites
         yield replace(part, pattern=combo[np.searchsorted(rows, part.site_row)])
 
@@ -121,18 +129,18 @@ def _window(
     records: pa.Table,
     rows: np.ndarray,
     n_alleles: np.ndarray,
-    members: np.ndarray,
+    locals_: list[np.ndarray],
     combo: np.ndarray,
     keep_codes: bool,
 ) -> AlleleDosages:
-    """The dosages of the ALT alleles of the sites ``rows``, from every batch."""
+    """The dosages of the ALT alleles of the sites ``rows``, from every batch (``locals_``: each
+    batch's samples analysed, :meth:`~genoquery.storage.batches.Batch.local`)."""
     carriers, missing = [], []  # (site_row, allele, sample[, dosage]) arrays
     coded = []  # (site_row of each allele, CodedAlleles)
     record_rows, record_batch = records["site_row"].to_numpy(), records["batch"].to_numpy()
     in_window = (record_rows >= rows[0]) & (record_rows <= rows[-1])
-    for batch in store.batches:
+    for batch, local in zip(store.batches, locals_, strict=True):
         check()  # the request's time limit (genoquery.deadline), per window of sites and batch
-        local = batch.local(members)
         mine = in_window & (record_batch == batch.number)
         present = np.isin(rows, record_rows[mine])
         if len(local) and mine.any():
