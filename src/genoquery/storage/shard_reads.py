@@ -206,6 +206,48 @@ class RowReader:
             ]
         )
 
+    def visit_with(self, other: RowReader, rows: slice, visitor: Callable[..., None]) -> None:
+        """:meth:`visit` of this array and ``other`` (arrays of as many rows) together: ``visitor(mine,
+        theirs, to)`` is called on the read threads with both arrays' rows ``to`` (of
+        ``array[rows]``), decoded into scratch chunks of the thread's own, a chunk row at a time
+        when both arrays are sharded with the same rows per inner chunk and span their other
+        axes in one chunk; else on rows read whole (through :func:`read_rows_together`)."""
+        if rows.stop <= rows.start:
+            return
+        mine, theirs = self.layout, other.layout
+        if (
+            mine is None
+            or theirs is None
+            or mine.chunk[0] != theirs.chunk[0]
+            or mine.chunk[1:] != mine.shape[1:]
+            or theirs.chunk[1:] != theirs.shape[1:]
+        ):
+            a, b = read_rows_together([(self, rows), (other, rows)])
+            visitor(a, b, slice(0, rows.stop - rows.start))
+            return
+        pairs = zip(self._chunks(rows), other._chunks(rows), strict=True)
+        _run(
+            [self._pair_job(at, their_at, to, within, other, visitor) for (_, to, within, at), (*_, their_at) in pairs]
+        )
+
+    def _pair_job(self, at, their_at, to, within, other: RowReader, visitor: Callable[..., None]) -> Callable[[], None]:
+        def decode_and_visit() -> None:
+            chunks = getattr(_SCRATCH, "pair", None)
+            if chunks is None or (chunks[0].shape, chunks[1].shape) != (self.layout.chunk, other.layout.chunk):
+                chunks = _SCRATCH.pair = (
+                    np.empty(self.layout.chunk, self.layout.dtype),
+                    np.empty(other.layout.chunk, other.layout.dtype),
+                )
+            for reader, chunk_at, chunk in ((self, at, chunks[0]), (other, their_at, chunks[1])):
+                if chunk_at is None:
+                    chunk[...] = reader.array.fill_value
+                else:
+                    read, offset, nbytes = chunk_at
+                    numcodecs.blosc.decompress(_read_exact(read, nbytes, offset, reader.layout), chunk)
+            visitor(chunks[0][within[0]], chunks[1][within[0]], to[0])
+
+        return decode_and_visit
+
     def _visit_job(self, chunk_at: tuple | None, to: tuple, within: tuple, visitor: Visitor) -> Callable[[], None]:
         lay = self.layout
 
