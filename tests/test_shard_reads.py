@@ -102,6 +102,8 @@ def test_visited_chunks_reassemble_the_rows(tmp_path_factory, case):
             reader.visit(slice(a, b), visitor)
             np.testing.assert_array_equal(got, values[a:b])
             assert (seen == 1).all()
+            if reader.layout is not None and b > a:  # the count that sizes the runs of streamed jobs
+                assert reader._n_chunks(slice(a, b)) == len(list(reader._chunks(slice(a, b))))
 
 
 @settings(max_examples=60, deadline=None)

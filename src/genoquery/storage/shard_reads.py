@@ -150,6 +150,17 @@ class RowReader:
             else:
                 yield self._decode_job(*chunk_at, to, within, out, keep, position)
 
+    def _n_chunks(self, rows: slice, columns: slice | None = None) -> int:
+        """How many inner chunks :meth:`_chunks` yields for ``rows`` (and ``columns``)."""
+        lay = self.layout
+        n = (rows.stop - 1) // lay.chunk[0] - rows.start // lay.chunk[0] + 1
+        for axis, (size, chunk) in enumerate(zip(lay.shape[1:], lay.chunk[1:], strict=True)):
+            if axis == 0 and columns is not None:
+                n *= (columns.stop - 1) // chunk - columns.start // chunk + 1
+            else:
+                n *= -(-size // chunk)
+        return n
+
     def _chunks(self, rows: slice, skip: dict | None = None, columns: slice | None = None) -> Iterator[tuple]:
         """``(position, to, within, (read, offset, nbytes) or None if never written)`` of each inner
         chunk of ``array[rows]`` (see :meth:`_placement`), or only of those holding ``columns``
@@ -199,12 +210,11 @@ class RowReader:
             everything = tuple(slice(0, n) for n in whole.shape)
             visitor(whole, everything, everything)
             return
-        _run(
-            [
-                self._visit_job(chunk_at, to, within, visitor)
-                for _, to, within, chunk_at in self._chunks(rows, columns=columns)
-            ]
+        jobs = (
+            self._visit_job(chunk_at, to, within, visitor)
+            for _, to, within, chunk_at in self._chunks(rows, columns=columns)
         )
+        _run_as_made(jobs, self._n_chunks(rows, columns), self.layout.store is None)
 
     def visit_with(self, other: RowReader, rows: slice, visitor: Callable[..., None]) -> None:
         """:meth:`visit` of this array and ``other`` (arrays of as many rows) together: ``visitor(mine,
@@ -226,9 +236,10 @@ class RowReader:
             visitor(a, b, slice(0, rows.stop - rows.start))
             return
         pairs = zip(self._chunks(rows), other._chunks(rows), strict=True)
-        _run(
-            [self._pair_job(at, their_at, to, within, other, visitor) for (_, to, within, at), (*_, their_at) in pairs]
+        jobs = (
+            self._pair_job(at, their_at, to, within, other, visitor) for (_, to, within, at), (*_, their_at) in pairs
         )
+        _run_as_made(jobs, self._n_chunks(rows), mine.store is None and theirs.store is None)
 
     def _pair_job(self, at, their_at, to, within, other: RowReader, visitor: Callable[..., None]) -> Callable[[], None]:
         def decode_and_visit() -> None:
@@ -463,6 +474,33 @@ def _run(jobs: list[Callable[[], None]]) -> None:
         return
     size = -(-len(jobs) // (READ_THREADS * RUNS_PER_THREAD))
     list(_POOL.map(_run_in_order, [jobs[i : i + size] for i in range(0, len(jobs), size)]))
+
+
+def _run_as_made(jobs: Iterator[Callable[[], None]], n: int, stream: bool) -> None:
+    """:func:`_run` of the ``n`` jobs ``jobs`` makes, each run of them handed to the read threads
+    as soon as it is made (with ``stream``), so that they decode while the caller places the next
+    chunks (~12 us of Python a chunk: 4 ms before the first decoding, for the 315 code chunks of
+    1 Mb at 10^5 samples). Not on object storage, whose chunks are all announced to their shard
+    before the first is fetched (see :class:`_StoreShard`)."""
+    if not stream or n <= 1:
+        _run(list(jobs))
+        return
+    size = -(-n // (READ_THREADS * RUNS_PER_THREAD))
+    submitted, run = [], []
+    try:
+        for job in jobs:
+            run.append(job)
+            if len(run) == size:
+                submitted.append(_POOL.submit(_run_in_order, run))
+                run = []
+    except BaseException:
+        for future in submitted:
+            future.exception()  # no job outlives the call
+        raise
+    if run:
+        submitted.append(_POOL.submit(_run_in_order, run))
+    for future in submitted:
+        future.result()
 
 
 def _run_in_order(jobs: list[Callable[[], None]]) -> None:
