@@ -102,6 +102,50 @@ def test_visited_chunks_reassemble_the_rows(tmp_path_factory, case):
             reader.visit(slice(a, b), visitor)
             np.testing.assert_array_equal(got, values[a:b])
             assert (seen == 1).all()
+            if reader.layout is not None and b > a:  # the count that sizes the runs of streamed jobs
+                assert reader._n_chunks(slice(a, b)) == len(list(reader._chunks(slice(a, b))))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 60),
+    chunk=st.integers(1, 9),
+    per_shard=st.integers(1, 4),
+    same=st.booleans(),
+    seed=st.integers(0, 99),
+)
+def test_two_arrays_visited_together(tmp_path_factory, rows, chunk, per_shard, same, seed):
+    """``RowReader.visit_with`` hands the same rows of both arrays to the visitor, each row once:
+    a chunk row at a time when their rows are chunked alike, else all rows at once."""
+    path = tmp_path_factory.mktemp("w")
+    rng = np.random.default_rng(seed)
+    samples, alleles = rng.integers(0, 1000, rows).astype("int32"), rng.integers(-2, 3, (rows, 2)).astype("int8")
+    first = write(
+        path / "s.zarr",
+        dict(shape=(rows,), chunks=(chunk,), shards=(chunk * per_shard,), dtype="int32", zstd=False),
+        samples,
+    )
+    other_chunk = chunk if same else chunk + 1
+    second = write(
+        path / "g.zarr",
+        dict(shape=(rows, 2), chunks=(other_chunk, 2), shards=(other_chunk * per_shard, 2), dtype="int8", zstd=False),
+        alleles,
+    )
+    for a, b in [(0, rows), (rows // 3, rows - rows // 4)]:
+        got_s, got_g = np.full(b - a, -1, np.int64), np.full((b - a, 2), -9, np.int64)
+        seen, calls = np.zeros(b - a, np.int64), []
+
+        def visitor(mine, theirs, to, got_s=got_s, got_g=got_g, seen=seen, calls=calls):
+            got_s[to], got_g[to] = mine, theirs
+            seen[to] += 1
+            calls.append(to)
+
+        RowReader(first).visit_with(RowReader(second), slice(a, b), visitor)
+        np.testing.assert_array_equal(got_s, samples[a:b])
+        np.testing.assert_array_equal(got_g, alleles[a:b])
+        assert (seen == 1).all()
+        if not same:  # rows chunked differently: read whole, visited once
+            assert calls == [slice(0, b - a)]
 
 
 def test_other_layouts_are_visited_whole(tmp_path):

@@ -150,6 +150,7 @@ def _count(
     dense,
     codes,
     coded,
+    listed_hist,
     pattern,
     haploid,
     haploid_cells,
@@ -164,7 +165,9 @@ def _count(
 
     ``cells`` (samples, k) is each sample's cells (-1 outside the cohort);
     ``coded`` (dense sites, 2) the cohort's het and hom codes of the dense sites (empty unless the
-    cohort is counted by word, see :func:`_coded_counts`); ``members`` the cohort's sample
+    cohort is counted by word, see :func:`_coded_counts`); ``listed_hist`` (sites, w * w) the
+    cohort's listed calls by genotype code of width w (see :func:`_listed_counts`; empty unless
+    counted so, when ``listed`` holds no call); ``members`` the cohort's sample
     indexes and ``in_cohort`` their mask, uint8: a byte per sample,
     or with ``packed`` a bit per sample (see :data:`PACKED_ABOVE`); ``haploid_cells`` (patterns,
     cells) the cohort's haploid samples per cell, from which a sparse site's unlisted haploid REF
@@ -184,6 +187,13 @@ def _count(
         sparse_haploid = p >= 0 and dense[v] < 0  # unlisted haploid calls are REF
         if cells.shape[1] == 1:  # no grouping: add membership (0 or 1), no branch on it
             fewer_ref = 0
+            if len(listed_hist):  # counted as decoded: codes of width w, re-coded to this width
+                w = np.int64(np.sqrt(listed_hist.shape[1]) + 0.5)
+                for c in range(w * w):
+                    n = listed_hist[v, c]
+                    if n:
+                        hist[1, (c // w) * width + c % w] += n
+                        fewer_ref += n if c % w == 0 else 0  # a1 == FILL
             for r in range(listed[v], listed[v + 1]):
                 s = np.int64(listed_sample[r])
                 member = (np.int64(in_cohort[s >> 3]) >> (s & 7)) & 1 if packed else np.int64(in_cohort[s])
@@ -237,6 +247,53 @@ def _count(
         tally_site(hist[1:], v, site_counts, allele_counts)
 
 
+@numba.njit(nogil=True, cache=True)
+def _listed_hist(samples, genotypes, first, starts, ends, in_cohort, packed, width, out):  # pragma: no cover - compiled
+    """Add to ``out`` (sites, width * width) the cohort's listed calls of each site (rows
+    ``starts[v] .. ends[v] - 1``) among the calls ``samples`` / ``genotypes``, rows ``first`` on,
+    by genotype code ``(a0 + 2) * width + a1 + 2``: membership (a bit or a byte per sample of
+    ``in_cohort``) is added, not branched on."""
+    for v in range(len(starts)):
+        lo, hi = max(starts[v], first) - first, min(ends[v], first + len(samples)) - first
+        for q in range(lo, hi):
+            s = np.int64(samples[q])
+            member = (np.int64(in_cohort[s >> 3]) >> (s & 7)) & 1 if packed else np.int64(in_cohort[s])
+            out[v, (np.int64(genotypes[q, 0]) + 2) * width + np.int64(genotypes[q, 1]) + 2] += member
+
+
+def _listed_counts(reader: CallReader, sites: pa.Table, in_cohort: np.ndarray, packed: bool) -> np.ndarray:
+    """(sites, w * w) int64: the cohort's listed calls of each of ``sites`` by genotype code of width
+    ``w`` (alleles + 2), counted as their inner chunks are decoded (:meth:`CallReader.visit_listed`):
+    at 10^6 samples 1 Mb holds 25 M listed calls, 150 MB decoded, which read in blocks were written
+    to memory and read back by :func:`_count` (a count and a read each of ~100 ms of CPU)."""
+    width = int(to_numpy(sites["n_alleles"]).max(initial=1)) + 2
+    counts = to_numpy(sites["n_listed"]).astype(np.int64)
+    has = np.flatnonzero(counts > 0)
+    out = np.zeros((len(counts), width * width), np.int64)
+    if not len(has):
+        return out
+    starts = to_numpy(sites["listed_start"]).astype(np.int64)[has]
+    order = np.argsort(starts, kind="stable")
+    has, starts = has[order], starts[order]
+    ends = starts + counts[has]
+    rows = slice(int(starts[0]), int(ends.max()))
+    parts: list[tuple[int, np.ndarray]] = []
+
+    def count(samples: np.ndarray, genotypes: np.ndarray, to: slice) -> None:
+        first, end = rows.start + to.start, rows.start + to.stop
+        a, b = int(np.searchsorted(ends, first, side="right")), int(np.searchsorted(starts, end))
+        part = np.zeros((max(b - a, 0), width * width), np.int64)
+        _listed_hist(samples, genotypes, first, starts[a:b], ends[a:b], in_cohort, packed, width, part)
+        parts.append((a, part))  # list.append: atomic
+
+    reader.visit_listed(rows, count)
+    summed = np.zeros((len(has), width * width), np.int64)
+    for a, part in parts:
+        summed[a : a + len(part)] += part
+    out[has] = summed
+    return out
+
+
 def _member_bits(in_cohort: np.ndarray, n_members: int) -> np.ndarray:
     """The cohort as 2 bits per sample, 0b11 for a member, in the dense codes' layout (uint8,
     ceil(samples / 4)); empty for a cohort small enough that reading its members' codes one
@@ -273,8 +330,9 @@ def count_calls(
     indexes of that batch) in ``cells`` (over the batch's samples, restricted to the cohort).
 
     A large cohort without grouping has its all-diploid dense sites' codes reduced as they are
-    decoded (:func:`_coded_counts`), before the other calls are read. Each block's sites are
-    then counted in as many ranges as there are cores, on threads (the kernel releases the GIL)."""
+    decoded (:func:`_coded_counts`), and any cohort without grouping its listed calls
+    (:func:`_listed_counts`), before the other calls are read. Each block's sites are then
+    counted in as many ranges as there are cores, on threads (the kernel releases the GIL)."""
     haploid = reader.haploid
     haploid_cells = _haploid_cells(haploid, cells)
     members = np.ascontiguousarray(members, dtype=np.int64)
@@ -286,26 +344,24 @@ def count_calls(
     by_word = cells.of_sample.shape[1] == 1 and len(member_bits) > 0
     coded = _coded_counts(reader, dense_row[dense_row >= 0], member_bits) if by_word else np.zeros((0, 2), np.int64)
     haploid_dense = (to_numpy(sites["haploid_pattern"], null=-1)[dense_row >= 0] >= 0).any()
-    fixed = (
-        haploid,
-        haploid_cells,
-        members,
-        np.packbits(in_cohort, bitorder="little") if packed else in_cohort,
-        packed,
-        cells.of_sample,
-    )
+    mask = np.packbits(in_cohort, bitorder="little") if packed else in_cohort
+    fixed = (haploid, haploid_cells, members, mask, packed, cells.of_sample)
+    as_decoded = cells.of_sample.shape[1] == 1  # listed calls counted as decoded, not read in blocks
+    listed_hist = _listed_counts(reader, sites, mask, packed) if as_decoded else np.zeros((0, 1), np.int64)
     done = n_coded = 0
-    for batch in reader.blocks(sites, missing=True, codes=not by_word or haploid_dense):
+    for batch in reader.blocks(sites, missing=True, codes=not by_word or haploid_dense, listed=not as_decoded):
         check()  # the request's time limit (genoquery.deadline), per block of sites
         site_counts, allele_counts = empty_counts(batch.n_alleles, cells)
         n_dense = int((dense_row[done : done + len(batch.site_row)] >= 0).sum())
         block_coded = coded[n_coded : n_coded + n_dense] if by_word else coded
+        block_listed = listed_hist[done : done + len(batch.site_row)] if as_decoded else listed_hist
         done, n_coded = done + len(batch.site_row), n_coded + n_dense
 
         def count(
             bounds: tuple[int, int],
             batch=batch,
             block_coded=block_coded,
+            block_listed=block_listed,
             site_counts=site_counts,
             allele_counts=allele_counts,
         ) -> None:
@@ -319,6 +375,7 @@ def count_calls(
                 batch.dense[a:b],
                 batch.codes,
                 block_coded,
+                block_listed[a:b] if as_decoded else block_listed,
                 batch.pattern[a:b],
                 *fixed,
                 site_counts[a:b],

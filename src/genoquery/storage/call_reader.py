@@ -78,27 +78,39 @@ class CallReader:
         )
 
     def blocks(
-        self, sites: pa.Table, budget: int = BLOCK_BYTES, missing: bool = False, codes: bool = True
+        self,
+        sites: pa.Table,
+        budget: int = BLOCK_BYTES,
+        missing: bool = False,
+        codes: bool = True,
+        listed: bool = True,
     ) -> Iterator[SiteCalls]:
         """The calls of ``sites`` (columns of :data:`SITE_COLUMNS`, in site order), in blocks of
         at most ``budget`` decoded bytes; ``missing`` also reads the missing calls (only statistics
         need them); without ``codes``, dense sites' codes are not read (``SiteCalls.codes`` is
-        empty; a caller that reduces them visits them itself, see :meth:`visit_codes`). The next
+        empty; a caller that reduces them visits them itself, see :meth:`visit_codes`); without
+        ``listed``, no site has listed calls (a caller visits them, see :meth:`visit_listed`). The next
         block is read on a background thread while the caller works on this one."""
         dense_row = to_numpy(sites["dense_row"], null=-1)
-        bounds = budget_bounds(self._site_bytes(sites, (dense_row >= 0) & codes, missing), budget)
+        bounds = budget_bounds(self._site_bytes(sites, (dense_row >= 0) & codes, missing, listed), budget)
         kept: dict = {}  # chunks two consecutive blocks share are decoded once
         if not codes:
             dense_row = np.where(dense_row >= 0, -2, -1)  # dense, but no code row to read
         if len(bounds) <= 1:  # one read: a thread would only add its start-up
-            yield from (self._read(sites, dense_row, missing, kept) for _ in bounds)
+            yield from (self._read(sites, dense_row, missing, kept, listed) for _ in bounds)
             return
-        yield from ahead(self._read(sites.slice(a, b - a), dense_row[a:b], missing, kept) for a, b in bounds)
+        yield from ahead(self._read(sites.slice(a, b - a), dense_row[a:b], missing, kept, listed) for a, b in bounds)
 
     def visit_codes(self, rows: slice, visitor: Visitor) -> None:
         """:meth:`RowReader.visit` of the dense code rows ``rows``: codes reduced as they are
         decoded, one L2-sized inner chunk at a time, never assembled."""
         self._codes.visit(rows, visitor)
+
+    def visit_listed(self, rows: slice, visitor) -> None:
+        """``visitor(samples, genotypes, to)`` on the listed calls ``rows`` (``listed_call_sample``
+        and ``listed_call_genotype``), a chunk of rows at a time as they are decoded on the read
+        threads (:meth:`RowReader.visit_with`): ``to`` places them within ``rows``."""
+        self._listed_sample.visit_with(self._listed_gt, rows, visitor)
 
     def own_listed_calls(self, sample: int) -> tuple[np.ndarray, np.ndarray]:
         """One sample's listed calls: their positions in the listed-call arrays (int64, ascending)
@@ -156,15 +168,17 @@ class CallReader:
         self._codes.visit(slice(0, rows), pick, columns=slice(byte, byte + 1))
         return codes
 
-    def _site_bytes(self, sites: pa.Table, dense: np.ndarray, missing: bool) -> np.ndarray:
-        """Decoded bytes of each site's calls: its code row, listed calls and (if read) tokens."""
+    def _site_bytes(self, sites: pa.Table, dense: np.ndarray, missing: bool, listed: bool = True) -> np.ndarray:
+        """Decoded bytes of each site's calls: its code row and (if read) listed calls and tokens."""
         row_bytes = self._codes.array.shape[1]
-        listed = to_numpy(sites["n_listed"]).astype(np.int64) * (4 + 2)
+        listed = to_numpy(sites["n_listed"]).astype(np.int64) * (4 + 2) * listed
         tokens = to_numpy(sites["n_missing_tokens"]).astype(np.int64) * 2 * missing
         return dense * row_bytes + listed + tokens
 
-    def _read(self, sites: pa.Table, dense_row: np.ndarray, missing: bool, kept: dict) -> SiteCalls:
-        listed = _Ranges(to_numpy(sites["listed_start"]), to_numpy(sites["n_listed"]))
+    def _read(
+        self, sites: pa.Table, dense_row: np.ndarray, missing: bool, kept: dict, with_listed: bool = True
+    ) -> SiteCalls:
+        listed = _Ranges(to_numpy(sites["listed_start"]), to_numpy(sites["n_listed"]) * with_listed)
         missed = _Ranges(to_numpy(sites["missing_start"]), to_numpy(sites["n_missing_tokens"]) * missing)
         dense = dense_row != -1
         rows = dense_row[dense_row >= 0]  # ascending; -2: dense, codes not read
