@@ -69,12 +69,33 @@ class MemoryReader:
         self.batch, self.haploid = batch, haploid
 
     def sites(self) -> pa.Table:
-        dense = self.batch.dense
-        return pa.table({"dense_row": np.where(dense >= 0, dense, -1), "haploid_pattern": self.batch.pattern})
+        batch = self.batch
+        return pa.table(
+            {
+                "dense_row": np.where(batch.dense >= 0, batch.dense, -1),
+                "haploid_pattern": batch.pattern,
+                "n_alleles": batch.n_alleles,
+                "listed_start": batch.listed[:-1].astype(np.int64),
+                "n_listed": np.diff(batch.listed).astype(np.int64),
+            }
+        )
 
-    def blocks(self, sites: pa.Table, missing: bool, codes: bool) -> Iterator[SiteCalls]:
+    def blocks(self, sites: pa.Table, missing: bool, codes: bool, listed: bool = True) -> Iterator[SiteCalls]:
         assert missing
-        yield self.batch if codes else dataclasses.replace(self.batch, codes=self.batch.codes[:0])
+        batch = self.batch if codes else dataclasses.replace(self.batch, codes=self.batch.codes[:0])
+        if not listed:  # as CallReader.blocks: no site has listed calls, the caller visits them
+            none = np.zeros_like(batch.listed)
+            batch = dataclasses.replace(
+                batch, listed=none, listed_sample=batch.listed_sample[:0], listed_gt=batch.listed_gt[:0]
+            )
+        yield batch
+
+    def visit_listed(self, rows: slice, visitor) -> None:
+        """The listed calls ``rows`` in chunks of ``TILE[1]`` calls, as :meth:`CallReader.visit_listed`."""
+        for start in range(rows.start, rows.stop, self.TILE[1]):
+            stop = min(start + self.TILE[1], rows.stop)
+            within = slice(start - rows.start, stop - rows.start)
+            visitor(self.batch.listed_sample[start:stop], self.batch.listed_gt[start:stop], within)
 
     def visit_codes(self, rows: slice, visitor) -> None:
         codes = self.batch.codes[rows]
