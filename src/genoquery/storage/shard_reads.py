@@ -249,12 +249,8 @@ class RowReader:
                     np.empty(self.layout.chunk, self.layout.dtype),
                     np.empty(other.layout.chunk, other.layout.dtype),
                 )
-            for reader, chunk_at, chunk in ((self, at, chunks[0]), (other, their_at, chunks[1])):
-                if chunk_at is None:
-                    chunk[...] = reader.array.fill_value
-                else:
-                    read, offset, nbytes = chunk_at
-                    numcodecs.blosc.decompress(_read_exact(read, nbytes, offset, reader.layout), chunk)
+            self._decode_into(at, chunks[0])
+            other._decode_into(their_at, chunks[1])
             visitor(chunks[0][within[0]], chunks[1][within[0]], to[0])
 
         return decode_and_visit
@@ -266,14 +262,19 @@ class RowReader:
             scratch = getattr(_SCRATCH, "chunk", None)
             if scratch is None or scratch.shape != lay.chunk or scratch.dtype != lay.dtype:
                 scratch = _SCRATCH.chunk = np.empty(lay.chunk, dtype=lay.dtype)
-            if chunk_at is None:
-                scratch[...] = self.array.fill_value
-            else:
-                read, offset, nbytes = chunk_at
-                numcodecs.blosc.decompress(_read_exact(read, nbytes, offset, lay), scratch)
+            self._decode_into(chunk_at, scratch)
             visitor(scratch, to, within)
 
         return decode_and_visit
+
+    def _decode_into(self, chunk_at: tuple | None, chunk: np.ndarray) -> None:
+        """The inner chunk ``chunk_at`` (``(read, offset, nbytes)`` of :meth:`_chunks`; None:
+        never written, the fill value) decoded into ``chunk``, of the layout's chunk shape."""
+        if chunk_at is None:
+            chunk[...] = self.array.fill_value
+        else:
+            read, offset, nbytes = chunk_at
+            numcodecs.blosc.decompress(_read_exact(read, nbytes, offset, self.layout), chunk)
 
     def _placement(self, position: tuple[int, ...], rows: slice) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
         """Where inner chunk ``position`` goes: (its part in ``out``, that part within the chunk)."""
@@ -472,8 +473,13 @@ def _run(jobs: list[Callable[[], None]]) -> None:
         for job in jobs:
             job()
         return
-    size = -(-len(jobs) // (READ_THREADS * RUNS_PER_THREAD))
+    size = _run_size(len(jobs))
     list(_POOL.map(_run_in_order, [jobs[i : i + size] for i in range(0, len(jobs), size)]))
+
+
+def _run_size(n: int) -> int:
+    """Jobs per run when ``n`` jobs are split into about :data:`RUNS_PER_THREAD` runs per read thread."""
+    return -(-n // (READ_THREADS * RUNS_PER_THREAD))
 
 
 def _run_as_made(jobs: Iterator[Callable[[], None]], n: int, stream: bool) -> None:
@@ -485,7 +491,7 @@ def _run_as_made(jobs: Iterator[Callable[[], None]], n: int, stream: bool) -> No
     if not stream or n <= 1:
         _run(list(jobs))
         return
-    size = -(-n // (READ_THREADS * RUNS_PER_THREAD))
+    size = _run_size(n)
     submitted, run = [], []
     try:
         for job in jobs:
