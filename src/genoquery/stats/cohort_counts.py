@@ -181,6 +181,7 @@ def _count(
     width = allele_counts.shape[1] + 2
     hist = np.zeros((site_counts.shape[1] + 1, width * width), dtype=np.int64)
     hap_ref = 2 * width
+    listed_width = np.int64(np.sqrt(listed_hist.shape[1]) + 0.5)  # w of listed_hist's codes
     for v in range(len(dense)):
         hist[:, :] = 0
         p = pattern[v]
@@ -188,7 +189,7 @@ def _count(
         if cells.shape[1] == 1:  # no grouping: add membership (0 or 1), no branch on it
             fewer_ref = 0
             if len(listed_hist):  # counted as decoded: codes of width w, re-coded to this width
-                w = np.int64(np.sqrt(listed_hist.shape[1]) + 0.5)
+                w = listed_width
                 for c in range(w * w):
                     n = listed_hist[v, c]
                     if n:
