@@ -26,7 +26,7 @@ import re
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -34,9 +34,11 @@ import pyarrow as pa
 
 from genoquery.arrow import from_numpy, strings
 from genoquery.errors import EmptyCohortError, QueryError
-from genoquery.query.sample_lookup import SampleIdIndex
 from genoquery.storage.schema import index_cursor
 from genoquery.storage.transaction import writable_index
+
+if TYPE_CHECKING:
+    from genoquery.query.sample_lookup import SampleIdIndex  # numba: imported by Store when a cohort lists IDs
 
 CohortSpec = str | Sequence[str] | np.ndarray
 
