@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from genoquery.arrow import from_numpy, from_rows, strings, to_numpy
+from genoquery.arrow import FEW_TO_TAKE, from_numpy, from_rows, strings, take_strings, to_numpy
 
 VALUES = [
     np.arange(7, dtype=np.int8),
@@ -66,6 +66,23 @@ def test_strings_with_nulls():
     assert array.to_pylist() == ["a", None, "c"]
 
 
+TAKEN = [np.array([2, 0, 2, 3]), np.zeros(0, np.int64), np.arange(FEW_TO_TAKE + 1) % 4]
+
+
+@pytest.mark.parametrize("indices", TAKEN, ids=["few", "none", "many"])
+@pytest.mark.parametrize("offset", [0, 1], ids=["whole", "slice"])
+def test_take_strings_as_pyarrow(indices, offset):
+    array = strings(["S1", "é", "", "S333", "x"])[offset:]
+    taken = take_strings(array, indices)
+    taken.validate(full=True)
+    assert taken.equals(array.take(pa.array(indices)))
+
+
+def test_take_strings_of_nulls_as_pyarrow():
+    array = strings(["a", "", "c"], np.array([False, True, False]))
+    assert take_strings(array, np.array([1, 2])).equals(array.take(pa.array([1, 2])))
+
+
 def test_rows_as_pyarrow_makes_them():
     schema = pa.schema([("key", pa.string()), ("pos", pa.int64()), ("allele", pa.int16()), ("qual", pa.float32())])
     rows = [("chr20-1-A-C", 1, 1, 30.5), (None, 2, 2, None), ("é", 3, 1, 0.1)]
@@ -78,6 +95,28 @@ def test_rows_as_pyarrow_makes_them():
 def test_strings_refuse_what_is_not_text():
     with pytest.raises(TypeError):
         strings(["S1", 2])
+
+
+def test_few_strings_taken_without_pyarrow_compute():
+    """In NumPy (pyarrow.compute not imported, as in a new process): as ``Array.take``."""
+    code = """
+import sys
+import numpy as np
+from genoquery.arrow import strings, take_strings
+array = strings(["S1", "é", "", "S333", "x"])
+for taken in (take_strings(array, np.array([3, 1, 2, 3, 0])), take_strings(array[1:], np.array([0, 3])),
+              take_strings(array, np.zeros(0, np.int64))):
+    taken.validate(full=True)
+    print(taken.type, taken.to_pylist())
+print("pyarrow.compute" in sys.modules)
+"""
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.splitlines() == [
+        "string ['S333', 'é', '', 'S333', 'S1']",
+        "string ['é', 'x']",
+        "string []",
+        "False",
+    ]
 
 
 def test_no_conversion_imports_pandas():

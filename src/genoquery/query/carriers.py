@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from genoquery.arrow import from_numpy, strings, to_numpy
+from genoquery.arrow import from_numpy, strings, take_strings, to_numpy
 from genoquery.deadline import check
 from genoquery.query.cohorts import sorted_unique
 from genoquery.query.gt_text import unordered_gt_text
@@ -171,7 +171,7 @@ def carriers(store: Store, variants: pa.Table, members: np.ndarray | None) -> pa
         pa.concat_tables(parts) if parts else _carrier_rows("", 0, 1, np.zeros(0, np.int64), np.zeros((0, 2), np.int8))
     )
     table = _in_order(table)
-    ids = store.sample_id_array.take(table["sample_index"].combine_chunks())
+    ids = take_strings(store.sample_id_array, to_numpy(table["sample_index"]))
     return table.append_column("sample_id", ids).select(list(CARRIER_COLUMNS))
 
 
