@@ -46,26 +46,26 @@ def _cells(store: Store, members: np.ndarray, by: str | None) -> Cells:
     return Cells.build(store.info["samples"], groupings).restrict(members)
 
 
+def _stats_schema(by: str | None) -> pa.Schema:
+    """The columns of :func:`_stats_rows`."""
+    group = [(by, pa.string())] if by else []
+    return pa.schema([("site_row", pa.int64()), ("allele", pa.int16()), *group, *STAT_TYPES.items()])
+
+
 def _stats_rows(site_row: np.ndarray, stats: AlleleStats, by: str | None) -> pa.Table:
-    """One row per (site, allele), or per (site, allele, group) when ``by`` is given."""
-    if by is None:
-        return pa.table(
-            {
-                "site_row": from_numpy(site_row[stats.row]),
-                "allele": from_numpy(stats.allele),
-                **{s: from_numpy(stats.overall[s]) for s in STATS},
-            }
-        )
-    labels = stats.group_labels[by]
-    n = len(labels)
-    return pa.table(
-        {
-            "site_row": from_numpy(np.repeat(site_row[stats.row], n)),
-            "allele": from_numpy(np.repeat(stats.allele, n)),
-            by: strings(list(labels) * len(stats.row)),
-            **{s: from_numpy(stats.groups[by][s].reshape(-1)) for s in STATS},
-        }
-    )
+    """One row per (site, allele), or per (site, allele, group) when ``by`` is given, in the
+    types of :func:`_stats_schema` (converted in NumPy: ``Table.cast`` imports pyarrow.compute,
+    35 ms of a command's start)."""
+    n = len(stats.group_labels[by]) if by else 1
+    columns = [
+        from_numpy(np.repeat(site_row[stats.row], n).astype(np.int64, copy=False)),
+        from_numpy(np.repeat(stats.allele, n).astype(np.int16)),
+    ]
+    if by:
+        columns.append(strings(list(stats.group_labels[by]) * len(stats.row)))
+    counts = stats.groups[by] if by else stats.overall
+    columns += [from_numpy(counts[s].reshape(-1).astype(np.int64, copy=False)) for s in STATS]
+    return pa.Table.from_arrays(columns, schema=_stats_schema(by))
 
 
 def cohort_frequencies(
@@ -102,12 +102,7 @@ def _counted(store: Store, region: str | None, members: np.ndarray, by: str | No
     cells = _cells(store, members, by)
     sites = store.sql(f"SELECT site_row, len(alleles) AS n_alleles FROM sites {where} ORDER BY site_row", params)
     parts = [_stats_rows(rows, stats, by) for rows, stats in store_stats(store, sites, cells, members)]
-    schema = pa.schema(
-        [("site_row", pa.int64()), ("allele", pa.int16())]
-        + ([(by, pa.string())] if by else [])
-        + list(STAT_TYPES.items())
-    )
-    return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
+    return pa.concat_tables(parts) if parts else _stats_schema(by).empty_table()
 
 
 def _variant_columns(store: Store, region: str | None, cursor: duckdb.DuckDBPyConnection) -> pa.Table:
