@@ -177,27 +177,50 @@ def test_no_public_output_holds_an_internal_column_unless_asked(store, capsys, a
         assert set(internal[0]) & set(INTERNAL_COLUMNS)
 
 
+HEAVY = ("pandas", "numba", "zarr", "pyarrow.compute")  # 0.3, 0.4-0.8, 0.15 and 0.035 s to load
+
+
 @pytest.mark.parametrize(
-    "args",
+    ("args", "loaded"),
     [
-        ["variant", "chr20-651-C-T"],
-        ["variant", "rs483945738"],
-        ["carriers", "chr20-651-C-T"],
-        ["carriers", "-r", "chr20:1-3000", "--cohort", "@{ids}"],
-        ["frequencies", "chr20", "--cohort", "@{ids}"],
-        ["participant", "S000042"],
+        (["variant", "chr20-651-C-T"], set()),
+        (["variant", "rs483945738"], set()),
+        (["region", "chr20:1-3000"], set()),
+        (["carriers", "{rare}"], set()),  # its calls are in its index row
+        (["carriers", "chr20-651-C-T"], {"numba", "zarr"}),
+        (["carriers", "-r", "chr20:1-3000", "--cohort", "@{ids}"], {"numba", "zarr", "pyarrow.compute"}),
+        (["frequencies", "chr20", "--cohort", "@{ids}"], {"numba", "zarr"}),
+        (["participant", "S000042"], {"zarr", "pyarrow.compute"}),
     ],
-    ids=" ".join,
+    ids=lambda a: " ".join(a) if isinstance(a, list) else "",
 )
-def test_query_commands_do_not_import_pandas(store, tmp_path, args):
+def test_query_commands_load_only_what_they_need(store, tmp_path, args, loaded):
     """pyarrow imports pandas (0.2 s, most of a query's cold start) at its first ``pa.array`` or
-    ``to_numpy``: the query commands convert through genoquery.arrow instead (issue 22)."""
+    ``to_numpy``: the query commands convert through genoquery.arrow instead; and a command loads
+    numba, zarr or pyarrow.compute only when it counts or reads calls (issue 22)."""
     ids = tmp_path / "ids.txt"
     ids.write_text("".join(f"S{i:06d}\n" for i in range(1, 121, 7)))
-    argv = ["query", str(store), *(a.format(ids=ids) for a in args)]
-    code = f"import sys; from genoquery.cli import main; assert main({argv!r}) == 0; print('pandas' in sys.modules)"
+    with genoquery.open(store) as opened:
+        rare = next(r["variant_key"] for r in opened.variants(region="chr20").to_pylist() if r["ac"] == 1)
+    argv = ["query", str(store), *(a.format(ids=ids, rare=rare) for a in args)]
+    code = (
+        f"import sys; from genoquery.cli import main; assert main({argv!r}) == 0; "
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert found.stdout.splitlines()[-1] == "False"
+    assert found.stdout.splitlines()[-1] == str(sorted(loaded))
+
+
+def test_a_query_run_as_a_program_writes_all_its_output_before_it_ends_at_once(store, capsys):
+    """``python -m genoquery query ...`` ends without the interpreter's teardown (main's exit_now):
+    its output is flushed first, whole, as text or Parquet."""
+    argv = ["query", str(store), "region", "chr20"]
+    rows = _json(capsys, *argv)
+    assert len(rows) > 100
+    text = subprocess.run([*GQ, *argv], capture_output=True, text=True, check=True).stdout
+    assert [line.split("\t")[-2] for line in text.splitlines()[1:]] == [r["variant_key"] for r in rows]
+    parquet = subprocess.run([*GQ, *argv, "-O", "parquet"], capture_output=True, check=True).stdout
+    assert pq.read_table(io.BytesIO(parquet))["variant_key"].to_pylist() == [r["variant_key"] for r in rows]
 
 
 def test_json_counts_are_numbers_and_qual_is_as_the_vcf_wrote_it(store, capsys):

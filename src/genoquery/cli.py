@@ -279,6 +279,7 @@ def _cluster(args: argparse.Namespace):
 
 def _cmd_frequencies(args: argparse.Namespace) -> None:
     with open_store(args.store) as store, _cluster(args) as client:
+        args.exit_now = client is None  # a Dask client's teardown is left to the interpreter
         regions, cohort = _regions(args, args.region), _cohort(args, store)
         _write(args, store.frequencies(regions, cohort=cohort, by=args.by, client=client, progress=_progress(args)))
 
@@ -291,6 +292,7 @@ def _cmd_carriers(args: argparse.Namespace) -> None:
     with open_store(args.store) as store:
         if genes is not None:
             with _cluster(args) as client:
+                args.exit_now = client is None  # a Dask client's teardown is left to the interpreter
                 table = _module("cluster").gene_carriers(
                     store,
                     genes,
@@ -769,7 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
         t = _command(targets, target, "query", help=text)
         t.add_argument("what", metavar=metavar, help=text)
         _lookup_options(t)
-        t.set_defaults(run=_cmd_query)
+        t.set_defaults(run=_cmd_query, exit_now=True)  # see main
     t = _command(
         targets, "frequencies", "query", help="exact AC/AN/AF per ALT allele for a cohort, optionally by group"
     )
@@ -780,7 +782,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--by", help="any person-table column (e.g. ancestry, sex_at_birth, center)")
     _cluster_options(t, quiet=True)
     _output_options(t)
-    t.set_defaults(run=_cmd_frequencies)
+    t.set_defaults(run=_cmd_frequencies, exit_now=True)  # see main
     t = _command(
         targets, "carriers", "query", help="samples carrying a variant, or any filtered variant of a gene/region"
     )
@@ -797,11 +799,11 @@ def build_parser() -> argparse.ArgumentParser:
     _filter_options(t)
     _cluster_options(t, quiet=True)
     _output_options(t)
-    t.set_defaults(run=_cmd_carriers)
+    t.set_defaults(run=_cmd_carriers, exit_now=True)  # see main
     t = _command(targets, "participant", "query", help="one participant's ALT alleles with population frequencies")
     t.add_argument("sample_id", metavar="SAMPLE_ID")
     _output_options(t)
-    t.set_defaults(run=_cmd_participant)
+    t.set_defaults(run=_cmd_participant, exit_now=True)  # see main
 
     p = _command(sub, "assoc", help="association: per-allele GWAS (glm), PheWAS, carrier 2x2 tables, plots")
     _store(p)
@@ -1059,11 +1061,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _exit_now(code: int) -> None:
-    """Ends the process at once, without the interpreter's teardown: after a scan the process is
-    done (the store closed, the output written and closed, no other thread at work), and tearing
-    down numba, pandas, scipy, zarr and ~0.9 GB of arrays took 0.2-0.35 s of a ~4 s ``assoc glm``
-    at 10^6 samples. Only for a command run as a program (``main()`` without ``argv``), never when
-    main is called in a process that goes on."""
+    """Ends the process at once, without the interpreter's teardown: after a scan or a query
+    command the process is done (the store closed, the output written and closed, no other thread
+    at work), and tearing down numba, pandas, scipy, zarr and ~0.9 GB of arrays took 0.2-0.35 s of
+    a ~4 s ``assoc glm`` at 10^6 samples; even numpy, DuckDB and pyarrow alone take 30-50 ms of a
+    0.3 s ``query variant`` (issue 22). Only for a command run as a program (``main()`` without
+    ``argv``), never when main is called in a process that goes on."""
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):  # sys.stderr may be LogLines
         if stream is not None:
             stream.flush()
