@@ -6,8 +6,10 @@ Each command runs once untimed first, so Python's bytecode and numba's kernel ca
 (``PYTHONDONTWRITEBYTECODE`` is dropped from the child's environment: a user's install caches its
 bytecode), then is timed as a whole process. ``test_cold_start_imports`` times what every query
 must load, ``python -c "import numpy, duckdb, pyarrow"``, in the same run: ``benchmarks/check.py``
-holds ``query variant`` within ``MAX_COLD_START`` times it, a ratio a busy machine slows on both
-sides (README: why 2).
+holds ``query variant`` (by key and by rsID), ``query region`` and ``query carriers`` of a rare
+variant within ``MAX_COLD_START`` times it, a ratio a busy machine slows on both sides (README: why
+2). ``query frequencies`` and ``query participant`` are timed but not held to it: they load numba
+and zarr (README).
 """
 
 from __future__ import annotations
@@ -45,6 +47,26 @@ def test_cold_start_query_variant(benchmark, store, chr20):
     key = chr20["variant_key"][int(np.argmax(np.asarray(chr20["ac"])))].as_py()
     out = _timed(benchmark, _genoquery("query", store.path, "variant", key))
     assert out.splitlines()[1].split("\t")[-2] == key  # variant_key, allele: the public columns' last two
+
+
+def test_cold_start_query_rsid(benchmark, store, chr20):
+    ids = chr20.filter(chr20["id"].is_valid())
+    rsid = ids["id"][int(np.argmax(np.asarray(ids["ac"])))].as_py()
+    out = _timed(benchmark, _genoquery("query", store.path, "variant", rsid))
+    assert rsid in out.splitlines()[1].split("\t")
+
+
+def test_cold_start_query_region(benchmark, store, chr20):
+    start = chr20["pos"][0].as_py()
+    region = f"{REGION}:{start}-{start + 100_000}"
+    out = _timed(benchmark, _genoquery("query", store.path, "region", region))
+    assert len(out.splitlines()) - 1 == int((np.asarray(chr20["pos"]) <= start + 100_000).sum())
+
+
+def test_cold_start_query_participant(benchmark, store):
+    sample = str(store.sample_ids[len(store.sample_ids) // 2])
+    out = _timed(benchmark, _genoquery("query", store.path, "participant", sample))
+    assert len(out.splitlines()) > 1
 
 
 @pytest.fixture(scope="module")
