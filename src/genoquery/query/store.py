@@ -430,6 +430,10 @@ class Store:
         return ids.column("sample_id").combine_chunks()
 
     @cached_property
+    def _everyone(self):  # a genoquery.query.genotypes.SampleSelection: 10^6 IDs are read in ~0.3 s
+        return _later("genoquery.query.genotypes").everyone(self._con)
+
+    @cached_property
     def _sample_id_index(self) -> SampleIdIndex:
         """The sample IDs found by hash, for cohorts given as ID lists (built on first use)."""
         return _later("genoquery.query.sample_lookup").SampleIdIndex(self.sample_id_array)
@@ -602,7 +606,7 @@ class Store:
             self._contigs,
             self.batches,
             region,
-            samples,
+            self._everyone.copied() if samples is None else samples,
             genotypes.MAX_BYTES if max_bytes is None else max_bytes,
             _later("genoquery.query.fields").resolve(self.batches, fields, "FORMAT") if fields else (),
         )
