@@ -2,7 +2,8 @@
 
 Every key of the fixture centers' store is looked up and compared with ``bcftools merge``
 counted by the oracle (pysam), after an append, a withdrawal and a person-table re-import,
-each of which writes new files and deletes the old. When the files are gone, or the index
+each of which writes new files and deletes the old; so are every variant's carriers, whose
+records come from the lookup file of sites. When the files are gone, or the index
 names none (a store written before them), lookups go to DuckDB and give the same answers.
 ``verify`` finds files that no longer match the index.
 """
@@ -30,6 +31,7 @@ from genoquery.verify import verify
 
 CENTERS = tuple(sorted(checks.FIXTURES.glob("center*.vcf.gz")))
 STATS = ("ac", "an", "n_het", "n_hom_alt", "n_hemi", "n_missing")
+FILES_PER_LOOKUP = 4  # NAME.arrow, NAME.locus.npy, NAME.sites.arrow, NAME.site_row.npy
 
 
 def _merged(vcfs, out: Path) -> Path:
@@ -48,6 +50,23 @@ def _lookups_equal_bcftools(store: genoquery.Store, merged: Path) -> int:
     return len(expected)
 
 
+def _carriers_equal_bcftools(store: genoquery.Store, merged: Path) -> int:
+    """Carriers of every ALT allele of ``merged``, one variant at a time (each site's records from
+    the lookup file of sites), against the samples whose GT bcftools prints with that allele."""
+    assert store._lookup_table.sites is not None  # the path under test
+    text = bcftools.query("-f", "%CHROM-%POS-%REF-%ALT[\t%SAMPLE=%GT]\n", str(merged))
+    checked = 0
+    for line in text.splitlines():
+        key, *calls = line.split("\t")
+        for number, alt in enumerate(key.split("-", 3)[3].split(","), start=1):
+            alleles = ((s, gt.replace("|", "/").split("/")) for s, gt in (c.split("=") for c in calls))
+            want = sorted(s for s, gt in alleles if str(number) in gt)
+            variant = "-".join([*key.split("-")[:3], alt])
+            assert sorted(store.carriers(variant)["sample_id"].to_pylist()) == want, variant
+            checked += 1
+    return checked
+
+
 def _files(path: Path) -> set[str]:
     return {p.name for p in (path / LOOKUP_DIR).iterdir()}
 
@@ -64,9 +83,11 @@ def appended(tmp_path_factory) -> Path:
 def test_every_key_after_an_append_equals_bcftools_merge(appended, tmp_path) -> None:
     with genoquery.open(appended) as store:
         assert store._lookup_table is not None  # the path under test
-        n = _lookups_equal_bcftools(store, _merged(CENTERS, tmp_path / "merged.vcf.gz"))
+        merged = _merged(CENTERS, tmp_path / "merged.vcf.gz")
+        n = _lookups_equal_bcftools(store, merged)
+        assert _carriers_equal_bcftools(store, merged) == 322
     assert n == 322
-    assert len(_files(appended)) == 2  # the first ingest's files were deleted by the append's commit
+    assert len(_files(appended)) == FILES_PER_LOOKUP  # the first ingest's files were deleted by the append's commit
     assert verify(appended).checked["lookup rows"] == 322
 
 
@@ -77,7 +98,7 @@ def test_lookups_follow_a_withdrawal_and_a_person_reimport(appended, tmp_path) -
     before = _files(path)
     withdraw(path, gone, "consent withdrawn")
     assert _files(path).isdisjoint(before)
-    assert len(_files(path)) == 2
+    assert len(_files(path)) == FILES_PER_LOOKUP
     without = []
     for center in CENTERS:
         out = tmp_path / center.name
@@ -89,11 +110,12 @@ def test_lookups_follow_a_withdrawal_and_a_person_reimport(appended, tmp_path) -
     merged = _merged(without, tmp_path / "merged.vcf.gz")
     with genoquery.open(path) as store:
         _lookups_equal_bcftools(store, merged)
+        _carriers_equal_bcftools(store, merged)
 
     before = _files(path)
     import_table(path, checks.FIXTURE_PERSONS)  # rebuilds the statistics: new files
     assert _files(path).isdisjoint(before)
-    assert len(_files(path)) == 2
+    assert len(_files(path)) == FILES_PER_LOOKUP
     with genoquery.open(path) as store:
         _lookups_equal_bcftools(store, merged)
     assert verify(path).ok
@@ -129,7 +151,7 @@ def test_damaged_lookup_files_are_not_used_and_verify_says_so(appended, tmp_path
     # replaced, not rewritten in place: answers given before still map the old bytes (as a
     # store never rewrites its lookup files: a rebuild writes new ones)
     if damage == "truncated arrow":
-        arrow = next((path / LOOKUP_DIR).glob("*.arrow"))
+        arrow = next(p for p in (path / LOOKUP_DIR).glob("*.arrow") if not p.name.endswith(".sites.arrow"))
         data = arrow.read_bytes()[:1000]
         arrow.unlink()
         arrow.write_bytes(data)
@@ -162,7 +184,7 @@ def test_unknown_keys_get_the_same_errors(appended) -> None:
 def test_verify_finds_lookup_files_that_differ_from_the_index(appended, tmp_path) -> None:
     path = tmp_path / "s.gq"
     shutil.copytree(appended, path)
-    arrow = next((path / LOOKUP_DIR).glob("*.arrow"))
+    arrow = next(p for p in (path / LOOKUP_DIR).glob("*.arrow") if not p.name.endswith(".sites.arrow"))
     table = pa.ipc.open_file(arrow).read_all()
     changed = table.set_column(
         table.schema.get_field_index("ac"), "ac", pc.add(table["ac"], pa.scalar(1, table.schema.field("ac").type))
@@ -174,6 +196,35 @@ def test_verify_finds_lookup_files_that_differ_from_the_index(appended, tmp_path
         f"{LOOKUP_DIR}/{arrow.stem}.arrow: 322 rows of the index's variants are not in it "
         "and 322 of its rows are not in the index"
     ]
+
+
+def test_verify_finds_a_lookup_file_of_sites_that_differs_from_the_index(appended, tmp_path) -> None:
+    path = tmp_path / "s.gq"
+    shutil.copytree(appended, path)
+    sites = next((path / LOOKUP_DIR).glob("*.sites.arrow"))
+    table = pa.ipc.open_file(sites).read_all()
+    listed = table.schema.get_field_index("listed_start")
+    changed = table.set_column(listed, "listed_start", pc.add(table["listed_start"], pa.scalar(1, pa.int64())))
+    with pa.OSFile(str(sites), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(changed)
+    n = table.filter(pc.is_valid(table["listed_start"])).num_rows
+    assert verify(path).problems == [
+        f"{LOOKUP_DIR}/{sites.name}: {n} records of the index's batch_sites are not in it and {n} of its rows are "
+        "not in the index"
+    ]
+
+
+def test_a_store_without_the_lookup_file_of_sites_finds_records_in_the_index(appended, tmp_path) -> None:
+    path = tmp_path / "s.gq"
+    shutil.copytree(appended, path)
+    for stale in (*(path / LOOKUP_DIR).glob("*.sites.arrow"), *(path / LOOKUP_DIR).glob("*.site_row.npy")):
+        stale.unlink()  # as lookup files written before the files of sites
+    with genoquery.open(path) as store, genoquery.open(appended) as whole:
+        assert store._lookup_table is not None
+        assert store._lookup_table.sites is None
+        for key in whole.variants()["variant_key"].to_pylist():
+            assert store.carriers(key).equals(whole.carriers(key)), key
+    assert verify(path).ok
 
 
 def test_leftover_lookup_files_are_deleted_by_the_next_change(appended, tmp_path) -> None:

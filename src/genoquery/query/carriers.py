@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from functools import cache, partial
 from importlib import import_module
 from itertools import pairwise
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -223,9 +224,9 @@ _NAMES = [c.split(" AS ")[-1].strip() for c in SITE_COLUMNS.split(",")]
 
 def _batch_calls(store: Store, rows: np.ndarray) -> Iterator[tuple[Batch, SiteCalls]]:
     """The encoded calls of the sites with these (sorted) rows, batch by batch. One site's
-    records are found by their ART index with a parsed statement (1 ms less than an Arrow
-    result) and, when rare enough to be inlined, read from their index rows alone; more
-    sites are a range scan pruned by min/max."""
+    records are found in the lookup files of sites (or by the index's ART index with a parsed
+    statement) and, when rare enough to be inlined, read from those rows alone; more sites are
+    a range scan pruned by min/max."""
     batches = {b.number: b for b in store.batches}
     if len(rows) == 0:
         return
@@ -240,14 +241,13 @@ def _batch_calls(store: Store, rows: np.ndarray) -> Iterator[tuple[Batch, SiteCa
             part = sites.filter(from_numpy(numbers == number))
             yield from ((batches[number], calls) for calls in batches[number].reader.blocks(part))
         return
-    found = store.connection.execute(  # sorted here: an ORDER BY costs DuckDB ~1 ms of the 1.8 ms
-        parsed_statement(
-            store.connection, f"SELECT batch, {SITE_COLUMNS}, inline_calls FROM batch_sites WHERE site_row = $1"
-        ),
-        [int(rows[0])],
-    ).fetchall()
-    for record in sorted(found, key=lambda record: record[0]):
-        batch, site = batches[record[0]], dict(zip([*_NAMES, "inline_calls"], record[1:], strict=True))
+    found = store.site_records(int(rows[0]))
+    if found is None:  # a store without lookup files of sites: the index's ART index
+        statement = f"SELECT batch, {SITE_COLUMNS}, inline_calls FROM batch_sites WHERE site_row = $1"
+        records = store.connection.execute(parsed_statement(store.connection, statement), [int(rows[0])]).fetchall()
+        found = [dict(zip(["batch", *_NAMES, "inline_calls"], record, strict=True)) for record in records]
+    for site in sorted(found, key=itemgetter("batch")):  # sorted here: an ORDER BY costs DuckDB ~1 ms
+        batch = batches[site["batch"]]
         if site["inline_calls"] is None:
             one = pa.table(
                 {n: from_numpy(np.array([site[n] or 0], np.int64), np.array([site[n] is None])) for n in _NAMES}

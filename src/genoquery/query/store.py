@@ -443,6 +443,12 @@ class Store:
         """Sample IDs in genotype-column order, (samples,) object array."""
         return self.sample_id_array.to_numpy(zero_copy_only=False)
 
+    def site_records(self, site_row: int) -> list[dict] | None:
+        """Each batch's record of the site ``site_row`` with its query encoding, from the lookup
+        files (:meth:`~genoquery.storage.lookup_table.LookupTable.site_records`); None when the
+        store has none (ask the index's ``batch_sites``)."""
+        return None if self._lookup_table is None else self._lookup_table.site_records(site_row)
+
     def variants_at(self, site_row: np.ndarray, allele: np.ndarray) -> tuple[pa.Table, np.ndarray]:
         """The ``variants`` rows (:data:`VARIANT_COLUMNS`) of those (site row, allele) pairs that
         are ALT alleles, in the order given, and which pairs those are (bool): found by bisection,
