@@ -384,7 +384,7 @@ class Store:
                 f"from {self.sample_ids[0]} to {self.sample_ids[-1]} in store order)"
             )
         cohorts = _later("genoquery.query.cohorts")  # a withdrawn sample is refused, as in any cohort
-        sample = cohorts.without_withdrawn(self._con, np.array([found[0][0]], np.int64), refuse=True)
+        sample = cohorts.without_withdrawn(self._con, np.array([found[0][0]], np.int64), True, self._withdrawn)
         return _later("genoquery.query.carriers").participant(self, int(sample[0]))
 
     def persons(self) -> pa.Table:
@@ -428,6 +428,11 @@ class Store:
         """Sample IDs in genotype-column order, as one Arrow array (read once)."""
         ids = self._con.sql("SELECT sample_id FROM samples ORDER BY sample_index").to_arrow_table()
         return ids.column("sample_id").combine_chunks()
+
+    @cached_property
+    def _withdrawn(self) -> list[tuple[int, str]]:
+        """``(sample_index, sample_id)`` of the withdrawn samples (read once: a scan of ``samples``)."""
+        return _later("genoquery.query.cohorts").withdrawn_samples(self._con)
 
     @cached_property
     def _everyone(self):  # a genoquery.query.genotypes.SampleSelection: 10^6 IDs are read in ~0.3 s
@@ -532,7 +537,12 @@ class Store:
         bare word that is neither a saved cohort nor a person-table column."""
         self._check_cohort_name(cohort)
         return _later("genoquery.query.cohorts").resolve(
-            self._con, cohort, describe=False, forbidden_columns=forbidden_columns, known=self._known_ids(cohort)
+            self._con,
+            cohort,
+            describe=False,
+            forbidden_columns=forbidden_columns,
+            known=self._known_ids(cohort),
+            withdrawn=self._withdrawn,
         )[2]
 
     def _known_ids(self, cohort) -> SampleIdIndex | None:
