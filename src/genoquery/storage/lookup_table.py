@@ -50,7 +50,7 @@ _ROWS = (
     "FROM variants v JOIN contigs c USING (contig) ORDER BY c.contig_index, v.pos, v.site_row, v.allele"
 )
 # the rows of the lookup file of sites (its query, also verify's)
-LOOKUP_SITES = f"SELECT batch, {SITE_COLUMNS}, inline_calls FROM batch_sites ORDER BY site_row, batch"
+LOOKUP_SITES = f"SELECT batch, {SITE_COLUMNS}, inline_calls FROM batch_sites ORDER BY site_row, batch, batch_row"
 
 
 def locus(contig_index: int | np.ndarray, pos: int | np.ndarray) -> int | np.ndarray:
@@ -113,7 +113,7 @@ def _write_rows(
     with pa.OSFile(str(arrow_path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         for batch in reader:
             keys[at : at + batch.num_rows] = to_numpy(batch.column(key))
-            writer.write_batch(batch.select(columns) if columns else batch)
+            writer.write_batch(_zeroed_nulls(batch.select(columns) if columns else batch))
             at += batch.num_rows
     keys.flush()
     del keys
@@ -194,6 +194,19 @@ class LookupTable:
         """The int64 site row of each row of :attr:`sites` (mapped; empty without them)."""
         return np.zeros(0, np.int64) if self._site_rows is None else self._site_rows
 
+    def records_between(self, first: int, last: int) -> pa.Table | None:
+        """The records (as :attr:`sites`) of the sites from the first to the last with an ALT allele
+        whose locus lies in ``[first, last]`` (int64 loci); None when the store has no files of
+        sites."""
+        if self._sites is None:
+            return None
+        lo, hi = int(np.searchsorted(self._loci, first, side="left")), int(np.searchsorted(self._loci, last, "right"))
+        if lo == hi:
+            return self._sites.slice(0, 0)
+        site_rows = to_numpy(self._rows.column("site_row").slice(lo, hi - lo))
+        a, b = np.searchsorted(self._site_rows, [site_rows.min(), site_rows.max() + 1]).tolist()
+        return self._sites.slice(a, b - a)
+
     def site_records(self, site_row: int) -> list[dict] | None:
         """The records of the site ``site_row`` (one per batch holding it: ``batch``, the
         :data:`~genoquery.storage.site_calls.SITE_COLUMNS` and ``inline_calls``), by batch; None
@@ -219,6 +232,17 @@ class LookupTable:
             return here if here.column("variant_key")[0].as_py() == variant_key else here.slice(0, 0)
         keys = here.column("variant_key").to_pylist()
         return here.take(from_numpy(np.array([i for i, k in enumerate(keys) if k == variant_key], np.int64)))
+
+
+def _zeroed_nulls(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with zeros under the nulls of its integer columns: DuckDB leaves whatever memory
+    held there, so the same rows would give files of other bytes (a store's files are compared
+    byte for byte, as the ingest on Dask is with the single process's)."""
+    columns = [
+        from_numpy(to_numpy(c, null=0), to_numpy(c.is_null())) if c.null_count and pa.types.is_integer(c.type) else c
+        for c in batch.columns
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
 
 
 def _mapped(arrow_path: Path, key_path: Path) -> tuple[pa.Table, np.ndarray]:
