@@ -26,7 +26,7 @@ from genoquery.storage.format import FILL
 from genoquery.storage.index_thread import on_index_thread
 from genoquery.storage.inline_calls import unpack_inline
 from genoquery.storage.lookup_table import SiteRows
-from genoquery.storage.site_calls import SITE_COLUMNS, SiteCalls
+from genoquery.storage.site_calls import SITE_COLUMNS, SITE_NAMES, SiteCalls
 from genoquery.storage.wide_calls import WideCalls, pad
 
 if TYPE_CHECKING:
@@ -219,9 +219,6 @@ def _sorted(table: pa.Table) -> pa.Table:
     return table.take(from_numpy(np.lexsort((sample, allele, site))))
 
 
-_NAMES = [c.split(" AS ")[-1].strip() for c in SITE_COLUMNS.split(",")]
-
-
 def _batch_calls(store: Store, rows: np.ndarray) -> Iterator[tuple[Batch, SiteCalls]]:
     """The encoded calls of the sites with these (sorted) rows, batch by batch. One site's
     records are found in the lookup files of sites (or by the index's ART index with a parsed
@@ -245,12 +242,12 @@ def _batch_calls(store: Store, rows: np.ndarray) -> Iterator[tuple[Batch, SiteCa
     if found is None:  # a store without lookup files of sites: the index's ART index
         statement = f"SELECT batch, {SITE_COLUMNS}, inline_calls FROM batch_sites WHERE site_row = $1"
         records = store.connection.execute(parsed_statement(store.connection, statement), [int(rows[0])]).fetchall()
-        found = [dict(zip(["batch", *_NAMES, "inline_calls"], record, strict=True)) for record in records]
+        found = [dict(zip(["batch", *SITE_NAMES, "inline_calls"], record, strict=True)) for record in records]
     for site in sorted(found, key=itemgetter("batch")):  # sorted here: an ORDER BY costs DuckDB ~1 ms
         batch = batches[site["batch"]]
         if site["inline_calls"] is None:
             one = pa.table(
-                {n: from_numpy(np.array([site[n] or 0], np.int64), np.array([site[n] is None])) for n in _NAMES}
+                {n: from_numpy(np.array([site[n] or 0], np.int64), np.array([site[n] is None])) for n in SITE_NAMES}
             )
             yield from ((batch, calls) for calls in batch.reader.blocks(one))
         else:

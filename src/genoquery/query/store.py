@@ -20,7 +20,7 @@ from genoquery.errors import QueryError, UnknownItemError
 from genoquery.query.cluster.stamp import index_stamp
 from genoquery.storage.batches import Batch, read_batches
 from genoquery.storage.format import INDEX_FILE
-from genoquery.storage.lookup_table import LookupTable, SiteRows
+from genoquery.storage.lookup_table import LookupTable, SiteRows, locus
 from genoquery.storage.objects import batch_root
 from genoquery.storage.regions import Region, parse_region
 from genoquery.storage.schema import STAT_COLUMNS, VARIANT_COLUMNS, open_index
@@ -453,6 +453,20 @@ class Store:
         files (:meth:`~genoquery.storage.lookup_table.LookupTable.site_records`); None when the
         store has none (ask the index's ``batch_sites``)."""
         return None if self._lookup_table is None else self._lookup_table.site_records(site_row)
+
+    def region_records(self, region: str | None) -> pa.Table | None:
+        """Every batch's records of the sites of ``region`` (1-based inclusive; None: every site)
+        with their query encoding (as :meth:`site_records`), by site row then batch, from the
+        lookup files; None when the store has none. Sites without an ALT allele at the region's
+        ends may be left out: they have no statistics."""
+        table = self._lookup_table
+        if table is None or table.sites is None:
+            return None
+        if region is None:
+            return table.sites
+        r = parse_region(region, self._contigs)
+        index = self._contigs.index(r.contig)
+        return table.records_between(locus(index, r.start), locus(index, r.end))
 
     def variants_at(self, site_row: np.ndarray, allele: np.ndarray) -> tuple[pa.Table, np.ndarray]:
         """The ``variants`` rows (:data:`VARIANT_COLUMNS`) of those (site row, allele) pairs that
