@@ -91,6 +91,31 @@ def test_every_key_after_an_append_equals_bcftools_merge(appended, tmp_path) -> 
     assert verify(appended).checked["lookup rows"] == 322
 
 
+def test_regions_from_the_lookup_files_equal_bcftools_merge(appended, tmp_path) -> None:
+    """Region lookups are slices of the lookup files (no DuckDB): each region's ALT alleles, in
+    site then allele order, with the oracle's statistics; ends inclusive, a single position, an
+    empty stretch and a whole contig."""
+    expected = oracle.allele_stats(_merged(CENTERS, tmp_path / "merged.vcf.gz"))
+    positions = sorted({(e.contig, e.pos) for e in expected})
+    rng = np.random.default_rng(11)
+    regions = [f"{c}:{p}-{p}" for c, p in positions[::40]] + ["chr20", "chrX", "chr20:1-10"]
+    for _ in range(25):
+        (c1, p1), (c2, p2) = (positions[i] for i in sorted(rng.choice(len(positions), 2, replace=False)))
+        regions.append(f"{c1}:{p1}-{p2 if c2 == c1 else p1 + 50_000}")
+    with genoquery.open(appended) as store:
+        assert store._lookup_table is not None  # the path under test
+        for region in regions:
+            contig, _, span = region.partition(":")
+            start, end = map(int, span.split("-")) if span else (1, 2**31 - 1)
+            want = [
+                (f"{e.contig}-{e.pos}-{e.ref}-{e.alt}", *(getattr(e, s) for s in STATS))
+                for e in expected
+                if e.contig == contig and start <= e.pos <= end
+            ]
+            got = store.lookup(region=region).to_pylist()
+            assert [(r["variant_key"], *(r[s] for s in STATS)) for r in got] == want, region
+
+
 def test_lookups_follow_a_withdrawal_and_a_person_reimport(appended, tmp_path) -> None:
     path = tmp_path / "s.gq"
     shutil.copytree(appended, path)

@@ -194,13 +194,23 @@ class LookupTable:
         """The int64 site row of each row of :attr:`sites` (mapped; empty without them)."""
         return np.zeros(0, np.int64) if self._site_rows is None else self._site_rows
 
+    def rows_between(self, first: int, last: int) -> pa.Table:
+        """The rows whose locus lies in ``[first, last]`` (int64 loci), in locus order (a slice of
+        the mapped file)."""
+        lo, hi = self._span(first, last)
+        return self._rows.slice(lo, hi - lo)
+
+    def _span(self, first: int, last: int) -> tuple[int, int]:
+        """The range of rows whose locus lies in ``[first, last]``."""
+        return int(np.searchsorted(self._loci, first, side="left")), int(np.searchsorted(self._loci, last, "right"))
+
     def records_between(self, first: int, last: int) -> pa.Table | None:
         """The records (as :attr:`sites`) of the sites from the first to the last with an ALT allele
         whose locus lies in ``[first, last]`` (int64 loci); None when the store has no files of
         sites."""
         if self._sites is None:
             return None
-        lo, hi = int(np.searchsorted(self._loci, first, side="left")), int(np.searchsorted(self._loci, last, "right"))
+        lo, hi = self._span(first, last)
         if lo == hi:
             return self._sites.slice(0, 0)
         site_rows = to_numpy(self._rows.column("site_row").slice(lo, hi - lo))
