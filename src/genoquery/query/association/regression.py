@@ -539,12 +539,14 @@ LOGIT_GROUP = 8
 
 @numba.njit(nogil=True, cache=True, parallel=True, fastmath=True)
 def _logistic_terms(
-    xt, y, c_off, c_row, c_dose, m_off, m_row, coef, inverse, firth, group, info, score, loglik
+    xt, y, row, alleles, c_off, c_sample, c_dose, m_off, m_sample, coef, inverse, firth, group, info, score, loglik
 ):  # pragma: no cover - compiled
-    """One pass over the samples per allele ``a`` at ``coef[a]`` (covariates ``xt`` (k, n), then
-    dosage): the information ``X'WX`` (upper triangle), the score ``X'(y - mu)`` (Firth: plus
-    ``h (1/2 - mu)`` with the leverage ``h = w x' inverse x``) and the log-likelihood, skipping
-    the allele's missing samples (carriers and missing rows ascending per allele).
+    """One pass over the analysed samples per allele ``alleles[a]`` at ``coef[a]`` (covariates
+    ``xt`` (k, n), then dosage): the information ``X'WX`` (upper triangle), the score ``X'(y -
+    mu)`` (Firth: plus ``h (1/2 - mu)`` with the leverage ``h = w x' inverse x``) and the
+    log-likelihood, skipping the allele's missing samples. Carriers (``c_sample``, ``c_dose``) and
+    missing samples (``m_sample``) are store samples, CSR by allele (``c_off``, ``m_off``),
+    ascending, mapped to analysed rows by ``row`` (-1: not analysed, skipped).
 
     Alleles are shared between the cores ``group`` at a time; per tile of :data:`LOGIT_TILE`
     samples, the tile's covariates are copied once for the group, and each allele's carriers and
@@ -556,20 +558,15 @@ def _logistic_terms(
     k1 = k + 1
     for first in numba.prange((coef.shape[0] + group - 1) // group):
         start, stop = first * group, min(coef.shape[0], first * group + group)
-        ci, mi = c_off[start:stop].copy(), m_off[start:stop].copy()
-        xs, used = np.empty((k1, LOGIT_TILE)), np.empty(LOGIT_TILE)
-        eta, mu, w, r, wx = (
-            np.empty(LOGIT_TILE),
-            np.empty(LOGIT_TILE),
-            np.empty(LOGIT_TILE),
-            np.empty(LOGIT_TILE),
-            np.empty(LOGIT_TILE),
-        )
+        ci, mi = c_off[alleles[start:stop]], m_off[alleles[start:stop]]
+        xs, scratch = np.empty((k1, LOGIT_TILE)), np.empty((6, LOGIT_TILE))
+        used, eta, mu, w, r, wx = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4], scratch[5]
         for lo in range(0, n, LOGIT_TILE):
             m = min(n, lo + LOGIT_TILE) - lo
             xs[:k, :m] = xt[:, lo : lo + m]
             for a in range(start, stop):
-                _scatter(xs[k], used, lo, m, c_off[a + 1], c_row, c_dose, m_off[a + 1], m_row, ci, mi, a - start)
+                _scatter(xs[k, :m], 0.0, c_dose, lo, row, c_off[alleles[a] + 1], c_sample, ci, a - start)
+                _scatter(used[:m], 1.0, None, lo, row, m_off[alleles[a] + 1], m_sample, mi, a - start)
                 for s in range(m):
                     eta[s] = coef[a, k] * xs[k, s]
                 for j in range(k):
@@ -591,21 +588,21 @@ def _logistic_terms(
 
 
 @numba.njit(nogil=True, cache=True)
-def _scatter(dose, used, lo, m, c_end, c_row, c_dose, m_end, m_row, ci, mi, at):  # pragma: no cover - compiled
-    """The tile ``lo .. lo + m - 1``'s dense dosages (``dose``) and analysed flags (``used``) of an
-    allele whose next carrier and missing row are ``ci[at]`` and ``mi[at]`` (advanced past it)."""
-    dose[:m] = 0.0
-    used[:m] = 1.0
-    c = ci[at]
-    while c < c_end and c_row[c] < lo + m:
-        dose[c_row[c] - lo] = c_dose[c]
+def _scatter(out, fill, dose, lo, row, end, sample, next_at, at):  # pragma: no cover - compiled
+    """One allele's dense row ``out`` over the tile of samples from ``lo`` (``len(out)`` of them):
+    ``fill``, but ``dose`` (None: 0) at its listed samples in the tile, ``next_at[at] .. end - 1``
+    (store ``sample``s, ascending, mapped to rows by ``row``; -1: not analysed), advancing
+    ``next_at[at]`` past them. Carriers' dosages over 0, or missing samples' flags over 1."""
+    out[:] = fill
+    c = next_at[at]
+    while c < end:
+        r = row[sample[c]]
+        if r >= lo + len(out):
+            break
+        if r >= 0:
+            out[r - lo] = 0.0 if dose is None else dose[c]
         c += 1
-    ci[at] = c
-    c = mi[at]
-    while c < m_end and m_row[c] < lo + m:
-        used[m_row[c] - lo] = 0.0
-        c += 1
-    mi[at] = c
+    next_at[at] = c
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
@@ -638,45 +635,36 @@ def _accumulate(xs, w, r, wx, m, info, score):  # pragma: no cover - compiled
 
 
 class _Alleles:
-    """Carriers (``c_row`` analysed rows, ``c_dose``) and missing rows (``m_row``) of a set of
-    alleles, CSR by allele (``c_off``, ``m_off``), with the covariates ``xt`` (k, n) C-ordered (a
-    row per covariate) and phenotype ``y``."""
+    """Some alleles (``alleles``: indexes into ``dosages``' alleles) of a batch's
+    :class:`AlleleDosages`, with the covariates ``xt`` (k, n) C-ordered (a row per covariate),
+    phenotype ``y`` and the store samples' analysed rows ``row`` (-1: not analysed)."""
 
     def __init__(
-        self,
-        xt: np.ndarray,
-        y: np.ndarray,
-        c_off: np.ndarray,
-        c_row: np.ndarray,
-        c_dose: np.ndarray,
-        m_off: np.ndarray,
-        m_row: np.ndarray,
+        self, xt: np.ndarray, y: np.ndarray, row: np.ndarray, dosages: AlleleDosages, alleles: np.ndarray
     ) -> None:
-        self.xt, self.y = xt, y
-        self.c_off, self.c_row, self.c_dose, self.m_off, self.m_row = c_off, c_row, c_dose, m_off, m_row
-        self.b = len(c_off) - 1
+        self.xt, self.y, self.row, self.dosages, self.alleles = xt, y, row, dosages, alleles
+        self.b = len(alleles)
 
     def take(self, alleles: np.ndarray) -> _Alleles:
         """These alleles (indexes into this set) only."""
-        if len(alleles) == self.b:
-            return self
-        c_off, c_rows = _take_ranges(self.c_off, alleles)
-        m_off, m_rows = _take_ranges(self.m_off, alleles)
-        return _Alleles(self.xt, self.y, c_off, self.c_row[c_rows], self.c_dose[c_rows], m_off, self.m_row[m_rows])
+        return _Alleles(self.xt, self.y, self.row, self.dosages, self.alleles[alleles])
 
     def terms(self, coef: np.ndarray, inverse: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(information (b, k + 1, k + 1), score (b, k + 1), log-likelihood (b,)) at ``coef``;
         the Firth-modified score when ``inverse`` (the information's inverse) is given."""
         b, k1 = coef.shape
         info, score, loglik = np.zeros((b, k1, k1)), np.zeros((b, k1)), np.zeros(b)
+        d = self.dosages
         _logistic_terms(
             self.xt,
             self.y,
-            self.c_off,
-            self.c_row,
-            self.c_dose,
-            self.m_off,
-            self.m_row,
+            self.row,
+            self.alleles,
+            d.carrier,
+            d.sample,
+            d.dosage,
+            d.missing,
+            d.missing_sample,
             np.ascontiguousarray(coef),
             np.zeros((b, k1, k1)) if inverse is None else inverse,
             inverse is not None,
@@ -686,13 +674,6 @@ class _Alleles:
             loglik,
         )
         return info + np.triu(info, 1).transpose(0, 2, 1), score, loglik
-
-
-def _take_ranges(offsets: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """New offsets and the element indexes of the ranges ``chosen`` of a CSR layout."""
-    counts = offsets[chosen + 1] - offsets[chosen]
-    new = np.concatenate([[0], np.cumsum(counts)])
-    return new, np.repeat(offsets[chosen] - new[:-1], counts) + np.arange(new[-1])
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -976,19 +957,5 @@ def _null_on_called(batch: _Alleles, null: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _alleles(cov: Covariates, x: np.ndarray, dosages: AlleleDosages, chosen: np.ndarray) -> _Alleles:
-    """The ``chosen`` alleles' carriers and missing samples as analysed rows (others dropped)."""
-    c_off, c_at = _take_ranges(dosages.carrier, chosen)
-    m_off, m_at = _take_ranges(dosages.missing, chosen)
-    c_row, m_row = cov.row[dosages.sample[c_at]], cov.row[dosages.missing_sample[m_at]]
-    c_keep, m_keep = c_row >= 0, m_row >= 0
-    c_off = np.concatenate([[0], np.cumsum(c_keep)])[c_off]
-    m_off = np.concatenate([[0], np.cumsum(m_keep)])[m_off]
-    return _Alleles(
-        np.ascontiguousarray(x.T),
-        cov.design.y,
-        c_off,
-        c_row[c_keep],
-        dosages.dosage[c_at][c_keep].astype(np.float64),
-        m_off,
-        m_row[m_keep],
-    )
+    """The ``chosen`` alleles of ``dosages``, over the analysed samples (covariates ``x``)."""
+    return _Alleles(np.ascontiguousarray(x.T), cov.design.y, cov.row, dosages, chosen)
