@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pysam.bcftools as bcftools
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import checks
 import genoquery
@@ -27,11 +29,13 @@ from genoquery.errors import QueryError
 from genoquery.index.phenotypes import import_table
 from genoquery.ingest.withdraw import withdraw
 from genoquery.storage.format import LOOKUP_DIR
+from genoquery.storage.id_hash import id_hashes
+from genoquery.storage.lookup_table import fnv1a
 from genoquery.verify import verify
 
 CENTERS = tuple(sorted(checks.FIXTURES.glob("center*.vcf.gz")))
 STATS = ("ac", "an", "n_het", "n_hom_alt", "n_hemi", "n_missing")
-FILES_PER_LOOKUP = 4  # NAME.arrow, NAME.locus.npy, NAME.sites.arrow, NAME.site_row.npy
+FILES_PER_LOOKUP = 6  # NAME.arrow, .locus.npy, .sites.arrow, .site_row.npy, .id_hash.npy, .id_row.npy
 
 
 def _merged(vcfs, out: Path) -> Path:
@@ -114,6 +118,43 @@ def test_regions_from_the_lookup_files_equal_bcftools_merge(appended, tmp_path) 
             ]
             got = store.lookup(region=region).to_pylist()
             assert [(r["variant_key"], *(r[s] for s in STATS)) for r in got] == want, region
+
+
+def test_ids_from_the_lookup_files_equal_bcftools_merge(appended, tmp_path) -> None:
+    """Every ID of the merged VCF is found through the lookup files of IDs (no DuckDB), with the
+    keys of the records bcftools prints with it, by site then allele; an unknown ID is refused."""
+    merged = _merged(CENTERS, tmp_path / "merged.vcf.gz")
+    want: dict[str, list[str]] = {}
+    for line in bcftools.query("-f", "%ID\t%CHROM-%POS-%REF\t%ALT\n", str(merged)).splitlines():
+        vid, site, alts = line.split("\t")
+        if vid != ".":
+            want.setdefault(vid, []).extend(f"{site}-{alt}" for alt in alts.split(","))
+    assert len(want) > 100
+    with genoquery.open(appended) as store:
+        table = store._lookup_table
+        assert table is not None
+        for vid, keys in want.items():
+            assert table.rows_with_id(vid).column("variant_key").to_pylist() == keys, vid  # the path under test
+            assert store.lookup(vid)["variant_key"].to_pylist() == keys, vid
+        assert table.rows_with_id("rs1").num_rows == 0
+        with pytest.raises(QueryError, match="rsID rs1 is not in this store"):
+            store.lookup("rs1")
+    assert verify(appended).ok
+    path = tmp_path / "s.gq"
+    shutil.copytree(appended, path)
+    rows = next((path / LOOKUP_DIR).glob("*.id_row.npy"))
+    np.save(rows, np.load(rows)[::-1].copy())  # IDs pointing at other rows
+    name = rows.name.split(".")[0]
+    assert verify(path).problems == [f"{LOOKUP_DIR}/{name}.id_hash.npy, .id_row.npy: not the hashes of its rows' IDs"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(ids=st.lists(st.text(min_size=0, max_size=30), min_size=1, max_size=20))
+def test_one_ids_hash_in_python_equals_the_compiled_hashes(ids) -> None:
+    """The lookup hashes one ID in Python (no numba at lookup time); the files were written by
+    the compiled kernel: both must give every ID, any text, the same FNV-1a hash."""
+    compiled = id_hashes(pa.array(ids, pa.string()))
+    assert [fnv1a(i) for i in ids] == compiled.tolist()
 
 
 def test_lookups_follow_a_withdrawal_and_a_person_reimport(appended, tmp_path) -> None:

@@ -50,7 +50,7 @@ from genoquery.query.store import Store
 from genoquery.storage.batches import Batch
 from genoquery.storage.checksums import file_sha256, tree_sha256
 from genoquery.storage.format import FILL, LOOKUP_DIR
-from genoquery.storage.lookup_table import LOOKUP_SITES, LookupTable, locus, lookup_table_name
+from genoquery.storage.lookup_table import LOOKUP_SITES, LookupTable, id_index, locus, lookup_table_name
 from genoquery.storage.objects import ObjectPath
 from genoquery.storage.schema import VARIANT_COLUMNS
 from genoquery.storage.staging import existing_store
@@ -184,6 +184,10 @@ def _check_lookup_table(con: duckdb.DuckDBPyConnection, store: Path, report: Rep
             f"{extra} of its rows are not in the index",
         )
     _check_lookup_sites(con, table, name, report)
+    if table.ids is not None and not all(
+        np.array_equal(stored, made) for stored, made in zip(table.ids, id_index(table.rows.column("id")), strict=True)
+    ):
+        _problem(report, "lookup", f"{LOOKUP_DIR}/{name}.id_hash.npy, .id_row.npy: not the hashes of its rows' IDs")
     contig_index = dict(con.execute("SELECT contig, contig_index FROM contigs").fetchall())
     at, last = 0, -1
     for batch in table.rows.to_batches():  # a batch at a time: memory bounded by the file's batches

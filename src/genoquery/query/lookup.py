@@ -250,7 +250,9 @@ class VariantLookup:
         return table
 
     def _by_id(self, vid: str, terms: list[str], params: dict, by: str | None, quiet: bool = False) -> pa.Table | None:
-        table = self._point("id = $vid", terms, {**params, "vid": vid}, by)
+        table = self._table.rows_with_id(vid) if self._table is not None and not terms and by is None else None
+        if table is None:
+            table = self._point("id = $vid", terms, {**params, "vid": vid}, by)
         keys = self._ids_in_lists().get(vid)
         if keys:
             more = self._point(
