@@ -50,7 +50,7 @@ from genoquery.query.store import Store
 from genoquery.storage.batches import Batch
 from genoquery.storage.checksums import file_sha256, tree_sha256
 from genoquery.storage.format import FILL, LOOKUP_DIR
-from genoquery.storage.lookup_table import LookupTable, locus, lookup_table_name
+from genoquery.storage.lookup_table import LOOKUP_SITES, LookupTable, id_index, locus, lookup_table_name
 from genoquery.storage.objects import ObjectPath
 from genoquery.storage.schema import VARIANT_COLUMNS
 from genoquery.storage.staging import existing_store
@@ -183,6 +183,11 @@ def _check_lookup_table(con: duckdb.DuckDBPyConnection, store: Path, report: Rep
             f"{where}: {missing} rows of the index's variants are not in it and "
             f"{extra} of its rows are not in the index",
         )
+    _check_lookup_sites(con, table, name, report)
+    if table.ids is not None and not all(
+        np.array_equal(stored, made) for stored, made in zip(table.ids, id_index(table.rows.column("id")), strict=True)
+    ):
+        _problem(report, "lookup", f"{LOOKUP_DIR}/{name}.id_hash.npy, .id_row.npy: not the hashes of its rows' IDs")
     contig_index = dict(con.execute("SELECT contig, contig_index FROM contigs").fetchall())
     at, last = 0, -1
     for batch in table.rows.to_batches():  # a batch at a time: memory bounded by the file's batches
@@ -195,6 +200,34 @@ def _check_lookup_table(con: duckdb.DuckDBPyConnection, store: Path, report: Rep
             _problem(report, "lookup", f"{rows}: not ordered by contig and POS")
         at, last = at + batch.num_rows, (int(expected[-1]) if batch.num_rows else last)
     report.checked["lookup rows"] += table.rows.num_rows
+
+
+def _check_lookup_sites(con: duckdb.DuckDBPyConnection, table: LookupTable, name: str, report: Report) -> None:
+    """The lookup file of sites holds exactly the index's ``batch_sites`` records with their query
+    encoding, in site order (stores written before it have none)."""
+    if table.sites is None:
+        return
+    where = f"{LOOKUP_DIR}/{name}.sites.arrow"
+    columns = ", ".join(table.sites.column_names)
+    con.register("gq_lookup_sites", table.sites)
+    try:
+        missing, extra = con.execute(
+            f"SELECT (SELECT count(*) FROM (SELECT {columns} FROM ({LOOKUP_SITES}) EXCEPT ALL SELECT {columns} "
+            f"FROM gq_lookup_sites)), (SELECT count(*) FROM (SELECT {columns} FROM gq_lookup_sites EXCEPT ALL "
+            f"SELECT {columns} FROM ({LOOKUP_SITES})))"
+        ).fetchall()[0]
+    finally:
+        con.unregister("gq_lookup_sites")
+    if missing or extra:
+        _problem(
+            report,
+            "lookup",
+            f"{where}: {missing} records of the index's batch_sites are not in it and "
+            f"{extra} of its rows are not in the index",
+        )
+    elif np.any(np.diff(table.site_rows) < 0):
+        _problem(report, "lookup", f"{where}: not ordered by site row")
+    report.checked["lookup sites"] += table.sites.num_rows
 
 
 # --------------------------------------------------------------------------- statistics

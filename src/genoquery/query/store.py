@@ -20,7 +20,7 @@ from genoquery.errors import QueryError, UnknownItemError
 from genoquery.query.cluster.stamp import index_stamp
 from genoquery.storage.batches import Batch, read_batches
 from genoquery.storage.format import INDEX_FILE
-from genoquery.storage.lookup_table import LookupTable, SiteRows
+from genoquery.storage.lookup_table import LookupTable, SiteRows, locus
 from genoquery.storage.objects import batch_root
 from genoquery.storage.regions import Region, parse_region
 from genoquery.storage.schema import STAT_COLUMNS, VARIANT_COLUMNS, open_index
@@ -384,7 +384,7 @@ class Store:
                 f"from {self.sample_ids[0]} to {self.sample_ids[-1]} in store order)"
             )
         cohorts = _later("genoquery.query.cohorts")  # a withdrawn sample is refused, as in any cohort
-        sample = cohorts.without_withdrawn(self._con, np.array([found[0][0]], np.int64), refuse=True)
+        sample = cohorts.without_withdrawn(self._con, np.array([found[0][0]], np.int64), True, self._withdrawn)
         return _later("genoquery.query.carriers").participant(self, int(sample[0]))
 
     def persons(self) -> pa.Table:
@@ -430,6 +430,15 @@ class Store:
         return ids.column("sample_id").combine_chunks()
 
     @cached_property
+    def _withdrawn(self) -> list[tuple[int, str]]:
+        """``(sample_index, sample_id)`` of the withdrawn samples (read once: a scan of ``samples``)."""
+        return _later("genoquery.query.cohorts").withdrawn_samples(self._con)
+
+    @cached_property
+    def _everyone(self):  # a genoquery.query.genotypes.SampleSelection: 10^6 IDs are read in ~0.3 s
+        return _later("genoquery.query.genotypes").everyone(self._con)
+
+    @cached_property
     def _sample_id_index(self) -> SampleIdIndex:
         """The sample IDs found by hash, for cohorts given as ID lists (built on first use)."""
         return _later("genoquery.query.sample_lookup").SampleIdIndex(self.sample_id_array)
@@ -438,6 +447,26 @@ class Store:
     def sample_ids(self) -> np.ndarray:
         """Sample IDs in genotype-column order, (samples,) object array."""
         return self.sample_id_array.to_numpy(zero_copy_only=False)
+
+    def site_records(self, site_row: int) -> list[dict] | None:
+        """Each batch's record of the site ``site_row`` with its query encoding, from the lookup
+        files (:meth:`~genoquery.storage.lookup_table.LookupTable.site_records`); None when the
+        store has none (ask the index's ``batch_sites``)."""
+        return None if self._lookup_table is None else self._lookup_table.site_records(site_row)
+
+    def region_records(self, region: str | None) -> pa.Table | None:
+        """Every batch's records of the sites of ``region`` (1-based inclusive; None: every site)
+        with their query encoding (as :meth:`site_records`), by site row then batch, from the
+        lookup files; None when the store has none. Sites without an ALT allele at the region's
+        ends may be left out: they have no statistics."""
+        table = self._lookup_table
+        if table is None or table.sites is None:
+            return None
+        if region is None:
+            return table.sites
+        r = parse_region(region, self._contigs)
+        index = self._contigs.index(r.contig)
+        return table.records_between(locus(index, r.start), locus(index, r.end))
 
     def variants_at(self, site_row: np.ndarray, allele: np.ndarray) -> tuple[pa.Table, np.ndarray]:
         """The ``variants`` rows (:data:`VARIANT_COLUMNS`) of those (site row, allele) pairs that
@@ -522,7 +551,12 @@ class Store:
         bare word that is neither a saved cohort nor a person-table column."""
         self._check_cohort_name(cohort)
         return _later("genoquery.query.cohorts").resolve(
-            self._con, cohort, describe=False, forbidden_columns=forbidden_columns, known=self._known_ids(cohort)
+            self._con,
+            cohort,
+            describe=False,
+            forbidden_columns=forbidden_columns,
+            known=self._known_ids(cohort),
+            withdrawn=self._withdrawn,
         )[2]
 
     def _known_ids(self, cohort) -> SampleIdIndex | None:
@@ -602,7 +636,7 @@ class Store:
             self._contigs,
             self.batches,
             region,
-            samples,
+            self._everyone.copied() if samples is None else samples,
             genotypes.MAX_BYTES if max_bytes is None else max_bytes,
             _later("genoquery.query.fields").resolve(self.batches, fields, "FORMAT") if fields else (),
         )

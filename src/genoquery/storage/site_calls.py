@@ -16,6 +16,7 @@ SITE_COLUMNS = (
     "site_row, len(alleles) AS n_alleles, dense_row, haploid_pattern, listed_start, n_listed, "
     "missing_start, n_missing_tokens, batch_row"
 )
+SITE_NAMES = [c.split(" AS ")[-1].strip() for c in SITE_COLUMNS.split(",")]  # the columns' names
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ above; the others keep their score test.
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -58,7 +59,6 @@ FIRTH_MAX_ITER = 500  # Firth steps converge linearly near some optima (0.65-0.9
 TOLERANCE = 1e-10  # largest coefficient change at convergence
 MAX_STEP = 5.0  # largest coefficient change per Newton step (logistf's maxstep)
 MAX_LOGIT = 30.0  # |coefficient| beyond which a plain fit is treated as diverging (separation)
-LOG_RUN = 48  # factors of the log-likelihood multiplied before a log: at most 2^48, far from overflow
 OK, TOO_FEW, NOT_CONVERGED, FIRTH_SEPARATED, FIRTH_NOT_CONVERGED, COLLINEAR, SEPARATED = (
     "ok",
     "too_few_carriers",
@@ -496,122 +496,184 @@ def _separated(counts: AlleleCounts) -> np.ndarray:
     return (counts.case_carriers == 0) | (counts.case_carriers == counts.n_carriers)
 
 
-@numba.njit(nogil=True, cache=True, parallel=True)
+@intrinsic
+def _as_float(typingctx, bits):  # pragma: no cover - compiled
+    """The float64 whose IEEE 754 bits are the int64 ``bits`` (LLVM's bitcast, which numba does not
+    give scalars)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+LN2 = math.log(2)
+EXP_TAYLOR = tuple(1.0 / math.factorial(i) for i in range(13, -1, -1))  # 1/13!, ..., 1/1!, 1/0!
+
+
+@numba.njit(nogil=True, cache=True)
+def _exp_neg(t):  # pragma: no cover - compiled
+    """``exp(t)`` for ``t <= 0`` without a branch or a libm call, so a loop calling it vectorises
+    (numba here has no SVML): ``t = n ln 2 + r`` with ``|r| <= ln 2 / 2``, ``exp(r)`` by its
+    Taylor polynomial of degree 13 (truncation below 4e-18 relative), times ``2^n`` built from its
+    exponent bits. ``ln 2`` is one float64, not Cody-Waite's two parts: numba compiles this with
+    its caller's fastmath flags, whose reassociation folded the two parts into one anyway. So the
+    relative error grows with ``|n|`` (``ln 2``'s rounding, 2.3e-17 each): against ``math.exp``,
+    at most 12 ulp (1.6e-15) for ``t >= -40`` (below, ``mu`` is within 5e-18 of 0 or 1) and 2.4e-14
+    at -708. ``t`` below -708 gives ``exp(-708)`` (~3e-308: no subnormal ``2^n``)."""
+    t = max(t, -708.0)
+    n = np.floor(t * (1 / LN2) + 0.5)
+    r = t - n * LN2
+    p = EXP_TAYLOR[0]
+    for c in EXP_TAYLOR[1:]:
+        p = p * r + c
+    return p * _as_float((np.int64(n) + 1023) << 52)
+
+
+LOGIT_TILE = 512
+"""Samples per tile of :func:`_logistic_terms`: the tile's covariates, dosages and weights
+(~40 KB at k = 4) stay in L1/L2 while a group of alleles is computed on it."""
+LOGIT_GROUP = 8
+"""Alleles of :func:`_logistic_terms` that share each tile of the covariates read from memory."""
+
+
+@numba.njit(nogil=True, cache=True, parallel=True, fastmath=True)
 def _logistic_terms(
-    x, y, c_off, c_row, c_dose, m_off, m_row, coef, inverse, firth, info, score, loglik
+    xt, y, row, alleles, c_off, c_sample, c_dose, m_off, m_sample, coef, inverse, firth, group, info, score, loglik
 ):  # pragma: no cover - compiled
-    """One pass over the samples per allele ``a`` at ``coef[a]`` (covariates then dosage): the
-    information ``X'WX`` (upper triangle), the score ``X'(y - mu)`` (Firth: plus
-    ``h (1/2 - mu)`` with the leverage ``h = w x' inverse x``) and the log-likelihood, skipping
-    the allele's missing samples. Carriers and missing rows are ascending per allele. Alleles are
-    shared between the cores (each writes its own rows of the outputs). The log-likelihood's
-    ``log(1 + exp(-|eta|))`` terms are multiplied ``LOG_RUN`` at a time (each factor is in (1, 2])
-    and their product's log taken: a log per run instead of a log1p per sample, 15-18% of the
-    pass's CPU time, the sum changed by ~1e-16 relative per term."""
-    n, k = x.shape
-    for a in numba.prange(coef.shape[0]):
-        ci, ce, mi, me = c_off[a], c_off[a + 1], m_off[a], m_off[a + 1]
-        ll, run, in_run = 0.0, 1.0, 0
-        for i in range(n):
-            if mi < me and m_row[mi] == i:
-                mi += 1
-                continue
-            g = 0.0
-            if ci < ce and c_row[ci] == i:
-                g = c_dose[ci]
-                ci += 1
-            eta = coef[a, k] * g
-            for j in range(k):
-                eta += x[i, j] * coef[a, j]
-            if eta >= 0:
-                e = np.exp(-eta)
-                mu = 1.0 / (1.0 + e)
-                ll += y[i] * eta - eta
-            else:
-                e = np.exp(eta)
-                mu = e / (1.0 + e)
-                ll += y[i] * eta
-            run *= 1.0 + e
-            in_run += 1
-            if in_run == LOG_RUN:
-                ll -= np.log(run)
-                run, in_run = 1.0, 0
-            w = mu * (1.0 - mu)
-            r = y[i] - mu
-            if firth:
-                quad = 0.0
-                for j in range(k + 1):
-                    xj = x[i, j] if j < k else g
-                    t = inverse[a, j, k] * g
-                    for m in range(k):
-                        t += inverse[a, j, m] * x[i, m]
-                    quad += xj * t
-                r += w * quad * (0.5 - mu)
-            for j in range(k):
-                score[a, j] += x[i, j] * r
-                wx = w * x[i, j]
-                for m in range(j, k):
-                    info[a, j, m] += wx * x[i, m]
-                info[a, j, k] += wx * g
-            score[a, k] += g * r
-            info[a, k, k] += w * g * g
-        loglik[a] = ll - np.log(run)
+    """One pass over the analysed samples per allele ``alleles[a]`` at ``coef[a]`` (covariates
+    ``xt`` (k, n), then dosage): the information ``X'WX`` (upper triangle), the score ``X'(y -
+    mu)`` (Firth: plus ``h (1/2 - mu)`` with the leverage ``h = w x' inverse x``) and the
+    log-likelihood, skipping the allele's missing samples. Carriers (``c_sample``, ``c_dose``) and
+    missing samples (``m_sample``) are store samples, CSR by allele (``c_off``, ``m_off``),
+    ascending, mapped to analysed rows by ``row`` (-1: not analysed, skipped).
+
+    Alleles are shared between the cores ``group`` at a time; per tile of :data:`LOGIT_TILE`
+    samples, the tile's covariates are copied once for the group, and each allele's carriers and
+    missing samples are scattered into the tile as a dense dosage row and a 0/1 analysed row, so
+    every loop over the tile's samples is branch-free and vectorises (``exp`` as
+    :func:`_exp_neg`). The log-likelihood's ``log(1 + exp(-|eta|))`` terms are multiplied over
+    the tile (each factor in (1, 2]: at most 2^512) and their product's log taken once."""
+    k, n = xt.shape
+    k1 = k + 1
+    for first in numba.prange((coef.shape[0] + group - 1) // group):
+        start, stop = first * group, min(coef.shape[0], first * group + group)
+        ci, mi = c_off[alleles[start:stop]], m_off[alleles[start:stop]]
+        xs, scratch = np.empty((k1, LOGIT_TILE)), np.empty((6, LOGIT_TILE))
+        used, eta, mu, w, r, wx = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4], scratch[5]
+        for lo in range(0, n, LOGIT_TILE):
+            m = min(n, lo + LOGIT_TILE) - lo
+            xs[:k, :m] = xt[:, lo : lo + m]
+            for a in range(start, stop):
+                _scatter(xs[k, :m], 0.0, c_dose, lo, row, c_off[alleles[a] + 1], c_sample, ci, a - start)
+                _scatter(used[:m], 1.0, None, lo, row, m_off[alleles[a] + 1], m_sample, mi, a - start)
+                for s in range(m):
+                    eta[s] = coef[a, k] * xs[k, s]
+                for j in range(k):
+                    for s in range(m):
+                        eta[s] += coef[a, j] * xs[j, s]
+                ll, run = 0.0, 1.0
+                for s in range(m):
+                    e = _exp_neg(-abs(eta[s]))
+                    inv = 1.0 / (1.0 + e)
+                    mu[s] = inv if eta[s] >= 0 else e * inv
+                    w[s] = used[s] * mu[s] * (1.0 - mu[s])
+                    r[s] = used[s] * (y[lo + s] - mu[s])
+                    ll += used[s] * (y[lo + s] * eta[s] - max(eta[s], 0.0))
+                    run *= 1.0 + used[s] * e
+                loglik[a] += ll - np.log(run)
+                if firth:
+                    _firth_score(xs, inverse[a], mu, w, r, wx, m)
+                _accumulate(xs, w, r, wx, m, info[a], score[a])
+
+
+@numba.njit(nogil=True, cache=True)
+def _scatter(out, fill, dose, lo, row, end, sample, next_at, at):  # pragma: no cover - compiled
+    """One allele's dense row ``out`` over the tile of samples from ``lo`` (``len(out)`` of them):
+    ``fill``, but ``dose`` (None: 0) at its listed samples in the tile, ``next_at[at] .. end - 1``
+    (store ``sample``s, ascending, mapped to rows by ``row``; -1: not analysed), advancing
+    ``next_at[at]`` past them. Carriers' dosages over 0, or missing samples' flags over 1."""
+    out[:] = fill
+    c = next_at[at]
+    while c < end:
+        r = row[sample[c]]
+        if r >= lo + len(out):
+            break
+        if r >= 0:
+            out[r - lo] = 0.0 if dose is None else dose[c]
+        c += 1
+    next_at[at] = c
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _firth_score(xs, inverse, mu, w, r, quad, m):  # pragma: no cover - compiled
+    """Adds Firth's ``h (1/2 - mu)`` to the tile's residuals ``r``, ``h = w x' inverse x`` (``quad``: scratch)."""
+    quad[:m] = 0.0
+    for j in range(xs.shape[0]):
+        for i in range(xs.shape[0]):
+            for s in range(m):
+                quad[s] += inverse[j, i] * xs[j, s] * xs[i, s]
+    for s in range(m):
+        r[s] += w[s] * quad[s] * (0.5 - mu[s])
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _accumulate(xs, w, r, wx, m, info, score):  # pragma: no cover - compiled
+    """Adds the tile's ``X'WX`` (upper triangle) to ``info`` and ``X'r`` to ``score``."""
+    k1 = xs.shape[0]
+    for j in range(k1):
+        t = 0.0
+        for s in range(m):
+            t += r[s] * xs[j, s]
+            wx[s] = w[s] * xs[j, s]
+        score[j] += t
+        for i in range(j, k1):
+            t = 0.0
+            for s in range(m):
+                t += wx[s] * xs[i, s]
+            info[j, i] += t
 
 
 class _Alleles:
-    """Carriers (``c_row`` analysed rows, ``c_dose``) and missing rows (``m_row``) of a set of
-    alleles, CSR by allele (``c_off``, ``m_off``), with the covariates ``x`` and phenotype ``y``."""
+    """Some alleles (``alleles``: indexes into ``dosages``' alleles) of a batch's
+    :class:`AlleleDosages`, with the covariates ``xt`` (k, n) C-ordered (a row per covariate),
+    phenotype ``y`` and the store samples' analysed rows ``row`` (-1: not analysed)."""
 
     def __init__(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        c_off: np.ndarray,
-        c_row: np.ndarray,
-        c_dose: np.ndarray,
-        m_off: np.ndarray,
-        m_row: np.ndarray,
+        self, xt: np.ndarray, y: np.ndarray, row: np.ndarray, dosages: AlleleDosages, alleles: np.ndarray
     ) -> None:
-        self.x, self.y = x, y
-        self.c_off, self.c_row, self.c_dose, self.m_off, self.m_row = c_off, c_row, c_dose, m_off, m_row
-        self.b = len(c_off) - 1
+        self.xt, self.y, self.row, self.dosages, self.alleles = xt, y, row, dosages, alleles
+        self.b = len(alleles)
 
     def take(self, alleles: np.ndarray) -> _Alleles:
         """These alleles (indexes into this set) only."""
-        if len(alleles) == self.b:
-            return self
-        c_off, c_rows = _take_ranges(self.c_off, alleles)
-        m_off, m_rows = _take_ranges(self.m_off, alleles)
-        return _Alleles(self.x, self.y, c_off, self.c_row[c_rows], self.c_dose[c_rows], m_off, self.m_row[m_rows])
+        return _Alleles(self.xt, self.y, self.row, self.dosages, self.alleles[alleles])
 
     def terms(self, coef: np.ndarray, inverse: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(information (b, k + 1, k + 1), score (b, k + 1), log-likelihood (b,)) at ``coef``;
         the Firth-modified score when ``inverse`` (the information's inverse) is given."""
         b, k1 = coef.shape
         info, score, loglik = np.zeros((b, k1, k1)), np.zeros((b, k1)), np.zeros(b)
+        d = self.dosages
         _logistic_terms(
-            self.x,
+            self.xt,
             self.y,
-            self.c_off,
-            self.c_row,
-            self.c_dose,
-            self.m_off,
-            self.m_row,
+            self.row,
+            self.alleles,
+            d.carrier,
+            d.sample,
+            d.dosage,
+            d.missing,
+            d.missing_sample,
             np.ascontiguousarray(coef),
             np.zeros((b, k1, k1)) if inverse is None else inverse,
             inverse is not None,
+            max(1, min(LOGIT_GROUP, -(-b // numba.get_num_threads()))),  # every core busy when few alleles move
             info,
             score,
             loglik,
         )
         return info + np.triu(info, 1).transpose(0, 2, 1), score, loglik
-
-
-def _take_ranges(offsets: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """New offsets and the element indexes of the ranges ``chosen`` of a CSR layout."""
-    counts = offsets[chosen + 1] - offsets[chosen]
-    new = np.concatenate([[0], np.cumsum(counts)])
-    return new, np.repeat(offsets[chosen] - new[:-1], counts) + np.arange(new[-1])
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -895,13 +957,5 @@ def _null_on_called(batch: _Alleles, null: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _alleles(cov: Covariates, x: np.ndarray, dosages: AlleleDosages, chosen: np.ndarray) -> _Alleles:
-    """The ``chosen`` alleles' carriers and missing samples as analysed rows (others dropped)."""
-    c_off, c_at = _take_ranges(dosages.carrier, chosen)
-    m_off, m_at = _take_ranges(dosages.missing, chosen)
-    c_row, m_row = cov.row[dosages.sample[c_at]], cov.row[dosages.missing_sample[m_at]]
-    c_keep, m_keep = c_row >= 0, m_row >= 0
-    c_off = np.concatenate([[0], np.cumsum(c_keep)])[c_off]
-    m_off = np.concatenate([[0], np.cumsum(m_keep)])[m_off]
-    return _Alleles(
-        x, cov.design.y, c_off, c_row[c_keep], dosages.dosage[c_at][c_keep].astype(np.float64), m_off, m_row[m_keep]
-    )
+    """The ``chosen`` alleles of ``dosages``, over the analysed samples (covariates ``x``)."""
+    return _Alleles(np.ascontiguousarray(x.T), cov.design.y, cov.row, dosages, chosen)
