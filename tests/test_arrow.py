@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from genoquery.arrow import FEW_TO_TAKE, from_numpy, from_rows, strings, take_strings, to_numpy
+from genoquery.arrow import FEW_RUNS, FEW_TO_TAKE, from_numpy, from_rows, strings, take_rows, take_strings, to_numpy
 
 VALUES = [
     np.arange(7, dtype=np.int8),
@@ -78,6 +78,17 @@ def test_take_strings_as_pyarrow(indices, offset):
     assert taken.equals(array.take(pa.array(indices)))
 
 
+ROWS = [np.array([1, 2, 3, 7, 8, 0]), np.zeros(0, np.int64), np.arange(2 * FEW_RUNS + 2, dtype=np.int64)[::2] % 9]
+
+
+@pytest.mark.parametrize("indices", ROWS, ids=["runs", "none", "many-runs"])
+def test_take_rows_as_pyarrow(indices):
+    table = pa.table({"s": strings(list("abcdefghi")), "i": from_numpy(np.arange(9) * 3), "l": pa.array([[1]] * 9)})
+    taken = take_rows(table, indices)
+    taken.validate(full=True)
+    assert taken.equals(table.take(pa.array(indices, pa.int64())))
+
+
 def test_take_strings_of_nulls_as_pyarrow():
     array = strings(["a", "", "c"], np.array([False, True, False]))
     assert take_strings(array, np.array([1, 2])).equals(array.take(pa.array([1, 2])))
@@ -97,17 +108,20 @@ def test_strings_refuse_what_is_not_text():
         strings(["S1", 2])
 
 
-def test_few_strings_taken_without_pyarrow_compute():
-    """In NumPy (pyarrow.compute not imported, as in a new process): as ``Array.take``."""
+def test_few_strings_and_rows_taken_without_pyarrow_compute():
+    """In NumPy and slices (pyarrow.compute not imported, as in a new process): as ``Array.take``."""
     code = """
 import sys
 import numpy as np
-from genoquery.arrow import strings, take_strings
+import pyarrow as pa
+from genoquery.arrow import strings, take_rows, take_strings
 array = strings(["S1", "é", "", "S333", "x"])
 for taken in (take_strings(array, np.array([3, 1, 2, 3, 0])), take_strings(array[1:], np.array([0, 3])),
               take_strings(array, np.zeros(0, np.int64))):
     taken.validate(full=True)
     print(taken.type, taken.to_pylist())
+table = pa.table({"s": array, "i": array})
+print(take_rows(table, np.array([3, 4, 0])).to_pydict())
 print("pyarrow.compute" in sys.modules)
 """
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -115,6 +129,7 @@ print("pyarrow.compute" in sys.modules)
         "string ['S333', 'é', '', 'S333', 'S1']",
         "string ['é', 'x']",
         "string []",
+        "{'s': ['S333', 'x', 'S1'], 'i': ['S333', 'x', 'S1']}",
         "False",
     ]
 

@@ -4,8 +4,9 @@ pyarrow imports pandas (0.2-0.25 s, most of a query command's cold start) the fi
 ``pa.array``, ``pa.scalar`` or ``pa.table`` of a NumPy array, or ``fill_null`` of a Python value,
 converts anything, to test whether it is a pandas object; and ``to_numpy`` (so ``np.asarray``)
 imports it for its null markers. The query paths build and read their arrays here instead, from
-and to Arrow's buffers. Likewise :func:`take_strings` gathers a few strings without importing
-``pyarrow.compute`` (35 ms at a process's start, which ``Array.take`` imports).
+and to Arrow's buffers. Likewise :func:`take_strings` and :func:`take_rows` gather a few strings or
+rows without importing ``pyarrow.compute`` (35 ms at a process's start, which ``take`` and
+``filter`` import).
 """
 
 from __future__ import annotations
@@ -60,6 +61,25 @@ def take_strings(array: pa.StringArray, indices: np.ndarray) -> pa.StringArray:
     at = np.repeat(starts - taken[:-1], lengths) + np.arange(taken[-1], dtype=np.int32)
     text = np.frombuffer(data, np.uint8)[at] if data is not None else np.zeros(0, np.uint8)
     return pa.Array.from_buffers(pa.string(), len(indices), [None, pa.py_buffer(taken), pa.py_buffer(text)])
+
+
+FEW_RUNS = 64
+"""Rows taken as slices up to this many runs of consecutive rows (~10 us each), else by
+``pyarrow.compute.take``."""
+
+
+def take_rows(table: pa.Table, indices: np.ndarray) -> pa.Table:
+    """``table``'s rows ``indices`` (int), in their order: the runs of consecutive rows as zero-copy
+    slices, when at most :data:`FEW_RUNS` and ``pyarrow.compute`` is not imported yet."""
+    starts = np.flatnonzero(np.diff(indices, prepend=-2) != 1)
+    if len(starts) > FEW_RUNS or "pyarrow.compute" in sys.modules:
+        return table.take(from_numpy(indices))
+    if not len(indices):
+        return table.slice(0, 0)
+    ends = np.append(starts[1:], len(indices))
+    return pa.concat_tables(
+        [table.slice(indices[a], b - a) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    )
 
 
 def from_rows(rows: Sequence[tuple], schema: pa.Schema) -> pa.Table:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from genoquery.arrow import from_numpy, strings, to_numpy
+from genoquery.arrow import from_numpy, strings, take_rows, to_numpy
 from genoquery.deadline import check
 from genoquery.errors import QueryError, StoreError
 from genoquery.index.persons import groups_of
@@ -227,7 +227,7 @@ def _batch_records(store: Store, batch: Batch, rows: np.ndarray, records: pa.Tab
             f"SELECT {SITE_COLUMNS} FROM batch_sites WHERE batch = ? AND site_row BETWEEN ? AND ? ORDER BY batch_row",
             [batch.number, int(rows[0]), int(rows[-1])],
         )
-    found = records.filter(from_numpy(to_numpy(records["batch"]) == batch.number)).select(SITE_NAMES)
+    found = take_rows(records, np.flatnonzero(to_numpy(records["batch"]) == batch.number)).select(SITE_NAMES)
     batch_row = to_numpy(found["batch_row"])
     if np.all(batch_row[1:] > batch_row[:-1]):
         return found
