@@ -40,6 +40,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pysam
 import zarr
 from tqdm import tqdm
@@ -166,16 +167,7 @@ def _check_lookup_table(con: duckdb.DuckDBPyConnection, store: Path, report: Rep
     if table is None:
         _problem(report, "lookup", f"{where}: missing or unreadable (key lookups fall back to DuckDB)")
         return
-    columns = ", ".join(VARIANT_COLUMNS)
-    con.register("gq_lookup_rows", table.rows)
-    try:
-        missing, extra = con.execute(
-            f"SELECT (SELECT count(*) FROM (SELECT {columns} FROM variants EXCEPT ALL SELECT {columns} "
-            f"FROM gq_lookup_rows)), (SELECT count(*) FROM (SELECT {columns} FROM gq_lookup_rows EXCEPT ALL "
-            f"SELECT {columns} FROM variants))"
-        ).fetchall()[0]
-    finally:
-        con.unregister("gq_lookup_rows")
+    missing, extra = _differences(con, table.rows, ", ".join(VARIANT_COLUMNS), "variants")
     if missing or extra:
         _problem(
             report,
@@ -208,16 +200,7 @@ def _check_lookup_sites(con: duckdb.DuckDBPyConnection, table: LookupTable, name
     if table.sites is None:
         return
     where = f"{LOOKUP_DIR}/{name}.sites.arrow"
-    columns = ", ".join(table.sites.column_names)
-    con.register("gq_lookup_sites", table.sites)
-    try:
-        missing, extra = con.execute(
-            f"SELECT (SELECT count(*) FROM (SELECT {columns} FROM ({LOOKUP_SITES}) EXCEPT ALL SELECT {columns} "
-            f"FROM gq_lookup_sites)), (SELECT count(*) FROM (SELECT {columns} FROM gq_lookup_sites EXCEPT ALL "
-            f"SELECT {columns} FROM ({LOOKUP_SITES})))"
-        ).fetchall()[0]
-    finally:
-        con.unregister("gq_lookup_sites")
+    missing, extra = _differences(con, table.sites, ", ".join(table.sites.column_names), f"({LOOKUP_SITES})")
     if missing or extra:
         _problem(
             report,
@@ -228,6 +211,20 @@ def _check_lookup_sites(con: duckdb.DuckDBPyConnection, table: LookupTable, name
     elif np.any(np.diff(table.site_rows) < 0):
         _problem(report, "lookup", f"{where}: not ordered by site row")
     report.checked["lookup sites"] += table.sites.num_rows
+
+
+def _differences(con: duckdb.DuckDBPyConnection, rows: pa.Table, columns: str, source: str) -> tuple[int, int]:
+    """How many rows of ``source`` (a table or a parenthesised query of the index) are not in
+    ``rows`` (a lookup file's), and how many of ``rows`` are not in ``source``, over ``columns``."""
+    con.register("gq_lookup_rows", rows)
+    try:
+        return con.execute(
+            f"SELECT (SELECT count(*) FROM (SELECT {columns} FROM {source} EXCEPT ALL SELECT {columns} "
+            f"FROM gq_lookup_rows)), (SELECT count(*) FROM (SELECT {columns} FROM gq_lookup_rows EXCEPT ALL "
+            f"SELECT {columns} FROM {source}))"
+        ).fetchall()[0]
+    finally:
+        con.unregister("gq_lookup_rows")
 
 
 # --------------------------------------------------------------------------- statistics

@@ -42,10 +42,8 @@ if TYPE_CHECKING:
 
 MAX_BYTES = 2 * 1024**3
 BYTES_PER_CALL = 3  # two int8 alleles + one bool phase flag
-SITE_SQL = (
-    "SELECT site_row, contig, pos, id, alleles[1] AS ref, alleles[2:] AS alt, qual, filters "
-    "FROM sites WHERE site_row >= ? AND site_row < ? ORDER BY site_row"
-)
+SITE_SELECT = "SELECT site_row, contig, pos, id, alleles[1] AS ref, alleles[2:] AS alt, qual, filters FROM sites"
+SITE_SQL = f"{SITE_SELECT} WHERE site_row >= ? AND site_row < ? ORDER BY site_row"
 
 
 @dataclass(frozen=True)
@@ -165,6 +163,16 @@ def site_rows(con: duckdb.DuckDBPyConnection, contigs: list[str], region: str | 
     return (0, 0) if lo is None else (lo, hi)
 
 
+def region_sites(con: duckdb.DuckDBPyConnection, contigs: list[str], region: str | None) -> pa.Table:
+    """The ``sites`` rows of a region (1-based inclusive; ``None``: every site), consecutive site
+    rows, with the columns of :attr:`Genotypes.sites`: one query, not its range then its rows."""
+    if region is None:
+        return con.sql(f"{SITE_SELECT} ORDER BY site_row").to_arrow_table()
+    r = parse_region(region, contigs)
+    query = f"{SITE_SELECT} WHERE contig = ? AND pos BETWEEN ? AND ? ORDER BY site_row"
+    return con.sql(query, params=[r.contig, r.start, r.end]).to_arrow_table()
+
+
 def sites_between(con: duckdb.DuckDBPyConnection, lo: int, hi: int) -> pa.Table:
     """The ``sites`` rows ``lo <= site_row < hi`` with the columns of :attr:`Genotypes.sites`."""
     return con.sql(SITE_SQL, params=[lo, hi]).to_arrow_table()
@@ -258,13 +266,13 @@ def read_genotypes(
     """The genotype matrix of a region (1-based inclusive; ``None``: every site) for
     ``samples`` (``None``: all, in store order; or a selection already resolved), with the
     ``kept`` fields; see the module docstring for memory (the fields add their values' bytes)."""
-    lo, hi = site_rows(con, contigs, region)
+    sites = region_sites(con, contigs, region)
     selection = samples if isinstance(samples, SampleSelection) else select_samples(con, samples)
-    size = (hi - lo) * len(selection.ids) * BYTES_PER_CALL
+    size = sites.num_rows * len(selection.ids) * BYTES_PER_CALL
     if size > max_bytes:
         raise QueryError(
-            f"{region or 'the whole store'} holds {hi - lo} sites x {len(selection.ids)} samples = "
+            f"{region or 'the whole store'} holds {sites.num_rows} sites x {len(selection.ids)} samples = "
             f"{size / 2**20:,.0f} MiB of genotypes ({BYTES_PER_CALL} bytes per call), over max_bytes "
             f"({max_bytes / 2**20:,.0f} MiB): narrow the region or the samples, or raise max_bytes"
         )
-    return read_calls(batches, con, sites_between(con, lo, hi), selection, kept)
+    return read_calls(batches, con, sites, selection, kept)

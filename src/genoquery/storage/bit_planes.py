@@ -23,6 +23,7 @@ import os
 import struct
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 
 import numba
 import numpy as np
@@ -98,9 +99,14 @@ class _Chunks:
     dtype: np.dtype
     fill: int
 
+    @cached_property
+    def per_row(self) -> int:
+        """Elements of one row of a chunk (its samples x ploidy)."""
+        return int(np.prod(self.shape[1:]))
+
     def rows(self, chunk: tuple[int, int], rows: np.ndarray) -> np.ndarray:
         """Rows ``rows`` (within the chunk) of one chunk, all its samples: (rows, samples[, ploidy])."""
-        per_row = int(np.prod(self.shape[1:]))
+        per_row = self.per_row
         key = self.separator.join(map(str, (*chunk, *[0] * (len(self.shape) - 2))))
         out = np.empty((len(rows), per_row), dtype=np.uint8)
         try:

@@ -218,7 +218,9 @@ class LookupTable:
             return None
         h = np.uint64(fnv1a(vid))
         lo, hi = int(np.searchsorted(self._id_hashes, h, "left")), int(np.searchsorted(self._id_hashes, h, "right"))
-        rows = take_rows(self._rows, np.sort(self._id_rows[lo:hi]))  # a few rows: no pyarrow.compute
+        # slices, not take: a take from the mapped columns combines their chunks (~19 ms at 10^6 rows)
+        found = [self._rows.slice(int(r), 1) for r in np.sort(self._id_rows[lo:hi])]
+        rows = pa.concat_tables(found) if found else self._rows.slice(0, 0)
         if rows.num_rows > 1 or (rows.num_rows and rows.column("id")[0].as_py() != vid):
             keep = [i for i, found in enumerate(rows.column("id").to_pylist()) if found == vid]
             rows = take_rows(rows, np.array(keep, np.int64))
