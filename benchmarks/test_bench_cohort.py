@@ -69,9 +69,10 @@ def test_carriers_common_variant_zarr(benchmark, store, chr20):
     zarr-python from its batch, and the samples holding the allele (``benchmarks/check.py`` requires
     genoquery's answer, a table with IDs and GT text, to stay faster than this bare read)."""
     variant = chr20.slice(int(np.nanargmax(chr20["af"].to_numpy(zero_copy_only=False))), 1).to_pylist()[0]
-    (batch_row,) = store.connection.execute(
+    # fetchall: a DuckDB result left unfinished by fetchone blocks the connection's next query
+    ((batch_row,),) = store.connection.execute(
         "SELECT batch_row FROM batch_sites WHERE site_row = ?", [variant["site_row"]]
-    ).fetchone()
+    ).fetchall()
     group = zarr.open_group(store.batches[0].path / VCF_GROUP, mode="r")
 
     def carriers():
