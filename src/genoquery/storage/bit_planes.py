@@ -158,22 +158,12 @@ def _planes(data: bytes, nbytes: int) -> np.ndarray | None:
         return np.frombuffer(data, dtype=np.uint8, offset=BLOSC_HEADER.size, count=nbytes)
     if flags & BYTE_SHUFFLE or not flags & BITSHUFFLE or flags >> 5 != ZSTD or blocksize < size or size % 8:
         return None
-    (start,) = struct.unpack_from("<i", data, BLOSC_HEADER.size)  # the one block's offset
-    (length,) = struct.unpack_from("<i", data, start)
-    frame = memoryview(data)[start + 4 : start + 4 + length]
     if len(data) <= SMALL_CHUNK:
         return _small_planes(data, nbytes)
     planes = getattr(_SCRATCH, "planes", None)
     if planes is None or len(planes) < nbytes:
         planes = _SCRATCH.planes = np.empty(nbytes, dtype=np.uint8)
-    planes = planes[:nbytes]
-    if length == nbytes:  # Blosc kept an incompressible stream as it was (still bitshuffled)
-        planes[:] = np.frombuffer(frame, dtype=np.uint8)
-    else:
-        zstd.decompress(frame, planes)
-    planes = planes.reshape(8, nbytes // 8).view()
-    planes.flags.writeable = False  # as _small_planes' (one compiled kernel for both)
-    return planes
+    return _decoded(data, planes[:nbytes])
 
 
 @functools.lru_cache(maxsize=16)
@@ -181,12 +171,22 @@ def _small_planes(data: bytes, nbytes: int) -> np.ndarray:
     """The planes of a chunk that compressed to at most :data:`SMALL_CHUNK` bytes, decoded once:
     such chunks are (nearly) constant and repeat across the store (phase flags of phased input
     are all true: 66 bytes for 640,000 flags, whose zstd took as long as a genotype chunk's)."""
-    (start,) = struct.unpack_from("<i", data, BLOSC_HEADER.size)
+    return _decoded(data, np.empty(nbytes, dtype=np.uint8))
+
+
+def _decoded(data: bytes, planes: np.ndarray) -> np.ndarray:
+    """The one block of ``data`` (checked by :func:`_planes`) decoded into ``planes`` (uint8, the
+    chunk's bytes), as a read-only (8, bytes / 8) view: one compiled kernel reads them all."""
+    (start,) = struct.unpack_from("<i", data, BLOSC_HEADER.size)  # the one block's offset
     (length,) = struct.unpack_from("<i", data, start)
-    planes = np.empty(nbytes, dtype=np.uint8)
-    zstd.decompress(memoryview(data)[start + 4 : start + 4 + length], planes)
-    planes.flags.writeable = False
-    return planes.reshape(8, nbytes // 8)
+    frame = memoryview(data)[start + 4 : start + 4 + length]
+    if length == len(planes):  # Blosc kept an incompressible stream as it was (still bitshuffled)
+        planes[:] = np.frombuffer(frame, dtype=np.uint8)
+    else:
+        zstd.decompress(frame, planes)
+    view = planes.reshape(8, len(planes) // 8).view()
+    view.flags.writeable = False
+    return view
 
 
 @numba.njit(nogil=True, cache=True)
