@@ -19,28 +19,29 @@ def hashed_bytes(ids: pa.Array | pa.ChunkedArray, width: int | None = None) -> t
     string IDs (UTF-8), read from the Arrow buffers (no Python object per ID); an ID longer than
     ``width`` is cut (its length tells it apart, its hash covers its first ``width`` bytes).
     ``width`` defaults to the longest ID."""
-    array = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
-    array = array.cast(pa.large_string())
-    offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset : array.offset + len(array) + 1]
+    data, offsets = _utf8(ids)
     lengths = np.diff(offsets)
     width = int(lengths.max(initial=0)) if width is None else width
-    text = array.buffers()[2]
-    data = np.frombuffer(text, np.uint8) if text is not None else np.zeros(0, np.uint8)
-    columns = np.zeros((width, len(array)), np.uint8)
-    hashes = np.empty(len(array), np.uint64)
+    columns = np.zeros((width, len(lengths)), np.uint8)
+    hashes = np.empty(len(lengths), np.uint64)
     _hash_ids(data, offsets, columns, hashes, width)
     return columns, lengths, hashes
 
 
 def id_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """The FNV-1a hash (uint64) of each whole ID (as :func:`hashed_bytes`, without its bytes)."""
+    data, offsets = _utf8(ids)
+    hashes = np.empty(len(offsets) - 1, np.uint64)
+    _hash_ids(data, offsets, np.zeros((0, len(hashes)), np.uint8), hashes, np.iinfo(np.int64).max)
+    return hashes
+
+
+def _utf8(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes (uint8) of string IDs and each one's int64 offset into them (n + 1)."""
     array = (ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids).cast(pa.large_string())
     offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset : array.offset + len(array) + 1]
     text = array.buffers()[2]
-    data = np.frombuffer(text, np.uint8) if text is not None else np.zeros(0, np.uint8)
-    hashes = np.empty(len(array), np.uint64)
-    _hash_ids(data, offsets, np.zeros((0, len(array)), np.uint8), hashes, np.iinfo(np.int64).max)
-    return hashes
+    return (np.frombuffer(text, np.uint8) if text is not None else np.zeros(0, np.uint8)), offsets
 
 
 @numba.njit(nogil=True, cache=True)
