@@ -2,13 +2,16 @@
 
 Arrays are written by zarr with the ingest's codecs and sharding (1-D and 2-D, inner chunks
 that do and do not span the trailing axis, partial edge chunks, chunks and shards never
-written); every row range read directly must equal zarr's own read. A damaged shard index is
+written), or unsharded; every row range read directly, the array opened by zarr or described
+by its metadata alone (storage/local_arrays.py), must equal zarr's own read. A damaged shard index is
 an error naming the file, and arrays of another layout are read through zarr.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import numcodecs.blosc
 import numpy as np
@@ -16,10 +19,11 @@ import pytest
 import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from zarr.codecs import BloscCodec, BloscShuffle
+from zarr.codecs import BloscCodec, BloscShuffle, ZstdCodec
 
 from genoquery.errors import StoreError
 from genoquery.ingest.zarr_writer import query_compressor
+from genoquery.storage.local_arrays import LocalArray, local_group
 from genoquery.storage.shard_reads import RowReader, read_rows_together
 
 DTYPES = ["uint8", "uint16", "int32", "int8"]
@@ -39,6 +43,8 @@ def arrays(draw) -> tuple[dict, np.ndarray, list[tuple[int, int]]]:
         shards = (shard0, -(-width // chunk1) * chunk1)  # one shard spans the trailing axis, as written
     else:
         shape, chunks, shards = (rows,), (chunk0,), (shard0,)
+    if not draw(st.booleans()):  # unsharded: a file per chunk
+        shards = None
     dtype = draw(st.sampled_from(DTYPES))
     seed = draw(st.integers(0, 2**32 - 1))
     values = np.random.default_rng(seed).integers(0, 100, size=shape).astype(dtype)
@@ -50,12 +56,17 @@ def arrays(draw) -> tuple[dict, np.ndarray, list[tuple[int, int]]]:
 
 
 def write(path, params: dict, values: np.ndarray) -> zarr.Array:
+    """``values`` as an array of ``params``: sharded, or unsharded with Zstd (as the haploid masks)
+    or Blosc chunks."""
     itemsize = np.dtype(params["dtype"]).itemsize
-    compressor = (
-        BloscCodec(cname="zstd", clevel=5, shuffle=BloscShuffle.bitshuffle, typesize=itemsize)
-        if params["zstd"]
-        else query_compressor(itemsize)
-    )
+    if params["zstd"]:
+        compressor = (
+            BloscCodec(cname="zstd", clevel=5, shuffle=BloscShuffle.bitshuffle, typesize=itemsize)
+            if params["shards"]
+            else ZstdCodec(level=0)
+        )
+    else:
+        compressor = query_compressor(itemsize)
     array = zarr.create_array(
         str(path),
         shape=params["shape"],
@@ -69,18 +80,31 @@ def write(path, params: dict, values: np.ndarray) -> zarr.Array:
     return array
 
 
+def described(array: zarr.Array) -> LocalArray:
+    """``array`` as a local group describes it, from its ``zarr.json`` alone."""
+    path = Path(array.store_path.store.root)
+    return LocalArray(path, json.loads((path / "zarr.json").read_text()))
+
+
 @settings(max_examples=150, deadline=None)
 @given(case=arrays())
 def test_rows_equal_zarr(tmp_path_factory, case):
+    """Rows, and columns of 2-D arrays, read directly from the files, the array opened by zarr or
+    described by its metadata alone, equal zarr's own read."""
     params, values, ranges = case
     array = write(tmp_path_factory.mktemp("a") / "x.zarr", params, values)
-    reader = RowReader(zarr.open_array(array.store_path.store.root, mode="r"))
-    assert reader.layout is not None
-    got = read_rows_together([(reader, slice(a, b)) for a, b in ranges])
-    for (a, b), part in zip(ranges, got, strict=True):
-        assert part.dtype == values.dtype
-        np.testing.assert_array_equal(part, values[a:b])
-        np.testing.assert_array_equal(part, array[a:b])
+    for opened in (zarr.open_array(array.store_path.store.root, mode="r"), described(array)):
+        reader = RowReader(opened)
+        assert reader.layout is not None
+        got = read_rows_together([(reader, slice(a, b)) for a, b in ranges])
+        for (a, b), part in zip(ranges, got, strict=True):
+            assert part.dtype == values.dtype
+            np.testing.assert_array_equal(part, values[a:b])
+            np.testing.assert_array_equal(part, array[a:b])
+        if values.ndim == 2:
+            for a, b in ranges:
+                a, b = min(a, values.shape[1] - 1), min(max(b, a + 1), values.shape[1])
+                np.testing.assert_array_equal(reader.read_columns(slice(a, b)), values[:, a:b])
 
 
 @settings(max_examples=100, deadline=None)
@@ -150,7 +174,9 @@ def test_two_arrays_visited_together(tmp_path_factory, rows, chunk, per_shard, s
 
 def test_other_layouts_are_visited_whole(tmp_path):
     values = np.arange(300, dtype="int16").reshape(100, 3)
-    array = zarr.create_array(str(tmp_path / "plain.zarr"), shape=values.shape, dtype=values.dtype, chunks=(7, 3))
+    array = zarr.create_array(
+        str(tmp_path / "plain.zarr"), shape=values.shape, dtype=values.dtype, chunks=(7, 3), compressors=None
+    )
     array[...] = values
     calls = []
     RowReader(array).visit(slice(5, 95), lambda chunk, to, within: calls.append((chunk[within].copy(), to)))
@@ -192,7 +218,9 @@ def test_damaged_index_names_the_file(tmp_path):
 
 def test_other_layouts_read_through_zarr(tmp_path):
     values = np.arange(300, dtype="int16").reshape(100, 3)
-    array = zarr.create_array(str(tmp_path / "plain.zarr"), shape=values.shape, dtype=values.dtype, chunks=(7, 3))
+    array = zarr.create_array(
+        str(tmp_path / "plain.zarr"), shape=values.shape, dtype=values.dtype, chunks=(7, 3), compressors=None
+    )
     array[...] = values
     reader = RowReader(array)
     assert reader.layout is None
@@ -223,3 +251,30 @@ def test_a_shared_chunk_is_decoded_once(tmp_path, monkeypatch):
     parts = [read_rows_together([(reader, slice(a, b))], kept)[0] for a, b in [(0, 1), (1, 2), (2, 6), (6, 10)]]
     np.testing.assert_array_equal(np.concatenate(parts), values)
     assert len(decoded) == 3 * 3  # three chunk rows of three chunks, each decoded once (18 decodes without kept)
+
+
+@pytest.mark.parametrize("consolidated", [True, False])
+def test_a_local_group_described_as_zarr_opens_it(tmp_path, consolidated):
+    """Every array of a local group, its shape, type, fill value and attributes as zarr has them,
+    and its values read through the description; an array of another layout read through zarr."""
+    path = tmp_path / "g.zarr"
+    group = zarr.open_group(str(path), mode="w")
+    sharded = group.create_array("codes", shape=(30, 9), dtype="uint8", chunks=(4, 9), shards=(8, 9), fill_value=3)
+    sharded[...] = np.arange(270).reshape(30, 9) % 7
+    sharded.attrs["part_calls"] = 16
+    masks = group.create_array("mask", shape=(2, 5), dtype="uint8", chunks=(1, 5), compressors=ZstdCodec(level=0))
+    masks[...] = np.arange(10).reshape(2, 5)
+    plain = group.create_array("plain", shape=(12,), dtype="int16", chunks=(5,), compressors=None, fill_value=-1)
+    plain[:7] = np.arange(7)
+    if consolidated:
+        zarr.consolidate_metadata(str(path))
+    described = local_group(path)
+    assert sorted(described) == ["codes", "mask", "plain"]
+    for name, local in described.items():
+        array = group[name]
+        assert (local.shape, local.dtype, local.fill_value) == (array.shape, array.dtype, array.fill_value)
+        assert local.attrs == dict(array.attrs)
+        reader = RowReader(local)
+        assert (reader.layout is None) == (name == "plain")
+        np.testing.assert_array_equal(read_rows_together([(reader, slice(0, array.shape[0]))])[0], array[...])
+        np.testing.assert_array_equal(local[...], array[...])

@@ -46,7 +46,7 @@ class Batch:
         return call.count(MISSING), int(MISSING in call)
 
     @cached_property
-    def reader(self):  # a genoquery.storage.call_reader.CallReader (imports zarr: only when asked for)
+    def reader(self):  # a genoquery.storage.call_reader.CallReader
         return import_module("genoquery.storage.call_reader").CallReader(query_group(self.path), self.n_samples)
 
     @cached_property

@@ -9,17 +9,16 @@ is read alone).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import zarr
 
 from genoquery.arrow import to_numpy
 from genoquery.deadline import ahead
+from genoquery.storage.local_arrays import capped_zarr, local_group
 from genoquery.storage.objects import ObjectPath, zarr_location
 from genoquery.storage.shard_reads import RowReader, Visitor, read_rows_together
 from genoquery.storage.site_calls import SiteCalls
@@ -33,27 +32,26 @@ BLOCK_BYTES = 16 << 20
 
 
 class CallReader:
-    """Reads encoded calls from one batch's query group (``STORE/batches/NAME/query.zarr``).
-
-    Unless the user configured it, zarr's decoding pool is capped at the core count:
-    its default (cores + 4 threads, each running multi-threaded Blosc) read 100 MB of
-    missing calls in 306 ms on 2 cores, 2 threads in 84 ms.
-    """
+    """Reads encoded calls from one batch's query group (``STORE/batches/NAME/query.zarr``): a
+    local group's arrays from their files, described by their metadata without importing zarr
+    (:mod:`genoquery.storage.local_arrays`), a group on object storage through zarr."""
 
     def __init__(self, genotypes: Path | ObjectPath, n_samples: int) -> None:
-        if zarr.config.get("threading.max_workers") is None:
-            zarr.config.set({"threading.max_workers": os.cpu_count() or 1})
-        group = zarr.open_group(zarr_location(genotypes), mode="r")
+        group = (
+            capped_zarr().open_group(zarr_location(genotypes), mode="r")
+            if isinstance(genotypes, ObjectPath)
+            else local_group(Path(genotypes))
+        )
         self.n_samples = n_samples
         self._codes, self._listed_sample, self._listed_gt, self._missing_tokens = (
             RowReader(group[name])
             for name in ("call_genotype_code", "listed_call_sample", "listed_call_genotype", "missing_call_token")
         )
-        self._masks = group["haploid_mask"]
+        self._masks = RowReader(group["haploid_mask"])
         # the sample-major index of the listed calls (batches written before it have none)
         self._by_sample = (
             (
-                group["listed_call_sample_start"],
+                RowReader(group["listed_call_sample_start"]),
                 RowReader(group["listed_call_by_sample"]),
                 RowReader(group["listed_call_genotype_by_sample"]),
             )
@@ -70,7 +68,7 @@ class CallReader:
     @cached_property
     def haploid(self) -> np.ndarray:
         """(patterns, samples) bool: which samples' calls are haploid in each pattern."""
-        masks = self._masks[...]
+        masks = read_rows_together([(self._masks, slice(0, self._masks.array.shape[0]))])[0]
         return (
             np.unpackbits(masks, axis=1, bitorder="little", count=self.n_samples).astype(bool)
             if len(masks)
@@ -119,9 +117,9 @@ class CallReader:
         if self._by_sample is None:
             return self._searched_listed_calls(sample)
         starts, positions, alleles = self._by_sample
-        part = starts.attrs["part_calls"]
+        part = starts.array.attrs["part_calls"]
         bases, runs = [], []  # a part's first listed call, and this sample's run in the part
-        for p, (lo, hi) in enumerate(starts[:, sample : sample + 2].tolist()):
+        for p, (lo, hi) in enumerate(starts.read_columns(slice(sample, sample + 2)).tolist()):
             bases += [p * part] * (hi > lo)
             runs += [slice(p * part + lo, p * part + hi)] * (hi > lo)
         if not runs:
@@ -159,14 +157,7 @@ class CallReader:
         """One sample's 2-bit codes (uint8, 0..3) at every dense code row of the batch: only the
         inner chunks holding its byte of each row are decoded."""
         byte, shift = sample >> 2, (sample & 3) * 2
-        rows = self._codes.array.shape[0]
-        codes = np.empty(rows, np.uint8)
-
-        def pick(chunk: np.ndarray, to: tuple[slice, ...], within: tuple[slice, ...]) -> None:
-            codes[to[0]] = (chunk[within[0], byte - to[1].start] >> shift) & 3
-
-        self._codes.visit(slice(0, rows), pick, columns=slice(byte, byte + 1))
-        return codes
+        return (self._codes.read_columns(slice(byte, byte + 1))[:, 0] >> shift) & 3
 
     def _site_bytes(self, sites: pa.Table, dense: np.ndarray, missing: bool, listed: bool = True) -> np.ndarray:
         """Decoded bytes of each site's calls: its code row and (if read) listed calls and tokens."""

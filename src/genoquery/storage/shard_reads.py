@@ -21,7 +21,6 @@ frequencies over 1 Mb made 59 requests in 330 ms on loopback S3 one by one, 9 in
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import itertools
 import mmap
@@ -31,19 +30,21 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property, partial
+from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import google_crc32c
 import numcodecs.blosc
+import numcodecs.zstd
 import numpy as np
-import zarr
-from zarr.abc.store import RangeByteRequest, SuffixByteRequest
-from zarr.abc.store import Store as ZarrStore
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.sync import sync
-from zarr.storage import FsspecStore, LocalStore
 
 from genoquery.errors import StoreError
+from genoquery.storage.local_arrays import LocalArray
+
+if TYPE_CHECKING:  # zarr is imported only to read through it (object storage, other layouts)
+    import zarr
+    from zarr.abc.store import Store as ZarrStore
 
 ABSENT = 2**64 - 1  # offset and length of an inner chunk that was never written (all fill value)
 READ_THREADS = os.cpu_count() or 1
@@ -60,14 +61,18 @@ Visitor = Callable[[np.ndarray, tuple[slice, ...], tuple[slice, ...]], None]
 @dataclass(frozen=True)
 class _Layout:
     """Where an array's inner chunks are: ``directory`` holds ``c/I/J...`` shard files of
-    ``shard`` elements per axis, each of ``chunk``-shaped inner chunks (C order, index at the end).
-    With a ``store`` (object storage), ``directory`` is the array's key prefix in it."""
+    ``shard`` elements per axis, each of ``chunk``-shaped inner chunks (C order, index at the end),
+    or, not ``indexed``, files of one chunk each (an array without sharding: ``shard`` is
+    ``chunk``). Chunks are compressed with ``codec`` (``blosc`` or ``zstd``). With a ``store``
+    (object storage), ``directory`` is the array's key prefix in it."""
 
     directory: Path | str
     shape: tuple[int, ...]
     chunk: tuple[int, ...]
     shard: tuple[int, ...]
     dtype: np.dtype
+    codec: str = "blosc"
+    indexed: bool = True
     store: ZarrStore | None = None  # None: local files
 
     @cached_property
@@ -75,47 +80,61 @@ class _Layout:
         """Inner chunks per shard along each axis (asked for every chunk read: computed once)."""
         return tuple(s // c for s, c in zip(self.shard, self.chunk, strict=True))
 
+    def decompress(self, packed: bytes, out: np.ndarray) -> None:
+        """One chunk's bytes ``packed`` decompressed into ``out`` (C-contiguous, the chunk's shape)."""
+        (numcodecs.blosc.decompress if self.codec == "blosc" else numcodecs.zstd.decompress)(packed, out)
 
-def _layout(array: zarr.Array) -> _Layout | None:
+
+def _layout(array: LocalArray | zarr.Array) -> _Layout | None:
     """The layout of ``array`` if this module can read it (see the module docstring), else None."""
-    meta = array.metadata.to_dict()
-    codecs = meta.get("codecs", [])
-    local = isinstance(array.store, LocalStore)
-    if (
-        not (local or isinstance(array.store, FsspecStore))
-        or len(codecs) != 1
-        or codecs[0]["name"] != "sharding_indexed"
-    ):
-        return None
-    config = codecs[0]["configuration"]
-    inner = [c["name"] for c in config["codecs"]]
-    index = [c["name"] for c in config["index_codecs"]]
-    endian = config["codecs"][0].get("configuration", {}).get("endian", "little")
+    if isinstance(array, LocalArray):
+        return _layout_of(array.metadata, array.path)
+    storage = import_module("zarr.storage")  # loaded: ``array`` is one of zarr's
+    if isinstance(array.store, storage.LocalStore):
+        return _layout_of(array.metadata.to_dict(), Path(array.store.root) / array.path)
+    if isinstance(array.store, storage.FsspecStore):
+        return _layout_of(array.metadata.to_dict(), array.path, array.store)
+    return None
+
+
+def _layout_of(meta: dict, directory: Path | str, store: ZarrStore | None = None) -> _Layout | None:
+    """The layout of the array of Zarr v3 metadata ``meta`` (its ``zarr.json``) at ``directory``
+    (of ``store``): sharded with the index at the end, or (local files only) unsharded, its chunks
+    ``bytes`` (little-endian) then Blosc or Zstd, keys ``c/I/J``; else None."""
     key = meta["chunk_key_encoding"]
-    if (
-        inner != ["bytes", "blosc"]
-        or index != ["bytes", "crc32c"]
-        or config["index_location"] != "end"
-        or endian not in ("little", None)
-        or key["name"] != "default"
-        or key.get("configuration", {}).get("separator") != "/"
-        or np.dtype(array.dtype).byteorder == ">"
-    ):
+    dtype = _numeric_dtype(meta["data_type"])
+    if dtype is None or key["name"] != "default" or key.get("configuration", {}).get("separator") != "/":
         return None
-    return _Layout(
-        Path(array.store.root) / array.path if local else array.path,
-        tuple(array.shape),
-        tuple(config["chunk_shape"]),
-        tuple(meta["chunk_grid"]["configuration"]["chunk_shape"]),
-        np.dtype(array.dtype),
-        None if local else array.store,
-    )
+    chunk, codecs, indexed = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"]), meta.get("codecs", []), False
+    if len(codecs) == 1 and codecs[0]["name"] == "sharding_indexed":
+        config = codecs[0]["configuration"]
+        if [c["name"] for c in config["index_codecs"]] != ["bytes", "crc32c"] or config["index_location"] != "end":
+            return None
+        inner, codecs, indexed = tuple(config["chunk_shape"]), config["codecs"], True
+    elif store is None:
+        inner = chunk
+    else:
+        return None
+    names = [c["name"] for c in codecs]
+    endian = (codecs[0].get("configuration") or {}).get("endian", "little") if codecs else None
+    if len(names) != 2 or names[0] != "bytes" or names[1] not in ("blosc", "zstd") or endian not in ("little", None):
+        return None
+    return _Layout(directory, tuple(meta["shape"]), inner, chunk, dtype, names[1], indexed, store)
+
+
+def _numeric_dtype(data_type) -> np.dtype | None:
+    """The NumPy dtype of a Zarr v3 ``data_type`` of fixed-size numbers or booleans, else None."""
+    try:
+        dtype = np.dtype(data_type)
+    except TypeError:
+        return None
+    return dtype if dtype.kind in "biuf" and dtype.byteorder != ">" else None
 
 
 class RowReader:
     """Reads ``array[rows]``: a range of rows (axis 0), every element of the other axes."""
 
-    def __init__(self, array: zarr.Array) -> None:
+    def __init__(self, array: LocalArray | zarr.Array) -> None:
         self.array = array
         self.layout = _layout(array)
         self._indexes: dict[tuple[int, ...], object] = {}  # shard indexes (object storage), mappings (local)
@@ -196,6 +215,18 @@ class RowReader:
                 read.want(offset, nbytes)
             yield position, to, within, (read, offset, nbytes)
 
+    def read_columns(self, columns: slice) -> np.ndarray:
+        """``array[:, columns]`` of a 2-D array: only the inner chunks holding ``columns`` are decoded."""
+        rows = slice(0, self.array.shape[0])
+        out = np.empty((rows.stop, columns.stop - columns.start), self.array.dtype)
+
+        def place(chunk: np.ndarray, to: tuple[slice, ...], within: tuple[slice, ...]) -> None:
+            lo, hi = max(to[1].start, columns.start), min(to[1].stop, columns.stop)
+            out[to[0], lo - columns.start : hi - columns.start] = chunk[within[0], lo - to[1].start : hi - to[1].start]
+
+        self.visit(rows, place, columns=columns)
+        return out
+
     def visit(self, rows: slice, visitor: Visitor, columns: slice | None = None) -> None:
         """Call ``visitor`` on every inner chunk of ``array[rows]`` (or only on those holding
         ``columns`` of axis 1) as it is decoded, on the read threads, without assembling the rows:
@@ -274,7 +305,7 @@ class RowReader:
             chunk[...] = self.array.fill_value
         else:
             read, offset, nbytes = chunk_at
-            numcodecs.blosc.decompress(_read_exact(read, nbytes, offset, self.layout), chunk)
+            self.layout.decompress(_read_exact(read, nbytes, offset, self.layout), chunk)
 
     def _placement(self, position: tuple[int, ...], rows: slice) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
         """Where inner chunk ``position`` goes: (its part in ``out``, that part within the chunk)."""
@@ -305,10 +336,10 @@ class RowReader:
         def decode() -> None:
             packed = _read_exact(read, nbytes, offset, lay)
             if whole:  # straight into the result: C order, and the chunk spans the other axes
-                numcodecs.blosc.decompress(packed, out[to[0]])
+                lay.decompress(packed, out[to[0]])
                 return
             scratch = np.empty(lay.chunk, dtype=lay.dtype)
-            numcodecs.blosc.decompress(packed, scratch)
+            lay.decompress(packed, scratch)
             out[to] = scratch[within]
             if keep is not None:
                 keep[position] = scratch
@@ -360,7 +391,7 @@ def _open_shard(
     if lay.store is not None:
         key = "/".join([lay.directory, "c", *map(str, shard)])
         if shard not in indexes:
-            indexes[shard] = _get(lay.store, key, SuffixByteRequest(16 * n_chunks + 4))
+            indexes[shard] = _tail(lay.store, key, 16 * n_chunks + 4)
         path, tail = key, indexes[shard]
         if tail is None:
             return None
@@ -375,8 +406,12 @@ def _open_shard(
         if mapped is not None and mapped[0] == (stat.st_ino, stat.st_size, stat.st_mtime_ns):
             return mapped[1:]
         view, size = _mapped(path), stat.st_size
-        tail = bytes(view[max(size - 16 * n_chunks - 4, 0) :])
         read = partial(_slice_of, view)
+        if not lay.indexed:  # the file is the one chunk
+            index = np.array([[0, size]], dtype=np.uint64)
+            indexes[shard] = ((stat.st_ino, stat.st_size, stat.st_mtime_ns), read, index)
+            return read, index
+        tail = bytes(view[max(size - 16 * n_chunks - 4, 0) :])
     if size < 16 * n_chunks + 4 or google_crc32c.value(tail[:-4]) != int.from_bytes(tail[-4:], "little"):
         raise StoreError(f"{path}: the shard index fails its CRC32C check; run `genoquery verify` on the store")
     index = np.frombuffer(tail[:-4], dtype="<u8").reshape(n_chunks, 2)
@@ -402,10 +437,16 @@ def _slice_of(view: memoryview, nbytes: int, offset: int) -> memoryview:
     return view[offset : offset + nbytes]
 
 
-def _get(store: ZarrStore, key: str, byte_range) -> bytes | None:
-    """Bytes ``byte_range`` of ``key`` in ``store`` (None: no such key)."""
-    buffer = sync(store.get(key, default_buffer_prototype(), byte_range))
+def _tail(store: ZarrStore, key: str, nbytes: int) -> bytes | None:
+    """The last ``nbytes`` of ``key`` in ``store`` (None: no such key)."""
+    request = import_module("zarr.abc.store").SuffixByteRequest(nbytes)
+    buffer = import_module("zarr.core.sync").sync(store.get(key, _prototype(), request))
     return None if buffer is None else buffer.to_bytes()
+
+
+def _prototype():
+    """zarr's default buffer prototype (zarr is loaded: only stores of zarr ask for it)."""
+    return import_module("zarr.core.buffer").default_buffer_prototype()
 
 
 class _StoreShard:
@@ -422,6 +463,7 @@ class _StoreShard:
         self._wanted.append((offset, nbytes))
 
     def __call__(self, nbytes: int, offset: int) -> bytes:
+        sync = import_module("zarr.core.sync").sync  # loaded: ``store`` is one of zarr's
         with self._lock:
             if (offset, nbytes) not in self._fetched:
                 ranges, self._wanted = self._wanted or [(offset, nbytes)], []
@@ -436,8 +478,9 @@ class _StoreShard:
                 spans[-1][1] = max(spans[-1][1], offset + nbytes)
             else:
                 spans.append([offset, offset + nbytes])
-        prototype = default_buffer_prototype()
-        buffers = await asyncio.gather(*(self.store.get(self.key, prototype, RangeByteRequest(a, b)) for a, b in spans))
+        request = import_module("zarr.abc.store").RangeByteRequest
+        fetched = (self.store.get(self.key, _prototype(), request(a, b)) for a, b in spans)
+        buffers = await import_module("asyncio").gather(*fetched)
         got = [b"" if b is None else b.to_bytes() for b in buffers]
         starts = [a for a, _ in spans]
         out = []
