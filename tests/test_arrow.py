@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.feather
 import pytest
 
 from genoquery.arrow import FEW_RUNS, FEW_TO_TAKE, from_numpy, from_rows, strings, take_rows, take_strings, to_numpy
@@ -132,6 +133,40 @@ print("pyarrow.compute" in sys.modules)
         "{'s': ['S333', 'x', 'S1'], 'i': ['S333', 'x', 'S1']}",
         "False",
     ]
+
+
+def test_many_rows_gathered_in_numpy_as_table_take(tmp_path):
+    """Rows in more runs than :data:`FEW_RUNS`, of string and number columns with nulls (a sliced
+    table too), gathered in NumPy without importing pyarrow.compute: as ``Table.take``."""
+    code = f"""
+import sys
+import numpy as np
+import pyarrow as pa
+import pyarrow.feather
+from genoquery.arrow import from_numpy, strings, take_rows
+n = 500
+rng = np.random.default_rng(5)
+null = rng.random(n) < 0.2
+table = pa.table({{
+    "s": strings([f"v{{i}}" * (i % 4) for i in range(n)], null),
+    "i": from_numpy(np.arange(n, dtype=np.int64) * 3, null[::-1]),
+    "f": from_numpy(np.linspace(0, 1, n).astype(np.float32), null),
+    "a": from_numpy(np.arange(n, dtype=np.int16)),
+}}).slice(7)
+indices = rng.choice(len(table), size=300)
+taken = take_rows(table, indices)
+taken.validate(full=True)
+print("pyarrow.compute" in sys.modules)
+np.save("{tmp_path}/indices.npy", indices)
+pa.feather.write_feather(table, "{tmp_path}/table.arrow")
+pa.feather.write_feather(taken, "{tmp_path}/taken.arrow")
+"""
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.splitlines() == ["False"]
+    indices = np.load(tmp_path / "indices.npy")
+    assert len(np.flatnonzero(np.diff(indices, prepend=-2) != 1)) > FEW_RUNS
+    table, taken = (pa.feather.read_table(tmp_path / f) for f in ("table.arrow", "taken.arrow"))
+    assert taken.equals(table.take(pa.array(indices)))
 
 
 def test_no_conversion_imports_pandas():

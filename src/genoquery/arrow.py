@@ -50,8 +50,8 @@ FEW_TO_TAKE = 1 << 16
 
 def take_strings(array: pa.StringArray, indices: np.ndarray) -> pa.StringArray:
     """``array[indices]`` (int indices): gathered from its buffers in NumPy when few
-    (:data:`FEW_TO_TAKE`), of type string without nulls, and ``pyarrow.compute`` is not imported yet."""
-    if len(indices) > FEW_TO_TAKE or array.type != pa.string() or array.null_count or "pyarrow.compute" in sys.modules:
+    (:data:`FEW_TO_TAKE`), of type string, and ``pyarrow.compute`` is not imported yet."""
+    if len(indices) > FEW_TO_TAKE or array.type != pa.string() or "pyarrow.compute" in sys.modules:
         return import_module("pyarrow.compute").take(array, from_numpy(indices))
     offsets = np.frombuffer(array.buffers()[1], np.int32, count=len(array) + array.offset + 1)[array.offset :]
     data = array.buffers()[2]
@@ -60,26 +60,53 @@ def take_strings(array: pa.StringArray, indices: np.ndarray) -> pa.StringArray:
     np.cumsum(lengths, out=taken[1:])
     at = np.repeat(starts - taken[:-1], lengths) + np.arange(taken[-1], dtype=np.int32)
     text = np.frombuffer(data, np.uint8)[at] if data is not None else np.zeros(0, np.uint8)
-    return pa.Array.from_buffers(pa.string(), len(indices), [None, pa.py_buffer(taken), pa.py_buffer(text)])
+    validity = _taken_validity(array, indices)
+    return pa.Array.from_buffers(pa.string(), len(indices), [validity, pa.py_buffer(taken), pa.py_buffer(text)])
+
+
+def _taken_validity(array: pa.Array, indices: np.ndarray) -> pa.Buffer | None:
+    """The validity bitmap of ``array[indices]`` (None: no nulls)."""
+    if not array.null_count:
+        return None
+    valid = _bits(array.buffers()[0], array.offset, array.offset + len(array))[indices]
+    return pa.py_buffer(np.packbits(valid, bitorder="little"))
 
 
 FEW_RUNS = 64
-"""Rows taken as slices up to this many runs of consecutive rows (~10 us each), else by
-``pyarrow.compute.take``."""
+"""Rows taken as slices up to this many runs of consecutive rows (~10 us each), else gathered."""
 
 
 def take_rows(table: pa.Table, indices: np.ndarray) -> pa.Table:
-    """``table``'s rows ``indices`` (int), in their order: the runs of consecutive rows as zero-copy
-    slices, when at most :data:`FEW_RUNS` and ``pyarrow.compute`` is not imported yet."""
+    """``table``'s rows ``indices`` (int), in their order, without importing ``pyarrow.compute``
+    when it is not imported yet: the runs of consecutive rows as zero-copy slices when at most
+    :data:`FEW_RUNS`, else, up to :data:`FEW_TO_TAKE` rows of string and number columns, each
+    column gathered in NumPy; else by ``Table.take``."""
     starts = np.flatnonzero(np.diff(indices, prepend=-2) != 1)
-    if len(starts) > FEW_RUNS or "pyarrow.compute" in sys.modules:
+    if "pyarrow.compute" in sys.modules:
         return table.take(from_numpy(indices))
     if not len(indices):
         return table.slice(0, 0)
-    ends = np.append(starts[1:], len(indices))
-    return pa.concat_tables(
-        [table.slice(indices[a], b - a) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
-    )
+    if len(starts) <= FEW_RUNS:
+        ends = np.append(starts[1:], len(indices))
+        return pa.concat_tables(
+            [table.slice(indices[a], b - a) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+        )
+    if len(indices) > FEW_TO_TAKE or not all(map(_gathered_in_numpy, table.schema.types)):
+        return table.take(from_numpy(indices))
+    columns = [_take_numbers_or_strings(column.combine_chunks(), indices) for column in table.columns]
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def _gathered_in_numpy(kind: pa.DataType) -> bool:
+    return kind == pa.string() or pa.types.is_integer(kind) or pa.types.is_floating(kind)
+
+
+def _take_numbers_or_strings(array: pa.Array, indices: np.ndarray) -> pa.Array:
+    """``array[indices]`` of a string or number array, gathered in NumPy."""
+    if array.type == pa.string():
+        return take_strings(array, indices)
+    values = _chunk(array, np.dtype(array.type.to_pandas_dtype()), 0)[indices]
+    return pa.Array.from_buffers(array.type, len(indices), [_taken_validity(array, indices), pa.py_buffer(values)])
 
 
 def from_rows(rows: Sequence[tuple], schema: pa.Schema) -> pa.Table:

@@ -383,13 +383,14 @@ def _own_calls(
     positions, listed_gt = listed
     starts = to_numpy(sites["listed_start"])[has_listed]  # ascending: listed calls are in site order
     listed_site = site_row[has_listed][np.searchsorted(starts, positions, side="right") - 1]
-    dense = sites.filter(sites["dense_row"].is_valid())
-    code = codes[to_numpy(dense["dense_row"])]
+    dense_row = to_numpy(sites["dense_row"], null=-1)
+    dense = dense_row >= 0  # in NumPy: Table.filter imports pyarrow.compute (a cold start's 50 ms)
+    code = codes[dense_row[dense]]
     carried = np.flatnonzero((code == 1) | (code == 2))
-    pattern = to_numpy(dense["haploid_pattern"], null=-1)[carried]
+    pattern = to_numpy(sites["haploid_pattern"], null=-1)[dense][carried]
     haploid = (pattern >= 0) & reader.haploid[np.maximum(pattern, 0), sample] if (pattern >= 0).any() else pattern >= 0
     dense_gt = coded_gt(code[carried], haploid)
-    rows = np.concatenate([listed_site, to_numpy(dense["site_row"])[carried]])
+    rows = np.concatenate([listed_site, site_row[dense][carried]])
     gt = np.concatenate([listed_gt, dense_gt])
     wide = reader.wide.select(reader.wide.sample == sample).with_alt()
     if len(wide):  # their stand-ins are missing calls, which were not read

@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from genoquery.arrow import from_numpy, to_numpy
+from genoquery.arrow import take_rows, to_numpy
 from genoquery.errors import QueryError, UnknownItemError
 from genoquery.query.cluster.stamp import index_stamp
 from genoquery.storage.batches import Batch, read_batches
@@ -474,7 +474,7 @@ class Store:
         no scan of the index. (A GT may name allele 1 at a site whose ALT is ``.``: no variant.)"""
         rows, by_site = self._variants_by_site
         at, found = by_site.find(site_row, allele)
-        return rows.take(from_numpy(at[found])), found
+        return take_rows(rows, at[found]), found
 
     @cached_property
     def _variants_by_site(self) -> tuple[pa.Table, SiteRows]:
