@@ -618,7 +618,7 @@ def test_participant_over_many_small_chunks(work, persons):
         readers = [batch.reader for batch in small.batches]
         assert readers[0]._listed_gt.layout.chunk[0] == 64
         assert readers[0]._codes.layout.chunk == (4, 2)
-        assert readers[0]._by_sample[0].shape[0] >= 2  # parts of 256 listed calls in the sample-major index
+        assert readers[0]._by_sample[0].array.shape[0] >= 2  # parts of 256 listed calls in the sample-major index
         for sample in IDS[::7]:
             assert_participant(small, VCFS, persons, sample)
         for reader in readers:  # a batch written before the sample-major index: its listed calls searched
