@@ -28,6 +28,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
+from genoquery.ingest.chunk_rows import write_chunk_row
 from genoquery.ingest.format_arrays import CallField
 from genoquery.storage.call_codes import CallCodes
 from genoquery.storage.format import FILL, MISSING, VCF_ZARR_VERSION, query_group, vcf_group
@@ -260,9 +261,14 @@ class GenotypeWriter:
                 array.resize((self.n_variants, self.n_samples, width))
 
     def write(self, first: int, gt: np.ndarray, phased: np.ndarray) -> None:
-        """Write ``gt`` (n, samples, 2) and ``phased`` (n, samples) at rows reserved before."""
-        self.genotype[first : first + len(gt)] = gt
-        self.phased[first : first + len(gt)] = phased
+        """Write ``gt`` (n, samples, 2) and ``phased`` (n, samples) at rows reserved before: from the
+        start of a chunk row by :func:`write_chunk_row`, else through zarr (which reads back and
+        rewrites the chunks the rows share with rows written before)."""
+        for array, values in ((self.genotype, gt), (self.phased, phased)):
+            if first % self.layout.variant_chunk == 0 and array.shape[1:] == values.shape[1:]:
+                write_chunk_row(array, first, values)
+            else:
+                array[first : first + len(values)] = values
 
     def add_wide(self, first: int, wide: WideCalls) -> None:
         """Keep a block's calls of ploidy above 2 (block rows, written at row ``first``) for
