@@ -18,11 +18,12 @@ def _array(group: zarr.Group, name: str, shape: tuple[int, ...], chunks: tuple[i
 
 @pytest.mark.parametrize("dtype", ["int8", "bool"])
 def test_chunk_rows_are_the_files_zarr_writes(tmp_path, dtype) -> None:
-    """Whole rows, an all-zero chunk (not stored), the samples' short last chunk, the array's
-    short last row, and a row begun here and finished by zarr."""
+    """Whole rows, an all-zero chunk (not stored), chunks of one other value, the samples' short
+    last chunk, the array's short last row, and a row begun here and finished by zarr."""
     rng = np.random.default_rng(7)
     values = (rng.random((14, 7, 2)) < 0.2).astype(dtype)
     values[0:4, 3:6] = 0
+    values[4:8, 0:6] = 1  # two chunks of one value, compressed once
     trees = {}
     for how in ("zarr", "direct"):
         group = zarr.open_group(str(tmp_path / how), mode="w", zarr_format=2)

@@ -6,7 +6,9 @@ with ``call_genotype_phased``'s, at load ~12): asyncio tasks, buffer wrappers an
 array per chunk. Here each chunk is cut, compressed by the array's own compressor and stored
 under zarr's key, by zarr's rules: C order, a chunk past the array's edge padded with the fill
 value (0 for an array without one), and a chunk that is all fill not stored unless the array's
-``write_empty_chunks`` says so. ``tests/test_block_pool.py`` compares the files with zarr's.
+``write_empty_chunks`` says so. ``tests/test_chunk_rows.py`` compares the files with zarr's. A
+row's chunks of one value (``call_genotype_phased`` of phased calls: 100 a row at 10^6 samples)
+are compressed once.
 """
 
 from __future__ import annotations
@@ -39,6 +41,15 @@ def write_chunk_row(array: zarr.Array, first: int, values: np.ndarray) -> None:
     separator = array.metadata.dimension_separator
     keep_empty = array.async_array.config.write_empty_chunks
     row = first // chunks[0]
+    constant: dict[bytes, bytes] = {}  # a chunk of one value, compressed once a row (Blosc is deterministic)
+
+    def compressed(part: np.ndarray) -> bytes:
+        if part.min() != part.max():
+            return compressor.encode(part)
+        value = part.reshape(-1)[:1].tobytes()
+        if value not in constant:
+            constant[value] = compressor.encode(part)
+        return constant[value]
 
     def store(index: tuple[int, ...]) -> None:
         cut = (slice(None), *(slice(i * c, (i + 1) * c) for i, c in zip(index, chunks[1:], strict=True)))
@@ -49,7 +60,7 @@ def write_chunk_row(array: zarr.Array, first: int, values: np.ndarray) -> None:
             part = padded
         path = directory / separator.join(map(str, (row, *index)))
         if keep_empty or part.any():
-            path.write_bytes(compressor.encode(np.ascontiguousarray(part)))
+            path.write_bytes(compressed(np.ascontiguousarray(part)))
 
     grid = itertools.product(*(range(math.ceil(n / c)) for n, c in zip(values.shape[1:], chunks[1:], strict=True)))
     for _ in _COMPRESSING.map(store, grid):
