@@ -4,7 +4,8 @@ Three stages run concurrently so both cores work: a reader thread decompresses
 (ISA-L, its own thread) and decodes genotype blocks; the main thread computes
 per-allele statistics and the query encoding (:mod:`genoquery.storage.call_codes`)
 and fills the index; a writer thread compresses and writes Zarr shards (numba,
-numpy and Blosc release the GIL). Bounded queues keep at most two blocks in flight.
+numpy and Blosc release the GIL). The blocks' calls live in :data:`BLOCKS_IN_FLIGHT`
+reused buffers (:mod:`genoquery.ingest.block_pool`), which bound the memory.
 """
 
 from __future__ import annotations

@@ -47,9 +47,9 @@ class ChunkLayout:
     """
 
     variant_chunk: int = 256
-    # Up to six blocks are in flight (reading, two queued, counting, two writing): 6 x 256 MiB
-    # keeps ingest under 2 GB at any sample count. At 10^6 samples that makes 64-site chunks:
-    # 1.81 GB peak instead of 4.5 GB, for 12% more call_genotype bytes (207.6 vs 184.9 MB).
+    # At most four blocks are in flight in one process (pipeline.BLOCKS_IN_FLIGHT; six to seven on
+    # a Dask worker): 4 x 256 MiB at any sample count. At 10^6 samples that makes 64-site chunks:
+    # 1.81 GB peak instead of 4.5 GB with six blocks, for 12% more call_genotype bytes (207.6 vs 184.9 MB).
     block_bytes: int = 256 << 20
     sample_chunk: int = 10_000
     clevel: int = 5
