@@ -4,7 +4,8 @@ Three stages run concurrently so both cores work: a reader thread decompresses
 (ISA-L, its own thread) and decodes genotype blocks; the main thread computes
 per-allele statistics and the query encoding (:mod:`genoquery.storage.call_codes`)
 and fills the index; a writer thread compresses and writes Zarr shards (numba,
-numpy and Blosc release the GIL). Bounded queues keep at most two blocks in flight.
+numpy and Blosc release the GIL). The blocks' calls live in :data:`BLOCKS_IN_FLIGHT`
+reused buffers (:mod:`genoquery.ingest.block_pool`), which bound the memory.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import queue
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import import_module
@@ -25,6 +26,7 @@ from tqdm import tqdm
 from genoquery.errors import GenoqueryWarning, InputFileError
 from genoquery.index.persons import read_person_table, sample_groups
 from genoquery.index.writer import IndexWriter, cell_rows
+from genoquery.ingest.block_pool import BlockPool
 from genoquery.ingest.format_arrays import CallField, select_fields
 from genoquery.ingest.records import OrderChecker
 from genoquery.ingest.sources import first_locus, open_input, read_input, record_count
@@ -129,12 +131,18 @@ def order_sources(sources: list[VcfSource], contigs: list[tuple[str, int | None]
 
 
 def _produce(
-    sources: Sequence[VcfSource], capacity: int, calls: Sequence[CallField], out: queue.Queue, stop: threading.Event
+    sources: Sequence[VcfSource],
+    capacity: int,
+    calls: Sequence[CallField],
+    out: queue.Queue,
+    stop: threading.Event,
+    pool: BlockPool | None,
 ) -> None:
     order = OrderChecker()
+    new_block = pool.block if pool is not None else None
     try:
         for source in sources:
-            for block in read_input(source, capacity, order, calls):
+            for block in read_input(source, capacity, order, calls, new_block):
                 while not stop.is_set():
                     try:
                         out.put((source, block), timeout=0.2)
@@ -144,17 +152,19 @@ def _produce(
                 if stop.is_set():
                     return
         out.put(_DONE)
-    except BaseException as err:  # handed to the consumer, which re-raises it
-        out.put(err)
+    except BaseException as err:  # handed to the consumer, which re-raises it, unless it stopped
+        if not stop.is_set():
+            out.put(err)
 
 
 def decoded_blocks(
-    sources: Sequence[VcfSource], capacity: int, calls: Sequence[CallField]
+    sources: Sequence[VcfSource], capacity: int, calls: Sequence[CallField], pool: BlockPool | None = None
 ) -> Iterator[tuple[VcfSource, SiteBlock]]:
-    """Blocks of all sources in order, with the FORMAT fields ``calls``, decoded on a background thread."""
+    """Blocks of all sources in order, with the FORMAT fields ``calls``, decoded on a background
+    thread; on ``pool``'s buffers when given (the consumer gives each back), else each allocated."""
     handoff: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
-    worker = threading.Thread(target=_produce, args=(sources, capacity, calls, handoff, stop), daemon=True)
+    worker = threading.Thread(target=_produce, args=(sources, capacity, calls, handoff, stop, pool), daemon=True)
     worker.start()
     try:
         while True:
@@ -166,19 +176,22 @@ def decoded_blocks(
             yield item
     finally:
         stop.set()
+        if pool is not None:
+            pool.close()
         worker.join()
 
 
 class BackgroundWriter:
     """Runs Zarr writes on their own thread, in order (Blosc releases the GIL).
 
-    At most one write waits; an error on the writer thread is raised by the
-    next :meth:`submit` or by :meth:`close`.
+    At most one write waits; an error on the writer thread calls ``on_error`` and is raised by
+    the next :meth:`submit` or by :meth:`close`; later writes are skipped.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_error: Callable[[], None] | None = None) -> None:
         self.pending: queue.Queue = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
+        self.on_error = on_error
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -190,6 +203,8 @@ class BackgroundWriter:
                     write(*args)
                 except BaseException as err:  # re-raised on the main thread
                     self.error = err
+                    if self.on_error is not None:
+                        self.on_error()
 
     def submit(self, write, *args) -> None:
         if self.error is not None:
@@ -391,6 +406,11 @@ def counted_and_encoded(
     return counts, codes
 
 
+# Blocks whose calls are in flight at once in one process: read, counted and encoded, written,
+# and one waiting between two of these (each at most ChunkLayout.block_bytes).
+BLOCKS_IN_FLIGHT = 4
+
+
 def _write_here(
     sources: list[VcfSource],
     genotypes: GenotypeWriter,
@@ -400,20 +420,22 @@ def _write_here(
     sites: BatchSites,
     bar: tqdm,
 ) -> None:
-    """Decode, count, encode and write the batch's blocks in this process."""
-    writer = BackgroundWriter()
+    """Decode, count, encode and write the batch's blocks in this process, on the buffers of
+    :data:`BLOCKS_IN_FLIGHT` blocks, each given back once written."""
+    pool = BlockPool(BLOCKS_IN_FLIGHT, genotypes.layout.variant_chunk, genotypes.n_samples)
+    writer = BackgroundWriter(on_error=pool.close)  # a block not written is not given back
     try:
-        for source, block in decoded_blocks(sources, genotypes.layout.variant_chunk, calls):
-            gt, wide = block.gt[: block.n], block.wide
+        for source, block in decoded_blocks(sources, genotypes.layout.variant_chunk, calls, pool):
             counts, codes = counted_and_encoded(block, cells, patterns)
             first_row = genotypes.reserve(block.n, block.calls)
-            genotypes.add_wide(first_row, wide)
+            genotypes.add_wide(first_row, block.wide)
             firsts = genotypes.reserve_codes(codes)
-            writer.submit(genotypes.write, first_row, gt, block.phased[: block.n])
+            writer.submit(genotypes.write, first_row, block.gt[: block.n], block.phased[: block.n])
             if calls:
                 writer.submit(genotypes.write_calls, first_row, block.n, block.calls, block.absent)
             writer.submit(genotypes.write_codes, codes)
             sites.add(source, block, first_row, counts, codes, firsts)
+            writer.submit(pool.give_back, block)
             bar.update(block.n)
         writer.submit(genotypes.flush_codes)
     finally:

@@ -18,7 +18,8 @@ import math
 import re
 import shlex
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 
 import cyvcf2
 import numpy as np
@@ -304,10 +305,18 @@ def _split_fixed(buf: bytearray, start: int, end: int) -> list:
 class _TextReader:
     """Reads a plain or bgzipped VCF into blocks."""
 
-    def __init__(self, source: VcfSource, capacity: int, order: OrderChecker, fields: Sequence[CallField]) -> None:
+    def __init__(
+        self,
+        source: VcfSource,
+        capacity: int,
+        order: OrderChecker,
+        fields: Sequence[CallField],
+        new_block: Callable[[], SiteBlock] | None = None,
+    ) -> None:
         self.source = source
         self.capacity = capacity
         self.n_samples = len(source.samples)
+        self.new_block = new_block or partial(SiteBlock, capacity, self.n_samples)
         self.order = order
         self.fields = fields
         self.declared = {name for name, _ in source.contigs}
@@ -362,7 +371,7 @@ class _TextReader:
         self._formats.add(fmt)
 
     def blocks(self) -> Iterator[SiteBlock]:
-        block = SiteBlock(self.capacity, self.n_samples)
+        block = self.new_block()
         line_no = 0
         try:
             with self._open() as handle:
@@ -374,7 +383,7 @@ class _TextReader:
                     if block.full:
                         check_alleles(self.source, block)
                         yield block
-                        block = SiteBlock(self.capacity, self.n_samples)
+                        block = self.new_block()
         except (EOFError, OSError) as err:
             raise InputFileError(
                 self.source.path,
@@ -440,17 +449,25 @@ class _TextReader:
 class _BcfReader:
     """Reads a BCF into blocks through htslib."""
 
-    def __init__(self, source: VcfSource, capacity: int, order: OrderChecker, fields: Sequence[CallField]) -> None:
+    def __init__(
+        self,
+        source: VcfSource,
+        capacity: int,
+        order: OrderChecker,
+        fields: Sequence[CallField],
+        new_block: Callable[[], SiteBlock] | None = None,
+    ) -> None:
         self.source = source
         self.capacity = capacity
         self.n_samples = len(source.samples)
+        self.new_block = new_block or partial(SiteBlock, capacity, self.n_samples)
         self.order = order
         self.fields = fields
         self.declared = {name for name, _ in source.contigs}
 
     def blocks(self) -> Iterator[SiteBlock]:
         reader = cyvcf2.VCF(str(self.source.path), threads=2)
-        block = SiteBlock(self.capacity, self.n_samples)
+        block = self.new_block()
         record = 0
         try:
             while True:
@@ -470,7 +487,7 @@ class _BcfReader:
                 if block.full:
                     check_alleles(self.source, block)
                     yield block
-                    block = SiteBlock(self.capacity, self.n_samples)
+                    block = self.new_block()
         finally:
             reader.close()
         if block.n:
@@ -531,15 +548,20 @@ def _add_calls(
 
 
 def read_blocks(
-    source: VcfSource, capacity: int, order: OrderChecker | None = None, fields: Sequence[CallField] = ()
+    source: VcfSource,
+    capacity: int,
+    order: OrderChecker | None = None,
+    fields: Sequence[CallField] = (),
+    new_block: Callable[[], SiteBlock] | None = None,
 ) -> Iterator[SiteBlock]:
     """Yield the source's sites in file order, ``capacity`` at a time, with the values of the
-    FORMAT ``fields`` kept (:mod:`genoquery.ingest.format_arrays`).
+    FORMAT ``fields`` kept (:mod:`genoquery.ingest.format_arrays`); each block is made by
+    ``new_block`` (default: a new :class:`SiteBlock` of ``capacity`` sites).
 
     Pass one ``order`` to every file of an ingest to check sorting across files.
     """
     reader_type = _BcfReader if source.kind == "bcf" else _TextReader
-    return reader_type(source, capacity, order or OrderChecker(), fields).blocks()
+    return reader_type(source, capacity, order or OrderChecker(), fields, new_block).blocks()
 
 
 def count_records(source: VcfSource) -> int:

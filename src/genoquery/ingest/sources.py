@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import cyvcf2
@@ -24,13 +24,18 @@ def open_input(path: str | os.PathLike) -> VcfSource:
 
 
 def read_input(
-    source: VcfSource, capacity: int, order: OrderChecker | None = None, fields: Sequence[CallField] = ()
+    source: VcfSource,
+    capacity: int,
+    order: OrderChecker | None = None,
+    fields: Sequence[CallField] = (),
+    new_block: Callable[[], SiteBlock] | None = None,
 ) -> Iterator[SiteBlock]:
-    """The source's sites in order, ``capacity`` at a time, with the kept FORMAT ``fields``
-    (:func:`~genoquery.ingest.records.read_blocks`); one ``order`` checks sorting across inputs."""
+    """The source's sites in order, ``capacity`` at a time, with the kept FORMAT ``fields``, in
+    blocks made by ``new_block`` (:func:`~genoquery.ingest.records.read_blocks`); one ``order``
+    checks sorting across inputs."""
     if source.kind == VCZ:
-        return VczReader(source, capacity, order or OrderChecker(), fields).blocks()
-    return read_blocks(source, capacity, order, fields)
+        return VczReader(source, capacity, order or OrderChecker(), fields, new_block).blocks()
+    return read_blocks(source, capacity, order, fields, new_block)
 
 
 def first_locus(source: VcfSource) -> tuple[str, int] | None:

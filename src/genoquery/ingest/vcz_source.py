@@ -17,7 +17,8 @@ does not read are named in the ingest's one "not kept" warning line.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -184,7 +185,14 @@ def info_entry(field: HeaderField, value: np.ndarray) -> str | None:
 class VczReader:
     """Reads a VCF Zarr store into blocks of ``capacity`` sites, with the FORMAT ``fields`` kept."""
 
-    def __init__(self, source: VcfSource, capacity: int, order: OrderChecker, fields: Sequence[CallField]) -> None:
+    def __init__(
+        self,
+        source: VcfSource,
+        capacity: int,
+        order: OrderChecker,
+        fields: Sequence[CallField],
+        new_block: Callable[[], SiteBlock] | None = None,
+    ) -> None:
         self.source = source
         self.capacity = capacity
         self.order = order
@@ -195,6 +203,7 @@ class VczReader:
         self.declared = set(self.contigs)
         self.filter_ids = _texts(self.group["filter_id"]) if "filter_id" in self.names else []
         self.n_samples = len(source.samples)
+        self.new_block = new_block or partial(SiteBlock, capacity, self.n_samples)
 
     def _rows(self, name: str, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` (0-based, end excluded) of an array; an unreadable chunk is an error."""
@@ -218,7 +227,7 @@ class VczReader:
     def blocks(self) -> Iterator[SiteBlock]:
         n = self.group["variant_position"].shape[0]
         for start in range(0, n, self.capacity):
-            block = SiteBlock(self.capacity, self.n_samples)
+            block = self.new_block()
             self._add_sites(block, start, min(n, start + self.capacity))
             if self.n_samples:
                 self._add_calls(block, start)

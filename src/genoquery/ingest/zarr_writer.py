@@ -28,6 +28,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
+from genoquery.ingest.chunk_rows import write_chunk_row
 from genoquery.ingest.format_arrays import CallField
 from genoquery.storage.call_codes import CallCodes
 from genoquery.storage.format import FILL, MISSING, VCF_ZARR_VERSION, query_group, vcf_group
@@ -46,9 +47,9 @@ class ChunkLayout:
     """
 
     variant_chunk: int = 256
-    # Up to six blocks are in flight (reading, two queued, counting, two writing): 6 x 256 MiB
-    # keeps ingest under 2 GB at any sample count. At 10^6 samples that makes 64-site chunks:
-    # 1.81 GB peak instead of 4.5 GB, for 12% more call_genotype bytes (207.6 vs 184.9 MB).
+    # At most four blocks are in flight in one process (pipeline.BLOCKS_IN_FLIGHT; six to seven on
+    # a Dask worker): 4 x 256 MiB at any sample count. At 10^6 samples that makes 64-site chunks:
+    # 1.81 GB peak instead of 4.5 GB with six blocks, for 12% more call_genotype bytes (207.6 vs 184.9 MB).
     block_bytes: int = 256 << 20
     sample_chunk: int = 10_000
     clevel: int = 5
@@ -260,9 +261,14 @@ class GenotypeWriter:
                 array.resize((self.n_variants, self.n_samples, width))
 
     def write(self, first: int, gt: np.ndarray, phased: np.ndarray) -> None:
-        """Write ``gt`` (n, samples, 2) and ``phased`` (n, samples) at rows reserved before."""
-        self.genotype[first : first + len(gt)] = gt
-        self.phased[first : first + len(gt)] = phased
+        """Write ``gt`` (n, samples, 2) and ``phased`` (n, samples) at rows reserved before: from the
+        start of a chunk row by :func:`write_chunk_row`, else through zarr (which reads back and
+        rewrites the chunks the rows share with rows written before)."""
+        for array, values in ((self.genotype, gt), (self.phased, phased)):
+            if first % self.layout.variant_chunk == 0 and array.shape[1:] == values.shape[1:]:
+                write_chunk_row(array, first, values)
+            else:
+                array[first : first + len(values)] = values
 
     def add_wide(self, first: int, wide: WideCalls) -> None:
         """Keep a block's calls of ploidy above 2 (block rows, written at row ``first``) for

@@ -17,7 +17,8 @@ class SiteBlock:
     """Up to ``capacity`` consecutive sites of one source.
 
     ``gt`` is (capacity, samples, 2) int8 in VCF Zarr coding (-1 missing,
-    -2 fill); ``phased`` is (capacity, samples) bool. Only the first ``n``
+    -2 fill); ``phased`` is (capacity, samples) bool: allocated unless given
+    (reused buffers, whatever they held). Only the first ``n``
     rows are meaningful. ``info`` is each record's INFO column as text (``.`` when empty).
     ``record`` numbers are 1-based line numbers for text
     VCF and 1-based record numbers for BCF. ``calls`` holds each kept FORMAT field's values,
@@ -41,12 +42,13 @@ class SiteBlock:
     calls: dict[str, np.ndarray] = field(default_factory=dict)
     absent: dict[str, list[int]] = field(default_factory=dict)
     wide_parts: list[WideCalls] = field(default_factory=list)
-    gt: np.ndarray = field(init=False)
-    phased: np.ndarray = field(init=False)
+    gt: np.ndarray | None = None
+    phased: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.gt = np.empty((self.capacity, self.n_samples, PLOIDY), dtype=np.int8)
-        self.phased = np.empty((self.capacity, self.n_samples), dtype=bool)
+        if self.gt is None:
+            self.gt = np.empty((self.capacity, self.n_samples, PLOIDY), dtype=np.int8)
+            self.phased = np.empty((self.capacity, self.n_samples), dtype=bool)
 
     @property
     def full(self) -> bool:
