@@ -27,6 +27,7 @@ from genoquery.index.persons import read_person_table, sample_groups
 from genoquery.index.writer import IndexWriter, cell_rows
 from genoquery.ingest.format_arrays import CallField, select_fields
 from genoquery.ingest.records import OrderChecker
+from genoquery.ingest.regions import FileRegion
 from genoquery.ingest.sources import first_locus, open_input, read_input, record_count
 from genoquery.ingest.variant_arrays import HeaderFacts, write_variant_arrays
 from genoquery.ingest.vcf_source import HeaderField, VcfSource, meta_information
@@ -129,12 +130,17 @@ def order_sources(sources: list[VcfSource], contigs: list[tuple[str, int | None]
 
 
 def _produce(
-    sources: Sequence[VcfSource], capacity: int, calls: Sequence[CallField], out: queue.Queue, stop: threading.Event
+    sources: Sequence[VcfSource],
+    capacity: int,
+    calls: Sequence[CallField],
+    region: tuple[FileRegion, int] | None,
+    out: queue.Queue,
+    stop: threading.Event,
 ) -> None:
     order = OrderChecker()
     try:
         for source in sources:
-            for block in read_input(source, capacity, order, calls):
+            for block in read_input(source, capacity, order, calls, region):
                 while not stop.is_set():
                     try:
                         out.put((source, block), timeout=0.2)
@@ -149,12 +155,17 @@ def _produce(
 
 
 def decoded_blocks(
-    sources: Sequence[VcfSource], capacity: int, calls: Sequence[CallField]
+    sources: Sequence[VcfSource],
+    capacity: int,
+    calls: Sequence[CallField],
+    region: tuple[FileRegion, int] | None = None,
 ) -> Iterator[tuple[VcfSource, SiteBlock]]:
-    """Blocks of all sources in order, with the FORMAT fields ``calls``, decoded on a background thread."""
+    """Blocks of all sources in order, with the FORMAT fields ``calls``, decoded on a background
+    thread; with ``region``, only that region of a single source (:func:`read_input`)."""
     handoff: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
-    worker = threading.Thread(target=_produce, args=(sources, capacity, calls, handoff, stop), daemon=True)
+    args = (sources, capacity, calls, region, handoff, stop)
+    worker = threading.Thread(target=_produce, args=args, daemon=True)
     worker.start()
     try:
         while True:
