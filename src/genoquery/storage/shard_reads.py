@@ -43,10 +43,11 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
 
+from genoquery.cores import usable_cores
 from genoquery.errors import StoreError
 
 ABSENT = 2**64 - 1  # offset and length of an inner chunk that was never written (all fill value)
-READ_THREADS = os.cpu_count() or 1
+READ_THREADS = usable_cores()
 # One pool for every read (its threads start at first use): a pool per read cost ~0.7 ms, and
 # tens of ms on a loaded machine, for each block of sites. Jobs never wait on other jobs.
 _POOL = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="genoquery-read")

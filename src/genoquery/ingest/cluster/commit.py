@@ -21,6 +21,8 @@ from genoquery.query.cluster.tasks import ordered_results
 from genoquery.stats.allele_stats import Cells
 from genoquery.storage.call_codes import HaploidPatterns
 
+PARTS_PER_WORKER = 4
+
 
 def write_on_cluster(
     client,
@@ -59,15 +61,20 @@ def write_on_cluster(
 
 def _partitions(client, sources: list[VcfSource], n_samples: int, chunk: int, bar: tqdm) -> list[FilePart]:
     """The batch's partitions in order, each with its first row: the regions of each file with an
-    index and more records than a partition holds (about :data:`PARTITION_CALLS` calls, whole
-    chunk rows of ``chunk``), else the file; records counted on the workers where no index
-    counts them (a region's first line number follows from the counts of the regions before)."""
-    rows = max(1, PARTITION_CALLS // max(n_samples, 1) // chunk) * chunk
+    index and more records than a partition holds, else the file; records counted on the workers
+    where no index counts them (a region's first line number follows from the counts of the
+    regions before). A partition holds about :data:`PARTITION_CALLS` calls, in whole chunk rows of
+    ``chunk``, and fewer when the batch would give the cluster's workers under
+    :data:`PARTS_PER_WORKER` partitions each (their last tasks would leave workers idle)."""
+    indexed = [record_count(source) for source in sources]
+    workers = max(1, len(client.scheduler_info()["workers"]))
+    shared = -(-sum(n or 0 for n in indexed) // (PARTS_PER_WORKER * workers))
+    rows = max(1, min(PARTITION_CALLS // max(n_samples, 1), shared) // chunk) * chunk
     pending = []
-    for source in sources:
+    for source, records in zip(sources, indexed, strict=True):
         regions = file_regions(source, rows)
         if regions is None:
-            pending.append(FilePart(source, 0, record_count(source) or -1))
+            pending.append(FilePart(source, 0, -1 if records is None else records))
         else:
             pending.extend(FilePart(source, 0, -1, region) for region in regions)
     unknown = [p for p in pending if p.records < 0]
