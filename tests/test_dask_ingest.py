@@ -2,7 +2,9 @@
 
 Inputs are split into files whose boundaries fall inside chunk rows (chunks of 32 sites, or of 2
 for the FORMAT fields), in every format, with and without an index, so workers write whole chunk
-rows, the client the rows they share, and files without an index are counted first. Every array
+rows, the client the rows they share, and files without an index are counted first; an indexed
+file (VCF.gz with a tabix index, BCF with a CSI index) is read in regions whose boundaries fall
+inside chunk rows too, each counted first. Every array
 file must equal the single process's, every index table too (but the ingest's time and the
 lookup file's random name), and the bcftools oracle (``checks.assert_store_matches``). A worker
 killed inside its file, a client killed mid-ingest and a bad record in one file leave exact
@@ -21,12 +23,16 @@ from pathlib import Path
 import cloudpickle
 import duckdb
 import pytest
+from pysam import bcftools
 
 import checks
 import genoquery
 from genoquery.cli import main
 from genoquery.errors import InputFileError
-from genoquery.ingest.cluster import task
+from genoquery.ingest.cluster import commit, task
+from genoquery.ingest.records import count_region
+from genoquery.ingest.regions import file_regions
+from genoquery.ingest.vcf_source import open_source
 from genoquery.ingest.zarr_writer import ChunkLayout
 from genoquery.query.cluster.connect import cluster_client
 from genoquery.storage.format import INDEX_FILE
@@ -240,3 +246,72 @@ def test_calls_of_ploidy_above_2_on_the_cluster(client, tmp_path):
     assert_same_store(tmp_path / "here.gq", tmp_path / "there.gq")
     with genoquery.open(tmp_path / "there.gq") as store:
         assert store.genotypes().gt.shape[2] == 4
+
+
+def _joined(tmp: Path) -> Path:
+    """The fixture cohort as one plain VCF: chr20's 182 records, then chrX's 138."""
+    text = tmp / "joined.vcf"
+    bcftools.concat("-Ov", "-o", str(text), *map(str, checks.FIXTURE_VCFS), catch_stdout=False)
+    return text
+
+
+def _indexed(text: Path, kind: str) -> Path:
+    """``text`` as VCF.gz with a tabix index, or as BCF with a CSI index."""
+    if kind == "bcf":
+        return checks.to_bcf(text, text.with_suffix(".bcf"), index=True)
+    return checks.bgzip(text, text.with_suffix(".vcf.gz"), index=True)
+
+
+def _region_sizes(path: Path) -> list[int]:
+    """The records of each region the cluster's ingest reads ``path`` in, with chunk rows of CHUNK
+    and partitions of one chunk row (``commit.PARTITION_CALLS`` patched to 1)."""
+    source = open_source(path)
+    return [count_region(source, region).records for region in file_regions(source, CHUNK) or ()]
+
+
+@pytest.mark.parametrize("kind", ["vcf.gz", "bcf"])
+def test_an_indexed_file_in_regions_is_the_single_process_store(client, tmp_path, monkeypatch, kind):
+    """One file read as several regions (cut at its index's windows, each counted on a worker):
+    the store equals the single process's, byte for byte, and the bcftools oracle."""
+    monkeypatch.setattr(commit, "PARTITION_CALLS", 1)  # partitions of one chunk row's records
+    path = _indexed(_joined(tmp_path), kind)
+    sizes = _region_sizes(path)
+    assert len(sizes) >= 3, sizes
+    assert sum(sizes) == 182 + 138
+    assert all(sum(sizes[: i + 1]) % CHUNK for i in range(len(sizes) - 1)), sizes  # boundaries inside chunk rows
+    layout = ChunkLayout(variant_chunk=CHUNK)
+    persons = checks.FIXTURE_PERSONS
+    genoquery.ingest(tmp_path / "here.gq", [path], persons=persons, layout=layout, progress=False).close()
+    there = genoquery.ingest(
+        tmp_path / "there.gq", [path], persons=persons, layout=layout, progress=False, client=client
+    )
+    assert_same_store(tmp_path / "here.gq", tmp_path / "there.gq")  # the index's line numbers too
+    checks.assert_store_matches(there, tmp_path / "there.gq", list(checks.FIXTURE_VCFS))
+    there.close()
+
+
+def test_a_bad_record_in_a_middle_region_is_the_single_process_error(client, tmp_path, monkeypatch, capsys):
+    """A bad record in the middle one of three regions read on the workers: the single process's
+    one line (file and line number), exit status 2, the store as it was."""
+    monkeypatch.setattr(commit, "PARTITION_CALLS", 1)
+    bad = _with_bad_record(_joined(tmp_path), tmp_path / "bad.vcf", after=182 + 40)  # chrX's 40th record
+    path = _indexed(bad, "vcf.gz")
+    sizes = _region_sizes(path)
+    assert len(sizes) == 3, sizes
+    assert sizes[0] < 182 + 40 <= sizes[0] + sizes[1], sizes
+    layout = ChunkLayout(variant_chunk=CHUNK)
+    with pytest.raises(InputFileError) as here:
+        genoquery.ingest(tmp_path / "here.gq", [path], layout=layout, progress=False)
+    assert ", line " in str(here.value)
+    store = tmp_path / "kept.gq"
+    genoquery.ingest(store, [checks.FIXTURE_VCFS[0]], progress=False).close()
+    before = checks.tree_digest(store)
+    with pytest.raises(InputFileError) as there:
+        genoquery.ingest(store, [path], overwrite=True, layout=layout, progress=False, client=client)
+    assert str(there.value) == str(here.value)
+    assert checks.tree_digest(store) == before
+    assert main(["ingest", str(store), str(path), "--overwrite", "--workers", "2", "--quiet"]) == 2
+    lines = capsys.readouterr().err.strip().split("\n")
+    assert len(lines) == 2
+    assert lines[1].endswith(str(here.value)), lines[1]
+    assert checks.tree_digest(store) == before

@@ -11,6 +11,7 @@ restarted by its nanny and the scheduler reruns the task: the answer is still ex
 from __future__ import annotations
 
 import functools
+import importlib
 import itertools
 import math
 import os
@@ -21,7 +22,7 @@ import sys
 import cloudpickle
 import pandas as pd
 import pytest
-from distributed import get_task_stream
+from distributed import Client, get_task_stream
 
 import checks
 import genoquery
@@ -237,3 +238,28 @@ def _sites(store, part) -> int:
     return store.sql(
         "SELECT count(*) AS n FROM sites WHERE site_row BETWEEN ? AND ?", [part.first_site, part.last_site]
     )["n"][0].as_py()
+
+
+def _confinement() -> tuple[list[int], int, str | None]:
+    """Run on a worker: the cores it may use, its engine pools' size, numba's thread count."""
+    threads = importlib.import_module("genoquery.storage.shard_reads").READ_THREADS  # the worker's, not pickled
+    return sorted(os.sched_getaffinity(0)), threads, os.environ.get("NUMBA_NUM_THREADS")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores to give each worker its own")
+def test_workers_confined_to_a_core_each(store, persons):
+    """``local_cluster(2, cores=1)`` (the benchmarks' fair measure of scaling): each worker on one
+    core of its own, whatever its nanny restarts, its pools and numba sized to one thread; the
+    answers are the single process's."""
+    with Client(connect.local_cluster(2, cores=1)) as client:
+        seen = client.run(_confinement)
+        assert sorted(cores for cores, _, _ in seen.values()) == [[c] for c in sorted(os.sched_getaffinity(0))[:2]]
+        assert {(threads, numba) for _, threads, numba in seen.values()} == {(1, "1")}
+        client.restart()
+        assert sorted(cores for cores, _, _ in client.run(_confinement).values()) == sorted(
+            cores for cores, _, _ in seen.values()
+        )
+        cohort = "sex_at_birth = 'Female'"
+        want = store.frequencies("chr20", cohort)
+        assert store.frequencies("chr20", cohort, client=client).equals(want)
+        client.cluster.close()

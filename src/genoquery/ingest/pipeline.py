@@ -29,6 +29,7 @@ from genoquery.index.writer import IndexWriter, cell_rows
 from genoquery.ingest.block_pool import BlockPool
 from genoquery.ingest.format_arrays import CallField, select_fields
 from genoquery.ingest.records import OrderChecker
+from genoquery.ingest.regions import FileRegion
 from genoquery.ingest.sources import first_locus, open_input, read_input, record_count
 from genoquery.ingest.variant_arrays import HeaderFacts, write_variant_arrays
 from genoquery.ingest.vcf_source import HeaderField, VcfSource, meta_information
@@ -137,12 +138,13 @@ def _produce(
     out: queue.Queue,
     stop: threading.Event,
     pool: BlockPool | None,
+    region: tuple[FileRegion, int] | None,
 ) -> None:
     order = OrderChecker()
     new_block = pool.block if pool is not None else None
     try:
         for source in sources:
-            for block in read_input(source, capacity, order, calls, new_block):
+            for block in read_input(source, capacity, order, calls, new_block, region):
                 while not stop.is_set():
                     try:
                         out.put((source, block), timeout=0.2)
@@ -158,13 +160,19 @@ def _produce(
 
 
 def decoded_blocks(
-    sources: Sequence[VcfSource], capacity: int, calls: Sequence[CallField], pool: BlockPool | None = None
+    sources: Sequence[VcfSource],
+    capacity: int,
+    calls: Sequence[CallField],
+    pool: BlockPool | None = None,
+    region: tuple[FileRegion, int] | None = None,
 ) -> Iterator[tuple[VcfSource, SiteBlock]]:
     """Blocks of all sources in order, with the FORMAT fields ``calls``, decoded on a background
-    thread; on ``pool``'s buffers when given (the consumer gives each back), else each allocated."""
+    thread; on ``pool``'s buffers when given (the consumer gives each back), else each allocated;
+    with ``region``, only that region of a single source (:func:`read_input`)."""
     handoff: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
-    worker = threading.Thread(target=_produce, args=(sources, capacity, calls, handoff, stop, pool), daemon=True)
+    args = (sources, capacity, calls, handoff, stop, pool, region)
+    worker = threading.Thread(target=_produce, args=args, daemon=True)
     worker.start()
     try:
         while True:

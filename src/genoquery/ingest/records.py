@@ -19,6 +19,8 @@ import re
 import shlex
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 
 import cyvcf2
@@ -29,6 +31,7 @@ from genoquery.errors import GenoqueryWarning, InputFileError
 from genoquery.ingest.format_arrays import CallField, call_values
 from genoquery.ingest.gt_decode import decode_gt
 from genoquery.ingest.htslib_log import htslib_errors
+from genoquery.ingest.regions import FileRegion
 from genoquery.ingest.vcf_source import VcfSource
 from genoquery.storage.format import FILL, MISSING
 from genoquery.storage.site_block import PLOIDY, SiteBlock
@@ -302,8 +305,59 @@ def _split_fixed(buf: bytearray, start: int, end: int) -> list:
     return cols
 
 
+@dataclass(frozen=True)
+class RegionCount:
+    """What a counting pass finds of a :class:`~genoquery.ingest.regions.FileRegion`: its
+    ``records``; ``lines`` from its first record to the next region's first (header, blank and
+    comment lines among them; records for BCF); and ``before``, the lines read from its offset
+    before its first record (the header, for the region read from the file's beginning)."""
+
+    before: int
+    records: int
+    lines: int
+
+
+class _RegionLines:
+    """The lines of a bgzipped VCF's ``region``, read from its offset: lines before its first
+    record are counted in :attr:`before` and left out; its records and the lines among and after
+    them are yielded numbered from ``first``, up to the first record of another contig or beyond
+    its end. A record whose CHROM or POS cannot be read counts as the region's (its error is
+    raised by the reader)."""
+
+    def __init__(self, region: FileRegion, first: int) -> None:
+        self.region, self.first = region, first
+        self.contig = region.contig.encode()
+        self.before = 0
+
+    def lines(self, lines: Iterator[tuple[bytearray, int, int]]) -> Iterator[tuple[int, bytearray, int, int]]:
+        region, line_no = self.region, None
+        for buf, start, end in lines:
+            if start != end and buf[start] != 35:  # a record
+                tab = buf.find(b"\t", start, end)
+                after = buf.find(b"\t", tab + 1, end) if tab >= 0 else -1
+                pos_text = bytes(buf[tab + 1 : after]) if after >= 0 else b""
+                pos = int(pos_text) if pos_text.isdigit() else None
+                ours = tab < 0 or buf[start:tab] == self.contig  # unreadable: ours, the reader's error
+                if line_no is None and ours and pos is not None and pos < region.start and region.start > 1:
+                    ours = False  # the previous region's
+                if line_no is None and not ours and pos is not None:
+                    self.before += 1
+                    continue
+                if line_no is not None and not ours:
+                    return
+                if pos is not None and region.end is not None and pos > region.end:
+                    return
+                line_no = self.first if line_no is None else line_no
+            elif line_no is None:
+                self.before += 1
+                continue
+            yield line_no, buf, start, end
+            line_no += 1
+
+
 class _TextReader:
-    """Reads a plain or bgzipped VCF into blocks."""
+    """Reads a plain or bgzipped VCF into blocks: the whole file, or one ``region`` of it whose
+    first record is line ``first``."""
 
     def __init__(
         self,
@@ -312,6 +366,8 @@ class _TextReader:
         order: OrderChecker,
         fields: Sequence[CallField],
         new_block: Callable[[], SiteBlock] | None = None,
+        region: FileRegion | None = None,
+        first: int = 1,
     ) -> None:
         self.source = source
         self.capacity = capacity
@@ -319,16 +375,35 @@ class _TextReader:
         self.new_block = new_block or partial(SiteBlock, capacity, self.n_samples)
         self.order = order
         self.fields = fields
+        self.region = region
+        self.first = first
         self.declared = {name for name, _ in source.contigs}
         self._fallback: cyvcf2.Writer | None = None
         self._formats: set[bytes] = set()  # FORMAT texts checked
         self._format_ids = {f.id.encode() for f in source.format_fields}
         self.undeclared: set[str] = set()  # FORMAT keys the header does not declare (htslib drops their values)
 
-    def _open(self) -> io.BufferedIOBase:
-        if self.source.kind == "vcf.gz":
-            return igzip_threaded.open(self.source.path, "rb", threads=1)
-        return open(self.source.path, "rb")
+    @contextmanager
+    def _open(self) -> Iterator[io.BufferedIOBase]:
+        """The file's text, from its region's virtual offset when it has one."""
+        if self.source.kind != "vcf.gz":
+            with open(self.source.path, "rb") as handle:
+                yield handle
+            return
+        offset = 0 if self.region is None else self.region.offset
+        with open(self.source.path, "rb") as raw:
+            raw.seek(offset >> 16)  # a BGZF block, a gzip member of its own
+            with igzip_threaded.open(raw, "rb", threads=1) as handle:
+                handle.read(offset & 0xFFFF)
+                yield handle
+
+    def _numbered(self, handle: io.BufferedIOBase) -> Iterator[tuple[int, bytearray, int, int]]:
+        """The lines read, each with its 1-based line number in the file."""
+        if self.region is not None:
+            yield from _RegionLines(self.region, self.first).lines(_lines(handle))
+            return
+        for line_no, (buf, start, end) in enumerate(_lines(handle), start=1):
+            yield line_no, buf, start, end
 
     def _htslib_variant(self, line: bytes, line_no: int) -> cyvcf2.Variant:
         """The record as htslib parses it, which checks every FORMAT value as bcftools does; a record
@@ -372,11 +447,10 @@ class _TextReader:
 
     def blocks(self) -> Iterator[SiteBlock]:
         block = self.new_block()
-        line_no = 0
+        line_no = self.first - 1
         try:
             with self._open() as handle:
-                for buf, start, end in _lines(handle):
-                    line_no += 1
+                for line_no, buf, start, end in self._numbered(handle):
                     if start == end or buf[start] == 35:  # empty or '#'
                         continue
                     self._add_line(block, buf, start, end, line_no)
@@ -446,8 +520,20 @@ class _TextReader:
             _add_calls(self.source, block, row, variant, self.fields, line_no)
 
 
+def _region_variants(reader: cyvcf2.VCF, region: FileRegion | None) -> Iterator[cyvcf2.Variant]:
+    """The records of ``reader``'s file, or of its ``region`` (htslib's query by the index, which
+    also yields the records before the region that overlap it: left out)."""
+    if region is None:
+        yield from reader
+        return
+    for variant in reader(f"{region.contig}:{region.start}-{region.end or MAX_POS}"):
+        if variant.POS >= region.start or region.start == 1:
+            yield variant
+
+
 class _BcfReader:
-    """Reads a BCF into blocks through htslib."""
+    """Reads a BCF into blocks through htslib: the whole file, or one ``region`` of it whose first
+    record is the file's record ``first``."""
 
     def __init__(
         self,
@@ -456,6 +542,8 @@ class _BcfReader:
         order: OrderChecker,
         fields: Sequence[CallField],
         new_block: Callable[[], SiteBlock] | None = None,
+        region: FileRegion | None = None,
+        first: int = 1,
     ) -> None:
         self.source = source
         self.capacity = capacity
@@ -464,15 +552,18 @@ class _BcfReader:
         self.order = order
         self.fields = fields
         self.declared = {name for name, _ in source.contigs}
+        self.region = region
+        self.first = first
 
     def blocks(self) -> Iterator[SiteBlock]:
         reader = cyvcf2.VCF(str(self.source.path), threads=2)
+        variants = _region_variants(reader, self.region)
         block = self.new_block()
-        record = 0
+        record = self.first - 1
         try:
             while True:
                 try:
-                    variant = next(reader)
+                    variant = next(variants)
                 except StopIteration:
                     break
                 except Exception as err:
@@ -553,15 +644,18 @@ def read_blocks(
     order: OrderChecker | None = None,
     fields: Sequence[CallField] = (),
     new_block: Callable[[], SiteBlock] | None = None,
+    region: tuple[FileRegion, int] | None = None,
 ) -> Iterator[SiteBlock]:
     """Yield the source's sites in file order, ``capacity`` at a time, with the values of the
-    FORMAT ``fields`` kept (:mod:`genoquery.ingest.format_arrays`); each block is made by
-    ``new_block`` (default: a new :class:`SiteBlock` of ``capacity`` sites).
+    FORMAT ``fields`` kept (:mod:`genoquery.ingest.format_arrays`), each block made by
+    ``new_block`` (default: a new :class:`SiteBlock` of ``capacity`` sites); with ``region``, a
+    :class:`~genoquery.ingest.regions.FileRegion` and the record number (line number for text) of
+    its first record, only its sites, numbered as in the whole file.
 
     Pass one ``order`` to every file of an ingest to check sorting across files.
     """
     reader_type = _BcfReader if source.kind == "bcf" else _TextReader
-    return reader_type(source, capacity, order or OrderChecker(), fields, new_block).blocks()
+    return reader_type(source, capacity, order or OrderChecker(), fields, new_block, *(region or ())).blocks()
 
 
 def count_records(source: VcfSource) -> int:
@@ -575,3 +669,22 @@ def count_records(source: VcfSource) -> int:
             reader.close()
     with _TextReader(source, 1, OrderChecker(), ())._open() as handle:
         return sum(1 for buf, start, end in _lines(handle) if start != end and buf[start] != 35)
+
+
+def count_region(source: VcfSource, region: FileRegion) -> RegionCount:
+    """Count the records and lines of an indexed file's ``region`` without decoding them (its
+    first record's number then follows from the regions before it: CSI indexes count no regions)."""
+    if source.kind == "bcf":
+        reader = cyvcf2.VCF(str(source.path), lazy=True)
+        try:
+            records = sum(1 for _ in _region_variants(reader, region))
+        finally:
+            reader.close()
+        return RegionCount(0, records, records)
+    lines = _RegionLines(region, 1)
+    with _TextReader(source, 1, OrderChecker(), (), region)._open() as handle:
+        counted = [0, 0]
+        for _, buf, start, end in lines.lines(_lines(handle)):
+            counted[0] += start != end and buf[start] != 35
+            counted[1] += 1
+    return RegionCount(lines.before, *counted)

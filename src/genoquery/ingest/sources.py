@@ -12,6 +12,7 @@ import cyvcf2
 
 from genoquery.ingest.format_arrays import CallField
 from genoquery.ingest.records import OrderChecker, read_blocks
+from genoquery.ingest.regions import FileRegion
 from genoquery.ingest.vcf_source import VcfSource, open_source
 from genoquery.ingest.vcz_source import KIND as VCZ
 from genoquery.ingest.vcz_source import VczReader, open_group, open_vcz
@@ -29,13 +30,14 @@ def read_input(
     order: OrderChecker | None = None,
     fields: Sequence[CallField] = (),
     new_block: Callable[[], SiteBlock] | None = None,
+    region: tuple[FileRegion, int] | None = None,
 ) -> Iterator[SiteBlock]:
     """The source's sites in order, ``capacity`` at a time, with the kept FORMAT ``fields``, in
-    blocks made by ``new_block`` (:func:`~genoquery.ingest.records.read_blocks`); one ``order``
-    checks sorting across inputs."""
+    blocks made by ``new_block`` (:func:`~genoquery.ingest.records.read_blocks`, which reads a
+    VCF/BCF file's ``region``); one ``order`` checks sorting across inputs."""
     if source.kind == VCZ:
         return VczReader(source, capacity, order or OrderChecker(), fields, new_block).blocks()
-    return read_blocks(source, capacity, order, fields, new_block)
+    return read_blocks(source, capacity, order, fields, new_block, region)
 
 
 def first_locus(source: VcfSource) -> tuple[str, int] | None:

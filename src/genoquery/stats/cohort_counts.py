@@ -11,7 +11,6 @@ statistics, so a cohort of everyone gives the ingest's numbers.
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,6 +21,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from genoquery.arrow import to_numpy
+from genoquery.cores import usable_cores
 from genoquery.deadline import check
 from genoquery.stats.allele_stats import Cells, empty_counts, tally_site
 from genoquery.storage.call_codes import MAX_GAP, PARTIAL_REF, next_missing
@@ -30,7 +30,7 @@ from genoquery.storage.format import FILL
 from genoquery.storage.site_calls import SiteCalls
 from genoquery.storage.wide_calls import add_counts
 
-COUNT_THREADS = os.cpu_count() or 1
+COUNT_THREADS = usable_cores()
 # One pool for every count (its threads start at first use), as storage.shard_reads does for
 # reads: a pool per query started its threads at each query, 3-8 ms of 68 ms at 10^5 on a busy
 # machine. Counting jobs never wait on other jobs.

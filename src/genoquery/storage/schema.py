@@ -50,6 +50,7 @@ import numpy as np
 import pyarrow as pa
 
 from genoquery.arrow import to_numpy
+from genoquery.cores import usable_cores
 
 # The columns of ``variants`` a query returns, in order (Store.variants, lookups, lookup files).
 VARIANT_COLUMNS = (
@@ -89,8 +90,9 @@ def open_index(path: Path) -> duckdb.DuckDBPyConnection:
     shares one instance per file among a process's connections while any of them is open, so a
     plain ``connect(path)`` after an append or a withdrawal replaced the file would still read
     the file as it was (and an append planned on it would reuse the last batch's number);
-    attached to a fresh in-memory instance, the file is opened anew."""
-    con = duckdb.connect(":memory:")
+    attached to a fresh in-memory instance, the file is opened anew. Its threads are the cores
+    this process may use (a Dask worker confined to one core queries on one thread)."""
+    con = duckdb.connect(":memory:", config={"threads": usable_cores()})
     con.execute(f"ATTACH {_quoted(str(path))} AS {INDEX_CATALOG} (READ_ONLY)")
     con.execute(f"USE {INDEX_CATALOG}")
     return con

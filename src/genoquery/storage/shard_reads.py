@@ -39,6 +39,7 @@ import numcodecs.blosc
 import numcodecs.zstd
 import numpy as np
 
+from genoquery.cores import usable_cores
 from genoquery.errors import StoreError
 from genoquery.storage.local_arrays import LocalArray
 
@@ -47,7 +48,7 @@ if TYPE_CHECKING:  # zarr is imported only to read through it (object storage, o
     from zarr.abc.store import Store as ZarrStore
 
 ABSENT = 2**64 - 1  # offset and length of an inner chunk that was never written (all fill value)
-READ_THREADS = os.cpu_count() or 1
+READ_THREADS = usable_cores()
 # One pool for every read (its threads start at first use): a pool per read cost ~0.7 ms, and
 # tens of ms on a loaded machine, for each block of sites. Jobs never wait on other jobs.
 _POOL = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="genoquery-read")

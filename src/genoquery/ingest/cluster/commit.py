@@ -1,8 +1,9 @@
-"""The client's part of an ingest on a Dask cluster: partitions out, files' results in, in order."""
+"""The client's part of an ingest on a Dask cluster: partitions out, their results in, in order."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from tqdm import tqdm
 
@@ -11,12 +12,16 @@ from genoquery.ingest.cluster.task import BatchTarget, DecodedFile, FilePart, co
 from genoquery.ingest.format_arrays import CallField
 from genoquery.ingest.pipeline import BatchSites
 from genoquery.ingest.records import OrderChecker
+from genoquery.ingest.regions import file_regions
 from genoquery.ingest.sources import record_count
 from genoquery.ingest.vcf_source import VcfSource
 from genoquery.ingest.zarr_writer import GenotypeWriter
+from genoquery.query.cluster.partitions import PARTITION_CALLS
 from genoquery.query.cluster.tasks import ordered_results
 from genoquery.stats.allele_stats import Cells
 from genoquery.storage.call_codes import HaploidPatterns
+
+PARTS_PER_WORKER = 4
 
 
 def write_on_cluster(
@@ -29,12 +34,11 @@ def write_on_cluster(
     sites: BatchSites,
     bar: tqdm,
 ) -> None:
-    """Write the batch of ``sources`` (in order) on ``client``'s workers, one file each, and commit
-    their results here in order, as :func:`~genoquery.ingest.pipeline.build_batch` does in one process."""
-    counts = _record_counts(client, sources, bar)
-    firsts = [sum(counts[:i]) for i in range(len(sources))]
-    parts = [FilePart(s, first, n) for s, first, n in zip(sources, firsts, counts, strict=True)]
-    n_variants = sum(counts)
+    """Write the batch of ``sources`` (in order) on ``client``'s workers, a file or a region of an
+    indexed file each, and commit their results here in order, as
+    :func:`~genoquery.ingest.pipeline.build_batch` does in one process."""
+    parts = _partitions(client, sources, genotypes.n_samples, genotypes.layout.variant_chunk, bar)
+    n_variants = sum(p.records for p in parts)
     genotypes.reserve(n_variants)
     target = BatchTarget(
         genotypes.directory,
@@ -48,20 +52,44 @@ def write_on_cluster(
         bar.reset(total=n_variants)
     edges = CallArrays(target.directory, [GENOTYPE, PHASED, *(s.name for s in calls)], n_variants)
     order = OrderChecker()
-    results = ordered_results(client, decode_file, parts, (target,), counts, bar, what="ingest")
+    weights = [p.records for p in parts]
+    results = ordered_results(client, decode_file, parts, (target,), weights, bar, what="ingest")
     for part, decoded in zip(parts, results, strict=True):
         _commit_file(part, decoded, genotypes, edges, patterns, sites, order)
     genotypes.flush_codes()
 
 
-def _record_counts(client, sources: list[VcfSource], bar: tqdm) -> list[int]:
-    """Each file's records: its index's count, else counted on the workers."""
-    counts = [record_count(s) for s in sources]
-    unknown = [s for s, n in zip(sources, counts, strict=True) if n is None]
-    if unknown:
-        counted = ordered_results(client, count_task, unknown, (), [0] * len(unknown), bar, what="ingest")
-        counts = [next(counted) if n is None else n for n in counts]
-    return counts
+def _partitions(client, sources: list[VcfSource], n_samples: int, chunk: int, bar: tqdm) -> list[FilePart]:
+    """The batch's partitions in order, each with its first row: the regions of each file with an
+    index and more records than a partition holds, else the file; records counted on the workers
+    where no index counts them (a region's first line number follows from the counts of the
+    regions before). A partition holds about :data:`PARTITION_CALLS` calls, in whole chunk rows of
+    ``chunk``, and fewer when the batch would give the cluster's workers under
+    :data:`PARTS_PER_WORKER` partitions each (their last tasks would leave workers idle)."""
+    indexed = [record_count(source) for source in sources]
+    workers = max(1, len(client.scheduler_info()["workers"]))
+    shared = -(-sum(n or 0 for n in indexed) // (PARTS_PER_WORKER * workers))
+    rows = max(1, min(PARTITION_CALLS // max(n_samples, 1), shared) // chunk) * chunk
+    pending = []
+    for source, records in zip(sources, indexed, strict=True):
+        regions = file_regions(source, rows)
+        if regions is None:
+            pending.append(FilePart(source, 0, -1 if records is None else records))
+        else:
+            pending.extend(FilePart(source, 0, -1, region) for region in regions)
+    unknown = [p for p in pending if p.records < 0]
+    counted = ordered_results(client, count_task, unknown, (), [0] * len(unknown), bar, what="ingest")
+    counts = {id(p): c for p, c in zip(unknown, counted, strict=True)}
+    parts, row, number = [], 0, 1
+    for part in pending:
+        found = counts.get(id(part))
+        if part.region is not None:
+            number = found.before + 1 if part.region.index == 0 else number
+        records = part.records if found is None else found.records
+        parts.append(replace(part, first=row, records=records, number=number))
+        row += records
+        number += 0 if found is None else found.lines
+    return parts
 
 
 def _commit_file(

@@ -1,4 +1,5 @@
-"""A worker's part of an ingest: one file of a batch, decoded, counted, encoded and written."""
+"""A worker's part of an ingest: one partition of a batch (a file, or a region of an indexed
+file), decoded, counted, encoded and written."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from genoquery.errors import InputFileError
 from genoquery.ingest.cluster.rows import GENOTYPE, PHASED, CallArrays, CallRows, ChunkRowWriter
 from genoquery.ingest.format_arrays import CallField
 from genoquery.ingest.pipeline import BackgroundWriter, counted_and_encoded, decoded_blocks
-from genoquery.ingest.records import count_records
+from genoquery.ingest.records import RegionCount, count_records, count_region
+from genoquery.ingest.regions import FileRegion
 from genoquery.ingest.vcf_source import VcfSource
 from genoquery.ingest.zarr_writer import ChunkLayout
 from genoquery.stats.allele_stats import Cells
@@ -22,11 +24,14 @@ from genoquery.storage.site_block import SiteBlock
 
 @dataclass(frozen=True)
 class FilePart:
-    """A file of a batch whose ``records`` records are the batch's rows from ``first``."""
+    """A file of a batch, or its ``region``, whose ``records`` records are the batch's rows from
+    ``first``; ``number`` is the region's first record's line number (record number for BCF)."""
 
     source: VcfSource
     first: int
     records: int
+    region: FileRegion | None = None
+    number: int = 1
 
 
 @dataclass(frozen=True)
@@ -67,13 +72,17 @@ class DecodedFile:
     widths: dict[str, int] = field(default_factory=dict)
 
 
-def count_task(source: VcfSource) -> int:
-    """A file's records, counted on a worker."""
-    return count_records(source)
+def count_task(part: FilePart) -> RegionCount:
+    """A partition's records (and lines), counted on a worker."""
+    if part.region is None:
+        records = count_records(part.source)
+        return RegionCount(0, records, records)
+    return count_region(part.source, part.region)
 
 
 def decode_file(part: FilePart, target: BatchTarget) -> DecodedFile:
-    """Decode ``part``'s file, write its whole chunk rows and return the rest (:class:`DecodedFile`)."""
+    """Decode ``part``'s file or region, write its whole chunk rows and return the rest
+    (:class:`DecodedFile`)."""
     layout, specs = target.layout, target.calls
     arrays = CallArrays(target.directory, [GENOTYPE, PHASED, *(s.name for s in specs)], target.n_variants)
     end = part.first + part.records
@@ -84,7 +93,8 @@ def decode_file(part: FilePart, target: BatchTarget) -> DecodedFile:
     out = DecodedFile([], patterns.masks, [])
     row = part.first
     try:
-        for _, block in decoded_blocks([part.source], layout.variant_chunk, specs):
+        region = None if part.region is None else (part.region, part.number)
+        for _, block in decoded_blocks([part.source], layout.variant_chunk, specs, region=region):
             if row + block.n > end:
                 _miscounted(part)
             counts, codes = counted_and_encoded(block, target.cells, patterns)
@@ -120,8 +130,9 @@ def _add_runs(runs: list[tuple[str, int, int, int, int]], block: SiteBlock) -> N
 
 
 def _miscounted(part: FilePart) -> None:
+    where = "its index counts" if part.region is None else f"its region {part.region} was counted with"
     raise InputFileError(
         part.source.path,
-        f"its index counts {part.records} records, and the file holds others",
+        f"{where} {part.records} records, and the file holds others (it changed during the ingest?)",
         fix="index it again (bcftools index -f), or ingest it without --cluster/--workers",
     )

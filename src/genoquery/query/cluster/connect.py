@@ -42,16 +42,25 @@ def cluster_client(address: str | None = None, workers: int | None = None) -> It
         yield client
 
 
-def local_cluster(workers: int):
+def local_cluster(workers: int, cores: int | None = None):
     """A ``distributed.LocalCluster`` of ``workers`` processes of one thread each, whose BLAS and
     OpenMP thread counts are this process's. Dask's nannies otherwise give each worker one
     (``OMP_NUM_THREADS=1``, ...), and the association's BLAS sums then add in another order than
     in this process: at 10^5 samples a third of a linear scan's betas differed, by up to 8e-11
-    relative. With this process's settings the workers' answers are the same, bit for bit."""
+    relative. With this process's settings the workers' answers are the same, bit for bit.
+
+    With ``cores``, each worker is confined to that many of this process's cores (worker i to the
+    i-th group of them, round robin; again when its nanny restarts it), and its thread pools
+    (:func:`~genoquery.cores.usable_cores`: reads, counts) and numba's to as many threads, so that
+    a cluster of n workers uses n groups of cores: the fair measure of scaling by workers."""
     dask = import_module("dask")
     environ = dask.config.get("distributed.nanny.pre-spawn-environ")
     kept = {name: value for name, value in environ.items() if not name.endswith("_NUM_THREADS")}
+    options = {}
+    if cores is not None:
+        kept["NUMBA_NUM_THREADS"] = str(cores)
+        options["plugins"] = {import_module("genoquery.query.cluster.cores").OnCores(cores)}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": kept}):
         return import_module("distributed").LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", **options
         )
