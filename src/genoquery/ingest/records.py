@@ -355,9 +355,10 @@ class _RegionLines:
             line_no += 1
 
 
-class _TextReader:
-    """Reads a plain or bgzipped VCF into blocks: the whole file, or one ``region`` of it whose
-    first record is line ``first``."""
+class _FileReader:
+    """What a reader of a VCF or BCF file holds: its ``source``, blocks of ``capacity`` sites made
+    by ``new_block`` (default: a new :class:`SiteBlock`), the ``order`` check, the kept FORMAT
+    ``fields``, and the ``region`` read (None: the whole file) with its first record's number."""
 
     def __init__(
         self,
@@ -378,9 +379,17 @@ class _TextReader:
         self.region = region
         self.first = first
         self.declared = {name for name, _ in source.contigs}
+
+
+class _TextReader(_FileReader):
+    """Reads a plain or bgzipped VCF into blocks: the whole file, or one ``region`` of it whose
+    first record is line ``first``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self._fallback: cyvcf2.Writer | None = None
         self._formats: set[bytes] = set()  # FORMAT texts checked
-        self._format_ids = {f.id.encode() for f in source.format_fields}
+        self._format_ids = {f.id.encode() for f in self.source.format_fields}
         self.undeclared: set[str] = set()  # FORMAT keys the header does not declare (htslib drops their values)
 
     @contextmanager
@@ -531,29 +540,9 @@ def _region_variants(reader: cyvcf2.VCF, region: FileRegion | None) -> Iterator[
             yield variant
 
 
-class _BcfReader:
+class _BcfReader(_FileReader):
     """Reads a BCF into blocks through htslib: the whole file, or one ``region`` of it whose first
     record is the file's record ``first``."""
-
-    def __init__(
-        self,
-        source: VcfSource,
-        capacity: int,
-        order: OrderChecker,
-        fields: Sequence[CallField],
-        new_block: Callable[[], SiteBlock] | None = None,
-        region: FileRegion | None = None,
-        first: int = 1,
-    ) -> None:
-        self.source = source
-        self.capacity = capacity
-        self.n_samples = len(source.samples)
-        self.new_block = new_block or partial(SiteBlock, capacity, self.n_samples)
-        self.order = order
-        self.fields = fields
-        self.declared = {name for name, _ in source.contigs}
-        self.region = region
-        self.first = first
 
     def blocks(self) -> Iterator[SiteBlock]:
         reader = cyvcf2.VCF(str(self.source.path), threads=2)
