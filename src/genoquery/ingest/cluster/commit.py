@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -56,7 +57,16 @@ def write_on_cluster(
     results = ordered_results(client, decode_file, parts, (target,), weights, bar, what="ingest")
     for part, decoded in zip(parts, results, strict=True):
         _commit_file(part, decoded, genotypes, edges, patterns, sites, order)
+    _remove_partial_writes(Path(target.directory))
     genotypes.flush_codes()
+
+
+def _remove_partial_writes(directory: Path) -> None:
+    """Delete what workers killed while zarr wrote a chunk left in the batch's ``directory`` (in the
+    staging directory): zarr writes a chunk to ``KEY.UUID.partial``, then renames it. The killed
+    task ran again and wrote its chunks anew; every task has ended, so no write is in flight."""
+    for path in directory.rglob("*.partial"):
+        path.unlink()
 
 
 def _partitions(client, sources: list[VcfSource], n_samples: int, chunk: int, bar: tqdm) -> list[FilePart]:
