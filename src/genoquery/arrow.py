@@ -81,11 +81,11 @@ def take_rows(table: pa.Table, indices: np.ndarray) -> pa.Table:
     when it is not imported yet: the runs of consecutive rows as zero-copy slices when at most
     :data:`FEW_RUNS`, else, up to :data:`FEW_TO_TAKE` rows of string and number columns, each
     column gathered in NumPy; else by ``Table.take``."""
-    starts = np.flatnonzero(np.diff(indices, prepend=-2) != 1)
     if "pyarrow.compute" in sys.modules:
         return table.take(from_numpy(indices))
     if not len(indices):
         return table.slice(0, 0)
+    starts = np.flatnonzero(np.diff(indices, prepend=-2) != 1)
     if len(starts) <= FEW_RUNS:
         ends = np.append(starts[1:], len(indices))
         return pa.concat_tables(
