@@ -28,6 +28,9 @@ COHORT = {"n_samples": BENCH_SAMPLES, "n_centers": 3, "sequence_length": 1_000_0
 CACHE = Path(os.environ.get("GENOQUERY_BENCH_CACHE", Path.home() / ".cache" / "genoquery-bench"))
 FRACTIONS = (0.01, 0.1, 0.5)
 REGION = "chr20"  # the simulated 1 Mb of chr20, whole
+# Commands run in a process of their own, as when no daemon runs: the tests of the daemon itself
+# (tests/test_daemon.py) turn it on with a private directory; others must not leave daemons behind.
+os.environ["GENOQUERY_DAEMON"] = "0"
 
 # zarr 3 warns about consolidated metadata on every open; it is not what is measured.
 warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)

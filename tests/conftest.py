@@ -25,6 +25,9 @@ import genoquery
 TESTS = Path(__file__).parent
 DATA = TESTS / "data"
 sys.path.insert(0, str(TESTS))  # tests/oracle.py, tests/checks.py, tests/vcf_strategies.py
+# Commands run in a process of their own, as when no daemon runs: the tests of the daemon itself
+# (tests/test_daemon.py) turn it on with a private directory; others must not leave daemons behind.
+os.environ["GENOQUERY_DAEMON"] = "0"
 
 # zarr 3 warns about consolidated metadata on every open; it is not what these tests look at.
 warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)

@@ -1,5 +1,5 @@
 import sys
 
-from genoquery.cli import main
+from genoquery.launch import main
 
 sys.exit(main())

@@ -4,6 +4,10 @@ Flags follow bcftools where it has the same one: ``-o/--output`` (``-`` for stan
 format from the name or ``-O``), ``-r/--regions`` (repeatable, or comma-separated) and ``-R`` (a
 file of regions), ``-s/-S`` (samples, ``^`` to exclude), ``--threads``, ``--version``; ``ingest``
 reads a VCF from standard input given ``-``.
+
+The ``genoquery`` program (:mod:`genoquery.launch`) hands each command but ``serve`` to a warm
+daemon of the same installation when one runs (:mod:`genoquery.daemon`), where a query starts in
+~0.1 s instead of the ~0.3-1.5 s of its imports and kernels; ``GENOQUERY_DAEMON=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TextIO
 
+from genoquery.daemon.client import stop_daemons
 from genoquery.errors import GenoqueryError, GenoqueryWarning, InputFileError, QueryError
 from genoquery.ingest import ingest
 from genoquery.output import FORMATS, write_table, write_tables
@@ -472,6 +477,10 @@ def _cmd_tokens(args: argparse.Namespace) -> None:
             print("\t".join(str(t[k] or "-") for k in columns))
 
 
+def _cmd_daemon(args: argparse.Namespace) -> None:
+    print(f"asked {stop_daemons()} daemon(s) to stop", file=sys.stderr)
+
+
 def _cmd_audit(args: argparse.Namespace) -> None:
     records = list(_module("audit").read(args.store))
     if args.format == "tsv":
@@ -597,6 +606,7 @@ EXAMPLES = {
     "tokens revoke": "genoquery tokens my.gq revoke --name alice",
     "audit": "genoquery audit my.gq --tail 20",
     "serve": "genoquery serve my.gq --port 8000",
+    "daemon": "genoquery daemon stop",
     "simulate": "genoquery simulate cohort/ --samples 3000 --centers 3",
 }
 STORE_HELP = "a genoquery store directory"
@@ -989,6 +999,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tail", type=int, help="only the last N requests")
     p.add_argument("--format", choices=("tsv", "json"), default="tsv")
     p.set_defaults(run=_cmd_audit)
+
+    p = _command(sub, "daemon", help="the warm process that runs commands (GENOQUERY_DAEMON=0: none)")
+    p.add_argument("action", choices=("stop",), help="stop: this user's daemons end once their commands do")
+    p.set_defaults(run=_cmd_daemon)
 
     p = _command(sub, "simulate", help="simulate a multi-center cohort (msprime) as bgzipped VCFs")
     p.add_argument("outdir", metavar="OUTDIR")

@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from genoquery.storage.staging import is_store
-
 if TYPE_CHECKING:
     from genoquery.ingest.zarr_writer import ChunkLayout
     from genoquery.query.store import Store
@@ -66,7 +64,7 @@ def ingest(
         rename_duplicate_samples,
         None if fields is None else tuple(fields),
     )
-    if batch is not None and not overwrite and is_store(store):
+    if batch is not None and not overwrite and import_module("genoquery.storage.staging").is_store(store):
         return import_module("genoquery.ingest.append").append_files(
             store, vcfs, batch=batch, options=options, progress=progress, layout=layout, client=client
         )
