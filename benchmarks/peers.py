@@ -18,6 +18,10 @@ from pathlib import Path
 
 import httpx
 
+# genoquery commands measured here run cold, each in a process of its own: through a daemon
+# (genoquery.daemon) the measured process would be its client alone.
+os.environ["GENOQUERY_DAEMON"] = "0"
+
 
 class PeerFailedError(RuntimeError):
     """A measured command exited with an error (the message ends with its standard error)."""

@@ -135,7 +135,7 @@ def start_daemon(address: str) -> None:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         close_fds=True,
-        cwd="/",
+        cwd=os.path.dirname(address),  # its import path then holds no directory of the user
     )
 
 
