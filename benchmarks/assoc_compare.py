@@ -14,7 +14,9 @@ cores:
 every ALT allele of the region with a minor allele count of at least ``--min-mac`` (PLINK 2:
 ``--mac``). For logistic, ``--prescreen 1e-3,score`` adds genoquery runs with ``--prescreen-p
 1e-3`` and ``--test score`` to the alternation; ``--baseline SRC`` adds a run of another version's
-code (``PYTHONPATH=SRC``, e.g. the ``src`` of ``git archive`` of an earlier commit). Peak memory is
+code (``PYTHONPATH=SRC``, e.g. the ``src`` of ``git archive`` of an earlier commit); ``--daemon``
+adds the same command handed to a warm daemon (genoquery.daemon, as a user's second command runs;
+started by an untimed run first): its CPU and peak memory columns are then the client's alone. Peak memory is
 each process's maximum resident set, CPU time its user + system time (``getrusage``); the load
 average is printed before and after.
 Agreement: the median relative difference of the betas of the alleles both tested (PLINK 2's A1 is
@@ -32,6 +34,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -119,10 +122,12 @@ def commands(
     model: str,
     screens: list[str],
     baseline: Path | None = None,
+    daemon_dir: str | None = None,
 ) -> dict[str, list[str]]:
     """The genoquery and PLINK 2 commands of one model; for logistic, a genoquery run per entry of
     ``screens`` too (a p threshold: ``--prescreen-p``; ``score``: ``--test score``); with
-    ``baseline`` (a genoquery ``src`` directory), the model's run of that code too."""
+    ``baseline`` (a genoquery ``src`` directory), the model's run of that code too; with ``daemon_dir``,
+    the model's run handed to the daemon of that directory."""
     phenotype = "trait" if model == "linear" else "case"
     glm = "hide-covar omit-ref" + ("" if model == "linear" else " firth-fallback")
     glm_run = [
@@ -134,6 +139,9 @@ def commands(
         variants["genoquery baseline"] = [
             *("env", f"PYTHONPATH={baseline}", *glm_run, "--output", str(work / f"gq_{model}_baseline.parquet"))
         ]
+    if daemon_dir is not None:
+        daemon = ("env", "GENOQUERY_DAEMON=1", f"GENOQUERY_DAEMON_DIR={daemon_dir}")
+        variants["genoquery daemon"] = [*daemon, *glm_run, "--output", str(work / f"gq_{model}_daemon.parquet")]
     for screen in screens if model == "logistic" else []:
         option = ["--test", "score"] if screen == "score" else ["--prescreen-p", screen]
         variants[f"genoquery {' '.join(option)}"] = [*glm_run, *option, "--output", str(work / f"gq_{screen}.parquet")]
@@ -174,7 +182,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--prescreen", default="", help="logistic: comma-separated p thresholds and/or 'score'")
     parser.add_argument("--baseline", type=Path, help="a genoquery src directory whose code runs too, alternated")
+    parser.add_argument("--daemon", action="store_true", help="the genoquery run through a warm daemon too")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="genoquery-daemons-") as daemon_dir:
+        try:
+            compare(args, daemon_dir if args.daemon else None)
+        finally:
+            if args.daemon:
+                subprocess.run(
+                    ["env", f"GENOQUERY_DAEMON_DIR={daemon_dir}", "genoquery", "daemon", "stop"], check=False
+                )
+
+
+def compare(args: argparse.Namespace, daemon_dir: str | None) -> None:
+    """The side-by-side table of :func:`main`'s arguments."""
     screens = [s for s in args.prescreen.split(",") if s]
     if not shutil.which("plink2"):
         sys.exit("plink2 is not installed (Debian: apt-get install plink2)")
@@ -186,7 +207,11 @@ def main() -> None:
     print("| model | tool | wall (s), each run | CPU (s), each run | peak MB | wall ratio to plink2, per round |")
     print("|---|---|---|---|---|---|")
     for model in args.models.split(","):
-        tools = commands(store, pfile, args.work, args.region, args.min_mac, model, screens, args.baseline)
+        tools = commands(store, pfile, args.work, args.region, args.min_mac, model, screens, args.baseline, daemon_dir)
+        if daemon_dir is not None:  # starts the daemon, then lets it learn the model's kernels
+            for _ in range(3):
+                subprocess.run(tools["genoquery daemon"], check=True)
+                time.sleep(5)
         runs: dict[str, list[tuple[float, float, float]]] = {tool: [] for tool in tools}
         for _ in range(args.runs):  # alternated: a noisy machine slows both alike
             for tool, command in tools.items():
@@ -197,6 +222,7 @@ def main() -> None:
             ratios = ", ".join(f"{w / p[0]:.2f}" for (w, _, _), p in zip(r, runs["plink2"], strict=True))
             print(f"| {model} | {tool} | {walls} | {cpus} | {max(m for *_, m in r):,.0f} | {ratios} |")
         baseline = [f"{model}_baseline"] if args.baseline is not None else []
+        baseline += [f"{model}_daemon"] if daemon_dir is not None else []
         for run in [model, *baseline, *(s for s in screens if model == "logistic" and s != "score")]:
             both, median = agreement(args.work, model, run)
             agreed = f"{both:,} alleles fitted by both | median rel. beta diff. {median:.1e}"

@@ -10,13 +10,19 @@ holds ``query variant`` (by key and by rsID), ``query region`` and ``query carri
 variant within ``MAX_COLD_START`` times it, a ratio a busy machine slows on both sides (README: why
 2). ``query frequencies`` and ``query participant`` are timed but not held to it: they load numba
 and zarr (README).
+
+The same commands handed to a warm daemon (genoquery.daemon, what a user's second command gets),
+``test_daemon_start_*``, are held to ``MAX_DAEMON_START`` times the imports, every one of them.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,12 +32,12 @@ from conftest import REGION
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def _run(argv: list[str]) -> str:
-    return subprocess.run(argv, capture_output=True, text=True, check=True, env=ENV).stdout
+def _run(argv: list[str], env: dict | None = None) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=True, env=env or ENV).stdout
 
 
-def _timed(benchmark, argv: list[str]) -> str:
-    return benchmark.pedantic(_run, args=(argv,), rounds=9, iterations=1, warmup_rounds=1)
+def _timed(benchmark, argv: list[str], env: dict | None = None) -> str:
+    return benchmark.pedantic(_run, args=(argv, env), rounds=9, iterations=1, warmup_rounds=1)
 
 
 def _genoquery(*args: str) -> list[str]:
@@ -88,3 +94,45 @@ def test_cold_start_query_carriers(benchmark, store, chr20):
     key = chr20.filter(np.asarray(chr20["ac"]) == 1)["variant_key"][0].as_py()
     out = _timed(benchmark, _genoquery("query", store.path, "carriers", key))
     assert len(out.splitlines()) == 2
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory) -> dict:
+    """The environment of commands handed to one daemon (its own directory), started and ready."""
+    directory = tmp_path_factory.mktemp("daemon") / "d"
+    env = {**ENV, "GENOQUERY_DAEMON": "1", "GENOQUERY_DAEMON_DIR": str(directory)}
+    _run(_genoquery("query", "--help"), env)  # starts it
+    end = time.monotonic() + 120
+    while not any(_answers(address) for address in directory.glob("*.sock")):
+        assert time.monotonic() < end, "no daemon answered within 120 s"
+        time.sleep(0.2)
+    yield env
+    _run(_genoquery("daemon", "stop"), env)
+
+
+def _answers(address: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as probe:
+        return probe.connect_ex(str(address)) == 0
+
+
+def test_daemon_start_query_variant(benchmark, store, chr20, daemon):
+    key = chr20["variant_key"][int(np.argmax(np.asarray(chr20["ac"])))].as_py()
+    out = _timed(benchmark, _genoquery("query", store.path, "variant", key), daemon)
+    assert out.splitlines()[1].split("\t")[-2] == key
+
+
+def test_daemon_start_query_frequencies(benchmark, store, chr20, ten_percent, daemon):
+    out = _timed(benchmark, _genoquery("query", store.path, "frequencies", REGION, "--cohort", ten_percent), daemon)
+    assert len(out.splitlines()) == chr20.num_rows + 1
+
+
+def test_daemon_start_query_participant(benchmark, store, daemon):
+    sample = str(store.sample_ids[len(store.sample_ids) // 2])
+    out = _timed(benchmark, _genoquery("query", store.path, "participant", sample), daemon)
+    assert len(out.splitlines()) > 1
+
+
+def test_daemon_start_query_carriers_common(benchmark, store, chr20, daemon):
+    key = chr20["variant_key"][int(np.argmax(np.asarray(chr20["ac"])))].as_py()
+    out = _timed(benchmark, _genoquery("query", store.path, "carriers", key), daemon)
+    assert len(out.splitlines()) > 2
