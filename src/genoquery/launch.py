@@ -19,11 +19,19 @@ WARM_MODULES = (
     "genoquery.query.genotypes",
     "genoquery.stats.cohort_counts",
     "genoquery.query.association.plots",
+    "genoquery.query.association.scan",
+    "genoquery.query.association.design",
+    "genoquery.query.association.store_dosages",
+    "pandas",
+    "pyarrow.csv",
+    "pyarrow.parquet",
+    "pyarrow.pandas_compat",
     "genoquery.ingest.pipeline",
     "genoquery.verify",
 )
 """What the daemon imports before it serves: the modules of the query, association, ingest and
-verify commands (those of ``serve`` and ``simulate`` are left to the commands)."""
+verify commands and the libraries they load on first use (those of ``serve`` and ``simulate`` are
+left to the commands). None starts a thread of Python's: the parent forks."""
 
 
 def main() -> int:

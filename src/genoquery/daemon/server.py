@@ -55,6 +55,8 @@ class Daemon:
 
     def serve(self) -> None:
         """Load the kernels earlier daemons learnt, then serve until idle or stopped."""
+        if threading.active_count() != 1:  # a fork would copy its locks, held, without it
+            raise RuntimeError(f"{threading.enumerate()} run in the daemon's parent: it cannot fork safely")
         self._learn(self.kernels_path)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with contextlib.suppress(FileNotFoundError):
