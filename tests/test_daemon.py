@@ -162,12 +162,11 @@ def test_standard_input_is_the_clients(store, warm, tmp_path):
     assert piped.stdout == _run(warm, "variants", str(tmp_path / "direct.gq"), *region)[0].stdout
 
 
-def _ingest_waiting_on_stdin(env: dict, target: Path) -> subprocess.Popen:
+def _ingest_waiting_on_stdin(env: dict, target: Path, **kwargs) -> subprocess.Popen:
     """An ingest reading a VCF from a pipe nobody writes, once its process in the daemon reads."""
     env = {**env, "TMPDIR": str(target.parent)}  # where it stages standard input, made before reading
-    waiting = subprocess.Popen(
-        [*GQ, "ingest", str(target), "-"], env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    argv = [*GQ, "ingest", str(target), "-"]
+    waiting = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
     _wait_for(lambda: any(target.parent.glob("genoquery-stdin-*")))
     return waiting
 
@@ -181,14 +180,32 @@ def test_ctrl_c_reaches_the_command_and_changes_nothing(warm, tmp_path):
     assert not (tmp_path / "never.gq").exists()
 
 
-def test_a_killed_client_ends_its_command(warm, tmp_path):
+def test_a_killed_client_ends_its_command_which_ran_at_its_priority(warm, tmp_path):
     daemon = _daemon_pid(warm)
-    waiting = _ingest_waiting_on_stdin(warm, tmp_path / "never.gq")
+    waiting = _ingest_waiting_on_stdin(warm, tmp_path / "never.gq", preexec_fn=lambda: os.nice(7))
     (command,) = set(_children(daemon))
+    assert int(Path(f"/proc/{command}/stat").read_text().rsplit(")", 1)[1].split()[16]) == 7  # nice
     waiting.kill()
     waiting.wait()
     _wait_gone(command)
     assert not (tmp_path / "never.gq").exists()
+
+
+def test_the_clients_resource_limits_bind_the_command(store, warm, tmp_path):
+    """``ulimit -f 4`` (4 KB files): the output fails alike, cold and served, in one line, and
+    leaves no partial file."""
+    results = []
+    for enable in ("1", "0"):
+        out = tmp_path / f"big{enable}.tsv"
+        limited = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # noqa: E731
+        done, _ = _run(
+            {**warm, client.ENABLE_VARIABLE: enable}, "variants", str(store), "-o", str(out), preexec_fn=limited
+        )
+        results.append((done.returncode, done.stderr.replace(bytes(out), b"OUT")))
+    assert results[0] == results[1]
+    assert results[0][0] == 2
+    assert results[0][1].startswith(b"genoquery: error: OUT: cannot write it (File too large)")
+    assert not list(tmp_path.glob("big*"))  # the partial file is removed
 
 
 def test_a_failed_command_status_is_the_clients(store, warm):

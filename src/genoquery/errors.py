@@ -85,3 +85,8 @@ class TimeLimitError(GenoqueryError):
 class EmptyCohortError(QueryError):
     """A cohort filter matches no sample, or fails on the values it meets. Both depend on the data,
     so the server refuses them exactly like a cohort too small to report."""
+
+
+class OutputError(GenoqueryError):
+    """An output file could not be written (its disk is full, a file size limit, no permission);
+    the partial file is removed."""

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from genoquery.arrow import from_numpy, to_numpy
-from genoquery.errors import QueryError
+from genoquery.errors import OutputError, QueryError
 
 FORMATS = ("tsv", "csv", "json", "parquet")
 JSON_SCHEMA = "genoquery.table/1"
@@ -86,7 +86,24 @@ def write_tables(
     fmt = output_format(path, fmt)
     first = public(next(tables), internal)
     rest = (public(t, internal) for t in tables)
-    to_stdout = path is None or path == "-"
+    if path is None or path == "-":
+        _write_all(first, rest, fmt, None, narrow)
+        return
+    try:
+        _write_all(first, rest, fmt, path, narrow)
+    except OSError as err:
+        if err.filename not in (None, path):  # another file's (a store's), not the output's
+            raise
+        Path(path).unlink(missing_ok=True)
+        raise OutputError(
+            f"{path}: cannot write it ({err.strerror or err}); nothing was written: free space or raise the "
+            "file size limit, or give another -o path"
+        ) from err
+
+
+def _write_all(first: pa.Table, rest: Iterator[pa.Table], fmt: str, path: str | None, narrow: bool) -> None:
+    """The tables in ``fmt`` to the file ``path``, or to standard output where it is None."""
+    to_stdout = path is None
     if fmt == "parquet":
         _write_parquet(first, rest, sys.stdout.buffer if to_stdout else path, narrow)
         if to_stdout:

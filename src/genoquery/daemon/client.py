@@ -10,14 +10,17 @@ user ID too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import resource
 import signal
 import socket
 import stat
 import struct
 import sys
+import time
 from importlib import import_module
 
 ENABLE_VARIABLE = "GENOQUERY_DAEMON"
@@ -30,9 +33,16 @@ IDLE_VARIABLE = "GENOQUERY_DAEMON_IDLE"
 IDLE_S = 900.0
 NOT_SERVED = frozenset({"serve", "daemon"})
 """Commands always run in their own process: a server runs for hours; ``daemon`` is about it."""
-_KEY_PREFIXES = ("ARROW_", "GENOQUERY_", "LD_", "MALLOC_", "MKL_", "NUMBA_", "OMP_", "OPENBLAS_", "PYTHON")
-"""Environment variables that libraries may read when imported: a daemon serves only clients
-whose values are its own (the daemon's own ``GENOQUERY_DAEMON*`` settings aside)."""
+_KEY_PREFIXES = (
+    *("ARROW_", "GENOQUERY_", "LANG", "LC_", "LD_", "MALLOC_", "MKL_", "NUMBA_", "OMP_", "OPENBLAS_", "PYTHON"),
+)
+"""Environment variables that libraries (and Python's choice of the standard streams' encoding)
+read at start: a daemon serves only clients whose values are its own (the daemon's own
+``GENOQUERY_DAEMON*`` settings aside)."""
+LIMITS = ("RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_RSS", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_CORE")
+"""Resource limits (``ulimit``) the command's process takes from the client's."""
+FAILED_RECENTLY_S = 3600.0
+"""A daemon that failed to start (its ``.log``) is not started again for this long."""
 _WORD = struct.Struct("!i")
 
 
@@ -102,7 +112,16 @@ def run_remotely(argv: list[str]) -> int | None:
 def _run_over(connection: socket.socket, argv: list[str]) -> int | None:
     """Send the command and this process's standard streams; relay signals to the command's
     process until its exit status comes back."""
-    request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask()}).encode()
+    request = json.dumps(
+        {
+            "argv": argv,
+            "cwd": os.getcwd(),
+            "env": dict(os.environ),
+            "umask": _umask(),
+            "nice": os.getpriority(os.PRIO_PROCESS, 0),
+            "limits": {name: resource.getrlimit(getattr(resource, name)) for name in LIMITS},
+        }
+    ).encode()
     try:
         socket.send_fds(connection, [_WORD.pack(len(request))], [0, 1, 2])
         connection.sendall(request)
@@ -126,7 +145,11 @@ def _run_over(connection: socket.socket, argv: list[str]) -> int | None:
 
 
 def start_daemon(address: str) -> None:
-    """Start a daemon for ``address`` in the background, detached from this terminal."""
+    """Start a daemon for ``address`` in the background, detached from this terminal, unless one
+    failed to start there within :data:`FAILED_RECENTLY_S` (see ``ADDRESS.log``)."""
+    with contextlib.suppress(OSError):
+        if time.time() - os.stat(f"{address}.log").st_mtime < FAILED_RECENTLY_S:
+            return
     subprocess = import_module("subprocess")
     subprocess.Popen(
         [sys.executable, "-m", "genoquery.launch", "--daemon", address],
@@ -141,10 +164,12 @@ def start_daemon(address: str) -> None:
 
 def stop_daemons(directory: str | None = None) -> int:
     """Ask every daemon in ``directory`` (default :func:`daemon_directory`) to exit once its
-    commands end; the number asked."""
+    commands end, and forget daemons that failed to start; the number asked."""
     directory = directory or daemon_directory()
     asked = 0
     for name in sorted(os.listdir(directory)) if directory else []:
+        if name.endswith(".log"):  # a daemon that failed to start may be tried again
+            os.unlink(os.path.join(directory, name))
         if not name.endswith(".sock"):
             continue
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:

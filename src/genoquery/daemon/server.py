@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import pickle
+import resource
 import selectors
 import signal
 import socket
@@ -184,8 +185,14 @@ def serve(address: str, run: Runner, warm: Callable[[], None], idle_s: float) ->
 
 
 def _take_over(fds: list[int], request: dict) -> None:
-    """Make this process the client's: its standard streams, directory, environment and umask."""
+    """Make this process the client's: its standard streams, directory, environment, umask,
+    priority and resource limits (those it may lower)."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, int(request["nice"]))
+    for name, (soft, hard) in request["limits"].items():
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            resource.setrlimit(getattr(resource, name), (int(soft), int(hard)))
     for target, fd in enumerate(fds):
         if fd != target:
             os.dup2(fd, target)
@@ -195,9 +202,12 @@ def _take_over(fds: list[int], request: dict) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     sys.argv = ["genoquery", *request["argv"]]
-    sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", closefd=False)
-    sys.stdout = sys.__stdout__ = open(1, "w", buffering=1 if os.isatty(1) else -1, encoding="utf-8", closefd=False)
-    sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+    encoding, errors = sys.stdout.encoding, sys.stdout.errors  # as Python chose them at start
+    sys.stdin = sys.__stdin__ = open(0, encoding=encoding, errors=errors, closefd=False)
+    sys.stdout = sys.__stdout__ = open(
+        1, "w", buffering=1 if os.isatty(1) else -1, encoding=encoding, errors=errors, closefd=False
+    )
+    sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, encoding=encoding, errors="backslashreplace", closefd=False)
 
 
 def _status_of(run: Runner, argv: list[str]) -> int:
