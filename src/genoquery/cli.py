@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import gzip
 import io
 import json
@@ -703,7 +704,10 @@ def _lookup_options(p: argparse.ArgumentParser) -> None:
     _output_options(p)
 
 
+@functools.cache
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command (built once: ~20 ms; the daemon's parent builds it for its
+    children, and parsing does not change it)."""
     parser = argparse.ArgumentParser(
         prog="genoquery", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -56,6 +56,7 @@ def serve_daemon(address: str) -> None:
 def _warm() -> None:
     for name in WARM_MODULES:
         import_module(name)
+    import_module("genoquery.cli").build_parser()
 
 
 if __name__ == "__main__":
