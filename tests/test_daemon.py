@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from checks import FIXTURE_VCFS, ingest_fixture
+from checks import FIXTURE_VCFS, FIXTURES, ingest_fixture
 from genoquery.daemon import client
+from genoquery.index.phenotypes import import_table
 
 CHR20 = str(FIXTURE_VCFS[0])
 GQ = [sys.executable, "-m", "genoquery"]
@@ -32,6 +33,7 @@ hand its command over."""
 def store(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("daemon") / "fixture.gq"
     ingest_fixture(path).close()
+    import_table(path, FIXTURES / "conditions.tsv")
     return path
 
 
@@ -119,6 +121,8 @@ COMMANDS = {
     "participant": ["query", "{store}", "participant", "S000002"],
     "carriers": ["query", "{store}", "carriers", "chr20-153-C-G", "-O", "json"],
     "export to stdout": ["export", "{store}", "-r", "chr20:1-5000", "-s", "S000001,S000003", "-o", "-"],
+    "logistic association": ["assoc", "{store}", "glm", "--phenotype", "E11", "-r", "chr20:1-200000", "--quiet"],
+    "phewas": ["assoc", "{store}", "phewas", "chr20-153-C-G", "--min-cases", "5"],
     "help": ["query", "--help"],
     "bad region": ["variants", "{store}", "-r", "chr99:1-5"],
     "no store": ["variants", "nowhere.gq"],
@@ -129,10 +133,11 @@ COMMANDS = {
 def test_a_command_gives_the_same_bytes_and_status_through_the_daemon(store, warm, name):
     argv = [word.format(store=store) for word in COMMANDS[name]]
     cold, cold_cpu = _run({**warm, client.ENABLE_VARIABLE: "0"}, *argv)
-    served, served_cpu = _run(warm, *argv)
-    assert (served.returncode, served.stdout, served.stderr) == (cold.returncode, cold.stdout, cold.stderr)
-    assert served.stdout or served.stderr
-    assert served_cpu < COLD_IMPORTS_CPU_S < cold_cpu, (served_cpu, cold_cpu)
+    for _ in range(2):  # the second forked after the daemon loaded the first's kernels
+        served, served_cpu = _run(warm, *argv)
+        assert (served.returncode, served.stdout, served.stderr) == (cold.returncode, cold.stdout, cold.stderr)
+        assert served.stdout or served.stderr
+        assert served_cpu < COLD_IMPORTS_CPU_S < cold_cpu, (served_cpu, cold_cpu)
 
 
 def test_the_command_runs_in_the_clients_directory_with_its_environment(store, warm, tmp_path):

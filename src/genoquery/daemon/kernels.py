@@ -4,6 +4,9 @@ A kernel is compiled, or loaded from numba's cache, in the process that first ca
 given argument types: in a daemon, that is a command's forked child, and the next child would
 load it again (~0.3 s for a cohort count's kernels). Each child lists the signatures its kernels
 were given (:func:`used`); the parent loads those from numba's cache (:func:`load`), once.
+Kernels compiled with ``parallel=True`` are left to the children: loading one starts numba's
+threading layer, and a child forked from a process whose OpenMP threads run is terminated by
+them as soon as it runs parallel code ("fork() called from a process already using GNU OpenMP").
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ def used() -> Signatures:
             continue
         for attribute, value in list(vars(module).items()):
             signatures = getattr(value, "signatures", None)
-            if signatures and getattr(value, "__module__", None) == name and hasattr(value, "compile"):
+            if signatures and getattr(value, "__module__", None) == name and _serial(value):
                 found[(name, attribute)] = list(signatures)
     return found
 
@@ -37,8 +40,16 @@ def load(signatures: Signatures) -> int:
             kernel = getattr(import_module(module_name), attribute)
         except (ImportError, AttributeError):
             continue
+        if not _serial(kernel):
+            continue
         for types in arguments:
             if types not in kernel.signatures:
                 kernel.compile(types)
                 loaded += 1
     return loaded
+
+
+def _serial(kernel) -> bool:
+    """Whether ``kernel`` is a numba dispatcher of a kernel without ``parallel=True``."""
+    options = getattr(kernel, "targetoptions", None)
+    return hasattr(kernel, "compile") and isinstance(options, dict) and not options.get("parallel")
