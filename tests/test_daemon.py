@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from checks import FIXTURE_VCFS, FIXTURES, ingest_fixture
-from genoquery.daemon import client
+from genoquery.daemon import client, server
 from genoquery.index.phenotypes import import_table
 
 CHR20 = str(FIXTURE_VCFS[0])
@@ -269,3 +269,17 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_parent_whose_libraries_started_threads_forks_no_more(tmp_path):
+    """As numba's OpenMP layer would: the daemon ends, forgets its kernels and is not restarted."""
+    address = str(tmp_path / "k.sock")
+    daemon = server.Daemon(address, run=lambda argv: 0, idle_s=1)
+    daemon.native_threads = 0  # fewer than this process runs now
+    daemon.kernels_path.write_bytes(b"learnt")
+    with pytest.raises(ValueError, match="threads started"):
+        daemon._check_threads()
+    assert not daemon.kernels_path.exists()
+    assert "ended" in Path(address + ".log").read_text()
+    daemon.native_threads = 10_000
+    daemon._check_threads()  # fewer threads than at start (OpenBLAS stops its own at a fork): fine

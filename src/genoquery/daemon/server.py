@@ -53,11 +53,13 @@ class Daemon:
         self.children: dict[int, _Child] = {}  # by pidfd
         self.selector = selectors.DefaultSelector()
         self.listener: socket.socket | None = None
+        self.native_threads = 0
 
     def serve(self) -> None:
         """Load the kernels earlier daemons learnt, then serve until idle or stopped."""
         if threading.active_count() != 1:  # a fork would copy its locks, held, without it
             raise RuntimeError(f"{threading.enumerate()} run in the daemon's parent: it cannot fork safely")
+        self.native_threads = _native_threads()  # the libraries' own (OpenBLAS, jemalloc), fork-safe
         self._learn(self.kernels_path)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with contextlib.suppress(FileNotFoundError):
@@ -98,6 +100,7 @@ class Daemon:
             request = json.loads(_read_exactly(connection, size))
             if len(fds) != 3:
                 raise ValueError("three standard streams expected")
+            self._check_threads()
             connection.settimeout(None)
             child = os.fork()
             if child == 0:
@@ -154,6 +157,18 @@ class Daemon:
             self.known[name] = sorted(set(self.known.get(name, [])) | set(types), key=repr)
         return sum(map(len, self.known.values())) > before
 
+    def _check_threads(self) -> None:
+        """Refuse to fork, and end (forgetting the kernels learnt), once a library started threads
+        in this process after its imports (as numba's OpenMP layer does): a child could inherit
+        their state without them. The client then runs its command itself; no daemon is started
+        at this address for an hour (``ADDRESS.log``)."""
+        if _native_threads() <= self.native_threads:  # OpenBLAS stops its own at each fork
+            return
+        Path(f"{self.address}.log").write_text(f"{_native_threads()} threads after {self.native_threads}: ended\n")
+        self.kernels_path.unlink(missing_ok=True)
+        self._close_listener()
+        raise ValueError("threads started in the daemon's parent")
+
     def _close_listener(self) -> None:
         """Take no more commands (the running ones finish), and free the socket's name."""
         if self.listener is None:
@@ -182,6 +197,11 @@ def serve(address: str, run: Runner, warm: Callable[[], None], idle_s: float) ->
         except Exception:
             Path(f"{address}.log").write_text(traceback.format_exc())
             raise
+
+
+def _native_threads() -> int:
+    """The threads of this process, Python's and the libraries' alike."""
+    return len(os.listdir("/proc/self/task"))
 
 
 def _take_over(fds: list[int], request: dict) -> None:
