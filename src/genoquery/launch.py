@@ -37,8 +37,8 @@ left to the commands). None starts a thread of Python's: the parent forks."""
 def main() -> int:
     """Run ``genoquery ARGS`` (``sys.argv``); the exit status."""
     argv = sys.argv[1:]
-    if len(argv) == 2 and argv[0] == "--daemon":  # started by genoquery.daemon.client.start_daemon
-        serve_daemon(argv[1])
+    if len(argv) == 3 and argv[0] == "--daemon":  # started by genoquery.daemon.client.start_daemon
+        serve_daemon(argv[1], int(argv[2]))
         return 0
     status = client.run_remotely(argv)
     if status is not None:
@@ -46,11 +46,12 @@ def main() -> int:
     return import_module("genoquery.cli").main()
 
 
-def serve_daemon(address: str) -> None:
-    """Be the daemon at the socket ``address`` until idle (``GENOQUERY_DAEMON_IDLE`` seconds)."""
+def serve_daemon(address: str, starter: int) -> None:
+    """Be the daemon at the socket ``address`` until idle (``GENOQUERY_DAEMON_IDLE`` seconds),
+    once the process ``starter`` that started it (running its command cold) has ended."""
     cli = import_module("genoquery.cli")
     idle_s = float(os.environ.get(client.IDLE_VARIABLE, client.IDLE_S))
-    import_module("genoquery.daemon.server").serve(address, cli.main, _warm, idle_s)
+    import_module("genoquery.daemon.server").serve(address, cli.main, _warm, idle_s, starter)
 
 
 def _warm() -> None:

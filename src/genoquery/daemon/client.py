@@ -152,7 +152,7 @@ def start_daemon(address: str) -> None:
             return
     subprocess = import_module("subprocess")
     subprocess.Popen(
-        [sys.executable, "-m", "genoquery.launch", "--daemon", address],
+        [sys.executable, "-m", "genoquery.launch", "--daemon", address, str(os.getpid())],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

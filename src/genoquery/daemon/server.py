@@ -17,6 +17,7 @@ import json
 import os
 import pickle
 import resource
+import select
 import selectors
 import signal
 import socket
@@ -33,6 +34,8 @@ from genoquery.daemon.client import _WORD
 
 REQUEST_TIMEOUT_S = 10.0
 """Longest wait for a client's request once connected."""
+STARTER_WAIT_S = 60.0
+"""Longest wait for the command that started a daemon before its imports begin."""
 Runner = Callable[[list[str]], int]
 
 
@@ -180,23 +183,40 @@ class Daemon:
             os.unlink(self.address)
 
 
-def serve(address: str, run: Runner, warm: Callable[[], None], idle_s: float) -> None:
+def serve(address: str, run: Runner, warm: Callable[[], None], idle_s: float, starter: int | None = None) -> None:
     """Be the daemon at ``address`` unless another is: import what ``warm`` imports, then serve.
+    With ``starter`` (the PID of the command that started it, which runs cold meanwhile), the
+    imports wait until that process ends, or :data:`STARTER_WAIT_S`, so as not to slow it down.
     ``ADDRESS.lock`` holds the daemon's PID while it runs; errors go to ``ADDRESS.log``."""
-    with open(f"{address}.lock", "w") as lock:
+    with open(f"{address}.lock", "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return  # another daemon took this address
+        lock.truncate(0)
         lock.write(f"{os.getpid()}\n")
         lock.flush()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
+            if starter is not None:
+                _wait_for_exit(starter, STARTER_WAIT_S)
             warm()
             Daemon(address, run, idle_s).serve()
         except Exception:
             Path(f"{address}.log").write_text(traceback.format_exc())
             raise
+
+
+def _wait_for_exit(pid: int, timeout_s: float) -> None:
+    """Until process ``pid`` has ended, or ``timeout_s`` seconds."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        select.select([pidfd], [], [], timeout_s)
+    finally:
+        os.close(pidfd)
 
 
 def _native_threads() -> int:
