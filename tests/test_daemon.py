@@ -283,3 +283,13 @@ def test_a_parent_whose_libraries_started_threads_forks_no_more(tmp_path):
     assert "ended" in Path(address + ".log").read_text()
     daemon.native_threads = 10_000
     daemon._check_threads()  # fewer threads than at start (OpenBLAS stops its own at a fork): fine
+
+
+def test_a_deleted_working_directory_runs_the_command_cold(store, warm, tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    program = Path(sys.executable).parent / "genoquery"
+    script = f"cd {gone} && rmdir {gone} && exec {program} query {store} variant rs1234568"
+    done = subprocess.run(["bash", "-c", script], env=warm, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert b"rs1234568" in done.stdout

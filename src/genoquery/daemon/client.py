@@ -95,7 +95,10 @@ def run_remotely(argv: list[str]) -> int | None:
     command did not start there (no daemon yet: one is started for the next command)."""
     if not wanted(argv):
         return None
-    address = socket_path()
+    try:
+        address = socket_path()
+    except OSError:  # no working directory (deleted): the command says so itself, cold
+        return None
     if address is None:
         return None
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
