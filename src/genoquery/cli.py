@@ -6,8 +6,9 @@ file of regions), ``-s/-S`` (samples, ``^`` to exclude), ``--threads``, ``--vers
 reads a VCF from standard input given ``-``.
 
 The ``genoquery`` program (:mod:`genoquery.launch`) hands each command but ``serve`` to a warm
-daemon of the same installation when one runs (:mod:`genoquery.daemon`), where a query starts in
-~0.1 s instead of the ~0.3-1.5 s of its imports and kernels; ``GENOQUERY_DAEMON=0`` turns it off.
+daemon of the same installation when one runs (:mod:`genoquery.daemon`), where a query answers in
+0.16-0.29 s instead of the 0.35-1.4 s of a cold process (10^4 samples, benchmarks/RESULTS.md);
+``GENOQUERY_DAEMON=0`` turns it off.
 """
 
 from __future__ import annotations
