@@ -43,7 +43,8 @@ LIMITS = ("RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_RSS", "RLIMIT_CPU", "RLIMIT_FSIZE"
 """Resource limits (``ulimit``) the command's process takes from the client's."""
 FAILED_RECENTLY_S = 3600.0
 """A daemon that failed to start (its ``.log``) is not started again for this long."""
-_WORD = struct.Struct("!i")
+WORD = struct.Struct("!i")
+"""The protocol's integers: a request's length (-1: stop), a PID, an exit status."""
 
 
 def wanted(argv: list[str]) -> bool:
@@ -126,7 +127,7 @@ def _run_over(connection: socket.socket, argv: list[str]) -> int | None:
         }
     ).encode()
     try:
-        socket.send_fds(connection, [_WORD.pack(len(request))], [0, 1, 2])
+        socket.send_fds(connection, [WORD.pack(len(request))], [0, 1, 2])
         connection.sendall(request)
         pid = _read_word(connection)
     except OSError:  # a closed standard stream, or the daemon was ending
@@ -178,7 +179,7 @@ def stop_daemons(directory: str | None = None) -> int:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
             try:
                 connection.connect(os.path.join(directory, name))
-                connection.sendall(_WORD.pack(-1))
+                connection.sendall(WORD.pack(-1))
                 asked += 1
             except OSError:
                 continue
@@ -186,14 +187,20 @@ def stop_daemons(directory: str | None = None) -> int:
 
 
 def _read_word(connection: socket.socket) -> int | None:
-    """One signed 32-bit word, or None where the connection ended first."""
-    data = b""
-    while len(data) < _WORD.size:
-        chunk = connection.recv(_WORD.size - len(data))
+    """One :data:`WORD`, or None where the connection ended first."""
+    data = read_exactly(connection, WORD.size)
+    return None if data is None else WORD.unpack(data)[0]
+
+
+def read_exactly(connection: socket.socket, size: int) -> bytes | None:
+    """``size`` bytes from ``connection``, or None where it ended first."""
+    data = bytearray()
+    while len(data) < size:
+        chunk = connection.recv(min(size - len(data), 1 << 16))
         if not chunk:
             return None
         data += chunk
-    return _WORD.unpack(data)[0]
+    return bytes(data)
 
 
 def _signal(pid: int, signum: int) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genoquery.daemon import kernels
-from genoquery.daemon.client import _WORD
+from genoquery.daemon.client import WORD, read_exactly
 
 REQUEST_TIMEOUT_S = 10.0
 """Longest wait for a client's request once connected."""
@@ -93,14 +93,17 @@ class Daemon:
         pid, uid, _gid = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
         if uid != os.getuid():
             raise ValueError(f"process {pid} of user {uid}")
-        head, fds, _flags, _address = socket.recv_fds(connection, _WORD.size, 3)
+        head, fds, _flags, _address = socket.recv_fds(connection, WORD.size, 3)
         try:
-            size = _WORD.unpack(head)[0]
+            size = WORD.unpack(head)[0]
             if size == -1:
                 self._close_listener()
                 connection.close()
                 return
-            request = json.loads(_read_exactly(connection, size))
+            body = read_exactly(connection, size)
+            if body is None:
+                raise ValueError("the request ended early")
+            request = json.loads(body)
             if len(fds) != 3:
                 raise ValueError("three standard streams expected")
             self._check_threads()
@@ -111,7 +114,7 @@ class Daemon:
         finally:
             for fd in fds:
                 os.close(fd)
-        connection.sendall(_WORD.pack(child))
+        connection.sendall(WORD.pack(child))
         pidfd = os.pidfd_open(child)
         self.children[pidfd] = _Child(child, connection)
         self.selector.register(pidfd, selectors.EVENT_READ)
@@ -142,7 +145,7 @@ class Daemon:
         _, status = os.waitpid(child.pid, 0)
         code = os.waitstatus_to_exitcode(status)
         with contextlib.suppress(OSError), child.connection:
-            child.connection.sendall(_WORD.pack(code if code >= 0 else 128 - code))
+            child.connection.sendall(WORD.pack(code if code >= 0 else 128 - code))
         learnt = Path(f"{self.address}.{child.pid}.kernels")
         if self._learn(learnt):
             _write_atomically(self.kernels_path, pickle.dumps(self.known))
@@ -286,16 +289,6 @@ def _record_kernels(known: kernels.Signatures, path: Path) -> None:
             new[name] = fresh
     if new:
         _write_atomically(path, pickle.dumps(new))
-
-
-def _read_exactly(connection: socket.socket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = connection.recv(min(size - len(data), 1 << 16))
-        if not chunk:
-            raise ValueError("the request ended early")
-        data += chunk
-    return bytes(data)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
