@@ -45,6 +45,7 @@ from genoquery.query.association import regression, scan
 from genoquery.query.association import store_dosages as store_dosages_module
 from genoquery.query.association.dosages import AlleleDosages, allele_dosages
 from genoquery.query.association.plots import af_by_ancestry, manhattan, phewas_plot, qq
+from genoquery.storage.call_codes import code_bits
 from genoquery.storage.site_calls import SITE_COLUMNS
 
 CONDITIONS = checks.FIXTURES / "conditions.tsv"
@@ -775,20 +776,22 @@ def test_cli_glm_of_no_allele_writes_the_header(store, tmp_path):
 
 
 @pytest.mark.parametrize("n_columns", [5, 6])
-def test_coded_products_over_several_tiles_equal_numpy(n_columns):
+@pytest.mark.parametrize("n_bytes", [2 * regression.TILE_BYTES + 1, 2 * regression.TILE_BYTES + 13])
+def test_coded_products_over_several_tiles_equal_numpy(n_columns, n_bytes):
     """Dense sites' code rows decoded and multiplied by the samples' weights tile by tile: over
-    samples in several tiles (the last partial; samples not a multiple of 4), rows in blocks of
-    four (the last partial), an odd or even number of weight columns, and haploid rows, equal
-    to numpy's products of the dosages decoded from the same codes, and the two-copy counts."""
+    samples in several tiles (the last partial, with or without a whole word of 32 samples, and
+    samples not a multiple of 4), rows in blocks of four (the last partial), an odd or even
+    number of weight columns, and haploid rows, equal to numpy's products of the dosages decoded
+    from the same codes, and the two-copy counts."""
     rng = np.random.default_rng(7)
-    n, rows = 4 * 2 * regression.TILE_BYTES + 3, 4 * 2 + 3
+    n, rows = 4 * n_bytes - 1, 4 * 2 + 3
     codes = rng.integers(0, 256, size=(rows, (n + 3) // 4), dtype=np.uint8)
     haploid = rng.random((2, n)) < 0.5
     pattern = rng.integers(-1, 2, size=rows)
     w = np.concatenate([rng.random((n, 2)) < 0.7, rng.normal(size=(n, n_columns - 2))], axis=1)  # 0/1 columns first
     columns = np.zeros((n_columns, (n + 3) // 4 * 4))
     columns[:, :n] = w.T
-    dose, two = regression.coded_products(codes, haploid, pattern, columns, regression.sample_bits(w[:, :2].T > 0))
+    dose, two = regression.coded_products(codes, haploid, pattern, columns, code_bits(w[:, :2].T > 0))
 
     s = np.arange(n)
     code = (codes[:, s // 4] >> (2 * (s % 4))) & 3

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import intrinsic
 
 from genoquery.storage.format import FILL
 
@@ -42,6 +44,34 @@ SPARSE_DIVISOR = 16  # a listed call costs ~3 bytes compressed, a dense site sam
 HOM_REF, HET_ALT1, HOM_ALT1, OTHER = 0, 1, 2, 3
 PARTIAL_REF = 0x8000  # bit 15 of a missing-call token: ./0 or 0/. rather than ./.
 MAX_GAP = 0x7FFF  # a token's gap; the token 0 advances this far without a call
+
+
+CODE_LOW_BITS = np.uint64(0x5555555555555555)  # the low bit of each of a word's 32 codes
+
+
+@intrinsic
+def popcount(typingctx, x):  # pragma: no cover - compiled
+    """The set bits of a uint64: LLVM's ctpop, one POPCNT instruction (numba has no popcount)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return types.uint64(types.uint64), codegen
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def two_copies(word):  # pragma: no cover - compiled
+    """The codes 2 (only ALT 1) among a uint64 of dense codes (32 samples, or fewer in its low
+    bytes): each such code's low bit set, every other bit clear."""
+    return (word >> np.uint64(1)) & ~word & CODE_LOW_BITS
+
+
+def code_bits(flags: np.ndarray) -> np.ndarray:
+    """(rows, n) bool as (rows, ceil(n / 4)) uint8 in the dense codes' layout: sample ``s`` at
+    the low bit of its code, bit ``2 * (s % 4)`` of byte ``s // 4``; zero past ``n``."""
+    padded = np.zeros((len(flags), (flags.shape[1] + 3) // 4 * 4), dtype=np.uint8)
+    padded[:, : flags.shape[1]] = flags
+    return padded[:, 0::4] | padded[:, 1::4] << 2 | padded[:, 2::4] << 4 | padded[:, 3::4] << 6
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
