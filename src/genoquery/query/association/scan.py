@@ -270,7 +270,7 @@ def associate_blocks(
     early = None
     if model is not None:  # the dosages wanted are known: they are read while the design is built
         haploid, dosages = store_dosages(store, _rows(wanted), _members(store, cohort), keep_codes=model == "linear")
-        early = haploid, Prefetch(dosages, READ_AHEAD)
+        early = haploid, Prefetch(dosages, READ_AHEAD if model == "linear" else LOGISTIC_READ_AHEAD)
     try:
         design, model = prepared_design(store, phenotype, covariates, cohort, model)
         screen = screen_threshold(model, test, prescreen_p)
@@ -281,9 +281,12 @@ def associate_blocks(
 
 
 READ_AHEAD = 8
-"""Blocks of dosages an association reads ahead of its fits once it knows the model: the design
-(person table, covariates' basis, weights) is built meanwhile. At 10^6 samples a block is ~16 MB
-of code rows, read in ~30 ms."""
+"""Blocks of dosages a linear association reads ahead of its fits once it knows the model: the
+design (person table, covariates' basis, weights) is built meanwhile. At 10^6 samples a block is
+~16 MB of code rows, read in ~30 ms."""
+LOGISTIC_READ_AHEAD = 2
+"""The same for a logistic association, whose blocks are carrier lists (up to ~144 MB each:
+:data:`~.store_dosages.CARRIER_BLOCK_BYTES`) and whose fits take far longer than the reads."""
 
 
 def _rows(wanted: pa.Table) -> np.ndarray:

@@ -32,7 +32,12 @@ WINDOW_SITES = 4096  # at most this many sites' dosages are put together at once
 WINDOW_ENTRIES = 1 << 23
 """At most about this many carrier and missing entries per window (each ~25 bytes, sorted once):
 4,096 sites of 10^6 samples held ~10^9 entries, and association over 1 Mb ran out of 24 GB."""
-BLOCK_BYTES = 16 << 20  # encoded calls per read: dense codes expand 4x when decoded per sample
+BLOCK_BYTES = 16 << 20  # encoded calls per read when dense sites stay code rows (linear models)
+CARRIER_BLOCK_BYTES = 4 << 20
+"""Encoded calls per read when dense sites' codes become carrier lists (logistic models): a code
+byte is up to 4 carriers of 9 bytes each (int64 sample, int8 dose), so a block holds at most
+~144 MB of carriers. At 16 MB and 8 blocks read ahead, logistic association over 1 Mb of 10^6
+samples peaked at 2.4 GB."""
 
 
 def store_dosages(
@@ -102,10 +107,15 @@ def _one_batch(
     site_row = records["site_row"].to_numpy()
     mine = records.filter(pa.array((site_row >= rows[0]) & (site_row <= rows[-1])))
     reader = batch.reader
-    calls = reader.blocks(mine, budget=BLOCK_BYTES, missing=True)
+    calls = reader.blocks(mine, budget=_budget(keep_codes), missing=True)
     for part in allele_dosages(calls, reader.haploid, local, batch.offset, keep_codes):
         check()  # the request's time limit (genoquery.deadline), per block of sites
         yield replace(part, pattern=combo[np.searchsorted(rows, part.site_row)])
+
+
+def _budget(keep_codes: bool) -> int:
+    """Encoded bytes of calls per block read: :data:`BLOCK_BYTES` or :data:`CARRIER_BLOCK_BYTES`."""
+    return BLOCK_BYTES if keep_codes else CARRIER_BLOCK_BYTES
 
 
 def _window_bounds(store: Store, records: pa.Table, site_rows: np.ndarray) -> list[tuple[int, int]]:
@@ -145,7 +155,7 @@ def _window(
         present = np.isin(rows, record_rows[mine])
         if len(local) and mine.any():
             reader = batch.reader
-            calls = reader.blocks(records.filter(pa.array(mine)), budget=BLOCK_BYTES, missing=True)
+            calls = reader.blocks(records.filter(pa.array(mine)), budget=_budget(keep_codes), missing=True)
             for part in allele_dosages(calls, reader.haploid, local, batch.offset, keep_codes):
                 coded.extend((part.site_row[c.allele], c) for c in part.coded)  # ALT 1 of each
                 n_carriers, n_missing = np.diff(part.carrier), np.diff(part.missing)
